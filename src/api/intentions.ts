@@ -1,0 +1,31 @@
+/**
+ * Which intention decides a (source, destination) pair. Most specific wins, as in Consul:
+ * exact→exact, then *→exact, then exact→*, then *→*; nothing matching means the default.
+ * Shared by the registry (`intention check`) and the inbound proxy, so both always agree.
+ */
+import type { Intention, IntentionAction } from './schemas.js';
+
+export interface IntentionDecision {
+  action: IntentionAction;
+  /** The intention that decided, or undefined when the default did. */
+  matched?: Pick<Intention, 'source' | 'destination' | 'action'>;
+}
+
+export function decideIntention(
+  intentions: readonly Pick<Intention, 'source' | 'destination' | 'action'>[],
+  source: string,
+  destination: string,
+  defaultAction: IntentionAction,
+): IntentionDecision {
+  const order: Array<[string, string]> = [
+    [source, destination],
+    ['*', destination],
+    [source, '*'],
+    ['*', '*'],
+  ];
+  for (const [s, d] of order) {
+    const hit = intentions.find((i) => i.source === s && i.destination === d);
+    if (hit) return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
+  }
+  return { action: defaultAction };
+}

@@ -1,0 +1,56 @@
+/** Shared flag definitions and value parsers; a bad value stops the command before anything changes. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { NAME_RE } from '../api/schemas.js';
+import type { RegistryFlags } from './settings.js';
+
+export function withRegistryFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--registry <url>', 'registry URL (default: saved by init, or MESHCTL_REGISTRY)'))
+    .addOption(new Option('--token <token>', 'admin token (default: saved by init, or MESHCTL_TOKEN)'))
+    .addOption(new Option('--ca-file <path>', 'mesh CA certificate to trust (default: saved by init, or MESHCTL_CA_FILE)'));
+}
+
+export function withJson(cmd: Command): Command {
+  return cmd.option('--json', 'print JSON instead of text');
+}
+
+export function registryFlags(opts: RegistryFlags): RegistryFlags {
+  const out: RegistryFlags = {};
+  if (opts.registry !== undefined) out.registry = opts.registry;
+  if (opts.token !== undefined) out.token = opts.token;
+  if (opts.caFile !== undefined) out.caFile = opts.caFile;
+  return out;
+}
+
+export function parseName(what: string) {
+  return (value: string): string => {
+    if (!NAME_RE.test(value)) {
+      throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit.`);
+    }
+    return value;
+  };
+}
+
+export function parseIntentionName(value: string): string {
+  return value === '*' ? value : parseName('service name')(value);
+}
+
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new InvalidArgumentError(`'${value}' is not a port: use a whole number from 1 to 65535.`);
+  }
+  return n;
+}
+
+export function parsePositiveInt(what: string, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use a whole number from 1 to ${max}.`);
+    return n;
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,29 @@
+/** The commander program: every command registered here, nothing executed. */
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { initCommand } from './commands/init.js';
+import { registryCommand } from './commands/registry.js';
+import { catalogCommand } from './commands/catalog.js';
+import { intentionCommand } from './commands/intention.js';
+import { tokenCommand } from './commands/token.js';
+import { caCommand } from './commands/ca.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('meshctl')
+    .description('A service mesh for VMs and bare metal: discovery, mTLS, intentions and load balancing, from one CLI.')
+    .version(pkg.version, '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .showSuggestionAfterError(true);
+  for (const cmd of [initCommand(), registryCommand(), catalogCommand(), intentionCommand(), tokenCommand(), caCommand()]) {
+    program.addCommand(cmd);
+  }
+  // Parse errors must reach the one top-level catch instead of exiting inside commander.
+  const applyAll = (c: Command) => {
+    c.exitOverride();
+    c.commands.forEach(applyAll);
+  };
+  applyAll(program);
+  return program;
+}

@@ -1,0 +1,77 @@
+/**
+ * The CLI's own settings (conf): which registry it talks to, the CA file that pins it, and the
+ * default token. Flags beat environment variables, which beat the saved settings.
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import Conf from 'conf';
+import { MeshError } from '../errors/index.js';
+import { RegistryClient } from '../api/registry-client.js';
+
+export interface CliSettings {
+  registry?: string;
+  token?: string;
+  caFile?: string;
+}
+
+export function openSettings(): Conf<CliSettings> {
+  return new Conf<CliSettings>({
+    projectName: 'meshctl',
+    projectSuffix: '',
+    configName: 'cli',
+    configFileMode: 0o600,
+    ...(process.env.MESHCTL_CONFIG_DIR ? { cwd: process.env.MESHCTL_CONFIG_DIR } : {}),
+  });
+}
+
+export interface RegistryFlags {
+  registry?: string;
+  token?: string;
+  caFile?: string;
+}
+
+export interface RegistryTarget {
+  url: string;
+  token: string | undefined;
+  caFile: string | undefined;
+}
+
+export function resolveRegistryTarget(flags: RegistryFlags): RegistryTarget {
+  const saved = openSettings().store;
+  const url = flags.registry ?? process.env.MESHCTL_REGISTRY ?? saved.registry;
+  if (!url) {
+    throw new MeshError('MESH_ERR_CONFIG', 'no registry configured for this CLI', {
+      hint: 'Pass --registry https://HOST:7443 (and --ca-file), set MESHCTL_REGISTRY, or run `meshctl init` on this host.',
+    });
+  }
+  return {
+    url,
+    token: flags.token ?? process.env.MESHCTL_TOKEN ?? saved.token,
+    caFile: flags.caFile ?? process.env.MESHCTL_CA_FILE ?? saved.caFile,
+  };
+}
+
+/** A registry client for a CLI command, authenticated with the admin token. */
+export async function registryClientFor(flags: RegistryFlags): Promise<RegistryClient> {
+  const t = resolveRegistryTarget(flags);
+  let ca: string | undefined;
+  if (t.caFile) {
+    try {
+      ca = await readFile(t.caFile, 'utf8');
+    } catch (e) {
+      throw new MeshError('MESH_ERR_CONFIG', `cannot read the mesh CA file ${t.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+        hint: 'Point --ca-file (or MESHCTL_CA_FILE) at the root.pem that `meshctl init --server` made.',
+      });
+    }
+  }
+  return new RegistryClient({ baseUrl: t.url, ...(ca ? { ca } : {}), ...(t.token ? { token: t.token } : {}) });
+}
+
+/** Default data directories: system-wide as root, per-user otherwise. */
+export function defaultDataDir(part: 'registry' | 'agent'): string {
+  if (process.env.MESHCTL_DATA_DIR) return join(process.env.MESHCTL_DATA_DIR, part);
+  if (process.getuid?.() === 0) return join('/var/lib/meshctl', part);
+  const base = process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share');
+  return join(base, 'meshctl', part);
+}

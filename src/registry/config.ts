@@ -1,0 +1,109 @@
+/**
+ * The registry's on-disk configuration (`<data-dir>/registry.json`), written by
+ * `meshctl init --server` and read by `meshctl registry start`. The file is what the user
+ * wrote (or init wrote); `loadRegistryConfig` turns it into validated runtime settings.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { MeshError } from '../errors/index.js';
+import { TRUST_DOMAIN_RE } from '../api/schemas.js';
+
+export const CONFIG_FILE = 'registry.json';
+
+export const DATA_LAYOUT = {
+  caCert: 'ca/root.pem',
+  caKey: 'ca/root.key',
+  serverCert: 'tls/server.pem',
+  serverKey: 'tls/server.key',
+  sqlite: 'store.db',
+} as const;
+
+const tokenRecordSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['admin', 'join']),
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    description: z.string(),
+    createdAt: z.string(),
+    expiresAt: z.string().optional(),
+    revoked: z.boolean(),
+  })
+  .strict();
+
+export const registryConfigSchema = z
+  .object({
+    version: z.literal(1),
+    trustDomain: z.string().regex(TRUST_DOMAIN_RE),
+    bind: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9A-Za-z.-]+):\d{1,5}$/, 'bind must be ADDR:PORT'),
+    /** URL agents use to join, printed by init. */
+    advertiseUrl: z.string().url(),
+    defaultIntention: z.enum(['allow', 'deny']),
+    store: z.enum(['sqlite', 'memory']).default('sqlite'),
+    leafTtlSeconds: z.number().int().min(120).max(31_536_000).default(86_400),
+    leaseTtlSeconds: z.number().int().min(2).max(3600).default(15),
+    /** Node certificates live longer than service leaves; agents renew them at half-life. */
+    nodeCertTtlSeconds: z.number().int().min(120).max(31_536_000).default(2_592_000),
+    caFingerprint: z.string(),
+    /** Tokens made at init, seeded into the store on first start (hashes only). */
+    bootstrapTokens: z.array(tokenRecordSchema),
+    createdAt: z.string(),
+  })
+  .strict();
+
+export type RegistryConfig = z.infer<typeof registryConfigSchema>;
+
+export interface RegistryPaths {
+  dataDir: string;
+  config: string;
+  caCert: string;
+  caKey: string;
+  serverCert: string;
+  serverKey: string;
+  sqlite: string;
+}
+
+export function registryPaths(dataDir: string): RegistryPaths {
+  const abs = isAbsolute(dataDir) ? dataDir : join(process.cwd(), dataDir);
+  return {
+    dataDir: abs,
+    config: join(abs, CONFIG_FILE),
+    caCert: join(abs, DATA_LAYOUT.caCert),
+    caKey: join(abs, DATA_LAYOUT.caKey),
+    serverCert: join(abs, DATA_LAYOUT.serverCert),
+    serverKey: join(abs, DATA_LAYOUT.serverKey),
+    sqlite: join(abs, DATA_LAYOUT.sqlite),
+  };
+}
+
+export function parseBind(bind: string): { host: string; port: number } {
+  const i = bind.lastIndexOf(':');
+  const host = bind.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(bind.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid bind address '${bind}'`, { hint: 'Use ADDR:PORT, e.g. 0.0.0.0:7443 or 127.0.0.1:7443.' });
+  }
+  return { host, port };
+}
+
+export async function loadRegistryConfig(dataDir: string): Promise<{ config: RegistryConfig; paths: RegistryPaths }> {
+  const paths = registryPaths(dataDir);
+  let text: string;
+  try {
+    text = await readFile(paths.config, 'utf8');
+  } catch {
+    throw new MeshError('MESH_ERR_NOT_INITIALIZED', `no registry configuration at ${paths.config}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new MeshError('MESH_ERR_CONFIG', `${paths.config} is not valid JSON: ${(e as Error).message}`);
+  }
+  const parsed = registryConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new MeshError('MESH_ERR_CONFIG', `${paths.config}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return { config: parsed.data, paths };
+}

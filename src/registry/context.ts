@@ -1,0 +1,22 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/types.js';
+import type { CertificateAuthority } from '../ca/index.js';
+import type { RegistryConfig } from './config.js';
+import type { Catalog } from './catalog.js';
+import type { Nodes } from './nodes.js';
+import type { Intentions } from './intentions.js';
+import type { TokenStore } from './token-store.js';
+import type { ChangeNotifier } from './notifier.js';
+
+/** Everything a route needs; built once by `buildRegistry`. */
+export interface RegistryContext {
+  config: RegistryConfig;
+  store: Store;
+  ca: CertificateAuthority;
+  catalog: Catalog;
+  nodes: Nodes;
+  intentions: Intentions;
+  tokens: TokenStore;
+  notifier: ChangeNotifier;
+  log: Logger;
+}

@@ -1,0 +1,28 @@
+/**
+ * The registry's key layout in the store. Service instances are keyed by service name first,
+ * so "instances of api" is one prefix range and one precise watch prefix.
+ */
+export const PREFIX = {
+  nodes: 'nodes/',
+  alive: 'alive/',
+  services: 'services/',
+  intentions: 'intentions/',
+  tokens: 'tokens/',
+  meta: 'meta/',
+} as const;
+
+export const keys = {
+  node: (name: string) => `${PREFIX.nodes}${name}`,
+  alive: (name: string) => `${PREFIX.alive}${name}`,
+  servicePrefix: (service: string) => `${PREFIX.services}${service}/`,
+  instance: (service: string, node: string, id: string) => `${PREFIX.services}${service}/${node}/${id}`,
+  intention: (source: string, destination: string) => `${PREFIX.intentions}${source}/${destination}`,
+  token: (id: string) => `${PREFIX.tokens}${id}`,
+};
+
+/** Splits `services/<svc>/<node>/<id>`. */
+export function parseInstanceKey(key: string): { service: string; node: string; id: string } | undefined {
+  const parts = key.split('/');
+  if (parts.length !== 4 || parts[0] !== 'services') return undefined;
+  return { service: parts[1]!, node: parts[2]!, id: parts[3]! };
+}

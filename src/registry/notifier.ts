@@ -1,0 +1,97 @@
+/**
+ * Blocking queries ("answer when something under these prefixes changes after revision N").
+ * One store watch feeds every waiter, so thousands of agents waiting cost one map entry each.
+ * Changes are tracked per group (a key's first one and two path segments), so a waiter can
+ * tell at once whether it already missed a change, without keeping history.
+ */
+import type { Store, Watcher, WatchBatch } from '../store/types.js';
+
+interface Waiter {
+  groups: readonly string[];
+  after: number;
+  resolve: (revision: number) => void;
+  timer: NodeJS.Timeout;
+}
+
+export function groupsOfKey(key: string): [string, string] {
+  const parts = key.split('/');
+  return [parts[0] ?? '', `${parts[0] ?? ''}/${parts[1] ?? ''}`];
+}
+
+export class ChangeNotifier {
+  private readonly lastChange = new Map<string, number>();
+  private readonly waiters = new Set<Waiter>();
+  private watcher: Watcher | undefined;
+  /** Revisions up to here were seen when the notifier started; any group may have changed by then. */
+  private baseline = 0;
+  private current = 0;
+
+  constructor(private readonly store: Store) {}
+
+  async start(): Promise<void> {
+    this.baseline = await this.store.revision();
+    this.current = this.baseline;
+    this.watcher = this.store.watch('', (batch) => this.onBatch(batch), { fromRevision: this.baseline + 1 });
+  }
+
+  stop(): void {
+    this.watcher?.cancel();
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve(this.current);
+    }
+    this.waiters.clear();
+  }
+
+  get revision(): number {
+    return this.current;
+  }
+
+  /** Latest revision at which any of the groups changed (as far as this process knows). */
+  changedAt(groups: readonly string[]): number {
+    let rev = this.baseline;
+    for (const g of groups) rev = Math.max(rev, this.lastChange.get(g) ?? 0);
+    return rev;
+  }
+
+  /**
+   * Resolves with the revision of the first change to a group after `after`, at once if one is
+   * already known, or with the current revision when `timeoutMs` passes first.
+   */
+  wait(groups: readonly string[], after: number, timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    const known = this.changedAt(groups);
+    if (known > after) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        groups,
+        after,
+        resolve: (rev) => {
+          this.waiters.delete(waiter);
+          clearTimeout(waiter.timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(rev);
+        },
+        timer: setTimeout(() => waiter.resolve(this.current), timeoutMs),
+      };
+      const onAbort = () => waiter.resolve(this.current);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  private onBatch(batch: WatchBatch): void {
+    this.current = Math.max(this.current, batch.revision);
+    const touched = new Set<string>();
+    for (const ev of batch.events) {
+      for (const g of groupsOfKey(ev.kv.key)) touched.add(g);
+    }
+    for (const g of touched) this.lastChange.set(g, batch.revision);
+    for (const w of this.waiters) {
+      if (batch.revision > w.after && w.groups.some((g) => touched.has(g))) w.resolve(batch.revision);
+    }
+  }
+}
