@@ -1,5 +1,5 @@
 /** Shared fixtures for the CA tests: openssl runner, temp files, hand-made (bad) CSRs and certificates. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
@@ -34,6 +34,23 @@ export async function opensslFingerprint(certPem: string): Promise<string> {
 /** `openssl verify -CAfile root leaf`; resolves to its stdout (or rejects when openssl says no). */
 export function opensslVerify(rootPem: string, leafPem: string): Promise<string> {
   return openssl(() => ['verify', '-CAfile', 'root.pem', 'leaf.pem'], { 'root.pem': rootPem, 'leaf.pem': leafPem });
+}
+
+/** A CA root made by openssl itself (SEC1 "EC PRIVATE KEY"), to check we interoperate with roots we did not make. */
+export async function opensslRoot(trustDomain: string): Promise<{ certPem: string; keyPem: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshctl-ca-test-'));
+  try {
+    await execa('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'k.pem'], { cwd: dir });
+    await execa('openssl', [
+      'req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-days', '2', '-subj', '/O=Example/CN=External Root',
+      '-addext', 'basicConstraints=critical,CA:TRUE',
+      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      '-addext', `subjectAltName=URI:spiffe://${trustDomain}`,
+    ], { cwd: dir });
+    return { certPem: await readFile(join(dir, 'c.pem'), 'utf8'), keyPem: await readFile(join(dir, 'k.pem'), 'utf8') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 type Keys = webcrypto.CryptoKeyPair;
