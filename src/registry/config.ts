@@ -80,7 +80,7 @@ export function parseBind(bind: string): { host: string; port: number } {
   const i = bind.lastIndexOf(':');
   const host = bind.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(bind.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid bind address '${bind}'`, { hint: 'Use ADDR:PORT, e.g. 0.0.0.0:7443 or 127.0.0.1:7443.' });
   }
   return { host, port };

@@ -1,0 +1,113 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { runCli, startCli, stopAllDaemons, type CliDaemon } from '../helpers/cli.js';
+
+describe('meshctl init --server and registry start (real processes)', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  let dataDir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshctl-cli-'));
+    dataDir = join(dir, 'm');
+    env = { MESHCTL_CONFIG_DIR: join(dir, 'config') };
+  });
+  afterEach(async () => {
+    await stopAllDaemons();
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const startRegistry = async (port = 0): Promise<{ d: CliDaemon; url: string }> => {
+    const d = startCli(['registry', 'start', '--data-dir', dataDir, '--bind', `127.0.0.1:${port}`], env);
+    const m = await d.waitFor(/listening on (https:\/\/127\.0\.0\.1:(\d+))/);
+    return { d, url: m[1]! };
+  };
+
+  it('makes a mesh: keys 0600 in a 0700 dir, JSON output, settings saved', async () => {
+    const r = await runCli(['init', '--server', '--data-dir', dataDir, '--bind', '127.0.0.1:7443', '--json'], env);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ trustDomain: 'mesh.local', defaultIntention: 'deny' });
+    expect(out.adminToken).toMatch(/^msh_/);
+    expect(out.caFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    for (const f of ['ca/root.key', 'tls/server.key', 'registry.json']) expect((await stat(join(dataDir, f))).mode & 0o777).toBe(0o600);
+    const config = await readFile(join(dataDir, 'registry.json'), 'utf8');
+    expect(config).not.toContain(out.adminToken.split('_')[2]);
+  });
+
+  it('refuses to overwrite an existing mesh without --force, changing nothing', async () => {
+    const before = await readFile(join(dataDir, 'ca/root.pem'), 'utf8');
+    const r = await runCli(['init', '--server', '--data-dir', dataDir], env);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('already exists');
+    expect(r.stderr).toContain('--force');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await readFile(join(dataDir, 'ca/root.pem'), 'utf8')).toBe(before);
+  });
+
+  it('serves: 401 without a token, the catalog with the admin token, TLS 1.3 with the mesh CA', async () => {
+    const { url } = await startRegistry();
+    const anon = await runCli(['catalog', 'services', '--registry', url, '--token', ''], { ...env, MESHCTL_TOKEN: '' });
+    expect(anon.exitCode).toBe(77);
+    expect(anon.stderr).toContain('authentication required');
+    const ok = await runCli(['catalog', 'services', '--registry', url], env);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toContain('no services registered');
+    const json = await runCli(['catalog', 'services', '--registry', url, '--json'], env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ services: [] });
+
+    const port = new URL(url).port;
+    const s = await execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(dataDir, 'ca/root.pem')], { input: '', reject: false });
+    expect(s.stdout).toMatch(/TLSv1\.3/);
+    expect(s.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(s.stdout).toMatch(/meshctl CA mesh\.local/);
+  });
+
+  it('keeps an acknowledged registration across kill -9 of the registry', async () => {
+    const first = await startRegistry();
+    const port = new URL(first.url).port;
+    // Join a node and register through the API as the admin (the agent does this for real later).
+    const intention = await runCli(['intention', 'allow', 'web', 'api', '--registry', first.url], env);
+    expect(intention.exitCode).toBe(0);
+    const token = await runCli(['token', 'create', '--description', 'survives', '--registry', first.url, '--json'], env);
+    expect(token.exitCode).toBe(0);
+    const tokenId = JSON.parse(token.stdout).info.id as string;
+    await first.d.kill('SIGKILL');
+
+    const second = await startRegistry(Number(port));
+    const list = await runCli(['intention', 'list', '--registry', second.url, '--json'], env);
+    expect(JSON.parse(list.stdout).intentions).toEqual([expect.objectContaining({ source: 'web', destination: 'api', action: 'allow' })]);
+    const tokens = await runCli(['token', 'list', '--registry', second.url, '--json'], env);
+    expect(JSON.parse(tokens.stdout).tokens.map((t: { id: string }) => t.id)).toContain(tokenId);
+  });
+
+  it('stops cleanly on SIGTERM', async () => {
+    const { d } = await startRegistry();
+    await d.kill('SIGTERM');
+    expect(d.proc.exitCode).toBe(0);
+  });
+
+  it('says what is wrong for bad flags and a missing data dir, without a stack trace', async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [['init', '--server', '--data-dir', join(dir, 'x'), '--default-intention', 'maybe'], 64, /maybe/],
+      [['init', '--server', '--data-dir', join(dir, 'y'), '--trust-domain', 'Bad_Domain'], 64, /trust domain/],
+      [['init', '--server', '--data-dir', join(dir, 'z'), '--bind', 'nonsense'], 64, /bind/],
+      [['init'], 64, /--server/],
+      [['registry', 'start', '--data-dir', join(dir, 'missing')], 78, /meshctl init --server/],
+      [['catalog', 'services', '--bogus'], 64, /unknown option/],
+      [['intention', 'allow', 'Web', 'api'], 64, /not a valid service name/],
+    ];
+    for (const [args, code, re] of cases) {
+      const r = await runCli(args, env);
+      expect(r.exitCode, args.join(' ')).toBe(code);
+      expect(r.stderr, args.join(' ')).toMatch(re);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});

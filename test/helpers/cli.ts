@@ -1,0 +1,88 @@
+/** Runs the real compiled CLI (`dist/cli/main.js`, built by `npm test`) as a user would. */
+import { execa, type ResultPromise } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runCli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  const r = await execa(process.execPath, [CLI, ...args], {
+    env: { ...env, MESHCTL_LOG_LEVEL: env.MESHCTL_LOG_LEVEL ?? 'warn' },
+    reject: false,
+    timeout: opts.timeoutMs ?? 30_000,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** A long-running CLI process (registry, agent) that the test owns and must stop. */
+export interface CliDaemon {
+  proc: ResultPromise;
+  pid: number;
+  output(): string;
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const daemons = new Set<CliDaemon>();
+
+export function startCli(args: string[], env: Record<string, string> = {}): CliDaemon {
+  const proc = execa(process.execPath, [CLI, ...args], { env: { MESHCTL_LOG_LEVEL: 'info', ...env }, reject: false, stdin: 'ignore', all: true, buffer: false });
+  let out = '';
+  const listeners = new Set<() => void>();
+  proc.all?.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const l of listeners) l();
+  });
+  const d: CliDaemon = {
+    proc,
+    pid: proc.pid!,
+    output: () => out,
+    waitFor(re, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out);
+          if (m) {
+            cleanup();
+            resolve(m);
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${re} in output:\n${out}`));
+        }, timeoutMs);
+        const onExit = () => {
+          cleanup();
+          reject(new Error(`process exited while waiting for ${re}; output:\n${out}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          proc.off('exit', onExit);
+        };
+        listeners.add(check);
+        proc.once('exit', onExit);
+        check();
+      });
+    },
+    async kill(signal = 'SIGTERM') {
+      daemons.delete(d);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(signal);
+        await proc;
+      }
+    },
+  };
+  daemons.add(d);
+  return d;
+}
+
+/** Stops every daemon a test started and did not stop itself (call from afterEach/afterAll). */
+export async function stopAllDaemons(): Promise<void> {
+  await Promise.all([...daemons].map((d) => d.kill('SIGKILL')));
+}
