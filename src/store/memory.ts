@@ -16,8 +16,9 @@ export class MemoryStore extends RevisionedStore {
 class MemoryBackend implements StoreBackend {
   private readonly kvs = new Map<string, KeyValue>();
   private readonly leaseKeySets = new Map<number, Set<string>>();
-  /** Kept history, oldest first, one batch per revision. */
+  /** History, oldest first, one batch per revision; entries before `head` are compacted. */
   private readonly batches: WatchBatch[] = [];
+  private head = 0;
 
   load(): StoredState {
     return { revision: 1, compactedRevision: 1, lastLeaseId: 0, leases: [] };
@@ -64,19 +65,24 @@ class MemoryBackend implements StoreBackend {
     }
     if (c.revokeLease !== undefined) this.leaseKeySets.delete(c.revokeLease);
     if (c.batch) this.batches.push(c.batch);
-    const drop = this.firstIndexFrom(c.compactedRevision);
-    if (drop > 0) this.batches.splice(0, drop);
+    this.head = this.firstIndexFrom(c.compactedRevision);
+    // Shift the array only now and then: one splice per commit would cost O(history) each.
+    if (this.head >= 1024 && this.head * 2 >= this.batches.length) {
+      this.batches.splice(0, this.head);
+      this.head = 0;
+    }
   }
 
   close(): void {
     this.kvs.clear();
     this.leaseKeySets.clear();
     this.batches.length = 0;
+    this.head = 0;
   }
 
   /** Index of the first kept batch with revision >= rev (binary search; batches are in order). */
   private firstIndexFrom(rev: number): number {
-    let lo = 0;
+    let lo = this.head;
     let hi = this.batches.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;

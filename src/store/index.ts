@@ -1,0 +1,30 @@
+/**
+ * The store: the registry's storage behind one etcd-like interface (see types.ts).
+ * `openStore` picks the backend; code above it never needs to know which one it got.
+ */
+import { MeshError } from '../errors/index.js';
+import { MemoryStore } from './memory.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export type * from './types.js';
+export { MemoryStore, type MemoryStoreOptions } from './memory.js';
+export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { DEFAULT_HISTORY_LIMIT } from './revisioned-store.js';
+
+export type OpenStoreOptions =
+  | { readonly kind: 'memory'; readonly historyLimit?: number }
+  | { readonly kind: 'sqlite'; readonly path: string; readonly historyLimit?: number };
+
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  switch (opts.kind) {
+    case 'memory':
+      return new MemoryStore(opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
+    case 'sqlite':
+      return SqliteStore.open(opts);
+    default:
+      throw new MeshError('MESH_ERR_CONFIG', `unknown store backend ${JSON.stringify((opts as { kind?: unknown }).kind)}`, {
+        hint: 'Use --store sqlite (the default) or --store memory.',
+      });
+  }
+}
