@@ -7,7 +7,8 @@
  * The file is opened in EXCLUSIVE locking mode: watches are served in-process, so a second
  * process writing the same file would go unseen by them. A second opener fails fast instead.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MeshError, toMeshError } from '../errors/index.js';
 import { prefixEnd } from './keys.js';
@@ -132,9 +133,7 @@ class SqliteBackend implements StoreBackend {
   static open(path: string, busyTimeoutMs: number): SqliteBackend {
     let db: Database.Database | undefined;
     try {
-      // Made here rather than by SQLite so it gets 0600 (it holds token hashes); SQLite
-      // gives its WAL file the same mode.
-      closeSync(openSync(path, 'a', 0o600));
+      createPrivateFile(path);
       db = new Database(path, { timeout: busyTimeoutMs });
       // Before the first WAL access, so no shared-memory index is made and the lock is ours alone.
       db.pragma('locking_mode = EXCLUSIVE');
@@ -220,6 +219,28 @@ class SqliteBackend implements StoreBackend {
       this.setMetaStmt.run(c.grantLease.id, 'last_lease_id');
     }
     if (c.revokeLease !== undefined) this.deleteLeaseStmt.run(c.revokeLease);
+  }
+}
+
+/**
+ * Makes the file here rather than leaving it to SQLite, so it gets mode 0600 (it holds token
+ * hashes; SQLite gives the WAL file the same mode), and fsyncs the directory so the new
+ * file's name survives a host crash (SQLite does that itself only for its WAL file).
+ */
+function createPrivateFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw e;
+  }
+  closeSync(fd);
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
 }
 
