@@ -69,6 +69,12 @@ export class RegistryClient {
   async renewNodeCertificate(node: string, csr: string): Promise<{ certificate: string; roots: string[]; notAfter: string }> {
     return (await this.http.post<{ certificate: string; roots: string[]; notAfter: string }>(`/v1/nodes/${enc(node)}/certificate`, { csr })).body;
   }
+  async updateNode(node: string, address: string, meta: Record<string, string> = {}): Promise<{ revision: number; changed: boolean }> {
+    return (await this.http.put<{ revision: number; changed: boolean }>(`/v1/nodes/${enc(node)}`, { address, meta })).body;
+  }
+  async nodeInstances(node: string): Promise<{ revision: number; instances: ServiceInstance[] }> {
+    return (await this.http.get<{ revision: number; instances: ServiceInstance[] }>(`/v1/catalog/node/${enc(node)}`)).body;
+  }
   async heartbeat(node: string, ttlSeconds?: number): Promise<{ leaseId: number; ttlSeconds: number; renewed: boolean }> {
     return (await this.http.put<{ leaseId: number; ttlSeconds: number; renewed: boolean }>(`/v1/nodes/${enc(node)}/alive`, ttlSeconds === undefined ? {} : { ttlSeconds })).body;
   }

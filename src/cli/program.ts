@@ -7,6 +7,10 @@ import { catalogCommand } from './commands/catalog.js';
 import { intentionCommand } from './commands/intention.js';
 import { tokenCommand } from './commands/token.js';
 import { caCommand } from './commands/ca.js';
+import { agentCommand } from './commands/agent.js';
+import { deregisterCommand, registerCommand } from './commands/register.js';
+import { servicesCommand } from './commands/services.js';
+import { checkCommand } from './commands/check.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -16,7 +20,19 @@ export function buildProgram(): Command {
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
     .showSuggestionAfterError(true);
-  for (const cmd of [initCommand(), registryCommand(), catalogCommand(), intentionCommand(), tokenCommand(), caCommand()]) {
+  for (const cmd of [
+    initCommand(),
+    registryCommand(),
+    agentCommand(),
+    registerCommand(),
+    deregisterCommand(),
+    servicesCommand(),
+    checkCommand(),
+    catalogCommand(),
+    intentionCommand(),
+    tokenCommand(),
+    caCommand(),
+  ]) {
     program.addCommand(cmd);
   }
   // Parse errors must reach the one top-level catch instead of exiting inside commander.

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { MeshError } from '../errors/index.js';
 import { TRUST_DOMAIN_RE } from '../api/schemas.js';
 import { CertificateAuthority, createRoot, serviceId } from '../ca/index.js';
+import { primaryAddress } from '../util/net.js';
 import { ensurePrivateDir, exists, writeFileAtomic } from '../util/fs.js';
 import { newToken } from './tokens.js';
 import { parseBind, registryPaths, type RegistryConfig } from './config.js';
@@ -116,12 +117,6 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
   };
 }
 
-function primaryAddress(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
-  }
-  return '127.0.0.1';
-}
 
 function certificateNames(bindHost: string, advertiseHost: string, extra: string[]): { dns: string[]; ips: string[] } {
   const dns = new Set<string>(['localhost', hostname()]);
@@ -135,4 +130,3 @@ function certificateNames(bindHost: string, advertiseHost: string, extra: string
   }
   return { dns: [...dns], ips: [...ips] };
 }
-

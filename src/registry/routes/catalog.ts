@@ -22,6 +22,14 @@ export function catalogRoutes(app: FastifyInstance, ctx: RegistryContext): void 
     blockingRead(ctx, req, reply, ['services', 'alive'], () => ctx.catalog.allInstances()),
   );
 
+  app.get('/v1/catalog/node/:node', { config: { auth: 'any' } }, async (req, reply) => {
+    const node = nameParam((req.params as { node: string }).node, 'node name');
+    return blockingRead(ctx, req, reply, ['services', 'alive'], async () => {
+      const [revision, instances] = await Promise.all([ctx.store.revision(), ctx.catalog.onNode(node)]);
+      return { revision, instances };
+    });
+  });
+
   app.get('/v1/catalog/nodes', { config: { auth: 'any' } }, (req, reply) =>
     blockingRead(ctx, req, reply, ['nodes', 'alive', 'services'], () => ctx.nodes.list()),
   );

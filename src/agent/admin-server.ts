@@ -1,0 +1,89 @@
+/**
+ * The agent's local admin API on a unix socket: every CLI command on this host goes through
+ * it. Access is the socket file's: owner-only, or group `meshctl` when that group exists,
+ * so callers without access are refused by the kernel before a byte is read.
+ */
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { MeshError } from '../errors/index.js';
+import { checkStatusSchema, nameSchema } from '../api/schemas.js';
+import { installErrorHandlers } from '../api/server-errors.js';
+import type { Agent } from './agent.js';
+
+export interface AdminServer {
+  close(): Promise<void>;
+}
+
+const BODY_LIMIT = 256 * 1024;
+const ttlUpdateSchema = z.object({ status: checkStatusSchema, note: z.string().max(4096).default('') }).strict();
+
+export async function startAdminServer(agent: Agent, socketPath: string, log: Logger): Promise<AdminServer> {
+  const app = Fastify({ bodyLimit: BODY_LIMIT, logger: false, forceCloseConnections: true });
+  installErrorHandlers(app, log, BODY_LIMIT);
+
+  app.get('/v1/agent/self', async () => ({ ...agent.self(), nodeCertNotAfter: await agent.nodeCertificateExpiry() }));
+  app.get('/v1/agent/services', async () => ({ services: agent.services(), definitionProblems: agent.definitionProblems() }));
+  app.put('/v1/agent/services', async (req) => agent.register(req.body));
+  app.delete('/v1/agent/services/:id', async (req) => {
+    const id = nameSchema.safeParse((req.params as { id: string }).id);
+    if (!id.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
+    return agent.deregister(id.data);
+  });
+  app.put('/v1/agent/checks/:id', async (req) => {
+    const body = ttlUpdateSchema.safeParse(req.body ?? {});
+    if (!body.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid check update: ${body.error.issues[0]?.message}`);
+    return agent.ttlUpdate((req.params as { id: string }).id, body.data.status, body.data.note);
+  });
+  app.post('/v1/agent/leave', async () => {
+    await agent.leave();
+    // The caller gets its answer before the agent stops.
+    setImmediate(() => process.kill(process.pid, 'SIGTERM'));
+    return { left: true };
+  });
+  app.post('/v1/agent/reload', async () => {
+    await agent.reload();
+    return { reloaded: true };
+  });
+
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o750 });
+  // A socket file left by a crashed agent would make listen fail with EADDRINUSE.
+  await rm(socketPath, { force: true });
+  await app.listen({ path: socketPath }).catch((e: NodeJS.ErrnoException) => {
+    throw new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on ${socketPath}: ${e.code ?? e.message}`);
+  });
+  await restrictSocket(socketPath, log);
+  return {
+    async close() {
+      await app.close();
+      await rm(socketPath, { force: true });
+    },
+  };
+}
+
+async function restrictSocket(path: string, log: Logger): Promise<void> {
+  const gid = meshctlGroupId();
+  if (gid !== undefined) {
+    try {
+      await chown(path, process.getuid?.() ?? 0, gid);
+      await chmod(path, 0o660);
+      return;
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'could not give group meshctl the agent socket; owner-only');
+    }
+  }
+  await chmod(path, 0o600);
+}
+
+function meshctlGroupId(): number | undefined {
+  try {
+    const out = execFileSync('getent', ['group', 'meshctl'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const gid = Number(out.split(':')[2]);
+    return Number.isInteger(gid) ? gid : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,26 @@
+/** Exponential backoff with full jitter, bounded: every retry loop in the agent uses this. */
+export class Backoff {
+  private attempt = 0;
+
+  constructor(private readonly minMs = 500, private readonly maxMs = 30_000, private readonly random: () => number = Math.random) {}
+
+  /** Delay before the next try: grows ×2 per failure up to maxMs, jittered to 50–100% of that. */
+  next(): number {
+    const ceiling = Math.min(this.maxMs, this.minMs * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 30);
+    return Math.round(ceiling * (0.5 + this.random() / 2));
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+
+  get failures(): number {
+    return this.attempt;
+  }
+}
+
+/** A delay spread ±spread around base, so many agents do not act in lockstep. */
+export function jittered(baseMs: number, spread = 0.2, random: () => number = Math.random): number {
+  return Math.round(baseMs * (1 - spread + 2 * spread * random()));
+}

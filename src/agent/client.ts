@@ -1,0 +1,39 @@
+/** Typed calls to the local agent's admin socket, for the CLI. */
+import { HttpClient } from '../api/http-client.js';
+import type { CheckStatus } from '../api/schemas.js';
+import type { DefinitionProblem, ServiceView } from './agent.js';
+import type { CheckStateView } from './checks/index.js';
+
+export class AgentClient {
+  private readonly http: HttpClient;
+
+  constructor(readonly socketPath: string) {
+    this.http = new HttpClient({ baseUrl: 'http://agent', socketPath, timeoutMs: 30_000 });
+  }
+
+  close(): void {
+    this.http.close();
+  }
+
+  async self(): Promise<Record<string, unknown>> {
+    return (await this.http.get<Record<string, unknown>>('/v1/agent/self')).body;
+  }
+  async services(): Promise<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }> {
+    return (await this.http.get<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }>('/v1/agent/services')).body;
+  }
+  async register(service: unknown): Promise<{ id: string; synced: boolean }> {
+    return (await this.http.put<{ id: string; synced: boolean }>('/v1/agent/services', service)).body;
+  }
+  async deregister(id: string): Promise<{ id: string; synced: boolean }> {
+    return (await this.http.delete<{ id: string; synced: boolean }>(`/v1/agent/services/${encodeURIComponent(id)}`)).body;
+  }
+  async ttlUpdate(checkId: string, status: CheckStatus, note = ''): Promise<CheckStateView> {
+    return (await this.http.put<CheckStateView>(`/v1/agent/checks/${encodeURIComponent(checkId)}`, { status, note })).body;
+  }
+  async leave(): Promise<{ left: boolean }> {
+    return (await this.http.post<{ left: boolean }>('/v1/agent/leave', {})).body;
+  }
+  async reload(): Promise<{ reloaded: boolean }> {
+    return (await this.http.post<{ reloaded: boolean }>('/v1/agent/reload', {})).body;
+  }
+}

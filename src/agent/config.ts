@@ -1,0 +1,90 @@
+/**
+ * The agent's configuration (`<data-dir>/agent.json`), written by `meshctl init --join` and
+ * read by `meshctl agent start`, plus the layout of its data directory.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { z } from 'zod';
+import { MeshError } from '../errors/index.js';
+import { addressSchema, nameSchema, TRUST_DOMAIN_RE } from '../api/schemas.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export const agentConfigSchema = z
+  .object({
+    version: z.literal(1),
+    nodeName: nameSchema,
+    advertise: addressSchema,
+    /** Registry URLs, tried in order; more than one for HA. */
+    registries: z.array(z.string().url()).min(1),
+    trustDomain: z.string().regex(TRUST_DOMAIN_RE),
+    caFingerprint: z.string(),
+    socketPath: z.string().min(1).max(100),
+    servicesDir: z.string().min(1),
+    leaseTtlSeconds: z.number().int().min(2).max(3600).default(15),
+    /** Prometheus listener (ADDR:PORT), off unless set. */
+    metricsBind: z.string().optional(),
+    joinedAt: z.string(),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+export interface AgentPaths {
+  dataDir: string;
+  config: string;
+  nodeKey: string;
+  nodeCert: string;
+  roots: string;
+  state: string;
+  snapshots: string;
+  proxies: string;
+  services: string;
+}
+
+export function agentPaths(dataDir: string): AgentPaths {
+  const abs = isAbsolute(dataDir) ? dataDir : join(process.cwd(), dataDir);
+  return {
+    dataDir: abs,
+    config: join(abs, 'agent.json'),
+    nodeKey: join(abs, 'tls', 'node.key'),
+    nodeCert: join(abs, 'tls', 'node.pem'),
+    roots: join(abs, 'tls', 'roots.pem'),
+    state: join(abs, 'state.json'),
+    snapshots: join(abs, 'snapshots'),
+    proxies: join(abs, 'proxies'),
+    services: join(abs, 'services'),
+  };
+}
+
+export async function loadAgentConfig(dataDir: string): Promise<{ config: AgentConfig; paths: AgentPaths }> {
+  const paths = agentPaths(dataDir);
+  let text: string;
+  try {
+    text = await readFile(paths.config, 'utf8');
+  } catch {
+    throw new MeshError('MESH_ERR_NOT_INITIALIZED', `this host has not joined a mesh (no ${paths.config})`, {
+      hint: 'Run `meshctl init --join https://REGISTRY:7443 --token JOIN_TOKEN` first, or pass the --data-dir it used.',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new MeshError('MESH_ERR_CONFIG', `${paths.config} is not valid JSON: ${(e as Error).message}`);
+  }
+  const parsed = agentConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new MeshError('MESH_ERR_CONFIG', `${paths.config}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return { config: parsed.data, paths };
+}
+
+export async function saveAgentConfig(paths: AgentPaths, config: AgentConfig): Promise<void> {
+  await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n', 0o600);
+}
+
+/** Where the agent's admin socket lives unless told otherwise. */
+export function defaultSocketPath(dataDir: string): string {
+  return process.getuid?.() === 0 ? '/run/meshctl/agent.sock' : join(dataDir, 'agent.sock');
+}

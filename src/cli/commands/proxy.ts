@@ -1,0 +1,41 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { runProxy } from '../../proxy/main.js';
+import { MAX_DRAIN_SECONDS } from '../../proxy/admin.js';
+
+function parseDrainSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > MAX_DRAIN_SECONDS) {
+    throw new InvalidArgumentError(`'${value}' is not a valid drain time: use a whole number of seconds from 0 to ${MAX_DRAIN_SECONDS}.`);
+  }
+  return n;
+}
+
+interface RunOpts {
+  adminSocket: string;
+  snapshot?: string;
+  drainSeconds?: number;
+}
+
+export function proxyCommand(): Command {
+  const cmd = new Command('proxy').description('the sidecar proxy (the agent launches one per local service)');
+  cmd
+    .command('run')
+    .description('run one proxy in the foreground until SIGTERM or POST /shutdown on its admin socket')
+    .requiredOption('--admin-socket <path>', 'unix socket for the admin endpoint (snapshots, stats, health, shutdown); made 0600')
+    .option('--snapshot <file>', 'start serving this snapshot JSON (the agent\'s cached copy) without waiting for a push')
+    .option('--drain-seconds <n>', `how long to let connections finish on shutdown (0-${MAX_DRAIN_SECONDS}, default 5)`, parseDrainSeconds)
+    .action(async (opts: RunOpts) => {
+      const running = await runProxy({
+        adminSocket: opts.adminSocket,
+        ...(opts.snapshot !== undefined ? { snapshotFile: opts.snapshot } : {}),
+        ...(opts.drainSeconds !== undefined ? { drainMs: opts.drainSeconds * 1000 } : {}),
+      });
+      if (running.startupProblem) {
+        process.stderr.write(`warning: ${running.startupProblem.message}\n  hint: ${running.startupProblem.hint}\n`);
+      }
+      const version = running.proxy.version;
+      process.stderr.write(`meshctl proxy running (admin socket ${opts.adminSocket}, snapshot ${version === undefined ? 'none yet' : `version ${version}`})\n`);
+      await running.closed;
+    });
+  return cmd;
+}

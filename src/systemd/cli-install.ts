@@ -1,0 +1,21 @@
+/** `meshctl agent install` / `meshctl registry install`: render the unit for this install and enable it. */
+import { defaultUnitVars, type UnitKind } from './render.js';
+import { installUnit, type InstallUnitResult } from './install.js';
+
+export interface InstallServiceOptions {
+  now?: boolean;
+  unitDir: string;
+  dataDir: string;
+  user: string;
+}
+
+export async function installService(kind: UnitKind, opts: InstallServiceOptions): Promise<InstallUnitResult & { lines: string[] }> {
+  const vars = defaultUnitVars(kind, { dataDir: opts.dataDir, user: opts.user });
+  const res = await installUnit({ kind, unitDir: opts.unitDir, now: opts.now === true, vars });
+  const lines = [
+    ...res.actions,
+    ...res.warnings.map((w) => `warning: ${w}`),
+    ...(res.nextSteps.length > 0 ? [res.systemdRunning ? 'Next:' : 'systemd is not running here; to enable the service run:', ...res.nextSteps.map((s) => `  ${s}`)] : []),
+  ];
+  return { ...res, lines };
+}
