@@ -1,0 +1,40 @@
+/** Service definition files: the format, parsing with line numbers, the watched directory, and the file → services bookkeeping. */
+export {
+  CHECK_KINDS,
+  MAX_SERVICES_PER_FILE,
+  definitionFileSchema,
+  definitionsFromValue,
+  formatPath,
+  instanceId,
+  parseUpstreamShorthand,
+  type CheckKind,
+  type FormatIssue,
+  type FormatResult,
+  type PathSegment,
+} from './format.js';
+export {
+  DEFINITION_EXTENSIONS,
+  MAX_DEFINITION_BYTES,
+  definitionErrorOf,
+  hasDefinitionExtension,
+  parseDefinitionFile,
+  readDefinitionFile,
+  type DefinitionError,
+  type DefinitionErrorDetails,
+  type DefinitionFile,
+} from './parse.js';
+export type { DefinitionEvent, InvalidEvent, RemoveEvent, UpsertEvent } from './events.js';
+export {
+  DefinitionSet,
+  type DefinitionChanges,
+  type Deregistration,
+  type FileState,
+  type FileStatus,
+} from './definition-set.js';
+export {
+  DEFAULT_DEFINITIONS_DIR,
+  DefinitionWatcher,
+  isDefinitionFileName,
+  type DefinitionWatcherEvents,
+  type DefinitionWatcherOptions,
+} from './watcher.js';
