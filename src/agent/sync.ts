@@ -122,6 +122,8 @@ export class RegistrySync {
     try {
       await this.o.link.call((c) => c.heartbeat(this.o.nodeName, this.o.leaseTtlSeconds));
       this.st.lastHeartbeatAt = new Date().toISOString();
+      // Back after an outage: sync now rather than when the backoff timer says.
+      if (!this.st.reachable) this.scheduleSync(0);
       this.st.reachable = true;
     } catch (e) {
       if (e instanceof MeshError && e.code === 'MESH_ERR_NOT_FOUND') {

@@ -24,6 +24,8 @@ export interface InitServerOptions {
   /** Extra DNS names / IPs for the registry's certificate. */
   san?: string[];
   force?: boolean;
+  /** How long a node stays alive without a heartbeat. */
+  leaseTtlSeconds?: number;
 }
 
 export interface InitServerResult {
@@ -79,7 +81,7 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     defaultIntention: opts.defaultIntention ?? 'deny',
     store: 'sqlite',
     leafTtlSeconds: 86_400,
-    leaseTtlSeconds: 15,
+    leaseTtlSeconds: opts.leaseTtlSeconds ?? 15,
     nodeCertTtlSeconds: 2_592_000,
     caFingerprint: ca.fingerprint,
     bootstrapTokens: [admin.record, join_.record],

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../settings.js';
 import { collect, parseName } from '../flags.js';
@@ -21,6 +22,7 @@ export function initCommand(): Command {
     .option('--bind <addr:port>', 'address the registry listens on', '0.0.0.0:7443')
     .option('--advertise <host>', 'address others reach this host at: the registry (--server) or this node\'s services (--join) (default: this host\'s first address)')
     .option('--san <name>', 'extra DNS name or IP for the registry certificate (repeatable)', collect, [])
+    .option('--lease-ttl <duration>', 'with --server: how long a node counts as alive without a heartbeat', parseLeaseTtl, 15)
     .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
     .option('--no-save', 'do not save the registry address and admin token in this user\'s CLI settings')
     .option('--json', 'print JSON instead of text')
@@ -47,6 +49,7 @@ interface InitOpts {
   advertise?: string;
   san: string[];
   force?: boolean;
+  leaseTtl: number;
   save: boolean;
   json?: boolean;
 }
@@ -127,6 +130,17 @@ async function initJoin(opts: InitOpts): Promise<void> {
     '  2. register a service:  meshctl register service api --port 9000 --check http://127.0.0.1:9000/health',
     `                          or drop a YAML definition into ${res.servicesDir}`,
   ]);
+}
+
+function parseLeaseTtl(value: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(value, 'lease ttl');
+  } catch {
+    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. 15s.`);
+  }
+  if (ms < 2000 || ms > 3_600_000) throw new InvalidArgumentError(`'${value}' is out of range: use 2s to 1h.`);
+  return Math.round(ms / 1000);
 }
 
 async function askFingerprint(fingerprint: string): Promise<boolean> {

@@ -1,0 +1,164 @@
+/**
+ * A whole mesh of real processes on loopback for end-to-end tests: one registry and N agents,
+ * each agent a separate `meshctl agent start` with its own address (127.0.0.2, 127.0.0.3, …),
+ * data dir and socket. Everything the harness starts it also stops, by PID.
+ */
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { runCli, startCli, type CliDaemon, type CliResult } from './cli.js';
+
+export interface MeshAgent {
+  name: string;
+  address: string;
+  dataDir: string;
+  socket: string;
+  servicesDir: string;
+  daemon: CliDaemon | undefined;
+  /** Runs a CLI command against this agent (adds --data-dir). */
+  cli(args: string[]): Promise<CliResult>;
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface TestMesh {
+  dir: string;
+  env: Record<string, string>;
+  registryUrl: string;
+  registryPort: number;
+  joinToken: string;
+  caFingerprint: string;
+  registry: CliDaemon | undefined;
+  agents: MeshAgent[];
+  /** Runs a CLI command as the admin on the control plane. */
+  admin(args: string[]): Promise<CliResult>;
+  adminJson<T>(args: string[]): Promise<T>;
+  startRegistry(): Promise<void>;
+  stopRegistry(signal?: NodeJS.Signals): Promise<void>;
+  addAgent(name: string, address: string): Promise<MeshAgent>;
+  close(): Promise<void>;
+}
+
+export async function startMesh(opts: { agents?: Array<{ name: string; address: string }>; defaultIntention?: 'allow' | 'deny'; leaseTtl?: string } = {}): Promise<TestMesh> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshctl-e2e-'));
+  const env = { MESHCTL_CONFIG_DIR: join(dir, 'cli-config') };
+  const regDir = join(dir, 'registry');
+  const init = await runCli(['init', '--server', '--data-dir', regDir, '--bind', '127.0.0.1:0', '--advertise', '127.0.0.1', '--default-intention', opts.defaultIntention ?? 'deny', '--lease-ttl', opts.leaseTtl ?? '3s', '--json', '--no-save'], env);
+  if (init.exitCode !== 0) throw new Error(`init --server failed: ${init.stderr}`);
+  const made = JSON.parse(init.stdout) as { joinToken: string; caFingerprint: string; adminToken: string; caCertPath: string };
+
+  const mesh: TestMesh = {
+    dir,
+    env: { ...env, MESHCTL_TOKEN: made.adminToken, MESHCTL_CA_FILE: made.caCertPath },
+    registryUrl: '',
+    registryPort: 0,
+    joinToken: made.joinToken,
+    caFingerprint: made.caFingerprint,
+    registry: undefined,
+    agents: [],
+    admin: (args) => runCli(args, { ...mesh.env, MESHCTL_REGISTRY: mesh.registryUrl }),
+    async adminJson<T>(args: string[]) {
+      const r = await mesh.admin([...args, '--json']);
+      if (r.exitCode !== 0) throw new Error(`meshctl ${args.join(' ')} failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as T;
+    },
+    async startRegistry() {
+      // The first start picks a free port; restarts keep it, so agents find the registry again.
+      const d = startCli(['registry', 'start', '--data-dir', regDir, '--bind', `127.0.0.1:${mesh.registryPort}`], env);
+      const m = await d.waitFor(/listening on (https:\/\/127\.0\.0\.1:(\d+))/);
+      mesh.registry = d;
+      mesh.registryUrl = m[1]!;
+      mesh.registryPort = Number(m[2]);
+    },
+    async stopRegistry(signal = 'SIGTERM') {
+      await mesh.registry?.kill(signal);
+      mesh.registry = undefined;
+    },
+    async addAgent(name, address) {
+      const dataDir = join(dir, `agent-${name}`);
+      const socket = join(dataDir, 'agent.sock');
+      const servicesDir = join(dataDir, 'services.d');
+      await mkdir(servicesDir, { recursive: true });
+      const join_ = await runCli(
+        ['init', '--join', mesh.registryUrl, '--token', mesh.joinToken, '--ca-fingerprint', mesh.caFingerprint, '--node-name', name, '--advertise', address, '--data-dir', dataDir, '--socket', socket, '--services-dir', servicesDir, '--json'],
+        env,
+      );
+      if (join_.exitCode !== 0) throw new Error(`init --join ${name} failed: ${join_.stderr}`);
+      const agent: MeshAgent = {
+        name,
+        address,
+        dataDir,
+        socket,
+        servicesDir,
+        daemon: undefined,
+        cli: (args) => runCli([...args, '--data-dir', dataDir], env),
+        async start() {
+          const d = startCli(['agent', 'start', '--data-dir', dataDir], env);
+          await d.waitFor(/agent started/);
+          agent.daemon = d;
+        },
+        async stop(signal = 'SIGTERM') {
+          await agent.daemon?.kill(signal);
+          agent.daemon = undefined;
+        },
+      };
+      await agent.start();
+      mesh.agents.push(agent);
+      return agent;
+    },
+    async close() {
+      for (const a of mesh.agents) await a.stop('SIGKILL');
+      await mesh.stopRegistry('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await mesh.startRegistry();
+    for (const a of opts.agents ?? []) await mesh.addAgent(a.name, a.address);
+  } catch (e) {
+    await mesh.close();
+    throw e;
+  }
+  return mesh;
+}
+
+/** A tiny HTTP app that answers who it is, on a given loopback address; stoppable and restartable on the same port. */
+export interface TestApp {
+  address: string;
+  port: number;
+  name: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startApp(name: string, address: string, port = 0): Promise<TestApp> {
+  let server: http.Server | undefined;
+  const app: TestApp = {
+    address,
+    port,
+    name,
+    async start() {
+      server = http.createServer((req, res) => {
+        const body = JSON.stringify({ app: name, path: req.url, headers: req.headers });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(app.port, address, () => resolve());
+      });
+      app.port = (server.address() as AddressInfo).port;
+    },
+    async stop() {
+      if (!server) return;
+      const s = server;
+      server = undefined;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+  await app.start();
+  return app;
+}
