@@ -1,0 +1,286 @@
+/**
+ * The inbound listener: the service's mesh port. Every connection must be TLS 1.3 with a
+ * client certificate from the mesh roots (checked by TLS itself: rejectUnauthorized), then
+ * carry exactly one service SPIFFE ID in our trust domain (checked here), then be allowed
+ * by the intentions of the snapshot current at that moment. An accepted connection becomes
+ * a byte pipe to the app on loopback: the app sees plain HTTP or TCP either way.
+ *
+ * Only a refusal the caller must be able to read goes through HTTP: in http mode a denied
+ * connection is answered `403` with `x-meshctl-reason` (the caller's outbound proxy passes
+ * it back), and an app that is down is answered `502`. Nothing else parses HTTP here.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { decideIntention } from '../api/intentions.js';
+import { peerIdentity } from '../ca/index.js';
+import { MeshError } from '../errors/index.js';
+import type { Logger } from '../util/log.js';
+import { ThrottledLog } from './log-throttle.js';
+import { pipeSockets } from './pipe.js';
+import type { ProxySnapshot } from './snapshot.js';
+import { ConnectionCounter, HttpCounter, ReasonCounter } from './stats.js';
+import { secureContextOptions, tlsChanged } from './tls-material.js';
+import { serverHandshakeReason } from './tls-reasons.js';
+
+/** A refused connection's local answer, kept on the socket for the small HTTP responder. */
+const LOCAL_ANSWER = Symbol('meshctl.localAnswer');
+type AnsweredSocket = Socket & { [LOCAL_ANSWER]?: { status: number; reason: string } };
+
+/** How long a refused http connection may sit idle before it is dropped. */
+const LOCAL_ANSWER_IDLE_MS = 10_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+interface AcceptedConnection {
+  readonly peer: string;
+  readonly socket: TLSSocket;
+  readonly app: Socket;
+}
+
+/** Bound but not yet serving: made during a snapshot push, before anything changes. */
+export interface PreparedInbound {
+  commit(): void;
+  rollback(): Promise<void>;
+}
+
+function ignore(): void {}
+
+export class Inbound {
+  readonly #log: Logger;
+  readonly #throttled: ThrottledLog;
+  #server: TlsServer | undefined;
+  /** The address and port as the snapshot asked (port 0 = any), to tell whether a push moves the listener. */
+  #requested: { address: string; port: number } | undefined;
+  #snapshot: ProxySnapshot | undefined;
+  readonly #accepted = new Set<AcceptedConnection>();
+  readonly #local: HttpServer;
+
+  /** Mesh-side connections that passed the handshake. */
+  readonly connections = new ConnectionCounter();
+  /** Connections refused, by reason (handshake, identity, intention). */
+  readonly refusals = new ReasonCounter();
+  /** Open connections closed because a newer snapshot denies them. */
+  readonly revoked = new ReasonCounter();
+  readonly errors = new ReasonCounter();
+  /** Responses the proxy gave itself (403 deny, 502 app down); allowed traffic is a pipe and not parsed. */
+  readonly localResponses = new HttpCounter();
+
+  constructor(log: Logger) {
+    this.#log = log;
+    this.#throttled = new ThrottledLog(log);
+    this.#local = createHttpServer({ requestTimeout: LOCAL_ANSWER_IDLE_MS, headersTimeout: LOCAL_ANSWER_IDLE_MS }, this.#answerLocally);
+    this.#local.timeout = LOCAL_ANSWER_IDLE_MS;
+  }
+
+  /** Where the mesh port is bound, once it is. */
+  address(): AddressInfo | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
+  /**
+   * Gets ready to serve `next`: binds a new server when the mesh address changes (or on the
+   * first snapshot). Nothing serving changes until commit(); rollback() undoes the bind.
+   */
+  async prepare(next: ProxySnapshot): Promise<PreparedInbound> {
+    const { address, port } = next.service.inbound;
+    const moves = !this.#server || !this.#staysAt(address, port);
+    let fresh: TlsServer | undefined;
+    if (moves) fresh = await this.#listen(next, address, port);
+    return {
+      commit: () => this.#commit(next, fresh),
+      rollback: async () => {
+        if (fresh) await closeServer(fresh);
+      },
+    };
+  }
+
+  /**
+   * Whether the listener already serves `address:port`: the same request as before, or the
+   * port the OS picked for an earlier port 0 now named explicitly.
+   */
+  #staysAt(address: string, port: number): boolean {
+    const req = this.#requested;
+    if (!req || req.address !== address) return false;
+    return req.port === port || this.address()?.port === port;
+  }
+
+  #commit(next: ProxySnapshot, fresh: TlsServer | undefined): void {
+    const prev = this.#snapshot;
+    this.#snapshot = next;
+    if (fresh) {
+      const old = this.#server;
+      this.#server = fresh;
+      this.#requested = { address: next.service.inbound.address, port: next.service.inbound.port };
+      // Stop accepting on the old address; connections already accepted are pipes and stay.
+      if (old) old.close(ignore);
+    } else if (prev && tlsChanged(prev.tls, next.tls)) {
+      // New handshakes present the new certificate and trust the new roots; open connections keep theirs.
+      this.#server!.setSecureContext(secureContextOptions(next.tls));
+    }
+    if (prev && intentionsChanged(prev, next)) this.#recheckAccepted(next);
+  }
+
+  async #listen(snap: ProxySnapshot, address: string, port: number): Promise<TlsServer> {
+    const server = createTlsServer({
+      ...secureContextOptions(snap.tls),
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHalfOpen: true,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    });
+    server.on('tlsClientError', this.#onTlsClientError);
+    server.on('secureConnection', this.#onSecureConnection);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        reject(
+          new MeshError('MESH_ERR_UNAVAILABLE', `inbound: cannot listen on ${address}:${port}: ${e.code ?? e.message}`, {
+            hint: e.code === 'EADDRINUSE' ? 'Another process holds the mesh port; pick another meshPort for the service or stop that process.' : 'Check the inbound address.',
+          }),
+        );
+      };
+      server.once('error', onError);
+      server.listen({ host: address, port }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    // After listening, an accept error (EMFILE, ...) is logged; the server keeps running.
+    server.on('error', (e) => this.#log.error({ err: e }, 'inbound listener error'));
+    return server;
+  }
+
+  readonly #onTlsClientError = (err: Error, socket: TLSSocket): void => {
+    const reason = serverHandshakeReason(err, socket.authorizationError);
+    this.#refused(reason, socket.remoteAddress);
+  };
+
+  readonly #onSecureConnection = (socket: TLSSocket): void => {
+    socket.setNoDelay(true);
+    socket.on('error', ignore);
+    const snap = this.#snapshot;
+    if (!snap) {
+      socket.destroy();
+      return;
+    }
+    const id = peerIdentity(socket.getPeerCertificate(), { trustDomain: snap.trustDomain, kind: 'svc' });
+    if (!id.ok) {
+      this.#refused(id.reason, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    const me = snap.service.name;
+    const decision = decideIntention(snap.intentions, id.name, me, snap.defaultIntention);
+    if (decision.action === 'deny') {
+      const reason = `intention-deny ${id.name}->${me}`;
+      this.#refused(reason, socket.remoteAddress);
+      if (snap.service.protocol === 'http') this.#answer(socket, 403, reason);
+      else socket.destroy();
+      return;
+    }
+    this.#toApp(socket, id.name, snap);
+  };
+
+  #toApp(socket: TLSSocket, peer: string, snap: ProxySnapshot): void {
+    this.connections.track(socket);
+    const { address, port } = snap.service.app;
+    const app = netConnect({ host: address, port, allowHalfOpen: true });
+    const conn: AcceptedConnection = { peer, socket, app };
+    this.#accepted.add(conn);
+    let piped = false;
+    socket.once('close', () => {
+      this.#accepted.delete(conn);
+      // Once piped, the pipe decides (a clean close lets the app side flush).
+      if (!piped) app.destroy();
+    });
+    const onAppError = (err: NodeJS.ErrnoException) => {
+      const reason = `app-unavailable ${snap.service.name}`;
+      this.errors.add(reason);
+      this.#throttled.warn(reason, { reason, app: `${address}:${port}`, code: err.code }, 'inbound: cannot reach the local service');
+      if (socket.destroyed) return;
+      if (snap.service.protocol === 'http') this.#answer(socket, 502, reason);
+      else socket.destroy();
+    };
+    app.once('error', onAppError);
+    app.once('connect', () => {
+      app.off('error', onAppError);
+      piped = true;
+      pipeSockets(socket, app);
+    });
+  }
+
+  /** Hands a refused http connection to the local responder, which answers every request on it and closes. */
+  #answer(socket: TLSSocket, status: number, reason: string): void {
+    (socket as AnsweredSocket)[LOCAL_ANSWER] = { status, reason };
+    this.connections.track(socket);
+    this.#local.emit('connection', socket);
+  }
+
+  readonly #answerLocally = (req: IncomingMessage, res: ServerResponse): void => {
+    const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? { status: 403, reason: 'refused' };
+    this.localResponses.requests += 1;
+    this.localResponses.response(answer.status);
+    const body = `${answer.reason}\n`;
+    res.writeHead(answer.status, {
+      'x-meshctl-reason': answer.reason,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
+  };
+
+  #refused(reason: string, remote: string | undefined): void {
+    this.refusals.add(reason);
+    this.#throttled.info(`refused:${reason}`, { reason, remote }, 'inbound connection refused');
+  }
+
+  /** A push changed the intentions: connections the new rules deny are closed now, not at their next reconnect. */
+  #recheckAccepted(next: ProxySnapshot): void {
+    const me = next.service.name;
+    for (const conn of this.#accepted) {
+      const d = decideIntention(next.intentions, conn.peer, me, next.defaultIntention);
+      if (d.action === 'allow') continue;
+      const reason = `intention-deny ${conn.peer}->${me}`;
+      this.revoked.add(reason);
+      this.#log.info({ reason }, 'inbound connection closed: intention now denies it');
+      conn.socket.destroy();
+      conn.app.destroy();
+    }
+  }
+
+  /**
+   * Stops accepting, lets open connections finish for up to `drainMs`, then cuts the rest.
+   */
+  async close(drainMs: number): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    const closing = server ? closeServer(server) : Promise.resolve();
+    this.#local.closeIdleConnections();
+    const deadline = Date.now() + drainMs;
+    while (this.connections.active > 0 && Date.now() < deadline) {
+      this.#local.closeIdleConnections();
+      await sleep(50);
+    }
+    for (const s of this.connections.open) s.destroy();
+    for (const c of this.#accepted) c.app.destroy();
+    await closing;
+  }
+}
+
+function intentionsChanged(a: ProxySnapshot, b: ProxySnapshot): boolean {
+  if (a.defaultIntention !== b.defaultIntention || a.service.name !== b.service.name || a.trustDomain !== b.trustDomain) return true;
+  if (a.intentions.length !== b.intentions.length) return true;
+  return a.intentions.some((x, i) => {
+    const y = b.intentions[i]!;
+    return x.source !== y.source || x.destination !== y.destination || x.action !== y.action;
+  });
+}
+
+function closeServer(server: TlsServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

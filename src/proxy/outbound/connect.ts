@@ -1,0 +1,44 @@
+/**
+ * The L4 attempt stage: a connection to some endpoint of the cluster, failing over to the
+ * next endpoint the balancer offers when one cannot be reached, each endpoint at most once.
+ */
+import type { TLSSocket } from 'node:tls';
+import type { Cluster } from './cluster.js';
+import type { ConnectFailure } from './dial.js';
+import type { Endpoint } from './endpoint.js';
+
+export type ConnectResult =
+  | { readonly ok: true; readonly socket: TLSSocket; readonly endpoint: Endpoint }
+  | { readonly ok: false; readonly reason: string; readonly failures: readonly ConnectFailure[] };
+
+/**
+ * Connects to the cluster. `wanted()` is asked before each attempt: when the caller has
+ * gone (the app closed its socket), the attempts stop and a late connection is closed.
+ */
+export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r: ConnectResult) => void): void {
+  const tried: Endpoint[] = [];
+  const failures: ConnectFailure[] = [];
+  const next = (): void => {
+    const endpoint = cluster.pickEndpoint(tried);
+    if (!endpoint) {
+      cb({ ok: false, reason: tried.length === 0 ? cluster.reasons.noEndpoints : cluster.reasons.connectFailure, failures });
+      return;
+    }
+    tried.push(endpoint);
+    cluster.dial(endpoint, (err, socket) => {
+      if (err) {
+        failures.push(err);
+        if (wanted()) next();
+        else cb({ ok: false, reason: 'caller-gone', failures });
+        return;
+      }
+      if (!wanted()) {
+        socket!.destroy();
+        cb({ ok: false, reason: 'caller-gone', failures });
+        return;
+      }
+      cb({ ok: true, socket: socket!, endpoint });
+    });
+  };
+  next();
+}

@@ -1,0 +1,93 @@
+/**
+ * Opening one mTLS connection to one endpoint: the "attempt" stage shared by L4 and by the
+ * L7 connection pool. A connection counts as made only after the TLS handshake and the
+ * server identity check, so a refused, unreachable or impostor endpoint is a connect
+ * failure — the one kind of failure that is always safe to fail over from, because not a
+ * byte of the request has been sent yet.
+ */
+import { connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import { connectFailureReason } from '../tls-reasons.js';
+import type { Endpoint } from './endpoint.js';
+
+/** What the dial needs from the snapshot: this service's key/cert/roots and who the server must be. */
+export interface DialTls {
+  readonly secureContext: SecureContext;
+  readonly checkServerIdentity: (hostname: string, cert: PeerCertificate) => Error | undefined;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/** A connection to an endpoint could not be made; `reason` is a stable reason string. */
+export class ConnectFailure extends Error {
+  readonly reason: string;
+  readonly endpointId: string;
+
+  constructor(endpoint: Endpoint, reason: string, cause?: unknown) {
+    super(`connect to ${endpoint.id} (${endpoint.host}:${endpoint.port}) failed: ${reason}`, cause === undefined ? undefined : { cause });
+    this.name = 'ConnectFailure';
+    this.reason = reason;
+    this.endpointId = endpoint.id;
+  }
+}
+
+function ignore(): void {}
+
+export type DialCallback = (err: ConnectFailure | null, socket?: TLSSocket) => void;
+
+/**
+ * `halfOpen`: keep our write side open after the endpoint's FIN (L4 pipes, which forward the
+ * half-close). Pooled L7 connections must not: a pooled connection the far side closed has
+ * to close here too, or it would sit half-dead in the pool.
+ *
+ * Dials `endpoint` and calls back once: with the socket after a verified handshake (the
+ * socket then belongs to the caller, who must attach an 'error' listener at once), or with
+ * a ConnectFailure (the socket is already destroyed).
+ */
+export function dialEndpoint(endpoint: Endpoint, tls: DialTls, timeoutMs: number, halfOpen: boolean, cb: DialCallback): void {
+  const options: ConnectionOptions & { allowHalfOpen: boolean } = {
+    host: endpoint.host,
+    port: endpoint.port,
+    secureContext: tls.secureContext,
+    checkServerIdentity: tls.checkServerIdentity,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    rejectUnauthorized: true,
+    // Node passes this on to the TLSSocket; the types do not list it.
+    allowHalfOpen: halfOpen,
+  };
+  const socket = connect(options);
+  socket.setNoDelay(true);
+  socket.setTimeout(timeoutMs);
+  let done = false;
+  const fail = (reason: string, cause?: unknown) => {
+    if (done) return;
+    done = true;
+    cleanup();
+    // A late error from the dying socket must not become an unhandled 'error' event.
+    socket.on('error', ignore);
+    socket.destroy();
+    endpoint.connectFailures.add(reason);
+    cb(new ConnectFailure(endpoint, reason, cause));
+  };
+  const onError = (err: Error) => fail(connectFailureReason(err), err);
+  const onTimeout = () => fail('connect-timeout');
+  const onClose = () => fail('connection-closed');
+  const onSecure = () => {
+    if (done) return;
+    done = true;
+    cleanup();
+    socket.setTimeout(0);
+    endpoint.connections.track(socket);
+    cb(null, socket);
+  };
+  function cleanup() {
+    socket.off('error', onError);
+    socket.off('timeout', onTimeout);
+    socket.off('close', onClose);
+    socket.off('secureConnect', onSecure);
+  }
+  socket.on('error', onError);
+  socket.on('timeout', onTimeout);
+  socket.on('close', onClose);
+  socket.on('secureConnect', onSecure);
+}

@@ -1,0 +1,55 @@
+/**
+ * One instance of an upstream as the outbound side sees it: where it is, what it weighs,
+ * what is in flight to it, its counters, and (L7) its keep-alive connection pool.
+ */
+import type { Agent } from 'node:https';
+import { ConnectionCounter, HttpCounter, ReasonCounter } from '../stats.js';
+import type { SnapshotEndpoint } from '../snapshot.js';
+import type { Balanceable } from './balancers.js';
+
+export class Endpoint implements Balanceable {
+  readonly id: string;
+  readonly node: string;
+  /** As dialled: brackets of an IPv6 literal removed. */
+  readonly host: string;
+  readonly port: number;
+  weight: number;
+  inFlight = 0;
+  readonly http = new HttpCounter();
+  /** Mesh (TLS) connections to this endpoint. */
+  readonly connections = new ConnectionCounter();
+  readonly connectFailures = new ReasonCounter();
+  /** http-proxy's target; the TLS and identity come from the pool. */
+  readonly target: { readonly host: string; readonly port: number; readonly protocol: 'https:' };
+  /** L7 only: the keep-alive pool; replaced on certificate rotation. */
+  agent: Agent | undefined;
+
+  constructor(e: SnapshotEndpoint) {
+    this.id = e.id;
+    this.node = e.node;
+    this.host = e.address.replace(/^\[(.*)\]$/, '$1');
+    this.port = e.port;
+    this.weight = e.weight;
+    this.target = { host: this.host, port: this.port, protocol: 'https:' };
+  }
+
+  /** Same place: a pool (and its counters) can be kept across snapshots. */
+  sameTarget(e: SnapshotEndpoint): boolean {
+    return this.id === e.id && this.port === e.port && this.host === e.address.replace(/^\[(.*)\]$/, '$1');
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      node: this.node,
+      address: this.host,
+      port: this.port,
+      weight: this.weight,
+      inFlight: this.inFlight,
+      requests: this.http.requests,
+      responses: this.http.responses(),
+      connections: this.connections.connections(),
+      bytes: this.connections.bytes(),
+      connectFailures: this.connectFailures.toJSON(),
+    };
+  }
+}

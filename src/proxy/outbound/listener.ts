@@ -1,0 +1,134 @@
+/**
+ * One outbound listener: plain TCP on the upstream's local address and port, where the app
+ * connects as if the upstream were local. Each accepted connection goes to the L4 pipe or
+ * the L7 forwarder, whichever the upstream's protocol is at that moment, so a push that
+ * changes the protocol or the endpoints never needs to rebind the port.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { MeshError } from '../../errors/index.js';
+import type { Logger } from '../../util/log.js';
+import type { ThrottledLog } from '../log-throttle.js';
+import type { SnapshotUpstream } from '../snapshot.js';
+import { ConnectionCounter, ReasonCounter } from '../stats.js';
+import { Cluster, type ClientTls, type ClusterSettings } from './cluster.js';
+import { HttpForwarder } from './http.js';
+import { forwardTcp } from './tcp.js';
+
+/** Listeners are matched across snapshots by where they listen (port 0: by upstream, tests only). */
+export function listenKey(u: SnapshotUpstream): string {
+  return u.localPort === 0 ? `any-port:${u.service}` : `${u.localAddress}:${u.localPort}`;
+}
+
+export class OutboundListener {
+  readonly #server: Server;
+  readonly #settings: ClusterSettings;
+  readonly #log: ThrottledLog;
+  cluster: Cluster;
+  #http: HttpForwarder | undefined;
+  #draining = false;
+  /** The app's connections to this listener. */
+  readonly connections = new ConnectionCounter();
+  /** The mesh's own failures answered to the app, by reason. */
+  readonly errors = new ReasonCounter();
+
+  private constructor(server: Server, cluster: Cluster, settings: ClusterSettings, log: ThrottledLog) {
+    this.#server = server;
+    this.cluster = cluster;
+    this.#settings = settings;
+    this.#log = log;
+    server.on('connection', this.#onConnection);
+  }
+
+  /** Binds the listener; throws MESH_ERR_UNAVAILABLE when the port cannot be had. */
+  static async open(u: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, log: ThrottledLog, errorLog: Logger): Promise<OutboundListener> {
+    const server = createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        reject(
+          new MeshError('MESH_ERR_UNAVAILABLE', `upstream "${u.service}": cannot listen on ${u.localAddress}:${u.localPort}: ${e.code ?? e.message}`, {
+            hint: e.code === 'EADDRINUSE' ? 'Another process holds the port; give the upstream another local port.' : 'Check the upstream local address.',
+          }),
+        );
+      };
+      server.once('error', onError);
+      server.listen({ host: u.localAddress, port: u.localPort }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (e) => errorLog.error({ err: e, upstream: u.service }, 'outbound listener error'));
+    return new OutboundListener(server, new Cluster(u, tls, settings), settings, log);
+  }
+
+  address(): AddressInfo | undefined {
+    const a = this.#server.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
+  /** A newer snapshot for this listener: same service and protocol update in place, otherwise a new cluster. */
+  update(u: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
+    if (u.service === this.cluster.service && u.protocol === this.cluster.protocol) {
+      this.cluster.update(u, tls, tlsRotated);
+      return;
+    }
+    const old = this.cluster;
+    this.cluster = new Cluster(u, tls, this.#settings);
+    if (this.#http) this.#http.cluster = this.cluster;
+    old.close();
+  }
+
+  readonly #onConnection = (socket: Socket): void => {
+    if (this.#draining) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    this.connections.track(socket);
+    const cluster = this.cluster;
+    if (cluster.protocol === 'tcp') {
+      forwardTcp(socket, cluster, this.errors, this.#log);
+      return;
+    }
+    this.#http ??= new HttpForwarder(cluster, this.errors, this.#log);
+    this.#http.cluster = cluster;
+    this.#http.handle(socket);
+  };
+
+  toJSON(): Record<string, unknown> {
+    const a = this.address();
+    return {
+      listener: a ? { address: a.address, port: a.port } : null,
+      ...this.cluster.toJSON(),
+      connections: this.connections.connections(),
+      bytes: this.connections.bytes(),
+      requests: this.#http?.http.requests ?? 0,
+      responses: this.#http?.http.responses() ?? {},
+      errors: this.errors.toJSON(),
+    };
+  }
+
+  /**
+   * Stops accepting, lets requests and connections in progress finish for up to `drainMs`
+   * (idle keep-alive connections are closed at once, busy ones after their response), then
+   * cuts what is left and drops the pools.
+   */
+  async close(drainMs: number): Promise<void> {
+    this.#draining = true;
+    if (this.#http) this.#http.draining = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const deadline = Date.now() + drainMs;
+    while (this.connections.active > 0 && Date.now() < deadline) {
+      this.#http?.closeIdle();
+      await sleep(50);
+    }
+    this.#http?.closeAll();
+    for (const s of this.connections.open) s.destroy();
+    this.cluster.close();
+    this.cluster.destroy();
+    await closed;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,201 @@
+/**
+ * The sidecar proxy as a service object: holds the active snapshot and applies newer ones
+ * to the inbound and outbound sides. Made without any admin endpoint or signal handling,
+ * so tests drive it in-process; runProxy (main.ts) adds those around it.
+ *
+ * A push is all or nothing: the snapshot is validated, the TLS material is loaded, and any
+ * new port is bound before anything serving changes; if a step fails, what was bound is
+ * released and the old snapshot stays active.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { SecureContext } from 'node:tls';
+import { MeshError } from '../errors/index.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Inbound } from './inbound.js';
+import { Outbound, type Random } from './outbound/index.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
+import { certTimeProblem, parseSnapshot, redactSnapshot, type ProxySnapshot, type RedactedSnapshot } from './snapshot.js';
+import { buildSecureContext, tlsChanged } from './tls-material.js';
+
+export interface ProxyOptions {
+  readonly log?: Logger;
+  /** Connect + TLS handshake to an endpoint; default 5 s. */
+  readonly connectTimeoutMs?: number;
+  /** Idle pooled connection lifetime; default 30 s (shortened by the server's Keep-Alive hint). */
+  readonly idleTimeoutMs?: number;
+  /** How long a listener a push removes may finish its work; default 5 s. */
+  readonly drainMs?: number;
+  /** Randomness for the balancers (tests seed it). */
+  readonly random?: Random;
+}
+
+export type ProxyState = 'waiting-for-snapshot' | 'serving' | 'draining' | 'stopped';
+
+export interface ProxyHealth {
+  status: ProxyState;
+  pid: number;
+  service: string | null;
+  serviceId: string | null;
+  version: number | null;
+  startedAt: string;
+  snapshotAppliedAt: string | null;
+  inbound: { address: string; port: number } | null;
+}
+
+export const DEFAULT_DRAIN_MS = 5_000;
+
+export class MeshProxy {
+  readonly startedAt = new Date();
+  readonly inbound: Inbound;
+  readonly outbound: Outbound;
+  readonly #log: Logger;
+  #snapshot: ProxySnapshot | undefined;
+  #appliedAt: Date | undefined;
+  #secureContext: SecureContext | undefined;
+  #stopping = false;
+  #stopped = false;
+  #shutdown: Promise<void> | undefined;
+  /** Pushes run one at a time, in arrival order. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ProxyOptions = {}) {
+    this.#log = opts.log ?? silentLogger();
+    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }));
+    this.outbound = new Outbound(
+      this.#log.child({ side: 'outbound' }),
+      {
+        connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
+        ...(opts.random ? { random: opts.random } : {}),
+      },
+      opts.drainMs ?? DEFAULT_DRAIN_MS,
+    );
+  }
+
+  /** The active snapshot (with the private key), if any. */
+  get snapshot(): ProxySnapshot | undefined {
+    return this.#snapshot;
+  }
+
+  get version(): number | undefined {
+    return this.#snapshot?.version;
+  }
+
+  redactedSnapshot(): RedactedSnapshot | undefined {
+    return this.#snapshot ? redactSnapshot(this.#snapshot) : undefined;
+  }
+
+  /**
+   * Validates and applies a snapshot; resolves to the active version. Throws
+   * MESH_ERR_BAD_REQUEST (invalid), MESH_ERR_CONFLICT (older than the active one, or the same
+   * version with other content) or MESH_ERR_UNAVAILABLE (a port cannot be bound, or the
+   * proxy is stopping); in every case the previous snapshot stays active.
+   */
+  apply(input: unknown): Promise<number> {
+    const run = this.#queue.then(() => this.#apply(input));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(input: unknown): Promise<number> {
+    if (this.#stopping) throw new MeshError('MESH_ERR_UNAVAILABLE', 'the proxy is shutting down and takes no new snapshot');
+    const next = parseSnapshot(input);
+    const cur = this.#snapshot;
+    if (cur && next.version < cur.version) {
+      throw new MeshError('MESH_ERR_CONFLICT', `snapshot version ${next.version} is older than the active version ${cur.version}`, {
+        hint: 'Push a snapshot with a version at least as high as the active one (GET /health shows it).',
+        details: { activeVersion: cur.version },
+      });
+    }
+    if (cur && next.version === cur.version) {
+      if (isDeepStrictEqual(next, cur)) return cur.version;
+      throw new MeshError('MESH_ERR_CONFLICT', `snapshot version ${next.version} is already active with other content`, {
+        hint: 'Give every changed snapshot a new, higher version.',
+        details: { activeVersion: cur.version },
+      });
+    }
+
+    const rotated = !cur || tlsChanged(cur.tls, next.tls) || cur.trustDomain !== next.trustDomain;
+    const secureContext = rotated || !this.#secureContext ? buildSecureContext(next.tls) : this.#secureContext;
+    const clientTls = { secureContext, trustDomain: next.trustDomain };
+
+    const inbound = await this.inbound.prepare(next);
+    let outbound;
+    try {
+      outbound = await this.outbound.prepare(next, clientTls, rotated && cur !== undefined);
+    } catch (e) {
+      await inbound.rollback();
+      throw e;
+    }
+    inbound.commit();
+    outbound.commit();
+    this.#snapshot = next;
+    this.#secureContext = secureContext;
+    this.#appliedAt = new Date();
+
+    const problem = certTimeProblem(next);
+    if (problem) this.#log.warn({ version: next.version, problem }, 'the snapshot\'s certificate is outside its validity; peers will refuse it until a fresh one is pushed');
+    this.#log.info({ version: next.version, previous: cur?.version ?? null, rotated: rotated && cur !== undefined, upstreams: next.upstreams.length }, 'snapshot applied');
+    return next.version;
+  }
+
+  get state(): ProxyState {
+    if (this.#stopped) return 'stopped';
+    if (this.#stopping) return 'draining';
+    return this.#snapshot ? 'serving' : 'waiting-for-snapshot';
+  }
+
+  health(): ProxyHealth {
+    const s = this.#snapshot;
+    const a = this.inbound.address();
+    return {
+      status: this.state,
+      pid: process.pid,
+      service: s?.service.name ?? null,
+      serviceId: s?.service.id ?? null,
+      version: s?.version ?? null,
+      startedAt: this.startedAt.toISOString(),
+      snapshotAppliedAt: this.#appliedAt?.toISOString() ?? null,
+      inbound: a ? { address: a.address, port: a.port } : null,
+    };
+  }
+
+  stats(): Record<string, unknown> {
+    const s = this.#snapshot;
+    const a = this.inbound.address();
+    const ib = this.inbound;
+    return {
+      service: s?.service.name ?? null,
+      serviceId: s?.service.id ?? null,
+      version: s?.version ?? null,
+      inbound: {
+        listener: a ? { address: a.address, port: a.port } : null,
+        connections: ib.connections.connections(),
+        bytes: ib.connections.bytes(),
+        refusals: ib.refusals.toJSON(),
+        revoked: ib.revoked.toJSON(),
+        errors: ib.errors.toJSON(),
+        localResponses: { requests: ib.localResponses.requests, responses: ib.localResponses.responses() },
+      },
+      upstreams: this.outbound.toJSON(),
+    };
+  }
+
+  /**
+   * Graceful stop: no new snapshot, listeners stop accepting, work in progress gets up to
+   * `drainMs`, then everything left is closed. Safe to call more than once.
+   */
+  shutdown(drainMs: number = DEFAULT_DRAIN_MS): Promise<void> {
+    this.#stopping = true;
+    this.#shutdown ??= this.#drainAndStop(drainMs);
+    return this.#shutdown;
+  }
+
+  async #drainAndStop(drainMs: number): Promise<void> {
+    await this.#queue;
+    this.#log.info({ drainMs }, 'proxy draining');
+    await Promise.all([this.inbound.close(drainMs), this.outbound.close(drainMs)]);
+    this.#stopped = true;
+    this.#log.info('proxy stopped');
+  }
+}
