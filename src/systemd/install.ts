@@ -69,7 +69,8 @@ export function isSystemdRunning(probe = '/run/systemd/system'): boolean {
  * so a unit using them fails at start (or loses its data) with a confusing error.
  */
 export function checkUnitPathsVisible(vars: UnitVars): void {
-  const used = { node: vars.node, meshctlBin: vars.meshctlBin, dataDir: vars.dataDir, configDir: vars.configDir };
+  // The env file is not here: systemd itself reads it, before the sandbox exists.
+  const used = { node: vars.node, meshctlBin: vars.meshctlBin, dataDir: vars.dataDir };
   for (const [key, value] of Object.entries(used)) {
     for (const path of new Set([value, realpathOrSelf(value)])) {
       if (under(path, HIDDEN_BY_PROTECT_HOME)) {
@@ -80,7 +81,7 @@ export function checkUnitPathsVisible(vars: UnitVars): void {
       }
       if (under(path, HIDDEN_BY_PRIVATE_TMP)) {
         throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `${key} ${path} is under a temporary directory, which the service does not share (PrivateTmp=yes)`, {
-          hint: 'Use a persistent directory such as /var/lib/meshctl (data) or /etc/meshctl (config), and a meshctl installed with install.sh.',
+          hint: 'Use a persistent data directory such as /var/lib/meshctl, and a meshctl installed with install.sh.',
           details: { field: key },
         });
       }

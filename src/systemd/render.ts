@@ -19,6 +19,7 @@ export interface UnitVars {
   /** Absolute path of the meshctl launcher (`bin/meshctl` in the install directory). */
   readonly meshctlBin: string;
   readonly dataDir: string;
+  /** meshctl's configuration directory ({{CONFIG_DIR}}); the env file defaults to a file in it. */
   readonly configDir: string;
   readonly user: string;
   readonly group: string;

@@ -120,7 +120,7 @@ describe('installUnit', () => {
       [{ dataDir: '/var/tmp/meshctl' }, /PrivateTmp/],
       [{ meshctlBin: '/home/alice/meshctl/bin/meshctl' }, /ProtectHome/],
       [{ node: '/root/.nvm/versions/node/v22.0.0/bin/node' }, /ProtectHome/],
-      [{ configDir: '/run/user/1000/meshctl' }, /ProtectHome/],
+      [{ dataDir: '/run/user/1000/meshctl' }, /ProtectHome/],
     ];
     for (const [over, why] of cases) {
       const err = await rejection(installUnit({ kind: 'agent', unitDir, vars: vars(over), runSystemctl: false }));
