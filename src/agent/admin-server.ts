@@ -28,6 +28,7 @@ export async function startAdminServer(agent: Agent, socketPath: string, log: Lo
   app.get('/v1/agent/self', async () => ({ ...agent.self(), nodeCertNotAfter: await agent.nodeCertificateExpiry() }));
   app.get('/v1/agent/services', async () => ({ services: agent.services(), definitionProblems: agent.definitionProblems() }));
   app.put('/v1/agent/services', async (req) => agent.register(req.body));
+  app.get('/v1/agent/proxies', async () => ({ proxies: await agent.proxies.stats() }));
   app.delete('/v1/agent/services/:id', async (req) => {
     const id = nameSchema.safeParse((req.params as { id: string }).id);
     if (!id.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);

@@ -17,6 +17,8 @@ import { RegistrySync } from './sync.js';
 import { CheckManager, type CheckStateView } from './checks/index.js';
 import { DefinitionSet, DefinitionWatcher, type DefinitionError } from './definitions/index.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
+import { ProxyManager } from './proxies/manager.js';
+import { allocateMeshPort } from './proxies/ports.js';
 
 export interface AgentOptions {
   dataDir: string;
@@ -60,6 +62,7 @@ export class Agent {
   private watcher: DefinitionWatcher | undefined;
   private admin: AdminServer | undefined;
   private readonly problems = new Map<string, DefinitionError>();
+  readonly proxies: ProxyManager;
   private readonly startedAt = new Date();
   /** Serialises changes to local registrations (CLI and file events). */
   private changing: Promise<unknown> = Promise.resolve();
@@ -85,6 +88,15 @@ export class Agent {
       afterSync: () => this.renewNodeCertificateIfDue(),
       ...(opts.fullSyncIntervalMs ? { fullSyncIntervalMs: opts.fullSyncIntervalMs } : {}),
     });
+    this.proxies = new ProxyManager({
+      link: this.link,
+      log,
+      trustDomain: config.trustDomain,
+      advertise: config.advertise,
+      dataDir: paths.dataDir,
+      // The proxy is this same CLI (`meshctl proxy run`), launched the way the agent was.
+      cliEntry: process.argv[1] ?? 'meshctl',
+    });
     this.checks.on('change', (ch) => {
       this.log.info({ service: ch.instanceId, check: ch.checkId, from: ch.previous, to: ch.status }, 'check changed');
       void this.sync.reportCheck(ch.instanceId, ch.checkId, { status: ch.status, output: ch.output });
@@ -105,6 +117,8 @@ export class Agent {
     for (const svc of this.state.list()) this.checks.set(svc.id, svc.registration.checks);
     this.admin = await startAdminServer(this, this.config.socketPath, this.log);
     this.sync.start();
+    await this.proxies.start();
+    await this.proxies.update(this.state.list());
     this.watcher = new DefinitionWatcher({ dir: this.config.servicesDir, log: this.log });
     this.watcher.on('change', (ev) => {
       void this.serial(() => this.applyDefinitionEvent(ev));
@@ -119,6 +133,7 @@ export class Agent {
   /** Stops without deregistering anything: a restart must not flap the catalog. */
   async stop(): Promise<void> {
     await this.watcher?.close();
+    await this.proxies.stop();
     await this.admin?.close();
     await this.sync.stop();
     await this.checks.stop();
@@ -148,10 +163,12 @@ export class Agent {
         throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, { hint: 'Edit or delete that file instead.' });
       }
       this.assertPortsFree(reg, id);
-      await this.state.upsert({ id, registration: reg, source });
+      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source });
       this.checks.set(id, reg.checks);
     });
-    return { id, synced: await this.sync.syncNow() };
+    const synced = await this.sync.syncNow();
+    await this.proxies.update(this.state.list());
+    return { id, synced };
   }
 
   async deregister(id: string): Promise<{ id: string; synced: boolean }> {
@@ -164,7 +181,9 @@ export class Agent {
       await this.state.remove(id);
       this.checks.remove(id);
     });
-    return { id, synced: await this.sync.syncNow() };
+    const synced = await this.sync.syncNow();
+    await this.proxies.update(this.state.list());
+    return { id, synced };
   }
 
   ttlUpdate(checkId: string, status: CheckStatus, note: string): CheckStateView {
@@ -176,6 +195,7 @@ export class Agent {
     await this.serial(async () => {
       await this.link.call((c) => c.leave(this.config.nodeName));
       await this.state.clear();
+      await this.proxies.stop({ shutdownProxies: true });
     });
   }
 
@@ -270,11 +290,11 @@ export class Agent {
         this.problems.set(file, { message: `service '${id}' is already registered from the CLI; deregister it there first` });
         continue;
       }
-      await this.state.upsert({ id, registration: reg, source: { kind: 'file', file } });
+      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source: { kind: 'file', file } });
       this.checks.set(id, reg.checks);
       changed = true;
     }
-    if (changed) void this.sync.syncNow();
+    if (changed) void this.sync.syncNow().then(() => this.proxies.update(this.state.list()));
   }
 
   /**
@@ -294,7 +314,21 @@ export class Agent {
         changed = true;
       }
     }
-    if (changed) void this.sync.syncNow();
+    if (changed) void this.sync.syncNow().then(() => this.proxies.update(this.state.list()));
+  }
+
+  /**
+   * A service with a sidecar needs a mesh port: the one it asked for, the one it already had
+   * (stable across restarts and file edits), or a free one from the range.
+   */
+  private async withMeshPort(reg: ServiceRegistration, id: string): Promise<ServiceRegistration> {
+    if (!reg.proxy || reg.meshPort !== undefined) return reg;
+    const had = this.state.get(id)?.registration.meshPort;
+    if (had !== undefined) return { ...reg, meshPort: had };
+    const taken = new Set(this.state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])));
+    const port = await allocateMeshPort(this.config.advertise, taken);
+    if (port === undefined) throw new MeshError('MESH_ERR_CONFLICT', 'no free mesh port left in 21000-21999 on this host', { hint: 'Give the service a --mesh-port, or deregister unused services.' });
+    return { ...reg, meshPort: port };
   }
 
   private async renewNodeCertificateIfDue(): Promise<void> {

@@ -7,6 +7,7 @@ import { parseUpstreamShorthand } from './definitions/index.js';
 export interface RegisterFlags {
   id?: string;
   port: number;
+  meshPort?: number;
   address?: string;
   tag: string[];
   meta: string[];
@@ -43,6 +44,7 @@ export function registrationFromFlags(name: string, f: RegisterFlags): ServiceRe
     ...(f.id ? { id: f.id } : {}),
     name,
     port: f.port,
+    ...(f.meshPort !== undefined ? { meshPort: f.meshPort } : {}),
     ...(f.address ? { address: f.address } : {}),
     tags: f.tag,
     meta,

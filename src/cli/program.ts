@@ -11,6 +11,7 @@ import { agentCommand } from './commands/agent.js';
 import { deregisterCommand, registerCommand } from './commands/register.js';
 import { servicesCommand } from './commands/services.js';
 import { checkCommand } from './commands/check.js';
+import { proxyCommand } from './commands/proxy.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     intentionCommand(),
     tokenCommand(),
     caCommand(),
+    proxyCommand(),
   ]) {
     program.addCommand(cmd);
   }

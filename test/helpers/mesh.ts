@@ -3,7 +3,7 @@
  * each agent a separate `meshctl agent start` with its own address (127.0.0.2, 127.0.0.3, …),
  * data dir and socket. Everything the harness starts it also stops, by PID.
  */
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
@@ -110,6 +110,8 @@ export async function startMesh(opts: { agents?: Array<{ name: string; address: 
     },
     async close() {
       for (const a of mesh.agents) await a.stop('SIGKILL');
+      // Sidecars outlive their agent by design (adoption); the test started them, so it ends them.
+      for (const a of mesh.agents) await killProxies(a.dataDir);
       await mesh.stopRegistry('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     },
@@ -122,6 +124,27 @@ export async function startMesh(opts: { agents?: Array<{ name: string; address: 
     throw e;
   }
   return mesh;
+}
+
+/**
+ * Ends every proxy launched for the agent of `agentDataDir` (its admin socket path, under the
+ * data dir, is on its command line): processes this test started, found by PID in /proc.
+ */
+export async function killProxies(agentDataDir: string): Promise<number> {
+  const marker = join(agentDataDir, 'proxies') + '/';
+  let killed = 0;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(marker) || !cmdline.includes('proxy')) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      killed += 1;
+    } catch {
+      // Already gone.
+    }
+  }
+  return killed;
 }
 
 /** A tiny HTTP app that answers who it is, on a given loopback address; stoppable and restartable on the same port. */

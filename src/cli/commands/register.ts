@@ -45,6 +45,7 @@ export function registerCommand(): Command {
       .option('--success-before-passing <n>', 'consecutive successes before passing', parsePositiveInt('count', 100))
       .option('--failures-before-critical <n>', 'consecutive failures before critical', parsePositiveInt('count', 100))
       .option('--upstream <service:localport>', 'an upstream this service calls via 127.0.0.1:LOCALPORT (repeatable)', collect, [])
+      .option('--mesh-port <port>', 'port of the sidecar\'s mTLS listener (default: a free one from 21000-21999)', parsePort)
       .option('--no-proxy', 'do not run a sidecar proxy for this service'),
   )
     .option('--json', 'print JSON instead of text')

@@ -1,0 +1,185 @@
+/**
+ * The agent's data-plane side: for every local service that wants a sidecar, a leaf
+ * certificate, a config snapshot built from the registry's view, and a supervised proxy
+ * process that gets every new snapshot. The last snapshot is also written to disk, so a
+ * proxy relaunched while the agent or registry is down serves what it served before.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { MeshError } from '../../errors/index.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';
+import type { RegistryLink } from '../registry-link.js';
+import type { LocalService } from '../state.js';
+import { Backoff } from '../backoff.js';
+import { CatalogWatch } from './watch.js';
+import { LeafStore, type Leaf } from './leaf.js';
+import { buildSnapshot } from './snapshot.js';
+import { ProxyProcess, type ProxyProcessInfo } from './process.js';
+
+export interface ProxyManagerOptions {
+  link: RegistryLink;
+  log: Logger;
+  trustDomain: string;
+  advertise: string;
+  dataDir: string;
+  cliEntry: string;
+}
+
+interface Managed {
+  service: LocalService;
+  proc: ProxyProcess;
+  leaf: Leaf | undefined;
+  leafTimer: NodeJS.Timeout | undefined;
+  leafBackoff: Backoff;
+  version: number;
+}
+
+export class ProxyManager {
+  private readonly managed = new Map<string, Managed>();
+  private readonly watch: CatalogWatch;
+  private readonly leaves: LeafStore;
+  private readonly dirs: { snapshots: string; proxies: string };
+  private stopped = false;
+
+  constructor(private readonly o: ProxyManagerOptions) {
+    this.leaves = new LeafStore(join(o.dataDir, 'services'), o.link, o.trustDomain);
+    this.dirs = { snapshots: join(o.dataDir, 'snapshots'), proxies: join(o.dataDir, 'proxies') };
+    this.watch = new CatalogWatch(o.link, o.log, () => void this.refreshAll());
+  }
+
+  async start(): Promise<void> {
+    await ensurePrivateDir(this.dirs.snapshots);
+    await ensurePrivateDir(this.dirs.proxies);
+    this.watch.start();
+  }
+
+  /** Makes the set of proxies match the local services that want one. */
+  async update(services: readonly LocalService[]): Promise<void> {
+    if (this.stopped) return;
+    const wanted = new Map(services.filter((s) => s.registration.proxy && s.registration.meshPort !== undefined).map((s) => [s.id, s]));
+    for (const [id, m] of this.managed) {
+      if (!wanted.has(id)) {
+        this.managed.delete(id);
+        clearTimeout(m.leafTimer);
+        await m.proc.close({ shutdown: true });
+        await this.leaves.remove(id);
+        this.o.log.info({ service: id }, 'stopped proxy of deregistered service');
+      }
+    }
+    for (const [id, svc] of wanted) {
+      const m = this.managed.get(id);
+      if (m) {
+        m.service = svc;
+        continue;
+      }
+      const proc = new ProxyProcess({
+        serviceId: id,
+        adminSocket: join(this.dirs.proxies, `${shortName(id)}.sock`),
+        snapshotFile: join(this.dirs.snapshots, `${id}.json`),
+        logFile: join(this.dirs.proxies, `${id}.log`),
+        cliEntry: this.o.cliEntry,
+        log: this.o.log,
+      });
+      const entry: Managed = { service: svc, proc, leaf: await this.leaves.load(id), leafTimer: undefined, leafBackoff: new Backoff(500, 30_000), version: 0 };
+      this.managed.set(id, entry);
+      // A valid leaf on disk is enough to serve (registry down); otherwise the proxy waits for one.
+      if (entry.leaf && entry.leaf.notAfter > Date.now()) await this.refresh(entry);
+      await proc.start();
+      this.scheduleLeaf(entry, 0);
+    }
+    this.watch.setServices(new Set([...wanted.values()].flatMap((s) => s.registration.upstreams.map((u) => u.service))));
+    await this.refreshAll();
+  }
+
+  proxies(): ProxyProcessInfo[] {
+    return [...this.managed.values()].map((m) => m.proc.info());
+  }
+
+  async stats(): Promise<Array<{ info: ProxyProcessInfo; stats: unknown }>> {
+    return Promise.all(
+      [...this.managed.values()].map(async (m) => ({ info: m.proc.info(), stats: await m.proc.stats().catch((e: unknown) => ({ error: (e as Error).message })) })),
+    );
+  }
+
+  /** Agent restart: stop watching, leave the proxies running for the next agent to adopt. */
+  async stop(opts: { shutdownProxies?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    this.watch.stop();
+    for (const m of this.managed.values()) {
+      clearTimeout(m.leafTimer);
+      await m.proc.close(opts.shutdownProxies ? { shutdown: true } : {});
+    }
+    this.managed.clear();
+  }
+
+  private async refreshAll(): Promise<void> {
+    for (const m of this.managed.values()) await this.refresh(m);
+  }
+
+  private async refresh(m: Managed): Promise<void> {
+    const intentions = this.watch.intentionsView();
+    if (!m.leaf || !intentions) return;
+    // Upstreams not heard of yet would start with no endpoints: wait for them unless a cached snapshot serves meanwhile.
+    const version = Math.max(m.version + 1, Date.now());
+    const body = buildSnapshot({
+      version,
+      trustDomain: this.o.trustDomain,
+      advertise: this.o.advertise,
+      service: m.service,
+      meshPort: m.service.registration.meshPort!,
+      leaf: m.leaf,
+      intentions,
+      instancesOf: (name) => this.watch.instancesOf(name),
+    });
+    for (const u of body.upstreams) for (const e of u.endpoints) e.id = endpointId(e.id, e.node);
+    const key = JSON.stringify({ ...body, version: 0 });
+    if (key === (m as Managed & { lastKey?: string }).lastKey) return;
+    (m as Managed & { lastKey?: string }).lastKey = key;
+    m.version = version;
+    await writeFileAtomic(join(this.dirs.snapshots, `${m.service.id}.json`), JSON.stringify(body), 0o600);
+    m.proc.desired = { version, body };
+    await m.proc.push();
+  }
+
+  /** Gets a leaf when missing, and a new one at half-life; retries with backoff. */
+  private scheduleLeaf(m: Managed, delayMs: number): void {
+    clearTimeout(m.leafTimer);
+    m.leafTimer = setTimeout(() => void this.renewLeaf(m), delayMs);
+    m.leafTimer.unref();
+  }
+
+  private async renewLeaf(m: Managed): Promise<void> {
+    if (this.stopped || !this.managed.has(m.service.id)) return;
+    if (!LeafStore.due(m.leaf)) {
+      const half = m.leaf!.notBefore + (m.leaf!.notAfter - m.leaf!.notBefore) / 2;
+      this.scheduleLeaf(m, Math.max(1000, half - Date.now()));
+      return;
+    }
+    try {
+      m.leaf = await this.leaves.issue(m.service.id, m.service.registration.name);
+      m.leafBackoff.reset();
+      this.o.log.info({ service: m.service.id, notAfter: new Date(m.leaf.notAfter).toISOString() }, 'got a new service certificate');
+      await this.refresh(m);
+      this.scheduleLeaf(m, 0);
+    } catch (e) {
+      // FORBIDDEN until the registration has reached the registry; UNAVAILABLE while it is away.
+      const delay = m.leafBackoff.next();
+      if (!(e instanceof MeshError && (e.code === 'MESH_ERR_FORBIDDEN' || e.code === 'MESH_ERR_UNAVAILABLE'))) {
+        this.o.log.warn({ service: m.service.id, err: (e as Error).message }, 'could not get a service certificate');
+      }
+      this.scheduleLeaf(m, delay);
+    }
+  }
+}
+
+/** Endpoint ids must be unique per upstream: the same instance id lives on many nodes. */
+function endpointId(id: string, node: string): string {
+  const full = `${id}.${node}`;
+  return full.length <= 63 ? full : `${id.slice(0, 40)}.${createHash('sha256').update(full).digest('hex').slice(0, 16)}`;
+}
+
+/** Socket paths are limited to ~107 bytes: long ids get a hash. */
+function shortName(id: string): string {
+  return id.length <= 32 ? id : createHash('sha256').update(id).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,133 @@
+/**
+ * Keeps the agent's view of what its proxies need from the registry: the healthy instances
+ * of each upstream service and the intentions. Each is a Consul-style blocking query loop
+ * (answer on change, or after `wait`), with backoff and jitter when the registry is away;
+ * the last answer is kept meanwhile, so proxies fail static.
+ */
+import type { Logger } from 'pino';
+import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
+import type { RegistryLink } from '../registry-link.js';
+import { Backoff } from '../backoff.js';
+
+export interface IntentionsView {
+  defaultAction: IntentionAction;
+  intentions: Array<Pick<Intention, 'source' | 'destination' | 'action'>>;
+}
+
+export interface CatalogWatchEvents {
+  /** Something a proxy snapshot depends on changed. */
+  onChange: () => void;
+}
+
+class Loop {
+  private stopped = false;
+  private readonly ac = new AbortController();
+  private readonly backoff = new Backoff(250, 15_000);
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly step: (index: number, signal: AbortSignal) => Promise<number>, private readonly log: Logger, private readonly what: string) {}
+
+  start(): void {
+    void this.run(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.ac.abort();
+  }
+
+  private async run(index: number): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const next = await this.step(index, this.ac.signal);
+        // A revision going backwards means the registry lost data: start over.
+        index = next < index ? 0 : next;
+        this.backoff.reset();
+      } catch (e) {
+        if (this.stopped) return;
+        const delay = this.backoff.next();
+        if (this.backoff.failures === 1) this.log.warn({ err: (e as Error).message, watch: this.what }, 'registry watch failed; keeping the last answer and retrying');
+        await new Promise<void>((r) => {
+          this.timer = setTimeout(r, delay);
+          this.timer.unref();
+        });
+        index = 0;
+      }
+    }
+  }
+}
+
+export class CatalogWatch {
+  private readonly endpoints = new Map<string, InstanceView[]>();
+  private readonly loops = new Map<string, Loop>();
+  private intentions: IntentionsView | undefined;
+  private intentionLoop: Loop | undefined;
+
+  constructor(private readonly link: RegistryLink, private readonly log: Logger, private readonly onChange: () => void, private readonly waitSeconds = 300) {}
+
+  start(): void {
+    this.intentionLoop = new Loop(
+      async (index, signal) => {
+        const res = await this.link.call((c) => c.intentions({ index, wait: `${this.waitSeconds}s`, signal }));
+        const next: IntentionsView = { defaultAction: res.defaultAction, intentions: res.intentions.map((i) => ({ source: i.source, destination: i.destination, action: i.action })) };
+        if (JSON.stringify(next) !== JSON.stringify(this.intentions)) {
+          this.intentions = next;
+          this.onChange();
+        }
+        return res.revision;
+      },
+      this.log,
+      'intentions',
+    );
+    this.intentionLoop.start();
+  }
+
+  /** Watches exactly these upstream services (starting and stopping loops as needed). */
+  setServices(names: ReadonlySet<string>): void {
+    for (const [name, loop] of this.loops) {
+      if (!names.has(name)) {
+        loop.stop();
+        this.loops.delete(name);
+        this.endpoints.delete(name);
+      }
+    }
+    for (const name of names) {
+      if (this.loops.has(name)) continue;
+      const loop = new Loop(
+        async (index, signal) => {
+          const res = await this.link.call((c) => c.instances(name, { healthyOnly: true, index, wait: `${this.waitSeconds}s`, signal }));
+          const prev = this.endpoints.get(name);
+          if (!prev || JSON.stringify(endpointKey(prev)) !== JSON.stringify(endpointKey(res.instances))) {
+            this.endpoints.set(name, res.instances);
+            this.onChange();
+          }
+          return res.revision;
+        },
+        this.log,
+        `service ${name}`,
+      );
+      this.loops.set(name, loop);
+      loop.start();
+    }
+  }
+
+  instancesOf(name: string): InstanceView[] | undefined {
+    return this.endpoints.get(name);
+  }
+
+  intentionsView(): IntentionsView | undefined {
+    return this.intentions;
+  }
+
+  stop(): void {
+    this.intentionLoop?.stop();
+    for (const l of this.loops.values()) l.stop();
+    this.loops.clear();
+  }
+}
+
+/** What of an instance matters to a proxy: a change elsewhere (check output) must not re-push. */
+function endpointKey(list: InstanceView[]): string[] {
+  return list.map((i) => `${i.id}@${i.node}@${i.address}:${i.meshPort ?? ''}/${i.weight}/${i.status}`).sort();
+}
