@@ -28,6 +28,18 @@ export async function startAdminServer(agent: Agent, socketPath: string, log: Lo
   app.get('/v1/agent/self', async () => ({ ...agent.self(), nodeCertNotAfter: await agent.nodeCertificateExpiry() }));
   app.get('/v1/agent/services', async () => ({ services: agent.services(), definitionProblems: agent.definitionProblems() }));
   app.put('/v1/agent/services', async (req) => agent.register(req.body));
+  // Read-only pass-through to the registry with this node's identity, so `meshctl status`
+  // works on any host of the mesh without the admin token.
+  app.get('/v1/agent/registry/*', async (req, reply) => {
+    const rest = (req.params as { '*': string })['*'];
+    if (!/^(status|catalog\/[a-z/._-]+|intentions|ca\/roots|metrics\/[a-z/._-]+)$/.test(rest)) {
+      throw new MeshError('MESH_ERR_FORBIDDEN', `the agent only passes through read-only registry endpoints, not /v1/${rest}`);
+    }
+    const query = req.query as Record<string, string>;
+    const res = await agent.registryGet(`/v1/${rest}`, query);
+    void reply.header('x-mesh-index', res.headers['x-mesh-index'] ?? '');
+    return res.body;
+  });
   app.get('/v1/agent/proxies', async () => ({ proxies: await agent.proxies.stats() }));
   app.delete('/v1/agent/services/:id', async (req) => {
     const id = nameSchema.safeParse((req.params as { id: string }).id);

@@ -222,6 +222,11 @@ export class Agent {
     };
   }
 
+  /** A read from the registry with this node's identity (for `meshctl status` on this host). */
+  registryGet(path: string, query: Record<string, string>): Promise<{ body: unknown; headers: Record<string, string | string[] | undefined> }> {
+    return this.link.call((c) => c.http.get<unknown>(path, { query }));
+  }
+
   async nodeCertificateExpiry(): Promise<string> {
     return certExpiry(await readFile(this.paths.nodeCert, 'utf8')).toISOString();
   }

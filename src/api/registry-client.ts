@@ -14,6 +14,7 @@ import type {
   ServiceSummary,
 } from './schemas.js';
 import type { IntentionDecision } from './intentions.js';
+import type { MetricsOverview, NodeMetricsReport } from './metrics.js';
 
 export interface RegistryStatus {
   trustDomain: string;
@@ -124,6 +125,13 @@ export class RegistryClient {
   }
   async sign(service: string, csr: string, ttlSeconds?: number): Promise<SignResponse> {
     return (await this.http.post<SignResponse>('/v1/ca/sign', ttlSeconds === undefined ? { service, csr } : { service, csr, ttlSeconds })).body;
+  }
+
+  async metricsOverview(): Promise<MetricsOverview> {
+    return (await this.http.get<MetricsOverview>('/v1/metrics/services')).body;
+  }
+  async reportMetrics(node: string, report: NodeMetricsReport): Promise<void> {
+    await this.http.put(`/v1/metrics/node/${enc(node)}`, report);
   }
 
   async tokens(): Promise<TokenInfo[]> {
