@@ -29,7 +29,7 @@ type AnsweredSocket = Socket & { [LOCAL_ANSWER]?: { status: number; reason: stri
 
 /** How long a refused http connection may sit idle before it is dropped. */
 const LOCAL_ANSWER_IDLE_MS = 10_000;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface AcceptedConnection {
   readonly peer: string;
@@ -53,6 +53,8 @@ export class Inbound {
   #requested: { address: string; port: number } | undefined;
   #snapshot: ProxySnapshot | undefined;
   readonly #accepted = new Set<AcceptedConnection>();
+  readonly #raw = new Set<Socket>();
+  readonly #handshakeTimeoutMs: number;
   readonly #local: HttpServer;
 
   /** Mesh-side connections that passed the handshake. */
@@ -65,8 +67,9 @@ export class Inbound {
   /** Responses the proxy gave itself (403 deny, 502 app down); allowed traffic is a pipe and not parsed. */
   readonly localResponses = new HttpCounter();
 
-  constructor(log: Logger) {
+  constructor(log: Logger, handshakeTimeoutMs = DEFAULT_HANDSHAKE_TIMEOUT_MS) {
     this.#log = log;
+    this.#handshakeTimeoutMs = handshakeTimeoutMs;
     this.#throttled = new ThrottledLog(log);
     this.#local = createHttpServer({ requestTimeout: LOCAL_ANSWER_IDLE_MS, headersTimeout: LOCAL_ANSWER_IDLE_MS }, this.#answerLocally);
     this.#local.timeout = LOCAL_ANSWER_IDLE_MS;
@@ -127,10 +130,11 @@ export class Inbound {
       requestCert: true,
       rejectUnauthorized: true,
       allowHalfOpen: true,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: this.#handshakeTimeoutMs,
     });
     server.on('tlsClientError', this.#onTlsClientError);
     server.on('secureConnection', this.#onSecureConnection);
+    server.on('connection', this.#onRawConnection);
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         reject(
@@ -150,9 +154,17 @@ export class Inbound {
     return server;
   }
 
+  /** Every TCP connection, handshaken or not, so that close() can end them all. */
+  readonly #onRawConnection = (raw: Socket): void => {
+    this.#raw.add(raw);
+    raw.once('close', () => this.#raw.delete(raw));
+  };
+
   readonly #onTlsClientError = (err: Error, socket: TLSSocket): void => {
     const reason = serverHandshakeReason(err, socket.authorizationError);
     this.#refused(reason, socket.remoteAddress);
+    // Node leaves some failed handshakes open (a handshake timeout, for one): end them here.
+    socket.destroy();
   };
 
   readonly #onSecureConnection = (socket: TLSSocket): void => {
@@ -264,6 +276,7 @@ export class Inbound {
     }
     for (const s of this.connections.open) s.destroy();
     for (const c of this.#accepted) c.app.destroy();
+    for (const raw of this.#raw) raw.destroy();
     await closing;
   }
 }

@@ -23,6 +23,8 @@ export interface ProxyOptions {
   readonly connectTimeoutMs?: number;
   /** Idle pooled connection lifetime; default 30 s (shortened by the server's Keep-Alive hint). */
   readonly idleTimeoutMs?: number;
+  /** A client must finish the TLS handshake on the mesh port within this; default 10 s. */
+  readonly handshakeTimeoutMs?: number;
   /** How long a listener a push removes may finish its work; default 5 s. */
   readonly drainMs?: number;
   /** Randomness for the balancers (tests seed it). */
@@ -60,7 +62,7 @@ export class MeshProxy {
 
   constructor(opts: ProxyOptions = {}) {
     this.#log = opts.log ?? silentLogger();
-    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }));
+    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), opts.handshakeTimeoutMs);
     this.outbound = new Outbound(
       this.#log.child({ side: 'outbound' }),
       {

@@ -25,7 +25,12 @@ const MAX_PEM = 16 * 1024;
 /** A port the proxy listens on; 0 lets the OS pick one (tests), the agent always names one. */
 const listenPortSchema = z.number().int().min(0).max(65535);
 const portSchema = z.number().int().min(1).max(65535);
-const ipSchema = z.string().refine((a) => isIPv4(a) || isIPv6(a), 'must be an IPv4 or IPv6 address');
+/** Where the inbound listener binds: an IP address or a host name (the node's advertised address). */
+const bindAddressSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine((a) => isIPv4(a) || isIPv6(a) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a), 'must be an IP address (no brackets) or a host name');
 const loopbackSchema = z
   .string()
   .refine((a) => (isIPv4(a) && a.startsWith('127.')) || a === '::1', 'must be a loopback address (127.0.0.0/8 or ::1)');
@@ -80,7 +85,7 @@ export const proxySnapshotSchema = z
         id: nameSchema,
         protocol: proxyProtocolSchema,
         /** The mesh port on the host address, where peers' outbound proxies connect with mTLS. */
-        inbound: z.object({ address: ipSchema, port: listenPortSchema }).strict(),
+        inbound: z.object({ address: bindAddressSchema, port: listenPortSchema }).strict(),
         /** The local service itself. */
         app: z.object({ address: loopbackSchema.default('127.0.0.1'), port: portSchema }).strict(),
       })

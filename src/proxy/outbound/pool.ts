@@ -23,6 +23,7 @@ export class EndpointPool extends Agent {
   readonly #tls: DialTls;
   readonly #connectTimeoutMs: number;
   readonly #name: string;
+  #destroyed = false;
 
   constructor(endpoint: Endpoint, tls: DialTls, timeouts: PoolTimeouts) {
     super({ keepAlive: true, timeout: timeouts.idleTimeoutMs, maxCachedSessions: 0, scheduling: 'lifo' });
@@ -42,10 +43,19 @@ export class EndpointPool extends Agent {
 
   override createConnection(_options: unknown, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     dialEndpoint(this.#endpoint, this.#tls, this.#connectTimeoutMs, false, (err, socket) => {
-      if (err) cb?.(err, undefined as unknown as Duplex);
+      if (!err && this.#destroyed) {
+        // Dialled before the pool was destroyed, connected after: nobody may use it.
+        socket!.destroy();
+        cb?.(new Error('the connection pool was closed'), undefined as unknown as Duplex);
+      } else if (err) cb?.(err, undefined as unknown as Duplex);
       else cb?.(null, socket!);
     });
     return undefined;
+  }
+
+  override destroy(): void {
+    this.#destroyed = true;
+    super.destroy();
   }
 
   /**
