@@ -1,0 +1,132 @@
+/**
+ * Data-plane bench: every scenario (lib/scenarios.mjs) measured in the same run, in rounds,
+ * the scenario order rotated each round so none always runs first or last. Per scenario
+ * and round:
+ *
+ *   throughput  wrk -tT -cC -dDs (keep-alive) → requests/s; CPU of each proxy process read
+ *               from /proc before and after → µs of CPU per request per hop; peak RSS
+ *   latency     open-loop at a fixed rate (loadgen.mjs) → p50/p99; RSS and CPU per request
+ *               of each proxy at that rate
+ *
+ * Medians over rounds are reported by report.mjs; the raw rounds stay in the JSON.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { REPO } from './lib/dist.mjs';
+import { startScenarios } from './lib/scenarios.mjs';
+import { cpuMicros, cpuPressureMicros, RssSampler, runToEnd, sleep } from './lib/procs.mjs';
+
+/** Run by default, in this order. */
+export const DEFAULT_SCENARIOS = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair'];
+/** Everything --scenarios accepts (node-http-proxy is an opt-in reference point). */
+export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy'];
+
+/**
+ * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,
+ *   latencySec: number, warmupSec: number, scenarios: string[], dir: string, profileDir?: string,
+ *   log: (s: string) => void }} DataPlaneOptions
+ */
+
+/** wrk at fixed concurrency; returns its summary (wrk-report.lua). */
+async function runWrk(url, o, durationSec) {
+  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(REPO, 'bench', 'wrk-report.lua'), url];
+  const r = await runToEnd('wrk', args, { timeoutMs: (durationSec + 30) * 1000 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
+  if (!line) throw new Error(`wrk gave no summary (exit ${r.code}): ${r.stderr || r.stdout}`.slice(0, 2000));
+  const s = JSON.parse(line.slice('WRKJSON '.length));
+  const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
+  return { requests: s.requests, seconds: s.duration_us / 1e6, rps: s.requests / (s.duration_us / 1e6), errors, errorDetail: s.errors, latencyUs: s.latency_us };
+}
+
+async function runLoadgen(url, o) {
+  // Enough connections that a slow answer never makes the next request wait for a socket in
+  // the generator: queueing must happen in the system under test, where it is measured.
+  const spec = { url, rate: o.rate, durationMs: o.latencySec * 1000, warmupMs: 1000, connections: 64 };
+  const r = await runToEnd(process.execPath, [join(REPO, 'bench', 'loadgen.mjs'), JSON.stringify(spec)], { timeoutMs: (o.latencySec + 30) * 1000 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('LOADGEN '));
+  if (!line) throw new Error(`the load generator gave no result (exit ${r.code}): ${r.stderr}`.slice(0, 2000));
+  return JSON.parse(line.slice('LOADGEN '.length));
+}
+
+/** CPU µs per request of each hop over a run, and peak RSS of each, around `fn`. */
+async function withResources(hops, fn) {
+  const sampler = new RssSampler(hops.map((h) => h.pid));
+  const before = hops.map((h) => cpuMicros(h.pid));
+  const psi0 = cpuPressureMicros();
+  const t0 = performance.now();
+  const result = await fn();
+  const after = hops.map((h) => cpuMicros(h.pid));
+  const psi1 = cpuPressureMicros();
+  const wallUs = (performance.now() - t0) * 1000;
+  const rss = sampler.stop();
+  return {
+    result,
+    // Share of the run during which some runnable task waited for a CPU (Linux PSI): how
+    // contended the machine was while this figure was taken.
+    cpuPressurePct: psi0 === undefined || psi1 === undefined ? undefined : Math.min(100, ((psi1 - psi0) / wallUs) * 100),
+    perHop: hops.map((h, i) => ({ role: h.role, cpuUs: after[i] - before[i], rssBytes: rss.get(h.pid) ?? 0 })),
+  };
+}
+
+async function measureScenario(s, o) {
+  const tp = await withResources(s.hops, () => runWrk(s.url, o, o.durationSec));
+  const requests = tp.result.requests;
+  await sleep(500);
+  const lat = await withResources(s.hops, () => runLoadgen(s.url, o));
+  // The latency run's CPU counts its 1 s warm-up too; divide by every request it sent.
+  const latRequests = Math.max(1, Math.round(lat.result.issued * (1 + 1000 / (o.latencySec * 1000))));
+  const hops = s.hops.map((h, i) => ({
+    role: h.role,
+    cpuUsPerReq: tp.perHop[i].cpuUs / Math.max(1, requests),
+    cpuUsPerReqAtRate: lat.perHop[i].cpuUs / latRequests,
+    rssPeakMB: tp.perHop[i].rssBytes / 1048576,
+    rssAtRateMB: lat.perHop[i].rssBytes / 1048576,
+  }));
+  return {
+    rps: tp.result.rps,
+    requests,
+    wrkErrors: tp.result.errors,
+    wrkErrorDetail: tp.result.errorDetail,
+    wrkLatencyUs: tp.result.latencyUs,
+    cpuPressurePct: tp.cpuPressurePct,
+    latency: lat.result,
+    hops,
+  };
+}
+
+/**
+ * @param {DataPlaneOptions} o
+ * @returns {Promise<{ scenarios: Array<{ name: string, kind: string, note: string, hopCount: number }>, rounds: Array<Record<string, any>> }>}
+ */
+export async function runDataPlane(o) {
+  o.log(`starting ${o.scenarios.join(', ')} (registry, certificates, proxies) …`);
+  const env = await startScenarios({ dir: o.dir, names: o.scenarios, profileDir: o.profileDir, log: o.log });
+  try {
+    const list = env.scenarios;
+    if (o.warmupSec > 0) {
+      o.log(`warm-up: ${o.warmupSec} s of wrk on each scenario`);
+      for (const s of list) await runWrk(s.url, o, o.warmupSec);
+    }
+    const rounds = [];
+    for (let r = 0; r < o.rounds; r++) {
+      const order = list.map((_, i) => list[(i + r) % list.length]);
+      const round = {};
+      for (const s of order) {
+        const m = await measureScenario(s, o);
+        round[s.name] = m;
+        const errs = m.wrkErrors + m.latency.errors + m.latency.non200;
+        o.log(
+          `round ${r + 1}/${o.rounds} ${s.name.padEnd(18)} ${Math.round(m.rps).toString().padStart(6)} req/s` +
+            (m.cpuPressurePct !== undefined ? ` (cpu pressure ${Math.round(m.cpuPressurePct)}%)` : '') +
+            `  p50 ${m.latency.latencyMs.p50.toFixed(3)} ms  p99 ${m.latency.latencyMs.p99.toFixed(3)} ms` +
+            (m.hops.length ? `  cpu ${m.hops.map((h) => h.cpuUsPerReq.toFixed(1)).join('/')} µs/req` : '') +
+            (errs ? `  ERRORS ${errs}` : ''),
+        );
+      }
+      rounds.push(round);
+    }
+    return { scenarios: list.map((s) => ({ name: s.name, kind: s.kind, note: s.note, hopCount: s.hops.length, url: s.url })), rounds };
+  } finally {
+    await env.stop();
+  }
+}

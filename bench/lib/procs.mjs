@@ -1,0 +1,231 @@
+/**
+ * Child processes of the bench, and what /proc says about them. Every process the bench
+ * starts goes through here, so clean-up stops exactly those PIDs and nothing else, on a
+ * normal end, an error, Ctrl-C or the global deadline.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+
+/** @typedef {{ pid: number, name: string, child: import('node:child_process').ChildProcess, exited: Promise<{ code: number | null, signal: string | null }> }} Started */
+
+/** @type {Set<Started>} */
+const running = new Set();
+
+/**
+ * Starts a long-lived process with stdout/stderr appended to `logFile`.
+ * @param {string} name @param {string} cmd @param {string[]} args
+ * @param {{ logFile: string, env?: NodeJS.ProcessEnv, ipc?: boolean, cwd?: string }} o
+ * @returns {Started}
+ */
+export function startProcess(name, cmd, args, o) {
+  const fd = openSync(o.logFile, 'a', 0o600);
+  let child;
+  try {
+    child = spawn(cmd, args, {
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      stdio: o.ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd],
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: -1, signal: null }));
+  });
+  if (child.pid === undefined) throw new Error(`${name}: could not start ${cmd} (see ${o.logFile})`);
+  /** @type {Started} */
+  const p = { pid: child.pid, name, child, exited };
+  running.add(p);
+  void exited.then(() => running.delete(p));
+  return p;
+}
+
+/**
+ * Runs a command to completion and returns its stdout; killed (and rejected) after `timeoutMs`.
+ * @param {string} cmd @param {string[]} args @param {{ timeoutMs: number, cwd?: string }} o
+ * @returns {Promise<{ stdout: string, stderr: string, code: number | null }>}
+ */
+export function runToEnd(cmd, args, o) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid === undefined) {
+      child.once('error', reject);
+      return;
+    }
+    /** @type {Started} */
+    const p = { pid: child.pid, name: cmd, child, exited: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
+    running.add(p);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d.length + stderr.length > 64_000 ? '' : d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} did not finish within ${Math.round(o.timeoutMs / 1000)} s`));
+    }, o.timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      running.delete(p);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      running.delete(p);
+      resolve({ stdout, stderr, code });
+    });
+  });
+}
+
+/**
+ * Stops one started process: SIGTERM, then SIGKILL if it is still there after `graceMs`.
+ * @param {Started} p @param {number} [graceMs]
+ */
+export async function stopProcess(p, graceMs = 3000) {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+  await p.exited;
+  clearTimeout(t);
+}
+
+/** Stops every process this bench started and that is still running. */
+export async function stopAll() {
+  await Promise.all([...running].map((p) => stopProcess(p, 2000)));
+}
+
+/** Synchronous last resort (process 'exit'): SIGKILL whatever of ours is left. */
+export function killAllNow() {
+  for (const p of running) {
+    try {
+      p.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+// --- /proc ------------------------------------------------------------------------------
+
+let clkTck = 0;
+/** Kernel clock ticks per second (the unit of utime/stime in /proc/<pid>/stat). */
+export function clockTicksPerSecond() {
+  if (clkTck) return clkTck;
+  try {
+    clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    clkTck = 100;
+  }
+  return clkTck;
+}
+
+/** User + system CPU time of a process so far, in microseconds. */
+export function cpuMicros(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may contain spaces and parentheses: fields start after the last ')'.
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3 (state); utime is field 14, stime field 15.
+  const ticks = Number(f[11]) + Number(f[12]);
+  return (ticks * 1e6) / clockTicksPerSecond();
+}
+
+/** Resident set size in bytes (VmRSS), or undefined once the process is gone. */
+export function rssBytes(pid) {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Total microseconds during which some runnable task waited for a CPU (/proc/pressure/cpu,
+ * "some"), or undefined where the kernel has no PSI.
+ */
+export function cpuPressureMicros() {
+  try {
+    const m = /^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples the RSS of some processes on an interval and keeps the maximum of each. */
+export class RssSampler {
+  /** @param {number[]} pids @param {number} [intervalMs] */
+  constructor(pids, intervalMs = 200) {
+    /** @type {Map<number, number>} */
+    this.max = new Map(pids.map((p) => [p, 0]));
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+  sample() {
+    for (const pid of this.max.keys()) {
+      const r = rssBytes(pid);
+      if (r !== undefined && r > (this.max.get(pid) ?? 0)) this.max.set(pid, r);
+    }
+  }
+  /** @returns {Map<number, number>} max RSS in bytes per pid */
+  stop() {
+    clearInterval(this.timer);
+    this.sample();
+    return this.max;
+  }
+}
+
+// --- ports and readiness -----------------------------------------------------------------
+
+/** A port that is free on `host` right now (the OS picks it). */
+export function freePort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen({ host, port: 0 }, () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/**
+ * Resolves once a TCP connect to host:port succeeds; rejects after `timeoutMs`, or at once
+ * when `proc` (the process that should listen there) has exited.
+ * @param {string} host @param {number} port @param {number} [timeoutMs] @param {string} [what] @param {Started} [proc]
+ */
+export async function waitForPort(host, port, timeoutMs = 15_000, what = `${host}:${port}`, proc = undefined) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null)) {
+      throw new Error(`${what} exited (${proc.child.exitCode ?? proc.child.signalCode}) before listening`);
+    }
+    const ok = await new Promise((resolve) => {
+      const s = connect({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} is not accepting connections after ${Math.round(timeoutMs / 1000)} s`);
+    await sleep(50);
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether an executable is on PATH. */
+export function onPath(cmd) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

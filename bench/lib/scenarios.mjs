@@ -1,0 +1,246 @@
+/**
+ * The systems under test, all on loopback, all kept running for the whole data-plane run:
+ *
+ *   direct              load → upstream 127.0.0.1:U
+ *   haproxy-pair        load → haproxy (tcp) 127.0.0.2 ─mTLS→ haproxy (tcp) 127.0.0.3 → upstream
+ *   haproxy-http-pair   the same with both haproxies in http mode (keep-alive, connection reuse)
+ *   meshctl-l4-pair     load → web proxy (tcp upstream api) 127.0.0.2 ─mTLS→ api proxy 127.0.0.3 → upstream
+ *   meshctl-l7-pair     the same with protocol http
+ *   node-http-proxy     (opt-in) load → bench/ref-proxy.mjs → upstream: one plain http-proxy hop, the
+ *                       floor of the library the L7 proxy is built on
+ *
+ * "Hosts" are loopback addresses: web on 127.0.0.2, api on 127.0.0.3. Every mTLS hop uses
+ * EC P-256 leaves from the same registry CA, TLS 1.3 only, and verifies the peer both ways.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { CLI_ENTRY, REPO } from './dist.mjs';
+import { meshMaterial } from './mesh.mjs';
+import { freePort, startProcess, stopProcess, waitForPort } from './procs.mjs';
+
+export const WEB_HOST = '127.0.0.2';
+export const API_HOST = '127.0.0.3';
+export const UPSTREAM_HOST = '127.0.0.1';
+
+/**
+ * @typedef {{ pid: number, role: string }} Hop
+ * @typedef {{ name: string, kind: 'direct' | 'haproxy' | 'meshctl' | 'reference', url: string, hops: Hop[], note: string }} Scenario
+ */
+
+/** The haproxy configuration for one side of the pair. */
+export function haproxyConfig({ mode, side, listen, target, crtFile, caFile }) {
+  const global = [
+    'global',
+    // One thread, like one Node proxy process: the comparison is per process, per hop.
+    '    nbthread 1',
+    '    maxconn 4096',
+    '    ssl-default-bind-options ssl-min-ver TLSv1.3',
+    '    ssl-default-server-options ssl-min-ver TLSv1.3',
+    '',
+    'defaults',
+    `    mode ${mode}`,
+    '    timeout connect 5s',
+    '    timeout client 65s',
+    '    timeout server 65s',
+    ...(mode === 'http' ? ['    timeout http-keep-alive 65s', '    option http-keep-alive'] : []),
+    '',
+  ];
+  if (side === 'outbound') {
+    return [
+      ...global,
+      'frontend outbound',
+      `    bind ${listen.host}:${listen.port}`,
+      '    default_backend api',
+      '',
+      'backend api',
+      ...(mode === 'http' ? ['    http-reuse always'] : []),
+      // verify required: the server's chain must lead to the mesh root; crt: our client leaf.
+      `    server api-1 ${target.host}:${target.port} ssl verify required ca-file ${caFile} crt ${crtFile}`,
+      '',
+    ].join('\n');
+  }
+  return [
+    ...global,
+    'frontend inbound',
+    // verify required: a client certificate from the mesh root is mandatory.
+    `    bind ${listen.host}:${listen.port} ssl crt ${crtFile} ca-file ${caFile} verify required`,
+    '    default_backend app',
+    '',
+    'backend app',
+    ...(mode === 'http' ? ['    http-reuse always'] : []),
+    `    server app ${target.host}:${target.port}`,
+    '',
+  ].join('\n');
+}
+
+/** A meshctl proxy snapshot, in the schema of src/proxy/snapshot.ts. */
+export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, upstream }) {
+  const leaf = service === 'web' ? mesh.web : mesh.api;
+  return {
+    version: 1,
+    trustDomain: mesh.trustDomain,
+    service: { name: service, id, protocol, inbound, app: { address: UPSTREAM_HOST, port: appPort } },
+    tls: { certPem: leaf.certPem, keyPem: leaf.keyPem, rootsPem: leaf.rootsPem },
+    defaultIntention: mesh.defaultIntention,
+    intentions: mesh.intentions,
+    upstreams: upstream
+      ? [
+          {
+            service: 'api',
+            protocol,
+            localAddress: upstream.local.host,
+            localPort: upstream.local.port,
+            loadBalancer: 'round_robin',
+            endpoints: [{ id: 'api-1', node: 'bench-api', address: upstream.endpoint.host, port: upstream.endpoint.port, weight: 1 }],
+          },
+        ]
+      : [],
+  };
+}
+
+/** One GET; resolves with status and body (to check a scenario works before measuring it). */
+export function getOnce(url, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => (body += d));
+      res.once('end', () => resolve({ status: res.statusCode, body, headers: res.headers }));
+      res.once('error', reject);
+    });
+    req.once('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Starts the upstream, both haproxy pairs and both meshctl pairs.
+ * @param {{ dir: string, names: string[], profileDir?: string, log: (s: string) => void }} o
+ * @returns {Promise<{ scenarios: Scenario[], upstreamPid: number, stop: () => Promise<void> }>}
+ */
+export async function startScenarios(o) {
+  const started = [];
+  const stop = async () => {
+    // meshctl proxies first: with --cpu-prof they write their profile on a clean exit.
+    await Promise.all(started.map((p) => stopProcess(p, 5000)));
+  };
+  const want = (n) => o.names.includes(n);
+  try {
+    const upstreamPort = await freePort(UPSTREAM_HOST);
+    const upstream = startProcess('upstream', process.execPath, [join(REPO, 'bench', 'upstream.mjs'), UPSTREAM_HOST, String(upstreamPort)], {
+      logFile: join(o.dir, 'upstream.log'),
+    });
+    started.push(upstream);
+    await waitForPort(UPSTREAM_HOST, upstreamPort, 15_000, 'the upstream', upstream);
+
+    /** @type {Scenario[]} */
+    const scenarios = [];
+    if (want('direct')) {
+      scenarios.push({ name: 'direct', kind: 'direct', url: `http://${UPSTREAM_HOST}:${upstreamPort}/`, hops: [], note: 'load generator → upstream' });
+    }
+
+    if (want('node-http-proxy')) {
+      const listen = { host: WEB_HOST, port: await freePort(WEB_HOST) };
+      const p = startProcess('node-http-proxy', process.execPath, [join(REPO, 'bench', 'ref-proxy.mjs'), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)], {
+        logFile: join(o.dir, 'node-http-proxy.log'),
+      });
+      started.push(p);
+      await waitForPort(listen.host, listen.port, 15_000, 'the reference http-proxy', p);
+      scenarios.push({ name: 'node-http-proxy', kind: 'reference', url: `http://${listen.host}:${listen.port}/`, hops: [{ pid: p.pid, role: 'out' }], note: 'one plain http-proxy hop, no TLS (reference)' });
+    }
+
+    const needMesh = o.names.some((n) => n !== 'direct' && n !== 'node-http-proxy');
+    const mesh = needMesh
+      ? await meshMaterial(o.dir, { webAddress: WEB_HOST, apiAddress: API_HOST, apiPort: 18000, apiMeshPort: 21000, upstreamPort })
+      : undefined;
+
+    if (mesh && (want('haproxy-pair') || want('haproxy-http-pair'))) {
+      const caFile = join(o.dir, 'roots.pem');
+      const webCrt = join(o.dir, 'web.pem');
+      const apiCrt = join(o.dir, 'api.pem');
+      await writeFile(caFile, mesh.web.rootsPem.join('\n'), { mode: 0o600 });
+      await writeFile(webCrt, `${mesh.web.certPem.trimEnd()}\n${mesh.web.keyPem}`, { mode: 0o600 });
+      await writeFile(apiCrt, `${mesh.api.certPem.trimEnd()}\n${mesh.api.keyPem}`, { mode: 0o600 });
+      for (const [name, mode] of [
+        ['haproxy-pair', 'tcp'],
+        ['haproxy-http-pair', 'http'],
+      ]) {
+        if (!want(name)) continue;
+        const out = { host: WEB_HOST, port: await freePort(WEB_HOST) };
+        const inb = { host: API_HOST, port: await freePort(API_HOST) };
+        const hops = [];
+        for (const [side, listen, target, crtFile] of [
+          ['inbound', inb, { host: UPSTREAM_HOST, port: upstreamPort }, apiCrt],
+          ['outbound', out, inb, webCrt],
+        ]) {
+          const cfg = join(o.dir, `${name}-${side}.cfg`);
+          await writeFile(cfg, haproxyConfig({ mode, side, listen, target, crtFile, caFile }));
+          const p = startProcess(`${name} ${side}`, 'haproxy', ['-db', '-f', cfg], { logFile: join(o.dir, `${name}-${side}.log`) });
+          started.push(p);
+          await waitForPort(listen.host, listen.port, 15_000, `haproxy ${name} ${side} (log: ${join(o.dir, `${name}-${side}.log`)})`, p);
+          hops.unshift({ pid: p.pid, role: side === 'outbound' ? 'out' : 'in' });
+        }
+        scenarios.push({
+          name,
+          kind: 'haproxy',
+          url: `http://${out.host}:${out.port}/`,
+          hops,
+          note: `haproxy ${mode} mode, nbthread 1, mTLS verify required both ways`,
+        });
+      }
+    }
+
+    for (const [name, protocol] of [
+      ['meshctl-l4-pair', 'tcp'],
+      ['meshctl-l7-pair', 'http'],
+    ]) {
+      if (!mesh || !want(name)) continue;
+      const local = { host: WEB_HOST, port: await freePort(WEB_HOST) };
+      const endpoint = { host: API_HOST, port: await freePort(API_HOST) };
+      const snapshots = {
+        in: proxySnapshot({ mesh, service: 'api', id: 'api-1', protocol, inbound: { address: API_HOST, port: endpoint.port }, appPort: upstreamPort }),
+        out: proxySnapshot({ mesh, service: 'web', id: 'web-1', protocol, inbound: { address: WEB_HOST, port: 0 }, appPort: 1, upstream: { local, endpoint } }),
+      };
+      const hops = [];
+      for (const role of ['in', 'out']) {
+        const base = join(o.dir, `${name}-${role}`);
+        await writeFile(`${base}.json`, JSON.stringify(snapshots[role]), { mode: 0o600 });
+        const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, `${name}-${role}`)] : [];
+        // Exactly what the agent runs (src/agent/proxies/process.ts), plus no drain on stop.
+        const p = startProcess(
+          `${name} ${role}`,
+          process.execPath,
+          [...nodeArgs, CLI_ENTRY, 'proxy', 'run', '--admin-socket', `${base}.sock`, '--snapshot', `${base}.json`, '--drain-seconds', '0'],
+          { logFile: `${base}.log`, env: { ...process.env, MESHCTL_PROXY_SERVICE: role === 'in' ? 'api-1' : 'web-1' } },
+        );
+        started.push(p);
+        const at = role === 'in' ? endpoint : local;
+        await waitForPort(at.host, at.port, 20_000, `meshctl proxy ${name} ${role} (log: ${base}.log)`, p);
+        hops.push({ pid: p.pid, role });
+      }
+      hops.reverse();
+      scenarios.push({
+        name,
+        kind: 'meshctl',
+        url: `http://${local.host}:${local.port}/`,
+        hops,
+        note: `meshctl proxy run, protocol ${protocol}, intention web→api allow`,
+      });
+    }
+
+    // Every path must answer 200 ok end to end before anything is measured.
+    for (const s of scenarios) {
+      const r = await getOnce(s.url).catch((e) => ({ status: 0, body: String(e), headers: {} }));
+      if (r.status !== 200 || r.body !== 'ok\n') {
+        throw new Error(`${s.name}: GET ${s.url} answered ${r.status} ${JSON.stringify(r.body.slice(0, 200))}; logs are in ${o.dir}`);
+      }
+    }
+    const order = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair', 'node-http-proxy'];
+    scenarios.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+    return { scenarios, upstreamPid: upstream.pid, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Turns raw rounds into the figures people read: medians over rounds, ratios against
+ * `haproxy-pair` and `direct` (the median of the per-round ratios, since scenarios of one
+ * round ran minutes apart at most), the targets of issue 6 with met / not met, and the
+ * same table as text for the terminal and as markdown for bench/results/ and the docs.
+ */
+
+export function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const max = (xs) => xs.reduce((a, b) => Math.max(a, b), 0);
+
+/** Per-scenario medians (RSS: the peak over all rounds) and ratios. */
+export function summarizeDataPlane(dp) {
+  const out = {};
+  for (const s of dp.scenarios) {
+    const rs = dp.rounds.map((r) => r[s.name]).filter(Boolean);
+    const per = (f) => median(rs.map(f));
+    const ratio = (base, f) =>
+      median(dp.rounds.filter((r) => r[s.name] && r[base]).map((r) => f(r[s.name]) / f(r[base])));
+    const diff = (base, f) => median(dp.rounds.filter((r) => r[s.name] && r[base]).map((r) => f(r[s.name]) - f(r[base])));
+    const hops = (rs[0]?.hops ?? []).map((h, i) => ({
+      role: h.role,
+      cpuUsPerReq: per((r) => r.hops[i].cpuUsPerReq),
+      cpuUsPerReqAtRate: per((r) => r.hops[i].cpuUsPerReqAtRate),
+      rssAtRateMB: max(rs.map((r) => r.hops[i].rssAtRateMB)),
+      rssPeakMB: max(rs.map((r) => r.hops[i].rssPeakMB)),
+    }));
+    const rps = (r) => r.rps;
+    const p99 = (r) => r.latency.latencyMs.p99;
+    out[s.name] = {
+      kind: s.kind,
+      note: s.note,
+      rounds: rs.length,
+      rps: per(rps),
+      rpsVsHaproxy: ratio('haproxy-pair', rps),
+      rpsVsDirect: ratio('direct', rps),
+      p50Ms: per((r) => r.latency.latencyMs.p50),
+      p99Ms: per(p99),
+      p999Ms: per((r) => r.latency.latencyMs.p999),
+      p99AddedMs: diff('direct', p99),
+      p99VsHaproxy: ratio('haproxy-pair', p99),
+      achievedRps: per((r) => r.latency.achievedRps),
+      generatorLateP99Ms: per((r) => r.latency.latenessMs.p99),
+      hops,
+      cpuUsPerReqPerHop: hops.length ? hops.reduce((a, h) => a + h.cpuUsPerReq, 0) / hops.length : undefined,
+      cpuVsHaproxy: hops.length ? ratio('haproxy-pair', (r) => r.hops.reduce((a, h) => a + h.cpuUsPerReq, 0)) : undefined,
+      errors: rs.reduce((a, r) => a + r.wrkErrors + r.latency.errors + r.latency.non200, 0),
+      cpuPressurePct: per((r) => r.cpuPressurePct),
+    };
+  }
+  return out;
+}
+
+/** The targets of issue 6, each with where we stand. */
+export function evaluateTargets(dpSummary, cp) {
+  const t = [];
+  const add = (name, target, value, unit, met, note = '') => t.push({ name, target, value, unit, met: value === undefined ? null : met, note });
+  const l4 = dpSummary?.['meshctl-l4-pair'];
+  const l7 = dpSummary?.['meshctl-l7-pair'];
+  if (dpSummary) {
+    add('L4 pair throughput vs haproxy-pair', '≥ 1.0×', l4?.rpsVsHaproxy, '×', (l4?.rpsVsHaproxy ?? 0) >= 1.0);
+    add('L7 pair throughput vs haproxy-pair', '≥ 0.6×', l7?.rpsVsHaproxy, '×', (l7?.rpsVsHaproxy ?? 0) >= 0.6);
+    add('L4 pair added p99 over direct at the fixed rate', '≤ 2 ms', l4?.p99AddedMs, 'ms', (l4?.p99AddedMs ?? Infinity) <= 2);
+    add('L7 pair added p99 over direct at the fixed rate', '≤ 2 ms', l7?.p99AddedMs, 'ms', (l7?.p99AddedMs ?? Infinity) <= 2);
+    const l7hop = l7?.hops.find((h) => h.role === 'out');
+    add('CPU per request of the L7 hop (outbound http proxy, at saturation)', '≤ 60 µs', l7hop?.cpuUsPerReq, 'µs', (l7hop?.cpuUsPerReq ?? Infinity) <= 60,
+      l7 ? `pair mean per hop ${fmt(l7.cpuUsPerReqPerHop, 1)} µs; at the fixed rate ${fmt(l7hop?.cpuUsPerReqAtRate, 1)} µs` : '');
+    const rss = [l4, l7].filter(Boolean).flatMap((s) => s.hops.map((h) => h.rssAtRateMB));
+    add('meshctl proxy RSS at the fixed rate (largest proxy)', '≤ 50 MB', rss.length ? max(rss) : undefined, 'MB', max(rss) <= 50);
+  }
+  if (cp) {
+    const r = cp.runs.find((x) => x.watchers === 1000)?.registration;
+    add('registration → 1,000 watchers answered, p99', '≤ 200 ms', r?.p99Ms, 'ms', (r?.p99Ms ?? Infinity) <= 200);
+  }
+  return t;
+}
+
+// --- formatting ----------------------------------------------------------------------------
+
+export function fmt(v, digits = 2) {
+  if (v === undefined || v === null || Number.isNaN(v)) return '—';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function hopsText(hops, key, digits) {
+  return hops.length ? hops.map((h) => fmt(h[key], digits)).join(' | ') : '—';
+}
+
+/** Rows of the data-plane table: [header, ...rows], each a list of cells. */
+export function dataPlaneRows(summary) {
+  const header = [
+    'scenario',
+    'req/s',
+    '× haproxy',
+    '× direct',
+    'p50 ms',
+    'p99 ms',
+    '+p99 ms vs direct',
+    'p99 × haproxy',
+    'CPU µs/req/hop (out | in)',
+    'CPU × haproxy',
+    'CPU µs/req @rate (out | in)',
+    'RSS MB @rate (out | in)',
+    'RSS MB peak (out | in)',
+    'errors',
+    'CPU pressure %',
+  ];
+  const rows = Object.entries(summary).map(([name, s]) => [
+    name,
+    fmt(s.rps, 0),
+    fmt(s.rpsVsHaproxy),
+    fmt(s.rpsVsDirect),
+    fmt(s.p50Ms, 3),
+    fmt(s.p99Ms, 3),
+    name === 'direct' ? '—' : fmt(s.p99AddedMs, 3),
+    fmt(s.p99VsHaproxy),
+    hopsText(s.hops, 'cpuUsPerReq', 1),
+    fmt(s.cpuVsHaproxy),
+    hopsText(s.hops, 'cpuUsPerReqAtRate', 1),
+    hopsText(s.hops, 'rssAtRateMB', 1),
+    hopsText(s.hops, 'rssPeakMB', 1),
+    String(s.errors),
+    fmt(s.cpuPressurePct, 0),
+  ]);
+  return [header, ...rows];
+}
+
+export function controlPlaneRows(cp) {
+  const header = [
+    'watchers',
+    'change',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'ack ms',
+    'p99 ms from send',
+    'answered',
+    'registry CPU ms per change',
+    'registry RSS MB (before → holding)',
+    'registry CPU ms to take the watches',
+  ];
+  const rows = [];
+  for (const run of cp.runs) {
+    for (const kind of ['registration', 'intention']) {
+      const k = run[kind];
+      if (!k) continue;
+      rows.push([
+        fmt(run.watchers, 0),
+        kind,
+        fmt(k.p50Ms, 1),
+        fmt(k.p99Ms, 1),
+        fmt(k.maxMs, 1),
+        fmt(k.ackMs, 1),
+        fmt(k.p99FromSentMs, 1),
+        `${k.answered}/${run.watchers}`,
+        fmt(k.registryCpuMs, 0),
+        `${fmt(run.registryRssBeforeMB, 1)} → ${fmt(run.registryRssHoldingMB, 1)}`,
+        fmt(run.registryCpuArmMs, 0),
+      ]);
+    }
+  }
+  return [header, ...rows];
+}
+
+export function targetRows(targets) {
+  return [
+    ['target', 'goal', 'measured', 'status', 'note'],
+    ...targets.map((t) => [t.name, t.target, t.value === undefined ? '—' : `${fmt(t.value, t.unit === '×' ? 2 : 1)} ${t.unit}`, t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met', t.note]),
+  ];
+}
+
+/** A fixed-width text table. */
+export function textTable(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
+  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+export function markdownTable(rows) {
+  const esc = (s) => String(s).replace(/\|/g, '\\|');
+  return [
+    `| ${rows[0].map(esc).join(' | ')} |`,
+    `|${rows[0].map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`,
+    ...rows.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** The whole result as markdown (bench/results/latest.md). */
+export function markdownReport(result) {
+  const m = result.meta;
+  const o = m.options;
+  const lines = [
+    `# meshctl benchmark — ${m.date}`,
+    '',
+    `- machine: ${m.machine.nproc} CPUs (${m.machine.cpuModel}), ${m.machine.memGB} GB, ${m.machine.kernel}`,
+    `- software: Node ${m.machine.node}, ${m.machine.haproxy ?? 'haproxy —'}, ${m.machine.wrk ?? 'wrk —'}`,
+    `- commit: ${m.git.commit}${m.git.dirty ? ' (with uncommitted changes)' : ''}`,
+    `- command: \`${m.command}\``,
+    `- load average before → after: ${m.machine.loadBefore} → ${m.machine.loadAfter} (the machine is shared: figures are noisy, compare ratios within one run)`,
+    '',
+  ];
+  if (result.dataPlane) {
+    lines.push(
+      '## Data plane',
+      '',
+      `wrk -t${o.threads} -c${o.connections} -d${o.durationSec}s (keep-alive) for throughput; open-loop ${o.rate} req/s for ${o.latencySec} s for latency; ${o.rounds} rounds, medians (RSS: peak over rounds). ` +
+        'CPU is user+system time of each proxy process from /proc per request served; "out" is the web-side (outbound) proxy, "in" the api-side (inbound) one. ' +
+        '"CPU pressure" is the share of the throughput run during which some task on the machine waited for a CPU (Linux PSI): the higher, the noisier the row.',
+      '',
+      markdownTable(dataPlaneRows(result.dataPlane.summary)),
+      '',
+    );
+  }
+  if (result.controlPlane) {
+    lines.push(
+      '## Control plane',
+      '',
+      `Watchers hold blocking queries (\`GET /v1/catalog/service/api?index=N&wait=60s\`, \`GET /v1/intentions?index=N&wait=60s\`) over mTLS; time from the change being acknowledged (its PUT answered; "ack ms" is how long that took) to each watcher having the answer that shows it. ${result.controlPlane.rounds} changes of each kind per size, each over all N watchers; medians of the per-change p50/p99, max over all. Registry store: ${result.controlPlane.store}; up to ${result.controlPlane.perProcess} watchers per client process.`,
+      '',
+      markdownTable(controlPlaneRows(result.controlPlane)),
+      '',
+    );
+  }
+  lines.push('## Targets', '', markdownTable(targetRows(result.targets)), '');
+  return lines.join('\n');
+}

@@ -1,0 +1,76 @@
+/**
+ * A process full of simulated agents for the control-plane bench (forked with IPC by
+ * control-plane.mjs): each watcher holds one blocking query against the registry, the way
+ * an agent waits for catalog and intention changes, over mTLS with a node certificate.
+ *
+ * Messages in:  {cmd:'init', baseUrl, caPem, certPem, keyPem, count}
+ *               {cmd:'arm', kind:'catalog'|'intentions', index, expect, timeoutMs}
+ *               {cmd:'close'}
+ * Messages out: {cmd:'ready'}, {cmd:'armed'},
+ *               {cmd:'result', times:[ms epoch, …], answered, errors:[…]}
+ *
+ * A watcher that gets an answer without the expected change (another change came first, or
+ * `wait` ran out) asks again from the answer's revision, as an agent would.
+ */
+import { performance } from 'node:perf_hooks';
+import { distImport } from './lib/dist.mjs';
+
+const { RegistryClient } = await distImport('api/registry-client.js');
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+const now = () => performance.timeOrigin + performance.now();
+
+let client;
+let count = 0;
+
+function sees(kind, r, expect) {
+  if (kind === 'catalog') return r.instances.some((i) => i.id === expect.id);
+  return r.intentions.some((i) => i.source === expect.source && i.destination === expect.destination && i.action === expect.action);
+}
+
+async function watchOne(kind, index, expect, deadline) {
+  let idx = index;
+  while (now() < deadline) {
+    const r = kind === 'catalog' ? await client.instances('api', { index: idx, wait: '60s' }) : await client.intentions({ index: idx, wait: '60s' });
+    if (sees(kind, r, expect)) return now();
+    idx = r.revision;
+  }
+  return undefined;
+}
+
+async function arm(m) {
+  const deadline = now() + m.timeoutMs;
+  const errors = [];
+  const runs = [];
+  for (let i = 0; i < count; i++) {
+    runs.push(
+      watchOne(m.kind, m.index, m.expect, deadline).catch((e) => {
+        if (errors.length < 5) errors.push(String(e?.message ?? e));
+        return undefined;
+      }),
+    );
+    // Let the sockets open in batches rather than one burst of SYNs.
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  process.send({ cmd: 'armed' });
+  const times = await Promise.all(runs);
+  const got = times.filter((t) => t !== undefined);
+  process.send({ cmd: 'result', times: got, answered: got.length, errors });
+}
+
+process.on('message', (m) => {
+  if (m.cmd === 'init') {
+    count = m.count;
+    client = new RegistryClient({ baseUrl: m.baseUrl, ca: m.caPem, cert: m.certPem, key: m.keyPem });
+    // Keep every watcher's connection between rounds (Node keeps 256 idle sockets by default),
+    // so later rounds measure the change, not new handshakes.
+    client.http.agent.maxFreeSockets = Math.max(256, count);
+    process.send({ cmd: 'ready' });
+  } else if (m.cmd === 'arm') {
+    void arm(m).catch((e) => process.send({ cmd: 'result', times: [], answered: 0, errors: [String(e)] }));
+  } else if (m.cmd === 'close') {
+    client?.close();
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));

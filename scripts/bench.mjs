@@ -1,0 +1,218 @@
+/**
+ * `npm run bench`: builds the project, then runs the data-plane bench (direct, haproxy pairs,
+ * meshctl L4/L7 pairs, side by side) and the control-plane bench (watchers), prints the
+ * tables with ratios and the targets, and writes bench/results/<time>.json, latest.json and
+ * latest.md. Everything runs on loopback, stops by itself (a global deadline), and stops
+ * only processes it started.
+ *
+ *   npm run bench -- [--rounds 3] [--duration 10] [--connections 32] [--threads 2]
+ *                    [--rate 1000] [--latency-duration 8] [--warmup 3]
+ *                    [--scenarios direct,haproxy-pair,…] [--watchers 100,1000,5000]
+ *                    [--cp-rounds 3] [--cp-store sqlite|memory]
+ *                    [--skip-control-plane] [--skip-data-plane] [--no-build]
+ *                    [--profile DIR] [--quick] [--deadline-min 20] [--keep-logs]
+ */
+import { spawnSync, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const RESULTS = join(REPO, 'bench', 'results');
+
+const { values: v } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    threads: { type: 'string', default: '2' },
+    rate: { type: 'string', default: '1000' },
+    'latency-duration': { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '3' },
+    scenarios: { type: 'string' },
+    watchers: { type: 'string', default: '100,1000,5000' },
+    'cp-rounds': { type: 'string', default: '3' },
+    'cp-store': { type: 'string', default: 'sqlite' },
+    'skip-control-plane': { type: 'boolean', default: false },
+    'skip-data-plane': { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'deadline-min': { type: 'string', default: '20' },
+    'keep-logs': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (v.help) {
+  const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  process.stdout.write(`${src.slice(src.indexOf('/**'), src.indexOf('*/') + 2)}\n`);
+  process.exit(0);
+}
+
+const num = (name, value, min, maxV) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > maxV) {
+    process.stderr.write(`error: --${name} must be a number from ${min} to ${maxV} (got '${value}')\n`);
+    process.exit(2);
+  }
+  return n;
+};
+
+const quick = v.quick;
+const opts = {
+  rounds: quick ? 1 : num('rounds', v.rounds, 1, 20),
+  durationSec: quick ? 3 : num('duration', v.duration, 1, 120),
+  connections: num('connections', v.connections, 1, 4096),
+  threads: num('threads', v.threads, 1, 64),
+  rate: num('rate', v.rate, 1, 100_000),
+  latencySec: quick ? 3 : num('latency-duration', v['latency-duration'], 1, 120),
+  warmupSec: quick ? 1 : num('warmup', v.warmup, 0, 60),
+};
+const watchers = (quick ? '100' : v.watchers).split(',').map((x) => num('watchers', x, 1, 20_000));
+const cpRounds = quick ? 1 : num('cp-rounds', v['cp-rounds'], 1, 20);
+if (!['sqlite', 'memory'].includes(v['cp-store'])) {
+  process.stderr.write(`error: --cp-store must be sqlite or memory (got '${v['cp-store']}')\n`);
+  process.exit(2);
+}
+
+const log = (s) => process.stdout.write(`[bench] ${s}\n`);
+
+function which(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+function firstLine(cmd, args) {
+  try {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout}${r.stderr}`.split('\n').find((l) => l.trim()) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// Tools first: install nothing, say what is missing and stop.
+if (!v['skip-data-plane']) {
+  const missing = ['wrk', 'haproxy'].filter((c) => !which(c));
+  if (missing.length) {
+    process.stderr.write(`error: the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed.\n  apt-get install wrk haproxy\n(or run only the control-plane bench: npm run bench -- --skip-data-plane)\n`);
+    process.exit(3);
+  }
+}
+
+if (!v['no-build']) {
+  log('building (npx tsc -p tsconfig.build.json) …');
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) {
+    process.stderr.write('error: the build failed; fix the type errors above, or run with --no-build against the current dist/.\n');
+    process.exit(1);
+  }
+}
+
+// Imported after the build: these load compiled modules from dist/.
+const procs = await import('../bench/lib/procs.mjs');
+const { runDataPlane, ALL_SCENARIOS, DEFAULT_SCENARIOS } = await import('../bench/data-plane.mjs');
+const { runControlPlane } = await import('../bench/control-plane.mjs');
+const report = await import('../bench/report.mjs');
+
+const scenarios = v.scenarios ? v.scenarios.split(',') : DEFAULT_SCENARIOS;
+for (const s of scenarios) {
+  if (!ALL_SCENARIOS.includes(s)) {
+    process.stderr.write(`error: unknown scenario '${s}' (known: ${ALL_SCENARIOS.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'meshctl-bench-'));
+let failed = false;
+const cleanup = async () => {
+  await procs.stopAll();
+  if (!failed && !v['keep-logs']) rmSync(workDir, { recursive: true, force: true });
+};
+process.on('exit', () => procs.killAllNow());
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    log(`${sig}: stopping everything this bench started`);
+    failed = true;
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+const deadlineMin = num('deadline-min', v['deadline-min'], 1, 240);
+const deadline = setTimeout(() => {
+  process.stderr.write(`error: the bench ran past its ${deadlineMin}-minute deadline; stopping (logs in ${workDir})\n`);
+  failed = true;
+  void cleanup().finally(() => process.exit(1));
+}, deadlineMin * 60_000);
+deadline.unref();
+
+function gitInfo() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO, encoding: 'utf8' }).trim().length > 0;
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: false };
+  }
+}
+
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const started = new Date();
+const meta = {
+  date: started.toISOString(),
+  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  options: { ...opts, scenarios, watchers, cpRounds, cpStore: v['cp-store'] },
+  git: gitInfo(),
+  machine: {
+    nproc: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGB: Math.round(totalmem() / 2 ** 30),
+    freeMemGB: Math.round(freemem() / 2 ** 30),
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    haproxy: which('haproxy') ? firstLine('haproxy', ['-v']) : undefined,
+    wrk: which('wrk') ? firstLine('wrk', ['-v'])?.replace(/ Copyright.*/, '') : undefined,
+    loadBefore: load(),
+    loadAfter: '',
+  },
+};
+
+const result = { meta, dataPlane: undefined, controlPlane: undefined, targets: [] };
+try {
+  log(`machine: ${meta.machine.nproc} × ${meta.machine.cpuModel}, load ${meta.machine.loadBefore}; work dir ${workDir}`);
+  if (!v['skip-data-plane']) {
+    const profileDir = v.profile ? join(v.profile) : undefined;
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    const dp = await runDataPlane({ ...opts, scenarios, dir: workDir, profileDir, log });
+    result.dataPlane = { ...dp, summary: report.summarizeDataPlane(dp) };
+    if (profileDir) log(`CPU profiles of the meshctl proxies: ${profileDir} (read one with: node bench/profile-summary.mjs FILE)`);
+  }
+  if (!v['skip-control-plane']) {
+    result.controlPlane = await runControlPlane({ watchers, rounds: cpRounds, store: v['cp-store'], dir: workDir, log });
+  }
+  meta.machine.loadAfter = load();
+  result.targets = report.evaluateTargets(result.dataPlane?.summary, result.controlPlane);
+
+  process.stdout.write('\n');
+  if (result.dataPlane) process.stdout.write(`DATA PLANE (medians of ${opts.rounds} rounds; ratios vs haproxy-pair and direct)\n${report.textTable(report.dataPlaneRows(result.dataPlane.summary))}\n\n`);
+  if (result.controlPlane) process.stdout.write(`CONTROL PLANE\n${report.textTable(report.controlPlaneRows(result.controlPlane))}\n\n`);
+  process.stdout.write(`TARGETS\n${report.textTable(report.targetRows(result.targets))}\n\n`);
+  process.stdout.write(`load average before → after: ${meta.machine.loadBefore} → ${meta.machine.loadAfter} (shared machine: figures are noisy)\n`);
+
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify(result, null, 2);
+  writeFileSync(join(RESULTS, `${stamp}.json`), json);
+  writeFileSync(join(RESULTS, 'latest.json'), json);
+  writeFileSync(join(RESULTS, 'latest.md'), report.markdownReport(result));
+  log(`wrote bench/results/${stamp}.json, latest.json and latest.md`);
+  const errors = Object.values(result.dataPlane?.summary ?? {}).reduce((a, s) => a + s.errors, 0);
+  if (errors > 0) log(`warning: ${errors} requests failed during the data-plane runs (see the errors column)`);
+} catch (e) {
+  failed = true;
+  process.stderr.write(`error: the bench failed: ${e instanceof Error ? e.message : String(e)}\n  logs and configs are kept in ${workDir}\n`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(deadline);
+  await cleanup();
+}
