@@ -220,7 +220,8 @@ else
   # from the parent must not send npm to the parent's directory.
   if [ -f "$stage/package-lock.json" ]; then
     say "npm ci (dependencies from package-lock.json; native modules may compile, this can take a few minutes)"
-    npm --prefix "$stage" ci --include=dev --no-audit --no-fund --prefer-offline
+    # JOBS: node-gyp compiles native modules (better-sqlite3) on every core when no prebuilt binary can be fetched.
+    JOBS="${JOBS:-max}" npm --prefix "$stage" ci --include=dev --no-audit --no-fund --prefer-offline
   else
     say "npm install (no package-lock.json)"
     npm --prefix "$stage" install --include=dev --no-audit --no-fund

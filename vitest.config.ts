@@ -6,7 +6,8 @@ export default defineConfig({
     // Tests start real servers and processes; the CI box has two cores.
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 30_000,
+    // Bounds, not timing assertions: end-to-end tests start real processes on a shared 2-core box.
+    testTimeout: 90_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
   },

@@ -7,6 +7,7 @@ import type { Nodes } from './nodes.js';
 import type { Intentions } from './intentions.js';
 import type { TokenStore } from './token-store.js';
 import type { ChangeNotifier } from './notifier.js';
+import type { MetricsHub } from './metrics.js';
 
 /** Everything a route needs; built once by `buildRegistry`. */
 export interface RegistryContext {
@@ -18,5 +19,6 @@ export interface RegistryContext {
   intentions: Intentions;
   tokens: TokenStore;
   notifier: ChangeNotifier;
+  metrics: MetricsHub;
   log: Logger;
 }

@@ -12,6 +12,7 @@ import { Nodes } from './nodes.js';
 import { Intentions } from './intentions.js';
 import { TokenStore } from './token-store.js';
 import { ChangeNotifier } from './notifier.js';
+import { MetricsHub } from './metrics.js';
 import { buildRegistryServer } from './server.js';
 import type { RegistryContext } from './context.js';
 
@@ -56,6 +57,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     intentions: new Intentions(store),
     tokens: new TokenStore(store),
     notifier,
+    metrics: new MetricsHub(),
     log,
   };
   let app: FastifyInstance | undefined;

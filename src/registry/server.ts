@@ -14,6 +14,7 @@ import { caRoutes } from './routes/ca.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { watchRoutes } from './routes/watch.js';
 import { systemRoutes } from './routes/system.js';
+import { metricsRoutes } from './routes/metrics.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -69,5 +70,6 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   caRoutes(app, ctx);
   tokenRoutes(app, ctx);
   watchRoutes(app, ctx);
+  metricsRoutes(app, ctx);
   return app;
 }

@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { nameSchema } from '../../api/schemas.js';
+import type { NodeMetricsReport } from '../../api/metrics.js';
+import type { RegistryContext } from '../context.js';
+import { assertActsFor } from '../auth.js';
+import { nameParam, parseOrThrow } from '../validate.js';
+
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const countMap = z.record(z.string().max(128), count).refine((m) => Object.keys(m).length <= 64, 'at most 64 entries');
+const counters = {
+  requests: count,
+  responses: countMap,
+  meshErrors: countMap,
+  activeConnections: count,
+  totalConnections: count,
+  bytesIn: count,
+  bytesOut: count,
+  latency: z.string().max(65_536),
+};
+const endpointSchema = z.object({ endpoint: z.string().max(128), ...counters }).strict();
+const upstreamSchema = z.object({ service: nameSchema, endpoints: z.array(endpointSchema).max(1024), ...counters }).strict();
+const reportSchema = z
+  .object({
+    sampledAt: count,
+    proxies: z
+      .array(
+        z
+          .object({
+            service: nameSchema,
+            serviceId: nameSchema,
+            node: nameSchema,
+            inbound: z.object({ tlsFailures: countMap, ...counters }).strict(),
+            upstreams: z.array(upstreamSchema).max(64),
+          })
+          .strict(),
+      )
+      .max(256),
+  })
+  .strict();
+
+export function metricsRoutes(app: FastifyInstance, ctx: RegistryContext): void {
+  const hub = ctx.metrics;
+  app.put('/v1/metrics/node/:node', { config: { auth: 'any' }, bodyLimit: 1024 * 1024 }, async (req) => {
+    const node = nameParam((req.params as { node: string }).node, 'node name');
+    assertActsFor(req.principal, node);
+    hub.ingest(node, parseOrThrow(reportSchema, req.body) as NodeMetricsReport);
+    return { accepted: true };
+  });
+
+  app.get('/v1/metrics/services', { config: { auth: 'any' } }, async () => hub.overview());
+}
