@@ -196,6 +196,21 @@ describe('proxy e2e: web → api over mTLS', () => {
     expect(r.headers['x-meshctl-reason']).toBe('intention-deny web->api');
   });
 
+  it('an instance whose app is down answers 502 app-unavailable from its inbound side', async () => {
+    const a = await apiInstance('api-1', '127.0.0.2', { appPort: await deadPort() });
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
+    const r = await get(outboundPort(web, 'api'));
+    expect(r.status).toBe(502);
+    expect(r.headers['x-meshctl-reason']).toBe('app-unavailable api');
+    expect((a.proxy.stats() as any).inbound.errors['app-unavailable api']).toBe(1);
+  });
+
+  it('answers a request that is not HTTP with 400', async () => {
+    const web = await webProxy({ service: 'api', endpoints: [] });
+    const got = await tcpExchange(outboundPort(web, 'api'), 'NOT HTTP AT ALL\r\n\r\n');
+    expect(got).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+  });
+
   it('no endpoints → 503 no-healthy-endpoints', async () => {
     const web = await webProxy({ service: 'api', endpoints: [] });
     const r = await get(outboundPort(web, 'api'));

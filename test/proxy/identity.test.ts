@@ -101,6 +101,20 @@ describe('inbound refuses bad clients', () => {
     expect(app.connections).toBe(0);
   });
 
+  it('refuses TLS 1.2', async () => {
+    await start();
+    const r = await new Promise<{ handshake: boolean }>((resolve) => {
+      let handshake = false;
+      const s = tlsConnect({ host: '127.0.0.1', port: inboundPort(api), ca: [pki.rootPem], key: webLeaf.keyPem, cert: webLeaf.certPem, maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined });
+      s.on('secureConnect', () => (handshake = true));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve({ handshake }));
+    });
+    expect(r.handshake).toBe(false);
+    await waitFor(() => refusals(api)['tls-version'] === 1, `tls-version refusal counted (got ${JSON.stringify(refusals(api))})`);
+    expect(app.connections).toBe(0);
+  });
+
   it('drops a client that never finishes the handshake', async () => {
     app = await startHttpApp('api-1');
     api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }), { handshakeTimeoutMs: 300 });

@@ -78,6 +78,15 @@ function onResponseClose(this: ServerResponse): void {
 
 function ignore(): void {}
 
+/** A request the app sent that is not HTTP/1.1: answer as Node would by default, then close. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (socket.writable && socket.bytesWritten === 0) {
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  }
+  socket.destroy();
+}
+
 /**
  * x-forwarded-for/-proto/-host, set once per request here rather than by http-proxy's xfwd,
  * which would append again on every failover attempt.
@@ -108,7 +117,7 @@ export class HttpForwarder {
     this.server = createServer({ keepAliveTimeout: LISTENER_KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
     this.server.on('request', this.#onRequest);
     this.server.on('upgrade', this.#onUpgrade);
-    this.server.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    this.server.on('clientError', onClientError);
     this.#proxy = httpProxy.createProxyServer({ xfwd: false });
     // Errors arrive through the per-call callbacks; this listener only keeps a stray one from throwing.
     this.#proxy.on('error', ignore);
