@@ -224,7 +224,7 @@ export class Inbound {
   /** Hands a refused http connection to the local responder, which answers every request on it and closes. */
   #answer(socket: TLSSocket, status: number, reason: string): void {
     (socket as AnsweredSocket)[LOCAL_ANSWER] = { status, reason };
-    this.connections.track(socket);
+    if (!this.connections.open.has(socket)) this.connections.track(socket);
     this.#local.emit('connection', socket);
   }
 

@@ -183,8 +183,8 @@ export class HttpForwarder {
     const res = target as ServerResponse;
     const ex = exchangeOf(req);
     if (!ex) return;
-    if (res.destroyed || res.headersSent) {
-      // The app went away, or the answer was already under way: nothing left to say.
+    if (res.destroyed || res.headersSent || req.socket.destroyed) {
+      // The app went away (this may be its own request's error), or the answer was already under way.
       ex.proxyReq?.destroy();
       res.destroy();
       return;
