@@ -1,0 +1,48 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
+import { withAgentFlags } from './agent.js';
+import type { RegistryFlags } from '../settings.js';
+import type { AgentFlags } from '../agent-target.js';
+import { openMeshSource } from '../../ui/data/open-source.js';
+import { showStatus, type StatusMode } from '../../ui/run-dashboard.js';
+
+type Opts = RegistryFlags & AgentFlags & { json?: boolean; once?: boolean; interval: number };
+
+const MIN_INTERVAL_MS = 100;
+const MAX_INTERVAL_MS = 60_000;
+
+function parseInterval(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < MIN_INTERVAL_MS || n > MAX_INTERVAL_MS) {
+    throw new InvalidArgumentError(`'${value}' is not a valid interval: use milliseconds from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}.`);
+  }
+  return n;
+}
+
+export function statusCommand(): Command {
+  const cmd = new Command('status').description(
+    'live dashboard of the mesh: services, traffic, nodes, intentions (from the registry, or through this host\'s agent)',
+  );
+  withAgentFlags(withJson(withRegistryFlags(cmd)))
+    .option('--once', 'print one plain frame and exit (the default when not on a terminal)')
+    .option('--interval <ms>', 'refresh interval in milliseconds', parseInterval, 1000)
+    .action(async (opts: Opts) => {
+      const agent: AgentFlags = {};
+      if (opts.socket !== undefined) agent.socket = opts.socket;
+      if (opts.dataDir !== undefined) agent.dataDir = opts.dataDir;
+      const source = await openMeshSource({ ...registryFlags(opts), ...agent });
+      // The live view needs a terminal on both ends: raw keys in, cursor control out.
+      const live = process.stdout.isTTY === true && process.stdin.isTTY === true;
+      const mode: StatusMode = opts.json
+        ? { kind: 'json' }
+        : opts.once || !live
+          ? { kind: 'once', columns: process.stdout.columns || 80 }
+          : { kind: 'live', intervalMs: opts.interval };
+      try {
+        await showStatus(source, mode);
+      } finally {
+        source.close();
+      }
+    });
+  return cmd;
+}

@@ -1,0 +1,151 @@
+/**
+ * Rows the views draw, derived from one MeshSnapshot: the catalog joined with the metrics.
+ * Pure functions; views memoise them on the snapshot so a key press does not recompute them.
+ */
+import type { InstanceView, CheckStatus } from '../api/schemas.js';
+import type { ServiceMetricsView } from '../api/metrics.js';
+import type { MeshSnapshot } from './data/source.js';
+
+export interface ServiceRow {
+  name: string;
+  healthy: number;
+  total: number;
+  /** null when the registry has no figures for it (no metrics endpoint, or no traffic seen). */
+  metrics: { rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null } | null;
+}
+
+export interface NodeRow {
+  name: string;
+  address: string;
+  alive: boolean;
+  lastSeen: string | undefined;
+  services: number;
+}
+
+export interface IntentionRow {
+  source: string;
+  destination: string;
+  action: 'allow' | 'deny';
+}
+
+export type InstanceState = CheckStatus | 'node-down';
+
+export interface InstanceRow {
+  id: string;
+  node: string;
+  endpoint: string;
+  state: InstanceState;
+  metrics: { rps: number; successRate: number | null; p99Ms: number | null } | null;
+  /** The check that explains the state best (worst first), and how many others there are. */
+  check: { id: string; status: CheckStatus; output: string; others: number } | null;
+}
+
+export interface EndpointRow {
+  endpoint: string;
+  rps: number;
+  successRate: number | null;
+  p99Ms: number | null;
+}
+
+export interface UpstreamRow {
+  service: string;
+  /** Where the service's apps reach it, from the registrations (e.g. 127.0.0.1:18000). */
+  local: string | null;
+  metrics: { rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null; meshErrors: Record<string, number> } | null;
+  endpoints: EndpointRow[];
+}
+
+export interface ServiceDetail {
+  name: string;
+  healthy: number;
+  total: number;
+  metrics: ServiceRow['metrics'];
+  instances: InstanceRow[];
+  upstreams: UpstreamRow[];
+}
+
+function metricsByService(s: MeshSnapshot): Map<string, ServiceMetricsView> {
+  return new Map((s.metrics?.services ?? []).map((m) => [m.name, m]));
+}
+
+export function serviceRows(s: MeshSnapshot): ServiceRow[] {
+  const metrics = metricsByService(s);
+  return s.services.map((svc) => {
+    const m = metrics.get(svc.name);
+    return {
+      name: svc.name,
+      healthy: svc.healthy,
+      total: svc.instances,
+      metrics: m ? { rps: m.rps, successRate: m.successRate, p50Ms: m.p50Ms, p99Ms: m.p99Ms } : null,
+    };
+  });
+}
+
+export function nodeRows(s: MeshSnapshot): NodeRow[] {
+  return s.nodes.map((n) => ({ name: n.name, address: n.address, alive: n.alive, lastSeen: n.lastSeen, services: n.services }));
+}
+
+export function intentionRows(s: MeshSnapshot): IntentionRow[] {
+  return [...s.intentions]
+    .sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination))
+    .map((i) => ({ source: i.source, destination: i.destination, action: i.action }));
+}
+
+const SEVERITY: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
+const STATE_ORDER: Record<InstanceState, number> = { 'node-down': 0, critical: 1, warning: 2, passing: 3 };
+
+function worstCheck(i: InstanceView): InstanceRow['check'] {
+  const ids = Object.keys(i.checkStates);
+  // A declared check with no report yet counts as critical, as in the registry.
+  for (const c of i.checks) if (!ids.includes(c.id)) return { id: c.id, status: 'critical', output: 'no result reported yet', others: Math.max(0, i.checks.length - 1) };
+  if (ids.length === 0) return null;
+  const [id, st] = Object.entries(i.checkStates).sort((a, b) => SEVERITY[b[1].status] - SEVERITY[a[1].status] || a[0].localeCompare(b[0]))[0]!;
+  return { id, status: st.status, output: st.output, others: ids.length - 1 };
+}
+
+export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | null {
+  const summary = s.services.find((x) => x.name === name);
+  if (!summary) return null;
+  const m = metricsByService(s).get(name);
+  const perInstance = new Map((m?.instances ?? []).map((x) => [`${x.serviceId}@${x.node}`, x]));
+  const instances: InstanceRow[] = s.instances
+    .filter((i) => i.name === name)
+    .map((i) => {
+      const im = perInstance.get(`${i.id}@${i.node}`);
+      return {
+        id: i.id,
+        node: i.node,
+        endpoint: `${i.address}:${i.port}`,
+        state: i.nodeAlive ? i.status : 'node-down',
+        metrics: im ? { rps: im.rps, successRate: im.successRate, p99Ms: im.p99Ms } : null,
+        check: worstCheck(i),
+      } satisfies InstanceRow;
+    })
+    // Trouble first, so a failing instance is on screen even when the list is trimmed.
+    .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
+
+  const declared = new Map<string, string>();
+  for (const i of s.instances) {
+    if (i.name !== name) continue;
+    for (const u of i.upstreams) if (!declared.has(u.service)) declared.set(u.service, `${u.localAddress}:${u.localPort}`);
+  }
+  const measured = new Map((m?.upstreams ?? []).map((u) => [u.service, u]));
+  const upstreamNames = [...new Set([...declared.keys(), ...measured.keys()])].sort();
+  const upstreams: UpstreamRow[] = upstreamNames.map((u) => {
+    const um = measured.get(u);
+    return {
+      service: u,
+      local: declared.get(u) ?? null,
+      metrics: um ? { rps: um.rps, successRate: um.successRate, p50Ms: um.p50Ms, p99Ms: um.p99Ms, meshErrors: um.meshErrors } : null,
+      endpoints: (um?.endpoints ?? []).map((e) => ({ endpoint: e.endpoint, rps: e.rps, successRate: e.successRate, p99Ms: e.p99Ms })).sort((a, b) => a.endpoint.localeCompare(b.endpoint)),
+    };
+  });
+  return {
+    name,
+    healthy: summary.healthy,
+    total: summary.instances,
+    metrics: m ? { rps: m.rps, successRate: m.successRate, p50Ms: m.p50Ms, p99Ms: m.p99Ms } : null,
+    instances,
+    upstreams,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The three ways `meshctl status` shows the mesh: the live dashboard (a terminal on both ends),
+ * one plain frame, or the gathered data as JSON. The command only picks one and passes the source.
+ */
+import { render, renderToString } from 'ink';
+import type { MeshDataSource, MeshSnapshot } from './data/source.js';
+import { gatherMesh } from './data/source.js';
+import { Dashboard } from './app.js';
+import { DashboardView } from './views/DashboardView.js';
+
+// The alternate screen (as top and less use): the shell's scrollback is back after quitting.
+const ENTER_ALT_SCREEN = '\u001B[?1049h\u001B[H';
+const LEAVE_ALT_SCREEN = '\u001B[?1049l';
+
+export interface LiveOptions {
+  intervalMs?: number;
+  stdout?: NodeJS.WriteStream;
+  stdin?: NodeJS.ReadStream;
+}
+
+/** Runs the live dashboard until `q`, ctrl-c, SIGTERM or SIGHUP. */
+export async function runDashboard(source: MeshDataSource, opts: LiveOptions = {}): Promise<void> {
+  const stdout = opts.stdout ?? process.stdout;
+  const stdin = opts.stdin ?? process.stdin;
+  const alt = stdout.isTTY === true;
+  if (alt) stdout.write(ENTER_ALT_SCREEN);
+  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} />, {
+    stdout,
+    stdin,
+    exitOnCtrlC: true,
+    // Rewrite only the lines that changed: figures tick every second, the rest stays still.
+    incrementalRendering: true,
+  });
+  const stop = () => app.unmount();
+  process.once('SIGTERM', stop);
+  process.once('SIGHUP', stop);
+  try {
+    await app.waitUntilExit();
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGHUP', stop);
+    if (alt) stdout.write(LEAVE_ALT_SCREEN);
+  }
+}
+
+/** One plain frame of the overview, everything listed (no height limit), for pipes and scripts. */
+export function renderFrame(snapshot: MeshSnapshot, columns = 80): string {
+  return renderToString(
+    <DashboardView
+      snapshot={snapshot}
+      reachable
+      error={undefined}
+      lastUpdated={new Date(snapshot.fetchedAt)}
+      now={new Date(snapshot.fetchedAt)}
+      width={columns}
+      height={Infinity}
+      mode="overview"
+      help={false}
+      selected={undefined}
+      interactive={false}
+      sourceLabel={snapshot.source}
+    />,
+    { columns },
+  );
+}
+
+export type StatusMode = { kind: 'live'; intervalMs: number } | { kind: 'once'; columns: number } | { kind: 'json' };
+
+/** What `meshctl status` does once it has a source. Live, an unreachable registry is shown and retried; a one-shot read that fails throws. */
+export async function showStatus(source: MeshDataSource, mode: StatusMode, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  if (mode.kind === 'live') return runDashboard(source, { intervalMs: mode.intervalMs });
+  const snapshot = await gatherMesh(source);
+  out.write(mode.kind === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderFrame(snapshot, mode.columns)}\n`);
+}

@@ -1,0 +1,141 @@
+/**
+ * One service up close: its instances with health and the check output that explains it, and
+ * the upstreams its sidecars call, endpoint by endpoint.
+ */
+import { Box, Text } from 'ink';
+import { columnWidths, fitBlocks, shareRows } from '../layout.js';
+import { DASH, firstLine, formatMs, formatRate, formatReasons, formatRps, truncate } from '../format.js';
+import type { InstanceRow, InstanceState, ServiceDetail as Detail, UpstreamRow } from '../model.js';
+import { Line, More, Title } from './Line.js';
+import { healthColor, rateColor } from './ServicesTable.js';
+
+export interface ServiceDetailProps {
+  name: string;
+  detail: Detail | null;
+  /** Lines this view may use; Infinity for no limit. */
+  maxLines: number;
+  width: number;
+}
+
+/** Title, blank, two section titles with their header rows, and the blank between them. */
+const FIXED_LINES = 7;
+
+const STATE_COLOR: Record<InstanceState, string> = { passing: 'green', warning: 'yellow', critical: 'red', 'node-down': 'red' };
+const INSTANCE_SPECS = [{ width: 'flex' as const, min: 8 }, { width: 21 }, { width: 9 }, { width: 6 }, { width: 6 }, { width: 7 }];
+const UPSTREAM_SPECS = [{ width: 'flex' as const, min: 8 }, { width: 15 }, { width: 6 }, { width: 6 }, { width: 7 }, { width: 7 }];
+
+const instanceLines = (i: InstanceRow) => (i.check ? 2 : 1);
+const upstreamLines = (u: UpstreamRow) => 1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
+
+export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailProps) {
+  if (!detail) {
+    return (
+      <Box flexDirection="column" width={width}>
+        <Title>{name}</Title>
+        <Text color="yellow">{`  '${name}' is no longer in the catalog (esc to go back)`}</Text>
+      </Box>
+    );
+  }
+  const iHeights = detail.instances.map(instanceLines);
+  const uHeights = detail.upstreams.map(upstreamLines);
+  const sum = (xs: number[]) => Math.max(1, xs.reduce((a, b) => a + b, 0));
+  const [iRoom, uRoom] = shareRows(maxLines - FIXED_LINES, sum(iHeights), sum(uHeights));
+  const iFit = fitBlocks(iHeights, iRoom);
+  const uFit = fitBlocks(uHeights, uRoom);
+  const m = detail.metrics;
+  const iw = columnWidths(INSTANCE_SPECS, width, 1);
+  const uw = columnWidths(UPSTREAM_SPECS, width, 1);
+  return (
+    <Box flexDirection="column" width={width}>
+      <Text wrap="truncate-end">
+        <Text bold color="cyan">{detail.name}</Text>
+        <Text>{'  '}</Text>
+        <Text color={healthColor(detail.healthy, detail.total)}>{`${detail.healthy}/${detail.total} healthy`}</Text>
+        <Text>{m ? `  ${formatRps(m.rps)} rps  ` : '  no traffic figures'}</Text>
+        {m ? <Text color={rateColor(m.successRate)}>{`${formatRate(m.successRate)} ok`}</Text> : null}
+        {m ? <Text>{`  p50 ${formatMs(m.p50Ms)}  p99 ${formatMs(m.p99Ms)}`}</Text> : null}
+      </Text>
+      <Text> </Text>
+      <Title>{`INSTANCES (${detail.instances.length})`}</Title>
+      <Line gap={1} cells={['INSTANCE', 'ENDPOINT', 'STATE', 'RPS', 'OK%', 'P99'].map((h, i) => ({ text: h, width: iw[i]!, align: i >= 3 ? 'right' : 'left', dim: true }))} />
+      {detail.instances.length === 0 ? <Text dimColor>{'  no instances'}</Text> : null}
+      {detail.instances.slice(0, iFit.count).map((i) => (
+        <Instance key={`${i.id}@${i.node}`} row={i} widths={iw} width={width} />
+      ))}
+      {iFit.more > 0 ? <More count={iFit.more} /> : null}
+      <Text> </Text>
+      <Title>{`UPSTREAMS (${detail.upstreams.length})`}</Title>
+      <Line gap={1} cells={['UPSTREAM / ENDPOINT', 'LOCAL', 'RPS', 'OK%', 'P50', 'P99'].map((h, i) => ({ text: h, width: uw[i]!, align: i >= 2 ? 'right' : 'left', dim: true }))} />
+      {detail.upstreams.length === 0 ? <Text dimColor>{'  this service calls no upstreams'}</Text> : null}
+      {detail.upstreams.slice(0, uFit.count).map((u) => (
+        <Upstream key={u.service} row={u} widths={uw} width={width} />
+      ))}
+      {uFit.more > 0 ? <More count={uFit.more} /> : null}
+    </Box>
+  );
+}
+
+function Instance({ row: i, widths: w, width }: { row: InstanceRow; widths: number[]; width: number }) {
+  const m = i.metrics;
+  const check = i.check;
+  const more = check && check.others > 0 ? ` (+${check.others} more)` : '';
+  return (
+    <>
+      <Line
+        gap={1}
+        cells={[
+          { text: `${i.id}@${i.node}`, width: w[0]! },
+          { text: i.endpoint, width: w[1]! },
+          { text: i.state === 'node-down' ? 'node down' : i.state, width: w[2]!, color: STATE_COLOR[i.state], bold: i.state !== 'passing' },
+          { text: m ? formatRps(m.rps) : DASH, width: w[3]!, align: 'right' },
+          { text: m ? formatRate(m.successRate) : DASH, width: w[4]!, align: 'right', ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}) },
+          { text: m ? formatMs(m.p99Ms) : DASH, width: w[5]!, align: 'right' },
+        ]}
+      />
+      {check ? (
+        <Text wrap="truncate-end" color={STATE_COLOR[check.status]} dimColor={check.status === 'passing'}>
+          {truncate(`  ↳ ${check.id}: ${firstLine(check.output) || '(no output)'}${more}`, width)}
+        </Text>
+      ) : null}
+    </>
+  );
+}
+
+function Upstream({ row: u, widths: w, width }: { row: UpstreamRow; widths: number[]; width: number }) {
+  const m = u.metrics;
+  const reasons = m ? formatReasons(m.meshErrors) : '';
+  return (
+    <>
+      <Line
+        gap={1}
+        cells={[
+          { text: `→ ${u.service}`, width: w[0]!, bold: true },
+          { text: u.local ?? DASH, width: w[1]!, dim: true },
+          { text: m ? formatRps(m.rps) : DASH, width: w[2]!, align: 'right' },
+          { text: m ? formatRate(m.successRate) : DASH, width: w[3]!, align: 'right', ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}) },
+          { text: m ? formatMs(m.p50Ms) : DASH, width: w[4]!, align: 'right' },
+          { text: m ? formatMs(m.p99Ms) : DASH, width: w[5]!, align: 'right' },
+        ]}
+      />
+      {u.endpoints.map((e) => (
+        <Line
+          key={e.endpoint}
+          gap={1}
+          cells={[
+            { text: `    ${e.endpoint}`, width: w[0]! },
+            { text: '', width: w[1]! },
+            { text: formatRps(e.rps), width: w[2]!, align: 'right' },
+            { text: formatRate(e.successRate), width: w[3]!, align: 'right', ...(rateColor(e.successRate) ? { color: rateColor(e.successRate)! } : {}) },
+            { text: '', width: w[4]! },
+            { text: formatMs(e.p99Ms), width: w[5]!, align: 'right' },
+          ]}
+        />
+      ))}
+      {reasons ? (
+        <Text wrap="truncate-end" color="red">
+          {truncate(`    mesh errors: ${reasons}`, width)}
+        </Text>
+      ) : null}
+    </>
+  );
+}
