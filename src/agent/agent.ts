@@ -19,10 +19,14 @@ import { DefinitionSet, DefinitionWatcher, type DefinitionError } from './defini
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { ProxyManager } from './proxies/manager.js';
 import { allocateMeshPort } from './proxies/ports.js';
+import { MetricsReporter } from './metrics/reporter.js';
+import { startPrometheus, type PrometheusServer } from './metrics/prometheus.js';
 
 export interface AgentOptions {
   dataDir: string;
   log?: Logger;
+  /** Prometheus listener (ADDR:PORT); overrides the config's metricsBind. */
+  metricsBind?: string;
   /** Overrides for tests. */
   fullSyncIntervalMs?: number;
 }
@@ -63,6 +67,9 @@ export class Agent {
   private admin: AdminServer | undefined;
   private readonly problems = new Map<string, DefinitionError>();
   readonly proxies: ProxyManager;
+  private readonly metrics: MetricsReporter;
+  private prometheus: PrometheusServer | undefined;
+  private readonly metricsBind: string | undefined;
   private readonly startedAt = new Date();
   /** Serialises changes to local registrations (CLI and file events). */
   private changing: Promise<unknown> = Promise.resolve();
@@ -97,6 +104,8 @@ export class Agent {
       // The proxy is this same CLI (`meshctl proxy run`), launched the way the agent was.
       cliEntry: process.argv[1] ?? 'meshctl',
     });
+    this.metrics = new MetricsReporter({ node: config.nodeName, link: this.link, source: { collect: () => this.proxies.collectMetrics() }, log });
+    this.metricsBind = opts.metricsBind ?? config.metricsBind;
     this.checks.on('change', (ch) => {
       this.log.info({ service: ch.instanceId, check: ch.checkId, from: ch.previous, to: ch.status }, 'check changed');
       void this.sync.reportCheck(ch.instanceId, ch.checkId, { status: ch.status, output: ch.output });
@@ -119,6 +128,11 @@ export class Agent {
     this.sync.start();
     await this.proxies.start();
     await this.proxies.update(this.state.list());
+    this.metrics.start();
+    if (this.metricsBind) {
+      this.prometheus = await startPrometheus(this.metricsBind, () => this.metrics.latest());
+      this.log.info({ url: this.prometheus.url }, 'serving Prometheus metrics');
+    }
     this.watcher = new DefinitionWatcher({ dir: this.config.servicesDir, log: this.log });
     this.watcher.on('change', (ev) => {
       void this.serial(() => this.applyDefinitionEvent(ev));
@@ -133,6 +147,8 @@ export class Agent {
   /** Stops without deregistering anything: a restart must not flap the catalog. */
   async stop(): Promise<void> {
     await this.watcher?.close();
+    this.metrics.stop();
+    await this.prometheus?.close();
     await this.proxies.stop();
     await this.admin?.close();
     await this.sync.stop();

@@ -11,6 +11,7 @@ import { MeshError } from '../../errors/index.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';
 import type { RegistryLink } from '../registry-link.js';
 import type { LocalService } from '../state.js';
+import type { ProxyMetrics } from '../../api/metrics.js';
 import { Backoff } from '../backoff.js';
 import { CatalogWatch } from './watch.js';
 import { LeafStore, type Leaf } from './leaf.js';
@@ -100,6 +101,12 @@ export class ProxyManager {
     return Promise.all(
       [...this.managed.values()].map(async (m) => ({ info: m.proc.info(), stats: await m.proc.stats().catch((e: unknown) => ({ error: (e as Error).message })) })),
     );
+  }
+
+  /** Metrics of every proxy that answers; one that does not is left out of this sample. */
+  async collectMetrics(): Promise<Array<Omit<ProxyMetrics, 'node'>>> {
+    const all = await Promise.all([...this.managed.values()].map((m) => m.proc.metrics().catch(() => undefined)));
+    return all.filter((x): x is Omit<ProxyMetrics, 'node'> => x !== undefined);
   }
 
   /** Agent restart: stop watching, leave the proxies running for the next agent to adopt. */

@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { HttpClient } from '../../api/http-client.js';
 import type { ProxyHealth } from '../../proxy/proxy.js';
+import type { ProxyMetrics } from '../../api/metrics.js';
 import { Backoff } from '../backoff.js';
 
 export interface ProxyProcessOptions {
@@ -82,6 +83,11 @@ export class ProxyProcess {
       snapshotVersion: this.runningVersion,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
+  }
+
+  /** The proxy's figures in the shape agents report (see src/api/metrics.ts). */
+  async metrics(): Promise<Omit<ProxyMetrics, 'node'>> {
+    return (await this.admin.get<Omit<ProxyMetrics, 'node'>>('/metrics')).body;
   }
 
   async stats(): Promise<unknown> {

@@ -17,9 +17,10 @@ export function agentCommand(): Command {
     .command('start')
     .description('run the agent in the foreground (what the systemd unit runs)')
     .option('--data-dir <dir>', 'agent data directory made by `meshctl init --join`')
-    .action(async (opts: { dataDir?: string }) => {
+    .option('--metrics-bind <addr:port>', 'serve Prometheus metrics of this host\'s sidecars on http://ADDR:PORT/metrics')
+    .action(async (opts: { dataDir?: string; metricsBind?: string }) => {
       const { Agent } = await import('../../agent/agent.js');
-      const agent = await Agent.start({ dataDir: opts.dataDir ?? defaultDataDir('agent') });
+      const agent = await Agent.start({ dataDir: opts.dataDir ?? defaultDataDir('agent'), ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}) });
       process.stderr.write(`meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`);
       await runUntilSignal(
         () => agent.stop(),
