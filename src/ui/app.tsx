@@ -10,9 +10,11 @@ import { DashboardView } from './views/DashboardView.js';
 export interface DashboardProps {
   source: MeshDataSource;
   intervalMs?: number;
+  /** Header title, e.g. "meshctl demo". */
+  title?: string;
 }
 
-export function Dashboard({ source, intervalMs = 1000 }: DashboardProps) {
+export function Dashboard({ source, intervalMs = 1000, title }: DashboardProps) {
   const mesh = useMeshData(source, intervalMs);
   const { columns, rows } = useTerminalSize();
   const [nav, setNav] = useState<NavState>(INITIAL_NAV);
@@ -45,6 +47,7 @@ export function Dashboard({ source, intervalMs = 1000 }: DashboardProps) {
       selected={nav.mode === 'detail' ? nav.selected : selected}
       interactive
       sourceLabel={source.label}
+      {...(title ? { title } : {})}
     />
   );
 }

@@ -14,6 +14,8 @@ const LEAVE_ALT_SCREEN = '\u001B[?1049l';
 
 export interface LiveOptions {
   intervalMs?: number;
+  /** Header title (default "meshctl"). */
+  title?: string;
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
 }
@@ -24,12 +26,14 @@ export async function runDashboard(source: MeshDataSource, opts: LiveOptions = {
   const stdin = opts.stdin ?? process.stdin;
   const alt = stdout.isTTY === true;
   if (alt) stdout.write(ENTER_ALT_SCREEN);
-  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} />, {
+  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} {...(opts.title ? { title: opts.title } : {})} />, {
     stdout,
     stdin,
     exitOnCtrlC: true,
-    // Rewrite only the lines that changed: figures tick every second, the rest stays still.
-    incrementalRendering: true,
+    // Ink 6.8's incremental renderer lands one row low after a frame that ends in a newline (the
+    // whole screen shifts); the standard one rewrites the frame in one synchronized write, which
+    // terminals show without flicker, and Ink skips the write when nothing changed.
+    incrementalRendering: false,
   });
   const stop = () => app.unmount();
   process.once('SIGTERM', stop);

@@ -33,6 +33,7 @@ export interface DashboardViewProps {
   /** Live dashboard: mark the selection and show the key line. */
   interactive: boolean;
   sourceLabel: string;
+  title?: string;
 }
 
 const HEADER_LINES = 2;
@@ -82,7 +83,7 @@ export function DashboardView(p: DashboardViewProps) {
   // Growing spacer keeps the key line at the bottom of a live screen.
   return (
     <Box flexDirection="column" width={p.width} {...(p.interactive && Number.isFinite(p.height) ? { height: p.height } : {})}>
-      <Header snapshot={s} reachable={p.reachable} error={p.error} lastUpdated={p.lastUpdated} now={p.now} width={p.width} sourceLabel={p.sourceLabel} />
+      <Header snapshot={s} reachable={p.reachable} error={p.error} lastUpdated={p.lastUpdated} now={p.now} width={p.width} sourceLabel={p.sourceLabel} {...(p.title ? { title: p.title } : {})} />
       <Box flexDirection="column" flexGrow={1} overflow="hidden">
         {content}
       </Box>

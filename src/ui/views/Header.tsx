@@ -18,6 +18,8 @@ export interface HeaderProps {
   now: Date;
   width: number;
   sourceLabel: string;
+  /** First word of the header ("meshctl", or "meshctl demo"). */
+  title?: string;
 }
 
 const DAY = 86_400_000;
@@ -34,7 +36,8 @@ function linkState(p: HeaderProps): { text: string; color: string } {
 export function Header(p: HeaderProps) {
   const s = p.snapshot;
   const link = linkState(p);
-  const first = s ? `meshctl  ${s.registry.trustDomain}  registry ` : 'meshctl  registry ';
+  const title = p.title ?? 'meshctl';
+  const first = s ? `${title}  ${s.registry.trustDomain}  registry ` : `${title}  registry `;
   const linkText = truncate(link.text, Math.max(0, p.width - first.length));
   const tail = s && p.reachable ? `  rev ${s.registry.revision}  store ${s.registry.store}` : '';
   // The link state gets the room first; revision and store only when they fit.
