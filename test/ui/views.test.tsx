@@ -60,6 +60,10 @@ describe('Header', () => {
     expect(frame(<Header {...headerProps} snapshot={undefined} reachable={undefined} />)).toContain('connecting to registry https://127.0.0.1:7443');
   });
 
+  it('takes a title, for the demo', () => {
+    expect(frame(<Header {...headerProps} title="meshctl demo" />)).toMatch(/^meshctl demo  mesh\.local  registry ● reachable/);
+  });
+
   it('keeps the link state when the terminal is narrow and drops the revision instead', () => {
     const f = frame(<Header {...headerProps} width={44} />);
     expect(f.split('\n')[0]).toContain('● reachable');
