@@ -12,6 +12,8 @@ import { deregisterCommand, registerCommand } from './commands/register.js';
 import { servicesCommand } from './commands/services.js';
 import { checkCommand } from './commands/check.js';
 import { proxyCommand } from './commands/proxy.js';
+import { demoCommand } from './commands/demo.js';
+import { statusCommand } from './commands/status.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -33,6 +35,8 @@ export function buildProgram(): Command {
     intentionCommand(),
     tokenCommand(),
     caCommand(),
+    statusCommand(),
+    demoCommand(),
     proxyCommand(),
   ]) {
     program.addCommand(cmd);

@@ -1,0 +1,43 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { parseDuration } from '../../util/duration.js';
+import { printJson, printLines } from '../output.js';
+
+interface DemoOpts {
+  headless?: boolean;
+  duration: number;
+  dataDir?: string;
+  rps: number;
+  json?: boolean;
+}
+
+function durationArg(value: string): number {
+  try {
+    return parseDuration(value, 'duration');
+  } catch {
+    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. 10s or 2m.`);
+  }
+}
+
+function rpsArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 1000) throw new InvalidArgumentError(`'${value}' is not a rate: use 1 to 1000.`);
+  return n;
+}
+
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('run a whole mesh on this machine: a registry, three agents, api ×2 and web, traffic, and the dashboard')
+    .option('--headless', 'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked)')
+    .option('--duration <duration>', 'with --headless: how long to send traffic', durationArg, 10_000)
+    .option('--rps <n>', 'requests per second into web', rpsArg, 20)
+    .option('--data-dir <dir>', 'where the demo keeps its state and logs (default: a new temp dir)')
+    .option('--json', 'with --headless: print the summary as JSON')
+    .action(async (opts: DemoOpts) => {
+      const { runDemoCommand } = await import('../../demo/command.js');
+      const summary = await runDemoCommand(opts);
+      if (!summary) return;
+      if (opts.json) printJson(summary);
+      else printLines(summary.lines);
+      if (!summary.worked) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,73 @@
+/** What `meshctl demo` does around the demo itself: progress, Ctrl-C, dashboard or summary. */
+import { startDemo, summarize, type DemoSummary, type RunningDemo } from './run.js';
+
+export interface DemoCommandOptions {
+  headless?: boolean;
+  duration: number;
+  dataDir?: string;
+  rps: number;
+}
+
+export type DemoCommandResult = (DemoSummary & { lines: string[]; dir: string }) | undefined;
+
+export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoCommandResult> {
+  const t0 = Date.now();
+  let demo: RunningDemo | undefined;
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write('\nstopping the demo…\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    demo = await startDemo({
+      ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+      rps: opts.rps,
+      progress: (step, state) => process.stderr.write(state === 'start' ? `… ${step}\n` : `✓ ${step}\n`),
+    });
+    process.stderr.write(`mesh is up in ${((Date.now() - t0) / 1000).toFixed(1)}s (state and logs in ${demo.dir})\n`);
+    if (opts.headless) {
+      const started = Date.now();
+      while (!interrupted && Date.now() - started < opts.duration) await new Promise((r) => setTimeout(r, 100));
+      const s = summarize(demo, (Date.now() - started) / 1000);
+      return { ...s, dir: demo.dir, lines: summaryLines(s) };
+    }
+    const { runDashboard } = await import('../ui/run-dashboard.js');
+    const { openMeshSource } = await import('../ui/data/open-source.js');
+    // The dashboard handles its own keys (q, Ctrl-C); teardown follows when it returns.
+    process.off('SIGINT', onSignal);
+    const source = await openMeshSource({ registry: demo.registry.url, token: demo.registry.token, caFile: demo.registry.caFile });
+    try {
+      await runDashboard(source, { intervalMs: 1000, title: 'meshctl demo' });
+    } finally {
+      source.close();
+    }
+    return undefined;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (demo) {
+      process.stderr.write('tearing the demo down…\n');
+      await demo.stop();
+      process.stderr.write('✓ every process the demo started has stopped\n');
+    }
+  }
+}
+
+function summaryLines(s: DemoSummary): string[] {
+  const w = s.web;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  return [
+    `meshctl demo: ${s.durationSeconds.toFixed(1)}s of traffic into web → api (through the sidecars, mTLS)`,
+    '',
+    'SERVICE  REQUESTS  SUCCESS  P50      P99',
+    `web      ${String(w.requests).padEnd(8)}  ${pct(s.successRate).padEnd(7)}  ${`${w.p50Ms.toFixed(1)}ms`.padEnd(7)}  ${w.p99Ms.toFixed(1)}ms`,
+    ...Object.entries(s.apiInstances)
+      .sort()
+      .map(([inst, n]) => `${`api (${inst})`.padEnd(8)} ${String(n).padEnd(8)}  answered web's requests`),
+    '',
+    ...(Object.keys(w.byStatus).length ? [`answers by status: ${Object.entries(w.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')}`] : []),
+    s.worked ? 'The mesh worked: every request crossed two sidecars over mTLS and both api instances served.' : 'The mesh did NOT work as expected: see the logs in the demo directory.',
+  ];
+}
