@@ -4,7 +4,8 @@
  *
  *   PUT  /snapshot   JSON snapshot → 200 {version}; 400 invalid, 409 older version (the old one stays)
  *   GET  /snapshot   the active snapshot without the private key; 404 before the first one
- *   GET  /stats      counters per inbound and per upstream / endpoint
+ *   GET  /stats      counters per inbound and per upstream / endpoint (for people)
+ *   GET  /metrics    the metrics contract (src/api/metrics.ts) the agent gathers; 404 before the first snapshot
  *   GET  /health     status, pid, service id, snapshot version, start time
  *   POST /shutdown   {drainSeconds?} → 202; stop accepting, drain, exit
  *
@@ -15,12 +16,13 @@ import { connect } from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { MeshError, toMeshError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
+import { MAX_DRAIN_SECONDS } from './limits.js';
 import type { MeshProxy } from './proxy.js';
+
+export { MAX_DRAIN_SECONDS };
 
 /** Snapshots carry certificates and up to 64 upstreams × 1024 endpoints; 8 MiB is ample. */
 export const MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024;
-/** Upper bound on POST /shutdown's drainSeconds. */
-export const MAX_DRAIN_SECONDS = 300;
 
 export interface AdminOptions {
   readonly log: Logger;
@@ -112,6 +114,12 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
       case 'GET /stats':
         sendJson(res, 200, proxy.stats());
         return;
+      case 'GET /metrics': {
+        const m = proxy.metrics();
+        if (!m) throw new MeshError('MESH_ERR_NOT_FOUND', 'no snapshot yet, so no figures', { hint: 'PUT /snapshot first (the agent does this when it starts the proxy).' });
+        sendJson(res, 200, m);
+        return;
+      }
       case 'GET /health':
         sendJson(res, 200, proxy.health());
         return;
@@ -126,9 +134,9 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
         return;
       }
       default: {
-        const known = ['/snapshot', '/stats', '/health', '/shutdown'].includes(path ?? '');
+        const known = ['/snapshot', '/stats', '/metrics', '/health', '/shutdown'].includes(path ?? '');
         throw new MeshError(known ? 'MESH_ERR_USAGE' : 'MESH_ERR_NOT_FOUND', known ? `${method} is not allowed on ${path}` : `no admin endpoint ${path}`, {
-          hint: 'Endpoints: PUT/GET /snapshot, GET /stats, GET /health, POST /shutdown.',
+          hint: 'Endpoints: PUT/GET /snapshot, GET /stats, GET /metrics, GET /health, POST /shutdown.',
         });
       }
     }

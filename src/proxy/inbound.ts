@@ -2,30 +2,46 @@
  * The inbound listener: the service's mesh port. Every connection must be TLS 1.3 with a
  * client certificate from the mesh roots (checked by TLS itself: rejectUnauthorized), then
  * carry exactly one service SPIFFE ID in our trust domain (checked here), then be allowed
- * by the intentions of the snapshot current at that moment. An accepted connection becomes
- * a byte pipe to the app on loopback: the app sees plain HTTP or TCP either way.
+ * by the intentions of the snapshot current at that moment.
  *
- * Only a refusal the caller must be able to read goes through HTTP: in http mode a denied
- * connection is answered `403` with `x-meshctl-reason` (the caller's outbound proxy passes
- * it back), and an app that is down is answered `502`. Nothing else parses HTTP here.
+ * An allowed connection to an http service goes to InboundHttp, which forwards each request
+ * to the app (and counts it); to a tcp service it becomes a byte pipe to the app (the L4 fast
+ * path), counted as one request lasting as long as the connection.
+ *
+ * A denied http connection is answered `403` with `x-meshctl-reason` by a small local
+ * responder (the caller's outbound proxy passes it back); a denied tcp one is closed.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { decideIntention } from '../api/intentions.js';
 import { peerIdentity } from '../ca/index.js';
 import { MeshError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
+import { pathOf, roundMs, type AccessLog } from './access-log.js';
+import { writeMeshAnswer } from './http-answer.js';
+import { InboundHttp } from './inbound-http.js';
 import { ThrottledLog } from './log-throttle.js';
 import { pipeSockets } from './pipe.js';
 import type { ProxySnapshot } from './snapshot.js';
 import { ConnectionCounter, HttpCounter, ReasonCounter } from './stats.js';
 import { secureContextOptions, tlsChanged } from './tls-material.js';
 import { serverHandshakeReason } from './tls-reasons.js';
+import { ensureTraceparent } from './trace.js';
+import { Traffic } from './traffic.js';
 
 /** A refused connection's local answer, kept on the socket for the small HTTP responder. */
 const LOCAL_ANSWER = Symbol('meshctl.localAnswer');
-type AnsweredSocket = Socket & { [LOCAL_ANSWER]?: { status: number; reason: string } };
+interface LocalAnswer {
+  readonly status: number;
+  readonly reason: string;
+  readonly kind: string;
+  /** The verified caller, for the access log. */
+  readonly peer: string;
+  readonly service: string;
+}
+type AnsweredSocket = Socket & { [LOCAL_ANSWER]?: LocalAnswer };
 
 /** How long a refused http connection may sit idle before it is dropped. */
 const LOCAL_ANSWER_IDLE_MS = 10_000;
@@ -34,7 +50,8 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 interface AcceptedConnection {
   readonly peer: string;
   readonly socket: TLSSocket;
-  readonly app: Socket;
+  /** tcp: the pipe's other end; http connections reach the app through InboundHttp's pool. */
+  readonly app: Socket | undefined;
 }
 
 /** Bound but not yet serving: made during a snapshot push, before anything changes. */
@@ -56,23 +73,34 @@ export class Inbound {
   readonly #raw = new Set<Socket>();
   readonly #handshakeTimeoutMs: number;
   readonly #local: HttpServer;
+  readonly #http: InboundHttp;
+  readonly #accessLog: AccessLog;
 
   /** Mesh-side connections that passed the handshake. */
   readonly connections = new ConnectionCounter();
   /** Connections refused, by reason (handshake, identity, intention). */
   readonly refusals = new ReasonCounter();
+  /** Refused handshakes and peer identities, by reason: the contract's `tlsFailures`. */
+  readonly tlsFailures = new ReasonCounter();
   /** Open connections closed because a newer snapshot denies them. */
   readonly revoked = new ReasonCounter();
+  /** The mesh's own failures (app unavailable, ...), by full reason. */
   readonly errors = new ReasonCounter();
-  /** Responses the proxy gave itself (403 deny, 502 app down); allowed traffic is a pipe and not parsed. */
+  /** Requests answered by the local responder (403 deny). */
   readonly localResponses = new HttpCounter();
+  /** Requests (http) or connections (tcp) into the service, and how they ended. */
+  readonly traffic = new Traffic(this.connections);
 
-  constructor(log: Logger, handshakeTimeoutMs = DEFAULT_HANDSHAKE_TIMEOUT_MS) {
+  constructor(log: Logger, accessLog: AccessLog, handshakeTimeoutMs = DEFAULT_HANDSHAKE_TIMEOUT_MS) {
     this.#log = log;
+    this.#accessLog = accessLog;
     this.#handshakeTimeoutMs = handshakeTimeoutMs;
     this.#throttled = new ThrottledLog(log);
     this.#local = createHttpServer({ requestTimeout: LOCAL_ANSWER_IDLE_MS, headersTimeout: LOCAL_ANSWER_IDLE_MS }, this.#answerLocally);
     this.#local.timeout = LOCAL_ANSWER_IDLE_MS;
+    // Fed sockets only: connection tracking (closeIdleConnections, timeouts) starts at 'listening'.
+    this.#local.emit('listening');
+    this.#http = new InboundHttp({ traffic: this.traffic, errors: this.errors, log: this.#throttled, accessLog });
   }
 
   /** Where the mesh port is bound, once it is. */
@@ -111,6 +139,7 @@ export class Inbound {
   #commit(next: ProxySnapshot, fresh: TlsServer | undefined): void {
     const prev = this.#snapshot;
     this.#snapshot = next;
+    this.#http.configure(next);
     if (fresh) {
       const old = this.#server;
       this.#server = fresh;
@@ -162,6 +191,7 @@ export class Inbound {
 
   readonly #onTlsClientError = (err: Error, socket: TLSSocket): void => {
     const reason = serverHandshakeReason(err, socket.authorizationError);
+    this.tlsFailures.add(reason);
     this.#refused(reason, socket.remoteAddress);
     // Node leaves some failed handshakes open (a handshake timeout, for one): end them here.
     socket.destroy();
@@ -177,6 +207,7 @@ export class Inbound {
     }
     const id = peerIdentity(socket.getPeerCertificate(), { trustDomain: snap.trustDomain, kind: 'svc' });
     if (!id.ok) {
+      this.tlsFailures.add(id.reason);
       this.#refused(id.reason, socket.remoteAddress);
       socket.destroy();
       return;
@@ -186,32 +217,56 @@ export class Inbound {
     if (decision.action === 'deny') {
       const reason = `intention-deny ${id.name}->${me}`;
       this.#refused(reason, socket.remoteAddress);
-      if (snap.service.protocol === 'http') this.#answer(socket, 403, reason);
-      else socket.destroy();
+      if (snap.service.protocol === 'http') {
+        this.#answer(socket, { status: 403, reason, kind: 'intention-deny', peer: id.name, service: me });
+      } else {
+        this.traffic.requests += 1;
+        this.traffic.meshError('intention-deny');
+        this.traffic.latencyMs(0);
+        if (this.#accessLog.on) this.#logTcp(id.name, me, socket, undefined, 0, reason);
+        socket.destroy();
+      }
       return;
     }
-    this.#toApp(socket, id.name, snap);
+    if (snap.service.protocol === 'http') this.#toHttp(socket, id.name);
+    else this.#toApp(socket, id.name, snap);
   };
 
+  /** http: requests on this connection go through InboundHttp, one by one. */
+  #toHttp(socket: TLSSocket, peer: string): void {
+    this.connections.track(socket);
+    const conn: AcceptedConnection = { peer, socket, app: undefined };
+    this.#accepted.add(conn);
+    socket.once('close', () => this.#accepted.delete(conn));
+    this.#http.handle(socket, peer);
+  }
+
+  /** tcp: the connection becomes a byte pipe to the app. */
   #toApp(socket: TLSSocket, peer: string, snap: ProxySnapshot): void {
     this.connections.track(socket);
+    this.traffic.requests += 1;
+    const startedAt = performance.now();
     const { address, port } = snap.service.app;
+    const me = snap.service.name;
     const app = netConnect({ host: address, port, allowHalfOpen: true });
     const conn: AcceptedConnection = { peer, socket, app };
     this.#accepted.add(conn);
     let piped = false;
+    let failure: string | undefined;
     socket.once('close', () => {
       this.#accepted.delete(conn);
       // Once piped, the pipe decides (a clean close lets the app side flush).
       if (!piped) app.destroy();
+      const ms = performance.now() - startedAt;
+      this.traffic.latencyMs(ms);
+      if (this.#accessLog.on) this.#logTcp(peer, me, socket, app, ms, failure);
     });
     const onAppError = (err: NodeJS.ErrnoException) => {
-      const reason = `app-unavailable ${snap.service.name}`;
-      this.errors.add(reason);
-      this.#throttled.warn(reason, { reason, app: `${address}:${port}`, code: err.code }, 'inbound: cannot reach the local service');
-      if (socket.destroyed) return;
-      if (snap.service.protocol === 'http') this.#answer(socket, 502, reason);
-      else socket.destroy();
+      failure = `app-unavailable ${me}`;
+      this.errors.add(failure);
+      this.traffic.meshError('app-unavailable');
+      this.#throttled.warn(failure, { reason: failure, app: `${address}:${port}`, code: err.code }, 'inbound: cannot reach the local service');
+      socket.destroy();
     };
     app.once('error', onAppError);
     app.once('connect', () => {
@@ -221,25 +276,56 @@ export class Inbound {
     });
   }
 
+  /** One line per tcp connection: bytes as the app saw them (the mesh side is TLS). */
+  #logTcp(peer: string, me: string, socket: TLSSocket, app: Socket | undefined, ms: number, reason: string | undefined): void {
+    this.#accessLog.write({
+      direction: 'inbound',
+      protocol: 'tcp',
+      source: peer,
+      destination: me,
+      durationMs: roundMs(ms),
+      bytesIn: app?.bytesWritten ?? 0,
+      bytesOut: app?.bytesRead ?? 0,
+      peer: socket.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`,
+      reason,
+    });
+  }
+
   /** Hands a refused http connection to the local responder, which answers every request on it and closes. */
-  #answer(socket: TLSSocket, status: number, reason: string): void {
-    (socket as AnsweredSocket)[LOCAL_ANSWER] = { status, reason };
+  #answer(socket: TLSSocket, answer: LocalAnswer): void {
+    (socket as AnsweredSocket)[LOCAL_ANSWER] = answer;
     if (!this.connections.open.has(socket)) this.connections.track(socket);
     this.#local.emit('connection', socket);
   }
 
   readonly #answerLocally = (req: IncomingMessage, res: ServerResponse): void => {
-    const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? { status: 403, reason: 'refused' };
+    const startedAt = performance.now();
+    const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? { status: 403, reason: 'refused', kind: 'refused', peer: '', service: '' };
     this.localResponses.requests += 1;
     this.localResponses.response(answer.status);
-    const body = `${answer.reason}\n`;
-    res.writeHead(answer.status, {
-      'x-meshctl-reason': answer.reason,
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      connection: 'close',
-    });
-    res.end(body);
+    this.traffic.requests += 1;
+    this.traffic.meshError(answer.kind, answer.status);
+    // The caller's trace goes on in our line even though the request ends here.
+    const traceparent = this.#accessLog.on ? ensureTraceparent(req.headers.traceparent) : undefined;
+    writeMeshAnswer(res, answer.status, answer.reason, true);
+    const ms = performance.now() - startedAt;
+    this.traffic.latencyMs(ms);
+    if (traceparent !== undefined) {
+      this.#accessLog.write({
+        direction: 'inbound',
+        protocol: 'http',
+        source: answer.peer,
+        destination: answer.service,
+        method: req.method ?? '',
+        path: pathOf(req.url),
+        status: answer.status,
+        durationMs: roundMs(ms),
+        bytesIn: 0,
+        bytesOut: 0,
+        reason: answer.reason,
+        traceparent,
+      });
+    }
   };
 
   #refused(reason: string, remote: string | undefined): void {
@@ -257,7 +343,7 @@ export class Inbound {
       this.revoked.add(reason);
       this.#log.info({ reason }, 'inbound connection closed: intention now denies it');
       conn.socket.destroy();
-      conn.app.destroy();
+      conn.app?.destroy();
     }
   }
 
@@ -269,14 +355,18 @@ export class Inbound {
     this.#server = undefined;
     const closing = server ? closeServer(server) : Promise.resolve();
     this.#local.closeIdleConnections();
+    this.#http.closeIdle();
     const deadline = Date.now() + drainMs;
     while (this.connections.active > 0 && Date.now() < deadline) {
       this.#local.closeIdleConnections();
+      this.#http.closeIdle();
       await sleep(50);
     }
+    this.#http.closeAll();
     for (const s of this.connections.open) s.destroy();
-    for (const c of this.#accepted) c.app.destroy();
+    for (const c of this.#accepted) c.app?.destroy();
     for (const raw of this.#raw) raw.destroy();
+    this.#local.close(ignore);
     await closing;
   }
 }

@@ -9,8 +9,10 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { SecureContext } from 'node:tls';
+import type { ProxyMetrics } from '../api/metrics.js';
 import { MeshError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { AccessLog } from './access-log.js';
 import { Inbound } from './inbound.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
@@ -50,6 +52,7 @@ export class MeshProxy {
   readonly startedAt = new Date();
   readonly inbound: Inbound;
   readonly outbound: Outbound;
+  readonly accessLog: AccessLog;
   readonly #log: Logger;
   #snapshot: ProxySnapshot | undefined;
   #appliedAt: Date | undefined;
@@ -62,7 +65,8 @@ export class MeshProxy {
 
   constructor(opts: ProxyOptions = {}) {
     this.#log = opts.log ?? silentLogger();
-    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), opts.handshakeTimeoutMs);
+    this.accessLog = new AccessLog(this.#log.child({ side: 'access-log' }));
+    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), this.accessLog, opts.handshakeTimeoutMs);
     this.outbound = new Outbound(
       this.#log.child({ side: 'outbound' }),
       {
@@ -71,6 +75,7 @@ export class MeshProxy {
         ...(opts.random ? { random: opts.random } : {}),
       },
       opts.drainMs ?? DEFAULT_DRAIN_MS,
+      this.accessLog,
     );
   }
 
@@ -131,6 +136,7 @@ export class MeshProxy {
     }
     inbound.commit();
     outbound.commit();
+    this.accessLog.configure(next.accessLog);
     this.#snapshot = next;
     this.#secureContext = secureContext;
     this.#appliedAt = new Date();
@@ -177,9 +183,27 @@ export class MeshProxy {
         refusals: ib.refusals.toJSON(),
         revoked: ib.revoked.toJSON(),
         errors: ib.errors.toJSON(),
+        requests: ib.traffic.requests,
+        responses: ib.traffic.allResponses(),
         localResponses: { requests: ib.localResponses.requests, responses: ib.localResponses.responses() },
       },
       upstreams: this.outbound.toJSON(),
+    };
+  }
+
+  /**
+   * The figures the agent gathers (`GET /metrics`), in the contract's shape
+   * (src/api/metrics.ts); undefined before the first snapshot.
+   */
+  metrics(): Omit<ProxyMetrics, 'node'> | undefined {
+    const s = this.#snapshot;
+    if (!s) return undefined;
+    const ib = this.inbound;
+    return {
+      service: s.service.name,
+      serviceId: s.service.id,
+      inbound: { ...ib.traffic.toMetrics(), tlsFailures: ib.tlsFailures.toJSON() },
+      upstreams: this.outbound.metrics(),
     };
   }
 
@@ -197,6 +221,7 @@ export class MeshProxy {
     await this.#queue;
     this.#log.info({ drainMs }, 'proxy draining');
     await Promise.all([this.inbound.close(drainMs), this.outbound.close(drainMs)]);
+    await this.accessLog.close();
     this.#stopped = true;
     this.#log.info('proxy stopped');
   }

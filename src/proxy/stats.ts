@@ -1,8 +1,8 @@
 /**
- * Plain counters for `GET /stats`. Cheap on the data path: a counter is a number field, a
- * connection is added to a set once and removed on close, and bytes are read from the
- * sockets only when stats are asked for (so nothing runs per chunk).
- * Histograms (latency) come later and will sit beside these.
+ * Plain counters. Cheap on the data path: a counter is a number field, a connection is
+ * added to a set once and removed on close, and bytes are read from the sockets only when
+ * stats are asked for (so nothing runs per chunk). Per-scope request figures and latency
+ * histograms are built from these in traffic.ts.
  */
 import type { Socket } from 'node:net';
 

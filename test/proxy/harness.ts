@@ -72,8 +72,9 @@ export interface HttpApp {
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /**
- * An HTTP app that answers `{app, url}` as JSON, `/slow` after a delay, and accepts
- * WebSocket upgrades on `/ws` (then echoes the bytes it gets, upper-cased).
+ * An HTTP app that answers `{app, url}` as JSON, `/slow` after a delay, `/status/NNN` with
+ * that status, and accepts WebSocket upgrades on `/ws` (then echoes the bytes it gets,
+ * upper-cased).
  */
 export async function startHttpApp(name: string): Promise<HttpApp> {
   const seen: HttpApp['seen'] = [];
@@ -86,7 +87,8 @@ export async function startHttpApp(name: string): Promise<HttpApp> {
       const reply = () => {
         if (res.destroyed) return;
         const text = JSON.stringify({ app: name, url: req.url, body });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-app': name });
+        const wanted = /^\/status\/(\d{3})$/.exec(req.url ?? '');
+        res.writeHead(wanted ? Number(wanted[1]) : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-app': name });
         res.end(text);
       };
       if (req.url === '/slow') setTimeout(reply, 300);
@@ -166,6 +168,7 @@ export interface SnapshotSpec {
   intentions?: Array<{ source: string; destination: string; action: 'allow' | 'deny' }>;
   upstreams?: UpstreamSpec[];
   roots?: string[];
+  accessLog?: { enabled: boolean; path?: string };
 }
 
 export function snapshot(s: SnapshotSpec): ProxySnapshotInput {
@@ -190,6 +193,7 @@ export function snapshot(s: SnapshotSpec): ProxySnapshotInput {
       loadBalancer: u.loadBalancer ?? 'round_robin',
       endpoints: u.endpoints.map((e, i) => ({ id: e.id, node: e.node ?? `node-${i + 1}`, address: e.address ?? '127.0.0.1', port: e.port, weight: e.weight ?? 1 })),
     })),
+    ...(s.accessLog ? { accessLog: s.accessLog } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { runProxy } from '../../proxy/main.js';
-import { MAX_DRAIN_SECONDS } from '../../proxy/admin.js';
+// Only the limit is loaded with the CLI; the proxy itself (http-proxy, histograms, TLS) loads when it runs.
+import { MAX_DRAIN_SECONDS } from '../../proxy/limits.js';
 
 function parseDrainSeconds(value: string): number {
   const n = Number(value);
@@ -25,6 +25,7 @@ export function proxyCommand(): Command {
     .option('--snapshot <file>', 'start serving this snapshot JSON (the agent\'s cached copy) without waiting for a push')
     .option('--drain-seconds <n>', `how long to let connections finish on shutdown (0-${MAX_DRAIN_SECONDS}, default 5)`, parseDrainSeconds)
     .action(async (opts: RunOpts) => {
+      const { runProxy } = await import('../../proxy/main.js');
       const running = await runProxy({
         adminSocket: opts.adminSocket,
         ...(opts.snapshot !== undefined ? { snapshotFile: opts.snapshot } : {}),

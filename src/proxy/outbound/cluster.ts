@@ -17,6 +17,9 @@ import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { EndpointPool, type PoolTimeouts } from './pool.js';
 
+/** Above this many endpoints, endpoints get compact (packed) latency histograms. */
+const COMPACT_HISTOGRAMS_ABOVE = 16;
+
 export interface ClusterSettings extends PoolTimeouts {
   readonly random?: Random;
 }
@@ -36,7 +39,7 @@ export class Cluster {
   #tls: DialTls;
   readonly #settings: ClusterSettings;
   /** Reasons sent back to the caller, built once. */
-  readonly reasons: { readonly noEndpoints: string; readonly connectFailure: string; readonly upstreamReset: string };
+  readonly reasons: { readonly noEndpoints: string; readonly connectFailure: string; readonly upstreamReset: string; readonly badResponse: string };
 
   constructor(upstream: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings) {
     this.service = upstream.service;
@@ -48,6 +51,7 @@ export class Cluster {
       noEndpoints: `no-healthy-endpoints ${upstream.service}`,
       connectFailure: `connect-failure ${upstream.service}`,
       upstreamReset: `upstream-reset ${upstream.service}`,
+      badResponse: `upstream-bad-response ${upstream.service}`,
     };
     this.update(upstream, tls, false);
   }
@@ -65,6 +69,7 @@ export class Cluster {
     }
     const old = new Map(this.endpoints.map((e) => [e.id, e]));
     const next: Endpoint[] = [];
+    const compact = upstream.endpoints.length > COMPACT_HISTOGRAMS_ABOVE;
     for (const spec of upstream.endpoints) {
       const kept = old.get(spec.id);
       if (kept && kept.sameTarget(spec)) {
@@ -72,7 +77,7 @@ export class Cluster {
         old.delete(spec.id);
         next.push(kept);
       } else {
-        next.push(new Endpoint(spec));
+        next.push(new Endpoint(spec, compact));
       }
     }
     for (const gone of old.values()) retirePool(gone);

@@ -1,14 +1,17 @@
 /**
  * The L4 attempt stage: a connection to some endpoint of the cluster, failing over to the
  * next endpoint the balancer offers when one cannot be reached, each endpoint at most once.
+ * Every dial counts as a request on its endpoint; a failed one as that endpoint's
+ * `connect-failure`, timed to the failure.
  */
+import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { Cluster } from './cluster.js';
 import type { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 
 export type ConnectResult =
-  | { readonly ok: true; readonly socket: TLSSocket; readonly endpoint: Endpoint }
+  | { readonly ok: true; readonly socket: TLSSocket; readonly endpoint: Endpoint; /** performance.now() when the successful dial began. */ readonly attemptAt: number }
   | { readonly ok: false; readonly reason: string; readonly failures: readonly ConnectFailure[] };
 
 /**
@@ -25,8 +28,12 @@ export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r:
       return;
     }
     tried.push(endpoint);
+    endpoint.traffic.requests += 1;
+    const attemptAt = performance.now();
     cluster.dial(endpoint, (err, socket) => {
       if (err) {
+        endpoint.traffic.meshError('connect-failure');
+        endpoint.traffic.latencyMs(performance.now() - attemptAt);
         failures.push(err);
         if (wanted()) next();
         else cb({ ok: false, reason: 'caller-gone', failures });
@@ -34,10 +41,11 @@ export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r:
       }
       if (!wanted()) {
         socket!.destroy();
+        endpoint.traffic.latencyMs(performance.now() - attemptAt);
         cb({ ok: false, reason: 'caller-gone', failures });
         return;
       }
-      cb({ ok: true, socket: socket!, endpoint });
+      cb({ ok: true, socket: socket!, endpoint, attemptAt });
     });
   };
   next();

@@ -3,8 +3,9 @@
  * what is in flight to it, its counters, and (L7) its keep-alive connection pool.
  */
 import type { Agent } from 'node:https';
-import { ConnectionCounter, HttpCounter, ReasonCounter } from '../stats.js';
+import { ConnectionCounter, ReasonCounter } from '../stats.js';
 import type { SnapshotEndpoint } from '../snapshot.js';
+import { Traffic } from '../traffic.js';
 import type { Balanceable } from './balancers.js';
 
 export class Endpoint implements Balanceable {
@@ -15,22 +16,25 @@ export class Endpoint implements Balanceable {
   readonly port: number;
   weight: number;
   inFlight = 0;
-  readonly http = new HttpCounter();
   /** Mesh (TLS) connections to this endpoint. */
   readonly connections = new ConnectionCounter();
+  /** Attempts sent to this endpoint and how they ended (connect failures count as mesh errors here). */
+  readonly traffic: Traffic;
   readonly connectFailures = new ReasonCounter();
   /** http-proxy's target; the TLS and identity come from the pool. */
   readonly target: { readonly host: string; readonly port: number; readonly protocol: 'https:' };
   /** L7 only: the keep-alive pool; replaced on certificate rotation. */
   agent: Agent | undefined;
 
-  constructor(e: SnapshotEndpoint) {
+  /** `compact`: a packed latency histogram, for upstreams with many endpoints. */
+  constructor(e: SnapshotEndpoint, compact = false) {
     this.id = e.id;
     this.node = e.node;
     this.host = e.address.replace(/^\[(.*)\]$/, '$1');
     this.port = e.port;
     this.weight = e.weight;
     this.target = { host: this.host, port: this.port, protocol: 'https:' };
+    this.traffic = new Traffic(this.connections, { compact });
   }
 
   /** Same place: a pool (and its counters) can be kept across snapshots. */
@@ -45,8 +49,8 @@ export class Endpoint implements Balanceable {
       port: this.port,
       weight: this.weight,
       inFlight: this.inFlight,
-      requests: this.http.requests,
-      responses: this.http.responses(),
+      requests: this.traffic.requests,
+      responses: this.traffic.allResponses(),
       connections: this.connections.connections(),
       bytes: this.connections.bytes(),
       connectFailures: this.connectFailures.toJSON(),

@@ -1,22 +1,36 @@
 /**
  * L7 forwarding (HTTP/1.1) with http-proxy: one request of the app → one endpoint picked by
- * the balancer → the endpoint's keep-alive pool. Connect failures fail over to the next
- * endpoint (each at most once); the mesh's own errors carry `x-meshctl-reason`:
- *   503 `no-healthy-endpoints <svc>`  the snapshot lists no endpoint
- *   502 `connect-failure <svc>`       every endpoint was tried and none could be reached
- *   502 `upstream-reset <svc>`        the endpoint dropped the request before answering
- * A 403 from the other side's inbound proxy (intention deny) passes through as it came.
+ * the balancer → the endpoint's keep-alive pool. The mesh's own errors carry `x-meshctl-reason`:
+ *   503 `no-healthy-endpoints <svc>`   the snapshot lists no endpoint
+ *   502 `connect-failure <svc>`        every endpoint was tried and none could be reached
+ *   502 `upstream-reset <svc>`         the endpoint dropped the request before answering
+ *   502 `upstream-bad-response <svc>`  the endpoint's response headers cannot be relayed
+ * Answers of the other side's inbound proxy (403 intention deny, 502 app-unavailable) pass
+ * through as they came and are counted as mesh errors, not as the service's answers.
  *
- * Per request there is one small Exchange object and no closure: the handlers below are
- * bound once per listener and find the exchange on the request.
+ * Failover: a request goes to the next endpoint (each at most once) when the connection
+ * cannot be made, or when the endpoint's inbound proxy answers `502 app-unavailable` — its
+ * app could not be reached, so no byte of the request reached an app. Both are safe for any
+ * method. A body is replayed from the chunks read so far, kept while the request is in
+ * flight up to MAX_REPLAY_BYTES; a request with a larger body is not sent twice.
+ *
+ * Per request there is one Exchange object and no closure: the handlers below are bound once
+ * per listener and find the exchange on the request. Figures are recorded on the exchange's
+ * way out (res 'close'): counters, two histogram writes, and an access log line when on.
  */
 import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import httpProxy from 'http-proxy';
+import { pathOf, roundMs } from '../access-log.js';
+import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from '../http-answer.js';
 import type { ThrottledLog } from '../log-throttle.js';
-import { HttpCounter, type ReasonCounter } from '../stats.js';
+import type { ReasonCounter } from '../stats.js';
+import { ensureTraceparent } from '../trace.js';
+import { reasonKind, type Traffic } from '../traffic.js';
 import type { Cluster } from './cluster.js';
+import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
@@ -25,25 +39,50 @@ import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
 const KEEP_ALIVE_SEC = Math.floor(LISTENER_KEEP_ALIVE_MS / 1000);
 const HEADERS_TIMEOUT_MS = 60_000;
+/** Request bodies up to this size are kept while in flight, to be sent again to another endpoint. */
+export const MAX_REPLAY_BYTES = 64 * 1024;
 
 const EXCHANGE = Symbol('meshctl.exchange');
 
 /** One request's way through the outbound pipeline. */
 class Exchange {
+  readonly fw: HttpForwarder;
   readonly cluster: Cluster;
   readonly hasBody: boolean;
-  /** Endpoints that failed to connect for this request, so the balancer skips them. */
+  /** performance.now() when the request arrived, and when the current attempt began. */
+  readonly startedAt: number;
+  attemptAt: number;
+  /** Endpoints already tried for this request, so the balancer skips them. */
   tried: Endpoint[] | undefined;
   /** The endpoint the request is in flight to (counted in its inFlight). */
   endpoint: Endpoint | undefined;
+  /** The endpoint of the latest attempt; `lastOpen` while that attempt's outcome is not recorded on it. */
+  last: Endpoint | undefined;
+  lastOpen = false;
   proxyReq: ClientRequest | undefined;
   /** Holds the request body back until a connection is made, so a connect failure leaves it unread. */
   gate: PassThrough | undefined;
+  capturing = false;
+  /** Whether the body read so far is all in `body` (false once over MAX_REPLAY_BYTES or answered). */
+  replayable: boolean;
+  body: Buffer[] | undefined;
+  bodyBytes = 0;
+  /** Response body bytes, counted only while access logging. */
+  bytesOut = 0;
   retriedStale = false;
+  answered = false;
+  /** The mesh's reason, when the mesh answered. */
+  reason: string | undefined;
+  /** Set only when access logging was on as the request came in. */
+  traceparent: string | undefined;
 
-  constructor(cluster: Cluster, hasBody: boolean) {
+  constructor(fw: HttpForwarder, cluster: Cluster, hasBody: boolean, startedAt: number) {
+    this.fw = fw;
     this.cluster = cluster;
     this.hasBody = hasBody;
+    this.startedAt = startedAt;
+    this.attemptAt = startedAt;
+    this.replayable = hasBody;
   }
 }
 
@@ -68,12 +107,33 @@ function release(ex: Exchange): Endpoint | undefined {
   return ep;
 }
 
+/** req 'data' (only for requests with a body): count it, and keep it for a replay while it is small. */
+function onBodyChunk(this: Carrier, chunk: Buffer): void {
+  const ex = this[EXCHANGE];
+  if (ex === undefined) return;
+  ex.bodyBytes += chunk.length;
+  if (!ex.replayable) return;
+  if (ex.bodyBytes > MAX_REPLAY_BYTES) {
+    ex.replayable = false;
+    ex.body = undefined;
+    return;
+  }
+  (ex.body ??= []).push(chunk);
+}
+
+/** proxyRes 'data', only while access logging. */
+function onResponseChunk(this: Carrier, chunk: Buffer): void {
+  const ex = this[EXCHANGE];
+  if (ex !== undefined) ex.bytesOut += chunk.length;
+}
+
 /** res 'close': the exchange is over, answered or not. An unfinished one frees its upstream connection. */
 function onResponseClose(this: ServerResponse): void {
   const ex = exchangeOf(this.req);
   if (!ex) return;
   release(ex);
   if (!this.writableFinished && ex.proxyReq && !ex.proxyReq.destroyed) ex.proxyReq.destroy();
+  ex.fw.finished(ex, this);
 }
 
 function ignore(): void {}
@@ -100,24 +160,43 @@ function setForwarded(req: IncomingMessage, proto: string): void {
   if (h['x-forwarded-host'] === undefined && h.host !== undefined) h['x-forwarded-host'] = h.host;
 }
 
+/** With access logs on: the caller's valid traceparent goes on unchanged, otherwise a new one replaces it. */
+function trace(req: IncomingMessage, ex: Exchange): void {
+  const given = req.headers.traceparent;
+  const tp = ensureTraceparent(given);
+  if (tp !== given) {
+    req.headers.traceparent = tp;
+    // tracestate belongs to the trace it came with (W3C §3.3).
+    if (req.headers.tracestate !== undefined) delete req.headers.tracestate;
+  }
+  ex.traceparent = tp;
+}
+
 export class HttpForwarder {
   /** Fed by the listener with accepted sockets; never listens itself. */
   readonly server: Server;
-  readonly http = new HttpCounter();
+  /** The upstream's figures (owned by the listener, which outlives a cluster). */
+  readonly traffic: Traffic;
   cluster: Cluster;
   draining = false;
   readonly #errors: ReasonCounter;
   readonly #log: ThrottledLog;
+  readonly #ctx: OutboundContext;
   readonly #proxy: httpProxy;
 
-  constructor(cluster: Cluster, errors: ReasonCounter, log: ThrottledLog) {
+  constructor(cluster: Cluster, traffic: Traffic, errors: ReasonCounter, log: ThrottledLog, ctx: OutboundContext) {
     this.cluster = cluster;
+    this.traffic = traffic;
     this.#errors = errors;
     this.#log = log;
+    this.#ctx = ctx;
     this.server = createServer({ keepAliveTimeout: LISTENER_KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
     this.server.on('request', this.#onRequest);
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('clientError', onClientError);
+    // Node tracks a server's connections (closeIdleConnections, headersTimeout) from 'listening'
+    // on; this server is only fed sockets, so it is told once by hand.
+    this.server.emit('listening');
     this.#proxy = httpProxy.createProxyServer({ xfwd: false });
     // Errors arrive through the per-call callbacks; this listener only keeps a stray one from throwing.
     this.#proxy.on('error', ignore);
@@ -131,36 +210,38 @@ export class HttpForwarder {
   }
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    this.http.requests += 1;
-    const ex = new Exchange(this.cluster, hasBody(req));
+    const ex = new Exchange(this, this.cluster, hasBody(req), performance.now());
     (req as Carrier)[EXCHANGE] = ex;
+    this.traffic.requests += 1;
     stripRequestHopByHop(req.headers, false);
     setForwarded(req, 'http');
+    if (this.#ctx.accessLog.on) trace(req, ex);
     res.once('close', onResponseClose);
-    this.#attempt(req, res, ex);
+    this.#attempt(req, res, ex, ex.cluster.pickEndpoint());
   };
 
-  /** Stages 1 and 2: pick an endpoint not yet tried and send the request through its pool. */
-  #attempt(req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
-    const ep = ex.cluster.pickEndpoint(ex.tried);
-    if (!ep) {
-      if (ex.tried === undefined) this.#meshError(res, 503, ex.cluster.reasons.noEndpoints);
-      else this.#meshError(res, 502, ex.cluster.reasons.connectFailure);
+  /** Stage 2: send the request to `ep` through its pool (stage 1, the pick, is the caller's). */
+  #attempt(req: IncomingMessage, res: ServerResponse, ex: Exchange, ep: Endpoint | undefined): void {
+    if (ep === undefined) {
+      if (ex.tried === undefined) this.#meshError(res, ex, 503, ex.cluster.reasons.noEndpoints, 'no-healthy-endpoints');
+      else this.#meshError(res, ex, 502, ex.cluster.reasons.connectFailure, 'connect-failure');
       return;
     }
     ex.endpoint = ep;
+    ex.last = ep;
+    ex.lastOpen = true;
     ep.inFlight += 1;
-    ep.http.requests += 1;
+    ep.traffic.requests += 1;
     const agent = ex.cluster.poolFor(ep);
     if (ex.hasBody) {
       ex.gate = new PassThrough();
-      this.#proxy.web(req, res, { target: ep.target, agent, buffer: ex.gate }, this.#onWebError);
+      this.#proxy.web(req, res, { target: ep.target, agent, buffer: ex.gate, selfHandleResponse: true }, this.#onWebError);
     } else {
-      this.#proxy.web(req, res, { target: ep.target, agent }, this.#onWebError);
+      this.#proxy.web(req, res, { target: ep.target, agent, selfHandleResponse: true }, this.#onWebError);
     }
   }
 
-  /** The pool handed the request a connected socket: now the body may flow. */
+  /** The pool handed the request a connected socket: now the body may flow (replayed first, after a failover). */
   readonly #onProxyReq = (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse): void => {
     const ex = exchangeOf(req);
     if (!ex) return;
@@ -169,20 +250,111 @@ export class HttpForwarder {
       proxyReq.destroy();
       return;
     }
-    if (ex.gate) req.pipe(ex.gate);
+    const gate = ex.gate;
+    if (gate === undefined) return;
+    if (ex.body !== undefined) for (const chunk of ex.body) gate.write(chunk);
+    if (req.readableEnded) {
+      gate.end();
+      return;
+    }
+    if (!ex.capturing) {
+      ex.capturing = true;
+      req.on('data', onBodyChunk);
+    }
+    req.pipe(gate);
   };
 
   readonly #onProxyRes = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void => {
+    const ex = exchangeOf(req);
+    if (!ex) {
+      proxyRes.resume();
+      return;
+    }
     const status = proxyRes.statusCode ?? 0;
-    this.http.response(status);
-    exchangeOf(req)?.endpoint?.http.response(status);
+    const ep = ex.endpoint;
+    const reason = proxyRes.headers[REASON_HEADER];
+    const kind = typeof reason === 'string' ? reasonKind(reason) : undefined;
+    if (kind === 'app-unavailable' && status === 502 && ep !== undefined && this.#failover(ex, req, res, proxyRes, ep)) return;
+    ex.replayable = false;
+    ex.body = undefined;
+    if (res.destroyed) {
+      this.#count(ex, ep, status, kind);
+      proxyRes.resume();
+      return;
+    }
     fixResponseHopByHop(proxyRes.headers, res.shouldKeepAlive && !this.draining, KEEP_ALIVE_SEC);
+    if (ex.traceparent !== undefined) {
+      (proxyRes as Carrier)[EXCHANGE] = ex;
+      proxyRes.on('data', onResponseChunk);
+    }
+    if (!relayResponse(res, proxyRes)) {
+      proxyRes.resume();
+      ep?.traffic.meshError('upstream-bad-response', 502);
+      this.#log.warn(`bad-response:${ex.cluster.service}`, { upstream: ex.cluster.service, endpoint: ep?.id }, 'outbound: the endpoint\'s response headers cannot be relayed');
+      this.#meshError(res, ex, 502, ex.cluster.reasons.badResponse, 'upstream-bad-response');
+      return;
+    }
+    if (kind !== undefined) ex.reason = reason as string;
+    this.#count(ex, ep, status, kind);
   };
 
-  readonly #onWebError = (err: Error, req: IncomingMessage, target: ServerResponse | Socket): void => {
+  /** Counts the final answer on the upstream and on the endpoint that gave it. */
+  #count(ex: Exchange, ep: Endpoint | undefined, status: number, kind: string | undefined): void {
+    if (kind === undefined) {
+      this.traffic.response(status);
+      ep?.traffic.response(status);
+    } else {
+      this.traffic.meshError(kind, status);
+      ep?.traffic.meshError(kind, status);
+    }
+  }
+
+  /**
+   * The endpoint's inbound proxy could not reach its app: the request goes to the next
+   * endpoint when there is one and its body can be sent again. Returns false to relay the 502.
+   */
+  #failover(ex: Exchange, req: IncomingMessage, res: ServerResponse, proxyRes: IncomingMessage, ep: Endpoint): boolean {
+    if (res.destroyed || (ex.hasBody && !ex.replayable)) return false;
+    const tried = (ex.tried ??= []);
+    tried.push(ep);
+    const next = ex.cluster.pickEndpoint(tried);
+    if (next === undefined) return false;
+    const now = performance.now();
+    ep.traffic.meshError('app-unavailable', 502);
+    ep.traffic.latencyMs(now - ex.attemptAt);
+    ex.lastOpen = false;
+    release(ex);
+    this.#abandon(ex, req, proxyRes);
+    this.#log.warn(`app-unavailable:${ep.id}`, { upstream: ex.cluster.service, endpoint: ep.id }, 'outbound: the endpoint\'s app is unavailable, trying the next endpoint');
+    ex.attemptAt = now;
+    this.#attempt(req, res, ex, next);
+    return true;
+  }
+
+  /**
+   * Leaves an attempt that has its answer but will not be relayed. Its connection goes back to
+   * the pool once the answer is read — unless the body was still being sent, which would leave
+   * the far side waiting for the rest: then the connection is closed.
+   */
+  #abandon(ex: Exchange, req: IncomingMessage, proxyRes: IncomingMessage): void {
+    const gate = ex.gate;
+    const old = ex.proxyReq;
+    ex.gate = undefined;
+    ex.proxyReq = undefined;
+    if (gate !== undefined) {
+      req.unpipe(gate);
+      gate.unpipe();
+    }
+    proxyRes.resume();
+    if (old !== undefined && !old.writableFinished) old.destroy();
+  }
+
+  readonly #onWebError = (err: Error, req: IncomingMessage, target: ServerResponse | Socket, url?: unknown): void => {
     const res = target as ServerResponse;
     const ex = exchangeOf(req);
     if (!ex) return;
+    // A late error of an attempt given up for another endpoint is not this attempt's.
+    if (url !== undefined && ex.endpoint !== undefined && url !== ex.endpoint.target) return;
     if (res.destroyed || res.headersSent || req.socket.destroyed) {
       // The app went away (this may be its own request's error), or the answer was already under way.
       ex.proxyReq?.destroy();
@@ -190,42 +362,77 @@ export class HttpForwarder {
       return;
     }
     const ep = release(ex);
+    const gate = ex.gate;
     ex.gate = undefined;
+    if (gate !== undefined) req.unpipe(gate);
     if (err instanceof ConnectFailure && ep) {
       // Nothing was sent: try the next endpoint with the same request.
+      const now = performance.now();
+      ep.traffic.meshError('connect-failure');
+      ep.traffic.latencyMs(now - ex.attemptAt);
+      ex.lastOpen = false;
       (ex.tried ??= []).push(ep);
       if (ex.tried.length === 8) req.setMaxListeners(0); // http-proxy adds two request listeners per attempt
       this.#log.warn(`connect:${ep.id}:${err.reason}`, { upstream: ex.cluster.service, endpoint: ep.id, reason: err.reason }, 'outbound: endpoint unreachable, trying the next one');
-      this.#attempt(req, res, ex);
+      ex.attemptAt = now;
+      this.#attempt(req, res, ex, ex.cluster.pickEndpoint(ex.tried));
       return;
     }
     const stale = ex.proxyReq !== undefined && ex.proxyReq.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
-    if (stale && !ex.hasBody && !ex.retriedStale) {
-      // A pooled connection the far side closed as we reused it: the request never arrived.
+    if (stale && ep && !ex.retriedStale && (!ex.hasBody || ex.replayable)) {
+      // A pooled connection the far side closed as we reused it: the request never arrived, and
+      // this attempt does not count.
       ex.retriedStale = true;
+      ep.traffic.requests -= 1;
+      ex.lastOpen = false;
       ex.proxyReq = undefined;
-      this.#attempt(req, res, ex);
+      this.#attempt(req, res, ex, ex.cluster.pickEndpoint(ex.tried));
       return;
     }
     this.#log.warn(`reset:${ex.cluster.service}`, { upstream: ex.cluster.service, endpoint: ep?.id, code: (err as NodeJS.ErrnoException).code }, 'outbound: upstream dropped the request');
-    this.#meshError(res, 502, ex.cluster.reasons.upstreamReset);
+    ep?.traffic.meshError('upstream-reset', 502);
+    this.#meshError(res, ex, 502, ex.cluster.reasons.upstreamReset, 'upstream-reset');
   };
 
-  #meshError(res: ServerResponse, status: number, reason: string): void {
+  #meshError(res: ServerResponse, ex: Exchange, status: number, reason: string, kind: string): void {
     this.#errors.add(reason);
-    this.http.response(status);
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
+    this.traffic.meshError(kind, status);
+    ex.reason = reason;
+    ex.replayable = false;
+    ex.body = undefined;
+    writeMeshAnswer(res, status, reason, this.draining);
+  }
+
+  /** res 'close': latency on the upstream and on the endpoint of the last attempt, and the access log line. */
+  finished(ex: Exchange, res: ServerResponse): void {
+    const now = performance.now();
+    const ms = now - ex.startedAt;
+    this.traffic.latencyMs(ms);
+    const ep = ex.last;
+    if (ep !== undefined && ex.lastOpen) {
+      ex.lastOpen = false;
+      ep.traffic.latencyMs(now - ex.attemptAt);
     }
-    const body = `${reason}\n`;
-    res.writeHead(status, {
-      'x-meshctl-reason': reason,
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      ...(this.draining ? { connection: 'close' } : {}),
+    ex.body = undefined;
+    if (ex.traceparent !== undefined) this.#logLine(ex, res.req, res.headersSent ? res.statusCode : null, ms);
+  }
+
+  #logLine(ex: Exchange, req: IncomingMessage, status: number | null, ms: number): void {
+    this.#ctx.accessLog.write({
+      direction: 'outbound',
+      protocol: 'http',
+      source: this.#ctx.source,
+      destination: ex.cluster.service,
+      method: req.method ?? '',
+      path: pathOf(req.url),
+      status,
+      durationMs: roundMs(ms),
+      bytesIn: ex.bodyBytes,
+      bytesOut: ex.bytesOut,
+      endpoint: ex.last?.id,
+      reason: ex.reason,
+      traceparent: ex.traceparent,
     });
-    res.end(body);
   }
 
   // --- WebSocket (and any other GET upgrade the endpoint accepts) -----------------------------
@@ -233,22 +440,25 @@ export class HttpForwarder {
   readonly #onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     socket.on('error', ignore);
     socket.setNoDelay(true);
-    this.http.requests += 1;
+    this.traffic.requests += 1;
+    const cluster = this.cluster;
+    const ex = new Exchange(this, cluster, false, performance.now());
+    (req as Carrier)[EXCHANGE] = ex;
+    if (this.#ctx.accessLog.on) trace(req, ex);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
-      this.#rawError(socket, 501, 'unsupported-upgrade');
+      this.#wsMeshError(socket, ex, req, 501, 'unsupported-upgrade', 'unsupported-upgrade');
       return;
     }
-    const cluster = this.cluster;
     const ep = cluster.pickEndpoint();
     if (!ep) {
-      this.#rawError(socket, 503, cluster.reasons.noEndpoints);
+      this.#wsMeshError(socket, ex, req, 503, cluster.reasons.noEndpoints, 'no-healthy-endpoints');
       return;
     }
-    const ex = new Exchange(cluster, false);
     ex.endpoint = ep;
-    (req as Carrier)[EXCHANGE] = ex;
+    ex.last = ep;
+    ex.lastOpen = true;
     ep.inFlight += 1;
-    ep.http.requests += 1;
+    ep.traffic.requests += 1;
     // A WebSocket holds its endpoint for its whole life, so it stays in flight until closed.
     socket.once('close', () => release(ex));
     stripRequestHopByHop(req.headers, true);
@@ -260,13 +470,30 @@ export class HttpForwarder {
     const ex = exchangeOf(req);
     if (!ex) return;
     ex.proxyReq = proxyReq;
-    proxyReq.once('upgrade', () => this.#countWs(ex, 101));
-    proxyReq.once('response', (r: IncomingMessage) => this.#countWs(ex, r.statusCode ?? 0));
+    proxyReq.once('upgrade', () => this.#wsAnswered(ex, req, 101, undefined));
+    proxyReq.once('response', (r: IncomingMessage) => {
+      const reason = r.headers[REASON_HEADER];
+      if (typeof reason === 'string') ex.reason = reason;
+      this.#wsAnswered(ex, req, r.statusCode ?? 0, typeof reason === 'string' ? reasonKind(reason) : undefined);
+    });
   };
 
-  #countWs(ex: Exchange, status: number): void {
-    this.http.response(status);
-    ex.endpoint?.http.response(status);
+  /**
+   * An upgrade was answered (or refused): counted and timed to its answer, not over the
+   * WebSocket's life, so that long-lived sockets do not swamp request latency.
+   */
+  #wsAnswered(ex: Exchange, req: IncomingMessage, status: number, kind: string | undefined): void {
+    if (ex.answered) return;
+    ex.answered = true;
+    const now = performance.now();
+    const ep = ex.last;
+    this.#count(ex, ex.lastOpen ? ep : undefined, status, kind);
+    this.traffic.latencyMs(now - ex.startedAt);
+    if (ep !== undefined && ex.lastOpen) {
+      ex.lastOpen = false;
+      ep.traffic.latencyMs(now - ex.attemptAt);
+    }
+    if (ex.traceparent !== undefined) this.#logLine(ex, req, status, now - ex.startedAt);
   }
 
   /** Errors before the upgrade get an HTTP answer; after it, http-proxy just ends the socket. */
@@ -276,18 +503,15 @@ export class HttpForwarder {
     if (socket.bytesWritten > 0 || socket.destroyed || !ex) return;
     // http-proxy's WebSocket path ends the app's socket right after this callback, so there is
     // no failover for upgrades: the caller gets the reason and may retry.
-    const reason = err instanceof ConnectFailure ? ex.cluster.reasons.connectFailure : ex.cluster.reasons.upstreamReset;
-    this.#rawError(socket, 502, reason);
+    const connect = err instanceof ConnectFailure;
+    this.#wsMeshError(socket, ex, req, 502, connect ? ex.cluster.reasons.connectFailure : ex.cluster.reasons.upstreamReset, connect ? 'connect-failure' : 'upstream-reset');
   };
 
-  #rawError(socket: Socket, status: number, reason: string): void {
+  #wsMeshError(socket: Socket, ex: Exchange, req: IncomingMessage, status: number, reason: string, kind: string): void {
     this.#errors.add(reason);
-    this.http.response(status);
-    const text = status === 503 ? 'Service Unavailable' : status === 501 ? 'Not Implemented' : 'Bad Gateway';
-    const body = `${reason}\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${text}\r\nx-meshctl-reason: ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    ex.reason = reason;
+    this.#wsAnswered(ex, req, status, kind);
+    writeRawMeshAnswer(socket, status, reason);
   }
 
   /** Closes the app's idle keep-alive connections (during a drain). */

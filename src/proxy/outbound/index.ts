@@ -2,14 +2,18 @@
  * The outbound side: one listener per upstream of the snapshot, reconciled on every push.
  * This module and everything under outbound/ import nothing from the inbound side.
  */
+import type { UpstreamMetrics } from '../../api/metrics.js';
 import type { Logger } from '../../util/log.js';
+import type { AccessLog } from '../access-log.js';
 import { ThrottledLog } from '../log-throttle.js';
 import type { ProxySnapshot, SnapshotUpstream } from '../snapshot.js';
 import type { ClientTls, ClusterSettings } from './cluster.js';
+import type { OutboundContext } from './context.js';
 import { listenKey, OutboundListener } from './listener.js';
 
 export { seededRandom, createBalancer, type Balancer, type Random } from './balancers.js';
 export type { ClientTls, ClusterSettings } from './cluster.js';
+export type { OutboundContext } from './context.js';
 export { OutboundListener } from './listener.js';
 
 export interface PreparedOutbound {
@@ -22,16 +26,18 @@ export class Outbound {
   readonly #throttled: ThrottledLog;
   readonly #settings: ClusterSettings;
   readonly #drainMs: number;
+  readonly #ctx: OutboundContext;
   /** Keyed by listenKey. */
   #listeners = new Map<string, OutboundListener>();
   /** Listeners a push removed, still draining. */
   readonly #closing = new Set<Promise<void>>();
 
-  constructor(log: Logger, settings: ClusterSettings, drainMs: number) {
+  constructor(log: Logger, settings: ClusterSettings, drainMs: number, accessLog: AccessLog) {
     this.#log = log;
     this.#throttled = new ThrottledLog(log);
     this.#settings = settings;
     this.#drainMs = drainMs;
+    this.#ctx = { accessLog, source: '' };
   }
 
   /**
@@ -54,7 +60,7 @@ export class Outbound {
     const fresh = new Map<SnapshotUpstream, OutboundListener>();
     try {
       for (const [u, existing] of plan) {
-        if (!existing) fresh.set(u, await OutboundListener.open(u, tls, this.#settings, this.#throttled, this.#log));
+        if (!existing) fresh.set(u, await OutboundListener.open(u, tls, this.#settings, this.#throttled, this.#log, this.#ctx));
       }
     } catch (e) {
       await Promise.all([...fresh.values()].map((l) => l.close(0)));
@@ -62,6 +68,7 @@ export class Outbound {
     }
     return {
       commit: () => {
+        this.#ctx.source = next.service.name;
         const kept = new Map<string, OutboundListener>();
         const reused = new Set<OutboundListener>();
         for (const [u, existing] of plan) {
@@ -92,6 +99,11 @@ export class Outbound {
   listener(service: string): OutboundListener | undefined {
     for (const l of this.#listeners.values()) if (l.cluster.service === service) return l;
     return undefined;
+  }
+
+  /** Per upstream (and endpoint) figures for `GET /metrics`. */
+  metrics(): UpstreamMetrics[] {
+    return [...this.#listeners.values()].map((l) => l.metrics());
   }
 
   toJSON(): Record<string, unknown> {

@@ -9,8 +9,11 @@ import { MeshError } from '../../errors/index.js';
 import type { Logger } from '../../util/log.js';
 import type { ThrottledLog } from '../log-throttle.js';
 import type { SnapshotUpstream } from '../snapshot.js';
+import type { UpstreamMetrics } from '../../api/metrics.js';
 import { ConnectionCounter, ReasonCounter } from '../stats.js';
+import { Traffic } from '../traffic.js';
 import { Cluster, type ClientTls, type ClusterSettings } from './cluster.js';
+import type { OutboundContext } from './context.js';
 import { HttpForwarder } from './http.js';
 import { forwardTcp } from './tcp.js';
 
@@ -23,24 +26,28 @@ export class OutboundListener {
   readonly #server: Server;
   readonly #settings: ClusterSettings;
   readonly #log: ThrottledLog;
+  readonly #ctx: OutboundContext;
   cluster: Cluster;
   #http: HttpForwarder | undefined;
   #draining = false;
   /** The app's connections to this listener. */
   readonly connections = new ConnectionCounter();
-  /** The mesh's own failures answered to the app, by reason. */
+  /** The mesh's own failures answered to the app, by full reason (for `GET /stats`). */
   readonly errors = new ReasonCounter();
+  /** The upstream's figures; they outlive a cluster replaced by a push. */
+  readonly traffic = new Traffic(this.connections);
 
-  private constructor(server: Server, cluster: Cluster, settings: ClusterSettings, log: ThrottledLog) {
+  private constructor(server: Server, cluster: Cluster, settings: ClusterSettings, log: ThrottledLog, ctx: OutboundContext) {
     this.#server = server;
     this.cluster = cluster;
     this.#settings = settings;
     this.#log = log;
+    this.#ctx = ctx;
     server.on('connection', this.#onConnection);
   }
 
   /** Binds the listener; throws MESH_ERR_UNAVAILABLE when the port cannot be had. */
-  static async open(u: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, log: ThrottledLog, errorLog: Logger): Promise<OutboundListener> {
+  static async open(u: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, log: ThrottledLog, errorLog: Logger, ctx: OutboundContext): Promise<OutboundListener> {
     const server = createServer({ allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
@@ -57,7 +64,7 @@ export class OutboundListener {
       });
     });
     server.on('error', (e) => errorLog.error({ err: e, upstream: u.service }, 'outbound listener error'));
-    return new OutboundListener(server, new Cluster(u, tls, settings), settings, log);
+    return new OutboundListener(server, new Cluster(u, tls, settings), settings, log, ctx);
   }
 
   address(): AddressInfo | undefined {
@@ -86,10 +93,10 @@ export class OutboundListener {
     this.connections.track(socket);
     const cluster = this.cluster;
     if (cluster.protocol === 'tcp') {
-      forwardTcp(socket, cluster, this.errors, this.#log);
+      forwardTcp(socket, cluster, this.traffic, this.errors, this.#log, this.#ctx);
       return;
     }
-    this.#http ??= new HttpForwarder(cluster, this.errors, this.#log);
+    this.#http ??= new HttpForwarder(cluster, this.traffic, this.errors, this.#log, this.#ctx);
     this.#http.cluster = cluster;
     this.#http.handle(socket);
   };
@@ -101,9 +108,23 @@ export class OutboundListener {
       ...this.cluster.toJSON(),
       connections: this.connections.connections(),
       bytes: this.connections.bytes(),
-      requests: this.#http?.http.requests ?? 0,
-      responses: this.#http?.http.responses() ?? {},
+      requests: this.traffic.requests,
+      responses: this.traffic.allResponses(),
       errors: this.errors.toJSON(),
+    };
+  }
+
+  /**
+   * The contract's figures for this upstream. Bytes read the way the contract names them for
+   * an upstream: out = towards the upstream, in = back from it — so the upstream total (the
+   * app's sockets, where the proxy reads requests) is flipped, the endpoints (mesh sockets,
+   * where it sends them) are not.
+   */
+  metrics(): UpstreamMetrics {
+    return {
+      service: this.cluster.service,
+      ...this.traffic.toMetrics(true),
+      endpoints: this.cluster.endpoints.map((e) => ({ endpoint: e.id, ...e.traffic.toMetrics() })),
     };
   }
 

@@ -1,0 +1,344 @@
+/**
+ * The inbound side of an http service, per request: verified and allowed mesh connections
+ * are fed to an http.Server (never listening itself), and each request goes to the app on
+ * loopback through http-proxy and a keep-alive pool, so requests, status classes and latency
+ * are recorded where the service is. WebSocket upgrades are passed to the app and then piped.
+ *
+ * When the app cannot be reached, the answer is `502 app-unavailable <svc>`, and only then:
+ * the connection to the app failed, so no byte of the request reached it, and the caller's
+ * outbound proxy may send the request to another instance. Anything that fails after that
+ * is `502 app-reset <svc>` (the app may have seen the request; not retried elsewhere).
+ * A response from the app never carries `x-meshctl-reason`: only the mesh says why.
+ */
+import { Agent, createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import httpProxy from 'http-proxy';
+import { pathOf, roundMs, type AccessLog } from './access-log.js';
+import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from './http-answer.js';
+import type { ThrottledLog } from './log-throttle.js';
+import { fixResponseHopByHop, stripRequestHopByHop } from './outbound/headers.js';
+import type { ProxySnapshot } from './snapshot.js';
+import type { ReasonCounter } from './stats.js';
+import { ensureTraceparent } from './trace.js';
+import type { Traffic } from './traffic.js';
+
+/**
+ * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
+ * (30 s by default), so that the caller closes first and never reuses a connection we are
+ * closing; the Keep-Alive hint we send says so too.
+ */
+export const INBOUND_KEEP_ALIVE_MS = 65_000;
+const KEEP_ALIVE_HINT = `timeout=${Math.floor(INBOUND_KEEP_ALIVE_MS / 1000)}`;
+const HEADERS_TIMEOUT_MS = 60_000;
+/** Idle connections to the app are closed before a typical app's own 5 s keep-alive ends them. */
+const APP_IDLE_MS = 4_000;
+
+/** Errors that mean the connection to the app was never made. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EADDRNOTAVAIL', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+
+const PEER = Symbol('meshctl.peer');
+const EXCHANGE = Symbol('meshctl.inboundExchange');
+
+type PeerSocket = Socket & { [PEER]?: string };
+
+class InboundExchange {
+  readonly fw: InboundHttp;
+  readonly peer: string;
+  readonly hasBody: boolean;
+  readonly startedAt: number;
+  proxyReq: ClientRequest | undefined;
+  retriedStale = false;
+  answered = false;
+  reason: string | undefined;
+  /** Set only when access logging was on as the request came in. */
+  traceparent: string | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(fw: InboundHttp, peer: string, hasBody: boolean, startedAt: number) {
+    this.fw = fw;
+    this.peer = peer;
+    this.hasBody = hasBody;
+    this.startedAt = startedAt;
+  }
+}
+
+type Carrier = IncomingMessage & { [EXCHANGE]?: InboundExchange };
+
+function exchangeOf(req: IncomingMessage): InboundExchange | undefined {
+  return (req as Carrier)[EXCHANGE];
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+function onRequestChunk(this: Carrier, chunk: Buffer): void {
+  const ex = this[EXCHANGE];
+  if (ex !== undefined) ex.bytesIn += chunk.length;
+}
+
+function onResponseChunk(this: Carrier, chunk: Buffer): void {
+  const ex = this[EXCHANGE];
+  if (ex !== undefined) ex.bytesOut += chunk.length;
+}
+
+function onResponseClose(this: ServerResponse): void {
+  const ex = exchangeOf(this.req);
+  if (!ex) return;
+  if (!this.writableFinished && ex.proxyReq && !ex.proxyReq.destroyed) ex.proxyReq.destroy();
+  ex.fw.finished(ex, this);
+}
+
+function ignore(): void {}
+
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (socket.writable && socket.bytesWritten === 0) {
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  }
+  socket.destroy();
+}
+
+/** With access logs on: a valid traceparent goes on unchanged, otherwise a new one replaces it, so the app sees one. */
+function trace(req: IncomingMessage, ex: InboundExchange): void {
+  const given = req.headers.traceparent;
+  const tp = ensureTraceparent(given);
+  if (tp !== given) {
+    req.headers.traceparent = tp;
+    if (req.headers.tracestate !== undefined) delete req.headers.tracestate;
+  }
+  ex.traceparent = tp;
+}
+
+export interface InboundHttpDeps {
+  readonly traffic: Traffic;
+  /** Mesh errors by full reason, for `GET /stats`. */
+  readonly errors: ReasonCounter;
+  readonly log: ThrottledLog;
+  readonly accessLog: AccessLog;
+}
+
+export class InboundHttp {
+  readonly server: Server;
+  readonly #deps: InboundHttpDeps;
+  readonly #agent: Agent;
+  readonly #proxy: httpProxy;
+  #service = '';
+  #reasons = { unavailable: '', reset: '', badResponse: '' };
+  #target = { host: '127.0.0.1', port: 0, protocol: 'http:' };
+  /** http-proxy options, made once per snapshot rather than per request. */
+  #web: httpProxy.ServerOptions = {};
+  #ws: httpProxy.ServerOptions = {};
+
+  constructor(deps: InboundHttpDeps) {
+    this.#deps = deps;
+    this.#agent = new Agent({ keepAlive: true, timeout: APP_IDLE_MS, scheduling: 'lifo' });
+    this.server = createServer({ keepAliveTimeout: INBOUND_KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
+    this.server.on('request', this.#onRequest);
+    this.server.on('upgrade', this.#onUpgrade);
+    this.server.on('clientError', onClientError);
+    // Connection tracking (closeIdleConnections, headersTimeout) starts at 'listening'; this server is only fed sockets.
+    this.server.emit('listening');
+    this.#proxy = httpProxy.createProxyServer({ xfwd: false });
+    this.#proxy.on('error', ignore);
+    this.#proxy.on('proxyReq', this.#onProxyReq);
+    this.#proxy.on('proxyRes', this.#onProxyRes);
+    this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
+  }
+
+  /** Takes the app's address and the service name from a snapshot (connections already open follow at their next request). */
+  configure(snap: ProxySnapshot): void {
+    const { address, port } = snap.service.app;
+    if (address !== this.#target.host || port !== this.#target.port) {
+      this.#target = { host: address, port, protocol: 'http:' };
+      this.#web = { target: this.#target, agent: this.#agent, selfHandleResponse: true };
+      // An upgrade gets a connection of its own; it never goes back to a pool.
+      this.#ws = { target: this.#target, agent: false };
+    }
+    const name = snap.service.name;
+    if (name !== this.#service) {
+      this.#service = name;
+      this.#reasons = { unavailable: `app-unavailable ${name}`, reset: `app-reset ${name}`, badResponse: `app-bad-response ${name}` };
+    }
+  }
+
+  /** A verified, allowed mesh connection from `peer` (a service name). */
+  handle(socket: TLSSocket, peer: string): void {
+    (socket as PeerSocket)[PEER] = peer;
+    this.server.emit('connection', socket);
+  }
+
+  readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const ex = new InboundExchange(this, (req.socket as PeerSocket)[PEER] ?? '', hasBody(req), performance.now());
+    (req as Carrier)[EXCHANGE] = ex;
+    this.#deps.traffic.requests += 1;
+    stripRequestHopByHop(req.headers, false);
+    const logging = this.#deps.accessLog.on;
+    if (logging) trace(req, ex);
+    res.once('close', onResponseClose);
+    this.#proxy.web(req, res, this.#web, this.#onError);
+    // http-proxy has piped the body by now, so counting it cannot start the flow early.
+    if (logging && ex.hasBody) req.on('data', onRequestChunk);
+  };
+
+  readonly #onProxyReq = (proxyReq: ClientRequest, req: IncomingMessage): void => {
+    const ex = exchangeOf(req);
+    if (ex) ex.proxyReq = proxyReq;
+  };
+
+  readonly #onProxyRes = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void => {
+    const ex = exchangeOf(req);
+    const status = proxyRes.statusCode ?? 0;
+    if (!ex || res.destroyed) {
+      if (ex) this.#deps.traffic.response(status);
+      proxyRes.resume();
+      return;
+    }
+    const h = proxyRes.headers;
+    if (h[REASON_HEADER] !== undefined) delete h[REASON_HEADER];
+    const keepAlive = res.shouldKeepAlive;
+    fixResponseHopByHop(h, keepAlive, 0);
+    // Our hop's idle timeout, not the app's (which governs only the pool to the app).
+    if (keepAlive) h['keep-alive'] = KEEP_ALIVE_HINT;
+    else if (h['keep-alive'] !== undefined) delete h['keep-alive'];
+    if (ex.traceparent !== undefined) {
+      (proxyRes as Carrier)[EXCHANGE] = ex;
+      proxyRes.on('data', onResponseChunk);
+    }
+    if (!relayResponse(res, proxyRes)) {
+      proxyRes.resume();
+      this.#deps.log.warn(`bad-response:${this.#service}`, { app: `${this.#target.host}:${this.#target.port}` }, 'inbound: the app\'s response headers cannot be relayed');
+      this.#meshError(res, ex, this.#reasons.badResponse, 'app-bad-response');
+      return;
+    }
+    this.#deps.traffic.response(status);
+  };
+
+  readonly #onError = (err: Error, req: IncomingMessage, target: ServerResponse | Socket): void => {
+    const res = target as ServerResponse;
+    const ex = exchangeOf(req);
+    if (!ex) return;
+    if (res.destroyed || res.headersSent || req.socket.destroyed) {
+      ex.proxyReq?.destroy();
+      res.destroy();
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const proxyReq = ex.proxyReq;
+    ex.proxyReq = undefined;
+    if (proxyReq?.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && !ex.hasBody && !ex.retriedStale) {
+      // A pooled connection the app closed as we reused it: the app never got the request.
+      ex.retriedStale = true;
+      this.#proxy.web(req, res, this.#web, this.#onError);
+      return;
+    }
+    if (this.#notConnected(err, code)) {
+      this.#deps.log.warn(this.#reasons.unavailable, { reason: this.#reasons.unavailable, app: `${this.#target.host}:${this.#target.port}`, code }, 'inbound: cannot reach the local service');
+      this.#meshError(res, ex, this.#reasons.unavailable, 'app-unavailable');
+      return;
+    }
+    this.#deps.log.warn(this.#reasons.reset, { reason: this.#reasons.reset, code }, 'inbound: the local service dropped a request');
+    this.#meshError(res, ex, this.#reasons.reset, 'app-reset');
+  };
+
+  #notConnected(err: Error, code: string): boolean {
+    return (err as NodeJS.ErrnoException).syscall === 'connect' || NOT_CONNECTED.has(code);
+  }
+
+  #meshError(res: ServerResponse, ex: InboundExchange, reason: string, kind: string): void {
+    this.#deps.errors.add(reason);
+    this.#deps.traffic.meshError(kind, 502);
+    ex.reason = reason;
+    writeMeshAnswer(res, 502, reason, false);
+  }
+
+  /** res 'close': the request's latency and its access log line. */
+  finished(ex: InboundExchange, res: ServerResponse): void {
+    const ms = performance.now() - ex.startedAt;
+    this.#deps.traffic.latencyMs(ms);
+    if (ex.traceparent !== undefined) this.#logLine(ex, res.req, res.headersSent ? res.statusCode : null, ms);
+  }
+
+  #logLine(ex: InboundExchange, req: IncomingMessage, status: number | null, ms: number): void {
+    this.#deps.accessLog.write({
+      direction: 'inbound',
+      protocol: 'http',
+      source: ex.peer,
+      destination: this.#service,
+      method: req.method ?? '',
+      path: pathOf(req.url),
+      status,
+      durationMs: roundMs(ms),
+      bytesIn: ex.bytesIn,
+      bytesOut: ex.bytesOut,
+      reason: ex.reason,
+      traceparent: ex.traceparent,
+    });
+  }
+
+  // --- WebSocket ------------------------------------------------------------------------------
+
+  readonly #onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    const ex = new InboundExchange(this, (socket as PeerSocket)[PEER] ?? '', false, performance.now());
+    (req as Carrier)[EXCHANGE] = ex;
+    this.#deps.traffic.requests += 1;
+    if (this.#deps.accessLog.on) trace(req, ex);
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      this.#wsMeshError(socket, ex, req, 501, 'unsupported-upgrade', 'unsupported-upgrade');
+      return;
+    }
+    stripRequestHopByHop(req.headers, true);
+    this.#proxy.ws(req, socket, head, this.#ws, this.#onWsError);
+  };
+
+  readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
+    const ex = exchangeOf(req);
+    if (!ex) return;
+    ex.proxyReq = proxyReq;
+    proxyReq.once('upgrade', () => this.#wsAnswered(ex, req, 101, undefined));
+    proxyReq.once('response', (r: IncomingMessage) => this.#wsAnswered(ex, req, r.statusCode ?? 0, undefined));
+  };
+
+  /** Timed to the answer, not over the WebSocket's life. */
+  #wsAnswered(ex: InboundExchange, req: IncomingMessage, status: number, kind: string | undefined): void {
+    if (ex.answered) return;
+    ex.answered = true;
+    const traffic = this.#deps.traffic;
+    if (kind === undefined) traffic.response(status);
+    else traffic.meshError(kind, status);
+    const ms = performance.now() - ex.startedAt;
+    traffic.latencyMs(ms);
+    if (ex.traceparent !== undefined) this.#logLine(ex, req, status, ms);
+  }
+
+  readonly #onWsError = (err: Error, req: IncomingMessage, target: ServerResponse | Socket): void => {
+    const socket = target as Socket;
+    const ex = exchangeOf(req);
+    if (!ex || socket.bytesWritten > 0 || socket.destroyed) return;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (this.#notConnected(err, code)) this.#wsMeshError(socket, ex, req, 502, this.#reasons.unavailable, 'app-unavailable');
+    else this.#wsMeshError(socket, ex, req, 502, this.#reasons.reset, 'app-reset');
+  };
+
+  #wsMeshError(socket: Socket, ex: InboundExchange, req: IncomingMessage, status: number, reason: string, kind: string): void {
+    this.#deps.errors.add(reason);
+    ex.reason = reason;
+    this.#wsAnswered(ex, req, status, kind);
+    writeRawMeshAnswer(socket, status, reason);
+  }
+
+  closeIdle(): void {
+    this.server.closeIdleConnections();
+  }
+
+  /** After the drain: every mesh connection and every pooled app connection. */
+  closeAll(): void {
+    this.server.closeAllConnections();
+    this.server.close(ignore);
+    this.#agent.destroy();
+  }
+}
