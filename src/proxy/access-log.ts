@@ -47,6 +47,10 @@ const CLOSE_WAIT_MS = 2_000;
 
 type Destination = ReturnType<typeof pino.destination>;
 
+function isoTimeFirst(): string {
+  return `"time":"${new Date().toISOString()}"`;
+}
+
 export function pathOf(url: string | undefined): string {
   if (url === undefined) return '';
   const q = url.indexOf('?');
@@ -94,9 +98,10 @@ export class AccessLog {
     this.#logger = pino(
       {
         base: null,
-        timestamp: pino.stdTimeFunctions.isoTime,
-        // The lines are records, not log messages: no level, no msg.
+        // The lines are records, not log messages: no level, no msg. With no level, the time
+        // comes first and so must not start with the comma pino's own time functions add.
         formatters: { level: () => ({}) },
+        timestamp: isoTimeFirst,
       },
       dest,
     );

@@ -223,7 +223,7 @@ export class Inbound {
         this.traffic.requests += 1;
         this.traffic.meshError('intention-deny');
         this.traffic.latencyMs(0);
-        if (this.#accessLog.on) this.#logTcp(id.name, me, socket, undefined, 0, reason);
+        if (this.#accessLog.on) this.#logTcp(id.name, me, `${socket.remoteAddress}:${socket.remotePort}`, undefined, 0, reason);
         socket.destroy();
       }
       return;
@@ -253,13 +253,15 @@ export class Inbound {
     this.#accepted.add(conn);
     let piped = false;
     let failure: string | undefined;
+    // Read now: a closed socket no longer knows its peer.
+    const remote = this.#accessLog.on ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
     socket.once('close', () => {
       this.#accepted.delete(conn);
       // Once piped, the pipe decides (a clean close lets the app side flush).
       if (!piped) app.destroy();
       const ms = performance.now() - startedAt;
       this.traffic.latencyMs(ms);
-      if (this.#accessLog.on) this.#logTcp(peer, me, socket, app, ms, failure);
+      if (this.#accessLog.on) this.#logTcp(peer, me, remote, app, ms, failure);
     });
     const onAppError = (err: NodeJS.ErrnoException) => {
       failure = `app-unavailable ${me}`;
@@ -277,7 +279,7 @@ export class Inbound {
   }
 
   /** One line per tcp connection: bytes as the app saw them (the mesh side is TLS). */
-  #logTcp(peer: string, me: string, socket: TLSSocket, app: Socket | undefined, ms: number, reason: string | undefined): void {
+  #logTcp(peer: string, me: string, remote: string | undefined, app: Socket | undefined, ms: number, reason: string | undefined): void {
     this.#accessLog.write({
       direction: 'inbound',
       protocol: 'tcp',
@@ -286,7 +288,7 @@ export class Inbound {
       durationMs: roundMs(ms),
       bytesIn: app?.bytesWritten ?? 0,
       bytesOut: app?.bytesRead ?? 0,
-      peer: socket.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`,
+      peer: remote,
       reason,
     });
   }
