@@ -7,7 +7,7 @@
  *   intention     the admin flips web → api              → every intentions watcher has it
  *
  * timed from the change being acknowledged (the PUT answered) to each watcher's answer.
- * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3]
+ * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3] [--store sqlite|memory] [--profile DIR]
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,7 @@ function watcherProcess(dir, i) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory', dir: string, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory', dir: string, profileDir?: string, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { initServer } = await distImport('registry/bootstrap.js');
@@ -63,7 +63,8 @@ export async function runControlPlane(o) {
   const port = await freePort('127.0.0.1');
   const init = await initServer({ dataDir, bind: `127.0.0.1:${port}`, defaultIntention: 'deny', advertise: '127.0.0.1' });
   const caPem = await readFile(init.caCertPath, 'utf8');
-  const registry = startProcess('registry', process.execPath, [CLI_ENTRY, 'registry', 'start', '--data-dir', dataDir, '--store', o.store], {
+  const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, 'registry')] : [];
+  const registry = startProcess('registry', process.execPath, [...nodeArgs, CLI_ENTRY, 'registry', 'start', '--data-dir', dataDir, '--store', o.store], {
     logFile: join(o.dir, 'cp-registry.log'),
     env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn' },
   });
@@ -113,7 +114,7 @@ export async function runControlPlane(o) {
         const measure = async (kind, index, expect, change) => {
           const cpu0 = cpuMicros(registry.pid);
           const results = procs.map((w) => {
-            const p = w.next('result', 180_000);
+            const p = w.next('result', 90_000 + 60 * n);
             // Awaited below; until then a failure elsewhere must not make it an unhandled rejection.
             p.catch(() => undefined);
             return p;
@@ -121,15 +122,17 @@ export async function runControlPlane(o) {
           await Promise.all(
             procs.map((w) => {
               const armed = w.next('armed', 120_000);
-              w.send({ cmd: 'arm', kind, index, expect, timeoutMs: 150_000 });
+              w.send({ cmd: 'arm', kind, index, expect, timeoutMs: 60_000 + 60 * n });
               return armed;
             }),
           );
-          const deadline = Date.now() + 120_000;
+          // New connections cost a TLS handshake each on both sides; give a loaded box time.
+          const holdMs = 30_000 + 60 * n;
+          const deadline = Date.now() + holdMs;
           for (;;) {
             const st = await admin.status();
             if (st.blockingQueries >= n) break;
-            if (Date.now() > deadline) throw new Error(`the registry holds ${st.blockingQueries} of ${n} blocking queries after 120 s`);
+            if (Date.now() > deadline) throw new Error(`the registry holds ${st.blockingQueries} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s`);
             await sleep(100);
           }
           armCpu.push((cpuMicros(registry.pid) - cpu0) / 1000);
@@ -220,11 +223,23 @@ export async function runControlPlane(o) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    options: { watchers: { type: 'string', default: '100,1000' }, rounds: { type: 'string', default: '3' }, store: { type: 'string', default: 'sqlite' } },
+    options: {
+      watchers: { type: 'string', default: '100,1000' },
+      rounds: { type: 'string', default: '3' },
+      store: { type: 'string', default: 'sqlite' },
+      profile: { type: 'string' },
+    },
   });
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-cp-'));
   try {
-    const r = await runControlPlane({ watchers: values.watchers.split(',').map(Number), rounds: Number(values.rounds), store: values.store, dir, log: (s) => console.log(s) });
+    const r = await runControlPlane({
+      watchers: values.watchers.split(',').map(Number),
+      rounds: Number(values.rounds),
+      store: values.store,
+      dir,
+      profileDir: values.profile,
+      log: (s) => console.log(s),
+    });
     console.log(JSON.stringify(r.runs.map(({ registration, intention, ...rest }) => ({ ...rest, registration: { ...registration, rounds: undefined }, intention: { ...intention, rounds: undefined } })), null, 2));
     await rm(dir, { recursive: true, force: true });
   } catch (e) {

@@ -199,7 +199,7 @@ export function markdownReport(result) {
     '',
     `- machine: ${m.machine.nproc} CPUs (${m.machine.cpuModel}), ${m.machine.memGB} GB, ${m.machine.kernel}`,
     `- software: Node ${m.machine.node}, ${m.machine.haproxy ?? 'haproxy —'}, ${m.machine.wrk ?? 'wrk —'}`,
-    `- commit: ${m.git.commit}${m.git.dirty ? ' (with uncommitted changes)' : ''}`,
+    `- commit: ${m.git.commit}${m.git.dirty ? ' (with uncommitted changes)' : ''}; dist/ ${m.build}`,
     `- command: \`${m.command}\``,
     `- load average before → after: ${m.machine.loadBefore} → ${m.machine.loadAfter} (the machine is shared: figures are noisy, compare ratios within one run)`,
     '',

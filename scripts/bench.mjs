@@ -5,9 +5,9 @@
  * latest.md. Everything runs on loopback, stops by itself (a global deadline), and stops
  * only processes it started.
  *
- *   npm run bench -- [--rounds 3] [--duration 10] [--connections 32] [--threads 2]
- *                    [--rate 1000] [--latency-duration 8] [--warmup 3]
- *                    [--scenarios direct,haproxy-pair,…] [--watchers 100,1000,5000]
+ *   npm run bench -- [--rounds 3] [--duration 8] [--connections 32] [--threads 2]
+ *                    [--rate 1000] [--latency-duration 6] [--warmup 2]
+ *                    [--scenarios direct,haproxy-pair,…] [--watchers 100,1000[,5000]]
  *                    [--cp-rounds 3] [--cp-store sqlite|memory]
  *                    [--skip-control-plane] [--skip-data-plane] [--no-build]
  *                    [--profile DIR] [--quick] [--deadline-min 20] [--keep-logs]
@@ -25,14 +25,15 @@ const RESULTS = join(REPO, 'bench', 'results');
 const { values: v } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
     rate: { type: 'string', default: '1000' },
-    'latency-duration': { type: 'string', default: '8' },
-    warmup: { type: 'string', default: '3' },
+    'latency-duration': { type: 'string', default: '6' },
+    warmup: { type: 'string', default: '2' },
     scenarios: { type: 'string' },
-    watchers: { type: 'string', default: '100,1000,5000' },
+    // 5,000 is opt-in: on a shared 2-core box its 5,000 TLS handshakes alone take minutes.
+    watchers: { type: 'string', default: '100,1000' },
     'cp-rounds': { type: 'string', default: '3' },
     'cp-store': { type: 'string', default: 'sqlite' },
     'skip-control-plane': { type: 'boolean', default: false },
@@ -101,11 +102,18 @@ if (!v['skip-data-plane']) {
   }
 }
 
+let buildNote = v['no-build'] ? 'not built by this run (--no-build)' : 'built';
 if (!v['no-build']) {
   log('building (npx tsc -p tsconfig.build.json) …');
   const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' });
-  if (r.status !== 0) {
-    process.stderr.write('error: the build failed; fix the type errors above, or run with --no-build against the current dist/.\n');
+  // tsc exits 2 when it found type errors but still wrote every file (noEmitOnError is off):
+  // in a tree where others are mid-change that is usually someone else's folder, so the bench
+  // goes on and says so in its results; any other failure stops it.
+  if (r.status === 2) {
+    buildNote = 'built with type errors (see the build output)';
+    log('warning: the build reported type errors (above) but wrote dist/; benchmarking that build, and the results say so');
+  } else if (r.status !== 0) {
+    process.stderr.write('error: the build failed; fix the errors above, or run with --no-build against the current dist/.\n');
     process.exit(1);
   }
 }
@@ -163,6 +171,7 @@ const meta = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   options: { ...opts, scenarios, watchers, cpRounds, cpStore: v['cp-store'] },
   git: gitInfo(),
+  build: buildNote,
   machine: {
     nproc: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -188,7 +197,9 @@ try {
     if (profileDir) log(`CPU profiles of the meshctl proxies: ${profileDir} (read one with: node bench/profile-summary.mjs FILE)`);
   }
   if (!v['skip-control-plane']) {
-    result.controlPlane = await runControlPlane({ watchers, rounds: cpRounds, store: v['cp-store'], dir: workDir, log });
+    const profileDir = v.profile ? join(v.profile) : undefined;
+    result.controlPlane = await runControlPlane({ watchers, rounds: cpRounds, store: v['cp-store'], dir: workDir, profileDir, log });
+    if (profileDir) log(`CPU profile of the registry: ${join(profileDir, 'registry')}`);
   }
   meta.machine.loadAfter = load();
   result.targets = report.evaluateTargets(result.dataPlane?.summary, result.controlPlane);
