@@ -5,7 +5,7 @@
  */
 import { connect as netConnect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
@@ -273,6 +273,26 @@ describe('failover on app-unavailable', () => {
     const up = metrics(web).upstreams[0]!;
     expect(up).toMatchObject({ requests: 1, meshErrors: { 'app-unavailable': 1 } });
     expect(up.endpoints.map((e) => e.meshErrors)).toEqual([{ 'app-unavailable': 1 }, { 'app-unavailable': 1 }]);
+  });
+});
+
+describe('only the mesh says why', () => {
+  it('an app\'s own x-meshctl-reason is dropped: its 502 is the service\'s answer, not failed over', async () => {
+    const app = createServer((_req, res) => {
+      res.writeHead(502, { 'x-meshctl-reason': 'app-unavailable api', 'content-length': 4 });
+      res.end('nope');
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    defer(() => new Promise<void>((r) => { app.closeAllConnections(); app.close(() => r()); }));
+    const a = await apiInstance('api-1', '127.0.0.2', { appPort: (app.address() as { port: number }).port });
+    const b = await apiInstance('api-2', '127.0.0.3');
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint, b.endpoint] });
+    const replies = [await get(outboundPort(web, 'api'), '/'), await get(outboundPort(web, 'api'), '/')];
+    const forged = replies.find((r) => r.status === 502)!;
+    expect(forged.body).toBe('nope');
+    expect(forged.headers['x-meshctl-reason']).toBeUndefined();
+    expect(metrics(web).upstreams[0]).toMatchObject({ requests: 2, responses: { '2xx': 1, '5xx': 1 }, meshErrors: {} });
+    expect(metrics(a.proxy).inbound).toMatchObject({ requests: 1, responses: { '5xx': 1 }, meshErrors: {} });
   });
 });
 
