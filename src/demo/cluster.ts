@@ -39,7 +39,13 @@ export class LocalMesh {
     this.init = await initServer({ dataDir, bind: '127.0.0.1:0', advertise: '127.0.0.1', defaultIntention: 'deny', leaseTtlSeconds: 5, force: true });
     const proc = this.spawn(['registry', 'start', '--data-dir', dataDir], join(this.dir, 'registry.log'));
     this.registry = proc;
-    const m = await waitForLine(proc, /listening on (https:\/\/127\.0\.0\.1:\d+)/, 'the registry');
+    let m: RegExpMatchArray;
+    try {
+      m = await waitForLine(proc, /listening on (https:\/\/127\.0\.0\.1:\d+)/, 'the registry', 60_000);
+    } catch (e) {
+      await endProcess(proc, 2_000);
+      throw e;
+    }
     this.registryUrl = m[1]!;
     this.admin = new RegistryClient({ baseUrl: this.registryUrl, ca: await readFile(this.init.caCertPath, 'utf8'), token: this.init.adminToken });
   }
@@ -60,7 +66,13 @@ export class LocalMesh {
       force: true,
     });
     const proc = this.spawn(['agent', 'start', '--data-dir', dataDir], join(this.dir, `agent-${name}.log`));
-    await waitForLine(proc, /agent started/, `agent ${name}`);
+    try {
+      // Printed by `agent start` itself (not a log line), whatever the log level.
+      await waitForLine(proc, /meshctl agent running as node/, `agent ${name}`, 60_000);
+    } catch (e) {
+      await endProcess(proc, 2_000);
+      throw e;
+    }
     const agent: LocalAgent = { name, address, dataDir, socket, proc, client: new AgentClient(socket) };
     this.agents.push(agent);
     return agent;

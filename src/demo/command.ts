@@ -39,7 +39,9 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
     process.off('SIGINT', onSignal);
     const source = await openMeshSource({ registry: demo.registry.url, token: demo.registry.token, caFile: demo.registry.caFile });
     try {
-      await runDashboard(source, { intervalMs: 1000, title: 'meshctl demo' });
+      // 1 and 2 stop or start an api instance's app, to watch it turn critical and traffic move.
+      const toggle = (app: RunningDemo['apps']['apiA']) => () => void (app.running ? app.stop() : app.start());
+      await runDashboard(source, { intervalMs: 1000, title: 'meshctl demo (1/2: stop/start api)', extraKeys: { '1': toggle(demo.apps.apiA), '2': toggle(demo.apps.apiB) } });
     } finally {
       source.close();
     }

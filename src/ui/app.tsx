@@ -12,9 +12,11 @@ export interface DashboardProps {
   intervalMs?: number;
   /** Header title, e.g. "meshctl demo". */
   title?: string;
+  /** Extra single-key actions (the demo's "stop/start an api instance"), checked before navigation. */
+  extraKeys?: Readonly<Record<string, () => void>>;
 }
 
-export function Dashboard({ source, intervalMs = 1000, title }: DashboardProps) {
+export function Dashboard({ source, intervalMs = 1000, title, extraKeys }: DashboardProps) {
   const mesh = useMeshData(source, intervalMs);
   const { columns, rows } = useTerminalSize();
   const [nav, setNav] = useState<NavState>(INITIAL_NAV);
@@ -25,6 +27,11 @@ export function Dashboard({ source, intervalMs = 1000, title }: DashboardProps) 
   namesRef.current = names;
 
   useInput((input, key) => {
+    const extra = extraKeys?.[input];
+    if (extra) {
+      extra();
+      return;
+    }
     const action = keyAction(input, key);
     if (action === 'quit') exit();
     else if (action) setNav((s) => navigate(s, action, namesRef.current));

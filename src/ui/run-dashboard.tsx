@@ -18,6 +18,7 @@ export interface LiveOptions {
   title?: string;
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
+  extraKeys?: Readonly<Record<string, () => void>>;
 }
 
 /** Runs the live dashboard until `q`, ctrl-c, SIGTERM or SIGHUP. */
@@ -26,7 +27,7 @@ export async function runDashboard(source: MeshDataSource, opts: LiveOptions = {
   const stdin = opts.stdin ?? process.stdin;
   const alt = stdout.isTTY === true;
   if (alt) stdout.write(ENTER_ALT_SCREEN);
-  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} {...(opts.title ? { title: opts.title } : {})} />, {
+  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} {...(opts.title ? { title: opts.title } : {})} {...(opts.extraKeys ? { extraKeys: opts.extraKeys } : {})} />, {
     stdout,
     stdin,
     exitOnCtrlC: true,
