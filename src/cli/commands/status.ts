@@ -3,8 +3,7 @@ import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { withAgentFlags } from './agent.js';
 import type { RegistryFlags } from '../settings.js';
 import type { AgentFlags } from '../agent-target.js';
-import { openMeshSource } from '../../ui/data/open-source.js';
-import { showStatus, type StatusMode } from '../../ui/run-dashboard.js';
+import type { StatusMode } from '../../ui/run-dashboard.js';
 
 type Opts = RegistryFlags & AgentFlags & { json?: boolean; once?: boolean; interval: number };
 
@@ -30,6 +29,9 @@ export function statusCommand(): Command {
       const agent: AgentFlags = {};
       if (opts.socket !== undefined) agent.socket = opts.socket;
       if (opts.dataDir !== undefined) agent.dataDir = opts.dataDir;
+      // Loaded on use: Ink and React are heavy, and every other command should start fast.
+      const { openMeshSource } = await import('../../ui/data/open-source.js');
+      const { showStatus } = await import('../../ui/run-dashboard.js');
       const source = await openMeshSource({ ...registryFlags(opts), ...agent });
       // The live view needs a terminal on both ends: raw keys in, cursor control out.
       const live = process.stdout.isTTY === true && process.stdin.isTTY === true;
