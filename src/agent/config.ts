@@ -2,10 +2,10 @@
  * The agent's configuration (`<data-dir>/agent.json`), written by `meshctl init --join` and
  * read by `meshctl agent start`, plus the layout of its data directory.
  */
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
+import { readConfigFile } from '../util/config-file.js';
 import { addressSchema, nameSchema, TRUST_DOMAIN_RE } from '../api/schemas.js';
 import { writeFileAtomic } from '../util/fs.js';
 
@@ -58,26 +58,12 @@ export function agentPaths(dataDir: string): AgentPaths {
 
 export async function loadAgentConfig(dataDir: string): Promise<{ config: AgentConfig; paths: AgentPaths }> {
   const paths = agentPaths(dataDir);
-  let text: string;
-  try {
-    text = await readFile(paths.config, 'utf8');
-  } catch {
-    throw new MeshError('MESH_ERR_NOT_INITIALIZED', `this host has not joined a mesh (no ${paths.config})`, {
+  const missing = () =>
+    new MeshError('MESH_ERR_NOT_INITIALIZED', `this host has not joined a mesh (no ${paths.config})`, {
       hint: 'Run `meshctl init --join https://REGISTRY:7443 --token JOIN_TOKEN` first, or pass the --data-dir it used.',
     });
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new MeshError('MESH_ERR_CONFIG', `${paths.config} is not valid JSON: ${(e as Error).message}`);
-  }
-  const parsed = agentConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new MeshError('MESH_ERR_CONFIG', `${paths.config}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return { config: parsed.data, paths };
+  const config = await readConfigFile(paths.config, agentConfigSchema, missing);
+  return { config, paths };
 }
 
 export async function saveAgentConfig(paths: AgentPaths, config: AgentConfig): Promise<void> {

@@ -3,10 +3,10 @@
  * `meshctl init --server` and read by `meshctl registry start`. The file is what the user
  * wrote (or init wrote); `loadRegistryConfig` turns it into validated runtime settings.
  */
-import { readFile } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
+import { readConfigFile } from '../util/config-file.js';
 import { TRUST_DOMAIN_RE } from '../api/schemas.js';
 
 export const CONFIG_FILE = 'registry.json';
@@ -88,22 +88,8 @@ export function parseBind(bind: string): { host: string; port: number } {
 
 export async function loadRegistryConfig(dataDir: string): Promise<{ config: RegistryConfig; paths: RegistryPaths }> {
   const paths = registryPaths(dataDir);
-  let text: string;
-  try {
-    text = await readFile(paths.config, 'utf8');
-  } catch {
-    throw new MeshError('MESH_ERR_NOT_INITIALIZED', `no registry configuration at ${paths.config}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new MeshError('MESH_ERR_CONFIG', `${paths.config} is not valid JSON: ${(e as Error).message}`);
-  }
-  const parsed = registryConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new MeshError('MESH_ERR_CONFIG', `${paths.config}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return { config: parsed.data, paths };
+  const config = await readConfigFile(paths.config, registryConfigSchema, () =>
+    new MeshError('MESH_ERR_NOT_INITIALIZED', `no registry configuration at ${paths.config}`),
+  );
+  return { config, paths };
 }
