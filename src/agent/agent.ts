@@ -156,8 +156,13 @@ export class Agent {
     this.link.close();
   }
 
-  /** SIGHUP: pick up renewed certificates and definition files, then resync. */
+  /** SIGHUP: re-read agent.json (registry addresses) and the certificates, then resync. */
   async reload(): Promise<void> {
+    const { config } = await loadAgentConfig(this.paths.dataDir);
+    if (JSON.stringify(config.registries) !== JSON.stringify(this.config.registries)) {
+      this.log.info({ registries: config.registries }, 'registry addresses changed');
+      this.link.setRegistries(config.registries);
+    }
     await this.link.load();
     await this.sync.syncNow();
     this.log.info('reloaded');

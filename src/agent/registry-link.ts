@@ -12,20 +12,29 @@ const FAILOVER_CODES = new Set(['MESH_ERR_UNAVAILABLE', 'MESH_ERR_TIMEOUT']);
 export class RegistryLink {
   private clients: RegistryClient[] = [];
   private current = 0;
+  private registries: string[];
 
-  constructor(private readonly config: AgentConfig, private readonly paths: AgentPaths) {}
+  constructor(config: AgentConfig, private readonly paths: AgentPaths) {
+    this.registries = [...config.registries];
+  }
+
+  /** New registry addresses (config reload); takes effect with the next `load()`. */
+  setRegistries(urls: readonly string[]): void {
+    this.registries = [...urls];
+    this.current = 0;
+  }
 
   /** (Re)reads the node certificate, key and roots, e.g. after renewal. */
   async load(): Promise<void> {
     const [cert, key, roots] = await Promise.all([this.paths.nodeCert, this.paths.nodeKey, this.paths.roots].map((p) => readFile(p, 'utf8')));
-    const next = this.config.registries.map((baseUrl) => new RegistryClient({ baseUrl, ca: roots!, cert: cert!, key: key!, timeoutMs: 10_000 }));
+    const next = this.registries.map((baseUrl) => new RegistryClient({ baseUrl, ca: roots!, cert: cert!, key: key!, timeoutMs: 10_000 }));
     const old = this.clients;
     this.clients = next;
     for (const c of old) c.close();
   }
 
   get url(): string {
-    return this.config.registries[this.current] ?? this.config.registries[0]!;
+    return this.registries[this.current] ?? this.registries[0]!;
   }
 
   /** Runs `fn` against the current registry, trying the others in turn when it is unreachable. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
@@ -43,7 +43,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
     }, { what: 'two healthy api instances' });
     expect(healthy.instances.map((i) => `${i.node}@${i.address}`).sort()).toEqual(['host-a@127.0.0.2', 'host-b@127.0.0.3']);
     const text = await mesh.admin(['catalog', 'instances', 'api']);
-    expect(text.stdout).toMatch(/host-a\s+127\.0\.0\.2\s+\d+\s+-\s+passing/);
+    expect(text.stdout).toMatch(/host-a\s+127\.0\.0\.2\s+\d+\s+21\d{3}\s+passing/);
   });
 
   it('turns an instance critical when its app stops, and back when it starts', async () => {
@@ -141,6 +141,23 @@ describe('host agents on two loopback hosts (real processes)', () => {
     await expect(readFile(join(dataDir, 'agent.json'))).rejects.toThrow();
     const nodes = await mesh.adminJson<{ nodes: Array<{ name: string }> }>(['catalog', 'nodes']);
     expect(nodes.nodes.map((n) => n.name)).not.toContain('host-z');
+  });
+
+  it('serves its admin API on a socket only its owner (or group meshctl) can use', async () => {
+    const mode = (await stat(a.socket)).mode & 0o777;
+    expect([0o600, 0o660]).toContain(mode);
+  });
+
+  it('re-reads its config on SIGHUP: a registry list with a dead address first fails over to the live one', async () => {
+    const cfgPath = join(a.dataDir, 'agent.json');
+    const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as { registries: string[] };
+    cfg.registries = ['https://127.0.0.1:1', mesh.registryUrl];
+    await writeFile(cfgPath, JSON.stringify(cfg));
+    process.kill(a.daemon!.pid, 'SIGHUP');
+    await eventually(async () => (await a.daemon!.output()).includes('registry addresses changed'), { what: 'reload logged' });
+    const r = await a.cli(['register', 'service', 'after-reload', '--port', '7777', '--address', '127.0.0.2', '--no-proxy']);
+    expect(r.stdout).toContain("Registered service 'after-reload'.");
+    await eventually(async () => (await instances('after-reload')).instances.length === 1, { what: 'registered through the second registry address' });
   });
 
   it('deregisters everything of a host on `agent leave`', async () => {
