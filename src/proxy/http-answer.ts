@@ -58,7 +58,8 @@ export function relayResponse(res: ServerResponse, proxyRes: IncomingMessage): b
     return false;
   }
   (proxyRes as Relayed)[DOWNSTREAM] = res;
-  proxyRes.once('close', onRelayedClose);
+  // 'close' comes once; on() spares the wrapper once() makes per call.
+  proxyRes.on('close', onRelayedClose);
   proxyRes.pipe(res);
   return true;
 }

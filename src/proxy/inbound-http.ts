@@ -179,7 +179,7 @@ export class InboundHttp {
     stripRequestHopByHop(req.headers, false);
     const logging = this.#deps.accessLog.on;
     if (logging) trace(req, ex);
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose);
     this.#proxy.web(req, res, this.#web, this.#onError);
     // http-proxy has piped the body by now, so counting it cannot start the flow early.
     if (logging && ex.hasBody) req.on('data', onRequestChunk);

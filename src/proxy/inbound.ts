@@ -16,11 +16,11 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { decideIntention } from '../api/intentions.js';
-import { peerIdentity } from '../ca/index.js';
 import { MeshError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
 import { pathOf, roundMs, type AccessLog } from './access-log.js';
 import { writeMeshAnswer } from './http-answer.js';
+import { IdentityCache } from './identity-cache.js';
 import { InboundHttp } from './inbound-http.js';
 import { ThrottledLog } from './log-throttle.js';
 import { pipeSockets } from './pipe.js';
@@ -75,6 +75,8 @@ export class Inbound {
   readonly #local: HttpServer;
   readonly #http: InboundHttp;
   readonly #accessLog: AccessLog;
+  /** Callers' identities by certificate, for the current trust domain. */
+  #identities: IdentityCache | undefined;
 
   /** Mesh-side connections that passed the handshake. */
   readonly connections = new ConnectionCounter();
@@ -140,6 +142,7 @@ export class Inbound {
     const prev = this.#snapshot;
     this.#snapshot = next;
     this.#http.configure(next);
+    if (this.#identities?.expect.trustDomain !== next.trustDomain) this.#identities = new IdentityCache({ trustDomain: next.trustDomain, kind: 'svc' });
     if (fresh) {
       const old = this.#server;
       this.#server = fresh;
@@ -205,7 +208,8 @@ export class Inbound {
       socket.destroy();
       return;
     }
-    const id = peerIdentity(socket.getPeerCertificate(), { trustDomain: snap.trustDomain, kind: 'svc' });
+    // The native certificate object: its fingerprint needs no parsing in JS.
+    const id = this.#identities!.check(socket.getPeerX509Certificate());
     if (!id.ok) {
       this.tlsFailures.add(id.reason);
       this.#refused(id.reason, socket.remoteAddress);

@@ -10,7 +10,7 @@
  * the attempt. Nothing here knows about the inbound side.
  */
 import type { SecureContext } from 'node:tls';
-import { spiffeServerIdentityCheck } from '../../ca/index.js';
+import { cachedServerIdentityCheck } from '../identity-cache.js';
 import type { LoadBalancerName, ProxyProtocol, SnapshotUpstream } from '../snapshot.js';
 import { createBalancer, type Balancer, type Random } from './balancers.js';
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
@@ -135,6 +135,6 @@ function dialTls(service: string, tls: ClientTls): DialTls {
   return {
     secureContext: tls.secureContext,
     // The server must be exactly the upstream service: servername is not a DNS name here.
-    checkServerIdentity: spiffeServerIdentityCheck({ trustDomain: tls.trustDomain, kind: 'svc', name: service }),
+    checkServerIdentity: cachedServerIdentityCheck({ trustDomain: tls.trustDomain, kind: 'svc', name: service }),
   };
 }

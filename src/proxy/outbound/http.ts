@@ -216,7 +216,7 @@ export class HttpForwarder {
     stripRequestHopByHop(req.headers, false);
     setForwarded(req, 'http');
     if (this.#ctx.accessLog.on) trace(req, ex);
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose);
     this.#attempt(req, res, ex, ex.cluster.pickEndpoint());
   };
 
