@@ -100,7 +100,7 @@ export const proxySnapshotSchema = z
     defaultIntention: intentionActionSchema,
     intentions: z.array(snapshotIntentionSchema).max(100_000),
     upstreams: z.array(snapshotUpstreamSchema).max(64),
-    /** Reserved for access logs (a later issue); accepted and kept, not acted on yet. */
+    /** Access logs of this proxy (access-log.ts): off when absent; a file, or stdout when enabled without a path. */
     accessLog: z.object({ enabled: z.boolean(), path: z.string().min(1).max(4096).optional() }).strict().optional(),
   })
   .strict();

@@ -1,7 +1,8 @@
 /**
  * The real proxy process (`meshctl proxy run`, compiled) started from a snapshot file with
  * no agent and no registry anywhere: it must serve mesh traffic on its own ("fail static"),
- * survive a kill -9 + restart from the same file, and drain and exit on SIGTERM.
+ * survive a kill -9 + restart from the same file, and drain and exit on SIGTERM (writing out
+ * its access log on stdout first).
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -85,7 +86,8 @@ describe('the proxy process', () => {
     first.kill('SIGKILL');
     await first;
     // The same port is asked for explicitly now, as the agent's cache would hold it.
-    await writeFile(file, JSON.stringify(snapshot({ version: 5, pki, leaf: apiLeaf, service: 'api', id: 'api-1', inboundAddress: '127.0.0.2', inboundPort: h1.inbound.port, appPort: app.port, intentions: [{ source: 'web', destination: 'api', action: 'allow' }] })));
+    // This time with access logs on and no path: lines go to stdout.
+    await writeFile(file, JSON.stringify(snapshot({ version: 5, pki, leaf: apiLeaf, service: 'api', id: 'api-1', inboundAddress: '127.0.0.2', inboundPort: h1.inbound.port, appPort: app.port, intentions: [{ source: 'web', destination: 'api', action: 'allow' }], accessLog: { enabled: true } })));
     const second = spawnProxy(sock, file);
     const h2 = await serving(sock, second.pid!);
     expect(h2.inbound.port).toBe(h1.inbound.port);
@@ -97,6 +99,11 @@ describe('the proxy process', () => {
     const done = await second;
     expect(done.exitCode).toBe(0);
     expect(String(done.all)).toContain('meshctl proxy running (admin socket');
+    // The access log line was written out before the process exited.
+    const lines = String(done.stdout).split('\n').filter((l) => l.includes('"direction"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ direction: 'inbound', source: 'web', destination: 'api', method: 'GET', path: '/two', status: 200 });
+    expect(app.seen[1]!.headers.traceparent).toBe(lines[0]!.traceparent);
     await expect(stat(sock)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
