@@ -519,7 +519,9 @@ export class HttpForwarder {
     this.server.closeIdleConnections();
   }
 
+  /** After the drain: every connection of the app's, and the server's connection checks. */
   closeAll(): void {
     this.server.closeAllConnections();
+    this.server.close(ignore);
   }
 }
