@@ -327,7 +327,8 @@ export class Inbound {
         status: answer.status,
         durationMs: roundMs(ms),
         bytesIn: 0,
-        bytesOut: 0,
+        // The answer's body: the reason and a newline.
+        bytesOut: Buffer.byteLength(answer.reason) + 1,
         reason: answer.reason,
         traceparent,
       });
