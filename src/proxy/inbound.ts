@@ -82,8 +82,8 @@ export class Inbound {
   readonly connections = new ConnectionCounter();
   /** Connections refused, by reason (handshake, identity, intention). */
   readonly refusals = new ReasonCounter();
-  /** Refused handshakes and peer identities, by reason: the contract's `tlsFailures`. */
-  readonly tlsFailures = new ReasonCounter();
+  /** Refused handshakes and peer identities, by reason: the contract's `tlsFailures` (the registry takes at most 64). */
+  readonly tlsFailures = new ReasonCounter(32);
   /** Open connections closed because a newer snapshot denies them. */
   readonly revoked = new ReasonCounter();
   /** The mesh's own failures (app unavailable, ...), by full reason. */

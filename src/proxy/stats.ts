@@ -6,12 +6,27 @@
  */
 import type { Socket } from 'node:net';
 
-/** Counts by free-form reason (refusals, errors). Reasons are bounded: a few kinds × services. */
+/** Where reasons beyond a counter's limit are counted. */
+export const OTHER_REASON = 'other';
+
+/**
+ * Counts by free-form reason (refusals, errors). Reasons are bounded: a few kinds × services;
+ * `maxReasons` makes sure of it where the figures leave the process (the registry takes at
+ * most 64 per map): past it, new reasons count as `other`.
+ */
 export class ReasonCounter {
   readonly #counts = new Map<string, number>();
+  readonly #max: number;
+
+  constructor(maxReasons = Infinity) {
+    this.#max = maxReasons;
+  }
 
   add(reason: string): void {
-    this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
+    const n = this.#counts.get(reason);
+    if (n !== undefined) this.#counts.set(reason, n + 1);
+    else if (this.#counts.size < this.#max - 1) this.#counts.set(reason, 1);
+    else this.#counts.set(OTHER_REASON, (this.#counts.get(OTHER_REASON) ?? 0) + 1);
   }
 
   get(reason: string): number {

@@ -19,7 +19,7 @@
 import { encodeIntoCompressedBase64 } from 'hdr-histogram-js/dist/encoding.js';
 import { build } from 'hdr-histogram-js/dist/HistogramBuilder.js';
 import type { TrafficCounters } from '../api/metrics.js';
-import { ConnectionCounter, ReasonCounter, type ResponseClassJson } from './stats.js';
+import { ConnectionCounter, OTHER_REASON, ReasonCounter, type ResponseClassJson } from './stats.js';
 
 type Histogram = ReturnType<typeof build>;
 
@@ -46,6 +46,21 @@ export function reasonKind(reason: string): string {
   return i < 0 ? reason : reason.slice(0, i);
 }
 
+/** The reasons a peer's inbound proxy answers with (inbound.ts, inbound-http.ts). */
+const PEER_KINDS = new Set(['intention-deny', 'app-unavailable', 'app-reset', 'app-bad-response', 'unsupported-upgrade']);
+
+/**
+ * The metrics key of an `x-meshctl-reason` that came over the wire: one of the kinds a mesh
+ * proxy sends, or `other`, so a peer cannot grow our counters with made-up reasons.
+ */
+export function peerReasonKind(reason: string): string {
+  const kind = reasonKind(reason);
+  return PEER_KINDS.has(kind) ? kind : OTHER_REASON;
+}
+
+/** Reasons per counter map in the metrics (the registry takes at most 64). */
+const MAX_REASONS = 32;
+
 function classIndex(status: number): number {
   const c = (status / 100) | 0;
   return c >= 1 && c <= 5 ? c : 0;
@@ -63,7 +78,7 @@ function classesJson(a: readonly number[], b?: readonly number[]): ResponseClass
 export class Traffic {
   requests = 0;
   /** Mesh-made answers and refusals by kind (the reason's first word). */
-  readonly meshErrors = new ReasonCounter();
+  readonly meshErrors = new ReasonCounter(MAX_REASONS);
   readonly connections: ConnectionCounter;
   /** Service answers by class; index = status / 100, 0 unused. */
   readonly #classes = [0, 0, 0, 0, 0, 0];

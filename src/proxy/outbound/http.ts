@@ -28,7 +28,7 @@ import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } fro
 import type { ThrottledLog } from '../log-throttle.js';
 import type { ReasonCounter } from '../stats.js';
 import { ensureTraceparent } from '../trace.js';
-import { reasonKind, type Traffic } from '../traffic.js';
+import { peerReasonKind, type Traffic } from '../traffic.js';
 import type { Cluster } from './cluster.js';
 import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
@@ -273,7 +273,7 @@ export class HttpForwarder {
     const status = proxyRes.statusCode ?? 0;
     const ep = ex.endpoint;
     const reason = proxyRes.headers[REASON_HEADER];
-    const kind = typeof reason === 'string' ? reasonKind(reason) : undefined;
+    const kind = typeof reason === 'string' ? peerReasonKind(reason) : undefined;
     if (kind === 'app-unavailable' && status === 502 && ep !== undefined && this.#failover(ex, req, res, proxyRes, ep)) return;
     ex.replayable = false;
     ex.body = undefined;
@@ -474,7 +474,7 @@ export class HttpForwarder {
     proxyReq.once('response', (r: IncomingMessage) => {
       const reason = r.headers[REASON_HEADER];
       if (typeof reason === 'string') ex.reason = reason;
-      this.#wsAnswered(ex, req, r.statusCode ?? 0, typeof reason === 'string' ? reasonKind(reason) : undefined);
+      this.#wsAnswered(ex, req, r.statusCode ?? 0, typeof reason === 'string' ? peerReasonKind(reason) : undefined);
     });
   };
 
