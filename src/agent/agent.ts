@@ -27,6 +27,8 @@ export interface AgentOptions {
   log?: Logger;
   /** Prometheus listener (ADDR:PORT); overrides the config's metricsBind. */
   metricsBind?: string;
+  /** Access logs for every sidecar (a directory or "stdout"); overrides the config's accessLogs. */
+  accessLogs?: string;
   /** Overrides for tests. */
   fullSyncIntervalMs?: number;
 }
@@ -103,6 +105,7 @@ export class Agent {
       dataDir: paths.dataDir,
       // The proxy is this same CLI (`meshctl proxy run`), launched the way the agent was.
       cliEntry: process.argv[1] ?? 'meshctl',
+      ...((opts.accessLogs ?? config.accessLogs) ? { accessLogs: opts.accessLogs ?? config.accessLogs } : {}),
     });
     this.metrics = new MetricsReporter({ node: config.nodeName, link: this.link, source: { collect: () => this.proxies.collectMetrics() }, log });
     this.metricsBind = opts.metricsBind ?? config.metricsBind;

@@ -23,6 +23,8 @@ export const agentConfigSchema = z
     leaseTtlSeconds: z.number().int().min(2).max(3600).default(15),
     /** Prometheus listener (ADDR:PORT), off unless set. */
     metricsBind: z.string().optional(),
+    /** Access logs for every sidecar: a directory (one file per service) or "stdout". Off unless set. */
+    accessLogs: z.string().optional(),
     joinedAt: z.string(),
   })
   .strict();

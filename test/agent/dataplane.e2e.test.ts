@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
@@ -72,7 +74,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
       const r = await ag.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--protocol', 'http', '--check', `http://${app.address}:${app.port}/`, '--interval', '300ms']);
       expect(r.exitCode, r.stderr).toBe(0);
     }
-    const r = await c.cli(['register', 'service', 'web', '--port', '9300', '--address', '127.0.0.4', '--protocol', 'http', '--upstream', `api:${UP}`]);
+    const r = await c.cli(['register', 'service', 'web', '--port', '9300', '--address', '127.0.0.4', '--protocol', 'http', '--upstream', `api:${UP}`, '--meta', 'access-log=on']);
     expect(r.exitCode, r.stderr).toBe(0);
     // The sidecar is up once the mesh answers for itself (403 under default deny).
     await eventually(async () => (await get(UP)).reason === 'intention-deny web->api', { what: 'web sidecar serving', timeoutMs: 30_000 });
@@ -105,6 +107,26 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     for (let i = 0; i < 4; i++) order.push((await get(UP)).app ?? '');
     expect(order[0]).not.toBe(order[1]);
     expect(order[1]).not.toBe(order[2]);
+  });
+
+  it('writes JSON access lines for a service that asks, and carries the caller\'s traceparent to the app', async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const seen = await new Promise<{ status: number; headers: Record<string, string> }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: UP, path: '/traced', headers: { traceparent }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: (JSON.parse(body) as { headers: Record<string, string> }).headers }));
+      }).on('error', reject);
+    });
+    expect(seen.status).toBe(200);
+    expect(seen.headers.traceparent).toBe(traceparent);
+    const file = join(c.dataDir, 'logs', 'web.access.log');
+    const line = await eventually(async () => {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.path === '/traced');
+    }, { what: 'access log line' });
+    expect(line).toMatchObject({ direction: 'outbound', source: 'web', destination: 'api', method: 'GET', status: 200, traceparent });
+    for (const k of ['time', 'durationMs', 'bytesIn', 'bytesOut', 'endpoint']) expect(line).toHaveProperty(k);
   });
 
   it('speaks only mTLS on a mesh port: plaintext and certificate-less TLS are refused', async () => {

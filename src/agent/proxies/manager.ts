@@ -25,6 +25,8 @@ export interface ProxyManagerOptions {
   advertise: string;
   dataDir: string;
   cliEntry: string;
+  /** Access logs for every sidecar: a directory or "stdout"; undefined leaves it to each service's meta. */
+  accessLogs?: string;
 }
 
 interface Managed {
@@ -52,6 +54,9 @@ export class ProxyManager {
   async start(): Promise<void> {
     await ensurePrivateDir(this.dirs.snapshots);
     await ensurePrivateDir(this.dirs.proxies);
+    // Where access logs go when a service or the agent turns them on.
+    await ensurePrivateDir(join(this.o.dataDir, 'logs'));
+    if (this.o.accessLogs && this.o.accessLogs !== 'stdout') await ensurePrivateDir(this.o.accessLogs);
     this.watch.start();
   }
 
@@ -127,7 +132,9 @@ export class ProxyManager {
   private async refresh(m: Managed): Promise<void> {
     const intentions = this.watch.intentionsView();
     if (!m.leaf || !intentions) return;
-    // Upstreams not heard of yet would start with no endpoints: wait for them unless a cached snapshot serves meanwhile.
+    // An upstream not heard of yet would go out with no endpoints (503s): until every upstream
+    // has answered once, the proxy keeps serving what it has (its cached snapshot).
+    if (m.service.registration.upstreams.some((u) => this.watch.instancesOf(u.service) === undefined)) return;
     const version = Math.max(m.version + 1, Date.now());
     const body = buildSnapshot({
       version,
@@ -138,6 +145,7 @@ export class ProxyManager {
       leaf: m.leaf,
       intentions,
       instancesOf: (name) => this.watch.instancesOf(name),
+      ...this.accessLogFor(m.service),
     });
     for (const u of body.upstreams) for (const e of u.endpoints) e.id = endpointId(e.id, e.node);
     const key = JSON.stringify({ ...body, version: 0 });
@@ -147,6 +155,19 @@ export class ProxyManager {
     await writeFileAtomic(join(this.dirs.snapshots, `${m.service.id}.json`), JSON.stringify(body), 0o600);
     m.proc.desired = { version, body };
     await m.proc.push();
+  }
+
+  /**
+   * Access logs are off unless the agent turns them on for all (--access-logs DIR|stdout) or
+   * a service asks with meta `access-log=on` (then into the agent's logs directory).
+   */
+  private accessLogFor(svc: LocalService): { accessLog?: { enabled: boolean; path?: string } } {
+    const global = this.o.accessLogs;
+    const asked = ['on', 'true', 'yes'].includes((svc.registration.meta['access-log'] ?? '').toLowerCase());
+    if (!global && !asked) return {};
+    if (global === 'stdout') return { accessLog: { enabled: true } };
+    const dir = global ?? join(this.o.dataDir, 'logs');
+    return { accessLog: { enabled: true, path: join(dir, `${svc.id}.access.log`) } };
   }
 
   /** Gets a leaf when missing, and a new one at half-life; retries with backoff. */

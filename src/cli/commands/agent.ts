@@ -18,9 +18,14 @@ export function agentCommand(): Command {
     .description('run the agent in the foreground (what the systemd unit runs)')
     .option('--data-dir <dir>', 'agent data directory made by `meshctl init --join`')
     .option('--metrics-bind <addr:port>', 'serve Prometheus metrics of this host\'s sidecars on http://ADDR:PORT/metrics')
-    .action(async (opts: { dataDir?: string; metricsBind?: string }) => {
+    .option('--access-logs <dir|stdout>', 'JSON access logs for every sidecar: one file per service in DIR, or stdout (per service: --meta access-log=on)')
+    .action(async (opts: { dataDir?: string; metricsBind?: string; accessLogs?: string }) => {
       const { Agent } = await import('../../agent/agent.js');
-      const agent = await Agent.start({ dataDir: opts.dataDir ?? defaultDataDir('agent'), ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}) });
+      const agent = await Agent.start({
+        dataDir: opts.dataDir ?? defaultDataDir('agent'),
+        ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
+        ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
+      });
       process.stderr.write(`meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`);
       await runUntilSignal(
         () => agent.stop(),
