@@ -12,6 +12,7 @@ import { CertificateAuthority, createRoot, serviceId } from '../ca/index.js';
 import { primaryAddress } from '../util/net.js';
 import { ensurePrivateDir, exists, writeFileAtomic } from '../util/fs.js';
 import { newToken } from './tokens.js';
+import { REGISTRY_SERVICE } from './catalog.js';
 import { parseBind, registryPaths, type RegistryConfig } from './config.js';
 
 export interface InitServerOptions {
@@ -40,9 +41,6 @@ export interface InitServerResult {
   joinToken: string;
   files: string[];
 }
-
-/** The registry's own identity; no instance may register under this name. */
-export const REGISTRY_SERVICE = 'meshctl-registry';
 
 const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 

@@ -6,16 +6,16 @@ import { decode, updateJson } from './json-store.js';
 import { keys, parseInstanceKey, PREFIX } from './keys.js';
 import { isHealthy, toView } from './health.js';
 
-/** The registry's own SPIFFE identity uses this name (see bootstrap.ts). */
-const RESERVED_SERVICE = 'meshctl-registry';
+/** The registry's own SPIFFE identity uses this service name, so no instance may take it. */
+export const REGISTRY_SERVICE = 'meshctl-registry';
 
 export class Catalog {
   constructor(private readonly store: Store) {}
 
   /** Creates or updates the instance (node, id); keeps reported check states for checks that remain. */
   async register(node: string, nodeAddress: string, reg: ServiceRegistration): Promise<{ instance: ServiceInstance; revision: number }> {
-    if (reg.name === RESERVED_SERVICE) {
-      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid request body: service.name: '${RESERVED_SERVICE}' is reserved for the registry itself`);
+    if (reg.name === REGISTRY_SERVICE) {
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid request body: service.name: '${REGISTRY_SERVICE}' is reserved for the registry itself`);
     }
     const id = reg.id ?? reg.name;
     // An id belongs to one service per node: refuse re-using it for another name.

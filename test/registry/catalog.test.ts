@@ -63,6 +63,7 @@ describe('registry catalog', () => {
       ['an unknown field', JSON.stringify({ node: 'host-a', service: { name: 'x1', port: 1, colour: 'red' } }), 400, 'MESH_ERR_BAD_REQUEST'],
       ['a name with bad characters', JSON.stringify({ node: 'host-a', service: { name: 'Bad Name!', port: 1 } }), 400, 'MESH_ERR_BAD_REQUEST'],
       ['a port out of range', JSON.stringify({ node: 'host-a', service: { name: 'x2', port: 70000 } }), 400, 'MESH_ERR_BAD_REQUEST'],
+      ['the registry\'s own reserved name', JSON.stringify({ node: 'host-a', service: { name: 'meshctl-registry', port: 1 } }), 400, 'MESH_ERR_BAD_REQUEST'],
       ['a missing field', JSON.stringify({ node: 'host-a', service: { name: 'x3' } }), 400, 'MESH_ERR_BAD_REQUEST'],
       ['an oversized body', JSON.stringify({ node: 'host-a', service: { name: 'x4', port: 1, meta: { big: 'x'.repeat(200_000) } } }), 413, 'MESH_ERR_BODY_TOO_LARGE'],
       ['a body that is not JSON', 'name=api', 400, 'MESH_ERR_BAD_REQUEST'],
