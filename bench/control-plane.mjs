@@ -133,7 +133,7 @@ export async function runControlPlane(o) {
             const st = await admin.status();
             if (st.blockingQueries >= n) break;
             if (Date.now() > deadline) throw new Error(`the registry holds ${st.blockingQueries} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s`);
-            await sleep(100);
+            await sleep(200);
           }
           armCpu.push((cpuMicros(registry.pid) - cpu0) / 1000);
           await sleep(200);
@@ -222,14 +222,20 @@ export async function runControlPlane(o) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({
-    options: {
-      watchers: { type: 'string', default: '100,1000' },
-      rounds: { type: 'string', default: '3' },
-      store: { type: 'string', default: 'sqlite' },
-      profile: { type: 'string' },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        watchers: { type: 'string', default: '100,1000' },
+        rounds: { type: 'string', default: '3' },
+        store: { type: 'string', default: 'sqlite' },
+        profile: { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-cp-'));
   try {
     const r = await runControlPlane({

@@ -102,6 +102,7 @@ export function dataPlaneRows(summary) {
     'p99 ms',
     '+p99 ms vs direct',
     'p99 × haproxy',
+    'generator late p99 ms',
     'CPU µs/req/hop (out | in)',
     'CPU × haproxy',
     'CPU µs/req @rate (out | in)',
@@ -119,6 +120,7 @@ export function dataPlaneRows(summary) {
     fmt(s.p99Ms, 3),
     name === 'direct' ? '—' : fmt(s.p99AddedMs, 3),
     fmt(s.p99VsHaproxy),
+    fmt(s.generatorLateP99Ms, 1),
     hopsText(s.hops, 'cpuUsPerReq', 1),
     fmt(s.cpuVsHaproxy),
     hopsText(s.hops, 'cpuUsPerReqAtRate', 1),
@@ -210,7 +212,8 @@ export function markdownReport(result) {
       '',
       `wrk -t${o.threads} -c${o.connections} -d${o.durationSec}s (keep-alive) for throughput; open-loop ${o.rate} req/s for ${o.latencySec} s for latency; ${o.rounds} rounds, medians (RSS: peak over rounds). ` +
         'CPU is user+system time of each proxy process from /proc per request served; "out" is the web-side (outbound) proxy, "in" the api-side (inbound) one. ' +
-        '"CPU pressure" is the share of the throughput run during which some task on the machine waited for a CPU (Linux PSI): the higher, the noisier the row.',
+        '"CPU pressure" is the share of the throughput run during which some task on the machine waited for a CPU (Linux PSI): the higher, the noisier the row. ' +
+        '"generator late" is how far behind schedule the load generator itself sent its requests: when it is high, the machine starved the generator too and that row\'s latencies say more about the machine than about the proxy.',
       '',
       markdownTable(dataPlaneRows(result.dataPlane.summary)),
       '',

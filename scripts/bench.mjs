@@ -22,30 +22,37 @@ import { parseArgs } from 'node:util';
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const RESULTS = join(REPO, 'bench', 'results');
 
-const { values: v } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '8' },
-    connections: { type: 'string', default: '32' },
-    threads: { type: 'string', default: '2' },
-    rate: { type: 'string', default: '1000' },
-    'latency-duration': { type: 'string', default: '6' },
-    warmup: { type: 'string', default: '2' },
-    scenarios: { type: 'string' },
-    // 5,000 is opt-in: on a shared 2-core box its 5,000 TLS handshakes alone take minutes.
-    watchers: { type: 'string', default: '100,1000' },
-    'cp-rounds': { type: 'string', default: '3' },
-    'cp-store': { type: 'string', default: 'sqlite' },
-    'skip-control-plane': { type: 'boolean', default: false },
-    'skip-data-plane': { type: 'boolean', default: false },
-    'no-build': { type: 'boolean', default: false },
-    profile: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    'deadline-min': { type: 'string', default: '20' },
-    'keep-logs': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '8' },
+      connections: { type: 'string', default: '32' },
+      threads: { type: 'string', default: '2' },
+      rate: { type: 'string', default: '1000' },
+      'latency-duration': { type: 'string', default: '6' },
+      warmup: { type: 'string', default: '2' },
+      scenarios: { type: 'string' },
+      // 5,000 is opt-in: on a shared 2-core box its 5,000 TLS handshakes alone take minutes.
+      watchers: { type: 'string', default: '100,1000' },
+      'cp-rounds': { type: 'string', default: '3' },
+      'cp-store': { type: 'string', default: 'sqlite' },
+      'skip-control-plane': { type: 'boolean', default: false },
+      'skip-data-plane': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'deadline-min': { type: 'string', default: '20' },
+      'keep-logs': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (e) {
+  process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n  see: npm run bench -- --help\n`);
+  process.exit(2);
+}
+const v = parsed.values;
 
 if (v.help) {
   const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
