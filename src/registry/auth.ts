@@ -14,6 +14,8 @@ export type Principal =
   | { kind: 'node'; node: string }
   | { kind: 'join'; tokenId: string };
 
+const nodeBySocket = new WeakMap<TLSSocket, Principal>();
+
 export type AuthRequirement = 'none' | 'join' | 'any' | 'admin';
 
 export async function resolvePrincipal(req: IncomingMessage, tokens: TokenStore, trustDomain: string): Promise<Principal | undefined> {
@@ -27,6 +29,10 @@ export async function resolvePrincipal(req: IncomingMessage, tokens: TokenStore,
     return tok.kind === 'admin' ? { kind: 'admin', tokenId: tok.id } : { kind: 'join', tokenId: tok.id };
   }
   if (typeof socket.getPeerCertificate === 'function') {
+    // A TLS connection's peer never changes: check its certificate once, not per request
+    // (parsing it is most of a blocking query's cost with many keep-alive watchers).
+    const cached = nodeBySocket.get(socket);
+    if (cached) return cached;
     const cert = socket.getPeerCertificate();
     if (cert && Object.keys(cert).length > 0) {
       if (!socket.authorized) {
@@ -34,7 +40,9 @@ export async function resolvePrincipal(req: IncomingMessage, tokens: TokenStore,
       }
       const id = peerIdentity(cert, { trustDomain, kind: 'node' });
       if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);
-      return { kind: 'node', node: id.name };
+      const principal: Principal = { kind: 'node', node: id.name };
+      nodeBySocket.set(socket, principal);
+      return principal;
     }
   }
   return undefined;
