@@ -23,6 +23,7 @@ import type { ProxySnapshot } from './snapshot.js';
 import type { ReasonCounter } from './stats.js';
 import { ensureTraceparent } from './trace.js';
 import type { Traffic } from './traffic.js';
+import { hasBody } from './http-body.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
@@ -69,11 +70,6 @@ type Carrier = IncomingMessage & { [EXCHANGE]?: InboundExchange };
 
 function exchangeOf(req: IncomingMessage): InboundExchange | undefined {
   return (req as Carrier)[EXCHANGE];
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 function onRequestChunk(this: Carrier, chunk: Buffer): void {

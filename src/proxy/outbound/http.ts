@@ -34,6 +34,7 @@ import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
+import { hasBody } from '../http-body.js';
 
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
@@ -90,11 +91,6 @@ type Carrier = IncomingMessage & { [EXCHANGE]?: Exchange };
 
 function exchangeOf(req: IncomingMessage): Exchange | undefined {
   return (req as Carrier)[EXCHANGE];
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 /** Leaves the endpoint's in-flight count, once. */
