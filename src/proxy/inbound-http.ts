@@ -23,7 +23,7 @@ import type { ProxySnapshot } from './snapshot.js';
 import type { ReasonCounter } from './stats.js';
 import { ensureTraceparent } from './trace.js';
 import type { Traffic } from './traffic.js';
-import { hasBody } from './http-body.js';
+import { hasBody, ignore, onClientError } from './http-common.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
@@ -87,16 +87,6 @@ function onResponseClose(this: ServerResponse): void {
   if (!ex) return;
   if (!this.writableFinished && ex.proxyReq && !ex.proxyReq.destroyed) ex.proxyReq.destroy();
   ex.fw.finished(ex, this);
-}
-
-function ignore(): void {}
-
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (socket.writable && socket.bytesWritten === 0) {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  }
-  socket.destroy();
 }
 
 /** With access logs on: a valid traceparent goes on unchanged, otherwise a new one replaces it, so the app sees one. */

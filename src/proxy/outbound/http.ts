@@ -34,7 +34,7 @@ import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
-import { hasBody } from '../http-body.js';
+import { hasBody, ignore, onClientError } from '../http-common.js';
 
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
@@ -130,17 +130,6 @@ function onResponseClose(this: ServerResponse): void {
   release(ex);
   if (!this.writableFinished && ex.proxyReq && !ex.proxyReq.destroyed) ex.proxyReq.destroy();
   ex.fw.finished(ex, this);
-}
-
-function ignore(): void {}
-
-/** A request the app sent that is not HTTP/1.1: answer as Node would by default, then close. */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (socket.writable && socket.bytesWritten === 0) {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  }
-  socket.destroy();
 }
 
 /**
