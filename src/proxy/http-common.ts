@@ -1,5 +1,6 @@
 /** Small HTTP helpers both sides of the proxy use (each side still imports only this, not the other side). */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import httpProxy from 'http-proxy';
 import type { Socket } from 'node:net';
 
 /** Whether a request carries a body (decides replay on failover and body accounting). */
@@ -19,3 +20,37 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void 
 
 /** A no-op error listener, shared so no closure is made per socket. */
 export function ignore(): void {}
+
+const HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * An HTTP server that never listens: each side feeds it sockets it accepted itself (the
+ * inbound one after the mTLS checks). Node tracks a server's connections (closeIdleConnections,
+ * headersTimeout) only from 'listening' on, so it is told once by hand.
+ */
+export function fedServer(keepAliveTimeout: number, onRequest: (req: IncomingMessage, res: ServerResponse) => void, onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void): Server {
+  const server = createServer({ keepAliveTimeout, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
+  server.on('request', onRequest);
+  server.on('upgrade', onUpgrade);
+  server.on('clientError', onClientError);
+  server.emit('listening');
+  return server;
+}
+
+/**
+ * http-proxy set up the way both sides use it: x-forwarded-* set by the caller once per
+ * request (xfwd would append again on every failover attempt), errors taken through per-call
+ * callbacks (the 'error' listener only keeps a stray one from throwing).
+ */
+export function forwarder(hooks: {
+  proxyReq: (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void;
+  proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void;
+  proxyReqWs: (proxyReq: ClientRequest, req: IncomingMessage) => void;
+}): httpProxy {
+  const proxy = httpProxy.createProxyServer({ xfwd: false });
+  proxy.on('error', ignore);
+  proxy.on('proxyReq', hooks.proxyReq);
+  proxy.on('proxyRes', hooks.proxyRes);
+  proxy.on('proxyReqWs', hooks.proxyReqWs);
+  return proxy;
+}

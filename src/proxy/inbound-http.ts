@@ -10,7 +10,7 @@
  * is `502 app-reset <svc>` (the app may have seen the request; not retried elsewhere).
  * A response from the app never carries `x-meshctl-reason`: only the mesh says why.
  */
-import { Agent, createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
@@ -23,7 +23,7 @@ import type { ProxySnapshot } from './snapshot.js';
 import type { ReasonCounter } from './stats.js';
 import { ensureTraceparent } from './trace.js';
 import type { Traffic } from './traffic.js';
-import { hasBody, ignore, onClientError } from './http-common.js';
+import { fedServer, forwarder, hasBody, ignore } from './http-common.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
@@ -32,7 +32,6 @@ import { hasBody, ignore, onClientError } from './http-common.js';
  */
 export const INBOUND_KEEP_ALIVE_MS = 65_000;
 const KEEP_ALIVE_HINT = `timeout=${Math.floor(INBOUND_KEEP_ALIVE_MS / 1000)}`;
-const HEADERS_TIMEOUT_MS = 60_000;
 /** Idle connections to the app are closed before a typical app's own 5 s keep-alive ends them. */
 const APP_IDLE_MS = 4_000;
 
@@ -123,17 +122,8 @@ export class InboundHttp {
   constructor(deps: InboundHttpDeps) {
     this.#deps = deps;
     this.#agent = new Agent({ keepAlive: true, timeout: APP_IDLE_MS, scheduling: 'lifo' });
-    this.server = createServer({ keepAliveTimeout: INBOUND_KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
-    this.server.on('request', this.#onRequest);
-    this.server.on('upgrade', this.#onUpgrade);
-    this.server.on('clientError', onClientError);
-    // Connection tracking (closeIdleConnections, headersTimeout) starts at 'listening'; this server is only fed sockets.
-    this.server.emit('listening');
-    this.#proxy = httpProxy.createProxyServer({ xfwd: false });
-    this.#proxy.on('error', ignore);
-    this.#proxy.on('proxyReq', this.#onProxyReq);
-    this.#proxy.on('proxyRes', this.#onProxyRes);
-    this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
+    this.server = fedServer(INBOUND_KEEP_ALIVE_MS, this.#onRequest, this.#onUpgrade);
+    this.#proxy = forwarder({ proxyReq: this.#onProxyReq, proxyRes: this.#onProxyRes, proxyReqWs: this.#onProxyReqWs });
   }
 
   /** Takes the app's address and the service name from a snapshot (connections already open follow at their next request). */

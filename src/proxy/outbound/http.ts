@@ -18,7 +18,7 @@
  * per listener and find the exchange on the request. Figures are recorded on the exchange's
  * way out (res 'close'): counters, two histogram writes, and an access log line when on.
  */
-import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
@@ -34,12 +34,11 @@ import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
-import { hasBody, ignore, onClientError } from '../http-common.js';
+import { fedServer, forwarder, hasBody, ignore } from '../http-common.js';
 
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
 const KEEP_ALIVE_SEC = Math.floor(LISTENER_KEEP_ALIVE_MS / 1000);
-const HEADERS_TIMEOUT_MS = 60_000;
 /** Request bodies up to this size are kept while in flight, to be sent again to another endpoint. */
 export const MAX_REPLAY_BYTES = 64 * 1024;
 
@@ -175,19 +174,8 @@ export class HttpForwarder {
     this.#errors = errors;
     this.#log = log;
     this.#ctx = ctx;
-    this.server = createServer({ keepAliveTimeout: LISTENER_KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
-    this.server.on('request', this.#onRequest);
-    this.server.on('upgrade', this.#onUpgrade);
-    this.server.on('clientError', onClientError);
-    // Node tracks a server's connections (closeIdleConnections, headersTimeout) from 'listening'
-    // on; this server is only fed sockets, so it is told once by hand.
-    this.server.emit('listening');
-    this.#proxy = httpProxy.createProxyServer({ xfwd: false });
-    // Errors arrive through the per-call callbacks; this listener only keeps a stray one from throwing.
-    this.#proxy.on('error', ignore);
-    this.#proxy.on('proxyReq', this.#onProxyReq);
-    this.#proxy.on('proxyRes', this.#onProxyRes);
-    this.#proxy.on('proxyReqWs', this.#onProxyReqWs);
+    this.server = fedServer(LISTENER_KEEP_ALIVE_MS, this.#onRequest, this.#onUpgrade);
+    this.#proxy = forwarder({ proxyReq: this.#onProxyReq, proxyRes: this.#onProxyRes, proxyReqWs: this.#onProxyReqWs });
   }
 
   handle(socket: Socket): void {
