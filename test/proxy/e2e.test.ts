@@ -10,18 +10,15 @@ import type { MeshProxy } from '../../src/proxy/proxy.js';
 import {
   deadPort,
   get,
-  inboundPort,
   keepAliveAgent,
   outboundPort,
   snapshot,
   startEchoApp,
-  startHttpApp,
-  startProxy,
   tcpExchange,
   waitFor,
-  type UpstreamSpec,
 } from './harness.js';
 import { makePki, type Leaf, type Pki } from './pki.js';
+import { ALLOW_WEB, webApiFixture } from './web-api.js';
 
 let pki: Pki;
 let apiLeaf: Leaf;
@@ -33,32 +30,7 @@ beforeAll(async () => {
   webLeaf = await pki.leaf('web');
 });
 
-const ALLOW_WEB = [{ source: 'web', destination: 'api', action: 'allow' as const }];
-
-async function apiInstance(name: string, address: string, opts: { protocol?: 'http' | 'tcp'; appPort?: number; intentions?: typeof ALLOW_WEB } = {}) {
-  const app = opts.appPort === undefined ? await startHttpApp(name) : undefined;
-  const proxy = await startProxy(
-    snapshot({
-      pki,
-      leaf: apiLeaf,
-      service: 'api',
-      id: name,
-      protocol: opts.protocol ?? 'http',
-      inboundAddress: address,
-      appPort: opts.appPort ?? app!.port,
-      intentions: opts.intentions ?? ALLOW_WEB,
-    }),
-  );
-  return { app, proxy, endpoint: { id: name, address, port: inboundPort(proxy) } };
-}
-
-function webSnapshot(upstream: UpstreamSpec, version = 1) {
-  return snapshot({ version, pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [upstream] });
-}
-
-async function webProxy(upstream: UpstreamSpec): Promise<MeshProxy> {
-  return startProxy(webSnapshot(upstream));
-}
+const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
 
 function stats(p: MeshProxy) {
   return p.stats() as {

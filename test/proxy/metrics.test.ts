@@ -18,19 +18,17 @@ import {
   deadPort,
   defer,
   get,
-  inboundPort,
   keepAliveAgent,
   outboundPort,
   snapshot,
   startEchoApp,
   startHttpApp,
-  startProxy,
   tcpExchange,
   waitFor,
   type HttpApp,
-  type UpstreamSpec,
 } from './harness.js';
 import { makePki, type Leaf, type Pki } from './pki.js';
+import { webApiFixture } from './web-api.js';
 
 let pki: Pki;
 let apiLeaf: Leaf;
@@ -42,21 +40,7 @@ beforeAll(async () => {
   webLeaf = await pki.leaf('web');
 });
 
-const ALLOW_WEB = [{ source: 'web', destination: 'api', action: 'allow' as const }];
-
-async function apiInstance(name: string, address: string, opts: { protocol?: 'http' | 'tcp'; appPort?: number } = {}) {
-  const app = opts.appPort === undefined ? await startHttpApp(name) : undefined;
-  const appPort = opts.appPort ?? app!.port;
-  const snap = (version: number, intentions = ALLOW_WEB, inboundPortNumber = 0) =>
-    snapshot({ version, pki, leaf: apiLeaf, service: 'api', id: name, protocol: opts.protocol ?? 'http', inboundAddress: address, inboundPort: inboundPortNumber, appPort, intentions });
-  const proxy = await startProxy(snap(1));
-  const port = inboundPort(proxy);
-  return { app, proxy, endpoint: { id: name, address, port }, deny: () => proxy.apply(snap(2, [], port)) };
-}
-
-async function webProxy(upstream: UpstreamSpec): Promise<MeshProxy> {
-  return startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [upstream] }));
-}
+const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
 
 function metrics(p: MeshProxy): Omit<ProxyMetrics, 'node'> {
   // Through JSON, as the agent gets it.

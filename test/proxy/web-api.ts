@@ -1,0 +1,37 @@
+/** The web → api pair most proxy tests use: api instances (app + sidecar) and a web sidecar calling them. */
+import type { MeshProxy } from '../../src/proxy/proxy.js';
+import { inboundPort, snapshot, startHttpApp, startProxy, type UpstreamSpec } from './harness.js';
+import type { Leaf, Pki } from './pki.js';
+
+export const ALLOW_WEB = [{ source: 'web', destination: 'api', action: 'allow' as const }];
+
+export interface WebApiPki {
+  pki: Pki;
+  apiLeaf: Leaf;
+  webLeaf: Leaf;
+}
+
+/** `get` is read at call time, so test files can fill their PKI in beforeAll. */
+export function webApiFixture(get: () => WebApiPki) {
+  async function apiInstance(name: string, address: string, opts: { protocol?: 'http' | 'tcp'; appPort?: number; intentions?: typeof ALLOW_WEB } = {}) {
+    const { pki, apiLeaf } = get();
+    const app = opts.appPort === undefined ? await startHttpApp(name) : undefined;
+    const appPort = opts.appPort ?? app!.port;
+    const snap = (version: number, intentions = opts.intentions ?? ALLOW_WEB, inboundPortNumber = 0) =>
+      snapshot({ version, pki, leaf: apiLeaf, service: 'api', id: name, protocol: opts.protocol ?? 'http', inboundAddress: address, inboundPort: inboundPortNumber, appPort, intentions });
+    const proxy = await startProxy(snap(1));
+    const port = inboundPort(proxy);
+    return { app, proxy, endpoint: { id: name, address, port }, deny: () => proxy.apply(snap(2, [], port)) };
+  }
+
+  function webSnapshot(upstream: UpstreamSpec, version = 1) {
+    const { pki, webLeaf } = get();
+    return snapshot({ version, pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [upstream] });
+  }
+
+  function webProxy(upstream: UpstreamSpec): Promise<MeshProxy> {
+    return startProxy(webSnapshot(upstream));
+  }
+
+  return { apiInstance, webSnapshot, webProxy };
+}
