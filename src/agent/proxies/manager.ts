@@ -36,6 +36,8 @@ interface Managed {
   leafTimer: NodeJS.Timeout | undefined;
   leafBackoff: Backoff;
   version: number;
+  /** The last snapshot pushed, version aside: an unchanged view is not pushed again. */
+  lastKey: string | undefined;
 }
 
 export class ProxyManager {
@@ -87,7 +89,7 @@ export class ProxyManager {
         cliEntry: this.o.cliEntry,
         log: this.o.log,
       });
-      const entry: Managed = { service: svc, proc, leaf: await this.leaves.load(id), leafTimer: undefined, leafBackoff: new Backoff(500, 30_000), version: 0 };
+      const entry: Managed = { service: svc, proc, leaf: await this.leaves.load(id), leafTimer: undefined, leafBackoff: new Backoff(500, 30_000), version: 0, lastKey: undefined };
       this.managed.set(id, entry);
       // A valid leaf on disk is enough to serve (registry down); otherwise the proxy waits for one.
       if (entry.leaf && entry.leaf.notAfter > Date.now()) await this.refresh(entry);
@@ -149,8 +151,8 @@ export class ProxyManager {
     });
     for (const u of body.upstreams) for (const e of u.endpoints) e.id = endpointId(e.id, e.node);
     const key = JSON.stringify({ ...body, version: 0 });
-    if (key === (m as Managed & { lastKey?: string }).lastKey) return;
-    (m as Managed & { lastKey?: string }).lastKey = key;
+    if (key === m.lastKey) return;
+    m.lastKey = key;
     m.version = version;
     await writeFileAtomic(join(this.dirs.snapshots, `${m.service.id}.json`), JSON.stringify(body), 0o600);
     m.proc.desired = { version, body };
