@@ -54,15 +54,15 @@ export function apiApp(instance: string, address: string): SampleApp {
   });
 }
 
-/** `web` answers by calling `api` through the sidecar's outbound listener on 127.0.0.1:upstreamPort. */
-export function webApp(address: string, upstreamPort: number): SampleApp {
+/** `web` answers by calling `api` through its sidecar's outbound listener at `upstream`. */
+export function webApp(address: string, upstream: { address: string; port: number }): SampleApp {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   return serve('web', address, 0, (req, res) => {
     if (req.url === '/health') {
       res.writeHead(200).end('ok');
       return;
     }
-    const up = http.get({ host: '127.0.0.1', port: upstreamPort, path: '/', agent, timeout: 5000, headers: req.headers.traceparent ? { traceparent: req.headers.traceparent } : {} }, (r) => {
+    const up = http.get({ host: upstream.address, port: upstream.port, path: '/', agent, timeout: 5000, headers: req.headers.traceparent ? { traceparent: req.headers.traceparent } : {} }, (r) => {
       let data = '';
       r.on('data', (c: Buffer) => (data += c.toString()));
       r.on('end', () => {

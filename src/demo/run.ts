@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeshError } from '../errors/index.js';
 import { ensurePrivateDir } from '../util/fs.js';
+import { freePort } from '../util/net.js';
 import { LocalMesh } from './cluster.js';
 import { apiApp, webApp, type SampleApp } from './apps.js';
 import { TrafficGenerator, type TrafficSummary } from './traffic.js';
@@ -40,7 +41,9 @@ export interface DemoSummary {
   worked: boolean;
 }
 
-const UPSTREAM_PORT = 18000;
+/** Where web's sidecar listens for api: on web's own "host" address, so a sidecar of another mesh on this machine (on 127.0.0.1:18000, say) is never in the way. */
+const WEB_HOST = '127.0.0.4';
+const PREFERRED_UPSTREAM_PORT = 18000;
 
 export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -54,7 +57,8 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   const mesh = new LocalMesh(dir, opts.cliEntry ? { cliEntry: opts.cliEntry } : {});
   const apiA = apiApp('api-1', '127.0.0.2');
   const apiB = apiApp('api-2', '127.0.0.3');
-  const web = webApp('127.0.0.4', UPSTREAM_PORT);
+  const upstreamPort = await freePort(WEB_HOST, PREFERRED_UPSTREAM_PORT);
+  const web = webApp(WEB_HOST, { address: WEB_HOST, port: upstreamPort });
   let traffic: TrafficGenerator | undefined;
   const stop = async () => {
     await traffic?.stop();
@@ -64,12 +68,12 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   try {
     await step('starting the registry (sqlite store, CA, tokens)', () => mesh.startRegistry());
     const [a, b, c] = await step('starting three agents on 127.0.0.2-4', async () =>
-      Promise.all([mesh.addAgent('host-1', '127.0.0.2'), mesh.addAgent('host-2', '127.0.0.3'), mesh.addAgent('host-3', '127.0.0.4')]),
+      Promise.all([mesh.addAgent('host-1', '127.0.0.2'), mesh.addAgent('host-2', '127.0.0.3'), mesh.addAgent('host-3', WEB_HOST)]),
     );
     await step('starting the sample apps: api ×2, web', async () => {
       for (const app of [apiA, apiB, web]) await app.start();
     });
-    await step('registering api on host-1 and host-2, web on host-3 (upstream api:18000)', async () => {
+    await step(`registering api on host-1 and host-2, web on host-3 (upstream api at ${WEB_HOST}:${upstreamPort})`, async () => {
       for (const [agent, app] of [[a!, apiA], [b!, apiB]] as const) {
         await agent.client.register({
           name: 'api',
@@ -85,14 +89,14 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
         port: web.port,
         address: web.address,
         protocol: 'http',
-        upstreams: [{ service: 'api', localPort: UPSTREAM_PORT }],
+        upstreams: [{ service: 'api', localAddress: WEB_HOST, localPort: upstreamPort }],
         checks: [{ id: 'web-http', kind: 'http', target: `http://${web.address}:${web.port}/health`, intervalMs: 1000, timeoutMs: 1000 }],
       });
     });
     await step('allowing web → api (the default is deny)', async () => {
       await mesh.admin!.putIntention('web', 'api', 'allow', 'made by meshctl demo');
     });
-    await step('waiting for the sidecars to carry traffic', () => waitForMesh(UPSTREAM_PORT));
+    await step('waiting for the sidecars to carry traffic', () => waitForMesh(WEB_HOST, upstreamPort));
     traffic = new TrafficGenerator({ host: web.address, port: web.port }, opts.rps ?? 20);
     traffic.start();
     return {
@@ -117,13 +121,13 @@ export function summarize(demo: RunningDemo, durationSeconds: number): DemoSumma
 }
 
 /** The outbound listener answers once the sidecar has its snapshot, and 200 once an endpoint is healthy and allowed. */
-async function waitForMesh(port: number, timeoutMs = 60_000): Promise<void> {
+async function waitForMesh(host: string, port: number, timeoutMs = 60_000): Promise<void> {
   const http = await import('node:http');
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
     const status = await new Promise<number>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 2000, agent: false }, (res) => {
+      const req = http.get({ host, port, path: '/', timeout: 2000, agent: false }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import { execa } from 'execa';
 import { CLI, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/registry.js';
@@ -22,7 +23,11 @@ describe('meshctl demo', () => {
   });
 
   it('--headless runs the whole mesh, prints a truthful summary, exits 0 and leaves nothing behind', async () => {
-    const r = await runCli(['demo', '--headless', '--duration', '6s', '--json'], {}, { timeoutMs: 150_000 });
+    // Something else answers on the port the demo prefers for web's upstream: the demo must pick
+    // another and still go through its own sidecars (the summary names both api instances).
+    const squatter = http.createServer((_req, res) => res.end('not the mesh'));
+    await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(18000, '127.0.0.4', resolve));
+    const r = await runCli(['demo', '--headless', '--duration', '6s', '--json'], {}, { timeoutMs: 150_000 }).finally(() => squatter.close());
     expect(r.exitCode, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout) as { worked: boolean; successRate: number; web: { requests: number; ok: number; p99Ms: number }; apiInstances: Record<string, number> };
     expect(s.worked).toBe(true);
@@ -31,6 +36,7 @@ describe('meshctl demo', () => {
     expect(Object.keys(s.apiInstances).sort()).toEqual(['api-1', 'api-2']);
     expect(s.web.p99Ms).toBeGreaterThan(0);
     expect(r.stderr).toContain('✓ starting the registry');
+    expect(r.stderr).toMatch(/upstream api at 127\.0\.0\.4:(?!18000)\d+/);
     expect(r.stderr).toContain('every process the demo started has stopped');
     expect(await demoProcesses()).toEqual([]);
   }, 180_000);
@@ -38,18 +44,25 @@ describe('meshctl demo', () => {
   it('shows live numbers in the dashboard; stopping one api app turns it critical while traffic flows to the other; q tears down', async () => {
     await execa('tmux', ['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo; echo DEMO-EXIT=$?; sleep 60`]);
     const screen = async () => (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-    const apiRow = (text: string) => text.split('\n').find((l) => /^\W*api\s/.test(l));
-    await eventually(async () => {
-      const row = apiRow(await screen());
-      return row && /2\/2\s+[1-9]/.test(row) && /100%/.test(row);
-    }, { what: 'api 2/2 with traffic on the dashboard', timeoutMs: 120_000, intervalMs: 500 });
+    const apiRow = (text: string) => text.split('\n').find((l) => /^\W*api\s/.test(l)) ?? '';
+    // Waits until the api row matches; a timeout shows the last screen, to see what was wrong.
+    const untilApiRow = (re: RegExp, what: string, timeoutMs = 30_000) =>
+      eventually(
+        async () => {
+          const text = await screen();
+          if (re.test(apiRow(text))) return true;
+          throw new Error(`the screen was:\n${text}`);
+        },
+        { what, timeoutMs, intervalMs: 300 },
+      );
 
+    await untilApiRow(/2\/2\s+[1-9].*100%/, 'api 2/2 with traffic on the dashboard', 120_000);
     await execa('tmux', ['send-keys', '-t', session, '1']);
-    await eventually(async () => /1\/2/.test(apiRow(await screen()) ?? ''), { what: 'api 1/2 after stopping api-1', timeoutMs: 30_000, intervalMs: 300 });
+    await untilApiRow(/1\/2/, 'api 1/2 after stopping api-1');
     // Traffic keeps flowing to the other instance.
-    await eventually(async () => /1\/2\s+[1-9]/.test(apiRow(await screen()) ?? ''), { what: 'traffic on the remaining instance', timeoutMs: 30_000, intervalMs: 300 });
+    await untilApiRow(/1\/2\s+[1-9]/, 'traffic on the remaining instance');
     await execa('tmux', ['send-keys', '-t', session, '1']);
-    await eventually(async () => /2\/2/.test(apiRow(await screen()) ?? ''), { what: 'api back to 2/2', timeoutMs: 30_000, intervalMs: 300 });
+    await untilApiRow(/2\/2/, 'api back to 2/2');
 
     await execa('tmux', ['send-keys', '-t', session, 'q']);
     await eventually(async () => /DEMO-EXIT=0/.test(await screen()), { what: 'demo exit 0', timeoutMs: 60_000, intervalMs: 300 });

@@ -1,5 +1,5 @@
 /** Mesh (inbound) ports for local services: taken from a fixed range, like Consul's sidecar ports. */
-import net from 'node:net';
+import { canBind } from '../../util/net.js';
 
 export const MESH_PORT_RANGE = { from: 21000, to: 21999 } as const;
 
@@ -10,12 +10,4 @@ export async function allocateMeshPort(address: string, taken: ReadonlySet<numbe
     if (await canBind(address, port)) return port;
   }
   return undefined;
-}
-
-function canBind(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ host: address, port, exclusive: true }, () => s.close(() => resolve(true)));
-  });
 }
