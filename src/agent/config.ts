@@ -2,12 +2,14 @@
  * The agent's configuration (`<data-dir>/agent.json`), written by `meshctl init --join` and
  * read by `meshctl agent start`, plus the layout of its data directory.
  */
-import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
 import { readConfigFile } from '../util/config-file.js';
 import { addressSchema, nameSchema, TRUST_DOMAIN_RE } from '../api/schemas.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { agentPaths, type AgentPaths } from './paths.js';
+
+export { agentPaths, defaultSocketPath, type AgentPaths } from './paths.js';
 
 export const agentConfigSchema = z
   .object({
@@ -31,33 +33,6 @@ export const agentConfigSchema = z
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
-export interface AgentPaths {
-  dataDir: string;
-  config: string;
-  nodeKey: string;
-  nodeCert: string;
-  roots: string;
-  state: string;
-  snapshots: string;
-  proxies: string;
-  services: string;
-}
-
-export function agentPaths(dataDir: string): AgentPaths {
-  const abs = isAbsolute(dataDir) ? dataDir : join(process.cwd(), dataDir);
-  return {
-    dataDir: abs,
-    config: join(abs, 'agent.json'),
-    nodeKey: join(abs, 'tls', 'node.key'),
-    nodeCert: join(abs, 'tls', 'node.pem'),
-    roots: join(abs, 'tls', 'roots.pem'),
-    state: join(abs, 'state.json'),
-    snapshots: join(abs, 'snapshots'),
-    proxies: join(abs, 'proxies'),
-    services: join(abs, 'services'),
-  };
-}
-
 export async function loadAgentConfig(dataDir: string): Promise<{ config: AgentConfig; paths: AgentPaths }> {
   const paths = agentPaths(dataDir);
   const missing = () =>
@@ -73,6 +48,3 @@ export async function saveAgentConfig(paths: AgentPaths, config: AgentConfig): P
 }
 
 /** Where the agent's admin socket lives unless told otherwise. */
-export function defaultSocketPath(dataDir: string): string {
-  return process.getuid?.() === 0 ? '/run/meshctl/agent.sock' : join(dataDir, 'agent.sock');
-}

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { MeshError } from '../errors/index.js';
-import { NAME_RE } from '../api/schemas.js';
+import { NAME_RE } from '../api/names.js';
 import { RegistryClient } from '../api/registry-client.js';
 import { createKeyAndCsr, nodeId, readSubjectAltNames, parseSpiffeId } from '../ca/index.js';
 import { x509 } from '../ca/x509.js';

@@ -4,10 +4,9 @@
  * strict, so an unknown field is an error rather than silently dropped.
  */
 import { z } from 'zod';
+import { NAME_RE, TRUST_DOMAIN_RE } from './names.js';
 
-/** Service and node names: DNS-label-like, so they fit in SPIFFE IDs, hostnames and keys. */
-export const NAME_RE = /^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$/;
-export const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/;
+export { NAME_RE, TRUST_DOMAIN_RE };
 
 export const nameSchema = z
   .string()

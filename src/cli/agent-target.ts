@@ -1,7 +1,7 @@
 /** Which agent socket a host-local command talks to: --socket, MESHCTL_AGENT_SOCKET, or the agent config of --data-dir. */
 import { readFile } from 'node:fs/promises';
 import { AgentClient } from '../agent/client.js';
-import { agentPaths, defaultSocketPath } from '../agent/config.js';
+import { agentPaths, defaultSocketPath } from '../agent/paths.js';
 import { defaultDataDir } from './settings.js';
 
 export interface AgentFlags {

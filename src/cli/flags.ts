@@ -1,6 +1,6 @@
 /** Shared flag definitions and value parsers; a bad value stops the command before anything changes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { NAME_RE } from '../api/schemas.js';
+import { NAME_RE } from '../api/names.js';
 import type { RegistryFlags } from './settings.js';
 
 export function withRegistryFlags(cmd: Command): Command {

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import Conf from 'conf';
+import type Conf from 'conf';
 import { MeshError } from '../errors/index.js';
 import { RegistryClient } from '../api/registry-client.js';
 
@@ -15,8 +15,10 @@ export interface CliSettings {
   caFile?: string;
 }
 
-export function openSettings(): Conf<CliSettings> {
-  return new Conf<CliSettings>({
+/** conf (and the JSON-schema validator it brings) loads only for the commands that read settings: not for the agent or its proxies. */
+export async function openSettings(): Promise<Conf<CliSettings>> {
+  const { default: ConfClass } = await import('conf');
+  return new ConfClass<CliSettings>({
     projectName: 'meshctl',
     projectSuffix: '',
     configName: 'cli',
@@ -37,8 +39,8 @@ export interface RegistryTarget {
   caFile: string | undefined;
 }
 
-export function resolveRegistryTarget(flags: RegistryFlags): RegistryTarget {
-  const saved = openSettings().store;
+export async function resolveRegistryTarget(flags: RegistryFlags): Promise<RegistryTarget> {
+  const saved = (await openSettings()).store;
   const url = flags.registry ?? process.env.MESHCTL_REGISTRY ?? saved.registry;
   if (!url) {
     throw new MeshError('MESH_ERR_CONFIG', 'no registry configured for this CLI', {
@@ -54,7 +56,7 @@ export function resolveRegistryTarget(flags: RegistryFlags): RegistryTarget {
 
 /** A registry client for a CLI command, authenticated with the admin token. */
 export async function registryClientFor(flags: RegistryFlags): Promise<RegistryClient> {
-  const t = resolveRegistryTarget(flags);
+  const t = await resolveRegistryTarget(flags);
   let ca: string | undefined;
   if (t.caFile) {
     try {

@@ -75,7 +75,7 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
     // This host's CLI talks to its own registry over loopback (the certificate names 127.0.0.1).
     const { host, port } = parseBind(res.bind);
     const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
-    if (opts.save) openSettings().set({ registry: localUrl, token: res.adminToken, caFile: res.caCertPath });
+    if (opts.save) (await openSettings()).set({ registry: localUrl, token: res.adminToken, caFile: res.caCertPath });
     if (opts.json) {
       printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
       return;

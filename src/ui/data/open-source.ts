@@ -18,7 +18,7 @@ export async function openMeshSource(flags: SourceFlags, opts: { timeoutMs?: num
   const agentNamed = flags.socket !== undefined || flags.dataDir !== undefined;
   const socket = await resolveAgentSocket(flags);
   const agentThere = await isSocket(socket);
-  const registryUrl = flags.registry !== undefined || !agentNamed ? configuredRegistry(flags) : undefined;
+  const registryUrl = flags.registry !== undefined || !agentNamed ? await configuredRegistry(flags) : undefined;
 
   if (registryUrl !== undefined) {
     const client = await registryClientFor(flags);
@@ -30,9 +30,9 @@ export async function openMeshSource(flags: SourceFlags, opts: { timeoutMs?: num
   });
 }
 
-function configuredRegistry(flags: RegistryFlags): string | undefined {
+async function configuredRegistry(flags: RegistryFlags): Promise<string | undefined> {
   try {
-    return resolveRegistryTarget(flags).url;
+    return (await resolveRegistryTarget(flags)).url;
   } catch (e) {
     if (e instanceof MeshError && e.code === 'MESH_ERR_CONFIG') return undefined;
     throw e;
