@@ -27,6 +27,8 @@ export interface InitServerOptions {
   force?: boolean;
   /** How long a node stays alive without a heartbeat. */
   leaseTtlSeconds?: number;
+  /** Lifetime of the service (leaf) certificates the registry signs. */
+  leafTtlSeconds?: number;
 }
 
 export interface InitServerResult {
@@ -78,7 +80,7 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     advertiseUrl: `https://${urlHost}:${port}`,
     defaultIntention: opts.defaultIntention ?? 'deny',
     store: 'sqlite',
-    leafTtlSeconds: 86_400,
+    leafTtlSeconds: opts.leafTtlSeconds ?? 86_400,
     leaseTtlSeconds: opts.leaseTtlSeconds ?? 15,
     nodeCertTtlSeconds: 2_592_000,
     caFingerprint: ca.fingerprint,

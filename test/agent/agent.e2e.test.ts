@@ -19,7 +19,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
   const instances = (svc: string, healthy = false) => mesh.adminJson<InstancesOut>(['catalog', 'instances', svc, ...(healthy ? ['--healthy'] : [])]);
 
   beforeAll(async () => {
-    mesh = await startMesh({ leaseTtl: '3s' });
+    mesh = await startMesh({ leaseTtl: '5s' });
     a = await mesh.addAgent('host-a', '127.0.0.2');
     b = await mesh.addAgent('host-b', '127.0.0.3');
     appA = await startApp('api-a', '127.0.0.2');

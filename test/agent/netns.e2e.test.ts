@@ -27,7 +27,7 @@ describe.skipIf(!canRun)('hosts in network namespaces (root): discovery and fail
     net = await createNetwork(['host-a', 'host-b', 'host-w']);
     dir = await mkdtemp(join(tmpdir(), 'meshctl-netns-'));
     env = { MESHCTL_CONFIG_DIR: join(dir, 'cli') };
-    const init = await runCli(['init', '--server', '--data-dir', join(dir, 'reg'), '--bind', `${net.gateway}:0`, '--advertise', net.gateway, '--lease-ttl', '3s', '--json', '--no-save'], env);
+    const init = await runCli(['init', '--server', '--data-dir', join(dir, 'reg'), '--bind', `${net.gateway}:0`, '--advertise', net.gateway, '--lease-ttl', '5s', '--json', '--no-save'], env);
     expect(init.exitCode, init.stderr).toBe(0);
     const made = JSON.parse(init.stdout) as { joinToken: string; caFingerprint: string; adminToken: string; caCertPath: string };
     const reg = startCli(['registry', 'start', '--data-dir', join(dir, 'reg')], env);

@@ -39,6 +39,15 @@ describe('meshctl init --server and registry start (real processes)', () => {
     for (const f of ['ca/root.key', 'tls/server.key', 'registry.json']) expect((await stat(join(dataDir, f))).mode & 0o777).toBe(0o600);
     const config = await readFile(join(dataDir, 'registry.json'), 'utf8');
     expect(config).not.toContain(out.adminToken.split('_')[2]);
+    // The defaults: a node lease of 15 s, service certificates for a day.
+    expect(JSON.parse(config)).toMatchObject({ leaseTtlSeconds: 15, leafTtlSeconds: 86_400 });
+  });
+
+  it('takes the node lease and the certificate lifetime from --lease-ttl and --leaf-ttl', async () => {
+    const d = join(dir, 'ttl');
+    const r = await runCli(['init', '--server', '--data-dir', d, '--bind', '127.0.0.1:0', '--lease-ttl', '4s', '--leaf-ttl', '2h', '--json', '--no-save'], env);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(d, 'registry.json'), 'utf8'))).toMatchObject({ leaseTtlSeconds: 4, leafTtlSeconds: 7200 });
   });
 
   it('refuses to overwrite an existing mesh without --force, changing nothing', async () => {
@@ -99,6 +108,8 @@ describe('meshctl init --server and registry start (real processes)', () => {
       [['init', '--server', '--data-dir', join(dir, 'y'), '--trust-domain', 'Bad_Domain'], 64, /trust domain/],
       [['init', '--server', '--data-dir', join(dir, 'z'), '--bind', 'nonsense'], 64, /bind/],
       [['init'], 64, /--server/],
+      [['init', '--server', '--data-dir', join(dir, 'w'), '--leaf-ttl', '30s'], 64, /'30s' is out of range: use 2m to 365d/],
+      [['init', '--server', '--data-dir', join(dir, 'v'), '--lease-ttl', 'soon'], 64, /'soon' is not a duration/],
       [['registry', 'start', '--data-dir', join(dir, 'missing')], 78, /meshctl init --server/],
       [['catalog', 'services', '--bogus'], 64, /unknown option/],
       [['intention', 'allow', 'Web', 'api'], 64, /not a valid service name/],

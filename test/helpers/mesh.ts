@@ -41,11 +41,11 @@ export interface TestMesh {
   close(): Promise<void>;
 }
 
-export async function startMesh(opts: { agents?: Array<{ name: string; address: string }>; defaultIntention?: 'allow' | 'deny'; leaseTtl?: string } = {}): Promise<TestMesh> {
+export async function startMesh(opts: { agents?: Array<{ name: string; address: string }>; defaultIntention?: 'allow' | 'deny'; leaseTtl?: string; leafTtl?: string } = {}): Promise<TestMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-e2e-'));
   const env = { MESHCTL_CONFIG_DIR: join(dir, 'cli-config') };
   const regDir = join(dir, 'registry');
-  const init = await runCli(['init', '--server', '--data-dir', regDir, '--bind', '127.0.0.1:0', '--advertise', '127.0.0.1', '--default-intention', opts.defaultIntention ?? 'deny', '--lease-ttl', opts.leaseTtl ?? '3s', '--json', '--no-save'], env);
+  const init = await runCli(['init', '--server', '--data-dir', regDir, '--bind', '127.0.0.1:0', '--advertise', '127.0.0.1', '--default-intention', opts.defaultIntention ?? 'deny', '--lease-ttl', opts.leaseTtl ?? '5s', ...(opts.leafTtl ? ['--leaf-ttl', opts.leafTtl] : []), '--json', '--no-save'], env);
   if (init.exitCode !== 0) throw new Error(`init --server failed: ${init.stderr}`);
   const made = JSON.parse(init.stdout) as { joinToken: string; caFingerprint: string; adminToken: string; caCertPath: string };
 

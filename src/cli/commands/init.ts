@@ -22,7 +22,8 @@ export function initCommand(): Command {
     .option('--bind <addr:port>', 'address the registry listens on', '0.0.0.0:7443')
     .option('--advertise <host>', 'address others reach this host at: the registry (--server) or this node\'s services (--join) (default: this host\'s first address)')
     .option('--san <name>', 'extra DNS name or IP for the registry certificate (repeatable)', collect, [])
-    .option('--lease-ttl <duration>', 'with --server: how long a node counts as alive without a heartbeat', parseLeaseTtl, 15)
+    .option('--lease-ttl <duration>', 'with --server: how long a node counts as alive without a heartbeat (2s-1h)', parseLeaseTtl, 15)
+    .option('--leaf-ttl <duration>', 'with --server: lifetime of service certificates; agents renew them at half-life (2m-1y)', parseLeafTtl, 86_400)
     .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
     .option('--no-save', 'do not save the registry address and admin token in this user\'s CLI settings')
     .option('--json', 'print JSON instead of text')
@@ -50,6 +51,7 @@ interface InitOpts {
   san: string[];
   force?: boolean;
   leaseTtl: number;
+  leafTtl: number;
   save: boolean;
   json?: boolean;
 }
@@ -69,6 +71,8 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
       defaultIntention: opts.defaultIntention,
       bind: opts.bind,
       san: opts.san,
+      leaseTtlSeconds: opts.leaseTtl,
+      leafTtlSeconds: opts.leafTtl,
       ...(opts.advertise ? { advertise: opts.advertise } : {}),
       ...(opts.force ? { force: true } : {}),
     });
@@ -133,14 +137,24 @@ async function initJoin(opts: InitOpts): Promise<void> {
 }
 
 function parseLeaseTtl(value: string): number {
+  return durationSeconds(value, 'lease ttl', '15s', 2, 3600, '2s to 1h');
+}
+
+/** The registry's floor: a leaf must outlive its 1-minute backdating by a renewal interval. */
+function parseLeafTtl(value: string): number {
+  return durationSeconds(value, 'leaf ttl', '24h', 120, 31_536_000, '2m to 365d');
+}
+
+function durationSeconds(value: string, what: string, example: string, min: number, max: number, range: string): number {
   let ms: number;
   try {
-    ms = parseDuration(value, 'lease ttl');
+    ms = parseDuration(value, what);
   } catch {
-    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. 15s.`);
+    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. ${example}.`);
   }
-  if (ms < 2000 || ms > 3_600_000) throw new InvalidArgumentError(`'${value}' is out of range: use 2s to 1h.`);
-  return Math.round(ms / 1000);
+  const s = Math.round(ms / 1000);
+  if (s < min || s > max) throw new InvalidArgumentError(`'${value}' is out of range: use ${range}.`);
+  return s;
 }
 
 async function askFingerprint(fingerprint: string): Promise<boolean> {
