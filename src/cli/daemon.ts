@@ -1,18 +1,48 @@
-/** Foreground daemons (`registry start`, `agent start`): run until SIGINT/SIGTERM, then close once. */
-export function runUntilSignal(close: () => Promise<void>, onHup?: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stopping = false;
-    const stop = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`received ${sig}, stopping\n`);
-      // A stuck close must not keep systemd waiting past its TimeoutStopSec.
-      const force = setTimeout(() => process.exit(1), 10_000);
-      force.unref();
-      close().then(resolve, reject);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    if (onHup) process.on('SIGHUP', onHup);
-  });
+/**
+ * Foreground daemons (`registry start`, `agent start`): run until SIGINT/SIGTERM, then close
+ * once. The handlers are in place before start-up begins: without them a signal's default
+ * action kills the process on the spot, and a supervisor (or a test) may send SIGTERM as
+ * soon as it sees the daemon announce itself. A signal during start-up stops the daemon as
+ * soon as it is up; a second signal ends the process at once.
+ */
+export interface DaemonSpec<T> {
+  start(): Promise<T>;
+  /** Says the daemon is up (after the handlers are in place). */
+  announce(daemon: T): void;
+  close(daemon: T): Promise<void>;
+  onHup?(daemon: T): void;
+}
+
+export async function runDaemon<T>(spec: DaemonSpec<T>): Promise<void> {
+  let daemon: T | undefined;
+  let stopSignal: NodeJS.Signals | undefined;
+  let wake: (() => void) | undefined;
+  const onStop = (sig: NodeJS.Signals) => {
+    if (stopSignal) {
+      process.stderr.write(`received ${sig} again, exiting now\n`);
+      process.exit(1);
+    }
+    stopSignal = sig;
+    wake?.();
+  };
+  const onHup = () => {
+    if (daemon !== undefined) spec.onHup?.(daemon);
+  };
+  process.on('SIGINT', onStop);
+  process.on('SIGTERM', onStop);
+  if (spec.onHup) process.on('SIGHUP', onHup);
+  try {
+    daemon = await spec.start();
+    spec.announce(daemon);
+    if (!stopSignal) await new Promise<void>((resolve) => (wake = resolve));
+    process.stderr.write(`received ${stopSignal}, stopping\n`);
+    // A stuck close must not keep systemd waiting past its TimeoutStopSec.
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await spec.close(daemon);
+  } finally {
+    process.off('SIGINT', onStop);
+    process.off('SIGTERM', onStop);
+    process.off('SIGHUP', onHup);
+  }
 }

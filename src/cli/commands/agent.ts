@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { agentClientFor, type AgentFlags } from '../agent-target.js';
 import { defaultDataDir } from '../settings.js';
-import { runUntilSignal } from '../daemon.js';
+import { runDaemon } from '../daemon.js';
 import { printJson, printLines } from '../output.js';
 
 export function withAgentFlags(cmd: Command): Command {
@@ -21,16 +21,17 @@ export function agentCommand(): Command {
     .option('--access-logs <dir|stdout>', 'JSON access logs for every sidecar: one file per service in DIR, or stdout (per service: --meta access-log=on)')
     .action(async (opts: { dataDir?: string; metricsBind?: string; accessLogs?: string }) => {
       const { Agent } = await import('../../agent/agent.js');
-      const agent = await Agent.start({
-        dataDir: opts.dataDir ?? defaultDataDir('agent'),
-        ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
-        ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
+      await runDaemon({
+        start: () =>
+          Agent.start({
+            dataDir: opts.dataDir ?? defaultDataDir('agent'),
+            ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
+            ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
+          }),
+        announce: (agent) => process.stderr.write(`meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`),
+        close: (agent) => agent.stop(),
+        onHup: (agent) => void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
       });
-      process.stderr.write(`meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`);
-      await runUntilSignal(
-        () => agent.stop(),
-        () => void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
-      );
     });
 
   cmd

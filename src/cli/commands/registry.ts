@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { defaultDataDir } from '../settings.js';
-import { runUntilSignal } from '../daemon.js';
+import { runDaemon } from '../daemon.js';
 import { printJson, printLines } from '../output.js';
 
 export function registryCommand(): Command {
@@ -13,13 +13,16 @@ export function registryCommand(): Command {
     .option('--bind <addr:port>', 'override the configured listen address')
     .action(async (opts: { dataDir?: string; store?: 'sqlite' | 'memory'; bind?: string }) => {
       const { startRegistry } = await import('../../registry/main.js');
-      const reg = await startRegistry({
-        dataDir: opts.dataDir ?? defaultDataDir('registry'),
-        ...(opts.store ? { store: opts.store } : {}),
-        ...(opts.bind ? { bind: opts.bind } : {}),
+      await runDaemon({
+        start: () =>
+          startRegistry({
+            dataDir: opts.dataDir ?? defaultDataDir('registry'),
+            ...(opts.store ? { store: opts.store } : {}),
+            ...(opts.bind ? { bind: opts.bind } : {}),
+          }),
+        announce: (reg) => process.stderr.write(`meshctl registry listening on ${reg.url} (store: ${reg.store.kind})\n`),
+        close: (reg) => reg.close(),
       });
-      process.stderr.write(`meshctl registry listening on ${reg.url} (store: ${reg.store.kind})\n`);
-      await runUntilSignal(() => reg.close());
     });
   cmd
     .command('install')
