@@ -18,8 +18,8 @@ import { cpuMicros, cpuPressureMicros, RssSampler, runToEnd, sleep } from './lib
 
 /** Run by default, in this order. */
 export const DEFAULT_SCENARIOS = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair'];
-/** Everything --scenarios accepts (node-http-proxy is an opt-in reference point). */
-export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy'];
+/** Everything --scenarios accepts (node-http-proxy and node-undici are opt-in reference points). */
+export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy', 'node-undici'];
 
 /**
  * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,

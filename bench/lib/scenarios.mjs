@@ -8,6 +8,8 @@
  *   meshctl-l7-pair     the same with protocol http
  *   node-http-proxy     (opt-in) load → bench/ref-proxy.mjs → upstream: one plain http-proxy hop, the
  *                       floor of the library the L7 proxy is built on
+ *   node-undici         (opt-in) load → bench/ref-undici.mjs → upstream: the same hop with undici's
+ *                       pool as the client, the candidate to replace it
  *
  * "Hosts" are loopback addresses: web on 127.0.0.2, api on 127.0.0.3. Every mTLS hop uses
  * EC P-256 leaves from the same registry CA, TLS 1.3 only, and verifies the peer both ways.
@@ -140,17 +142,21 @@ export async function startScenarios(o) {
       scenarios.push({ name: 'direct', kind: 'direct', url: `http://${UPSTREAM_HOST}:${upstreamPort}/`, hops: [], note: 'load generator → upstream' });
     }
 
-    if (want('node-http-proxy')) {
+    for (const [name, script, what] of [
+      ['node-http-proxy', 'ref-proxy.mjs', 'http-proxy'],
+      ['node-undici', 'ref-undici.mjs', 'undici Pool'],
+    ]) {
+      if (!want(name)) continue;
       const listen = { host: WEB_HOST, port: await freePort(WEB_HOST) };
-      const p = startProcess('node-http-proxy', process.execPath, [join(REPO, 'bench', 'ref-proxy.mjs'), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)], {
-        logFile: join(o.dir, 'node-http-proxy.log'),
+      const p = startProcess(name, process.execPath, [join(REPO, 'bench', script), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)], {
+        logFile: join(o.dir, `${name}.log`),
       });
       started.push(p);
-      await waitForPort(listen.host, listen.port, 15_000, 'the reference http-proxy', p);
-      scenarios.push({ name: 'node-http-proxy', kind: 'reference', url: `http://${listen.host}:${listen.port}/`, hops: [{ pid: p.pid, role: 'out' }], note: 'one plain http-proxy hop, no TLS (reference)' });
+      await waitForPort(listen.host, listen.port, 15_000, `the reference ${name}`, p);
+      scenarios.push({ name, kind: 'reference', url: `http://${listen.host}:${listen.port}/`, hops: [{ pid: p.pid, role: 'out' }], note: `one plain ${what} hop, no TLS (reference)` });
     }
 
-    const needMesh = o.names.some((n) => n !== 'direct' && n !== 'node-http-proxy');
+    const needMesh = o.names.some((n) => n !== 'direct' && n !== 'node-http-proxy' && n !== 'node-undici');
     const mesh = needMesh
       ? await meshMaterial(o.dir, { webAddress: WEB_HOST, apiAddress: API_HOST, apiPort: 18000, apiMeshPort: 21000, upstreamPort })
       : undefined;
@@ -236,7 +242,7 @@ export async function startScenarios(o) {
         throw new Error(`${s.name}: GET ${s.url} answered ${r.status} ${JSON.stringify(r.body.slice(0, 200))}; logs are in ${o.dir}`);
       }
     }
-    const order = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair', 'node-http-proxy'];
+    const order = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair', 'node-http-proxy', 'node-undici'];
     scenarios.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
     return { scenarios, upstreamPid: upstream.pid, stop };
   } catch (e) {
