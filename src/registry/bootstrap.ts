@@ -41,6 +41,8 @@ export interface InitServerResult {
   caCertPath: string;
   adminToken: string;
   joinToken: string;
+  leaseTtlSeconds: number;
+  leafTtlSeconds: number;
   files: string[];
 }
 
@@ -115,6 +117,8 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     caCertPath: paths.caCert,
     adminToken: admin.token,
     joinToken: join_.token,
+    leaseTtlSeconds: config.leaseTtlSeconds,
+    leafTtlSeconds: config.leafTtlSeconds,
     files: writes.map(([f]) => f),
   };
 }

@@ -47,7 +47,10 @@ describe('meshctl init --server and registry start (real processes)', () => {
     const d = join(dir, 'ttl');
     const r = await runCli(['init', '--server', '--data-dir', d, '--bind', '127.0.0.1:0', '--lease-ttl', '4s', '--leaf-ttl', '2h', '--json', '--no-save'], env);
     expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ leaseTtlSeconds: 4, leafTtlSeconds: 7200 });
     expect(JSON.parse(await readFile(join(d, 'registry.json'), 'utf8'))).toMatchObject({ leaseTtlSeconds: 4, leafTtlSeconds: 7200 });
+    const text = await runCli(['init', '--server', '--data-dir', join(dir, 'ttl-text'), '--bind', '127.0.0.1:0', '--leaf-ttl', '2h', '--no-save'], env);
+    expect(text.stdout).toContain('lifetimes          node lease 15s, service certificates 2h');
   });
 
   it('refuses to overwrite an existing mesh without --force, changing nothing', async () => {

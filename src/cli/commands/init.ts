@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../../util/duration.js';
+import { formatDuration, parseDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../settings.js';
 import { collect, parseName } from '../flags.js';
@@ -90,6 +90,7 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
       `  default intention  ${res.defaultIntention}`,
       `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
       `  CA fingerprint     ${res.caFingerprint}`,
+      `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}`,
       '',
       'Admin token (shown once; saved in this user\'s CLI settings' + (opts.save ? ')' : ' — not saved: --no-save)') + ':',
       `  ${res.adminToken}`,
