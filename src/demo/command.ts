@@ -1,4 +1,5 @@
 /** What `meshctl demo` does around the demo itself: progress, Ctrl-C, dashboard or summary. */
+import { formatTable } from '../cli/output.js';
 import { startDemo, summarize, type DemoSummary, type RunningDemo } from './run.js';
 
 export interface DemoCommandOptions {
@@ -63,11 +64,16 @@ function summaryLines(s: DemoSummary): string[] {
   return [
     `meshctl demo: ${s.durationSeconds.toFixed(1)}s of traffic into web → api (through the sidecars, mTLS)`,
     '',
-    'SERVICE  REQUESTS  SUCCESS  P50      P99',
-    `web      ${String(w.requests).padEnd(8)}  ${pct(s.successRate).padEnd(7)}  ${`${w.p50Ms.toFixed(1)}ms`.padEnd(7)}  ${w.p99Ms.toFixed(1)}ms`,
-    ...Object.entries(s.apiInstances)
-      .sort()
-      .map(([inst, n]) => `${`api (${inst})`.padEnd(8)} ${String(n).padEnd(8)}  answered web's requests`),
+    ...formatTable(
+      ['SERVICE', 'REQUESTS', 'SUCCESS', 'P50', 'P99'],
+      [
+        ['web', String(w.requests), pct(s.successRate), `${w.p50Ms.toFixed(1)}ms`, `${w.p99Ms.toFixed(1)}ms`],
+        // What each api instance answered of web's requests (its own latency is in `meshctl status`).
+        ...Object.entries(s.apiInstances)
+          .sort()
+          .map(([inst, n]) => [`api (${inst})`, String(n), '', '', '']),
+      ],
+    ),
     '',
     ...(Object.keys(w.byStatus).length ? [`answers by status: ${Object.entries(w.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')}`] : []),
     s.worked ? 'The mesh worked: every request crossed two sidecars over mTLS and both api instances served.' : 'The mesh did NOT work as expected: see the logs in the demo directory.',
