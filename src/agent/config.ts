@@ -1,6 +1,6 @@
 /**
  * The agent's configuration (`<data-dir>/agent.json`), written by `meshctl init --join` and
- * read by `meshctl agent start`, plus the layout of its data directory.
+ * read by `meshctl agent start` (the layout of its data directory is in ./paths.ts).
  */
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
@@ -46,5 +46,3 @@ export async function loadAgentConfig(dataDir: string): Promise<{ config: AgentC
 export async function saveAgentConfig(paths: AgentPaths, config: AgentConfig): Promise<void> {
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n', 0o600);
 }
-
-/** Where the agent's admin socket lives unless told otherwise. */

@@ -31,6 +31,7 @@ export function agentPaths(dataDir: string): AgentPaths {
   };
 }
 
+/** Where the agent's admin socket lives unless told otherwise. */
 export function defaultSocketPath(dataDir: string): string {
   return process.getuid?.() === 0 ? '/run/meshctl/agent.sock' : join(dataDir, 'agent.sock');
 }

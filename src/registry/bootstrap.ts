@@ -13,7 +13,7 @@ import { primaryAddress } from '../util/net.js';
 import { ensurePrivateDir, exists, writeFileAtomic } from '../util/fs.js';
 import { newToken } from './tokens.js';
 import { REGISTRY_SERVICE } from './catalog.js';
-import { parseBind, registryPaths, type RegistryConfig } from './config.js';
+import { parseBind, registryConfigSchema, registryPaths, type RegistryConfig } from './config.js';
 
 export interface InitServerOptions {
   dataDir: string;
@@ -89,6 +89,14 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     bootstrapTokens: [admin.record, join_.record],
     createdAt: new Date().toISOString(),
   };
+  // What `registry start` will read back must pass its schema (lifetimes in range, …): refuse now, before anything is written.
+  const checked = registryConfigSchema.safeParse(config);
+  if (!checked.success) {
+    const what = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid registry settings (${what})`, {
+      hint: 'Lease TTL 2s-1h, leaf TTL 2m-365d.',
+    });
+  }
 
   await ensurePrivateDir(paths.dataDir);
   await ensurePrivateDir(dirname(paths.caKey));
