@@ -19,7 +19,7 @@ const INSTALL_TIMEOUT_MS = 15 * 60_000;
  * directory before it tries to download or compile. We hand it the one the suite's own
  * `npm ci` compiled, same version and Node ABI, so the install's `npm ci` runs in full (every
  * lifecycle script) without compiling SQLite a second time, which took four of CI's minutes.
- * Undefined when this checkout has no compiled binary: then the install compiles.
+ * Empty when this checkout has no compiled binary: then the install compiles.
  */
 async function prebuildsFromCheckout(dir: string): Promise<Record<string, string>> {
   const pkgDir = join(repo, 'node_modules', 'better-sqlite3');
