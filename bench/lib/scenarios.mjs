@@ -24,6 +24,11 @@ import { freePort, startProcess, stopProcess, waitForPort } from './procs.mjs';
 export const WEB_HOST = '127.0.0.2';
 export const API_HOST = '127.0.0.3';
 export const UPSTREAM_HOST = '127.0.0.1';
+/** The opt-in one-hop references (no TLS, no mesh): scenario, script under bench/, client library. */
+const REFERENCE_HOPS = [
+  ['node-http-proxy', 'ref-proxy.mjs', 'http-proxy'],
+  ['node-undici', 'ref-undici.mjs', 'undici Pool'],
+];
 
 /**
  * @typedef {{ pid: number, role: string }} Hop
@@ -142,10 +147,7 @@ export async function startScenarios(o) {
       scenarios.push({ name: 'direct', kind: 'direct', url: `http://${UPSTREAM_HOST}:${upstreamPort}/`, hops: [], note: 'load generator → upstream' });
     }
 
-    for (const [name, script, what] of [
-      ['node-http-proxy', 'ref-proxy.mjs', 'http-proxy'],
-      ['node-undici', 'ref-undici.mjs', 'undici Pool'],
-    ]) {
+    for (const [name, script, what] of REFERENCE_HOPS) {
       if (!want(name)) continue;
       const listen = { host: WEB_HOST, port: await freePort(WEB_HOST) };
       const p = startProcess(name, process.execPath, [join(REPO, 'bench', script), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)], {
@@ -156,7 +158,7 @@ export async function startScenarios(o) {
       scenarios.push({ name, kind: 'reference', url: `http://${listen.host}:${listen.port}/`, hops: [{ pid: p.pid, role: 'out' }], note: `one plain ${what} hop, no TLS (reference)` });
     }
 
-    const needMesh = o.names.some((n) => n !== 'direct' && n !== 'node-http-proxy' && n !== 'node-undici');
+    const needMesh = o.names.some((n) => n !== 'direct' && !REFERENCE_HOPS.some(([ref]) => ref === n));
     const mesh = needMesh
       ? await meshMaterial(o.dir, { webAddress: WEB_HOST, apiAddress: API_HOST, apiPort: 18000, apiMeshPort: 21000, upstreamPort })
       : undefined;
