@@ -2,13 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
-const daemonModule = fileURLToPath(new URL('../../src/cli/daemon.ts', import.meta.url));
+const builtDaemon = fileURLToPath(new URL('../../dist/cli/daemon.js', import.meta.url));
 
 /** A daemon in its own process (signals go to it, not to the test runner), from the built module; its "server" is an interval. */
 function spawnDaemon(startMs: number, closeMs: number) {
-  const built = daemonModule.replace('/src/', '/dist/').replace(/\.ts$/, '.js');
   const script = `
-    const { runDaemon } = await import(${JSON.stringify(built)});
+    const { runDaemon } = await import(${JSON.stringify(builtDaemon)});
     await runDaemon({
       start: () => {
         process.stderr.write('starting\\n');
