@@ -58,7 +58,8 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
   }
 }
 
-function summaryLines(s: DemoSummary): string[] {
+/** The headless summary as printed (exported for its test). */
+export function summaryLines(s: DemoSummary): string[] {
   const w = s.web;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   return [
