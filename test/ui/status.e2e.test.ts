@@ -19,7 +19,7 @@ beforeAll(async () => {
   await ensureBuilt();
   entry = await statusEntry();
   dir = await mkdtemp(join(tmpdir(), 'meshctl-status-'));
-  // Only what the CLI needs: no saved settings, no default agent socket, no CI variables.
+  // Only what the CLI needs: no saved settings, no default agent socket.
   env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: 'C.UTF-8', MESHCTL_CONFIG_DIR: join(dir, 'config'), MESHCTL_DATA_DIR: join(dir, 'data') };
 }, 120_000);
 
@@ -80,7 +80,8 @@ describe('meshctl status against a real registry', () => {
     it('shows the mesh, follows the keys, turns red while the registry is away, redraws on resize and quits on q', async () => {
       const exitFile = join(dir, 'exit-code');
       const cmd = [process.execPath, ...entry, ...flags, '--interval', '300'].map(sh).join(' ');
-      const envs = Object.entries({ ...env, TERM: 'xterm-256color' }).map(([k, v]) => `${k}=${sh(v)}`).join(' ');
+      // CI=true on purpose: Ink alone would then draw only the last frame; the dashboard must still be live.
+      const envs = Object.entries({ ...env, TERM: 'xterm-256color', CI: 'true' }).map(([k, v]) => `${k}=${sh(v)}`).join(' ');
       const started = await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `env -i ${envs} ${cmd}; echo $? > ${sh(exitFile)}`]);
       expect(started.exitCode, String(started.stderr)).toBe(0);
 

@@ -29,10 +29,6 @@ export function statusCommand(): Command {
       const agent: AgentFlags = {};
       if (opts.socket !== undefined) agent.socket = opts.socket;
       if (opts.dataDir !== undefined) agent.dataDir = opts.dataDir;
-      // Loaded on use: Ink and React are heavy, and every other command should start fast.
-      const { openMeshSource } = await import('../../ui/data/open-source.js');
-      const { showStatus } = await import('../../ui/run-dashboard.js');
-      const source = await openMeshSource({ ...registryFlags(opts), ...agent });
       // The live view needs a terminal on both ends: raw keys in, cursor control out.
       const live = process.stdout.isTTY === true && process.stdin.isTTY === true;
       const mode: StatusMode = opts.json
@@ -40,6 +36,11 @@ export function statusCommand(): Command {
         : opts.once || !live
           ? { kind: 'once', columns: process.stdout.columns || 80 }
           : { kind: 'live', intervalMs: opts.interval };
+      if (mode.kind === 'live') (await import('../../ui/live-terminal.js')).letInkDrawLive();
+      // Loaded on use: Ink and React are heavy, and every other command should start fast.
+      const { openMeshSource } = await import('../../ui/data/open-source.js');
+      const { showStatus } = await import('../../ui/run-dashboard.js');
+      const source = await openMeshSource({ ...registryFlags(opts), ...agent });
       try {
         await showStatus(source, mode);
       } finally {
