@@ -5,6 +5,7 @@
 import { CommanderError } from 'commander';
 import { MeshError, exitCodeFor } from '../errors/index.js';
 import { buildProgram } from './program.js';
+import { dropOutputWhenReaderGone } from './stdio.js';
 
 const USAGE_EXIT = 64;
 
@@ -33,6 +34,7 @@ function report(e: unknown): number {
   return exitCodeFor(e);
 }
 
+dropOutputWhenReaderGone();
 process.on('unhandledRejection', (reason) => {
   process.exitCode = report(reason);
 });

@@ -15,25 +15,42 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
   const t0 = Date.now();
   let demo: RunningDemo | undefined;
   let interrupted = false;
+  const startUp = new AbortController();
   const onSignal = () => {
     interrupted = true;
+    startUp.abort();
     process.stderr.write('\nstopping the demo…\n');
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: closing the terminal while the demo starts must still tear it all down.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
   try {
-    demo = await startDemo({
-      ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
-      rps: opts.rps,
-      progress: (step, state) => process.stderr.write(state === 'start' ? `… ${step}\n` : `✓ ${step}\n`),
-    });
+    try {
+      demo = await startDemo({
+        ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+        rps: opts.rps,
+        signal: startUp.signal,
+        progress: (step, state) => process.stderr.write(state === 'start' ? `… ${step}\n` : `✓ ${step}\n`),
+      });
+    } catch (e) {
+      // Stopped while starting: startDemo has torn down what it started; whatever failed on the way
+      // (a child that got the terminal's signal too) is not news.
+      if (interrupted) {
+        process.stderr.write('✓ every process the demo started has stopped\n');
+        return undefined;
+      }
+      throw e;
+    }
     process.stderr.write(`mesh is up in ${((Date.now() - t0) / 1000).toFixed(1)}s (state and logs in ${demo.dir})\n`);
+    // Stopped while starting: no dashboard, no summary, straight to teardown.
+    if (interrupted) return undefined;
     if (opts.headless) {
       const started = Date.now();
       while (!interrupted && Date.now() - started < opts.duration) await new Promise((r) => setTimeout(r, 100));
       const s = summarize(demo, (Date.now() - started) / 1000);
       return { ...s, dir: demo.dir, lines: summaryLines(s) };
     }
+    (await import('../ui/live-terminal.js')).letInkDrawLive();
     const { runDashboard } = await import('../ui/run-dashboard.js');
     const { openMeshSource } = await import('../ui/data/open-source.js');
     // The dashboard handles its own keys (q, Ctrl-C); teardown follows when it returns.
@@ -48,8 +65,7 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
     }
     return undefined;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of signals) process.off(s, onSignal);
     if (demo) {
       process.stderr.write('tearing the demo down…\n');
       await demo.stop();

@@ -20,6 +20,8 @@ export interface DemoOptions {
   /** Called for each step, so the CLI can show progress. */
   progress?: (step: string, state: 'start' | 'done') => void;
   cliEntry?: string;
+  /** Aborting stops the start-up between steps (and while waiting for traffic); what started is torn down. */
+  signal?: AbortSignal;
 }
 
 export interface RunningDemo {
@@ -47,6 +49,7 @@ const PREFERRED_UPSTREAM_PORT = 18000;
 
 export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    opts.signal?.throwIfAborted();
     opts.progress?.(what, 'start');
     const r = await fn();
     opts.progress?.(what, 'done');
@@ -96,7 +99,7 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
     await step('allowing web → api (the default is deny)', async () => {
       await mesh.admin!.putIntention('web', 'api', 'allow', 'made by meshctl demo');
     });
-    await step('waiting for the sidecars to carry traffic', () => waitForMesh(WEB_HOST, upstreamPort));
+    await step('waiting for the sidecars to carry traffic', () => waitForMesh(WEB_HOST, upstreamPort, opts.signal));
     traffic = new TrafficGenerator({ host: web.address, port: web.port }, opts.rps ?? 20);
     traffic.start();
     return {
@@ -121,11 +124,12 @@ export function summarize(demo: RunningDemo, durationSeconds: number): DemoSumma
 }
 
 /** The outbound listener answers once the sidecar has its snapshot, and 200 once an endpoint is healthy and allowed. */
-async function waitForMesh(host: string, port: number, timeoutMs = 60_000): Promise<void> {
+async function waitForMesh(host: string, port: number, signal: AbortSignal | undefined, timeoutMs = 60_000): Promise<void> {
   const http = await import('node:http');
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     const status = await new Promise<number>((resolve) => {
       const req = http.get({ host, port, path: '/', timeout: 2000, agent: false }, (res) => {
         res.resume();

@@ -5,21 +5,32 @@ import { execa } from 'execa';
 import { CLI, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/registry.js';
 
-/** PIDs of processes whose command line mentions a meshctl demo directory. */
+/** PIDs of `meshctl demo` itself and of every process whose command line mentions a demo directory. */
 async function demoProcesses(): Promise<string[]> {
   const out: string[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes('meshctl-demo-')) out.push(pid);
+    if (cmd.includes('meshctl-demo-') || cmd.includes(`${CLI}\0demo`)) out.push(pid);
   }
   return out;
 }
 
 describe('meshctl demo', () => {
-  const session = `mdemo-${process.pid}`;
+  // A tmux server of the test's own, so no other test's (or user's) tmux session is touched.
+  const server = `mdemo-${process.pid}`;
+  const session = 'demo';
+  const tmux = (args: string[]) => execa('tmux', ['-L', server, ...args], { env: { TMUX: '' } });
   afterAll(async () => {
-    await execa('tmux', ['kill-session', '-t', session], { reject: false });
+    await tmux(['kill-server']).catch(() => undefined);
+    // After a failed test: whatever the demos started here and left, so the next run starts clean.
+    for (const pid of await demoProcesses()) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
   });
 
   it('--headless runs the whole mesh, prints a truthful summary, exits 0 and leaves nothing behind', async () => {
@@ -41,9 +52,18 @@ describe('meshctl demo', () => {
     expect(await demoProcesses()).toEqual([]);
   }, 180_000);
 
+  it('without a terminal runs headless for --duration, says so, and prints the summary', async () => {
+    const r = await runCli(['demo', '--duration', '2s'], {}, { timeoutMs: 150_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('no terminal for the dashboard: running headless for 2s');
+    expect(r.stdout).toContain('The mesh worked');
+    expect(await demoProcesses()).toEqual([]);
+  }, 180_000);
+
   it('shows live numbers in the dashboard; stopping one api app turns it critical while traffic flows to the other; q tears down', async () => {
-    await execa('tmux', ['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo; echo DEMO-EXIT=$?; sleep 60`]);
-    const screen = async () => (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+    // CI=true on purpose: Ink would draw nothing but the last frame, and the dashboard must not care.
+    await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `CI=true ${process.execPath} ${CLI} demo; echo DEMO-EXIT=$?; sleep 60`]);
+    const screen = async () => (await tmux(['capture-pane', '-p', '-t', session])).stdout;
     const apiRow = (text: string) => text.split('\n').find((l) => /^\W*api\s/.test(l)) ?? '';
     // Waits until the api row matches; a timeout shows the last screen, to see what was wrong.
     const untilApiRow = (re: RegExp, what: string, timeoutMs = 30_000) =>
@@ -57,15 +77,32 @@ describe('meshctl demo', () => {
       );
 
     await untilApiRow(/2\/2\s+[1-9].*100%/, 'api 2/2 with traffic on the dashboard', 120_000);
-    await execa('tmux', ['send-keys', '-t', session, '1']);
+    await tmux(['send-keys', '-t', session, '1']);
     await untilApiRow(/1\/2/, 'api 1/2 after stopping api-1');
     // Traffic keeps flowing to the other instance.
     await untilApiRow(/1\/2\s+[1-9]/, 'traffic on the remaining instance');
-    await execa('tmux', ['send-keys', '-t', session, '1']);
+    await tmux(['send-keys', '-t', session, '1']);
     await untilApiRow(/2\/2/, 'api back to 2/2');
 
-    await execa('tmux', ['send-keys', '-t', session, 'q']);
+    await tmux(['send-keys', '-t', session, 'q']);
     await eventually(async () => /DEMO-EXIT=0/.test(await screen()), { what: 'demo exit 0', timeoutMs: 60_000, intervalMs: 300 });
     expect(await demoProcesses()).toEqual([]);
   }, 300_000);
+
+  it('closing the terminal while the demo starts still tears everything down, sidecars included', async () => {
+    const hup = (args: string[]) => execa('tmux', ['-L', `${server}-hup`, ...args], { env: { TMUX: '' }, reject: false });
+    try {
+      await hup(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo`]);
+      // Once the sidecars run (they are detached from their agents by design, so they are what would leak).
+      await eventually(async () => /waiting for the sidecars|SERVICES/.test(String((await hup(['capture-pane', '-p', '-t', session])).stdout)), {
+        what: 'the demo to be waiting for its sidecars',
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
+    } finally {
+      // Closing the terminal: every process in it gets SIGHUP.
+      await hup(['kill-server']);
+    }
+    await eventually(async () => (await demoProcesses()).length === 0, { what: 'every demo process to end', timeoutMs: 60_000, intervalMs: 300 });
+  }, 180_000);
 });

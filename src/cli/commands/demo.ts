@@ -27,14 +27,20 @@ function rpsArg(value: string): number {
 export function demoCommand(): Command {
   return new Command('demo')
     .description('run a whole mesh on this machine: a registry, three agents, api ×2 and web, traffic, and the dashboard')
-    .option('--headless', 'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked)')
-    .option('--duration <duration>', 'with --headless: how long to send traffic', durationArg, 10_000)
+    .option('--headless', 'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked); the default without a terminal')
+    .option('--duration <duration>', 'with --headless (or without a terminal): how long to send traffic', durationArg, 10_000)
     .option('--rps <n>', 'requests per second into web', rpsArg, 20)
     .option('--data-dir <dir>', 'where the demo keeps its state and logs (default: a new temp dir)')
     .option('--json', 'with --headless: print the summary as JSON')
     .action(async (opts: DemoOpts) => {
+      // The dashboard needs a terminal on both ends (raw keys in, cursor control out); without
+      // one, the demo still shows the mesh working, as the summary.
+      const terminal = process.stdout.isTTY === true && process.stdin.isTTY === true;
+      if (!opts.headless && !terminal) {
+        process.stderr.write(`no terminal for the dashboard: running headless for ${opts.duration / 1000}s (--duration sets how long)\n`);
+      }
       const { runDemoCommand } = await import('../../demo/command.js');
-      const summary = await runDemoCommand(opts);
+      const summary = await runDemoCommand({ ...opts, headless: opts.headless === true || !terminal });
       if (!summary) return;
       if (opts.json) printJson(summary);
       else printLines(summary.lines);
