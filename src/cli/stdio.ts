@@ -6,3 +6,8 @@
 export function dropOutputWhenReaderGone(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
   for (const stream of streams) stream.on('error', () => undefined);
 }
+
+/** The live views need a terminal on both ends: raw keys in, cursor control out. */
+export function bothEndsAreTerminal(): boolean {
+  return process.stdout.isTTY === true && process.stdin.isTTY === true;
+}

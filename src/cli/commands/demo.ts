@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../../util/duration.js';
 import { printJson, printLines } from '../output.js';
+import { bothEndsAreTerminal } from '../stdio.js';
 
 interface DemoOpts {
   headless?: boolean;
@@ -33,9 +34,8 @@ export function demoCommand(): Command {
     .option('--data-dir <dir>', 'where the demo keeps its state and logs (default: a new temp dir)')
     .option('--json', 'with --headless: print the summary as JSON')
     .action(async (opts: DemoOpts) => {
-      // The dashboard needs a terminal on both ends (raw keys in, cursor control out); without
-      // one, the demo still shows the mesh working, as the summary.
-      const terminal = process.stdout.isTTY === true && process.stdin.isTTY === true;
+      // Without a terminal for the dashboard the demo still shows the mesh working, as the summary.
+      const terminal = bothEndsAreTerminal();
       if (!opts.headless && !terminal) {
         process.stderr.write(`no terminal for the dashboard: running headless for ${opts.duration / 1000}s (--duration sets how long)\n`);
       }

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { withAgentFlags } from './agent.js';
+import { bothEndsAreTerminal } from '../stdio.js';
 import type { RegistryFlags } from '../settings.js';
 import type { AgentFlags } from '../agent-target.js';
 import type { StatusMode } from '../../ui/run-dashboard.js';
@@ -29,11 +30,9 @@ export function statusCommand(): Command {
       const agent: AgentFlags = {};
       if (opts.socket !== undefined) agent.socket = opts.socket;
       if (opts.dataDir !== undefined) agent.dataDir = opts.dataDir;
-      // The live view needs a terminal on both ends: raw keys in, cursor control out.
-      const live = process.stdout.isTTY === true && process.stdin.isTTY === true;
       const mode: StatusMode = opts.json
         ? { kind: 'json' }
-        : opts.once || !live
+        : opts.once || !bothEndsAreTerminal()
           ? { kind: 'once', columns: process.stdout.columns || 80 }
           : { kind: 'live', intervalMs: opts.interval };
       if (mode.kind === 'live') (await import('../../ui/live-terminal.js')).letInkDrawLive();
