@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 import { runCli } from '../helpers/cli.js';
+import { HOSTS } from '../helpers/hosts.js';
+
+const [HOST_A, HOST_B] = HOSTS.agent;
 
 interface InstancesOut {
   instances: Array<{ id: string; node: string; address: string; port: number; status: string; nodeAlive: boolean }>;
@@ -20,10 +23,10 @@ describe('host agents on two loopback hosts (real processes)', () => {
 
   beforeAll(async () => {
     mesh = await startMesh({ leaseTtl: '5s' });
-    a = await mesh.addAgent('host-a', '127.0.0.2');
-    b = await mesh.addAgent('host-b', '127.0.0.3');
-    appA = await startApp('api-a', '127.0.0.2');
-    appB = await startApp('api-b', '127.0.0.3');
+    a = await mesh.addAgent('host-a', HOST_A);
+    b = await mesh.addAgent('host-b', HOST_B);
+    appA = await startApp('api-a', HOST_A);
+    appB = await startApp('api-b', HOST_B);
   });
   afterAll(async () => {
     await appA?.stop();
@@ -41,9 +44,9 @@ describe('host agents on two loopback hosts (real processes)', () => {
       const res = await instances('api', true);
       return res.instances.length === 2 && res;
     }, { what: 'two healthy api instances' });
-    expect(healthy.instances.map((i) => `${i.node}@${i.address}`).sort()).toEqual(['host-a@127.0.0.2', 'host-b@127.0.0.3']);
+    expect(healthy.instances.map((i) => `${i.node}@${i.address}`).sort()).toEqual([`host-a@${HOST_A}`, `host-b@${HOST_B}`]);
     const text = await mesh.admin(['catalog', 'instances', 'api']);
-    expect(text.stdout).toMatch(/host-a\s+127\.0\.0\.2\s+\d+\s+21\d{3}\s+passing/);
+    expect(text.stdout).toMatch(new RegExp(`host-a\\s+${HOST_A.replace(/\./g, '\\.')}\\s+\\d+\\s+21\\d{3}\\s+passing`));
   });
 
   it('turns an instance critical when its app stops, and back when it starts', async () => {
@@ -79,7 +82,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
   it('loses nothing acknowledged when the registry restarts, and the agents carry on', async () => {
     await mesh.stopRegistry('SIGKILL');
     // Registered while the registry is down: acknowledged by the agent, synced later.
-    const r = await a.cli(['register', 'service', 'cache', '--port', '6379', '--address', '127.0.0.2']);
+    const r = await a.cli(['register', 'service', 'cache', '--port', '6379', '--address', HOST_A]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/unreachable/);
     await mesh.startRegistry();
@@ -155,7 +158,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
     await writeFile(cfgPath, JSON.stringify(cfg));
     process.kill(a.daemon!.pid, 'SIGHUP');
     await eventually(async () => (await a.daemon!.output()).includes('registry addresses changed'), { what: 'reload logged' });
-    const r = await a.cli(['register', 'service', 'after-reload', '--port', '7777', '--address', '127.0.0.2', '--no-proxy']);
+    const r = await a.cli(['register', 'service', 'after-reload', '--port', '7777', '--address', HOST_A, '--no-proxy']);
     expect(r.stdout).toContain("Registered service 'after-reload'.");
     await eventually(async () => (await instances('after-reload')).instances.length === 1, { what: 'registered through the second registry address' });
   });

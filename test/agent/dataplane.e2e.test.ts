@@ -6,6 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
+import { HOSTS } from '../helpers/hosts.js';
+
+const [HOST_A, HOST_B, HOST_C] = HOSTS.dataplane;
 
 interface Answer {
   status: number;
@@ -65,16 +68,16 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
 
   beforeAll(async () => {
     mesh = await startMesh({ defaultIntention: 'deny', leaseTtl: '5s' });
-    a = await mesh.addAgent('host-a', '127.0.0.2');
-    b = await mesh.addAgent('host-b', '127.0.0.3');
-    c = await mesh.addAgent('host-c', '127.0.0.4');
-    apiA = await startApp('api-a', '127.0.0.2');
-    apiB = await startApp('api-b', '127.0.0.3');
+    a = await mesh.addAgent('host-a', HOST_A);
+    b = await mesh.addAgent('host-b', HOST_B);
+    c = await mesh.addAgent('host-c', HOST_C);
+    apiA = await startApp('api-a', HOST_A);
+    apiB = await startApp('api-b', HOST_B);
     for (const [ag, app] of [[a, apiA], [b, apiB]] as const) {
       const r = await ag.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--protocol', 'http', '--check', `http://${app.address}:${app.port}/`, '--interval', '300ms']);
       expect(r.exitCode, r.stderr).toBe(0);
     }
-    const r = await c.cli(['register', 'service', 'web', '--port', '9300', '--address', '127.0.0.4', '--protocol', 'http', '--upstream', `api:${UP}`, '--meta', 'access-log=on']);
+    const r = await c.cli(['register', 'service', 'web', '--port', '9300', '--address', HOST_C, '--protocol', 'http', '--upstream', `api:${UP}`, '--meta', 'access-log=on']);
     expect(r.exitCode, r.stderr).toBe(0);
     // The sidecar is up once the mesh answers for itself (403 under default deny).
     await eventually(async () => (await get(UP)).reason === 'intention-deny web->api', { what: 'web sidecar serving', timeoutMs: 30_000 });
@@ -132,7 +135,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
   it('speaks only mTLS on a mesh port: plaintext and certificate-less TLS are refused', async () => {
     const meshPort = (await mesh.adminJson<{ instances: Array<{ node: string; meshPort: number }> }>(['catalog', 'instances', 'api'])).instances.find((i) => i.node === 'host-a')!.meshPort;
     const plain = await new Promise<string>((resolve) => {
-      const s = net.connect(meshPort, '127.0.0.2', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const s = net.connect(meshPort, HOST_A, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString('latin1')));
       s.on('close', () => resolve(got));
@@ -141,7 +144,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     });
     expect(plain).not.toMatch(/HTTP\/1\.1 200/);
     const noCert = await new Promise<string>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.2', port: meshPort, rejectUnauthorized: false }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const s = tls.connect({ host: HOST_A, port: meshPort, rejectUnauthorized: false }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
       s.on('close', () => resolve(got));
@@ -150,7 +153,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     });
     expect(noCert).not.toMatch(/200/);
     const proto = await new Promise<string | null>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.2', port: meshPort, rejectUnauthorized: false }, () => {
+      const s = tls.connect({ host: HOST_A, port: meshPort, rejectUnauthorized: false }, () => {
         resolve(s.getProtocol());
         s.destroy();
       });

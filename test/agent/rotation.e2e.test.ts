@@ -6,6 +6,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
+import { HOSTS } from '../helpers/hosts.js';
+
+const [HOST_A, HOST_B] = HOSTS.rotation;
 
 /** The certificate a mesh port presents to a new handshake (read before the client-certificate check refuses us). */
 function presentedSerial(host: string, port: number): Promise<string> {
@@ -49,12 +52,12 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
 
   beforeAll(async () => {
     mesh = await startMesh({ defaultIntention: 'allow', leafTtl: '2m' });
-    a = await mesh.addAgent('rot-a', '127.0.0.2');
-    c = await mesh.addAgent('rot-c', '127.0.0.3');
-    app = await startApp('api-rot', '127.0.0.2');
+    a = await mesh.addAgent('rot-a', HOST_A);
+    c = await mesh.addAgent('rot-c', HOST_B);
+    app = await startApp('api-rot', HOST_A);
     const r1 = await a.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--protocol', 'http']);
     expect(r1.exitCode, r1.stderr).toBe(0);
-    const r2 = await c.cli(['register', 'service', 'web', '--port', '9400', '--address', '127.0.0.3', '--protocol', 'http', '--upstream', `api:${UP}`]);
+    const r2 = await c.cli(['register', 'service', 'web', '--port', '9400', '--address', HOST_B, '--protocol', 'http', '--upstream', `api:${UP}`]);
     expect(r2.exitCode, r2.stderr).toBe(0);
     await eventually(async () => (await get()).status === 200, { what: 'web → api through the sidecars', timeoutMs: 30_000 });
   });
@@ -70,7 +73,7 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
     const webBefore = await storedLeaf(c);
     // 2 minutes from issue, NotBefore backdated a minute: renewed 30 s after it was issued.
     expect(Date.parse(apiBefore.validTo) - Date.parse(apiBefore.validFrom)).toBe(180_000);
-    expect(await presentedSerial('127.0.0.2', meshPort)).toBe(apiBefore.serialNumber);
+    expect(await presentedSerial(HOST_A, meshPort)).toBe(apiBefore.serialNumber);
 
     const answers: Array<{ status: number; reused: boolean }> = [];
     let running = true;
@@ -87,7 +90,7 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
       );
       // The sidecar takes the new leaf from the agent's push: the next handshake shows it.
       await eventually(async () => {
-        const presented = await presentedSerial('127.0.0.2', meshPort);
+        const presented = await presentedSerial(HOST_A, meshPort);
         return presented !== apiBefore.serialNumber && presented === (await storedLeaf(a)).serialNumber;
       }, { what: 'api sidecar presenting the renewed leaf', timeoutMs: 20_000, intervalMs: 250 });
       // A little traffic after the switch, over the same connections.
