@@ -1,5 +1,7 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { readdir, readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import { execa } from 'execa';
 import { CLI, runCli } from '../helpers/cli.js';
@@ -21,6 +23,12 @@ describe('meshctl demo', () => {
   const server = `mdemo-${process.pid}`;
   const session = 'demo';
   const tmux = (args: string[]) => execa('tmux', ['-L', server, ...args], { env: { TMUX: '' } });
+  // Every run's state and logs go under one directory of the test's, removed at the end.
+  let root = '';
+  const dataDir = (name: string) => join(root, name);
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'meshctl-demo-tests-'));
+  });
   afterAll(async () => {
     await tmux(['kill-server']).catch(() => undefined);
     // After a failed test: whatever the demos started here and left, so the next run starts clean.
@@ -31,6 +39,7 @@ describe('meshctl demo', () => {
         // Gone already.
       }
     }
+    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it('--headless runs the whole mesh, prints a truthful summary, exits 0 and leaves nothing behind', async () => {
@@ -38,7 +47,7 @@ describe('meshctl demo', () => {
     // another and still go through its own sidecars (the summary names both api instances).
     const squatter = http.createServer((_req, res) => res.end('not the mesh'));
     await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(18000, '127.0.0.4', resolve));
-    const r = await runCli(['demo', '--headless', '--duration', '6s', '--json'], {}, { timeoutMs: 150_000 }).finally(() => squatter.close());
+    const r = await runCli(['demo', '--headless', '--duration', '6s', '--json', '--data-dir', dataDir('headless')], {}, { timeoutMs: 150_000 }).finally(() => squatter.close());
     expect(r.exitCode, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout) as { worked: boolean; successRate: number; web: { requests: number; ok: number; p99Ms: number }; apiInstances: Record<string, number> };
     expect(s.worked).toBe(true);
@@ -53,7 +62,7 @@ describe('meshctl demo', () => {
   }, 180_000);
 
   it('without a terminal runs headless for --duration, says so, and prints the summary', async () => {
-    const r = await runCli(['demo', '--duration', '2s'], {}, { timeoutMs: 150_000 });
+    const r = await runCli(['demo', '--duration', '2s', '--data-dir', dataDir('no-terminal')], {}, { timeoutMs: 150_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('no terminal for the dashboard: running headless for 2s');
     expect(r.stdout).toContain('The mesh worked');
@@ -62,7 +71,8 @@ describe('meshctl demo', () => {
 
   it('shows live numbers in the dashboard; stopping one api app turns it critical while traffic flows to the other; q tears down', async () => {
     // CI=true on purpose: Ink would draw nothing but the last frame, and the dashboard must not care.
-    await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `CI=true ${process.execPath} ${CLI} demo; echo DEMO-EXIT=$?; sleep 60`]);
+    const exitFile = join(root, 'dashboard-exit-code');
+    await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `CI=true ${process.execPath} ${CLI} demo --data-dir ${dataDir('dashboard')}; echo $? > ${exitFile}`]);
     const screen = async () => (await tmux(['capture-pane', '-p', '-t', session])).stdout;
     const apiRow = (text: string) => text.split('\n').find((l) => /^\W*api\s/.test(l)) ?? '';
     // Waits until the api row matches; a timeout shows the last screen, to see what was wrong.
@@ -85,14 +95,15 @@ describe('meshctl demo', () => {
     await untilApiRow(/2\/2/, 'api back to 2/2');
 
     await tmux(['send-keys', '-t', session, 'q']);
-    await eventually(async () => /DEMO-EXIT=0/.test(await screen()), { what: 'demo exit 0', timeoutMs: 60_000, intervalMs: 300 });
+    const exitCode = await eventually(async () => (await readFile(exitFile, 'utf8').catch(() => '')).trim(), { what: 'the demo to exit', timeoutMs: 60_000, intervalMs: 300 });
+    expect(exitCode).toBe('0');
     expect(await demoProcesses()).toEqual([]);
   }, 300_000);
 
   it('closing the terminal while the demo starts still tears everything down, sidecars included', async () => {
     const hup = (args: string[]) => execa('tmux', ['-L', `${server}-hup`, ...args], { env: { TMUX: '' }, reject: false });
     try {
-      await hup(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo`]);
+      await hup(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo --data-dir ${dataDir('hang-up')}`]);
       // Once the sidecars run (they are detached from their agents by design, so they are what would leak).
       await eventually(async () => /waiting for the sidecars|SERVICES/.test(String((await hup(['capture-pane', '-p', '-t', session])).stdout)), {
         what: 'the demo to be waiting for its sidecars',
