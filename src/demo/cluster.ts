@@ -1,6 +1,6 @@
 /**
  * A whole mesh on this machine, as real processes: a registry on the embedded store and one
- * agent per loopback "host" (127.0.0.2, 127.0.0.3, …), each launching its sidecars. Everything
+ * agent per loopback "host" (127.0.100.2, 127.0.100.3, …), each launching its sidecars. Everything
  * started here is ended here, by PID: agents leave (which stops their sidecars), then the
  * registry stops, and any sidecar still running under the demo's directory is killed.
  */

@@ -43,8 +43,13 @@ export interface DemoSummary {
   worked: boolean;
 }
 
-/** Where web's sidecar listens for api: on web's own "host" address, so a sidecar of another mesh on this machine (on 127.0.0.1:18000, say) is never in the way. */
-const WEB_HOST = '127.0.0.4';
+/**
+ * The demo's loopback "hosts", a block of their own: agents a user (or a test) runs on 127.0.0.2,
+ * 127.0.0.3, … pick their mesh ports from the same range, and must never meet the demo's.
+ */
+const [API_HOST_1, API_HOST_2, WEB_HOST] = ['127.0.100.2', '127.0.100.3', '127.0.100.4'] as const;
+// web's sidecar listens for api on web's own host address, so a sidecar of another mesh on this
+// machine (on 127.0.0.1:18000, say) is never in the way.
 const PREFERRED_UPSTREAM_PORT = 18000;
 
 export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
@@ -58,8 +63,8 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   const dir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshctl-demo-')));
   await ensurePrivateDir(dir);
   const mesh = new LocalMesh(dir, opts.cliEntry ? { cliEntry: opts.cliEntry } : {});
-  const apiA = apiApp('api-1', '127.0.0.2');
-  const apiB = apiApp('api-2', '127.0.0.3');
+  const apiA = apiApp('api-1', API_HOST_1);
+  const apiB = apiApp('api-2', API_HOST_2);
   const upstreamPort = await freePort(WEB_HOST, PREFERRED_UPSTREAM_PORT);
   const web = webApp(WEB_HOST, { address: WEB_HOST, port: upstreamPort });
   let traffic: TrafficGenerator | undefined;
@@ -70,8 +75,8 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   };
   try {
     await step('starting the registry (sqlite store, CA, tokens)', () => mesh.startRegistry());
-    const [a, b, c] = await step('starting three agents on 127.0.0.2-4', async () =>
-      Promise.all([mesh.addAgent('host-1', '127.0.0.2'), mesh.addAgent('host-2', '127.0.0.3'), mesh.addAgent('host-3', WEB_HOST)]),
+    const [a, b, c] = await step(`starting three agents on ${API_HOST_1}, ${API_HOST_2} and ${WEB_HOST}`, async () =>
+      Promise.all([mesh.addAgent('host-1', API_HOST_1), mesh.addAgent('host-2', API_HOST_2), mesh.addAgent('host-3', WEB_HOST)]),
     );
     await step('starting the sample apps: api ×2, web', async () => {
       for (const app of [apiA, apiB, web]) await app.start();

@@ -46,7 +46,7 @@ describe('meshctl demo', () => {
     // Something else answers on the port the demo prefers for web's upstream: the demo must pick
     // another and still go through its own sidecars (the summary names both api instances).
     const squatter = http.createServer((_req, res) => res.end('not the mesh'));
-    await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(18000, '127.0.0.4', resolve));
+    await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(18000, '127.0.100.4', resolve));
     const r = await runCli(['demo', '--headless', '--duration', '6s', '--json', '--data-dir', dataDir('headless')], {}, { timeoutMs: 150_000 }).finally(() => squatter.close());
     expect(r.exitCode, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout) as { worked: boolean; successRate: number; web: { requests: number; ok: number; p99Ms: number }; apiInstances: Record<string, number> };
@@ -56,7 +56,7 @@ describe('meshctl demo', () => {
     expect(Object.keys(s.apiInstances).sort()).toEqual(['api-1', 'api-2']);
     expect(s.web.p99Ms).toBeGreaterThan(0);
     expect(r.stderr).toContain('✓ starting the registry');
-    expect(r.stderr).toMatch(/upstream api at 127\.0\.0\.4:(?!18000)\d+/);
+    expect(r.stderr).toMatch(/upstream api at 127\.0\.100\.4:(?!18000)\d+/);
     expect(r.stderr).toContain('every process the demo started has stopped');
     expect(await demoProcesses()).toEqual([]);
   }, 180_000);

@@ -2,11 +2,10 @@
  * Loopback "host" addresses: a block of its own for each test file that runs agents with sidecars.
  * Test files run in parallel, and an agent picks a sidecar's mesh port (21000 up) by trying to
  * bind its host address; two files probing one address at the same moment would both pick 21000,
- * and one mesh's sidecar would get the other's traffic. `meshctl demo` keeps 127.0.0.2-4, the
- * hosts it documents.
+ * and one mesh's sidecar would get the other's traffic. `meshctl demo` has 127.0.100.2-4.
  */
 export const HOSTS = {
-  agent: ['127.0.1.2', '127.0.1.3'],
+  agent: ['127.0.0.2', '127.0.0.3'],
   dataplane: ['127.0.2.2', '127.0.2.3', '127.0.2.4'],
   rotation: ['127.0.3.2', '127.0.3.3'],
 } as const;
