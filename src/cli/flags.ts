@@ -1,6 +1,7 @@
 /** Shared flag definitions and value parsers; a bad value stops the command before anything changes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { NAME_RE } from '../api/names.js';
+import { parseDuration } from '../util/duration.js';
 import type { RegistryFlags } from './settings.js';
 
 export function withRegistryFlags(cmd: Command): Command {
@@ -28,6 +29,23 @@ export function parseName(what: string) {
       throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit.`);
     }
     return value;
+  };
+}
+
+/**
+ * A parser for a duration flag (500ms, 10s, 5m, 24h, 7d), giving milliseconds; outside
+ * [minMs, maxMs] the message names `range`.
+ */
+export function parseDurationFlag(opts: { example: string; minMs?: number; maxMs?: number; range?: string }) {
+  return (value: string): number => {
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch {
+      throw new InvalidArgumentError(`'${value}' is not a duration, e.g. ${opts.example}.`);
+    }
+    if (ms < (opts.minMs ?? 0) || ms > (opts.maxMs ?? Infinity)) throw new InvalidArgumentError(`'${value}' is out of range: use ${opts.range ?? 'another duration'}.`);
+    return ms;
   };
 }
 

@@ -94,7 +94,7 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
   if (!checked.success) {
     const what = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid registry settings (${what})`, {
-      hint: 'Lease TTL 2s-1h, leaf TTL 2m-365d.',
+      hint: 'The message names each setting and the bound it broke.',
     });
   }
 

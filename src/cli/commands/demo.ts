@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '../../util/duration.js';
+import { parseDurationFlag } from '../flags.js';
 import { printJson, printLines } from '../output.js';
 import { bothEndsAreTerminal } from '../stdio.js';
 
@@ -11,13 +11,7 @@ interface DemoOpts {
   json?: boolean;
 }
 
-function durationArg(value: string): number {
-  try {
-    return parseDuration(value, 'duration');
-  } catch {
-    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. 10s or 2m.`);
-  }
-}
+const durationArg = parseDurationFlag({ example: '10s or 2m' });
 
 function rpsArg(value: string): number {
   const n = Number(value);

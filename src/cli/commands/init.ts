@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatDuration, parseDuration } from '../../util/duration.js';
+import { formatDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../settings.js';
-import { collect, parseName } from '../flags.js';
+import { collect, parseDurationFlag, parseName } from '../flags.js';
 import { printJson, printLines } from '../output.js';
 
 export function initCommand(): Command {
@@ -137,26 +137,11 @@ async function initJoin(opts: InitOpts): Promise<void> {
   ]);
 }
 
-function parseLeaseTtl(value: string): number {
-  return durationSeconds(value, 'lease ttl', '15s', 2, 3600, '2s to 1h');
-}
-
+const leaseTtlMs = parseDurationFlag({ example: '15s', minMs: 2000, maxMs: 3_600_000, range: '2s to 1h' });
 /** The registry's floor: a leaf must outlive its 1-minute backdating by a renewal interval. */
-function parseLeafTtl(value: string): number {
-  return durationSeconds(value, 'leaf ttl', '24h', 120, 31_536_000, '2m to 365d');
-}
-
-function durationSeconds(value: string, what: string, example: string, min: number, max: number, range: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(value, what);
-  } catch {
-    throw new InvalidArgumentError(`'${value}' is not a duration, e.g. ${example}.`);
-  }
-  const s = Math.round(ms / 1000);
-  if (s < min || s > max) throw new InvalidArgumentError(`'${value}' is out of range: use ${range}.`);
-  return s;
-}
+const leafTtlMs = parseDurationFlag({ example: '24h', minMs: 120_000, maxMs: 31_536_000_000, range: '2m to 365d' });
+const parseLeaseTtl = (value: string): number => Math.round(leaseTtlMs(value) / 1000);
+const parseLeafTtl = (value: string): number => Math.round(leafTtlMs(value) / 1000);
 
 async function askFingerprint(fingerprint: string): Promise<boolean> {
   const { createInterface } = await import('node:readline/promises');

@@ -1,21 +1,12 @@
 import { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { registryClientFor, type RegistryFlags } from '../settings.js';
-import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
+import { parseDurationFlag, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printLines, printTable } from '../output.js';
-import { parseDuration } from '../../util/duration.js';
 
 type Opts = RegistryFlags & { json?: boolean; description?: string; ttl?: number };
 
-function parseTtl(value: string): number {
-  try {
-    const s = Math.round(parseDuration(value, 'ttl') / 1000);
-    if (s < 60) throw new Error();
-    return s;
-  } catch {
-    throw new InvalidArgumentError(`'${value}' is not a valid ttl: use a duration of at least 1m, e.g. 1h or 7d.`);
-  }
-}
+const ttlMs = parseDurationFlag({ example: '1h or 7d', minMs: 60_000, range: 'at least 1m' });
+const parseTtl = (value: string): number => Math.round(ttlMs(value) / 1000);
 
 export function tokenCommand(): Command {
   const cmd = new Command('token').description('manage join tokens (admin only)');
