@@ -15,7 +15,17 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { CLI_ENTRY, REPO, distImport } from './lib/dist.mjs';
-import { cpuMicros, freePort, rssBytes, RssSampler, sleep, startProcess, stopAll, stopProcess, waitForPort } from './lib/procs.mjs';
+import {
+  cpuMicros,
+  freePort,
+  rssBytes,
+  RssSampler,
+  sleep,
+  startProcess,
+  stopAll,
+  stopProcess,
+  waitForPort,
+} from './lib/procs.mjs';
 import { median } from './report.mjs';
 
 const PER_PROCESS = 500;
@@ -28,7 +38,10 @@ function percentile(sorted, q) {
 
 /** One watcher process: a promise-based face over its IPC messages. */
 function watcherProcess(dir, i) {
-  const p = startProcess(`watchers-${i}`, process.execPath, [join(REPO, 'bench', 'watchers.mjs')], { logFile: join(dir, `watchers-${i}.log`), ipc: true });
+  const p = startProcess(`watchers-${i}`, process.execPath, [join(REPO, 'bench', 'watchers.mjs')], {
+    logFile: join(dir, `watchers-${i}.log`),
+    ipc: true,
+  });
   /** @type {Array<(m: any) => void>} */
   let waiting = [];
   p.child.on('message', (m) => {
@@ -38,7 +51,15 @@ function watcherProcess(dir, i) {
   });
   const next = (cmd, timeoutMs) =>
     new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`watcher process ${i}: no '${cmd}' within ${Math.round(timeoutMs / 1000)} s (log: ${join(dir, `watchers-${i}.log`)})`)), timeoutMs);
+      const t = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `watcher process ${i}: no '${cmd}' within ${Math.round(timeoutMs / 1000)} s (log: ${join(dir, `watchers-${i}.log`)})`,
+            ),
+          ),
+        timeoutMs,
+      );
       t.unref();
       const f = (m) => {
         if (m.cmd === cmd) {
@@ -61,13 +82,23 @@ export async function runControlPlane(o) {
 
   const dataDir = join(o.dir, 'cp-registry');
   const port = await freePort('127.0.0.1');
-  const init = await initServer({ dataDir, bind: `127.0.0.1:${port}`, defaultIntention: 'deny', advertise: '127.0.0.1' });
+  const init = await initServer({
+    dataDir,
+    bind: `127.0.0.1:${port}`,
+    defaultIntention: 'deny',
+    advertise: '127.0.0.1',
+  });
   const caPem = await readFile(init.caCertPath, 'utf8');
   const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, 'registry')] : [];
-  const registry = startProcess('registry', process.execPath, [...nodeArgs, CLI_ENTRY, 'registry', 'start', '--data-dir', dataDir, '--store', o.store], {
-    logFile: join(o.dir, 'cp-registry.log'),
-    env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn' },
-  });
+  const registry = startProcess(
+    'registry',
+    process.execPath,
+    [...nodeArgs, CLI_ENTRY, 'registry', 'start', '--data-dir', dataDir, '--store', o.store],
+    {
+      logFile: join(o.dir, 'cp-registry.log'),
+      env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn' },
+    },
+  );
   const clients = [];
   const client = (x) => {
     const c = new RegistryClient({ baseUrl: `https://127.0.0.1:${port}`, ca: caPem, ...x });
@@ -101,7 +132,14 @@ export async function runControlPlane(o) {
         await Promise.all(
           procs.map((w, i) => {
             const ready = w.next('ready', 20_000);
-            w.send({ cmd: 'init', baseUrl: `https://127.0.0.1:${port}`, caPem, certPem: identities[i].certPem, keyPem: identities[i].keyPem, count: counts[i] });
+            w.send({
+              cmd: 'init',
+              baseUrl: `https://127.0.0.1:${port}`,
+              caPem,
+              certPem: identities[i].certPem,
+              keyPem: identities[i].keyPem,
+              count: counts[i],
+            });
             return ready;
           }),
         );
@@ -132,7 +170,10 @@ export async function runControlPlane(o) {
           for (;;) {
             const st = await admin.status();
             if (st.blockingQueries >= n) break;
-            if (Date.now() > deadline) throw new Error(`the registry holds ${st.blockingQueries} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s`);
+            if (Date.now() > deadline)
+              throw new Error(
+                `the registry holds ${st.blockingQueries} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s`,
+              );
             await sleep(200);
           }
           armCpu.push((cpuMicros(registry.pid) - cpu0) / 1000);
@@ -165,13 +206,17 @@ export async function runControlPlane(o) {
           const { revision } = await admin.instances('api');
           const id = `api-${n}-${r + 1}`;
           samples.registration.push(
-            await measure('catalog', revision, { id }, () => registrar.client.register({ id, name: 'api', port: 9000 + r, protocol: 'http' })),
+            await measure('catalog', revision, { id }, () =>
+              registrar.client.register({ id, name: 'api', port: 9000 + r, protocol: 'http' }),
+            ),
           );
           intentionAction = intentionAction === 'allow' ? 'deny' : 'allow';
           const action = intentionAction;
           const { revision: irev } = await admin.intentions();
           samples.intention.push(
-            await measure('intentions', irev, { source: 'web', destination: 'api', action }, () => admin.putIntention('web', 'api', action, 'bench')),
+            await measure('intentions', irev, { source: 'web', destination: 'api', action }, () =>
+              admin.putIntention('web', 'api', action, 'bench'),
+            ),
           );
           const last = samples.registration[r];
           const lastI = samples.intention[r];
@@ -212,7 +257,10 @@ export async function runControlPlane(o) {
   } catch (e) {
     const c = registry.child;
     if (c.exitCode !== null || c.signalCode !== null) {
-      throw new Error(`${e instanceof Error ? e.message : String(e)}; the registry had exited (${c.exitCode ?? c.signalCode}; log: ${join(o.dir, 'cp-registry.log')})`);
+      throw new Error(
+        `${e instanceof Error ? e.message : String(e)}; the registry had exited (${c.exitCode ?? c.signalCode}; log: ${join(o.dir, 'cp-registry.log')})`,
+        { cause: e },
+      );
     }
     throw e;
   } finally {
@@ -246,7 +294,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       profileDir: values.profile,
       log: (s) => console.log(s),
     });
-    console.log(JSON.stringify(r.runs.map(({ registration, intention, ...rest }) => ({ ...rest, registration: { ...registration, rounds: undefined }, intention: { ...intention, rounds: undefined } })), null, 2));
+    console.log(
+      JSON.stringify(
+        r.runs.map(({ registration, intention, ...rest }) => ({
+          ...rest,
+          registration: { ...registration, rounds: undefined },
+          intention: { ...intention, rounds: undefined },
+        })),
+        null,
+        2,
+      ),
+    );
     await rm(dir, { recursive: true, force: true });
   } catch (e) {
     console.error(`control-plane bench failed: ${e instanceof Error ? e.message : String(e)} (logs in ${dir})`);

@@ -29,20 +29,38 @@ export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy', 'node-und
 
 /** wrk at fixed concurrency; returns its summary (wrk-report.lua). */
 async function runWrk(url, o, durationSec) {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(REPO, 'bench', 'wrk-report.lua'), url];
+  const args = [
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${durationSec}s`,
+    '--timeout',
+    '5s',
+    '-s',
+    join(REPO, 'bench', 'wrk-report.lua'),
+    url,
+  ];
   const r = await runToEnd('wrk', args, { timeoutMs: (durationSec + 30) * 1000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk gave no summary (exit ${r.code}): ${r.stderr || r.stdout}`.slice(0, 2000));
   const s = JSON.parse(line.slice('WRKJSON '.length));
   const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
-  return { requests: s.requests, seconds: s.duration_us / 1e6, rps: s.requests / (s.duration_us / 1e6), errors, errorDetail: s.errors, latencyUs: s.latency_us };
+  return {
+    requests: s.requests,
+    seconds: s.duration_us / 1e6,
+    rps: s.requests / (s.duration_us / 1e6),
+    errors,
+    errorDetail: s.errors,
+    latencyUs: s.latency_us,
+  };
 }
 
 async function runLoadgen(url, o) {
   // Enough connections that a slow answer never makes the next request wait for a socket in
   // the generator: queueing must happen in the system under test, where it is measured.
   const spec = { url, rate: o.rate, durationMs: o.latencySec * 1000, warmupMs: 1000, connections: 64 };
-  const r = await runToEnd(process.execPath, [join(REPO, 'bench', 'loadgen.mjs'), JSON.stringify(spec)], { timeoutMs: (o.latencySec + 30) * 1000 });
+  const r = await runToEnd(process.execPath, [join(REPO, 'bench', 'loadgen.mjs'), JSON.stringify(spec)], {
+    timeoutMs: (o.latencySec + 30) * 1000,
+  });
   const line = r.stdout.split('\n').find((l) => l.startsWith('LOADGEN '));
   if (!line) throw new Error(`the load generator gave no result (exit ${r.code}): ${r.stderr}`.slice(0, 2000));
   return JSON.parse(line.slice('LOADGEN '.length));
@@ -63,7 +81,8 @@ async function withResources(hops, fn) {
     result,
     // Share of the run during which some runnable task waited for a CPU (Linux PSI): how
     // contended the machine was while this figure was taken.
-    cpuPressurePct: psi0 === undefined || psi1 === undefined ? undefined : Math.min(100, ((psi1 - psi0) / wallUs) * 100),
+    cpuPressurePct:
+      psi0 === undefined || psi1 === undefined ? undefined : Math.min(100, ((psi1 - psi0) / wallUs) * 100),
     perHop: hops.map((h, i) => ({ role: h.role, cpuUs: after[i] - before[i], rssBytes: rss.get(h.pid) ?? 0 })),
   };
 }
@@ -125,7 +144,10 @@ export async function runDataPlane(o) {
       }
       rounds.push(round);
     }
-    return { scenarios: list.map((s) => ({ name: s.name, kind: s.kind, note: s.note, hopCount: s.hops.length, url: s.url })), rounds };
+    return {
+      scenarios: list.map((s) => ({ name: s.name, kind: s.kind, note: s.note, hopCount: s.hops.length, url: s.url })),
+      rounds,
+    };
   } finally {
     await env.stop();
   }

@@ -24,7 +24,8 @@ const connections = Number(o.connections ?? 8);
 const REQUEST_TIMEOUT_MS = 5000;
 
 const agent = new Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
-const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const histogram = () =>
+  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 /** Microseconds, issue → last byte. */
 const latency = histogram();
 /** Microseconds the issue came after its scheduled time. */
@@ -58,11 +59,14 @@ function fire(scheduledAt, measured) {
       latency.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
     }
   };
-  const req = request({ host: url.hostname, port: url.port, path: url.pathname, agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-    res.on('data', () => {});
-    res.once('end', () => finish(true, res.statusCode));
-    res.once('error', () => finish(false));
-  });
+  const req = request(
+    { host: url.hostname, port: url.port, path: url.pathname, agent, timeout: REQUEST_TIMEOUT_MS },
+    (res) => {
+      res.on('data', () => {});
+      res.once('end', () => finish(true, res.statusCode));
+      res.once('error', () => finish(false));
+    },
+  );
   req.once('timeout', () => req.destroy(new Error('timeout')));
   req.once('error', () => finish(false));
   req.end();
@@ -102,7 +106,14 @@ async function finishRun() {
     errors: errors + outstanding,
     non200,
     achievedRps: Math.round((issued / durationMs) * 1000),
-    latencyMs: { p50: ms(latency, 50), p90: ms(latency, 90), p99: ms(latency, 99), p999: ms(latency, 99.9), max: latency.maxValue / 1000, mean: Math.round(latency.mean) / 1000 },
+    latencyMs: {
+      p50: ms(latency, 50),
+      p90: ms(latency, 90),
+      p99: ms(latency, 99),
+      p999: ms(latency, 99.9),
+      max: latency.maxValue / 1000,
+      mean: Math.round(latency.mean) / 1000,
+    },
     latenessMs: { p50: ms(lateness, 50), p99: ms(lateness, 99), max: lateness.maxValue / 1000 },
   };
   process.stdout.write(`LOADGEN ${JSON.stringify(result)}\n`);

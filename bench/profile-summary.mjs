@@ -49,7 +49,11 @@ export function summarizeProfile(profile, top = 25) {
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([fn, us]) => ({ fn, ms: Math.round(us / 100) / 10, pct: Math.round((us / Math.max(1, totalUs)) * 1000) / 10 }));
+      .map(([fn, us]) => ({
+        fn,
+        ms: Math.round(us / 100) / 10,
+        pct: Math.round((us / Math.max(1, totalUs)) * 1000) / 10,
+      }));
   return { totalMs: Math.round(totalUs / 1000), self: rank(selfUs), inclusive: rank(inclUs) };
 }
 
@@ -63,7 +67,8 @@ export function areaOf(callFrame) {
   if (url.includes('/dist/proxy/')) return 'meshctl proxy code (dist/proxy)';
   if (url.includes('/dist/')) return 'meshctl other code (dist)';
   if (url.includes('node_modules/http-proxy')) return 'http-proxy';
-  if (url.includes('node_modules/')) return `other dependencies (${url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')})`;
+  if (url.includes('node_modules/'))
+    return `other dependencies (${url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')})`;
   if (/^node:_http_|^node:https?$/.test(url)) return 'Node http (server, client, agent, parser)';
   if (/^node:(_tls|tls)/.test(url)) return 'Node tls (JS side)';
   if (/^node:(net|internal\/stream_base|internal\/streams|stream)/.test(url)) return 'Node net/streams (JS side)';
@@ -87,7 +92,11 @@ export function byArea(profile) {
   return [...us.entries()]
     .filter(([a]) => a !== 'idle')
     .sort((a, b) => b[1] - a[1])
-    .map(([area, v]) => ({ area, ms: Math.round(v / 100) / 10, pctOfBusy: Math.round((v / Math.max(1, busy)) * 1000) / 10 }));
+    .map(([area, v]) => ({
+      area,
+      ms: Math.round(v / 100) / 10,
+      pctOfBusy: Math.round((v / Math.max(1, busy)) * 1000) / 10,
+    }));
 }
 
 /** Call paths into functions whose label contains `name`, ranked by the time spent below them. */
@@ -114,26 +123,36 @@ export function callersOf(profile, name, top = 10) {
       break;
     }
   });
-  return [...paths.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([path, us]) => ({ path, ms: Math.round(us / 100) / 10 }));
+  return [...paths.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([path, us]) => ({ path, ms: Math.round(us / 100) / 10 }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   process.stdout.on('error', () => process.exit(0));
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, callers: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, callers: { type: 'string' } },
+  });
   if (positionals.length !== 1) {
     process.stderr.write('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N]\n');
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(positionals[0], 'utf8'));
   if (values.callers) {
-    for (const c of callersOf(profile, values.callers, Number(values.top))) process.stdout.write(`${c.ms.toFixed(1).padStart(9)} ms  ${c.path}\n`);
+    for (const c of callersOf(profile, values.callers, Number(values.top)))
+      process.stdout.write(`${c.ms.toFixed(1).padStart(9)} ms  ${c.path}\n`);
     process.exit(0);
   }
   const s = summarizeProfile(profile, Number(values.top));
   process.stdout.write(`profile: ${s.totalMs} ms sampled\n\nbusy time by area:\n`);
-  for (const r of byArea(profile)) process.stdout.write(`  ${r.pctOfBusy.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.area}\n`);
+  for (const r of byArea(profile))
+    process.stdout.write(`  ${r.pctOfBusy.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.area}\n`);
   process.stdout.write('\nby self time:\n');
-  for (const r of s.self) process.stdout.write(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.fn}\n`);
+  for (const r of s.self)
+    process.stdout.write(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.fn}\n`);
   process.stdout.write('\nby total time (the function and what it calls):\n');
-  for (const r of s.inclusive) process.stdout.write(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.fn}\n`);
+  for (const r of s.inclusive)
+    process.stdout.write(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(1).padStart(8)} ms  ${r.fn}\n`);
 }

@@ -22,7 +22,8 @@ export function summarizeDataPlane(dp) {
     const per = (f) => median(rs.map(f));
     const ratio = (base, f) =>
       median(dp.rounds.filter((r) => r[s.name] && r[base]).map((r) => f(r[s.name]) / f(r[base])));
-    const diff = (base, f) => median(dp.rounds.filter((r) => r[s.name] && r[base]).map((r) => f(r[s.name]) - f(r[base])));
+    const diff = (base, f) =>
+      median(dp.rounds.filter((r) => r[s.name] && r[base]).map((r) => f(r[s.name]) - f(r[base])));
     const hops = (rs[0]?.hops ?? []).map((h, i) => ({
       role: h.role,
       cpuUsPerReq: per((r) => r.hops[i].cpuUsPerReq),
@@ -48,7 +49,9 @@ export function summarizeDataPlane(dp) {
       generatorLateP99Ms: per((r) => r.latency.latenessMs.p99),
       hops,
       cpuUsPerReqPerHop: hops.length ? hops.reduce((a, h) => a + h.cpuUsPerReq, 0) / hops.length : undefined,
-      cpuVsHaproxy: hops.length ? ratio('haproxy-pair', (r) => r.hops.reduce((a, h) => a + h.cpuUsPerReq, 0)) : undefined,
+      cpuVsHaproxy: hops.length
+        ? ratio('haproxy-pair', (r) => r.hops.reduce((a, h) => a + h.cpuUsPerReq, 0))
+        : undefined,
       errors: rs.reduce((a, r) => a + r.wrkErrors + r.latency.errors + r.latency.non200, 0),
       cpuPressurePct: per((r) => r.cpuPressurePct),
     };
@@ -59,19 +62,46 @@ export function summarizeDataPlane(dp) {
 /** The targets of issue 6, each with where we stand. */
 export function evaluateTargets(dpSummary, cp) {
   const t = [];
-  const add = (name, target, value, unit, met, note = '') => t.push({ name, target, value, unit, met: value === undefined ? null : met, note });
+  const add = (name, target, value, unit, met, note = '') =>
+    t.push({ name, target, value, unit, met: value === undefined ? null : met, note });
   const l4 = dpSummary?.['meshctl-l4-pair'];
   const l7 = dpSummary?.['meshctl-l7-pair'];
   if (dpSummary) {
     add('L4 pair throughput vs haproxy-pair', '≥ 1.0×', l4?.rpsVsHaproxy, '×', (l4?.rpsVsHaproxy ?? 0) >= 1.0);
     add('L7 pair throughput vs haproxy-pair', '≥ 0.6×', l7?.rpsVsHaproxy, '×', (l7?.rpsVsHaproxy ?? 0) >= 0.6);
-    add('L4 pair added p99 over direct at the fixed rate', '≤ 2 ms', l4?.p99AddedMs, 'ms', (l4?.p99AddedMs ?? Infinity) <= 2);
-    add('L7 pair added p99 over direct at the fixed rate', '≤ 2 ms', l7?.p99AddedMs, 'ms', (l7?.p99AddedMs ?? Infinity) <= 2);
+    add(
+      'L4 pair added p99 over direct at the fixed rate',
+      '≤ 2 ms',
+      l4?.p99AddedMs,
+      'ms',
+      (l4?.p99AddedMs ?? Infinity) <= 2,
+    );
+    add(
+      'L7 pair added p99 over direct at the fixed rate',
+      '≤ 2 ms',
+      l7?.p99AddedMs,
+      'ms',
+      (l7?.p99AddedMs ?? Infinity) <= 2,
+    );
     const l7hop = l7?.hops.find((h) => h.role === 'out');
-    add('CPU per request of the L7 hop (outbound http proxy, at saturation)', '≤ 60 µs', l7hop?.cpuUsPerReq, 'µs', (l7hop?.cpuUsPerReq ?? Infinity) <= 60,
-      l7 ? `pair mean per hop ${fmt(l7.cpuUsPerReqPerHop, 1)} µs; at the fixed rate ${fmt(l7hop?.cpuUsPerReqAtRate, 1)} µs` : '');
+    add(
+      'CPU per request of the L7 hop (outbound http proxy, at saturation)',
+      '≤ 60 µs',
+      l7hop?.cpuUsPerReq,
+      'µs',
+      (l7hop?.cpuUsPerReq ?? Infinity) <= 60,
+      l7
+        ? `pair mean per hop ${fmt(l7.cpuUsPerReqPerHop, 1)} µs; at the fixed rate ${fmt(l7hop?.cpuUsPerReqAtRate, 1)} µs`
+        : '',
+    );
     const rss = [l4, l7].filter(Boolean).flatMap((s) => s.hops.map((h) => h.rssAtRateMB));
-    add('meshctl proxy RSS at the fixed rate (largest proxy)', '≤ 50 MB', rss.length ? max(rss) : undefined, 'MB', max(rss) <= 50);
+    add(
+      'meshctl proxy RSS at the fixed rate (largest proxy)',
+      '≤ 50 MB',
+      rss.length ? max(rss) : undefined,
+      'MB',
+      max(rss) <= 50,
+    );
   }
   if (cp) {
     const r = cp.runs.find((x) => x.watchers === 1000)?.registration;
@@ -172,14 +202,21 @@ export function controlPlaneRows(cp) {
 export function targetRows(targets) {
   return [
     ['target', 'goal', 'measured', 'status', 'note'],
-    ...targets.map((t) => [t.name, t.target, t.value === undefined ? '—' : `${fmt(t.value, t.unit === '×' ? 2 : 1)} ${t.unit}`, t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met', t.note]),
+    ...targets.map((t) => [
+      t.name,
+      t.target,
+      t.value === undefined ? '—' : `${fmt(t.value, t.unit === '×' ? 2 : 1)} ${t.unit}`,
+      t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met',
+      t.note,
+    ]),
   ];
 }
 
 /** A fixed-width text table. */
 export function textTable(rows) {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? '').length)));
-  const line = (r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
+  const line = (r) =>
+    r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 

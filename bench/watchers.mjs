@@ -25,13 +25,18 @@ let count = 0;
 
 function sees(kind, r, expect) {
   if (kind === 'catalog') return r.instances.some((i) => i.id === expect.id);
-  return r.intentions.some((i) => i.source === expect.source && i.destination === expect.destination && i.action === expect.action);
+  return r.intentions.some(
+    (i) => i.source === expect.source && i.destination === expect.destination && i.action === expect.action,
+  );
 }
 
 async function watchOne(kind, index, expect, deadline) {
   let idx = index;
   while (now() < deadline) {
-    const r = kind === 'catalog' ? await client.instances('api', { index: idx, wait: '60s' }) : await client.intentions({ index: idx, wait: '60s' });
+    const r =
+      kind === 'catalog'
+        ? await client.instances('api', { index: idx, wait: '60s' })
+        : await client.intentions({ index: idx, wait: '60s' });
     if (sees(kind, r, expect)) return now();
     idx = r.revision;
   }

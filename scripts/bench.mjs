@@ -104,7 +104,9 @@ function firstLine(cmd, args) {
 if (!v['skip-data-plane']) {
   const missing = ['wrk', 'haproxy'].filter((c) => !which(c));
   if (missing.length) {
-    process.stderr.write(`error: the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed.\n  apt-get install wrk haproxy\n(or run only the control-plane bench: npm run bench -- --skip-data-plane)\n`);
+    process.stderr.write(
+      `error: the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed.\n  apt-get install wrk haproxy\n(or run only the control-plane bench: npm run bench -- --skip-data-plane)\n`,
+    );
     process.exit(3);
   }
 }
@@ -118,9 +120,13 @@ if (!v['no-build']) {
   // goes on and says so in its results; any other failure stops it.
   if (r.status === 2) {
     buildNote = 'built with type errors (see the build output)';
-    log('warning: the build reported type errors (above) but wrote dist/; benchmarking that build, and the results say so');
+    log(
+      'warning: the build reported type errors (above) but wrote dist/; benchmarking that build, and the results say so',
+    );
   } else if (r.status !== 0) {
-    process.stderr.write('error: the build failed; fix the errors above, or run with --no-build against the current dist/.\n');
+    process.stderr.write(
+      'error: the build failed; fix the errors above, or run with --no-build against the current dist/.\n',
+    );
     process.exit(1);
   }
 }
@@ -164,14 +170,19 @@ deadline.unref();
 function gitInfo() {
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO, encoding: 'utf8' }).trim().length > 0;
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO, encoding: 'utf8' }).trim()
+        .length > 0;
     return { commit, dirty };
   } catch {
     return { commit: 'unknown', dirty: false };
   }
 }
 
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const started = new Date();
 const meta = {
   date: started.toISOString(),
@@ -195,27 +206,43 @@ const meta = {
 
 const result = { meta, dataPlane: undefined, controlPlane: undefined, targets: [] };
 try {
-  log(`machine: ${meta.machine.nproc} × ${meta.machine.cpuModel}, load ${meta.machine.loadBefore}; work dir ${workDir}`);
+  log(
+    `machine: ${meta.machine.nproc} × ${meta.machine.cpuModel}, load ${meta.machine.loadBefore}; work dir ${workDir}`,
+  );
   if (!v['skip-data-plane']) {
     const profileDir = v.profile ? join(v.profile) : undefined;
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     const dp = await runDataPlane({ ...opts, scenarios, dir: workDir, profileDir, log });
     result.dataPlane = { ...dp, summary: report.summarizeDataPlane(dp) };
-    if (profileDir) log(`CPU profiles of the meshctl proxies: ${profileDir} (read one with: node bench/profile-summary.mjs FILE)`);
+    if (profileDir)
+      log(`CPU profiles of the meshctl proxies: ${profileDir} (read one with: node bench/profile-summary.mjs FILE)`);
   }
   if (!v['skip-control-plane']) {
     const profileDir = v.profile ? join(v.profile) : undefined;
-    result.controlPlane = await runControlPlane({ watchers, rounds: cpRounds, store: v['cp-store'], dir: workDir, profileDir, log });
+    result.controlPlane = await runControlPlane({
+      watchers,
+      rounds: cpRounds,
+      store: v['cp-store'],
+      dir: workDir,
+      profileDir,
+      log,
+    });
     if (profileDir) log(`CPU profile of the registry: ${join(profileDir, 'registry')}`);
   }
   meta.machine.loadAfter = load();
   result.targets = report.evaluateTargets(result.dataPlane?.summary, result.controlPlane);
 
   process.stdout.write('\n');
-  if (result.dataPlane) process.stdout.write(`DATA PLANE (medians of ${opts.rounds} rounds; ratios vs haproxy-pair and direct)\n${report.textTable(report.dataPlaneRows(result.dataPlane.summary))}\n\n`);
-  if (result.controlPlane) process.stdout.write(`CONTROL PLANE\n${report.textTable(report.controlPlaneRows(result.controlPlane))}\n\n`);
+  if (result.dataPlane)
+    process.stdout.write(
+      `DATA PLANE (medians of ${opts.rounds} rounds; ratios vs haproxy-pair and direct)\n${report.textTable(report.dataPlaneRows(result.dataPlane.summary))}\n\n`,
+    );
+  if (result.controlPlane)
+    process.stdout.write(`CONTROL PLANE\n${report.textTable(report.controlPlaneRows(result.controlPlane))}\n\n`);
   process.stdout.write(`TARGETS\n${report.textTable(report.targetRows(result.targets))}\n\n`);
-  process.stdout.write(`load average before → after: ${meta.machine.loadBefore} → ${meta.machine.loadAfter} (shared machine: figures are noisy)\n`);
+  process.stdout.write(
+    `load average before → after: ${meta.machine.loadBefore} → ${meta.machine.loadAfter} (shared machine: figures are noisy)\n`,
+  );
 
   mkdirSync(RESULTS, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
@@ -228,7 +255,9 @@ try {
   if (errors > 0) log(`warning: ${errors} requests failed during the data-plane runs (see the errors column)`);
 } catch (e) {
   failed = true;
-  process.stderr.write(`error: the bench failed: ${e instanceof Error ? e.message : String(e)}\n  logs and configs are kept in ${workDir}\n`);
+  process.stderr.write(
+    `error: the bench failed: ${e instanceof Error ? e.message : String(e)}\n  logs and configs are kept in ${workDir}\n`,
+  );
   process.exitCode = 1;
 } finally {
   clearTimeout(deadline);

@@ -50,8 +50,20 @@ export async function meshMaterial(dir, layout) {
 
     const webNode = await joinNode('bench-web', layout.webAddress);
     const apiNode = await joinNode('bench-api', layout.apiAddress);
-    await apiNode.register({ id: 'api-1', name: 'api', port: layout.upstreamPort, meshPort: layout.apiMeshPort, protocol: 'http' });
-    await webNode.register({ id: 'web-1', name: 'web', port: 1, protocol: 'http', upstreams: [{ service: 'api', localPort: layout.apiPort }] });
+    await apiNode.register({
+      id: 'api-1',
+      name: 'api',
+      port: layout.upstreamPort,
+      meshPort: layout.apiMeshPort,
+      protocol: 'http',
+    });
+    await webNode.register({
+      id: 'web-1',
+      name: 'web',
+      port: 1,
+      protocol: 'http',
+      upstreams: [{ service: 'api', localPort: layout.apiPort }],
+    });
     const web = await leafFor(webNode, 'web');
     const api = await leafFor(apiNode, 'api');
     await admin.putIntention('web', 'api', 'allow', 'benchmark');

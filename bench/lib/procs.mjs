@@ -55,7 +55,12 @@ export function runToEnd(cmd, args, o) {
       return;
     }
     /** @type {Started} */
-    const p = { pid: child.pid, name: cmd, child, exited: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
+    const p = {
+      pid: child.pid,
+      name: cmd,
+      child,
+      exited: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))),
+    };
     running.add(p);
     let stdout = '';
     let stderr = '';
@@ -211,7 +216,8 @@ export async function waitForPort(host, port, timeoutMs = 15_000, what = `${host
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} is not accepting connections after ${Math.round(timeoutMs / 1000)} s`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} is not accepting connections after ${Math.round(timeoutMs / 1000)} s`);
     await sleep(50);
   }
 }

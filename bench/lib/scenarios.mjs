@@ -99,7 +99,15 @@ export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, u
             localAddress: upstream.local.host,
             localPort: upstream.local.port,
             loadBalancer: 'round_robin',
-            endpoints: [{ id: 'api-1', node: 'bench-api', address: upstream.endpoint.host, port: upstream.endpoint.port, weight: 1 }],
+            endpoints: [
+              {
+                id: 'api-1',
+                node: 'bench-api',
+                address: upstream.endpoint.host,
+                port: upstream.endpoint.port,
+                weight: 1,
+              },
+            ],
           },
         ]
       : [],
@@ -135,32 +143,60 @@ export async function startScenarios(o) {
   const want = (n) => o.names.includes(n);
   try {
     const upstreamPort = await freePort(UPSTREAM_HOST);
-    const upstream = startProcess('upstream', process.execPath, [join(REPO, 'bench', 'upstream.mjs'), UPSTREAM_HOST, String(upstreamPort)], {
-      logFile: join(o.dir, 'upstream.log'),
-    });
+    const upstream = startProcess(
+      'upstream',
+      process.execPath,
+      [join(REPO, 'bench', 'upstream.mjs'), UPSTREAM_HOST, String(upstreamPort)],
+      {
+        logFile: join(o.dir, 'upstream.log'),
+      },
+    );
     started.push(upstream);
     await waitForPort(UPSTREAM_HOST, upstreamPort, 15_000, 'the upstream', upstream);
 
     /** @type {Scenario[]} */
     const scenarios = [];
     if (want('direct')) {
-      scenarios.push({ name: 'direct', kind: 'direct', url: `http://${UPSTREAM_HOST}:${upstreamPort}/`, hops: [], note: 'load generator → upstream' });
+      scenarios.push({
+        name: 'direct',
+        kind: 'direct',
+        url: `http://${UPSTREAM_HOST}:${upstreamPort}/`,
+        hops: [],
+        note: 'load generator → upstream',
+      });
     }
 
     for (const [name, script, what] of REFERENCE_HOPS) {
       if (!want(name)) continue;
       const listen = { host: WEB_HOST, port: await freePort(WEB_HOST) };
-      const p = startProcess(name, process.execPath, [join(REPO, 'bench', script), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)], {
-        logFile: join(o.dir, `${name}.log`),
-      });
+      const p = startProcess(
+        name,
+        process.execPath,
+        [join(REPO, 'bench', script), listen.host, String(listen.port), UPSTREAM_HOST, String(upstreamPort)],
+        {
+          logFile: join(o.dir, `${name}.log`),
+        },
+      );
       started.push(p);
       await waitForPort(listen.host, listen.port, 15_000, `the reference ${name}`, p);
-      scenarios.push({ name, kind: 'reference', url: `http://${listen.host}:${listen.port}/`, hops: [{ pid: p.pid, role: 'out' }], note: `one plain ${what} hop, no TLS (reference)` });
+      scenarios.push({
+        name,
+        kind: 'reference',
+        url: `http://${listen.host}:${listen.port}/`,
+        hops: [{ pid: p.pid, role: 'out' }],
+        note: `one plain ${what} hop, no TLS (reference)`,
+      });
     }
 
     const needMesh = o.names.some((n) => n !== 'direct' && !REFERENCE_HOPS.some(([ref]) => ref === n));
     const mesh = needMesh
-      ? await meshMaterial(o.dir, { webAddress: WEB_HOST, apiAddress: API_HOST, apiPort: 18000, apiMeshPort: 21000, upstreamPort })
+      ? await meshMaterial(o.dir, {
+          webAddress: WEB_HOST,
+          apiAddress: API_HOST,
+          apiPort: 18000,
+          apiMeshPort: 21000,
+          upstreamPort,
+        })
       : undefined;
 
     if (mesh && (want('haproxy-pair') || want('haproxy-http-pair'))) {
@@ -184,9 +220,17 @@ export async function startScenarios(o) {
         ]) {
           const cfg = join(o.dir, `${name}-${side}.cfg`);
           await writeFile(cfg, haproxyConfig({ mode, side, listen, target, crtFile, caFile }));
-          const p = startProcess(`${name} ${side}`, 'haproxy', ['-db', '-f', cfg], { logFile: join(o.dir, `${name}-${side}.log`) });
+          const p = startProcess(`${name} ${side}`, 'haproxy', ['-db', '-f', cfg], {
+            logFile: join(o.dir, `${name}-${side}.log`),
+          });
           started.push(p);
-          await waitForPort(listen.host, listen.port, 15_000, `haproxy ${name} ${side} (log: ${join(o.dir, `${name}-${side}.log`)})`, p);
+          await waitForPort(
+            listen.host,
+            listen.port,
+            15_000,
+            `haproxy ${name} ${side} (log: ${join(o.dir, `${name}-${side}.log`)})`,
+            p,
+          );
           hops.unshift({ pid: p.pid, role: side === 'outbound' ? 'out' : 'in' });
         }
         scenarios.push({
@@ -207,8 +251,23 @@ export async function startScenarios(o) {
       const local = { host: WEB_HOST, port: await freePort(WEB_HOST) };
       const endpoint = { host: API_HOST, port: await freePort(API_HOST) };
       const snapshots = {
-        in: proxySnapshot({ mesh, service: 'api', id: 'api-1', protocol, inbound: { address: API_HOST, port: endpoint.port }, appPort: upstreamPort }),
-        out: proxySnapshot({ mesh, service: 'web', id: 'web-1', protocol, inbound: { address: WEB_HOST, port: 0 }, appPort: 1, upstream: { local, endpoint } }),
+        in: proxySnapshot({
+          mesh,
+          service: 'api',
+          id: 'api-1',
+          protocol,
+          inbound: { address: API_HOST, port: endpoint.port },
+          appPort: upstreamPort,
+        }),
+        out: proxySnapshot({
+          mesh,
+          service: 'web',
+          id: 'web-1',
+          protocol,
+          inbound: { address: WEB_HOST, port: 0 },
+          appPort: 1,
+          upstream: { local, endpoint },
+        }),
       };
       const hops = [];
       for (const role of ['in', 'out']) {
@@ -219,7 +278,18 @@ export async function startScenarios(o) {
         const p = startProcess(
           `${name} ${role}`,
           process.execPath,
-          [...nodeArgs, CLI_ENTRY, 'proxy', 'run', '--admin-socket', `${base}.sock`, '--snapshot', `${base}.json`, '--drain-seconds', '0'],
+          [
+            ...nodeArgs,
+            CLI_ENTRY,
+            'proxy',
+            'run',
+            '--admin-socket',
+            `${base}.sock`,
+            '--snapshot',
+            `${base}.json`,
+            '--drain-seconds',
+            '0',
+          ],
           { logFile: `${base}.log`, env: { ...process.env, MESHCTL_PROXY_SERVICE: role === 'in' ? 'api-1' : 'web-1' } },
         );
         started.push(p);
@@ -241,10 +311,20 @@ export async function startScenarios(o) {
     for (const s of scenarios) {
       const r = await getOnce(s.url).catch((e) => ({ status: 0, body: String(e), headers: {} }));
       if (r.status !== 200 || r.body !== 'ok\n') {
-        throw new Error(`${s.name}: GET ${s.url} answered ${r.status} ${JSON.stringify(r.body.slice(0, 200))}; logs are in ${o.dir}`);
+        throw new Error(
+          `${s.name}: GET ${s.url} answered ${r.status} ${JSON.stringify(r.body.slice(0, 200))}; logs are in ${o.dir}`,
+        );
       }
     }
-    const order = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair', 'node-http-proxy', 'node-undici'];
+    const order = [
+      'direct',
+      'haproxy-pair',
+      'haproxy-http-pair',
+      'meshctl-l4-pair',
+      'meshctl-l7-pair',
+      'node-http-proxy',
+      'node-undici',
+    ];
     scenarios.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
     return { scenarios, upstreamPid: upstream.pid, stop };
   } catch (e) {

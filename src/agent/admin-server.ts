@@ -26,14 +26,20 @@ export async function startAdminServer(agent: Agent, socketPath: string, log: Lo
   installErrorHandlers(app, log, BODY_LIMIT);
 
   app.get('/v1/agent/self', async () => ({ ...agent.self(), nodeCertNotAfter: await agent.nodeCertificateExpiry() }));
-  app.get('/v1/agent/services', async () => ({ services: agent.services(), definitionProblems: agent.definitionProblems() }));
+  app.get('/v1/agent/services', async () => ({
+    services: agent.services(),
+    definitionProblems: agent.definitionProblems(),
+  }));
   app.put('/v1/agent/services', async (req) => agent.register(req.body));
   // Read-only pass-through to the registry with this node's identity, so `meshctl status`
   // works on any host of the mesh without the admin token.
   app.get('/v1/agent/registry/*', async (req, reply) => {
     const rest = (req.params as { '*': string })['*'];
     if (!/^(status|catalog\/[a-z/._-]+|intentions|ca\/roots|metrics\/[a-z/._-]+)$/.test(rest)) {
-      throw new MeshError('MESH_ERR_FORBIDDEN', `the agent only passes through read-only registry endpoints, not /v1/${rest}`);
+      throw new MeshError(
+        'MESH_ERR_FORBIDDEN',
+        `the agent only passes through read-only registry endpoints, not /v1/${rest}`,
+      );
     }
     const query = req.query as Record<string, string>;
     const res = await agent.registryGet(`/v1/${rest}`, query);
@@ -43,12 +49,14 @@ export async function startAdminServer(agent: Agent, socketPath: string, log: Lo
   app.get('/v1/agent/proxies', async () => ({ proxies: await agent.proxies.stats() }));
   app.delete('/v1/agent/services/:id', async (req) => {
     const id = nameSchema.safeParse((req.params as { id: string }).id);
-    if (!id.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
+    if (!id.success)
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
     return agent.deregister(id.data);
   });
   app.put('/v1/agent/checks/:id', async (req) => {
     const body = ttlUpdateSchema.safeParse(req.body ?? {});
-    if (!body.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid check update: ${body.error.issues[0]?.message}`);
+    if (!body.success)
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid check update: ${body.error.issues[0]?.message}`);
     return agent.ttlUpdate((req.params as { id: string }).id, body.data.status, body.data.note);
   });
   app.post('/v1/agent/leave', async () => {

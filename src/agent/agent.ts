@@ -107,7 +107,12 @@ export class Agent {
       cliEntry: process.argv[1] ?? 'meshctl',
       ...((opts.accessLogs ?? config.accessLogs) ? { accessLogs: opts.accessLogs ?? config.accessLogs } : {}),
     });
-    this.metrics = new MetricsReporter({ node: config.nodeName, link: this.link, source: { collect: () => this.proxies.collectMetrics() }, log });
+    this.metrics = new MetricsReporter({
+      node: config.nodeName,
+      link: this.link,
+      source: { collect: () => this.proxies.collectMetrics() },
+      log,
+    });
     this.metricsBind = opts.metricsBind ?? config.metricsBind;
     this.checks.on('change', (ch) => {
       this.log.info({ service: ch.instanceId, check: ch.checkId, from: ch.previous, to: ch.status }, 'check changed');
@@ -140,11 +145,19 @@ export class Agent {
     this.watcher.on('change', (ev) => {
       void this.serial(() => this.applyDefinitionEvent(ev));
     });
-    this.watcher.on('directory', ({ dir, exists }) => this.log.info({ dir, exists }, exists ? 'watching service definitions' : 'service definition directory is missing; watching for it'));
+    this.watcher.on('directory', ({ dir, exists }) =>
+      this.log.info(
+        { dir, exists },
+        exists ? 'watching service definitions' : 'service definition directory is missing; watching for it',
+      ),
+    );
     this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'definition watcher error'));
     await this.watcher.start();
     await this.serial(() => this.reconcileFileServices());
-    this.log.info({ node: this.config.nodeName, socket: this.config.socketPath, services: this.state.list().length }, 'agent started');
+    this.log.info(
+      { node: this.config.nodeName, socket: this.config.socketPath, services: this.state.list().length },
+      'agent started',
+    );
   }
 
   /** Stops without deregistering anything: a restart must not flap the catalog. */
@@ -184,7 +197,9 @@ export class Agent {
     await this.serial(async () => {
       const existing = this.state.get(id);
       if (existing && existing.source.kind === 'file' && source.kind === 'cli') {
-        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, { hint: 'Edit or delete that file instead.' });
+        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, {
+          hint: 'Edit or delete that file instead.',
+        });
       }
       this.assertPortsFree(reg, id);
       await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source });
@@ -198,9 +213,14 @@ export class Agent {
   async deregister(id: string): Promise<{ id: string; synced: boolean }> {
     await this.serial(async () => {
       const existing = this.state.get(id);
-      if (!existing) throw new MeshError('MESH_ERR_NOT_FOUND', `no service '${id}' is registered on this host`, { hint: 'See `meshctl services`.' });
+      if (!existing)
+        throw new MeshError('MESH_ERR_NOT_FOUND', `no service '${id}' is registered on this host`, {
+          hint: 'See `meshctl services`.',
+        });
       if (existing.source.kind === 'file') {
-        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, { hint: 'Delete that file to deregister it.' });
+        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, {
+          hint: 'Delete that file to deregister it.',
+        });
       }
       await this.state.remove(id);
       this.checks.remove(id);
@@ -228,7 +248,12 @@ export class Agent {
   }
 
   definitionProblems(): DefinitionProblem[] {
-    return [...this.problems].map(([file, e]) => ({ file, message: e.message, ...(e.line ? { line: e.line } : {}), ...(e.column ? { column: e.column } : {}) }));
+    return [...this.problems].map(([file, e]) => ({
+      file,
+      message: e.message,
+      ...(e.line ? { line: e.line } : {}),
+      ...(e.column ? { column: e.column } : {}),
+    }));
   }
 
   self(): Record<string, unknown> {
@@ -247,7 +272,10 @@ export class Agent {
   }
 
   /** A read from the registry with this node's identity (for `meshctl status` on this host). */
-  registryGet(path: string, query: Record<string, string>): Promise<{ body: unknown; headers: Record<string, string | string[] | undefined> }> {
+  registryGet(
+    path: string,
+    query: Record<string, string>,
+  ): Promise<{ body: unknown; headers: Record<string, string | string[] | undefined> }> {
     return this.link.call((c) => c.http.get<unknown>(path, { query }));
   }
 
@@ -282,8 +310,14 @@ export class Agent {
     for (const other of this.state.list()) {
       if (other.id === id) continue;
       for (const u of reg.upstreams) {
-        if (other.registration.upstreams.some((o) => o.localPort === u.localPort && o.localAddress === u.localAddress)) {
-          throw new MeshError('MESH_ERR_CONFLICT', `upstream port ${u.localPort} is already used by service '${other.id}' on this host`, { hint: 'Pick another local port for the upstream.' });
+        if (
+          other.registration.upstreams.some((o) => o.localPort === u.localPort && o.localAddress === u.localAddress)
+        ) {
+          throw new MeshError(
+            'MESH_ERR_CONFLICT',
+            `upstream port ${u.localPort} is already used by service '${other.id}' on this host`,
+            { hint: 'Pick another local port for the upstream.' },
+          );
         }
       }
     }
@@ -300,7 +334,10 @@ export class Agent {
     if (ev.type !== 'invalid') this.problems.delete(ev.file);
     for (const inv of changes.invalid) {
       this.problems.set(inv.file, inv.error);
-      this.log.warn({ file: inv.file, line: inv.error.line, err: inv.error.message }, 'invalid service definition; keeping the last good registration from it');
+      this.log.warn(
+        { file: inv.file, line: inv.error.line, err: inv.error.message },
+        'invalid service definition; keeping the last good registration from it',
+      );
     }
     let changed = false;
     for (const d of changes.deregister) {
@@ -316,7 +353,9 @@ export class Agent {
       const file = this.definitions.fileOf(id) ?? ev.file;
       const cur = this.state.get(id);
       if (cur && cur.source.kind === 'cli') {
-        this.problems.set(file, { message: `service '${id}' is already registered from the CLI; deregister it there first` });
+        this.problems.set(file, {
+          message: `service '${id}' is already registered from the CLI; deregister it there first`,
+        });
         continue;
       }
       await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source: { kind: 'file', file } });
@@ -354,9 +393,14 @@ export class Agent {
     if (!reg.proxy || reg.meshPort !== undefined) return reg;
     const had = this.state.get(id)?.registration.meshPort;
     if (had !== undefined) return { ...reg, meshPort: had };
-    const taken = new Set(this.state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])));
+    const taken = new Set(
+      this.state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])),
+    );
     const port = await allocateMeshPort(this.config.advertise, taken);
-    if (port === undefined) throw new MeshError('MESH_ERR_CONFLICT', 'no free mesh port left in 21000-21999 on this host', { hint: 'Give the service a --mesh-port, or deregister unused services.' });
+    if (port === undefined)
+      throw new MeshError('MESH_ERR_CONFLICT', 'no free mesh port left in 21000-21999 on this host', {
+        hint: 'Give the service a --mesh-port, or deregister unused services.',
+      });
     return { ...reg, meshPort: port };
   }
 
@@ -367,7 +411,9 @@ export class Agent {
     const from = Date.parse(x.validFrom);
     const to = Date.parse(x.validTo);
     if (Date.now() < from + (to - from) / 2) return;
-    const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(this.config.trustDomain, this.config.nodeName) });
+    const { keyPem, csrPem } = await createKeyAndCsr({
+      spiffeId: nodeId(this.config.trustDomain, this.config.nodeName),
+    });
     const res = await this.link.call((c) => c.renewNodeCertificate(this.config.nodeName, csrPem));
     await writeFileAtomic(this.paths.nodeKey, keyPem, 0o600);
     await writeFileAtomic(this.paths.nodeCert, res.certificate, 0o600);

@@ -2,7 +2,11 @@
 export class Backoff {
   private attempt = 0;
 
-  constructor(private readonly minMs = 500, private readonly maxMs = 30_000, private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly minMs = 500,
+    private readonly maxMs = 30_000,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   /** Delay before the next try: grows ×2 per failure up to maxMs, jittered to 50–100% of that. */
   next(): number {

@@ -19,16 +19,20 @@ export class AgentClient {
     return (await this.http.get<Record<string, unknown>>('/v1/agent/self')).body;
   }
   async services(): Promise<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }> {
-    return (await this.http.get<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }>('/v1/agent/services')).body;
+    return (
+      await this.http.get<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }>('/v1/agent/services')
+    ).body;
   }
   async register(service: unknown): Promise<{ id: string; synced: boolean }> {
     return (await this.http.put<{ id: string; synced: boolean }>('/v1/agent/services', service)).body;
   }
   async deregister(id: string): Promise<{ id: string; synced: boolean }> {
-    return (await this.http.delete<{ id: string; synced: boolean }>(`/v1/agent/services/${encodeURIComponent(id)}`)).body;
+    return (await this.http.delete<{ id: string; synced: boolean }>(`/v1/agent/services/${encodeURIComponent(id)}`))
+      .body;
   }
   async ttlUpdate(checkId: string, status: CheckStatus, note = ''): Promise<CheckStateView> {
-    return (await this.http.put<CheckStateView>(`/v1/agent/checks/${encodeURIComponent(checkId)}`, { status, note })).body;
+    return (await this.http.put<CheckStateView>(`/v1/agent/checks/${encodeURIComponent(checkId)}`, { status, note }))
+      .body;
   }
   async leave(): Promise<{ left: boolean }> {
     return (await this.http.post<{ left: boolean }>('/v1/agent/leave', {})).body;

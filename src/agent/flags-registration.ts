@@ -26,7 +26,8 @@ export function registrationFromFlags(name: string, f: RegisterFlags): ServiceRe
   const meta: Record<string, string> = {};
   for (const kv of f.meta) {
     const i = kv.indexOf('=');
-    if (i <= 0) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid --meta '${kv}'`, { hint: 'Use --meta key=value.' });
+    if (i <= 0)
+      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid --meta '${kv}'`, { hint: 'Use --meta key=value.' });
     meta[kv.slice(0, i)] = kv.slice(i + 1);
   }
   const checks = parseCheckSpecs(name, f.check, {
@@ -37,7 +38,10 @@ export function registrationFromFlags(name: string, f: RegisterFlags): ServiceRe
   });
   const upstreams = f.upstream.map((u) => {
     const r = parseUpstreamShorthand(u);
-    if (typeof r === 'string') throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid --upstream: ${r}`, { hint: 'Use --upstream SERVICE:LOCALPORT, e.g. api:18000.' });
+    if (typeof r === 'string')
+      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid --upstream: ${r}`, {
+        hint: 'Use --upstream SERVICE:LOCALPORT, e.g. api:18000.',
+      });
     return r;
   });
   const raw = {

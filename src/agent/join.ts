@@ -53,22 +53,32 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
   }
   const nodeName = opts.nodeName ?? defaultNodeName();
   if (!NAME_RE.test(nodeName)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid node name '${nodeName}'`, { hint: 'Pass --node-name with 1-63 lowercase letters, digits, ".", "-" or "_".' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid node name '${nodeName}'`, {
+      hint: 'Pass --node-name with 1-63 lowercase letters, digits, ".", "-" or "_".',
+    });
   }
   const advertise = opts.advertise ?? primaryAddress();
 
   const root = await fetchRegistryRoot(url);
   if (opts.caFingerprint !== undefined) {
     if (normalizeFingerprint(opts.caFingerprint) !== normalizeFingerprint(root.fingerprint)) {
-      throw new MeshError('MESH_ERR_CA_MISMATCH', `the registry's CA fingerprint ${root.fingerprint} does not match the pinned ${opts.caFingerprint}`);
+      throw new MeshError(
+        'MESH_ERR_CA_MISMATCH',
+        `the registry's CA fingerprint ${root.fingerprint} does not match the pinned ${opts.caFingerprint}`,
+      );
     }
   } else if (!opts.yes) {
     if (!opts.confirm) {
-      throw new MeshError('MESH_ERR_CA_MISMATCH', `no CA fingerprint to pin the registry to (it presents ${root.fingerprint})`, {
-        hint: 'Pass --ca-fingerprint (printed by `meshctl init --server` and `meshctl ca show`), or --yes to trust it as shown.',
-      });
+      throw new MeshError(
+        'MESH_ERR_CA_MISMATCH',
+        `no CA fingerprint to pin the registry to (it presents ${root.fingerprint})`,
+        {
+          hint: 'Pass --ca-fingerprint (printed by `meshctl init --server` and `meshctl ca show`), or --yes to trust it as shown.',
+        },
+      );
     }
-    if (!(await opts.confirm(root.fingerprint))) throw new MeshError('MESH_ERR_CA_MISMATCH', 'the registry CA was not accepted; nothing was changed');
+    if (!(await opts.confirm(root.fingerprint)))
+      throw new MeshError('MESH_ERR_CA_MISMATCH', 'the registry CA was not accepted; nothing was changed');
   }
 
   const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(root.trustDomain, nodeName) });
@@ -82,7 +92,8 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
   }
 
   const socketPath = opts.socketPath ?? defaultSocketPath(paths.dataDir);
-  const servicesDir = opts.servicesDir ?? (process.getuid?.() === 0 ? '/etc/meshctl/services.d' : `${paths.dataDir}/services.d`);
+  const servicesDir =
+    opts.servicesDir ?? (process.getuid?.() === 0 ? '/etc/meshctl/services.d' : `${paths.dataDir}/services.d`);
   const config: AgentConfig = {
     version: 1,
     nodeName,
@@ -101,7 +112,16 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
   await writeFileAtomic(paths.nodeCert, res.certificate, 0o600);
   await writeFileAtomic(paths.roots, res.roots.join(''), 0o600);
   await saveAgentConfig(paths, config);
-  return { nodeName, trustDomain: res.trustDomain, advertise, caFingerprint: root.fingerprint, dataDir: paths.dataDir, socketPath, servicesDir, registry: url.origin };
+  return {
+    nodeName,
+    trustDomain: res.trustDomain,
+    advertise,
+    caFingerprint: root.fingerprint,
+    dataDir: paths.dataDir,
+    socketPath,
+    servicesDir,
+    registry: url.origin,
+  };
 }
 
 function parseRegistryUrl(s: string): URL {
@@ -109,9 +129,12 @@ function parseRegistryUrl(s: string): URL {
   try {
     url = new URL(s);
   } catch {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid registry URL '${s}'`, { hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid registry URL '${s}'`, {
+      hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.',
+    });
   }
-  if (url.protocol !== 'https:') throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `the registry URL must use https: '${s}'`);
+  if (url.protocol !== 'https:')
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `the registry URL must use https: '${s}'`);
   return url;
 }
 
@@ -125,8 +148,17 @@ export function normalizeFingerprint(fp: string): string {
  */
 async function fetchRegistryRoot(url: URL): Promise<{ pem: string; fingerprint: string; trustDomain: string }> {
   const chain = await new Promise<tls.DetailedPeerCertificate>((resolve, reject) => {
-    const sock = tls.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), rejectUnauthorized: false, minVersion: 'TLSv1.3', ...(isIp(url.hostname) ? {} : { servername: url.hostname }) });
-    const timer = setTimeout(() => sock.destroy(new MeshError('MESH_ERR_TIMEOUT', `no TLS answer from ${url.host} within 10s`)), 10_000);
+    const sock = tls.connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 443),
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      ...(isIp(url.hostname) ? {} : { servername: url.hostname }),
+    });
+    const timer = setTimeout(
+      () => sock.destroy(new MeshError('MESH_ERR_TIMEOUT', `no TLS answer from ${url.host} within 10s`)),
+      10_000,
+    );
     sock.once('secureConnect', () => {
       clearTimeout(timer);
       const cert = sock.getPeerCertificate(true);
@@ -135,18 +167,25 @@ async function fetchRegistryRoot(url: URL): Promise<{ pem: string; fingerprint: 
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e instanceof MeshError ? e : new MeshError('MESH_ERR_UNAVAILABLE', `cannot reach the registry at ${url.host} (${e.code ?? e.message})`));
+      reject(
+        e instanceof MeshError
+          ? e
+          : new MeshError('MESH_ERR_UNAVAILABLE', `cannot reach the registry at ${url.host} (${e.code ?? e.message})`),
+      );
     });
   });
   let cert: tls.DetailedPeerCertificate = chain;
-  for (let i = 0; i < 5 && cert.issuerCertificate && cert.issuerCertificate !== cert; i++) cert = cert.issuerCertificate;
+  for (let i = 0; i < 5 && cert.issuerCertificate && cert.issuerCertificate !== cert; i++)
+    cert = cert.issuerCertificate;
   if (!cert.raw) throw new MeshError('MESH_ERR_CA_MISMATCH', `${url.host} did not present a certificate chain`);
   const x = new X509Certificate(cert.raw);
-  if (!x.ca || !x.checkIssued(x)) throw new MeshError('MESH_ERR_CA_MISMATCH', `${url.host} did not present its CA root; is this a meshctl registry?`);
+  if (!x.ca || !x.checkIssued(x))
+    throw new MeshError('MESH_ERR_CA_MISMATCH', `${url.host} did not present its CA root; is this a meshctl registry?`);
   const sans = readSubjectAltNames(() => new x509.X509Certificate(x.raw).extensions);
   const uri = sans.ok ? sans.sans.uris[0] : undefined;
   const td = uri?.startsWith('spiffe://') ? uri.slice('spiffe://'.length) : undefined;
-  if (!td || parseSpiffeId(`spiffe://${td}/node/x`) === undefined) throw new MeshError('MESH_ERR_CA_MISMATCH', `${url.host} presented a CA that is not a meshctl mesh CA`);
+  if (!td || parseSpiffeId(`spiffe://${td}/node/x`) === undefined)
+    throw new MeshError('MESH_ERR_CA_MISMATCH', `${url.host} presented a CA that is not a meshctl mesh CA`);
   return { pem: x.toString(), fingerprint: x.fingerprint256, trustDomain: td };
 }
 
@@ -155,6 +194,10 @@ function isIp(host: string): boolean {
 }
 
 function defaultNodeName(): string {
-  const h = hostname().toLowerCase().split('.')[0]!.replace(/[^a-z0-9_.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  const h = hostname()
+    .toLowerCase()
+    .split('.')[0]!
+    .replace(/[^a-z0-9_.-]/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
   return h.length > 0 ? h.slice(0, 63) : 'node';
 }

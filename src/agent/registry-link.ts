@@ -14,7 +14,10 @@ export class RegistryLink {
   private current = 0;
   private registries: string[];
 
-  constructor(config: AgentConfig, private readonly paths: AgentPaths) {
+  constructor(
+    config: AgentConfig,
+    private readonly paths: AgentPaths,
+  ) {
     this.registries = [...config.registries];
   }
 
@@ -26,8 +29,12 @@ export class RegistryLink {
 
   /** (Re)reads the node certificate, key and roots, e.g. after renewal. */
   async load(): Promise<void> {
-    const [cert, key, roots] = await Promise.all([this.paths.nodeCert, this.paths.nodeKey, this.paths.roots].map((p) => readFile(p, 'utf8')));
-    const next = this.registries.map((baseUrl) => new RegistryClient({ baseUrl, ca: roots!, cert: cert!, key: key!, timeoutMs: 10_000 }));
+    const [cert, key, roots] = await Promise.all(
+      [this.paths.nodeCert, this.paths.nodeKey, this.paths.roots].map((p) => readFile(p, 'utf8')),
+    );
+    const next = this.registries.map(
+      (baseUrl) => new RegistryClient({ baseUrl, ca: roots!, cert: cert!, key: key!, timeoutMs: 10_000 }),
+    );
     const old = this.clients;
     this.clients = next;
     for (const c of old) c.close();

@@ -25,7 +25,10 @@ const stateSchema = z
         .object({
           id: z.string(),
           registration: serviceRegistrationSchema,
-          source: z.union([z.object({ kind: z.literal('cli') }).strict(), z.object({ kind: z.literal('file'), file: z.string() }).strict()]),
+          source: z.union([
+            z.object({ kind: z.literal('cli') }).strict(),
+            z.object({ kind: z.literal('file'), file: z.string() }).strict(),
+          ]),
         })
         .strict(),
     ),
@@ -51,9 +54,13 @@ export class LocalState {
     try {
       parsed = stateSchema.parse(JSON.parse(text));
     } catch (e) {
-      throw new MeshError('MESH_ERR_CONFIG', `the agent state file ${this.file} is damaged: ${(e as Error).message.slice(0, 200)}`, {
-        hint: 'Restore it from backup, or move it away and re-register this host\'s services.',
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `the agent state file ${this.file} is damaged: ${(e as Error).message.slice(0, 200)}`,
+        {
+          hint: "Restore it from backup, or move it away and re-register this host's services.",
+        },
+      );
     }
     this.services = new Map(parsed.services.map((s) => [s.id, s]));
   }

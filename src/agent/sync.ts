@@ -79,7 +79,9 @@ export class RegistrySync {
   async reportCheck(instanceId: string, checkId: string, report: CheckReport): Promise<void> {
     await this.serial(async () => {
       try {
-        await this.o.link.call((c) => c.updateCheck(this.o.nodeName, instanceId, checkId, report.status, report.output));
+        await this.o.link.call((c) =>
+          c.updateCheck(this.o.nodeName, instanceId, checkId, report.status, report.output),
+        );
         return true;
       } catch (e) {
         // NOT_FOUND: the registry lost the instance; a full sync re-registers it with all states.
@@ -112,9 +114,12 @@ export class RegistrySync {
   private scheduleHeartbeat(): void {
     if (this.stopped) return;
     const every = Math.max(500, (this.o.leaseTtlSeconds * 1000) / 3);
-    this.heartbeatTimer = setTimeout(() => {
-      void this.heartbeat().finally(() => this.scheduleHeartbeat());
-    }, jittered(every, 0.1));
+    this.heartbeatTimer = setTimeout(
+      () => {
+        void this.heartbeat().finally(() => this.scheduleHeartbeat());
+      },
+      jittered(every, 0.1),
+    );
     this.heartbeatTimer.unref();
   }
 
@@ -181,8 +186,10 @@ export class RegistrySync {
     const wasReachable = this.st.reachable;
     this.st.lastError = msg;
     this.st.consecutiveFailures += 1;
-    if (e instanceof MeshError && (e.code === 'MESH_ERR_UNAVAILABLE' || e.code === 'MESH_ERR_TIMEOUT')) this.st.reachable = false;
-    if (wasReachable || this.st.consecutiveFailures === 1) this.o.log.warn({ err: msg }, 'registry sync failed; will retry with backoff');
+    if (e instanceof MeshError && (e.code === 'MESH_ERR_UNAVAILABLE' || e.code === 'MESH_ERR_TIMEOUT'))
+      this.st.reachable = false;
+    if (wasReachable || this.st.consecutiveFailures === 1)
+      this.o.log.warn({ err: msg }, 'registry sync failed; will retry with backoff');
   }
 }
 

@@ -49,7 +49,9 @@ export class HttpClient {
     try {
       this.url = new URL(opts.baseUrl);
     } catch {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid URL '${opts.baseUrl}'`, { hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.' });
+      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid URL '${opts.baseUrl}'`, {
+        hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.',
+      });
     }
     if (this.url.protocol === 'https:') {
       const tlsOpts: https.AgentOptions = { keepAlive: true, minVersion: 'TLSv1.3' };
@@ -109,7 +111,9 @@ export class HttpClient {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => reject(new MeshError('MESH_ERR_UNAVAILABLE', `connection to ${target} broke: ${e.message}`)));
+          res.on('error', (e) =>
+            reject(new MeshError('MESH_ERR_UNAVAILABLE', `connection to ${target} broke: ${e.message}`)),
+          );
           res.on('end', () => {
             clearTimeout(timer);
             const text = Buffer.concat(chunks).toString('utf8');
@@ -118,7 +122,13 @@ export class HttpClient {
               try {
                 body = JSON.parse(text);
               } catch {
-                reject(new MeshError('MESH_ERR_UNAVAILABLE', `${target} answered ${res.statusCode} with a body that is not JSON`, { hint: 'Is this a meshctl registry/agent address?' }));
+                reject(
+                  new MeshError(
+                    'MESH_ERR_UNAVAILABLE',
+                    `${target} answered ${res.statusCode} with a body that is not JSON`,
+                    { hint: 'Is this a meshctl registry/agent address?' },
+                  ),
+                );
                 return;
               }
             }
@@ -129,7 +139,9 @@ export class HttpClient {
         },
       );
       const timer = setTimeout(() => {
-        req.destroy(new MeshError('MESH_ERR_TIMEOUT', `${method} ${url.pathname} to ${target} timed out after ${timeoutMs}ms`));
+        req.destroy(
+          new MeshError('MESH_ERR_TIMEOUT', `${method} ${url.pathname} to ${target} timed out after ${timeoutMs}ms`),
+        );
       }, timeoutMs);
       req.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
@@ -164,12 +176,26 @@ function transportError(e: NodeJS.ErrnoException, target: string): MeshError {
   if (e.name === 'AbortError') return new MeshError('MESH_ERR_TIMEOUT', `request to ${target} was aborted`);
   const code = e.code ?? '';
   if (TLS_TRUST_ERRORS.has(code)) {
-    return new MeshError('MESH_ERR_CA_MISMATCH', `${target} presented a certificate this mesh CA does not vouch for (${code})`);
+    return new MeshError(
+      'MESH_ERR_CA_MISMATCH',
+      `${target} presented a certificate this mesh CA does not vouch for (${code})`,
+    );
   }
-  if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET' || code === 'EPIPE') {
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ENOENT' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ENETUNREACH' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE'
+  ) {
     return new MeshError('MESH_ERR_UNAVAILABLE', `cannot reach ${target} (${code})`);
   }
-  if (code === 'EACCES') return new MeshError('MESH_ERR_FORBIDDEN', `no permission to connect to ${target}`, { hint: 'Run as root or as a member of the meshctl group.' });
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new MeshError('MESH_ERR_UNAVAILABLE', `cannot resolve ${target}`);
+  if (code === 'EACCES')
+    return new MeshError('MESH_ERR_FORBIDDEN', `no permission to connect to ${target}`, {
+      hint: 'Run as root or as a member of the meshctl group.',
+    });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new MeshError('MESH_ERR_UNAVAILABLE', `cannot resolve ${target}`);
   return new MeshError('MESH_ERR_UNAVAILABLE', `request to ${target} failed: ${e.message}`);
 }

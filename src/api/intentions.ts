@@ -25,7 +25,8 @@ export function decideIntention(
   ];
   for (const [s, d] of order) {
     const hit = intentions.find((i) => i.source === s && i.destination === d);
-    if (hit) return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
+    if (hit)
+      return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
   }
   return { action: defaultAction };
 }

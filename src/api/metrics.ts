@@ -62,9 +62,25 @@ export interface ServiceMetricsView {
   maxMs: number | null;
   activeConnections: number;
   /** Per instance (node + id). */
-  instances: Array<{ node: string; serviceId: string; rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null; activeConnections: number }>;
+  instances: Array<{
+    node: string;
+    serviceId: string;
+    rps: number;
+    successRate: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    activeConnections: number;
+  }>;
   /** What this service's sidecars see of each of its upstreams. */
-  upstreams: Array<{ service: string; rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null; meshErrors: Record<string, number>; endpoints: Array<{ endpoint: string; rps: number; successRate: number | null; p99Ms: number | null }> }>;
+  upstreams: Array<{
+    service: string;
+    rps: number;
+    successRate: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    meshErrors: Record<string, number>;
+    endpoints: Array<{ endpoint: string; rps: number; successRate: number | null; p99Ms: number | null }>;
+  }>;
 }
 
 /** `GET /v1/metrics/services` answer. */

@@ -46,7 +46,11 @@ export class RegistryClient {
     this.http.close();
   }
 
-  private blocking(b: Blocking | undefined): { query: Record<string, string | number | undefined>; timeoutMs?: number; signal?: AbortSignal } {
+  private blocking(b: Blocking | undefined): {
+    query: Record<string, string | number | undefined>;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  } {
     if (!b || b.index === undefined) return { query: {} };
     // The request may legitimately hang for `wait`; give the socket a margin past it.
     const out: { query: Record<string, string | number | undefined>; timeoutMs?: number; signal?: AbortSignal } = {
@@ -64,67 +68,160 @@ export class RegistryClient {
     return (await this.http.get<RegistryStatus>('/v1/status')).body;
   }
 
-  async join(body: { nodeName: string; address: string; csr: string; meta?: Record<string, string> }): Promise<JoinResponse> {
+  async join(body: {
+    nodeName: string;
+    address: string;
+    csr: string;
+    meta?: Record<string, string>;
+  }): Promise<JoinResponse> {
     return (await this.http.post<JoinResponse>('/v1/join', body)).body;
   }
-  async renewNodeCertificate(node: string, csr: string): Promise<{ certificate: string; roots: string[]; notAfter: string }> {
-    return (await this.http.post<{ certificate: string; roots: string[]; notAfter: string }>(`/v1/nodes/${enc(node)}/certificate`, { csr })).body;
+  async renewNodeCertificate(
+    node: string,
+    csr: string,
+  ): Promise<{ certificate: string; roots: string[]; notAfter: string }> {
+    return (
+      await this.http.post<{ certificate: string; roots: string[]; notAfter: string }>(
+        `/v1/nodes/${enc(node)}/certificate`,
+        { csr },
+      )
+    ).body;
   }
-  async updateNode(node: string, address: string, meta: Record<string, string> = {}): Promise<{ revision: number; changed: boolean }> {
-    return (await this.http.put<{ revision: number; changed: boolean }>(`/v1/nodes/${enc(node)}`, { address, meta })).body;
+  async updateNode(
+    node: string,
+    address: string,
+    meta: Record<string, string> = {},
+  ): Promise<{ revision: number; changed: boolean }> {
+    return (await this.http.put<{ revision: number; changed: boolean }>(`/v1/nodes/${enc(node)}`, { address, meta }))
+      .body;
   }
   async nodeInstances(node: string): Promise<{ revision: number; instances: ServiceInstance[] }> {
-    return (await this.http.get<{ revision: number; instances: ServiceInstance[] }>(`/v1/catalog/node/${enc(node)}`)).body;
+    return (await this.http.get<{ revision: number; instances: ServiceInstance[] }>(`/v1/catalog/node/${enc(node)}`))
+      .body;
   }
-  async heartbeat(node: string, ttlSeconds?: number): Promise<{ leaseId: number; ttlSeconds: number; renewed: boolean }> {
-    return (await this.http.put<{ leaseId: number; ttlSeconds: number; renewed: boolean }>(`/v1/nodes/${enc(node)}/alive`, ttlSeconds === undefined ? {} : { ttlSeconds })).body;
+  async heartbeat(
+    node: string,
+    ttlSeconds?: number,
+  ): Promise<{ leaseId: number; ttlSeconds: number; renewed: boolean }> {
+    return (
+      await this.http.put<{ leaseId: number; ttlSeconds: number; renewed: boolean }>(
+        `/v1/nodes/${enc(node)}/alive`,
+        ttlSeconds === undefined ? {} : { ttlSeconds },
+      )
+    ).body;
   }
   async leave(node: string): Promise<{ revision: number }> {
     return (await this.http.delete<{ revision: number }>(`/v1/nodes/${enc(node)}`)).body;
   }
 
   async services(b?: Blocking): Promise<{ revision: number; services: ServiceSummary[] }> {
-    return (await this.http.get<{ revision: number; services: ServiceSummary[] }>('/v1/catalog/services', this.blocking(b))).body;
+    return (
+      await this.http.get<{ revision: number; services: ServiceSummary[] }>('/v1/catalog/services', this.blocking(b))
+    ).body;
   }
-  async instances(service: string, opts: { healthyOnly?: boolean } & Blocking = {}): Promise<{ revision: number; instances: InstanceView[] }> {
+  async instances(
+    service: string,
+    opts: { healthyOnly?: boolean } & Blocking = {},
+  ): Promise<{ revision: number; instances: InstanceView[] }> {
     const o = this.blocking(opts);
     if (opts.healthyOnly) o.query.healthy = 'true';
-    return (await this.http.get<{ revision: number; instances: InstanceView[] }>(`/v1/catalog/service/${enc(service)}`, o)).body;
+    return (
+      await this.http.get<{ revision: number; instances: InstanceView[] }>(`/v1/catalog/service/${enc(service)}`, o)
+    ).body;
   }
   async allInstances(b?: Blocking): Promise<{ revision: number; instances: InstanceView[] }> {
-    return (await this.http.get<{ revision: number; instances: InstanceView[] }>('/v1/catalog/instances', this.blocking(b))).body;
+    return (
+      await this.http.get<{ revision: number; instances: InstanceView[] }>('/v1/catalog/instances', this.blocking(b))
+    ).body;
   }
   async nodes(b?: Blocking): Promise<{ revision: number; nodes: NodeView[] }> {
     return (await this.http.get<{ revision: number; nodes: NodeView[] }>('/v1/catalog/nodes', this.blocking(b))).body;
   }
-  async register(service: ServiceRegistration | Record<string, unknown>, node?: string): Promise<{ revision: number; instance: ServiceInstance }> {
-    return (await this.http.put<{ revision: number; instance: ServiceInstance }>('/v1/catalog/register', node === undefined ? { service } : { node, service })).body;
+  async register(
+    service: ServiceRegistration | Record<string, unknown>,
+    node?: string,
+  ): Promise<{ revision: number; instance: ServiceInstance }> {
+    return (
+      await this.http.put<{ revision: number; instance: ServiceInstance }>(
+        '/v1/catalog/register',
+        node === undefined ? { service } : { node, service },
+      )
+    ).body;
   }
   async deregister(node: string, id: string): Promise<{ revision: number; deleted: boolean }> {
-    return (await this.http.delete<{ revision: number; deleted: boolean }>(`/v1/catalog/node/${enc(node)}/service/${enc(id)}`)).body;
+    return (
+      await this.http.delete<{ revision: number; deleted: boolean }>(`/v1/catalog/node/${enc(node)}/service/${enc(id)}`)
+    ).body;
   }
-  async updateCheck(node: string, id: string, check: string, status: CheckStatus, output = ''): Promise<{ revision: number; changed: boolean }> {
-    return (await this.http.put<{ revision: number; changed: boolean }>(`/v1/health/node/${enc(node)}/service/${enc(id)}/check/${enc(check)}`, { status, output })).body;
+  async updateCheck(
+    node: string,
+    id: string,
+    check: string,
+    status: CheckStatus,
+    output = '',
+  ): Promise<{ revision: number; changed: boolean }> {
+    return (
+      await this.http.put<{ revision: number; changed: boolean }>(
+        `/v1/health/node/${enc(node)}/service/${enc(id)}/check/${enc(check)}`,
+        { status, output },
+      )
+    ).body;
   }
 
-  async intentions(b?: Blocking): Promise<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }> {
-    return (await this.http.get<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }>('/v1/intentions', this.blocking(b))).body;
+  async intentions(
+    b?: Blocking,
+  ): Promise<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }> {
+    return (
+      await this.http.get<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }>(
+        '/v1/intentions',
+        this.blocking(b),
+      )
+    ).body;
   }
-  async putIntention(source: string, destination: string, action: IntentionAction, description = ''): Promise<{ revision: number; intention: Intention }> {
-    return (await this.http.put<{ revision: number; intention: Intention }>('/v1/intentions', { source, destination, action, description })).body;
+  async putIntention(
+    source: string,
+    destination: string,
+    action: IntentionAction,
+    description = '',
+  ): Promise<{ revision: number; intention: Intention }> {
+    return (
+      await this.http.put<{ revision: number; intention: Intention }>('/v1/intentions', {
+        source,
+        destination,
+        action,
+        description,
+      })
+    ).body;
   }
   async deleteIntention(source: string, destination: string): Promise<{ revision: number }> {
     return (await this.http.delete<{ revision: number }>(`/v1/intentions/${enc(source)}/${enc(destination)}`)).body;
   }
   async checkIntention(source: string, destination: string): Promise<IntentionDecision & { revision: number }> {
-    return (await this.http.get<IntentionDecision & { revision: number }>('/v1/intentions/check', { query: { source, destination } })).body;
+    return (
+      await this.http.get<IntentionDecision & { revision: number }>('/v1/intentions/check', {
+        query: { source, destination },
+      })
+    ).body;
   }
 
-  async roots(): Promise<{ trustDomain: string; roots: Array<{ pem: string; fingerprint: string; notAfter: string }> }> {
-    return (await this.http.get<{ trustDomain: string; roots: Array<{ pem: string; fingerprint: string; notAfter: string }> }>('/v1/ca/roots')).body;
+  async roots(): Promise<{
+    trustDomain: string;
+    roots: Array<{ pem: string; fingerprint: string; notAfter: string }>;
+  }> {
+    return (
+      await this.http.get<{
+        trustDomain: string;
+        roots: Array<{ pem: string; fingerprint: string; notAfter: string }>;
+      }>('/v1/ca/roots')
+    ).body;
   }
   async sign(service: string, csr: string, ttlSeconds?: number): Promise<SignResponse> {
-    return (await this.http.post<SignResponse>('/v1/ca/sign', ttlSeconds === undefined ? { service, csr } : { service, csr, ttlSeconds })).body;
+    return (
+      await this.http.post<SignResponse>(
+        '/v1/ca/sign',
+        ttlSeconds === undefined ? { service, csr } : { service, csr, ttlSeconds },
+      )
+    ).body;
   }
 
   async metricsOverview(): Promise<MetricsOverview> {
@@ -138,7 +235,12 @@ export class RegistryClient {
     return (await this.http.get<{ tokens: TokenInfo[] }>('/v1/tokens')).body.tokens;
   }
   async createToken(description = '', ttlSeconds?: number): Promise<{ token: string; info: TokenInfo }> {
-    return (await this.http.post<{ token: string; info: TokenInfo }>('/v1/tokens', ttlSeconds === undefined ? { kind: 'join', description } : { kind: 'join', description, ttlSeconds })).body;
+    return (
+      await this.http.post<{ token: string; info: TokenInfo }>(
+        '/v1/tokens',
+        ttlSeconds === undefined ? { kind: 'join', description } : { kind: 'join', description, ttlSeconds },
+      )
+    ).body;
   }
   async revokeToken(id: string): Promise<TokenInfo> {
     return (await this.http.delete<{ token: TokenInfo }>(`/v1/tokens/${enc(id)}`)).body.token;

@@ -10,10 +10,15 @@ export { NAME_RE, TRUST_DOMAIN_RE };
 
 export const nameSchema = z
   .string()
-  .regex(NAME_RE, 'must be 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit');
+  .regex(
+    NAME_RE,
+    'must be 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
+  );
 
 const metaKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'meta keys are 1-64 letters, digits, "_", "." or "-"');
-const metaSchema = z.record(metaKey, z.string().max(512)).refine((m) => Object.keys(m).length <= 64, 'at most 64 meta entries');
+const metaSchema = z
+  .record(metaKey, z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 64, 'at most 64 meta entries');
 const tagSchema = z.string().regex(/^[A-Za-z0-9_.=:-]{1,64}$/, 'tags are 1-64 letters, digits or "_.=:-"');
 
 /** An address a mesh part can dial: IPv4, IPv6 or a hostname. */
@@ -205,7 +210,12 @@ export const tokenCreateSchema = z
   .object({
     kind: z.enum(['join']).default('join'),
     description: z.string().max(256).default(''),
-    ttlSeconds: z.number().int().min(60).max(31_536_000 * 10).optional(),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(31_536_000 * 10)
+      .optional(),
   })
   .strict();
 

@@ -11,7 +11,11 @@ export function installErrorHandlers(app: FastifyInstance, log: Logger, bodyLimi
     void reply.status(me.httpStatus).send({ code: me.code, message: me.message, hint: me.hint });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ code: 'MESH_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}`, hint: 'See docs/API.md for the API.' });
+    void reply.status(404).send({
+      code: 'MESH_ERR_NOT_FOUND',
+      message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}`,
+      hint: 'See docs/API.md for the API.',
+    });
   });
 }
 

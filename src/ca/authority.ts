@@ -13,7 +13,13 @@
  *   - a fresh random 16-byte serial, subject CN = the name part of the ID, AKI = root SKI.
  * Nothing else in the CSR (subject, requested extensions such as CA:true) reaches the leaf.
  */
-import { createPrivateKey, createPublicKey, X509Certificate as NodeX509Certificate, webcrypto, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  X509Certificate as NodeX509Certificate,
+  webcrypto,
+  type KeyObject,
+} from 'node:crypto';
 import { MeshError } from '../errors/index.js';
 import { createKeyAndCsr } from './keys.js';
 import { decodePem } from './pem.js';
@@ -109,7 +115,13 @@ export class CertificateAuthority {
   readonly #signingKey: webcrypto.CryptoKey;
   readonly #authorityKeyId: string;
 
-  private constructor(trustDomain: string, nodeRoot: NodeX509Certificate, root: x509.X509Certificate, signingKey: webcrypto.CryptoKey, authorityKeyId: string) {
+  private constructor(
+    trustDomain: string,
+    nodeRoot: NodeX509Certificate,
+    root: x509.X509Certificate,
+    signingKey: webcrypto.CryptoKey,
+    authorityKeyId: string,
+  ) {
     this.trustDomain = trustDomain;
     this.rootPem = nodeRoot.toString();
     this.fingerprint = nodeRoot.fingerprint256;
@@ -122,7 +134,10 @@ export class CertificateAuthority {
   static async load(opts: LoadAuthorityOptions): Promise<CertificateAuthority> {
     const { certPem, keyPem, trustDomain } = opts;
     if (!isValidTrustDomain(trustDomain)) {
-      throw new MeshError('MESH_ERR_CONFIG', `invalid trust domain ${JSON.stringify(trustDomain)} in the configuration: must be ${TRUST_DOMAIN_RULE}`);
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `invalid trust domain ${JSON.stringify(trustDomain)} in the configuration: must be ${TRUST_DOMAIN_RULE}`,
+      );
     }
     let nodeRoot: NodeX509Certificate;
     try {
@@ -136,7 +151,8 @@ export class CertificateAuthority {
     } catch (e) {
       throw badCaFiles('the CA key is not a readable PEM private key', e);
     }
-    if (!nodeRoot.ca) throw badCaFiles('the CA certificate is not a CA certificate (basicConstraints CA:TRUE is missing)');
+    if (!nodeRoot.ca)
+      throw badCaFiles('the CA certificate is not a CA certificate (basicConstraints CA:TRUE is missing)');
     if (!isEcP256(key)) throw badCaFiles(`the CA key must be EC P-256, it is ${describeKey(key)}`);
     if (!nodeRoot.checkPrivateKey(key)) throw badCaFiles('the CA key does not belong to the CA certificate');
     if (!nodeRoot.verify(nodeRoot.publicKey)) throw badCaFiles('the CA certificate is not self-signed');
@@ -151,14 +167,16 @@ export class CertificateAuthority {
       throw badCaFiles('the CA certificate has extensions that cannot be read', e);
     }
     if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-      throw badCaFiles('the CA certificate\'s keyUsage does not allow certificate signing');
+      throw badCaFiles("the CA certificate's keyUsage does not allow certificate signing");
     }
     const sans = readSubjectAltNames(() => root.extensions);
-    if (!sans.ok) throw badCaFiles('the CA certificate\'s subjectAltName cannot be read');
+    if (!sans.ok) throw badCaFiles("the CA certificate's subjectAltName cannot be read");
     // A root made by `meshctl init` names its trust domain; a root from elsewhere may name none.
     const spiffeUris = sans.sans.uris.filter((u) => u.startsWith('spiffe://'));
     if (spiffeUris.length > 0 && !spiffeUris.includes(trustDomainId(trustDomain))) {
-      throw badCaFiles(`the CA certificate is for ${spiffeUris.join(', ')}, but the configured trust domain is "${trustDomain}"`);
+      throw badCaFiles(
+        `the CA certificate is for ${spiffeUris.join(', ')}, but the configured trust domain is "${trustDomain}"`,
+      );
     }
 
     // Leaves point at the root by its SKI; compute the same RFC 5280 key id when the root has none.
@@ -181,10 +199,16 @@ export class CertificateAuthority {
     const { expectedId, ttlMs = DEFAULT_LEAF_TTL_MS, usage = 'both', allowDnsAndIp = false } = opts;
     const expected = parseSpiffeId(expectedId);
     if (!expected || expected.trustDomain !== this.trustDomain) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `expected identity ${JSON.stringify(expectedId)} is not a SPIFFE ID in trust domain "${this.trustDomain}"`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `expected identity ${JSON.stringify(expectedId)} is not a SPIFFE ID in trust domain "${this.trustDomain}"`,
+      );
     }
     if (!Object.hasOwn(EKU, usage)) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `certificate usage must be client, server or both, got ${JSON.stringify(usage)}`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `certificate usage must be client, server or both, got ${JSON.stringify(usage)}`,
+      );
     }
     if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < MIN_LEAF_TTL_MS || ttlMs > MAX_LEAF_TTL_MS) {
       refuse(`requested lifetime ${String(ttlMs)} ms is outside 1 minute .. 1 year`);
@@ -212,13 +236,13 @@ export class CertificateAuthority {
     if (signatureAlgorithm.name !== 'ECDSA' || !CSR_SIGNATURE_HASHES.has(signatureAlgorithm.hash?.name ?? '')) {
       refuse('the CSR must be signed with ECDSA and SHA-256/384/512');
     }
-    let signatureOk = false;
+    let signatureOk: boolean;
     try {
       signatureOk = await csr.verify();
     } catch {
       signatureOk = false;
     }
-    if (!signatureOk) refuse('the signature does not verify with the CSR\'s own key (altered or corrupt request)');
+    if (!signatureOk) refuse("the signature does not verify with the CSR's own key (altered or corrupt request)");
 
     let extensionRequests: number;
     try {
@@ -228,7 +252,12 @@ export class CertificateAuthority {
     }
     if (extensionRequests > 1) refuse('more than one extensionRequest attribute');
     const read = readSubjectAltNames(() => csr.extensions);
-    if (!read.ok) refuse(read.reason === 'duplicate-extension' ? 'more than one subjectAltName extension' : 'the subjectAltName cannot be parsed');
+    if (!read.ok)
+      refuse(
+        read.reason === 'duplicate-extension'
+          ? 'more than one subjectAltName extension'
+          : 'the subjectAltName cannot be parsed',
+      );
     const { uris, dnsNames, ipAddresses, others } = read.sans;
 
     if (uris.length === 0) refuse(`no URI SAN; exactly one is required: ${expectedId}`);
@@ -236,21 +265,27 @@ export class CertificateAuthority {
     const uri = uris[0]!;
     const id = parseSpiffeId(uri);
     if (!id) refuse(`URI SAN ${JSON.stringify(uri)} is not a mesh SPIFFE ID (spiffe://<trust-domain>/svc|node/<name>)`);
-    if (id.trustDomain !== this.trustDomain) refuse(`URI SAN ${uri} is in trust domain "${id.trustDomain}"; this CA signs only for "${this.trustDomain}"`);
+    if (id.trustDomain !== this.trustDomain)
+      refuse(`URI SAN ${uri} is in trust domain "${id.trustDomain}"; this CA signs only for "${this.trustDomain}"`);
     if (uri !== expectedId) refuse(`URI SAN ${uri} is not the authorised identity ${expectedId}`);
     if (others.length > 0) refuse(`SAN entries other than URI, DNS and IP are not allowed (${others.join(', ')})`);
     if (!allowDnsAndIp && dnsNames.length + ipAddresses.length > 0) {
       refuse(`DNS/IP SANs are not allowed for this certificate (${[...dnsNames, ...ipAddresses].join(', ')})`);
     }
-    for (const d of dnsNames) if (!isValidDnsName(d)) refuse(`invalid DNS SAN ${JSON.stringify(d)} (lowercase host name, no wildcard)`);
+    for (const d of dnsNames)
+      if (!isValidDnsName(d)) refuse(`invalid DNS SAN ${JSON.stringify(d)} (lowercase host name, no wildcard)`);
     for (const ip of ipAddresses) if (!isValidIpAddress(ip)) refuse(`invalid IP SAN ${JSON.stringify(ip)}`);
 
     const now = Date.now();
     const rootNotAfter = this.#root.notAfter.getTime();
     if (now >= rootNotAfter) {
-      throw new MeshError('MESH_ERR_CONFIG', `the CA root expired at ${this.#root.notAfter.toISOString()}; it cannot issue certificates`, {
-        hint: 'Make a new CA root (`meshctl init --server --force`) and re-join every host.',
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `the CA root expired at ${this.#root.notAfter.toISOString()}; it cannot issue certificates`,
+        {
+          hint: 'Make a new CA root (`meshctl init --server --force`) and re-join every host.',
+        },
+      );
     }
 
     const cert = await x509.X509CertificateGenerator.create({

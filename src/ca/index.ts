@@ -5,4 +5,10 @@ export * from './keys.js';
 export * from './authority.js';
 export * from './verify.js';
 export { decodePem, MAX_PEM_LENGTH } from './pem.js';
-export { isValidDnsName, isValidIpAddress, readSubjectAltNames, type SubjectAltNames, type SanReadResult } from './san.js';
+export {
+  isValidDnsName,
+  isValidIpAddress,
+  readSubjectAltNames,
+  type SubjectAltNames,
+  type SanReadResult,
+} from './san.js';

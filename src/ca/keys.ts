@@ -26,13 +26,21 @@ export async function createKeyAndCsr(opts: KeyAndCsrOptions): Promise<KeyAndCsr
   const { spiffeId, dnsNames = [], ipAddresses = [] } = opts;
   const id = parseSpiffeId(spiffeId);
   if (!id) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `not a mesh SPIFFE ID: ${JSON.stringify(spiffeId)} (expected spiffe://<trust-domain>/svc|node/<name>)`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `not a mesh SPIFFE ID: ${JSON.stringify(spiffeId)} (expected spiffe://<trust-domain>/svc|node/<name>)`,
+    );
   }
   for (const d of dnsNames) {
-    if (!isValidDnsName(d)) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid DNS name ${JSON.stringify(d)} (lowercase host name, no wildcard)`);
+    if (!isValidDnsName(d))
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `invalid DNS name ${JSON.stringify(d)} (lowercase host name, no wildcard)`,
+      );
   }
   for (const ip of ipAddresses) {
-    if (!isValidIpAddress(ip)) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid IP address ${JSON.stringify(ip)}`);
+    if (!isValidIpAddress(ip))
+      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid IP address ${JSON.stringify(ip)}`);
   }
 
   const keys = await generateEcKeyPair();

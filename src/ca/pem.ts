@@ -13,7 +13,10 @@ export function decodePem(text: unknown, label: string): Buffer | undefined {
   const lines = text.trim().split(/\r?\n/);
   if (lines.length < 3) return undefined;
   if (lines[0] !== `-----BEGIN ${label}-----` || lines[lines.length - 1] !== `-----END ${label}-----`) return undefined;
-  const body = lines.slice(1, -1).map((l) => l.trim()).join('');
+  const body = lines
+    .slice(1, -1)
+    .map((l) => l.trim())
+    .join('');
   // Padding only at the end, length a multiple of four: Buffer.from would silently skip junk.
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) return undefined;
   const der = Buffer.from(body, 'base64');

@@ -41,10 +41,16 @@ export function rootCommonName(trustDomain: string): string {
 export async function createRoot(opts: CreateRootOptions): Promise<RootMaterial> {
   const { trustDomain, validityDays = DEFAULT_ROOT_VALIDITY_DAYS } = opts;
   if (!isValidTrustDomain(trustDomain)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(trustDomain)}: must be ${TRUST_DOMAIN_RULE}`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `invalid trust domain ${JSON.stringify(trustDomain)}: must be ${TRUST_DOMAIN_RULE}`,
+    );
   }
   if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > MAX_ROOT_VALIDITY_DAYS) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `CA validity must be a whole number of days from 1 to ${MAX_ROOT_VALIDITY_DAYS}, got ${validityDays}`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `CA validity must be a whole number of days from 1 to ${MAX_ROOT_VALIDITY_DAYS}, got ${validityDays}`,
+    );
   }
 
   const keys = await generateEcKeyPair();

@@ -17,8 +17,7 @@ export interface SubjectAltNames {
 }
 
 export type SanReadResult =
-  | { ok: true; sans: SubjectAltNames }
-  | { ok: false; reason: 'duplicate-extension' | 'unparsable' };
+  { ok: true; sans: SubjectAltNames } | { ok: false; reason: 'duplicate-extension' | 'unparsable' };
 
 /**
  * Collects the SAN entries from a list of extensions (a certificate's or a CSR's).

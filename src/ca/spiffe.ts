@@ -47,7 +47,10 @@ export function isValidTrustDomain(td: unknown): td is string {
 
 function checkTrustDomain(td: string): void {
   if (!isValidTrustDomain(td)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(td)}: must be ${TRUST_DOMAIN_RULE}`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `invalid trust domain ${JSON.stringify(td)}: must be ${TRUST_DOMAIN_RULE}`,
+    );
   }
 }
 
@@ -55,7 +58,10 @@ function makeId(td: string, kind: SpiffeKind, name: string): string {
   checkTrustDomain(td);
   if (!isValidName(name)) {
     const what = kind === 'svc' ? 'service' : 'node';
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid ${what} name ${JSON.stringify(name)}: must be ${NAME_RULE}`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `invalid ${what} name ${JSON.stringify(name)}: must be ${NAME_RULE}`,
+    );
   }
   return `${SPIFFE_SCHEME}${td}/${kind}/${name}`;
 }

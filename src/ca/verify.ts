@@ -89,11 +89,15 @@ export function peerIdentity(cert: CertificateInput, expect: PeerExpectation): P
  * A `checkServerIdentity` for tls.connect that checks the server's SPIFFE ID instead of
  * the host name (mesh servers are dialled by address; their identity is the URI SAN).
  */
-export function spiffeServerIdentityCheck(expect: PeerExpectation): (hostname: string, cert: PeerCertificate) => Error | undefined {
+export function spiffeServerIdentityCheck(
+  expect: PeerExpectation,
+): (hostname: string, cert: PeerCertificate) => Error | undefined {
   return (_hostname, cert) => {
     const r = peerIdentity(cert, expect);
     if (r.ok) return undefined;
-    return new MeshError('MESH_ERR_CERT_INVALID', `server identity refused: ${r.reason}`, { details: { reason: r.reason } });
+    return new MeshError('MESH_ERR_CERT_INVALID', `server identity refused: ${r.reason}`, {
+      details: { reason: r.reason },
+    });
   };
 }
 

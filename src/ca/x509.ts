@@ -36,6 +36,6 @@ export function privateKeyToPem(key: webcrypto.CryptoKey): string {
  */
 export function randomSerialHex(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString('hex').toUpperCase();
 }

@@ -8,7 +8,9 @@ export function withRegistryFlags(cmd: Command): Command {
   return cmd
     .addOption(new Option('--registry <url>', 'registry URL (default: saved by init, or MESHCTL_REGISTRY)'))
     .addOption(new Option('--token <token>', 'admin token (default: saved by init, or MESHCTL_TOKEN)'))
-    .addOption(new Option('--ca-file <path>', 'mesh CA certificate to trust (default: saved by init, or MESHCTL_CA_FILE)'));
+    .addOption(
+      new Option('--ca-file <path>', 'mesh CA certificate to trust (default: saved by init, or MESHCTL_CA_FILE)'),
+    );
 }
 
 export function withJson(cmd: Command): Command {
@@ -26,7 +28,9 @@ export function registryFlags(opts: RegistryFlags): RegistryFlags {
 export function parseName(what: string) {
   return (value: string): string => {
     if (!NAME_RE.test(value)) {
-      throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit.`);
+      throw new InvalidArgumentError(
+        `'${value}' is not a valid ${what}: use 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit.`,
+      );
     }
     return value;
   };
@@ -44,7 +48,8 @@ export function parseDurationFlag(opts: { example: string; minMs?: number; maxMs
     } catch {
       throw new InvalidArgumentError(`'${value}' is not a duration, e.g. ${opts.example}.`);
     }
-    if (ms < (opts.minMs ?? 0) || ms > (opts.maxMs ?? Infinity)) throw new InvalidArgumentError(`'${value}' is out of range: use ${opts.range ?? 'another duration'}.`);
+    if (ms < (opts.minMs ?? 0) || ms > (opts.maxMs ?? Infinity))
+      throw new InvalidArgumentError(`'${value}' is out of range: use ${opts.range ?? 'another duration'}.`);
     return ms;
   };
 }
@@ -64,7 +69,8 @@ export function parsePort(value: string): number {
 export function parsePositiveInt(what: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use a whole number from 1 to ${max}.`);
+    if (!/^\d+$/.test(value) || n < 1 || n > max)
+      throw new InvalidArgumentError(`'${value}' is not a valid ${what}: use a whole number from 1 to ${max}.`);
     return n;
   };
 }

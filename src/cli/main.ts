@@ -21,7 +21,13 @@ async function main(argv: string[]): Promise<number> {
 function report(e: unknown): number {
   if (e instanceof CommanderError) {
     // commander has already printed its message (or the help/version text).
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' || e.exitCode === 0) return 0;
+    if (
+      e.code === 'commander.helpDisplayed' ||
+      e.code === 'commander.version' ||
+      e.code === 'commander.help' ||
+      e.exitCode === 0
+    )
+      return 0;
     return USAGE_EXIT;
   }
   if (e instanceof MeshError) {

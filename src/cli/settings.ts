@@ -62,9 +62,13 @@ export async function registryClientFor(flags: RegistryFlags): Promise<RegistryC
     try {
       ca = await readFile(t.caFile, 'utf8');
     } catch (e) {
-      throw new MeshError('MESH_ERR_CONFIG', `cannot read the mesh CA file ${t.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-        hint: 'Point --ca-file (or MESHCTL_CA_FILE) at the root.pem that `meshctl init --server` made.',
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `cannot read the mesh CA file ${t.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        {
+          hint: 'Point --ca-file (or MESHCTL_CA_FILE) at the root.pem that `meshctl init --server` made.',
+        },
+      );
     }
   }
   return new RegistryClient({ baseUrl: t.url, ...(ca ? { ca } : {}), ...(t.token ? { token: t.token } : {}) });

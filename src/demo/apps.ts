@@ -49,7 +49,12 @@ export function apiApp(instance: string, address: string): SampleApp {
       return;
     }
     // A little work, so latency figures are not all zero.
-    const body = JSON.stringify({ service: 'api', instance, time: new Date().toISOString(), traceparent: req.headers.traceparent ?? null });
+    const body = JSON.stringify({
+      service: 'api',
+      instance,
+      time: new Date().toISOString(),
+      traceparent: req.headers.traceparent ?? null,
+    });
     setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body), 1 + Math.random() * 4);
   });
 }
@@ -62,18 +67,32 @@ export function webApp(address: string, upstream: { address: string; port: numbe
       res.writeHead(200).end('ok');
       return;
     }
-    const up = http.get({ host: upstream.address, port: upstream.port, path: '/', agent, timeout: 5000, headers: req.headers.traceparent ? { traceparent: req.headers.traceparent } : {} }, (r) => {
-      let data = '';
-      r.on('data', (c: Buffer) => (data += c.toString()));
-      r.on('end', () => {
-        res.writeHead(r.statusCode ?? 502, { 'content-type': 'application/json', ...(r.headers['x-meshctl-reason'] ? { 'x-meshctl-reason': r.headers['x-meshctl-reason'] } : {}) });
-        res.end(JSON.stringify({ service: 'web', api: safeJson(data) }));
-      });
-      r.on('error', () => res.destroy());
-    });
+    const up = http.get(
+      {
+        host: upstream.address,
+        port: upstream.port,
+        path: '/',
+        agent,
+        timeout: 5000,
+        headers: req.headers.traceparent ? { traceparent: req.headers.traceparent } : {},
+      },
+      (r) => {
+        let data = '';
+        r.on('data', (c: Buffer) => (data += c.toString()));
+        r.on('end', () => {
+          res.writeHead(r.statusCode ?? 502, {
+            'content-type': 'application/json',
+            ...(r.headers['x-meshctl-reason'] ? { 'x-meshctl-reason': r.headers['x-meshctl-reason'] } : {}),
+          });
+          res.end(JSON.stringify({ service: 'web', api: safeJson(data) }));
+        });
+        r.on('error', () => res.destroy());
+      },
+    );
     up.on('timeout', () => up.destroy(new Error('timeout')));
     up.on('error', (e) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`web: upstream failed: ${e.message}`);
+      if (!res.headersSent)
+        res.writeHead(502, { 'content-type': 'text/plain' }).end(`web: upstream failed: ${e.message}`);
     });
   });
 }

@@ -30,13 +30,23 @@ export class LocalMesh {
   private registry: ResultPromise | undefined;
   private readonly cli: string;
 
-  constructor(readonly dir: string, opts: { cliEntry?: string } = {}) {
+  constructor(
+    readonly dir: string,
+    opts: { cliEntry?: string } = {},
+  ) {
     this.cli = opts.cliEntry ?? process.argv[1] ?? 'meshctl';
   }
 
   async startRegistry(): Promise<void> {
     const dataDir = join(this.dir, 'registry');
-    this.init = await initServer({ dataDir, bind: '127.0.0.1:0', advertise: '127.0.0.1', defaultIntention: 'deny', leaseTtlSeconds: 5, force: true });
+    this.init = await initServer({
+      dataDir,
+      bind: '127.0.0.1:0',
+      advertise: '127.0.0.1',
+      defaultIntention: 'deny',
+      leaseTtlSeconds: 5,
+      force: true,
+    });
     const proc = this.spawn(['registry', 'start', '--data-dir', dataDir], join(this.dir, 'registry.log'));
     this.registry = proc;
     let m: RegExpMatchArray;
@@ -47,7 +57,11 @@ export class LocalMesh {
       throw e;
     }
     this.registryUrl = m[1]!;
-    this.admin = new RegistryClient({ baseUrl: this.registryUrl, ca: await readFile(this.init.caCertPath, 'utf8'), token: this.init.adminToken });
+    this.admin = new RegistryClient({
+      baseUrl: this.registryUrl,
+      ca: await readFile(this.init.caCertPath, 'utf8'),
+      token: this.init.adminToken,
+    });
   }
 
   async addAgent(name: string, address: string): Promise<LocalAgent> {
@@ -118,8 +132,20 @@ function waitForLine(proc: ResultPromise, re: RegExp, what: string, timeoutMs = 
       const m = re.exec(out);
       if (m) done(() => resolve(m));
     };
-    const onExit = () => done(() => reject(new MeshError('MESH_ERR_UNAVAILABLE', `${what} exited while starting:\n${out.slice(-2000)}`)));
-    const timer = setTimeout(() => done(() => reject(new MeshError('MESH_ERR_TIMEOUT', `${what} did not start within ${timeoutMs / 1000}s:\n${out.slice(-2000)}`))), timeoutMs);
+    const onExit = () =>
+      done(() => reject(new MeshError('MESH_ERR_UNAVAILABLE', `${what} exited while starting:\n${out.slice(-2000)}`)));
+    const timer = setTimeout(
+      () =>
+        done(() =>
+          reject(
+            new MeshError(
+              'MESH_ERR_TIMEOUT',
+              `${what} did not start within ${timeoutMs / 1000}s:\n${out.slice(-2000)}`,
+            ),
+          ),
+        ),
+      timeoutMs,
+    );
     const done = (fn: () => void) => {
       clearTimeout(timer);
       proc.all?.off('data', onData);

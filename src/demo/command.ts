@@ -55,11 +55,19 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
     const { openMeshSource } = await import('../ui/data/open-source.js');
     // The dashboard handles its own keys (q, Ctrl-C); teardown follows when it returns.
     process.off('SIGINT', onSignal);
-    const source = await openMeshSource({ registry: demo.registry.url, token: demo.registry.token, caFile: demo.registry.caFile });
+    const source = await openMeshSource({
+      registry: demo.registry.url,
+      token: demo.registry.token,
+      caFile: demo.registry.caFile,
+    });
     try {
       // 1 and 2 stop or start an api instance's app, to watch it turn critical and traffic move.
       const toggle = (app: RunningDemo['apps']['apiA']) => () => void (app.running ? app.stop() : app.start());
-      await runDashboard(source, { intervalMs: 1000, title: 'meshctl demo (1/2: stop/start api)', extraKeys: { '1': toggle(demo.apps.apiA), '2': toggle(demo.apps.apiB) } });
+      await runDashboard(source, {
+        intervalMs: 1000,
+        title: 'meshctl demo (1/2: stop/start api)',
+        extraKeys: { '1': toggle(demo.apps.apiA), '2': toggle(demo.apps.apiB) },
+      });
     } finally {
       source.close();
     }
@@ -92,7 +100,15 @@ export function summaryLines(s: DemoSummary): string[] {
       ],
     ),
     '',
-    ...(Object.keys(w.byStatus).length ? [`answers by status: ${Object.entries(w.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')}`] : []),
-    s.worked ? 'The mesh worked: every request crossed two sidecars over mTLS and both api instances served.' : 'The mesh did NOT work as expected: see the logs in the demo directory.',
+    ...(Object.keys(w.byStatus).length
+      ? [
+          `answers by status: ${Object.entries(w.byStatus)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')}`,
+        ]
+      : []),
+    s.worked
+      ? 'The mesh worked: every request crossed two sidecars over mTLS and both api instances served.'
+      : 'The mesh did NOT work as expected: see the logs in the demo directory.',
   ];
 }

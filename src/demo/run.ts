@@ -76,31 +76,57 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   try {
     await step('starting the registry (sqlite store, CA, tokens)', () => mesh.startRegistry());
     const [a, b, c] = await step(`starting three agents on ${API_HOST_1}, ${API_HOST_2} and ${WEB_HOST}`, async () =>
-      Promise.all([mesh.addAgent('host-1', API_HOST_1), mesh.addAgent('host-2', API_HOST_2), mesh.addAgent('host-3', WEB_HOST)]),
+      Promise.all([
+        mesh.addAgent('host-1', API_HOST_1),
+        mesh.addAgent('host-2', API_HOST_2),
+        mesh.addAgent('host-3', WEB_HOST),
+      ]),
     );
     await step('starting the sample apps: api ×2, web', async () => {
       for (const app of [apiA, apiB, web]) await app.start();
     });
-    await step(`registering api on host-1 and host-2, web on host-3 (upstream api at ${WEB_HOST}:${upstreamPort})`, async () => {
-      for (const [agent, app] of [[a!, apiA], [b!, apiB]] as const) {
-        await agent.client.register({
-          name: 'api',
-          port: app.port,
-          address: app.address,
+    await step(
+      `registering api on host-1 and host-2, web on host-3 (upstream api at ${WEB_HOST}:${upstreamPort})`,
+      async () => {
+        for (const [agent, app] of [
+          [a!, apiA],
+          [b!, apiB],
+        ] as const) {
+          await agent.client.register({
+            name: 'api',
+            port: app.port,
+            address: app.address,
+            protocol: 'http',
+            tags: ['demo'],
+            checks: [
+              {
+                id: 'api-http',
+                kind: 'http',
+                target: `http://${app.address}:${app.port}/health`,
+                intervalMs: 1000,
+                timeoutMs: 1000,
+              },
+            ],
+          });
+        }
+        await c!.client.register({
+          name: 'web',
+          port: web.port,
+          address: web.address,
           protocol: 'http',
-          tags: ['demo'],
-          checks: [{ id: 'api-http', kind: 'http', target: `http://${app.address}:${app.port}/health`, intervalMs: 1000, timeoutMs: 1000 }],
+          upstreams: [{ service: 'api', localAddress: WEB_HOST, localPort: upstreamPort }],
+          checks: [
+            {
+              id: 'web-http',
+              kind: 'http',
+              target: `http://${web.address}:${web.port}/health`,
+              intervalMs: 1000,
+              timeoutMs: 1000,
+            },
+          ],
         });
-      }
-      await c!.client.register({
-        name: 'web',
-        port: web.port,
-        address: web.address,
-        protocol: 'http',
-        upstreams: [{ service: 'api', localAddress: WEB_HOST, localPort: upstreamPort }],
-        checks: [{ id: 'web-http', kind: 'http', target: `http://${web.address}:${web.port}/health`, intervalMs: 1000, timeoutMs: 1000 }],
-      });
-    });
+      },
+    );
     await step('allowing web → api (the default is deny)', async () => {
       await mesh.admin!.putIntention('web', 'api', 'allow', 'made by meshctl demo');
     });
@@ -125,11 +151,22 @@ export function summarize(demo: RunningDemo, durationSeconds: number): DemoSumma
   const web = demo.traffic.summary();
   const successRate = web.requests === 0 ? 0 : web.ok / web.requests;
   const instances = Object.keys(web.byInstance).length;
-  return { durationSeconds, web, apiInstances: web.byInstance, successRate, worked: web.requests > 0 && successRate >= 0.99 && instances >= 2 };
+  return {
+    durationSeconds,
+    web,
+    apiInstances: web.byInstance,
+    successRate,
+    worked: web.requests > 0 && successRate >= 0.99 && instances >= 2,
+  };
 }
 
 /** The outbound listener answers once the sidecar has its snapshot, and 200 once an endpoint is healthy and allowed. */
-async function waitForMesh(host: string, port: number, signal: AbortSignal | undefined, timeoutMs = 60_000): Promise<void> {
+async function waitForMesh(
+  host: string,
+  port: number,
+  signal: AbortSignal | undefined,
+  timeoutMs = 60_000,
+): Promise<void> {
   const http = await import('node:http');
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
@@ -147,5 +184,9 @@ async function waitForMesh(host: string, port: number, signal: AbortSignal | und
     last = status === 0 ? 'no answer' : `HTTP ${status}`;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new MeshError('MESH_ERR_TIMEOUT', `the mesh did not carry web → api within ${timeoutMs / 1000}s (last: ${last})`, { hint: 'See the logs in the demo directory.' });
+  throw new MeshError(
+    'MESH_ERR_TIMEOUT',
+    `the mesh did not carry web → api within ${timeoutMs / 1000}s (last: ${last})`,
+    { hint: 'See the logs in the demo directory.' },
+  );
 }

@@ -16,12 +16,28 @@ export interface TrafficSummary {
 
 export class TrafficGenerator {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  private readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  private readonly histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   private timer: NodeJS.Timeout | undefined;
   private inflight = 0;
-  private readonly s: TrafficSummary = { requests: 0, ok: 0, failed: 0, byStatus: {}, byInstance: {}, p50Ms: 0, p99Ms: 0, maxMs: 0 };
+  private readonly s: TrafficSummary = {
+    requests: 0,
+    ok: 0,
+    failed: 0,
+    byStatus: {},
+    byInstance: {},
+    p50Ms: 0,
+    p99Ms: 0,
+    maxMs: 0,
+  };
 
-  constructor(private readonly target: { host: string; port: number }, private readonly rps = 20) {}
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly rps = 20,
+  ) {}
 
   start(): void {
     const every = Math.max(1, Math.round(1000 / this.rps));
@@ -51,21 +67,24 @@ export class TrafficGenerator {
     const t0 = process.hrtime.bigint();
     // A W3C traceparent, so the demo shows propagation in access logs.
     const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
-    const req = http.get({ ...this.target, path: '/', agent: this.agent, timeout: 5000, headers: { traceparent } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        this.record(t0, String(code), code >= 200 && code < 400);
-        try {
-          const inst = (JSON.parse(body) as { api?: { instance?: string } }).api?.instance;
-          if (inst) this.s.byInstance[inst] = (this.s.byInstance[inst] ?? 0) + 1;
-        } catch {
-          // Not JSON: an error page, counted by status already.
-        }
-      });
-      res.on('error', () => this.record(t0, 'error', false));
-    });
+    const req = http.get(
+      { ...this.target, path: '/', agent: this.agent, timeout: 5000, headers: { traceparent } },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          const code = res.statusCode ?? 0;
+          this.record(t0, String(code), code >= 200 && code < 400);
+          try {
+            const inst = (JSON.parse(body) as { api?: { instance?: string } }).api?.instance;
+            if (inst) this.s.byInstance[inst] = (this.s.byInstance[inst] ?? 0) + 1;
+          } catch {
+            // Not JSON: an error page, counted by status already.
+          }
+        });
+        res.on('error', () => this.record(t0, 'error', false));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', () => this.record(t0, 'error', false));
   }

@@ -85,9 +85,18 @@ export class AccessLog {
     void this.#closeCurrent();
     this.#key = key;
     if (key === '') return;
-    const dest = pino.destination({ dest: key === '-' ? 1 : key, sync: false, mkdir: true, append: true, maxLength: MAX_BUFFERED_BYTES });
+    const dest = pino.destination({
+      dest: key === '-' ? 1 : key,
+      sync: false,
+      mkdir: true,
+      append: true,
+      maxLength: MAX_BUFFERED_BYTES,
+    });
     dest.on('error', (err: NodeJS.ErrnoException) => {
-      this.#log.warn({ err: err.message, code: err.code, path: key }, 'access log cannot be written; access logging is off until a snapshot names another path');
+      this.#log.warn(
+        { err: err.message, code: err.code, path: key },
+        'access log cannot be written; access logging is off until a snapshot names another path',
+      );
       if (this.#dest === dest) {
         this.on = false;
         this.#dest = undefined;

@@ -75,7 +75,10 @@ function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new MeshError('MESH_ERR_BAD_REQUEST', `${what} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new MeshError(
+      'MESH_ERR_BAD_REQUEST',
+      `${what} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }
 
@@ -93,7 +96,10 @@ function drainMsOf(body: unknown, fallbackMs: number): number {
 }
 
 /** The request router, without the socket: tests may also drive it through any http.Server. */
-export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function adminHandler(
+  proxy: MeshProxy,
+  opts: AdminOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   let shuttingDown = false;
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
@@ -107,7 +113,10 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
       }
       case 'GET /snapshot': {
         const s = proxy.redactedSnapshot();
-        if (!s) throw new MeshError('MESH_ERR_NOT_FOUND', 'no snapshot yet', { hint: 'PUT /snapshot first (the agent does this when it starts the proxy).' });
+        if (!s)
+          throw new MeshError('MESH_ERR_NOT_FOUND', 'no snapshot yet', {
+            hint: 'PUT /snapshot first (the agent does this when it starts the proxy).',
+          });
         sendJson(res, 200, s);
         return;
       }
@@ -116,7 +125,10 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
         return;
       case 'GET /metrics': {
         const m = proxy.metrics();
-        if (!m) throw new MeshError('MESH_ERR_NOT_FOUND', 'no snapshot yet, so no figures', { hint: 'PUT /snapshot first (the agent does this when it starts the proxy).' });
+        if (!m)
+          throw new MeshError('MESH_ERR_NOT_FOUND', 'no snapshot yet, so no figures', {
+            hint: 'PUT /snapshot first (the agent does this when it starts the proxy).',
+          });
         sendJson(res, 200, m);
         return;
       }
@@ -125,7 +137,10 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
         return;
       case 'POST /shutdown': {
         const text = await readBody(req, 4096);
-        const drainMs = drainMsOf(text.trim() === '' ? undefined : parseJson(text, 'the shutdown body'), opts.defaultDrainMs);
+        const drainMs = drainMsOf(
+          text.trim() === '' ? undefined : parseJson(text, 'the shutdown body'),
+          opts.defaultDrainMs,
+        );
         sendJson(res, 202, { status: 'draining', drainMs });
         if (!shuttingDown) {
           shuttingDown = true;
@@ -135,9 +150,13 @@ export function adminHandler(proxy: MeshProxy, opts: AdminOptions): (req: Incomi
       }
       default: {
         const known = ['/snapshot', '/stats', '/metrics', '/health', '/shutdown'].includes(path ?? '');
-        throw new MeshError(known ? 'MESH_ERR_USAGE' : 'MESH_ERR_NOT_FOUND', known ? `${method} is not allowed on ${path}` : `no admin endpoint ${path}`, {
-          hint: 'Endpoints: PUT/GET /snapshot, GET /stats, GET /metrics, GET /health, POST /shutdown.',
-        });
+        throw new MeshError(
+          known ? 'MESH_ERR_USAGE' : 'MESH_ERR_NOT_FOUND',
+          known ? `${method} is not allowed on ${path}` : `no admin endpoint ${path}`,
+          {
+            hint: 'Endpoints: PUT/GET /snapshot, GET /stats, GET /metrics, GET /health, POST /shutdown.',
+          },
+        );
       }
     }
   };
@@ -162,7 +181,9 @@ async function clearStaleSocket(path: string): Promise<void> {
     return;
   }
   if (!st.isSocket()) {
-    throw new MeshError('MESH_ERR_CONFIG', `the admin socket path ${path} exists and is not a socket`, { hint: 'Choose another --admin-socket path or remove that file.' });
+    throw new MeshError('MESH_ERR_CONFIG', `the admin socket path ${path} exists and is not a socket`, {
+      hint: 'Choose another --admin-socket path or remove that file.',
+    });
   }
   const alive = await new Promise<boolean>((resolve) => {
     const c = connect(path);
@@ -186,7 +207,11 @@ export async function startAdmin(proxy: MeshProxy, path: string, opts: AdminOpti
   server.on('clientError', (_e, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) =>
-      reject(new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on the admin socket ${path}: ${e.code ?? e.message}`, { hint: 'Check that the directory exists and is writable by this user.' }));
+      reject(
+        new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on the admin socket ${path}: ${e.code ?? e.message}`, {
+          hint: 'Check that the directory exists and is writable by this user.',
+        }),
+      );
     server.once('error', onError);
     // The socket file is made by bind(); a tight umask means it never exists with looser permissions.
     const umask = process.umask(0o177);

@@ -8,7 +8,13 @@ import type { Socket } from 'node:net';
 
 export const REASON_HEADER = 'x-meshctl-reason';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 /** The mesh answers by itself: a short text body naming the reason. */
 export function writeMeshAnswer(res: ServerResponse, status: number, reason: string, close: boolean): void {

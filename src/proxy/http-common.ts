@@ -12,7 +12,12 @@ export function hasBody(req: IncomingMessage): boolean {
 /** A request that is not valid HTTP/1.1: answer as Node would by default, then close. */
 export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (socket.writable && socket.bytesWritten === 0) {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   }
   socket.destroy();
@@ -28,7 +33,11 @@ const HEADERS_TIMEOUT_MS = 60_000;
  * inbound one after the mTLS checks). Node tracks a server's connections (closeIdleConnections,
  * headersTimeout) only from 'listening' on, so it is told once by hand.
  */
-export function fedServer(keepAliveTimeout: number, onRequest: (req: IncomingMessage, res: ServerResponse) => void, onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void): Server {
+export function fedServer(
+  keepAliveTimeout: number,
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+  onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void,
+): Server {
   const server = createServer({ keepAliveTimeout, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
   server.on('request', onRequest);
   server.on('upgrade', onUpgrade);

@@ -38,11 +38,15 @@ export class IdentityCache {
  * `checkServerIdentity` for tls.connect, as spiffeServerIdentityCheck (src/ca) but cached:
  * the same error and `details.reason`, which connectFailureReason turns into a stable reason.
  */
-export function cachedServerIdentityCheck(expect: PeerExpectation): (hostname: string, cert: PeerCertificate) => Error | undefined {
+export function cachedServerIdentityCheck(
+  expect: PeerExpectation,
+): (hostname: string, cert: PeerCertificate) => Error | undefined {
   const cache = new IdentityCache(expect);
   return (_hostname, cert) => {
     const r = cache.check(cert);
     if (r.ok) return undefined;
-    return new MeshError('MESH_ERR_CERT_INVALID', `server identity refused: ${r.reason}`, { details: { reason: r.reason } });
+    return new MeshError('MESH_ERR_CERT_INVALID', `server identity refused: ${r.reason}`, {
+      details: { reason: r.reason },
+    });
   };
 }

@@ -138,7 +138,11 @@ export class InboundHttp {
     const name = snap.service.name;
     if (name !== this.#service) {
       this.#service = name;
-      this.#reasons = { unavailable: `app-unavailable ${name}`, reset: `app-reset ${name}`, badResponse: `app-bad-response ${name}` };
+      this.#reasons = {
+        unavailable: `app-unavailable ${name}`,
+        reset: `app-reset ${name}`,
+        badResponse: `app-bad-response ${name}`,
+      };
     }
   }
 
@@ -187,7 +191,11 @@ export class InboundHttp {
     }
     if (!relayResponse(res, proxyRes)) {
       proxyRes.resume();
-      this.#deps.log.warn(`bad-response:${this.#service}`, { app: `${this.#target.host}:${this.#target.port}` }, 'inbound: the app\'s response headers cannot be relayed');
+      this.#deps.log.warn(
+        `bad-response:${this.#service}`,
+        { app: `${this.#target.host}:${this.#target.port}` },
+        "inbound: the app's response headers cannot be relayed",
+      );
       this.#meshError(res, ex, this.#reasons.badResponse, 'app-bad-response');
       return;
     }
@@ -213,11 +221,19 @@ export class InboundHttp {
       return;
     }
     if (this.#notConnected(err, code)) {
-      this.#deps.log.warn(this.#reasons.unavailable, { reason: this.#reasons.unavailable, app: `${this.#target.host}:${this.#target.port}`, code }, 'inbound: cannot reach the local service');
+      this.#deps.log.warn(
+        this.#reasons.unavailable,
+        { reason: this.#reasons.unavailable, app: `${this.#target.host}:${this.#target.port}`, code },
+        'inbound: cannot reach the local service',
+      );
       this.#meshError(res, ex, this.#reasons.unavailable, 'app-unavailable');
       return;
     }
-    this.#deps.log.warn(this.#reasons.reset, { reason: this.#reasons.reset, code }, 'inbound: the local service dropped a request');
+    this.#deps.log.warn(
+      this.#reasons.reset,
+      { reason: this.#reasons.reset, code },
+      'inbound: the local service dropped a request',
+    );
     this.#meshError(res, ex, this.#reasons.reset, 'app-reset');
   };
 
@@ -296,11 +312,19 @@ export class InboundHttp {
     const ex = exchangeOf(req);
     if (!ex || socket.bytesWritten > 0 || socket.destroyed) return;
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (this.#notConnected(err, code)) this.#wsMeshError(socket, ex, req, 502, this.#reasons.unavailable, 'app-unavailable');
+    if (this.#notConnected(err, code))
+      this.#wsMeshError(socket, ex, req, 502, this.#reasons.unavailable, 'app-unavailable');
     else this.#wsMeshError(socket, ex, req, 502, this.#reasons.reset, 'app-reset');
   };
 
-  #wsMeshError(socket: Socket, ex: InboundExchange, req: IncomingMessage, status: number, reason: string, kind: string): void {
+  #wsMeshError(
+    socket: Socket,
+    ex: InboundExchange,
+    req: IncomingMessage,
+    status: number,
+    reason: string,
+    kind: string,
+  ): void {
     this.#deps.errors.add(reason);
     ex.reason = reason;
     this.#wsAnswered(ex, req, status, kind);

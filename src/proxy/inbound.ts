@@ -11,7 +11,12 @@
  * A denied http connection is answered `403` with `x-meshctl-reason` by a small local
  * responder (the caller's outbound proxy passes it back); a denied tcp one is closed.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -98,7 +103,10 @@ export class Inbound {
     this.#accessLog = accessLog;
     this.#handshakeTimeoutMs = handshakeTimeoutMs;
     this.#throttled = new ThrottledLog(log);
-    this.#local = createHttpServer({ requestTimeout: LOCAL_ANSWER_IDLE_MS, headersTimeout: LOCAL_ANSWER_IDLE_MS }, this.#answerLocally);
+    this.#local = createHttpServer(
+      { requestTimeout: LOCAL_ANSWER_IDLE_MS, headersTimeout: LOCAL_ANSWER_IDLE_MS },
+      this.#answerLocally,
+    );
     this.#local.timeout = LOCAL_ANSWER_IDLE_MS;
     // Fed sockets only: connection tracking (closeIdleConnections, timeouts) starts at 'listening'.
     this.#local.emit('listening');
@@ -142,7 +150,8 @@ export class Inbound {
     const prev = this.#snapshot;
     this.#snapshot = next;
     this.#http.configure(next);
-    if (this.#identities?.expect.trustDomain !== next.trustDomain) this.#identities = new IdentityCache({ trustDomain: next.trustDomain, kind: 'svc' });
+    if (this.#identities?.expect.trustDomain !== next.trustDomain)
+      this.#identities = new IdentityCache({ trustDomain: next.trustDomain, kind: 'svc' });
     if (fresh) {
       const old = this.#server;
       this.#server = fresh;
@@ -170,9 +179,16 @@ export class Inbound {
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         reject(
-          new MeshError('MESH_ERR_UNAVAILABLE', `inbound: cannot listen on ${address}:${port}: ${e.code ?? e.message}`, {
-            hint: e.code === 'EADDRINUSE' ? 'Another process holds the mesh port; pick another meshPort for the service or stop that process.' : 'Check the inbound address.',
-          }),
+          new MeshError(
+            'MESH_ERR_UNAVAILABLE',
+            `inbound: cannot listen on ${address}:${port}: ${e.code ?? e.message}`,
+            {
+              hint:
+                e.code === 'EADDRINUSE'
+                  ? 'Another process holds the mesh port; pick another meshPort for the service or stop that process.'
+                  : 'Check the inbound address.',
+            },
+          ),
         );
       };
       server.once('error', onError);
@@ -227,7 +243,8 @@ export class Inbound {
         this.traffic.requests += 1;
         this.traffic.meshError('intention-deny');
         this.traffic.latencyMs(0);
-        if (this.#accessLog.on) this.#logTcp(id.name, me, `${socket.remoteAddress}:${socket.remotePort}`, undefined, 0, reason);
+        if (this.#accessLog.on)
+          this.#logTcp(id.name, me, `${socket.remoteAddress}:${socket.remotePort}`, undefined, 0, reason);
         socket.destroy();
       }
       return;
@@ -271,7 +288,11 @@ export class Inbound {
       failure = `app-unavailable ${me}`;
       this.errors.add(failure);
       this.traffic.meshError('app-unavailable');
-      this.#throttled.warn(failure, { reason: failure, app: `${address}:${port}`, code: err.code }, 'inbound: cannot reach the local service');
+      this.#throttled.warn(
+        failure,
+        { reason: failure, app: `${address}:${port}`, code: err.code },
+        'inbound: cannot reach the local service',
+      );
       socket.destroy();
     };
     app.once('error', onAppError);
@@ -283,7 +304,14 @@ export class Inbound {
   }
 
   /** One line per tcp connection: bytes as the app saw them (the mesh side is TLS). */
-  #logTcp(peer: string, me: string, remote: string | undefined, app: Socket | undefined, ms: number, reason: string | undefined): void {
+  #logTcp(
+    peer: string,
+    me: string,
+    remote: string | undefined,
+    app: Socket | undefined,
+    ms: number,
+    reason: string | undefined,
+  ): void {
     this.#accessLog.write({
       direction: 'inbound',
       protocol: 'tcp',
@@ -306,7 +334,13 @@ export class Inbound {
 
   readonly #answerLocally = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = performance.now();
-    const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? { status: 403, reason: 'refused', kind: 'refused', peer: '', service: '' };
+    const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? {
+      status: 403,
+      reason: 'refused',
+      kind: 'refused',
+      peer: '',
+      service: '',
+    };
     this.localResponses.requests += 1;
     this.localResponses.response(answer.status);
     this.traffic.requests += 1;
@@ -379,7 +413,8 @@ export class Inbound {
 }
 
 function intentionsChanged(a: ProxySnapshot, b: ProxySnapshot): boolean {
-  if (a.defaultIntention !== b.defaultIntention || a.service.name !== b.service.name || a.trustDomain !== b.trustDomain) return true;
+  if (a.defaultIntention !== b.defaultIntention || a.service.name !== b.service.name || a.trustDomain !== b.trustDomain)
+    return true;
   if (a.intentions.length !== b.intentions.length) return true;
   return a.intentions.some((x, i) => {
     const y = b.intentions[i]!;

@@ -48,18 +48,26 @@ async function loadSnapshotFile(proxy: MeshProxy, file: string): Promise<void> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new MeshError('MESH_ERR_INVALID_FILE', `the snapshot file ${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, {
-      hint: 'The proxy starts without a snapshot and waits for the agent to push one.',
-    });
+    throw new MeshError(
+      'MESH_ERR_INVALID_FILE',
+      `the snapshot file ${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+      {
+        hint: 'The proxy starts without a snapshot and waits for the agent to push one.',
+      },
+    );
   }
   try {
     await proxy.apply(json);
   } catch (e) {
     const err = toMeshError(e);
-    throw new MeshError(err.code === 'MESH_ERR_BAD_REQUEST' ? 'MESH_ERR_INVALID_FILE' : err.code, `snapshot file ${file}: ${err.message}`, {
-      hint: 'The proxy starts without a snapshot and waits for the agent to push one.',
-      cause: e,
-    });
+    throw new MeshError(
+      err.code === 'MESH_ERR_BAD_REQUEST' ? 'MESH_ERR_INVALID_FILE' : err.code,
+      `snapshot file ${file}: ${err.message}`,
+      {
+        hint: 'The proxy starts without a snapshot and waits for the agent to push one.',
+        cause: e,
+      },
+    );
   }
 }
 
@@ -75,7 +83,10 @@ export async function runProxy(opts: RunProxyOptions): Promise<RunningProxy> {
       log.info({ file: opts.snapshotFile, version: proxy.version }, 'serving the snapshot from file');
     } catch (e) {
       startupProblem = toMeshError(e);
-      log.error({ err: startupProblem.message, code: startupProblem.code }, 'the snapshot file cannot be served; waiting for a push');
+      log.error(
+        { err: startupProblem.message, code: startupProblem.code },
+        'the snapshot file cannot be served; waiting for a push',
+      );
     }
   }
 
@@ -105,7 +116,11 @@ export async function runProxy(opts: RunProxyOptions): Promise<RunningProxy> {
   };
 
   try {
-    admin = await startAdmin(proxy, opts.adminSocket, { log, defaultDrainMs: drainMs, onShutdown: (ms) => void shutdown(ms) });
+    admin = await startAdmin(proxy, opts.adminSocket, {
+      log,
+      defaultDrainMs: drainMs,
+      onShutdown: (ms) => void shutdown(ms),
+    });
   } catch (e) {
     await proxy.shutdown(0);
     throw e;

@@ -16,7 +16,13 @@ import { AccessLog } from './access-log.js';
 import { Inbound } from './inbound.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
-import { certTimeProblem, parseSnapshot, redactSnapshot, type ProxySnapshot, type RedactedSnapshot } from './snapshot.js';
+import {
+  certTimeProblem,
+  parseSnapshot,
+  redactSnapshot,
+  type ProxySnapshot,
+  type RedactedSnapshot,
+} from './snapshot.js';
 import { buildSecureContext, tlsChanged } from './tls-material.js';
 
 export interface ProxyOptions {
@@ -105,21 +111,30 @@ export class MeshProxy {
   }
 
   async #apply(input: unknown): Promise<number> {
-    if (this.#stopping) throw new MeshError('MESH_ERR_UNAVAILABLE', 'the proxy is shutting down and takes no new snapshot');
+    if (this.#stopping)
+      throw new MeshError('MESH_ERR_UNAVAILABLE', 'the proxy is shutting down and takes no new snapshot');
     const next = parseSnapshot(input);
     const cur = this.#snapshot;
     if (cur && next.version < cur.version) {
-      throw new MeshError('MESH_ERR_CONFLICT', `snapshot version ${next.version} is older than the active version ${cur.version}`, {
-        hint: 'Push a snapshot with a version at least as high as the active one (GET /health shows it).',
-        details: { activeVersion: cur.version },
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFLICT',
+        `snapshot version ${next.version} is older than the active version ${cur.version}`,
+        {
+          hint: 'Push a snapshot with a version at least as high as the active one (GET /health shows it).',
+          details: { activeVersion: cur.version },
+        },
+      );
     }
     if (cur && next.version === cur.version) {
       if (isDeepStrictEqual(next, cur)) return cur.version;
-      throw new MeshError('MESH_ERR_CONFLICT', `snapshot version ${next.version} is already active with other content`, {
-        hint: 'Give every changed snapshot a new, higher version.',
-        details: { activeVersion: cur.version },
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFLICT',
+        `snapshot version ${next.version} is already active with other content`,
+        {
+          hint: 'Give every changed snapshot a new, higher version.',
+          details: { activeVersion: cur.version },
+        },
+      );
     }
 
     const rotated = !cur || tlsChanged(cur.tls, next.tls) || cur.trustDomain !== next.trustDomain;
@@ -142,8 +157,20 @@ export class MeshProxy {
     this.#appliedAt = new Date();
 
     const problem = certTimeProblem(next);
-    if (problem) this.#log.warn({ version: next.version, problem }, 'the snapshot\'s certificate is outside its validity; peers will refuse it until a fresh one is pushed');
-    this.#log.info({ version: next.version, previous: cur?.version ?? null, rotated: rotated && cur !== undefined, upstreams: next.upstreams.length }, 'snapshot applied');
+    if (problem)
+      this.#log.warn(
+        { version: next.version, problem },
+        "the snapshot's certificate is outside its validity; peers will refuse it until a fresh one is pushed",
+      );
+    this.#log.info(
+      {
+        version: next.version,
+        previous: cur?.version ?? null,
+        rotated: rotated && cur !== undefined,
+        upstreams: next.upstreams.length,
+      },
+      'snapshot applied',
+    );
     return next.version;
   }
 

@@ -30,7 +30,10 @@ const bindAddressSchema = z
   .string()
   .min(1)
   .max(253)
-  .refine((a) => isIPv4(a) || isIPv6(a) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a), 'must be an IP address (no brackets) or a host name');
+  .refine(
+    (a) => isIPv4(a) || isIPv6(a) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a),
+    'must be an IP address (no brackets) or a host name',
+  );
 const loopbackSchema = z
   .string()
   .refine((a) => (isIPv4(a) && a.startsWith('127.')) || a === '::1', 'must be a loopback address (127.0.0.0/8 or ::1)');
@@ -101,7 +104,10 @@ export const proxySnapshotSchema = z
     intentions: z.array(snapshotIntentionSchema).max(100_000),
     upstreams: z.array(snapshotUpstreamSchema).max(64),
     /** Access logs of this proxy (access-log.ts): off when absent; a file, or stdout when enabled without a path. */
-    accessLog: z.object({ enabled: z.boolean(), path: z.string().min(1).max(4096).optional() }).strict().optional(),
+    accessLog: z
+      .object({ enabled: z.boolean(), path: z.string().min(1).max(4096).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -110,7 +116,9 @@ export type ProxySnapshot = z.infer<typeof proxySnapshotSchema>;
 export type ProxySnapshotInput = z.input<typeof proxySnapshotSchema>;
 
 /** The snapshot without the private key: what `GET /snapshot` shows. */
-export type RedactedSnapshot = Omit<ProxySnapshot, 'tls'> & { tls: { certPem: string; rootsPem: string[]; keyPem: '[redacted]' } };
+export type RedactedSnapshot = Omit<ProxySnapshot, 'tls'> & {
+  tls: { certPem: string; rootsPem: string[]; keyPem: '[redacted]' };
+};
 
 function invalid(message: string, details?: unknown): MeshError {
   return new MeshError('MESH_ERR_BAD_REQUEST', `invalid proxy snapshot: ${message}`, {
@@ -126,7 +134,9 @@ function invalid(message: string, details?: unknown): MeshError {
 export function parseSnapshot(input: unknown, now: Date = new Date()): ProxySnapshot {
   const r = proxySnapshotSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    const issues = r.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
     throw invalid(issues.join('; '), r.error.issues.slice(0, 20));
   }
   checkConsistency(r.data, now);

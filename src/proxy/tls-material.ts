@@ -39,5 +39,10 @@ export function buildSecureContext(tls: TlsBlock): SecureContext {
 
 /** True when the key, certificate or roots differ (a rotation). */
 export function tlsChanged(a: TlsBlock, b: TlsBlock): boolean {
-  return a.certPem !== b.certPem || a.keyPem !== b.keyPem || a.rootsPem.length !== b.rootsPem.length || a.rootsPem.some((r, i) => r !== b.rootsPem[i]);
+  return (
+    a.certPem !== b.certPem ||
+    a.keyPem !== b.keyPem ||
+    a.rootsPem.length !== b.rootsPem.length ||
+    a.rootsPem.some((r, i) => r !== b.rootsPem[i])
+  );
 }

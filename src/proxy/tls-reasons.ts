@@ -53,7 +53,10 @@ const CONNECT_REASONS: Record<string, string> = {
 };
 
 function slug(code: string): string {
-  return code.toLowerCase().replace(/^err_ssl_/, '').replace(/_/g, '-');
+  return code
+    .toLowerCase()
+    .replace(/^err_ssl_/, '')
+    .replace(/_/g, '-');
 }
 
 /** A TLS alert the peer sent us (it refused our certificate, or our hello). */

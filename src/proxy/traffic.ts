@@ -47,7 +47,13 @@ export function reasonKind(reason: string): string {
 }
 
 /** The reasons a peer's inbound proxy answers with (inbound.ts, inbound-http.ts). */
-const PEER_KINDS = new Set(['intention-deny', 'app-unavailable', 'app-reset', 'app-bad-response', 'unsupported-upgrade']);
+const PEER_KINDS = new Set([
+  'intention-deny',
+  'app-unavailable',
+  'app-reset',
+  'app-bad-response',
+  'unsupported-upgrade',
+]);
 
 /**
  * The metrics key of an `x-meshctl-reason` that came over the wire: one of the kinds a mesh

@@ -10,15 +10,17 @@ import { peerIdentity } from '../ca/index.js';
 import type { TokenStore } from './token-store.js';
 
 export type Principal =
-  | { kind: 'admin'; tokenId: string }
-  | { kind: 'node'; node: string }
-  | { kind: 'join'; tokenId: string };
+  { kind: 'admin'; tokenId: string } | { kind: 'node'; node: string } | { kind: 'join'; tokenId: string };
 
 const nodeBySocket = new WeakMap<TLSSocket, Principal>();
 
 export type AuthRequirement = 'none' | 'join' | 'any' | 'admin';
 
-export async function resolvePrincipal(req: IncomingMessage, tokens: TokenStore, trustDomain: string): Promise<Principal | undefined> {
+export async function resolvePrincipal(
+  req: IncomingMessage,
+  tokens: TokenStore,
+  trustDomain: string,
+): Promise<Principal | undefined> {
   const socket = req.socket as TLSSocket;
   const header = req.headers.authorization;
   if (header !== undefined) {
@@ -36,7 +38,10 @@ export async function resolvePrincipal(req: IncomingMessage, tokens: TokenStore,
     const cert = socket.getPeerCertificate();
     if (cert && Object.keys(cert).length > 0) {
       if (!socket.authorized) {
-        throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`);
+        throw new MeshError(
+          'MESH_ERR_UNAUTHENTICATED',
+          `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`,
+        );
       }
       const id = peerIdentity(cert, { trustDomain, kind: 'node' });
       if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);
@@ -52,7 +57,8 @@ export function authorize(p: Principal | undefined, need: AuthRequirement): void
   if (need === 'none') return;
   if (!p) throw new MeshError('MESH_ERR_UNAUTHENTICATED', 'authentication required');
   if (need === 'join') {
-    if (p.kind !== 'join' && p.kind !== 'admin') throw new MeshError('MESH_ERR_FORBIDDEN', 'joining needs a join token');
+    if (p.kind !== 'join' && p.kind !== 'admin')
+      throw new MeshError('MESH_ERR_FORBIDDEN', 'joining needs a join token');
     return;
   }
   if (p.kind === 'join') throw new MeshError('MESH_ERR_FORBIDDEN', 'a join token can only be used to join a node');

@@ -51,7 +51,9 @@ const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 export async function initServer(opts: InitServerOptions): Promise<InitServerResult> {
   const trustDomain = opts.trustDomain ?? 'mesh.local';
   if (!TRUST_DOMAIN_RE.test(trustDomain)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid trust domain '${trustDomain}'`, { hint: 'Use lowercase letters, digits, "." and "-", e.g. mesh.local.' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid trust domain '${trustDomain}'`, {
+      hint: 'Use lowercase letters, digits, "." and "-", e.g. mesh.local.',
+    });
   }
   const bind = opts.bind ?? '0.0.0.0:7443';
   const { host: bindHost, port } = parseBind(bind);
@@ -130,7 +132,6 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     files: writes.map(([f]) => f),
   };
 }
-
 
 function certificateNames(bindHost: string, advertiseHost: string, extra: string[]): { dns: string[]; ips: string[] } {
   const dns = new Set<string>(['localhost', hostname()]);

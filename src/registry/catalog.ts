@@ -1,7 +1,13 @@
 /** Service instances and their health, over the store. */
 import { MeshError } from '../errors/index.js';
 import type { KeyValue, OpResult, Store } from '../store/types.js';
-import type { CheckStatus, InstanceView, ServiceInstance, ServiceRegistration, ServiceSummary } from '../api/schemas.js';
+import type {
+  CheckStatus,
+  InstanceView,
+  ServiceInstance,
+  ServiceRegistration,
+  ServiceSummary,
+} from '../api/schemas.js';
 import { decode, updateJson } from './json-store.js';
 import { keys, parseInstanceKey, PREFIX } from './keys.js';
 import { isHealthy, toView } from './health.js';
@@ -13,15 +19,25 @@ export class Catalog {
   constructor(private readonly store: Store) {}
 
   /** Creates or updates the instance (node, id); keeps reported check states for checks that remain. */
-  async register(node: string, nodeAddress: string, reg: ServiceRegistration): Promise<{ instance: ServiceInstance; revision: number }> {
+  async register(
+    node: string,
+    nodeAddress: string,
+    reg: ServiceRegistration,
+  ): Promise<{ instance: ServiceInstance; revision: number }> {
     if (reg.name === REGISTRY_SERVICE) {
-      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid request body: service.name: '${REGISTRY_SERVICE}' is reserved for the registry itself`);
+      throw new MeshError(
+        'MESH_ERR_BAD_REQUEST',
+        `invalid request body: service.name: '${REGISTRY_SERVICE}' is reserved for the registry itself`,
+      );
     }
     const id = reg.id ?? reg.name;
     // An id belongs to one service per node: refuse re-using it for another name.
     const other = await this.findById(node, id);
     if (other && other.name !== reg.name) {
-      throw new MeshError('MESH_ERR_CONFLICT', `instance id '${id}' on node '${node}' is already used by service '${other.name}'`);
+      throw new MeshError(
+        'MESH_ERR_CONFLICT',
+        `instance id '${id}' on node '${node}' is already used by service '${other.name}'`,
+      );
     }
     const now = new Date().toISOString();
     const key = keys.instance(reg.name, node, id);
@@ -55,7 +71,13 @@ export class Catalog {
     return { revision: res.revision, deleted: res.deleted > 0 };
   }
 
-  async updateCheck(node: string, id: string, checkId: string, status: CheckStatus, output: string): Promise<{ revision: number; changed: boolean }> {
+  async updateCheck(
+    node: string,
+    id: string,
+    checkId: string,
+    status: CheckStatus,
+    output: string,
+  ): Promise<{ revision: number; changed: boolean }> {
     const inst = await this.findById(node, id);
     if (!inst) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
     if (!inst.checks.some((c) => c.id === checkId)) {
@@ -65,14 +87,20 @@ export class Catalog {
       if (!cur) return undefined;
       const prev = cur.checkStates[checkId];
       if (prev && prev.status === status && prev.output === output) return undefined;
-      return { ...cur, checkStates: { ...cur.checkStates, [checkId]: { status, output, updatedAt: new Date().toISOString() } } };
+      return {
+        ...cur,
+        checkStates: { ...cur.checkStates, [checkId]: { status, output, updatedAt: new Date().toISOString() } },
+      };
     });
     if (!res.value) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
     return { revision: res.revision, changed: res.changed };
   }
 
   /** Instances of one service with computed health, read at one revision. */
-  async instances(service: string, opts: { healthyOnly?: boolean } = {}): Promise<{ revision: number; instances: InstanceView[] }> {
+  async instances(
+    service: string,
+    opts: { healthyOnly?: boolean } = {},
+  ): Promise<{ revision: number; instances: InstanceView[] }> {
     const res = await this.store.txn({
       compare: [],
       success: [

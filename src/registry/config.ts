@@ -81,15 +81,19 @@ export function parseBind(bind: string): { host: string; port: number } {
   const host = bind.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(bind.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid bind address '${bind}'`, { hint: 'Use ADDR:PORT, e.g. 0.0.0.0:7443 or 127.0.0.1:7443.' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid bind address '${bind}'`, {
+      hint: 'Use ADDR:PORT, e.g. 0.0.0.0:7443 or 127.0.0.1:7443.',
+    });
   }
   return { host, port };
 }
 
 export async function loadRegistryConfig(dataDir: string): Promise<{ config: RegistryConfig; paths: RegistryPaths }> {
   const paths = registryPaths(dataDir);
-  const config = await readConfigFile(paths.config, registryConfigSchema, () =>
-    new MeshError('MESH_ERR_NOT_INITIALIZED', `no registry configuration at ${paths.config}`),
+  const config = await readConfigFile(
+    paths.config,
+    registryConfigSchema,
+    () => new MeshError('MESH_ERR_NOT_INITIALIZED', `no registry configuration at ${paths.config}`),
   );
   return { config, paths };
 }

@@ -8,19 +8,34 @@ import { keys, PREFIX } from './keys.js';
 export class Intentions {
   constructor(private readonly store: Store) {}
 
-  async upsert(source: string, destination: string, action: IntentionAction, description: string): Promise<{ intention: Intention; revision: number }> {
+  async upsert(
+    source: string,
+    destination: string,
+    action: IntentionAction,
+    description: string,
+  ): Promise<{ intention: Intention; revision: number }> {
     const key = keys.intention(source, destination);
     const cur = await this.store.get(key);
     const now = new Date().toISOString();
     const prev = cur ? decode<Intention>(cur) : undefined;
-    const intention: Intention = { source, destination, action, description, createdAt: prev?.createdAt ?? now, updatedAt: now };
+    const intention: Intention = {
+      source,
+      destination,
+      action,
+      description,
+      createdAt: prev?.createdAt ?? now,
+      updatedAt: now,
+    };
     const res = await this.store.put(key, JSON.stringify(intention));
     return { intention, revision: res.revision };
   }
 
   async remove(source: string, destination: string): Promise<{ revision: number }> {
     const res = await this.store.delete(keys.intention(source, destination));
-    if (res.deleted === 0) throw new MeshError('MESH_ERR_NOT_FOUND', `no intention ${source} -> ${destination}`, { hint: 'List intentions with `meshctl intention list`.' });
+    if (res.deleted === 0)
+      throw new MeshError('MESH_ERR_NOT_FOUND', `no intention ${source} -> ${destination}`, {
+        hint: 'List intentions with `meshctl intention list`.',
+      });
     return { revision: res.revision };
   }
 

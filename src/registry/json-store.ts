@@ -26,9 +26,10 @@ export async function updateJson<T>(
     const current = kv ? decode<T>(kv) : undefined;
     const next = fn(current);
     if (next === undefined) return { value: current, revision: await store.revision(), changed: false };
-    const put = opts.lease === undefined
-      ? { type: 'put' as const, key, value: JSON.stringify(next) }
-      : { type: 'put' as const, key, value: JSON.stringify(next), lease: opts.lease };
+    const put =
+      opts.lease === undefined
+        ? { type: 'put' as const, key, value: JSON.stringify(next) }
+        : { type: 'put' as const, key, value: JSON.stringify(next), lease: opts.lease };
     const res = await store.txn({
       compare: [{ key, target: 'modRevision', op: '=', value: kv?.modRevision ?? 0 }],
       success: [put],

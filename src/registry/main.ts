@@ -39,7 +39,9 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
   const [caCert, caKey, serverCert, serverKey] = await Promise.all(
     [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) =>
       readFile(p, 'utf8').catch(() => {
-        throw new MeshError('MESH_ERR_NOT_INITIALIZED', `missing ${p}`, { hint: 'Run `meshctl init --server` for this data dir, or restore the file from backup.' });
+        throw new MeshError('MESH_ERR_NOT_INITIALIZED', `missing ${p}`, {
+          hint: 'Run `meshctl init --server` for this data dir, or restore the file from backup.',
+        });
       }),
     ),
   );
@@ -68,13 +70,24 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     const { host, port } = parseBind(opts.bind ?? config.bind);
     await app.listen({ host, port }).catch((e: NodeJS.ErrnoException) => {
       throw new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, {
-        hint: e.code === 'EADDRINUSE' ? 'Another process holds the port: stop it, or start with --bind ADDR:PORT.' : 'Check the bind address.',
+        hint:
+          e.code === 'EADDRINUSE'
+            ? 'Another process holds the port: stop it, or start with --bind ADDR:PORT.'
+            : 'Check the bind address.',
       });
     });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    log.info({ bind: `${host}:${actualPort}`, store: store.kind, trustDomain: config.trustDomain, revision: notifier.revision }, 'registry listening');
+    log.info(
+      {
+        bind: `${host}:${actualPort}`,
+        store: store.kind,
+        trustDomain: config.trustDomain,
+        revision: notifier.revision,
+      },
+      'registry listening',
+    );
     let closed = false;
     const running: RunningRegistry = {
       url: `https://${urlHost}:${actualPort}`,

@@ -5,7 +5,13 @@
  * and the oldest one inside the window, summed across nodes.
  */
 import * as hdr from 'hdr-histogram-js';
-import type { MetricsOverview, NodeMetricsReport, ProxyMetrics, ServiceMetricsView, TrafficCounters } from '../api/metrics.js';
+import type {
+  MetricsOverview,
+  NodeMetricsReport,
+  ProxyMetrics,
+  ServiceMetricsView,
+  TrafficCounters,
+} from '../api/metrics.js';
 
 const WINDOW_MS = 10_000;
 /** A node that stopped reporting for this long no longer counts. */
@@ -67,7 +73,9 @@ export class MetricsHub {
           slot.total.push(delta(u, prevU, seconds));
           for (const e of u.endpoints) {
             const prevE = prevU?.endpoints.find((x) => x.endpoint === e.endpoint);
-            (slot.endpoints.get(e.endpoint) ?? slot.endpoints.set(e.endpoint, []).get(e.endpoint)!).push(delta(e, prevE, seconds));
+            (slot.endpoints.get(e.endpoint) ?? slot.endpoints.set(e.endpoint, []).get(e.endpoint)!).push(
+              delta(e, prevE, seconds),
+            );
           }
         }
       }
@@ -89,12 +97,26 @@ export class MetricsHub {
         });
       }
     }
-    return { windowSeconds: WINDOW_MS / 1000, generatedAt: new Date(now).toISOString(), services: [...byService.values()].sort((a, b) => a.name.localeCompare(b.name)) };
+    return {
+      windowSeconds: WINDOW_MS / 1000,
+      generatedAt: new Date(now).toISOString(),
+      services: [...byService.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    };
   }
 }
 
 function emptyView(name: string): ServiceMetricsView {
-  return { name, rps: 0, successRate: null, p50Ms: null, p99Ms: null, maxMs: null, activeConnections: 0, instances: [], upstreams: [] };
+  return {
+    name,
+    rps: 0,
+    successRate: null,
+    p50Ms: null,
+    p99Ms: null,
+    maxMs: null,
+    activeConnections: 0,
+    instances: [],
+    upstreams: [],
+  };
 }
 
 function errorsOf(c: TrafficCounters): number {
@@ -132,13 +154,25 @@ function delta(now: TrafficCounters, before: TrafficCounters | undefined, second
 }
 
 function merge(ds: Delta[]): Delta {
-  const out: Delta = { requests: 0, errors: 0, active: 0, seconds: Math.max(1, ...ds.map((d) => d.seconds)), latency: undefined, meshErrors: {} };
+  const out: Delta = {
+    requests: 0,
+    errors: 0,
+    active: 0,
+    seconds: Math.max(1, ...ds.map((d) => d.seconds)),
+    latency: undefined,
+    meshErrors: {},
+  };
   for (const d of ds) {
     out.requests += d.requests;
     out.errors += d.errors;
     out.active += d.active;
     if (d.latency) {
-      if (!out.latency) out.latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+      if (!out.latency)
+        out.latency = hdr.build({
+          lowestDiscernibleValue: 1,
+          highestTrackableValue: 3_600_000_000,
+          numberOfSignificantValueDigits: 3,
+        });
       out.latency.add(d.latency);
     }
     for (const [k, v] of Object.entries(d.meshErrors)) out.meshErrors[k] = (out.meshErrors[k] ?? 0) + v;
@@ -146,7 +180,14 @@ function merge(ds: Delta[]): Delta {
   return out;
 }
 
-function rates(d: Delta): { rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; activeConnections: number } {
+function rates(d: Delta): {
+  rps: number;
+  successRate: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  activeConnections: number;
+} {
   const has = d.latency !== undefined && d.latency.totalCount > 0;
   return {
     rps: Math.round((d.requests / d.seconds) * 10) / 10,

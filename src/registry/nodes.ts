@@ -31,7 +31,10 @@ export class Nodes {
    * Keeps the node's lease alive, granting a new one when it is missing (first heartbeat,
    * expiry, registry data loss). Idempotent, so an agent only ever calls this one thing.
    */
-  async heartbeat(name: string, ttlSeconds: number): Promise<{ leaseId: number; ttlSeconds: number; renewed: boolean }> {
+  async heartbeat(
+    name: string,
+    ttlSeconds: number,
+  ): Promise<{ leaseId: number; ttlSeconds: number; renewed: boolean }> {
     if (!(await this.get(name))) throw new MeshError('MESH_ERR_NOT_FOUND', `node '${name}' has not joined`);
     const key = keys.alive(name);
     const kv = await this.store.get(key);
@@ -76,7 +79,8 @@ export class Nodes {
     });
     const [nodesR, aliveR, svcR] = res.results;
     const alive = new Map<string, AliveRecord>();
-    if (aliveR?.type === 'range') for (const kv of aliveR.kvs) alive.set(kv.key.slice(PREFIX.alive.length), decode<AliveRecord>(kv));
+    if (aliveR?.type === 'range')
+      for (const kv of aliveR.kvs) alive.set(kv.key.slice(PREFIX.alive.length), decode<AliveRecord>(kv));
     const counts = new Map<string, number>();
     if (svcR?.type === 'range') {
       for (const kv of svcR.kvs) {
@@ -84,15 +88,16 @@ export class Nodes {
         if (k) counts.set(k.node, (counts.get(k.node) ?? 0) + 1);
       }
     }
-    const nodes: NodeView[] = nodesR?.type === 'range'
-      ? nodesR.kvs.map((kv) => {
-          const n = decode<NodeRecord>(kv);
-          const a = alive.get(n.name);
-          const view: NodeView = { ...n, alive: a !== undefined, services: counts.get(n.name) ?? 0 };
-          if (a) view.lastSeen = this.seen.get(n.name) ?? a.lastSeen;
-          return view;
-        })
-      : [];
+    const nodes: NodeView[] =
+      nodesR?.type === 'range'
+        ? nodesR.kvs.map((kv) => {
+            const n = decode<NodeRecord>(kv);
+            const a = alive.get(n.name);
+            const view: NodeView = { ...n, alive: a !== undefined, services: counts.get(n.name) ?? 0 };
+            if (a) view.lastSeen = this.seen.get(n.name) ?? a.lastSeen;
+            return view;
+          })
+        : [];
     return { revision: res.revision, nodes };
   }
 
@@ -104,7 +109,11 @@ export class Nodes {
     if (aliveKv) await this.store.revokeLease(decode<AliveRecord>(aliveKv).leaseId).catch(() => undefined);
     const res = await this.store.txn({
       compare: [],
-      success: [{ type: 'delete', key: keys.node(name) }, { type: 'delete', key: keys.alive(name) }, ...mine.map((kv) => ({ type: 'delete' as const, key: kv.key }))],
+      success: [
+        { type: 'delete', key: keys.node(name) },
+        { type: 'delete', key: keys.alive(name) },
+        ...mine.map((kv) => ({ type: 'delete' as const, key: kv.key })),
+      ],
     });
     return { revision: res.revision };
   }

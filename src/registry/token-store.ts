@@ -32,7 +32,10 @@ export class TokenStore {
 
   async revoke(id: string): Promise<TokenInfo> {
     const rec = await getJson<TokenRecord>(this.store, keys.token(id));
-    if (!rec) throw new MeshError('MESH_ERR_NOT_FOUND', `no token with id '${id}'`, { hint: 'List tokens with `meshctl token list`.' });
+    if (!rec)
+      throw new MeshError('MESH_ERR_NOT_FOUND', `no token with id '${id}'`, {
+        hint: 'List tokens with `meshctl token list`.',
+      });
     const next = { ...rec, revoked: true };
     await this.store.put(keys.token(id), JSON.stringify(next));
     return toInfo(next);
@@ -49,7 +52,13 @@ export class TokenStore {
 }
 
 function toInfo(r: TokenRecord): TokenInfo {
-  const info: TokenInfo = { id: r.id, kind: r.kind, description: r.description, createdAt: r.createdAt, revoked: r.revoked };
+  const info: TokenInfo = {
+    id: r.id,
+    kind: r.kind,
+    description: r.description,
+    createdAt: r.createdAt,
+    revoked: r.revoked,
+  };
   if (r.expiresAt) info.expiresAt = r.expiresAt;
   return info;
 }

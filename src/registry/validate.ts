@@ -8,12 +8,15 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
   const r = schema.safeParse(value ?? {});
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-  throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid ${what}: ${issues.join('; ')}`, { details: r.error.issues.slice(0, 20) });
+  throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid ${what}: ${issues.join('; ')}`, {
+    details: r.error.issues.slice(0, 20),
+  });
 }
 
 export function nameParam(value: unknown, what: string): string {
   const r = nameSchema.safeParse(value);
-  if (!r.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid ${what} '${String(value)}': ${r.error.issues[0]?.message}`);
+  if (!r.success)
+    throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid ${what} '${String(value)}': ${r.error.issues[0]?.message}`);
   return r.data;
 }
 
@@ -21,7 +24,8 @@ export function nameParam(value: unknown, what: string): string {
 export function blockingParams(query: Record<string, unknown>): { index: number; waitMs: number } | undefined {
   if (query.index === undefined) return undefined;
   const index = Number(query.index);
-  if (!Number.isSafeInteger(index) || index < 0) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid index '${String(query.index)}'`);
+  if (!Number.isSafeInteger(index) || index < 0)
+    throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid index '${String(query.index)}'`);
   const waitMs = query.wait === undefined ? 60_000 : parseDuration(String(query.wait), 'wait');
   if (waitMs > 600_000) throw new MeshError('MESH_ERR_BAD_REQUEST', 'wait may be at most 10m');
   return { index, waitMs };

@@ -20,10 +20,14 @@ export function evaluateCompare(cmp: Compare, kv: KeyValue | undefined): boolean
     case 'modRevision': {
       const actual = kv === undefined ? 0 : kv[cmp.target];
       switch (cmp.op) {
-        case '=': return actual === cmp.value;
-        case '!=': return actual !== cmp.value;
-        case '<': return actual < cmp.value;
-        case '>': return actual > cmp.value;
+        case '=':
+          return actual === cmp.value;
+        case '!=':
+          return actual !== cmp.value;
+        case '<':
+          return actual < cmp.value;
+        case '>':
+          return actual > cmp.value;
       }
     }
   }

@@ -23,8 +23,12 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     case 'sqlite':
       return SqliteStore.open(opts);
     default:
-      throw new MeshError('MESH_ERR_CONFIG', `unknown store backend ${JSON.stringify((opts as { kind?: unknown }).kind)}`, {
-        hint: 'Use --store sqlite (the default) or --store memory.',
-      });
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `unknown store backend ${JSON.stringify((opts as { kind?: unknown }).kind)}`,
+        {
+          hint: 'Use --store sqlite (the default) or --store memory.',
+        },
+      );
   }
 }

@@ -35,7 +35,10 @@ const LONE_SURROGATE = /\p{Cs}/u;
 
 function checkWellFormed(s: string, what: string): void {
   if (LONE_SURROGATE.test(s)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `store ${what} contains a lone UTF-16 surrogate and cannot be stored as UTF-8`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `store ${what} contains a lone UTF-16 surrogate and cannot be stored as UTF-8`,
+    );
   }
 }
 

@@ -1,6 +1,12 @@
 /** The in-memory store: for tests and `--store memory`. Everything is lost on exit. */
 import { compareKeys } from './keys.js';
-import { RevisionedStore, type Commit, type RevisionedStoreOptions, type StoreBackend, type StoredState } from './revisioned-store.js';
+import {
+  RevisionedStore,
+  type Commit,
+  type RevisionedStoreOptions,
+  type StoreBackend,
+  type StoredState,
+} from './revisioned-store.js';
 import type { KeyValue, WatchBatch } from './types.js';
 
 export type MemoryStoreOptions = RevisionedStoreOptions;

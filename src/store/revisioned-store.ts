@@ -12,8 +12,18 @@ import { checkKey, checkPrefix } from './keys.js';
 import { LeaseClock } from './lease-clock.js';
 import { planTxn, type StateView } from './txn-plan.js';
 import type {
-  KeyValue, Lease, PutOptions, RangeResult, Store, TxnRequest, TxnResult, WatchBatch, WatchEvent,
-  WatchOptions, Watcher, WriteResult,
+  KeyValue,
+  Lease,
+  PutOptions,
+  RangeResult,
+  Store,
+  TxnRequest,
+  TxnResult,
+  WatchBatch,
+  WatchEvent,
+  WatchOptions,
+  Watcher,
+  WriteResult,
 } from './types.js';
 import { WatchHub } from './watch-hub.js';
 
@@ -76,10 +86,16 @@ export abstract class RevisionedStore implements Store {
   private readonly view: StateView;
   private readonly onBackgroundError: (err: MeshError) => void;
 
-  protected constructor(private readonly backend: StoreBackend, opts: RevisionedStoreOptions = {}) {
+  protected constructor(
+    private readonly backend: StoreBackend,
+    opts: RevisionedStoreOptions = {},
+  ) {
     const limit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `store historyLimit must be a positive integer, got ${String(limit)}`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `store historyLimit must be a positive integer, got ${String(limit)}`,
+      );
     }
     this.historyLimit = limit;
     this.onBackgroundError = opts.onBackgroundError ?? ((err) => process.emitWarning(err));
@@ -113,9 +129,10 @@ export abstract class RevisionedStore implements Store {
 
   async put(key: string, value: string, opts: PutOptions = {}): Promise<WriteResult> {
     return this.run(() => {
-      const op = opts.lease === undefined
-        ? { type: 'put' as const, key, value }
-        : { type: 'put' as const, key, value, lease: opts.lease };
+      const op =
+        opts.lease === undefined
+          ? { type: 'put' as const, key, value }
+          : { type: 'put' as const, key, value, lease: opts.lease };
       return { revision: this.write({ compare: [], success: [op] }).revision };
     });
   }
@@ -147,16 +164,22 @@ export abstract class RevisionedStore implements Store {
     }
     const from = opts.fromRevision;
     if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `store watch fromRevision must be a positive integer, got ${String(from)}`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `store watch fromRevision must be a positive integer, got ${String(from)}`,
+      );
     }
     if (this.closed) return failedWatch(opts.onError, closedError());
     if (from === undefined) return this.hub.add(prefix, onBatch, [], this.rev + 1);
     if (from < this.compacted) {
-      return failedWatch(opts.onError, new MeshError(
-        'MESH_ERR_STORE_COMPACTED',
-        `revision ${from} is compacted; the oldest revision the store can replay is ${this.compacted}`,
-        { details: { fromRevision: from, compactedRevision: this.compacted } },
-      ));
+      return failedWatch(
+        opts.onError,
+        new MeshError(
+          'MESH_ERR_STORE_COMPACTED',
+          `revision ${from} is compacted; the oldest revision the store can replay is ${this.compacted}`,
+          { details: { fromRevision: from, compactedRevision: this.compacted } },
+        ),
+      );
     }
     let replay: WatchBatch[];
     try {
@@ -171,7 +194,10 @@ export abstract class RevisionedStore implements Store {
   async grantLease(ttlSeconds: number): Promise<Lease> {
     return this.run(() => {
       if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
-        throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `lease TTL must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${String(ttlSeconds)}`);
+        throw new MeshError(
+          'MESH_ERR_INVALID_ARGUMENT',
+          `lease TTL must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${String(ttlSeconds)}`,
+        );
       }
       this.reapExpired();
       const lease: Lease = { id: this.lastLeaseId + 1, ttl: ttlSeconds };
@@ -247,7 +273,11 @@ export abstract class RevisionedStore implements Store {
   }
 
   /** Persists a change, then (only once it is stored) moves the revision and tells watchers. */
-  private commit(writes: ReadonlyMap<string, KeyValue | null>, events: WatchEvent[], leases: { grantLease?: Lease; revokeLease?: number }): void {
+  private commit(
+    writes: ReadonlyMap<string, KeyValue | null>,
+    events: WatchEvent[],
+    leases: { grantLease?: Lease; revokeLease?: number },
+  ): void {
     const moved = events.length > 0;
     if (!moved && leases.grantLease === undefined && leases.revokeLease === undefined) return;
     const revision = moved ? this.rev + 1 : this.rev;
@@ -262,7 +292,11 @@ export abstract class RevisionedStore implements Store {
   /** Deletes the lease and its keys in one revision. */
   private revoke(id: number): void {
     const keys = this.backend.leaseKeys(id);
-    const plan = planTxn(this.view, { compare: [], success: keys.map((key) => ({ type: 'delete' as const, key })) }, this.rev);
+    const plan = planTxn(
+      this.view,
+      { compare: [], success: keys.map((key) => ({ type: 'delete' as const, key })) },
+      this.rev,
+    );
     this.commit(plan.writes, plan.events, { revokeLease: id });
     this.clock.delete(id);
   }
@@ -296,7 +330,9 @@ function leaseNotFound(id: number): MeshError {
 }
 
 function closedError(): MeshError {
-  return new MeshError('MESH_ERR_STORE', 'the store is closed', { hint: 'This is a bug in the caller: it used the store after closing it.' });
+  return new MeshError('MESH_ERR_STORE', 'the store is closed', {
+    hint: 'This is a bug in the caller: it used the store after closing it.',
+  });
 }
 
 /** A watcher that never delivers; its onError runs once, later, unless cancelled first. */
@@ -310,5 +346,9 @@ function failedWatch(onError: ((err: Error) => void) | undefined, err: MeshError
       // As with batches, a throwing callback must not become an unhandled error.
     }
   });
-  return { cancel: () => { cancelled = true; } };
+  return {
+    cancel: () => {
+      cancelled = true;
+    },
+  };
 }

@@ -12,7 +12,13 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MeshError, toMeshError } from '../errors/index.js';
 import { prefixEnd } from './keys.js';
-import { RevisionedStore, type Commit, type RevisionedStoreOptions, type StoreBackend, type StoredState } from './revisioned-store.js';
+import {
+  RevisionedStore,
+  type Commit,
+  type RevisionedStoreOptions,
+  type StoreBackend,
+  type StoredState,
+} from './revisioned-store.js';
 import type { KeyValue, Lease, WatchBatch, WatchEvent } from './types.js';
 
 export interface SqliteStoreOptions extends RevisionedStoreOptions {
@@ -118,11 +124,20 @@ class SqliteBackend implements StoreBackend {
   private constructor(private readonly db: Database.Database) {
     this.getStmt = db.prepare<[string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`);
     this.rangeQuery = new PrefixQuery<KvRow>(db, `SELECT ${KV_COLUMNS} FROM kv`, '', 'key');
-    this.historyQuery = new PrefixQuery<{ revision: number; event: string }>(db, 'SELECT revision, event FROM events', 'revision >= ?', 'revision, seq');
+    this.historyQuery = new PrefixQuery<{ revision: number; event: string }>(
+      db,
+      'SELECT revision, event FROM events',
+      'revision >= ?',
+      'revision, seq',
+    );
     this.leaseKeysStmt = db.prepare<[number], string>('SELECT key FROM kv WHERE lease = ? ORDER BY key').pluck();
-    this.upsertStmt = db.prepare<[string, string, number, number, number, number]>(`INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.upsertStmt = db.prepare<[string, string, number, number, number, number]>(
+      `INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`,
+    );
     this.deleteStmt = db.prepare<[string]>('DELETE FROM kv WHERE key = ?');
-    this.insertEventStmt = db.prepare<[number, number, string, string]>('INSERT INTO events (revision, seq, key, event) VALUES (?, ?, ?, ?)');
+    this.insertEventStmt = db.prepare<[number, number, string, string]>(
+      'INSERT INTO events (revision, seq, key, event) VALUES (?, ?, ?, ?)',
+    );
     this.compactStmt = db.prepare<[number]>('DELETE FROM events WHERE revision < ?');
     this.setMetaStmt = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
     this.insertLeaseStmt = db.prepare<[number, number]>('INSERT INTO leases (id, ttl) VALUES (?, ?)');
@@ -154,7 +169,12 @@ class SqliteBackend implements StoreBackend {
   }
 
   load(): StoredState {
-    const meta = new Map(this.db.prepare<[], { name: string; value: number }>('SELECT name, value FROM meta').all().map((r) => [r.name, r.value]));
+    const meta = new Map(
+      this.db
+        .prepare<[], { name: string; value: number }>('SELECT name, value FROM meta')
+        .all()
+        .map((r) => [r.name, r.value]),
+    );
     const leases = this.db.prepare<[], Lease>('SELECT id, ttl FROM leases ORDER BY id').all();
     const revision = meta.get('revision');
     const compactedRevision = meta.get('compacted_revision');
@@ -272,9 +292,13 @@ function identify(db: Database.Database, path: string): 'new' | 'ours' {
     });
   }
   if (version !== SCHEMA_VERSION) {
-    throw new MeshError('MESH_ERR_STORE', `${path} has store schema version ${version}; this meshctl reads version ${SCHEMA_VERSION}`, {
-      hint: 'Run the meshctl version that wrote this store, or restore a backup made for this version.',
-    });
+    throw new MeshError(
+      'MESH_ERR_STORE',
+      `${path} has store schema version ${version}; this meshctl reads version ${SCHEMA_VERSION}`,
+      {
+        hint: 'Run the meshctl version that wrote this store, or restore a backup made for this version.',
+      },
+    );
   }
   return 'ours';
 }
@@ -303,7 +327,9 @@ function openError(path: string, e: unknown): MeshError {
     return new MeshError('MESH_ERR_STORE', `${path} is not a meshctl store (not an SQLite database)`, { cause: e });
   }
   if (code === 'ENOENT') {
-    return new MeshError('MESH_ERR_STORE', `cannot open store file ${path}: its directory does not exist`, { cause: e });
+    return new MeshError('MESH_ERR_STORE', `cannot open store file ${path}: its directory does not exist`, {
+      cause: e,
+    });
   }
   const message = e instanceof Error ? e.message : String(e);
   return new MeshError('MESH_ERR_STORE', `cannot open store file ${path}: ${message}`, { cause: e });

@@ -100,7 +100,14 @@ export function planTxn(base: StateView, req: TxnRequest, currentRevision: numbe
 }
 
 function deleteEvent(prev: KeyValue, revision: number): WatchEvent {
-  const kv: KeyValue = Object.freeze({ key: prev.key, value: '', createRevision: 0, modRevision: revision, version: 0, lease: 0 });
+  const kv: KeyValue = Object.freeze({
+    key: prev.key,
+    value: '',
+    createRevision: 0,
+    modRevision: revision,
+    version: 0,
+    lease: 0,
+  });
   return Object.freeze({ type: 'delete', kv, prevKv: prev });
 }
 

@@ -38,7 +38,12 @@ export interface WriteResult {
 
 /** Compare on one key, as etcd's Compare. A missing key has version/createRevision/modRevision 0 and value undefined. */
 export type Compare =
-  | { readonly key: string; readonly target: 'version' | 'createRevision' | 'modRevision'; readonly op: '=' | '!=' | '<' | '>'; readonly value: number }
+  | {
+      readonly key: string;
+      readonly target: 'version' | 'createRevision' | 'modRevision';
+      readonly op: '=' | '!=' | '<' | '>';
+      readonly value: number;
+    }
   | { readonly key: string; readonly target: 'value'; readonly op: '=' | '!='; readonly value: string }
   | { readonly key: string; readonly target: 'exists'; readonly value: boolean };
 

@@ -9,13 +9,21 @@ export interface InstallServiceOptions {
   user: string;
 }
 
-export async function installService(kind: UnitKind, opts: InstallServiceOptions): Promise<InstallUnitResult & { lines: string[] }> {
+export async function installService(
+  kind: UnitKind,
+  opts: InstallServiceOptions,
+): Promise<InstallUnitResult & { lines: string[] }> {
   const vars = defaultUnitVars(kind, { dataDir: opts.dataDir, user: opts.user });
   const res = await installUnit({ kind, unitDir: opts.unitDir, now: opts.now === true, vars });
   const lines = [
     ...res.actions,
     ...res.warnings.map((w) => `warning: ${w}`),
-    ...(res.nextSteps.length > 0 ? [res.systemdRunning ? 'Next:' : 'systemd is not running here; to enable the service run:', ...res.nextSteps.map((s) => `  ${s}`)] : []),
+    ...(res.nextSteps.length > 0
+      ? [
+          res.systemdRunning ? 'Next:' : 'systemd is not running here; to enable the service run:',
+          ...res.nextSteps.map((s) => `  ${s}`),
+        ]
+      : []),
   ];
   return { ...res, lines };
 }

@@ -74,16 +74,24 @@ export function checkUnitPathsVisible(vars: UnitVars): void {
   for (const [key, value] of Object.entries(used)) {
     for (const path of new Set([value, realpathOrSelf(value)])) {
       if (under(path, HIDDEN_BY_PROTECT_HOME)) {
-        throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `${key} ${path} is in a home directory, which the service cannot see (ProtectHome=yes)`, {
-          hint: 'Install meshctl system-wide (sudo ./install.sh puts it in /opt/meshctl), use a node installed outside home directories (your distribution or nodesource), and keep data and config under /var/lib and /etc.',
-          details: { field: key },
-        });
+        throw new MeshError(
+          'MESH_ERR_INVALID_ARGUMENT',
+          `${key} ${path} is in a home directory, which the service cannot see (ProtectHome=yes)`,
+          {
+            hint: 'Install meshctl system-wide (sudo ./install.sh puts it in /opt/meshctl), use a node installed outside home directories (your distribution or nodesource), and keep data and config under /var/lib and /etc.',
+            details: { field: key },
+          },
+        );
       }
       if (under(path, HIDDEN_BY_PRIVATE_TMP)) {
-        throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `${key} ${path} is under a temporary directory, which the service does not share (PrivateTmp=yes)`, {
-          hint: 'Use a persistent data directory such as /var/lib/meshctl, and a meshctl installed with install.sh.',
-          details: { field: key },
-        });
+        throw new MeshError(
+          'MESH_ERR_INVALID_ARGUMENT',
+          `${key} ${path} is under a temporary directory, which the service does not share (PrivateTmp=yes)`,
+          {
+            hint: 'Use a persistent data directory such as /var/lib/meshctl, and a meshctl installed with install.sh.',
+            details: { field: key },
+          },
+        );
       }
     }
   }
@@ -115,12 +123,15 @@ export async function installUnit(opts: InstallUnitOptions): Promise<InstallUnit
   }
 
   if (!(await exists(vars.dataDir))) {
-    warnings.push(`data directory ${vars.dataDir} does not exist; the service cannot start without it (install.sh creates /var/lib/meshctl): install -d -m 0700 -o ${vars.user} -g ${vars.group} ${vars.dataDir}`);
+    warnings.push(
+      `data directory ${vars.dataDir} does not exist; the service cannot start without it (install.sh creates /var/lib/meshctl): install -d -m 0700 -o ${vars.user} -g ${vars.group} ${vars.dataDir}`,
+    );
   }
   warnings.push(...(await missingAccounts(vars)));
 
   const loaded = SYSTEM_UNIT_DIRS.has(unitDir);
-  if (!loaded) warnings.push(`systemd does not load units from ${unitDir}; link the file in with \`systemctl link ${unitPath}\``);
+  if (!loaded)
+    warnings.push(`systemd does not load units from ${unitDir}; link the file in with \`systemctl link ${unitPath}\``);
 
   const enableArgs = ['enable', ...(now ? ['--now'] : []), name];
   const commands: string[][] = [...(loaded ? [] : [['link', unitPath]]), ['daemon-reload'], enableArgs];
@@ -128,7 +139,14 @@ export async function installUnit(opts: InstallUnitOptions): Promise<InstallUnit
 
   const systemdRunning = opts.systemdRunning ?? isSystemdRunning();
   if (!systemdRunning || !runSystemctl || !loaded) {
-    return { unitPath, changed, actions, systemdRunning, nextSteps: [...commands.map(shellLine), ...afterwards], warnings };
+    return {
+      unitPath,
+      changed,
+      actions,
+      systemdRunning,
+      nextSteps: [...commands.map(shellLine), ...afterwards],
+      warnings,
+    };
   }
 
   try {
@@ -136,7 +154,11 @@ export async function installUnit(opts: InstallUnitOptions): Promise<InstallUnit
   } catch (e) {
     // A failed start is usually explained by what the checks above found.
     if (e instanceof MeshError && warnings.length > 0) {
-      throw new MeshError(e.code, `${e.message}\n${warnings.join('\n')}`, { cause: e, hint: e.hint, details: e.details });
+      throw new MeshError(e.code, `${e.message}\n${warnings.join('\n')}`, {
+        cause: e,
+        hint: e.hint,
+        details: e.details,
+      });
     }
     throw e;
   }
@@ -156,7 +178,8 @@ export async function runSystemctlCommands(
   for (const args of commands) {
     const r = await execa(systemctl, args, { reject: false, timeout: SYSTEMCTL_TIMEOUT_MS, stdin: 'ignore' });
     if (r.failed) {
-      const why = r.exitCode === undefined ? (r.shortMessage ?? 'could not run') : (r.stderr.trim() || `exit code ${r.exitCode}`);
+      const why =
+        r.exitCode === undefined ? (r.shortMessage ?? 'could not run') : r.stderr.trim() || `exit code ${r.exitCode}`;
       throw new MeshError('MESH_ERR_UNAVAILABLE', `${shellLine(args)} failed: ${why}`, {
         hint: `Check \`systemctl status ${opts.unitName}\` and \`journalctl -u ${opts.unitName}\`; the unit file is at ${opts.unitPath}.`,
         details: { command: [systemctl, ...args], exitCode: r.exitCode, stderr: r.stderr, done },
@@ -200,7 +223,7 @@ async function sameFile(path: string, content: string, mode: number): Promise<bo
 }
 
 async function assertDirectory(dir: string): Promise<void> {
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = (await stat(dir)).isDirectory();
   } catch {
@@ -224,7 +247,10 @@ async function missingAccounts(vars: UnitVars): Promise<string[]> {
     if (/^[0-9]+$/.test(name)) continue; // numeric ids need no entry
     const r = await execa('getent', [db, name], { reject: false, timeout: 10_000, stdin: 'ignore' });
     if (r.exitCode === undefined) return []; // no getent here: cannot tell, say nothing
-    if (r.exitCode === 2) out.push(`${db === 'passwd' ? 'user' : 'group'} ${name} does not exist; install.sh creates it when run as root, or: ${fix}`);
+    if (r.exitCode === 2)
+      out.push(
+        `${db === 'passwd' ? 'user' : 'group'} ${name} does not exist; install.sh creates it when run as root, or: ${fix}`,
+      );
   }
   return out;
 }
@@ -238,7 +264,10 @@ function fsError(e: unknown, what: string): MeshError {
       hint: 'Installing a system unit needs root: run it with sudo, or pass --unit-dir DIR you can write.',
     });
   }
-  return new MeshError('MESH_ERR_INTERNAL', message, { cause: e, hint: 'Check the unit directory and the free space on its disk.' });
+  return new MeshError('MESH_ERR_INTERNAL', message, {
+    cause: e,
+    hint: 'Check the unit directory and the free space on its disk.',
+  });
 }
 
 function under(path: string, roots: readonly string[]): boolean {

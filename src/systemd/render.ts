@@ -130,13 +130,18 @@ export function renderTemplate(template: string, vars: UnitVars, source = 'templ
 
 function checkPath(key: string, value: string): void {
   if (typeof value !== 'string' || value === '') invalid(key, value, 'is empty');
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
   const bad = /[\u0000-\u001f\u007f]/.exec(value);
   if (bad) invalid(key, value, `contains a control character (code ${bad[0].charCodeAt(0)})`);
   if (!value.startsWith('/')) invalid(key, value, 'must be an absolute path');
   if (/\s/.test(value)) invalid(key, value, 'contains whitespace, which systemd would split into two arguments');
   const odd = UNSAFE_PATH_CHAR.exec(value);
   if (odd) {
-    invalid(key, value, `contains ${JSON.stringify(odd[0])}, which systemd would interpret; use letters, digits and . _ - @ + , : ~ /`);
+    invalid(
+      key,
+      value,
+      `contains ${JSON.stringify(odd[0])}, which systemd would interpret; use letters, digits and . _ - @ + , : ~ /`,
+    );
   }
   // Units are read by people too: /a/../b or /a//b/ hide what is really used.
   const normal = posix.normalize(value).replace(/(.)\/$/, '$1');
@@ -157,6 +162,9 @@ function invalid(key: string, value: unknown, why: string): never {
 
 function assertKind(kind: string): asserts kind is UnitKind {
   if (!(UNIT_KINDS as readonly string[]).includes(kind)) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `unknown unit kind ${JSON.stringify(kind)}; expected agent or registry`);
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `unknown unit kind ${JSON.stringify(kind)}; expected agent or registry`,
+    );
   }
 }

@@ -73,7 +73,11 @@ export function formatAgo(iso: string | undefined, now: Date): string {
 export type Urgency = 'ok' | 'soon' | 'expired';
 
 /** "in 23h 59m" or "expired 2h ago", with how urgent it is given a warning threshold. */
-export function formatExpiry(iso: string | undefined, now: Date, warnWithinMs: number): { text: string; urgency: Urgency } {
+export function formatExpiry(
+  iso: string | undefined,
+  now: Date,
+  warnWithinMs: number,
+): { text: string; urgency: Urgency } {
   if (!iso) return { text: DASH, urgency: 'ok' };
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return { text: DASH, urgency: 'ok' };

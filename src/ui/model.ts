@@ -51,7 +51,13 @@ export interface UpstreamRow {
   service: string;
   /** Where the service's apps reach it, from the registrations (e.g. 127.0.0.1:18000). */
   local: string | null;
-  metrics: { rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null; meshErrors: Record<string, number> } | null;
+  metrics: {
+    rps: number;
+    successRate: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    meshErrors: Record<string, number>;
+  } | null;
   endpoints: EndpointRow[];
 }
 
@@ -82,7 +88,13 @@ export function serviceRows(s: MeshSnapshot): ServiceRow[] {
 }
 
 export function nodeRows(s: MeshSnapshot): NodeRow[] {
-  return s.nodes.map((n) => ({ name: n.name, address: n.address, alive: n.alive, lastSeen: n.lastSeen, services: n.services }));
+  return s.nodes.map((n) => ({
+    name: n.name,
+    address: n.address,
+    alive: n.alive,
+    lastSeen: n.lastSeen,
+    services: n.services,
+  }));
 }
 
 export function intentionRows(s: MeshSnapshot): IntentionRow[] {
@@ -97,9 +109,18 @@ const STATE_ORDER: Record<InstanceState, number> = { 'node-down': 0, critical: 1
 function worstCheck(i: InstanceView): InstanceRow['check'] {
   const ids = Object.keys(i.checkStates);
   // A declared check with no report yet counts as critical, as in the registry.
-  for (const c of i.checks) if (!ids.includes(c.id)) return { id: c.id, status: 'critical', output: 'no result reported yet', others: Math.max(0, i.checks.length - 1) };
+  for (const c of i.checks)
+    if (!ids.includes(c.id))
+      return {
+        id: c.id,
+        status: 'critical',
+        output: 'no result reported yet',
+        others: Math.max(0, i.checks.length - 1),
+      };
   if (ids.length === 0) return null;
-  const [id, st] = Object.entries(i.checkStates).sort((a, b) => SEVERITY[b[1].status] - SEVERITY[a[1].status] || a[0].localeCompare(b[0]))[0]!;
+  const [id, st] = Object.entries(i.checkStates).sort(
+    (a, b) => SEVERITY[b[1].status] - SEVERITY[a[1].status] || a[0].localeCompare(b[0]),
+  )[0]!;
   return { id, status: st.status, output: st.output, others: ids.length - 1 };
 }
 
@@ -122,12 +143,15 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
       } satisfies InstanceRow;
     })
     // Trouble first, so a failing instance is on screen even when the list is trimmed.
-    .sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
+    .sort(
+      (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || a.node.localeCompare(b.node) || a.id.localeCompare(b.id),
+    );
 
   const declared = new Map<string, string>();
   for (const i of s.instances) {
     if (i.name !== name) continue;
-    for (const u of i.upstreams) if (!declared.has(u.service)) declared.set(u.service, `${u.localAddress}:${u.localPort}`);
+    for (const u of i.upstreams)
+      if (!declared.has(u.service)) declared.set(u.service, `${u.localAddress}:${u.localPort}`);
   }
   const measured = new Map((m?.upstreams ?? []).map((u) => [u.service, u]));
   const upstreamNames = [...new Set([...declared.keys(), ...measured.keys()])].sort();
@@ -136,8 +160,12 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
     return {
       service: u,
       local: declared.get(u) ?? null,
-      metrics: um ? { rps: um.rps, successRate: um.successRate, p50Ms: um.p50Ms, p99Ms: um.p99Ms, meshErrors: um.meshErrors } : null,
-      endpoints: (um?.endpoints ?? []).map((e) => ({ endpoint: e.endpoint, rps: e.rps, successRate: e.successRate, p99Ms: e.p99Ms })).sort((a, b) => a.endpoint.localeCompare(b.endpoint)),
+      metrics: um
+        ? { rps: um.rps, successRate: um.successRate, p50Ms: um.p50Ms, p99Ms: um.p99Ms, meshErrors: um.meshErrors }
+        : null,
+      endpoints: (um?.endpoints ?? [])
+        .map((e) => ({ endpoint: e.endpoint, rps: e.rps, successRate: e.successRate, p99Ms: e.p99Ms }))
+        .sort((a, b) => a.endpoint.localeCompare(b.endpoint)),
     };
   });
   return {

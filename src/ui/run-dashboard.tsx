@@ -27,15 +27,23 @@ export async function runDashboard(source: MeshDataSource, opts: LiveOptions = {
   const stdin = opts.stdin ?? process.stdin;
   const alt = stdout.isTTY === true;
   if (alt) stdout.write(ENTER_ALT_SCREEN);
-  const app = render(<Dashboard source={source} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} {...(opts.title ? { title: opts.title } : {})} {...(opts.extraKeys ? { extraKeys: opts.extraKeys } : {})} />, {
-    stdout,
-    stdin,
-    exitOnCtrlC: true,
-    // Ink 6.8's incremental renderer lands one row low after a frame that ends in a newline (the
-    // whole screen shifts); the standard one rewrites the frame in one synchronized write, which
-    // terminals show without flicker, and Ink skips the write when nothing changed.
-    incrementalRendering: false,
-  });
+  const app = render(
+    <Dashboard
+      source={source}
+      {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})}
+      {...(opts.title ? { title: opts.title } : {})}
+      {...(opts.extraKeys ? { extraKeys: opts.extraKeys } : {})}
+    />,
+    {
+      stdout,
+      stdin,
+      exitOnCtrlC: true,
+      // Ink 6.8's incremental renderer lands one row low after a frame that ends in a newline (the
+      // whole screen shifts); the standard one rewrites the frame in one synchronized write, which
+      // terminals show without flicker, and Ink skips the write when nothing changed.
+      incrementalRendering: false,
+    },
+  );
   const stop = () => app.unmount();
   process.once('SIGTERM', stop);
   process.once('SIGHUP', stop);
@@ -72,8 +80,14 @@ export function renderFrame(snapshot: MeshSnapshot, columns = 80): string {
 export type StatusMode = { kind: 'live'; intervalMs: number } | { kind: 'once'; columns: number } | { kind: 'json' };
 
 /** What `meshctl status` does once it has a source. Live, an unreachable registry is shown and retried; a one-shot read that fails throws. */
-export async function showStatus(source: MeshDataSource, mode: StatusMode, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+export async function showStatus(
+  source: MeshDataSource,
+  mode: StatusMode,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
   if (mode.kind === 'live') return runDashboard(source, { intervalMs: mode.intervalMs });
   const snapshot = await gatherMesh(source);
-  out.write(mode.kind === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderFrame(snapshot, mode.columns)}\n`);
+  out.write(
+    mode.kind === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderFrame(snapshot, mode.columns)}\n`,
+  );
 }

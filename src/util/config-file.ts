@@ -3,7 +3,11 @@ import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { MeshError } from '../errors/index.js';
 
-export async function readConfigFile<S extends z.ZodType>(path: string, schema: S, missing: () => MeshError): Promise<z.output<S>> {
+export async function readConfigFile<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  missing: () => MeshError,
+): Promise<z.output<S>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -19,7 +19,8 @@ describe('host agents on two loopback hosts (real processes)', () => {
   let appA: TestApp;
   let appB: TestApp;
 
-  const instances = (svc: string, healthy = false) => mesh.adminJson<InstancesOut>(['catalog', 'instances', svc, ...(healthy ? ['--healthy'] : [])]);
+  const instances = (svc: string, healthy = false) =>
+    mesh.adminJson<InstancesOut>(['catalog', 'instances', svc, ...(healthy ? ['--healthy'] : [])]);
 
   beforeAll(async () => {
     mesh = await startMesh({ leaseTtl: '5s' });
@@ -35,23 +36,48 @@ describe('host agents on two loopback hosts (real processes)', () => {
   });
 
   it('shows the same service registered on both hosts as two healthy instances', async () => {
-    for (const [agent, app] of [[a, appA], [b, appB]] as const) {
-      const r = await agent.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--check', `http://${app.address}:${app.port}/health`, '--interval', '300ms', '--failures-before-critical', '2']);
+    for (const [agent, app] of [
+      [a, appA],
+      [b, appB],
+    ] as const) {
+      const r = await agent.cli([
+        'register',
+        'service',
+        'api',
+        '--port',
+        String(app.port),
+        '--address',
+        app.address,
+        '--check',
+        `http://${app.address}:${app.port}/health`,
+        '--interval',
+        '300ms',
+        '--failures-before-critical',
+        '2',
+      ]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toContain("Registered service 'api'");
     }
-    const healthy = await eventually(async () => {
-      const res = await instances('api', true);
-      return res.instances.length === 2 && res;
-    }, { what: 'two healthy api instances' });
-    expect(healthy.instances.map((i) => `${i.node}@${i.address}`).sort()).toEqual([`host-a@${HOST_A}`, `host-b@${HOST_B}`]);
+    const healthy = await eventually(
+      async () => {
+        const res = await instances('api', true);
+        return res.instances.length === 2 && res;
+      },
+      { what: 'two healthy api instances' },
+    );
+    expect(healthy.instances.map((i) => `${i.node}@${i.address}`).sort()).toEqual([
+      `host-a@${HOST_A}`,
+      `host-b@${HOST_B}`,
+    ]);
     const text = await mesh.admin(['catalog', 'instances', 'api']);
     expect(text.stdout).toMatch(new RegExp(`host-a\\s+${HOST_A.replace(/\./g, '\\.')}\\s+\\d+\\s+21\\d{3}\\s+passing`));
   });
 
   it('turns an instance critical when its app stops, and back when it starts', async () => {
     await appB.stop();
-    await eventually(async () => (await instances('api', true)).instances.map((i) => i.node).join() === 'host-a', { what: 'host-b api critical' });
+    await eventually(async () => (await instances('api', true)).instances.map((i) => i.node).join() === 'host-a', {
+      what: 'host-b api critical',
+    });
     const all = await instances('api');
     expect(all.instances.find((i) => i.node === 'host-b')?.status).toBe('critical');
     const local = await b.cli(['services', '--json']);
@@ -59,16 +85,21 @@ describe('host agents on two loopback hosts (real processes)', () => {
     expect(svc.status).toBe('critical');
     expect(svc.checks[0].output).toMatch(/refused/);
     await appB.start();
-    await eventually(async () => (await instances('api', true)).instances.length === 2, { what: 'host-b api passing again' });
+    await eventually(async () => (await instances('api', true)).instances.length === 2, {
+      what: 'host-b api passing again',
+    });
   });
 
   it('after kill -9 of an agent: its node turns critical at lease expiry; a restart brings the same registrations back, none duplicated', async () => {
     await a.stop('SIGKILL');
-    await eventually(async () => {
-      const res = await instances('api');
-      const mine = res.instances.find((i) => i.node === 'host-a');
-      return mine && !mine.nodeAlive && mine.status === 'critical';
-    }, { what: 'host-a lease expiry' });
+    await eventually(
+      async () => {
+        const res = await instances('api');
+        const mine = res.instances.find((i) => i.node === 'host-a');
+        return mine && !mine.nodeAlive && mine.status === 'critical';
+      },
+      { what: 'host-a lease expiry' },
+    );
     const nodes = await mesh.adminJson<{ nodes: Array<{ name: string; alive: boolean }> }>(['catalog', 'nodes']);
     expect(nodes.nodes.find((n) => n.name === 'host-a')?.alive).toBe(false);
 
@@ -86,7 +117,9 @@ describe('host agents on two loopback hosts (real processes)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/unreachable/);
     await mesh.startRegistry();
-    await eventually(async () => (await instances('cache')).instances.length === 1, { what: 'cache synced after registry restart' });
+    await eventually(async () => (await instances('cache')).instances.length === 1, {
+      what: 'cache synced after registry restart',
+    });
     expect((await instances('api')).instances).toHaveLength(2);
   });
 
@@ -96,14 +129,21 @@ describe('host agents on two loopback hosts (real processes)', () => {
     await eventually(async () => (await instances('web')).instances.length === 1, { what: 'web registered from file' });
 
     await writeFile(file, 'service:\n  name: web\n  port: 8080\n  colour: blue\n');
-    await eventually(async () => {
-      const res = await b.cli(['services']);
-      return res.stdout.includes('invalid definition') && res;
-    }, { what: 'invalid file reported' }).then((res) => {
+    await eventually(
+      async () => {
+        const res = await b.cli(['services']);
+        return res.stdout.includes('invalid definition') && res;
+      },
+      { what: 'invalid file reported' },
+    ).then((res) => {
       expect(res.stdout).toMatch(/web\.yaml:4/);
       expect(res.stdout).toMatch(/colour/);
     });
-    const still = await mesh.adminJson<InstancesOut & { instances: Array<{ tags: string[] }> }>(['catalog', 'instances', 'web']);
+    const still = await mesh.adminJson<InstancesOut & { instances: Array<{ tags: string[] }> }>([
+      'catalog',
+      'instances',
+      'web',
+    ]);
     expect(still.instances).toHaveLength(1);
     expect(still.instances[0]!.tags).toEqual(['v1']);
 
@@ -126,13 +166,28 @@ describe('host agents on two loopback hosts (real processes)', () => {
       expect(r.stderr, args.join(' ')).toMatch(re);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
-    expect(JSON.stringify((await mesh.adminJson<{ services: unknown[] }>(['catalog', 'services'])).services)).toBe(before);
+    expect(JSON.stringify((await mesh.adminJson<{ services: unknown[] }>(['catalog', 'services'])).services)).toBe(
+      before,
+    );
   });
 
   it('refuses a wrong join token or CA fingerprint, writing nothing', async () => {
     const dataDir = join(mesh.dir, 'agent-nope');
-    const base = ['init', '--join', mesh.registryUrl, '--node-name', 'host-z', '--data-dir', dataDir, '--socket', join(dataDir, 's.sock')];
-    const badToken = await runCli([...base, '--token', 'msh_0000000000000000_' + 'A'.repeat(43), '--ca-fingerprint', mesh.caFingerprint], mesh.env);
+    const base = [
+      'init',
+      '--join',
+      mesh.registryUrl,
+      '--node-name',
+      'host-z',
+      '--data-dir',
+      dataDir,
+      '--socket',
+      join(dataDir, 's.sock'),
+    ];
+    const badToken = await runCli(
+      [...base, '--token', 'msh_0000000000000000_' + 'A'.repeat(43), '--ca-fingerprint', mesh.caFingerprint],
+      mesh.env,
+    );
     expect(badToken.exitCode).toBe(77);
     expect(badToken.stderr).toMatch(/token is not valid/);
     const badFp = await runCli([...base, '--token', mesh.joinToken, '--ca-fingerprint', 'AB:CD:EF'], mesh.env);
@@ -157,16 +212,22 @@ describe('host agents on two loopback hosts (real processes)', () => {
     cfg.registries = ['https://127.0.0.1:1', mesh.registryUrl];
     await writeFile(cfgPath, JSON.stringify(cfg));
     process.kill(a.daemon!.pid, 'SIGHUP');
-    await eventually(async () => (await a.daemon!.output()).includes('registry addresses changed'), { what: 'reload logged' });
+    await eventually(async () => (await a.daemon!.output()).includes('registry addresses changed'), {
+      what: 'reload logged',
+    });
     const r = await a.cli(['register', 'service', 'after-reload', '--port', '7777', '--address', HOST_A, '--no-proxy']);
     expect(r.stdout).toContain("Registered service 'after-reload'.");
-    await eventually(async () => (await instances('after-reload')).instances.length === 1, { what: 'registered through the second registry address' });
+    await eventually(async () => (await instances('after-reload')).instances.length === 1, {
+      what: 'registered through the second registry address',
+    });
   });
 
   it('deregisters everything of a host on `agent leave`', async () => {
     const r = await b.cli(['agent', 'leave']);
     expect(r.exitCode).toBe(0);
-    await eventually(async () => (await instances('api')).instances.every((i) => i.node !== 'host-b'), { what: 'host-b gone' });
+    await eventually(async () => (await instances('api')).instances.every((i) => i.node !== 'host-b'), {
+      what: 'host-b gone',
+    });
     await b.daemon?.proc;
     b.daemon = undefined;
   });

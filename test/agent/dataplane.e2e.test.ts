@@ -73,14 +73,48 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     c = await mesh.addAgent('host-c', HOST_C);
     apiA = await startApp('api-a', HOST_A);
     apiB = await startApp('api-b', HOST_B);
-    for (const [ag, app] of [[a, apiA], [b, apiB]] as const) {
-      const r = await ag.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--protocol', 'http', '--check', `http://${app.address}:${app.port}/`, '--interval', '300ms']);
+    for (const [ag, app] of [
+      [a, apiA],
+      [b, apiB],
+    ] as const) {
+      const r = await ag.cli([
+        'register',
+        'service',
+        'api',
+        '--port',
+        String(app.port),
+        '--address',
+        app.address,
+        '--protocol',
+        'http',
+        '--check',
+        `http://${app.address}:${app.port}/`,
+        '--interval',
+        '300ms',
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
     }
-    const r = await c.cli(['register', 'service', 'web', '--port', '9300', '--address', HOST_C, '--protocol', 'http', '--upstream', `api:${UP}`, '--meta', 'access-log=on']);
+    const r = await c.cli([
+      'register',
+      'service',
+      'web',
+      '--port',
+      '9300',
+      '--address',
+      HOST_C,
+      '--protocol',
+      'http',
+      '--upstream',
+      `api:${UP}`,
+      '--meta',
+      'access-log=on',
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     // The sidecar is up once the mesh answers for itself (403 under default deny).
-    await eventually(async () => (await get(UP)).reason === 'intention-deny web->api', { what: 'web sidecar serving', timeoutMs: 30_000 });
+    await eventually(async () => (await get(UP)).reason === 'intention-deny web->api', {
+      what: 'web sidecar serving',
+      timeoutMs: 30_000,
+    });
   });
   afterAll(async () => {
     agent.destroy();
@@ -101,39 +135,65 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
   });
 
   it('reaches both api instances in turn', async () => {
-    await eventually(async () => {
-      const seen = new Set<string>();
-      for (let i = 0; i < 6; i++) seen.add((await get(UP)).app ?? '');
-      return seen.has('api-a') && seen.has('api-b');
-    }, { what: 'both instances answer' });
+    await eventually(
+      async () => {
+        const seen = new Set<string>();
+        for (let i = 0; i < 6; i++) seen.add((await get(UP)).app ?? '');
+        return seen.has('api-a') && seen.has('api-b');
+      },
+      { what: 'both instances answer' },
+    );
     const order: string[] = [];
     for (let i = 0; i < 4; i++) order.push((await get(UP)).app ?? '');
     expect(order[0]).not.toBe(order[1]);
     expect(order[1]).not.toBe(order[2]);
   });
 
-  it('writes JSON access lines for a service that asks, and carries the caller\'s traceparent to the app', async () => {
+  it("writes JSON access lines for a service that asks, and carries the caller's traceparent to the app", async () => {
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const seen = await new Promise<{ status: number; headers: Record<string, string> }>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: UP, path: '/traced', headers: { traceparent }, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: (JSON.parse(body) as { headers: Record<string, string> }).headers }));
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: UP, path: '/traced', headers: { traceparent }, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: (JSON.parse(body) as { headers: Record<string, string> }).headers,
+            }),
+          );
+        })
+        .on('error', reject);
     });
     expect(seen.status).toBe(200);
     expect(seen.headers.traceparent).toBe(traceparent);
     const file = join(c.dataDir, 'logs', 'web.access.log');
-    const line = await eventually(async () => {
-      const text = await readFile(file, 'utf8').catch(() => '');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.path === '/traced');
-    }, { what: 'access log line' });
-    expect(line).toMatchObject({ direction: 'outbound', source: 'web', destination: 'api', method: 'GET', status: 200, traceparent });
+    const line = await eventually(
+      async () => {
+        const text = await readFile(file, 'utf8').catch(() => '');
+        return text
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.path === '/traced');
+      },
+      { what: 'access log line' },
+    );
+    expect(line).toMatchObject({
+      direction: 'outbound',
+      source: 'web',
+      destination: 'api',
+      method: 'GET',
+      status: 200,
+      traceparent,
+    });
     for (const k of ['time', 'durationMs', 'bytesIn', 'bytesOut', 'endpoint']) expect(line).toHaveProperty(k);
   });
 
   it('speaks only mTLS on a mesh port: plaintext and certificate-less TLS are refused', async () => {
-    const meshPort = (await mesh.adminJson<{ instances: Array<{ node: string; meshPort: number }> }>(['catalog', 'instances', 'api'])).instances.find((i) => i.node === 'host-a')!.meshPort;
+    const meshPort = (
+      await mesh.adminJson<{ instances: Array<{ node: string; meshPort: number }> }>(['catalog', 'instances', 'api'])
+    ).instances.find((i) => i.node === 'host-a')!.meshPort;
     const plain = await new Promise<string>((resolve) => {
       const s = net.connect(meshPort, HOST_A, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       let got = '';
@@ -144,7 +204,9 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     });
     expect(plain).not.toMatch(/HTTP\/1\.1 200/);
     const noCert = await new Promise<string>((resolve) => {
-      const s = tls.connect({ host: HOST_A, port: meshPort, rejectUnauthorized: false }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const s = tls.connect({ host: HOST_A, port: meshPort, rejectUnauthorized: false }, () =>
+        s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      );
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
       s.on('close', () => resolve(got));
@@ -164,22 +226,31 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
 
   it('keeps answering when one app stops, and says 503 with the reason when both are down', async () => {
     await apiA.stop();
-    await eventually(async () => {
-      const r = await Promise.all([get(UP), get(UP), get(UP)]);
-      return r.every((x) => x.status === 200 && x.app === 'api-b');
-    }, { what: 'only api-b serves' });
+    await eventually(
+      async () => {
+        const r = await Promise.all([get(UP), get(UP), get(UP)]);
+        return r.every((x) => x.status === 200 && x.app === 'api-b');
+      },
+      { what: 'only api-b serves' },
+    );
     await apiB.stop();
-    await eventually(async () => {
-      const r = await get(UP);
-      return r.status === 503 && r.reason === 'no-healthy-endpoints api';
-    }, { what: '503 no healthy endpoints' });
+    await eventually(
+      async () => {
+        const r = await get(UP);
+        return r.status === 503 && r.reason === 'no-healthy-endpoints api';
+      },
+      { what: '503 no healthy endpoints' },
+    );
     await apiA.start();
     await apiB.start();
-    await eventually(async () => {
-      const seen = new Set<string>();
-      for (let i = 0; i < 6; i++) seen.add((await get(UP)).app ?? '');
-      return seen.has('api-a') && seen.has('api-b');
-    }, { what: 'both back' });
+    await eventually(
+      async () => {
+        const seen = new Set<string>();
+        for (let i = 0; i < 6; i++) seen.add((await get(UP)).app ?? '');
+        return seen.has('api-a') && seen.has('api-b');
+      },
+      { what: 'both back' },
+    );
   });
 
   it('fails static: kill -9 of the registry, then of the agent, under a steady loop: no failed request', async () => {
@@ -200,11 +271,15 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
     const before = JSON.parse((await c.cli(['agent', 'info', '--json'])).stdout) as { node: string };
     expect(before.node).toBe('host-c');
     const proxies = await new Promise<Array<{ info: { pid: number; adopted: boolean } }>>((resolve, reject) => {
-      http.get({ socketPath: c.socket, path: '/v1/agent/proxies' }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve((JSON.parse(body) as { proxies: Array<{ info: { pid: number; adopted: boolean } }> }).proxies));
-      }).on('error', reject);
+      http
+        .get({ socketPath: c.socket, path: '/v1/agent/proxies' }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () =>
+            resolve((JSON.parse(body) as { proxies: Array<{ info: { pid: number; adopted: boolean } }> }).proxies),
+          );
+        })
+        .on('error', reject);
     });
     expect(proxies).toHaveLength(1);
     expect(proxies[0]!.info.adopted).toBe(true);

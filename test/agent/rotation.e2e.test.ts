@@ -55,11 +55,36 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
     a = await mesh.addAgent('rot-a', HOST_A);
     c = await mesh.addAgent('rot-c', HOST_B);
     app = await startApp('api-rot', HOST_A);
-    const r1 = await a.cli(['register', 'service', 'api', '--port', String(app.port), '--address', app.address, '--protocol', 'http']);
+    const r1 = await a.cli([
+      'register',
+      'service',
+      'api',
+      '--port',
+      String(app.port),
+      '--address',
+      app.address,
+      '--protocol',
+      'http',
+    ]);
     expect(r1.exitCode, r1.stderr).toBe(0);
-    const r2 = await c.cli(['register', 'service', 'web', '--port', '9400', '--address', HOST_B, '--protocol', 'http', '--upstream', `api:${UP}`]);
+    const r2 = await c.cli([
+      'register',
+      'service',
+      'web',
+      '--port',
+      '9400',
+      '--address',
+      HOST_B,
+      '--protocol',
+      'http',
+      '--upstream',
+      `api:${UP}`,
+    ]);
     expect(r2.exitCode, r2.stderr).toBe(0);
-    await eventually(async () => (await get()).status === 200, { what: 'web → api through the sidecars', timeoutMs: 30_000 });
+    await eventually(async () => (await get()).status === 200, {
+      what: 'web → api through the sidecars',
+      timeoutMs: 30_000,
+    });
   });
   afterAll(async () => {
     appAgent.destroy();
@@ -68,7 +93,8 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
   });
 
   it('renews both leaves at half-life under a steady keep-alive loop: no failed request, new handshakes present the new certificate', async () => {
-    const meshPort = (await mesh.adminJson<{ instances: Array<{ meshPort: number }> }>(['catalog', 'instances', 'api'])).instances[0]!.meshPort;
+    const meshPort = (await mesh.adminJson<{ instances: Array<{ meshPort: number }> }>(['catalog', 'instances', 'api']))
+      .instances[0]!.meshPort;
     const apiBefore = await storedLeaf(a);
     const webBefore = await storedLeaf(c);
     // 2 minutes from issue, NotBefore backdated a minute: renewed 30 s after it was issued.
@@ -85,14 +111,19 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
     })();
     try {
       await eventually(
-        async () => (await storedLeaf(a)).serialNumber !== apiBefore.serialNumber && (await storedLeaf(c)).serialNumber !== webBefore.serialNumber,
+        async () =>
+          (await storedLeaf(a)).serialNumber !== apiBefore.serialNumber &&
+          (await storedLeaf(c)).serialNumber !== webBefore.serialNumber,
         { what: 'both agents renewed their leaf', timeoutMs: 100_000, intervalMs: 500 },
       );
       // The sidecar takes the new leaf from the agent's push: the next handshake shows it.
-      await eventually(async () => {
-        const presented = await presentedSerial(HOST_A, meshPort);
-        return presented !== apiBefore.serialNumber && presented === (await storedLeaf(a)).serialNumber;
-      }, { what: 'api sidecar presenting the renewed leaf', timeoutMs: 20_000, intervalMs: 250 });
+      await eventually(
+        async () => {
+          const presented = await presentedSerial(HOST_A, meshPort);
+          return presented !== apiBefore.serialNumber && presented === (await storedLeaf(a)).serialNumber;
+        },
+        { what: 'api sidecar presenting the renewed leaf', timeoutMs: 20_000, intervalMs: 250 },
+      );
       // A little traffic after the switch, over the same connections.
       await new Promise((r) => setTimeout(r, 1000));
     } finally {

@@ -11,7 +11,12 @@ describe('the registry client under injected faults (delay, refused connections)
   beforeAll(async () => {
     t = await startTestRegistry();
     fault = await startFaultProxy({ host: '127.0.0.1', port: t.registry.port });
-    slow = new RegistryClient({ baseUrl: `https://127.0.0.1:${fault.port}`, ca: t.caPem, token: t.init.adminToken, timeoutMs: 2_000 });
+    slow = new RegistryClient({
+      baseUrl: `https://127.0.0.1:${fault.port}`,
+      ca: t.caPem,
+      token: t.init.adminToken,
+      timeoutMs: 2_000,
+    });
   });
   afterAll(async () => {
     slow.close();
@@ -35,7 +40,12 @@ describe('the registry client under injected faults (delay, refused connections)
 
   it('answers UNAVAILABLE when connections are refused, and recovers when they are not', async () => {
     slow.close();
-    slow = new RegistryClient({ baseUrl: `https://127.0.0.1:${fault.port}`, ca: t.caPem, token: t.init.adminToken, timeoutMs: 2_000 });
+    slow = new RegistryClient({
+      baseUrl: `https://127.0.0.1:${fault.port}`,
+      ca: t.caPem,
+      token: t.init.adminToken,
+      timeoutMs: 2_000,
+    });
     fault.setRefuseRate(1);
     await expect(slow.services()).rejects.toMatchObject({ code: 'MESH_ERR_UNAVAILABLE' });
     fault.setRefuseRate(0);

@@ -51,7 +51,9 @@ describe('CertificateAuthority.load', () => {
 
   it('refuses a key that belongs to another root', async () => {
     const other = await createRoot({ trustDomain: TD });
-    const err = await refusal(CertificateAuthority.load({ certPem: root.certPem, keyPem: other.keyPem, trustDomain: TD }));
+    const err = await refusal(
+      CertificateAuthority.load({ certPem: root.certPem, keyPem: other.keyPem, trustDomain: TD }),
+    );
     expect(err.code).toBe('MESH_ERR_CONFIG');
     expect(err.message).toMatch(/does not belong/);
   });
@@ -123,7 +125,12 @@ describe('signCsr: a good CSR', () => {
     expect(leaf.subject).toBe('CN=api');
     expect(leaf.ca).toBe(false);
     expect([...(leaf.keyUsage ?? [])].sort()).toEqual([SERVER_AUTH, CLIENT_AUTH]);
-    expect(peerIdentity(issued.certPem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({ ok: true, id: API, kind: 'svc', name: 'api' });
+    expect(peerIdentity(issued.certPem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({
+      ok: true,
+      id: API,
+      kind: 'svc',
+      name: 'api',
+    });
   });
 
   it('reports serial and validity as they are in the certificate', () => {
@@ -201,10 +208,16 @@ describe('signCsr options', () => {
   });
 
   it('keeps DNS and IP SANs when allowed', async () => {
-    const { csrPem } = await createKeyAndCsr({ spiffeId: API, dnsNames: ['api.example.com'], ipAddresses: ['10.0.0.7', 'fd00::7'] });
+    const { csrPem } = await createKeyAndCsr({
+      spiffeId: API,
+      dnsNames: ['api.example.com'],
+      ipAddresses: ['10.0.0.7', 'fd00::7'],
+    });
     const r = await ca.signCsr(csrPem, { expectedId: API, allowDnsAndIp: true });
     const text = await opensslText(r.certPem);
-    expect(text).toMatch(/URI:spiffe:\/\/mesh\.local\/svc\/api, DNS:api\.example\.com, IP Address:10\.0\.0\.7, IP Address:FD00:0:0:0:0:0:0:7/);
+    expect(text).toMatch(
+      /URI:spiffe:\/\/mesh\.local\/svc\/api, DNS:api\.example\.com, IP Address:10\.0\.0\.7, IP Address:FD00:0:0:0:0:0:0:7/,
+    );
   });
 
   it('copies nothing else from the CSR: requested CA:true, key usages and subject are ignored', async () => {
@@ -233,31 +246,175 @@ describe('signCsr options', () => {
 
 describe('signCsr refusals', () => {
   const cases: [string, () => Promise<string>, Partial<SignCsrOptions>, RegExp][] = [
-    ['two URI SANs', () => rawCsr({ sans: [{ type: 'url', value: API }, { type: 'url', value: `spiffe://${TD}/svc/db` }] }), {}, /2 URI SANs/],
-    ['another service\'s ID', () => rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/svc/db` }] }), {}, /svc\/db is not the authorised identity spiffe:\/\/mesh\.local\/svc\/api/],
-    ['a node ID for a service', () => rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/node/api` }] }), {}, /not the authorised identity/],
-    ['the wrong trust domain', () => rawCsr({ sans: [{ type: 'url', value: 'spiffe://other.test/svc/api' }] }), {}, /trust domain "other\.test"/],
+    [
+      'two URI SANs',
+      () =>
+        rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'url', value: `spiffe://${TD}/svc/db` },
+          ],
+        }),
+      {},
+      /2 URI SANs/,
+    ],
+    [
+      "another service's ID",
+      () => rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/svc/db` }] }),
+      {},
+      /svc\/db is not the authorised identity spiffe:\/\/mesh\.local\/svc\/api/,
+    ],
+    [
+      'a node ID for a service',
+      () => rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/node/api` }] }),
+      {},
+      /not the authorised identity/,
+    ],
+    [
+      'the wrong trust domain',
+      () => rawCsr({ sans: [{ type: 'url', value: 'spiffe://other.test/svc/api' }] }),
+      {},
+      /trust domain "other\.test"/,
+    ],
     ['no SAN at all', () => rawCsr({}), {}, /no URI SAN/],
     ['only a DNS SAN', () => rawCsr({ sans: [{ type: 'dns', value: 'api.example.com' }] }), {}, /no URI SAN/],
-    ['a non-SPIFFE URI', () => rawCsr({ sans: [{ type: 'url', value: 'https://mesh.local/svc/api' }] }), {}, /not a mesh SPIFFE ID/],
-    ['a non-canonical SPIFFE URI', () => rawCsr({ sans: [{ type: 'url', value: 'spiffe://MESH.local/svc/api' }] }), {}, /not a mesh SPIFFE ID/],
-    ['a DNS SAN when not allowed', () => rawCsr({ sans: [{ type: 'url', value: API }, { type: 'dns', value: 'api.example.com' }] }), {}, /DNS\/IP SANs are not allowed.*api\.example\.com/],
-    ['an IP SAN when not allowed', () => rawCsr({ sans: [{ type: 'url', value: API }, { type: 'ip', value: '10.1.2.3' }] }), {}, /DNS\/IP SANs are not allowed.*10\.1\.2\.3/],
-    ['an email SAN', () => rawCsr({ sans: [{ type: 'url', value: API }, { type: 'email', value: 'a@b.c' }] }), { allowDnsAndIp: true }, /other than URI, DNS and IP/],
-    ['a wildcard DNS SAN even when DNS is allowed', () => rawCsr({ sans: [{ type: 'url', value: API }, { type: 'dns', value: '*.example.com' }] }), { allowDnsAndIp: true }, /invalid DNS SAN/],
-    ['two SAN extensions', () => rawCsr({ sans: [{ type: 'url', value: API }], extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'x.example.com' }])] }), { allowDnsAndIp: true }, /more than one subjectAltName/],
-    ['an RSA key', () => rawCsr({ rsa: true, sans: [{ type: 'url', value: API }] }), {}, /must be EC P-256, it is RSA 2048 bits/],
-    ['an EC P-384 key', async () => rawCsr({ keys: await ecKeys('P-384'), sans: [{ type: 'url', value: API }] }), {}, /must be EC P-256, it is EC secp384r1/],
-    ['a tampered CSR (identity edited after signing)', async () => tamperPem(await rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/svc/apx` }] }), 'CERTIFICATE REQUEST', '/svc/apx', '/svc/api'), {}, /signature does not verify/],
+    [
+      'a non-SPIFFE URI',
+      () => rawCsr({ sans: [{ type: 'url', value: 'https://mesh.local/svc/api' }] }),
+      {},
+      /not a mesh SPIFFE ID/,
+    ],
+    [
+      'a non-canonical SPIFFE URI',
+      () => rawCsr({ sans: [{ type: 'url', value: 'spiffe://MESH.local/svc/api' }] }),
+      {},
+      /not a mesh SPIFFE ID/,
+    ],
+    [
+      'a DNS SAN when not allowed',
+      () =>
+        rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'dns', value: 'api.example.com' },
+          ],
+        }),
+      {},
+      /DNS\/IP SANs are not allowed.*api\.example\.com/,
+    ],
+    [
+      'an IP SAN when not allowed',
+      () =>
+        rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'ip', value: '10.1.2.3' },
+          ],
+        }),
+      {},
+      /DNS\/IP SANs are not allowed.*10\.1\.2\.3/,
+    ],
+    [
+      'an email SAN',
+      () =>
+        rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'email', value: 'a@b.c' },
+          ],
+        }),
+      { allowDnsAndIp: true },
+      /other than URI, DNS and IP/,
+    ],
+    [
+      'a wildcard DNS SAN even when DNS is allowed',
+      () =>
+        rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'dns', value: '*.example.com' },
+          ],
+        }),
+      { allowDnsAndIp: true },
+      /invalid DNS SAN/,
+    ],
+    [
+      'two SAN extensions',
+      () =>
+        rawCsr({
+          sans: [{ type: 'url', value: API }],
+          extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'x.example.com' }])],
+        }),
+      { allowDnsAndIp: true },
+      /more than one subjectAltName/,
+    ],
+    [
+      'an RSA key',
+      () => rawCsr({ rsa: true, sans: [{ type: 'url', value: API }] }),
+      {},
+      /must be EC P-256, it is RSA 2048 bits/,
+    ],
+    [
+      'an EC P-384 key',
+      async () => rawCsr({ keys: await ecKeys('P-384'), sans: [{ type: 'url', value: API }] }),
+      {},
+      /must be EC P-256, it is EC secp384r1/,
+    ],
+    [
+      'a tampered CSR (identity edited after signing)',
+      async () =>
+        tamperPem(
+          await rawCsr({ sans: [{ type: 'url', value: `spiffe://${TD}/svc/apx` }] }),
+          'CERTIFICATE REQUEST',
+          '/svc/apx',
+          '/svc/api',
+        ),
+      {},
+      /signature does not verify/,
+    ],
     ['garbage', async () => 'hello', {}, /not a single PEM "CERTIFICATE REQUEST" block/],
     ['an empty string', async () => '', {}, /not a single PEM/],
     ['a certificate instead of a CSR', async () => root.certPem, {}, /not a single PEM "CERTIFICATE REQUEST"/],
-    ['a PEM with a broken base64 body', async () => '-----BEGIN CERTIFICATE REQUEST-----\nMIIB$$$$\n-----END CERTIFICATE REQUEST-----\n', {}, /not a single PEM/],
-    ['a PEM around bytes that are not a CSR', async () => `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from('definitely not DER').toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`, {}, /not a parsable PKCS#10/],
-    ['two PEM blocks', async () => { const c = await rawCsr({ sans: [{ type: 'url', value: API }] }); return `${c}\n${c}`; }, {}, /not a single PEM/],
-    ['a ttl under a minute', () => rawCsr({ sans: [{ type: 'url', value: API }] }), { ttlMs: 59_999 }, /outside 1 minute \.\. 1 year/],
-    ['a ttl over a year', () => rawCsr({ sans: [{ type: 'url', value: API }] }), { ttlMs: 366 * DAY }, /outside 1 minute/],
-    ['a ttl that is not a number', () => rawCsr({ sans: [{ type: 'url', value: API }] }), { ttlMs: Number.NaN }, /outside 1 minute/],
+    [
+      'a PEM with a broken base64 body',
+      async () => '-----BEGIN CERTIFICATE REQUEST-----\nMIIB$$$$\n-----END CERTIFICATE REQUEST-----\n',
+      {},
+      /not a single PEM/,
+    ],
+    [
+      'a PEM around bytes that are not a CSR',
+      async () =>
+        `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from('definitely not DER').toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`,
+      {},
+      /not a parsable PKCS#10/,
+    ],
+    [
+      'two PEM blocks',
+      async () => {
+        const c = await rawCsr({ sans: [{ type: 'url', value: API }] });
+        return `${c}\n${c}`;
+      },
+      {},
+      /not a single PEM/,
+    ],
+    [
+      'a ttl under a minute',
+      () => rawCsr({ sans: [{ type: 'url', value: API }] }),
+      { ttlMs: 59_999 },
+      /outside 1 minute \.\. 1 year/,
+    ],
+    [
+      'a ttl over a year',
+      () => rawCsr({ sans: [{ type: 'url', value: API }] }),
+      { ttlMs: 366 * DAY },
+      /outside 1 minute/,
+    ],
+    [
+      'a ttl that is not a number',
+      () => rawCsr({ sans: [{ type: 'url', value: API }] }),
+      { ttlMs: Number.NaN },
+      /outside 1 minute/,
+    ],
   ];
 
   it.each(cases)('refuses %s with MESH_ERR_CSR_INVALID', async (_what, makeCsr, opts, message) => {
@@ -268,24 +425,44 @@ describe('signCsr refusals', () => {
   });
 
   it('accepts the same CSR shapes once they are right (the refusals above are not blanket ones)', async () => {
-    await expect(ca.signCsr(await rawCsr({ sans: [{ type: 'url', value: API }] }), { expectedId: API })).resolves.toBeDefined();
     await expect(
-      ca.signCsr(await rawCsr({ sans: [{ type: 'url', value: API }, { type: 'dns', value: 'api.example.com' }] }), { expectedId: API, allowDnsAndIp: true }),
+      ca.signCsr(await rawCsr({ sans: [{ type: 'url', value: API }] }), { expectedId: API }),
     ).resolves.toBeDefined();
-    await expect(ca.signCsr(await rawCsr({ sans: [{ type: 'url', value: API }] }), { expectedId: API, ttlMs: 60_000 })).resolves.toBeDefined();
+    await expect(
+      ca.signCsr(
+        await rawCsr({
+          sans: [
+            { type: 'url', value: API },
+            { type: 'dns', value: 'api.example.com' },
+          ],
+        }),
+        { expectedId: API, allowDnsAndIp: true },
+      ),
+    ).resolves.toBeDefined();
+    await expect(
+      ca.signCsr(await rawCsr({ sans: [{ type: 'url', value: API }] }), { expectedId: API, ttlMs: 60_000 }),
+    ).resolves.toBeDefined();
   });
 
-  it.each([`spiffe://other.test/svc/api`, 'api', 'spiffe://mesh.local/svc/'])('rejects expectedId %j as a caller error', async (expectedId) => {
-    const { csrPem } = await createKeyAndCsr({ spiffeId: API });
-    const err = await refusal(ca.signCsr(csrPem, { expectedId }));
-    expect(err.code).toBe('MESH_ERR_INVALID_ARGUMENT');
-  });
+  it.each([`spiffe://other.test/svc/api`, 'api', 'spiffe://mesh.local/svc/'])(
+    'rejects expectedId %j as a caller error',
+    async (expectedId) => {
+      const { csrPem } = await createKeyAndCsr({ spiffeId: API });
+      const err = await refusal(ca.signCsr(csrPem, { expectedId }));
+      expect(err.code).toBe('MESH_ERR_INVALID_ARGUMENT');
+    },
+  );
 });
 
 describe('issueServerCertificate', () => {
   it('makes a key and a server certificate with DNS/IP SANs for the registry', async () => {
     const id = `spiffe://${TD}/svc/registry`;
-    const r = await ca.issueServerCertificate({ spiffeId: id, dnsNames: ['cp.example.com'], ipAddresses: ['127.0.0.1'], ttlMs: 7 * DAY });
+    const r = await ca.issueServerCertificate({
+      spiffeId: id,
+      dnsNames: ['cp.example.com'],
+      ipAddresses: ['127.0.0.1'],
+      ttlMs: 7 * DAY,
+    });
     const c = new X509Certificate(r.certPem);
     expect(c.checkPrivateKey(createPrivateKey(r.keyPem))).toBe(true);
     expect(c.subjectAltName).toBe(`URI:${id}, DNS:cp.example.com, IP Address:127.0.0.1`);
@@ -293,7 +470,10 @@ describe('issueServerCertificate', () => {
     expect(r.notAfter.getTime() - r.notBefore.getTime()).toBeGreaterThan(7 * DAY - 2000);
     expect(await opensslVerify(root.certPem, r.certPem)).toMatch(/: OK$/);
     // Node's own host check works for clients that dial the registry by name.
-    const out = await openssl(() => ['x509', '-noout', '-checkhost', 'cp.example.com', '-checkip', '127.0.0.1', '-in', 'c.pem'], { 'c.pem': r.certPem });
+    const out = await openssl(
+      () => ['x509', '-noout', '-checkhost', 'cp.example.com', '-checkip', '127.0.0.1', '-in', 'c.pem'],
+      { 'c.pem': r.certPem },
+    );
     expect(out).toMatch(/Hostname cp\.example\.com does match certificate/);
     expect(out).toMatch(/IP 127\.0\.0\.1 does match certificate/);
   });

@@ -9,7 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { CertificateAuthority, type CertUsage } from '../../src/ca/authority.js';
 import { createKeyAndCsr } from '../../src/ca/keys.js';
 import { createRoot, type RootMaterial } from '../../src/ca/root.js';
-import { peerIdentity, spiffeServerIdentityCheck, type PeerExpectation, type PeerIdentityResult } from '../../src/ca/verify.js';
+import {
+  peerIdentity,
+  spiffeServerIdentityCheck,
+  type PeerExpectation,
+  type PeerIdentityResult,
+} from '../../src/ca/verify.js';
 import { MeshError } from '../../src/errors/index.js';
 import { TD } from './helpers.js';
 
@@ -47,7 +52,14 @@ async function startServer(me: Identity, expectClient: PeerExpectation): Promise
   const clientErrors: Error[] = [];
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer(
-    { key: me.keyPem, cert: me.certPem, ca: [root.certPem], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+    {
+      key: me.keyPem,
+      cert: me.certPem,
+      ca: [root.certPem],
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+    },
     (socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));

@@ -41,12 +41,28 @@ export async function opensslRoot(trustDomain: string): Promise<{ certPem: strin
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-ca-test-'));
   try {
     await execa('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'k.pem'], { cwd: dir });
-    await execa('openssl', [
-      'req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-days', '2', '-subj', '/O=Example/CN=External Root',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      '-addext', `subjectAltName=URI:spiffe://${trustDomain}`,
-    ], { cwd: dir });
+    await execa(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-key',
+        'k.pem',
+        '-out',
+        'c.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/O=Example/CN=External Root',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-addext',
+        `subjectAltName=URI:spiffe://${trustDomain}`,
+      ],
+      { cwd: dir },
+    );
     return { certPem: await readFile(join(dir, 'c.pem'), 'utf8'), keyPem: await readFile(join(dir, 'k.pem'), 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -59,7 +75,12 @@ export async function ecKeys(namedCurve: 'P-256' | 'P-384' = 'P-256'): Promise<K
   return webcrypto.subtle.generateKey({ ...EC_P256_KEYGEN, namedCurve }, true, ['sign', 'verify']);
 }
 
-const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+const RSA_ALG = {
+  name: 'RSASSA-PKCS1-v1_5',
+  hash: 'SHA-256',
+  publicExponent: new Uint8Array([1, 0, 1]),
+  modulusLength: 2048,
+};
 
 export async function rsaKeys(): Promise<Keys> {
   return webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify']);
@@ -77,7 +98,10 @@ export async function rawCsr(opts: {
   cn?: string;
 }): Promise<string> {
   const keys = opts.keys ?? (opts.rsa ? await rsaKeys() : await ecKeys());
-  const extensions = [...(opts.sans ? [new x509.SubjectAlternativeNameExtension(opts.sans)] : []), ...(opts.extensions ?? [])];
+  const extensions = [
+    ...(opts.sans ? [new x509.SubjectAlternativeNameExtension(opts.sans)] : []),
+    ...(opts.extensions ?? []),
+  ];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [opts.cn ?? 'someone'] }],
     keys,
@@ -107,7 +131,11 @@ export function pemToDer(pem: string): Buffer {
 }
 
 export function derToPem(der: Buffer, label: string): string {
-  const b64 = der.toString('base64').match(/.{1,64}/g)?.join('\n') ?? '';
+  const b64 =
+    der
+      .toString('base64')
+      .match(/.{1,64}/g)
+      ?.join('\n') ?? '';
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 

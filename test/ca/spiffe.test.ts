@@ -16,12 +16,25 @@ describe('names', () => {
     expect(NAME_PATTERN.test(n)).toBe(true);
   });
 
-  it.each(['', 'Api', 'API', '-api', 'api-', '_api', 'api.', '.api', 'a'.repeat(64), 'a b', 'a/b', 'a:b', 'a%2f', 'ä', 'api\n'])(
-    'rejects %j',
-    (n) => {
-      expect(isValidName(n)).toBe(false);
-    },
-  );
+  it.each([
+    '',
+    'Api',
+    'API',
+    '-api',
+    'api-',
+    '_api',
+    'api.',
+    '.api',
+    'a'.repeat(64),
+    'a b',
+    'a/b',
+    'a:b',
+    'a%2f',
+    'ä',
+    'api\n',
+  ])('rejects %j', (n) => {
+    expect(isValidName(n)).toBe(false);
+  });
 
   it('rejects non-strings', () => {
     expect(isValidName(undefined)).toBe(false);
@@ -34,12 +47,22 @@ describe('trust domains', () => {
     expect(isValidTrustDomain(td)).toBe(true);
   });
 
-  it.each(['', 'Mesh.local', 'MESH.LOCAL', '.', '..', '.mesh', 'mesh.', 'mesh local', 'mesh/local', 'mesh:8080', 'user@mesh', 'x'.repeat(256)])(
-    'rejects %j',
-    (td) => {
-      expect(isValidTrustDomain(td)).toBe(false);
-    },
-  );
+  it.each([
+    '',
+    'Mesh.local',
+    'MESH.LOCAL',
+    '.',
+    '..',
+    '.mesh',
+    'mesh.',
+    'mesh local',
+    'mesh/local',
+    'mesh:8080',
+    'user@mesh',
+    'x'.repeat(256),
+  ])('rejects %j', (td) => {
+    expect(isValidTrustDomain(td)).toBe(false);
+  });
 });
 
 describe('building IDs', () => {
@@ -67,7 +90,11 @@ describe('building IDs', () => {
 
 describe('parseSpiffeId', () => {
   it('parses both shapes', () => {
-    expect(parseSpiffeId('spiffe://mesh.local/svc/api')).toEqual({ trustDomain: 'mesh.local', kind: 'svc', name: 'api' });
+    expect(parseSpiffeId('spiffe://mesh.local/svc/api')).toEqual({
+      trustDomain: 'mesh.local',
+      kind: 'svc',
+      name: 'api',
+    });
     expect(parseSpiffeId('spiffe://prod/node/n-1')).toEqual({ trustDomain: 'prod', kind: 'node', name: 'n-1' });
   });
 

@@ -3,7 +3,13 @@ import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { CertificateAuthority } from '../../src/ca/authority.js';
 import { createKeyAndCsr } from '../../src/ca/keys.js';
 import { createRoot, type RootMaterial } from '../../src/ca/root.js';
-import { certExpiry, fingerprintOf, peerIdentity, spiffeServerIdentityCheck, verifyChain } from '../../src/ca/verify.js';
+import {
+  certExpiry,
+  fingerprintOf,
+  peerIdentity,
+  spiffeServerIdentityCheck,
+  verifyChain,
+} from '../../src/ca/verify.js';
 import { EC_P256_KEYGEN, ECDSA_SHA256, x509 } from '../../src/ca/x509.js';
 import { MeshError } from '../../src/errors/index.js';
 import type { PeerCertificate } from 'node:tls';
@@ -35,17 +41,28 @@ describe('peerIdentity', () => {
     const x = new X509Certificate(apiPem);
     expect(peerIdentity(apiPem, { trustDomain: TD })).toEqual(want);
     expect(peerIdentity(x, { trustDomain: TD, kind: 'svc' })).toEqual(want);
-    expect(peerIdentity({ raw: x.raw } as PeerCertificate, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual(want);
+    expect(peerIdentity({ raw: x.raw } as PeerCertificate, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual(
+      want,
+    );
   });
 
   it('reads node identities', async () => {
     const id = `spiffe://${TD}/node/host-1`;
     const pem = (await leafFor(ca, id)).certPem;
-    expect(peerIdentity(pem, { trustDomain: TD, kind: 'node', name: 'host-1' })).toEqual({ ok: true, id, kind: 'node', name: 'host-1' });
+    expect(peerIdentity(pem, { trustDomain: TD, kind: 'node', name: 'host-1' })).toEqual({
+      ok: true,
+      id,
+      kind: 'node',
+      name: 'host-1',
+    });
   });
 
   it('accepts extra DNS/IP SANs next to the one URI (registry server certs)', async () => {
-    const r = await ca.issueServerCertificate({ spiffeId: `spiffe://${TD}/svc/registry`, dnsNames: ['cp.example.com'], ipAddresses: ['127.0.0.1'] });
+    const r = await ca.issueServerCertificate({
+      spiffeId: `spiffe://${TD}/svc/registry`,
+      dnsNames: ['cp.example.com'],
+      ipAddresses: ['127.0.0.1'],
+    });
     expect(peerIdentity(r.certPem, { trustDomain: TD, kind: 'svc', name: 'registry' }).ok).toBe(true);
   });
 
@@ -60,36 +77,56 @@ describe('peerIdentity', () => {
   });
 
   it('multiple-uri-sans', async () => {
-    const pem = await rawCert([{ type: 'url', value: API }, { type: 'url', value: `spiffe://${TD}/svc/db` }]);
+    const pem = await rawCert([
+      { type: 'url', value: API },
+      { type: 'url', value: `spiffe://${TD}/svc/db` },
+    ]);
     expect(peerIdentity(pem, { trustDomain: TD })).toEqual({ ok: false, reason: 'multiple-uri-sans' });
   });
 
   it('no-uri-san, with DNS SANs only or no SAN at all', async () => {
-    expect(peerIdentity(await rawCert([{ type: 'dns', value: 'api.mesh.local' }]), { trustDomain: TD })).toEqual({ ok: false, reason: 'no-uri-san' });
+    expect(peerIdentity(await rawCert([{ type: 'dns', value: 'api.mesh.local' }]), { trustDomain: TD })).toEqual({
+      ok: false,
+      reason: 'no-uri-san',
+    });
     expect(peerIdentity(await rawCert(undefined), { trustDomain: TD })).toEqual({ ok: false, reason: 'no-uri-san' });
   });
 
-  it.each(['https://mesh.local/svc/api', 'spiffe://mesh.local/ns/default/sa/api', 'spiffe://MESH.LOCAL/svc/api', 'spiffe://mesh.local/svc/api/x'])(
-    'not-spiffe for %s',
-    async (uri) => {
-      expect(peerIdentity(await rawCert([{ type: 'url', value: uri }]), { trustDomain: TD })).toEqual({ ok: false, reason: 'not-spiffe' });
-    },
-  );
+  it.each([
+    'https://mesh.local/svc/api',
+    'spiffe://mesh.local/ns/default/sa/api',
+    'spiffe://MESH.LOCAL/svc/api',
+    'spiffe://mesh.local/svc/api/x',
+  ])('not-spiffe for %s', async (uri) => {
+    expect(peerIdentity(await rawCert([{ type: 'url', value: uri }]), { trustDomain: TD })).toEqual({
+      ok: false,
+      reason: 'not-spiffe',
+    });
+  });
 
   it('wrong-trust-domain', async () => {
     const otherRoot = await createRoot({ trustDomain: 'other.test' });
     const otherCa = await CertificateAuthority.load({ ...otherRoot, trustDomain: 'other.test' });
     const pem = (await leafFor(otherCa, 'spiffe://other.test/svc/api')).certPem;
-    expect(peerIdentity(pem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({ ok: false, reason: 'wrong-trust-domain' });
+    expect(peerIdentity(pem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({
+      ok: false,
+      reason: 'wrong-trust-domain',
+    });
   });
 
   it('wrong-kind', async () => {
     const pem = (await leafFor(ca, `spiffe://${TD}/node/api`)).certPem;
-    expect(peerIdentity(pem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({ ok: false, reason: 'wrong-kind' });
+    expect(peerIdentity(pem, { trustDomain: TD, kind: 'svc', name: 'api' })).toEqual({
+      ok: false,
+      reason: 'wrong-kind',
+    });
   });
 
   it('wrong-name', () => {
-    expect(peerIdentity(apiPem, { trustDomain: TD, kind: 'svc', name: 'db' })).toEqual({ ok: false, reason: 'wrong-name' });
+    expect(peerIdentity(apiPem, { trustDomain: TD, kind: 'svc', name: 'db' })).toEqual({
+      ok: false,
+      reason: 'wrong-name',
+    });
   });
 
   it('spiffeServerIdentityCheck turns the result into what tls.connect expects', () => {
@@ -117,13 +154,19 @@ describe('verifyChain', () => {
   it('expired: a one-minute leaf checked just after its NotAfter', async () => {
     const leaf = await leafFor(ca, API, 60_000);
     expect(verifyChain(leaf.certPem, [root.certPem], leaf.notAfter)).toEqual({ ok: true });
-    expect(verifyChain(leaf.certPem, [root.certPem], new Date(leaf.notAfter.getTime() + 1000))).toEqual({ ok: false, reason: 'expired' });
+    expect(verifyChain(leaf.certPem, [root.certPem], new Date(leaf.notAfter.getTime() + 1000))).toEqual({
+      ok: false,
+      reason: 'expired',
+    });
   });
 
   it('not-yet-valid: checked just before its NotBefore', async () => {
     const leaf = await leafFor(ca, API);
     expect(verifyChain(leaf.certPem, [root.certPem], leaf.notBefore)).toEqual({ ok: true });
-    expect(verifyChain(leaf.certPem, [root.certPem], new Date(leaf.notBefore.getTime() - 1000))).toEqual({ ok: false, reason: 'not-yet-valid' });
+    expect(verifyChain(leaf.certPem, [root.certPem], new Date(leaf.notBefore.getTime() - 1000))).toEqual({
+      ok: false,
+      reason: 'not-yet-valid',
+    });
   });
 
   it('expired when the root has expired even if the leaf has not', async () => {
@@ -164,7 +207,10 @@ describe('verifyChain', () => {
 
   it('bad-signature: a tampered signature, or an identity edited after signing', async () => {
     const leaf = await leafFor(ca, API);
-    expect(verifyChain(flipLastByte(leaf.certPem, 'CERTIFICATE'), [root.certPem])).toEqual({ ok: false, reason: 'bad-signature' });
+    expect(verifyChain(flipLastByte(leaf.certPem, 'CERTIFICATE'), [root.certPem])).toEqual({
+      ok: false,
+      reason: 'bad-signature',
+    });
     const edited = tamperPem(leaf.certPem, 'CERTIFICATE', '/svc/api', '/svc/adm');
     expect(peerIdentity(edited, { trustDomain: TD }).ok).toBe(true); // the identity check alone would be fooled...
     expect(verifyChain(edited, [root.certPem])).toEqual({ ok: false, reason: 'bad-signature' }); // ...the chain check is not

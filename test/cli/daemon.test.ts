@@ -18,7 +18,13 @@ function spawnDaemon(startMs: number, closeMs: number) {
     });
     process.stderr.write('done\\n');
   `;
-  return execa(process.execPath, ['--input-type=module', '-e', script], { reject: false, all: true, stdin: 'ignore', buffer: true, timeout: 20_000 });
+  return execa(process.execPath, ['--input-type=module', '-e', script], {
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+    buffer: true,
+    timeout: 20_000,
+  });
 }
 
 /** Resolves once the child has written `text` (from now on); fails if it exits first. */
@@ -29,7 +35,9 @@ function waitForOutput(child: ReturnType<typeof spawnDaemon>, text: string): Pro
       seen += c.toString();
       if (seen.includes(text)) resolve();
     });
-    void child.then((r) => reject(new Error(`the daemon exited (${String(r.exitCode)}) before writing '${text}':\n${r.all ?? ''}`)));
+    void child.then((r) =>
+      reject(new Error(`the daemon exited (${String(r.exitCode)}) before writing '${text}':\n${r.all ?? ''}`)),
+    );
   });
 }
 
@@ -40,7 +48,13 @@ describe('runDaemon (foreground daemons: registry start, agent start) (needs the
     child.kill('SIGTERM');
     const r = await child;
     expect(r.exitCode, r.all).toBe(0);
-    expect(r.stderr.split('\n').filter(Boolean)).toEqual(['starting', 'up', 'received SIGTERM, stopping', 'closed', 'done']);
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      'starting',
+      'up',
+      'received SIGTERM, stopping',
+      'closed',
+      'done',
+    ]);
   });
 
   it('a second signal while closing ends the process at once with exit 1', async () => {

@@ -37,7 +37,8 @@ describe('meshctl init --server and registry start (real processes)', () => {
     expect(out.adminToken).toMatch(/^msh_/);
     expect(out.caFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
-    for (const f of ['ca/root.key', 'tls/server.key', 'registry.json']) expect((await stat(join(dataDir, f))).mode & 0o777).toBe(0o600);
+    for (const f of ['ca/root.key', 'tls/server.key', 'registry.json'])
+      expect((await stat(join(dataDir, f))).mode & 0o777).toBe(0o600);
     const config = await readFile(join(dataDir, 'registry.json'), 'utf8');
     // The secret part (it may itself contain '_', so parsed, not split).
     expect(config).not.toContain(parseToken(out.adminToken)!.secret);
@@ -47,11 +48,43 @@ describe('meshctl init --server and registry start (real processes)', () => {
 
   it('takes the node lease and the certificate lifetime from --lease-ttl and --leaf-ttl', async () => {
     const d = join(dir, 'ttl');
-    const r = await runCli(['init', '--server', '--data-dir', d, '--bind', '127.0.0.1:0', '--lease-ttl', '4s', '--leaf-ttl', '2h', '--json', '--no-save'], env);
+    const r = await runCli(
+      [
+        'init',
+        '--server',
+        '--data-dir',
+        d,
+        '--bind',
+        '127.0.0.1:0',
+        '--lease-ttl',
+        '4s',
+        '--leaf-ttl',
+        '2h',
+        '--json',
+        '--no-save',
+      ],
+      env,
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ leaseTtlSeconds: 4, leafTtlSeconds: 7200 });
-    expect(JSON.parse(await readFile(join(d, 'registry.json'), 'utf8'))).toMatchObject({ leaseTtlSeconds: 4, leafTtlSeconds: 7200 });
-    const text = await runCli(['init', '--server', '--data-dir', join(dir, 'ttl-text'), '--bind', '127.0.0.1:0', '--leaf-ttl', '2h', '--no-save'], env);
+    expect(JSON.parse(await readFile(join(d, 'registry.json'), 'utf8'))).toMatchObject({
+      leaseTtlSeconds: 4,
+      leafTtlSeconds: 7200,
+    });
+    const text = await runCli(
+      [
+        'init',
+        '--server',
+        '--data-dir',
+        join(dir, 'ttl-text'),
+        '--bind',
+        '127.0.0.1:0',
+        '--leaf-ttl',
+        '2h',
+        '--no-save',
+      ],
+      env,
+    );
     expect(text.stdout).toContain('lifetimes          node lease 15s, service certificates 2h');
   });
 
@@ -77,7 +110,11 @@ describe('meshctl init --server and registry start (real processes)', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ services: [] });
 
     const port = new URL(url).port;
-    const s = await execa('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(dataDir, 'ca/root.pem')], { input: '', reject: false });
+    const s = await execa(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(dataDir, 'ca/root.pem')],
+      { input: '', reject: false },
+    );
     expect(s.stdout).toMatch(/TLSv1\.3/);
     expect(s.stdout).toMatch(/Verify return code: 0 \(ok\)/);
     expect(s.stdout).toMatch(/meshctl CA mesh\.local/);
@@ -89,14 +126,19 @@ describe('meshctl init --server and registry start (real processes)', () => {
     // Join a node and register through the API as the admin (the agent does this for real later).
     const intention = await runCli(['intention', 'allow', 'web', 'api', '--registry', first.url], env);
     expect(intention.exitCode).toBe(0);
-    const token = await runCli(['token', 'create', '--description', 'survives', '--registry', first.url, '--json'], env);
+    const token = await runCli(
+      ['token', 'create', '--description', 'survives', '--registry', first.url, '--json'],
+      env,
+    );
     expect(token.exitCode).toBe(0);
     const tokenId = JSON.parse(token.stdout).info.id as string;
     await first.d.kill('SIGKILL');
 
     const second = await startRegistry(Number(port));
     const list = await runCli(['intention', 'list', '--registry', second.url, '--json'], env);
-    expect(JSON.parse(list.stdout).intentions).toEqual([expect.objectContaining({ source: 'web', destination: 'api', action: 'allow' })]);
+    expect(JSON.parse(list.stdout).intentions).toEqual([
+      expect.objectContaining({ source: 'web', destination: 'api', action: 'allow' }),
+    ]);
     const tokens = await runCli(['token', 'list', '--registry', second.url, '--json'], env);
     expect(JSON.parse(tokens.stdout).tokens.map((t: { id: string }) => t.id)).toContain(tokenId);
   });
@@ -113,7 +155,11 @@ describe('meshctl init --server and registry start (real processes)', () => {
       [['init', '--server', '--data-dir', join(dir, 'y'), '--trust-domain', 'Bad_Domain'], 64, /trust domain/],
       [['init', '--server', '--data-dir', join(dir, 'z'), '--bind', 'nonsense'], 64, /bind/],
       [['init'], 64, /--server/],
-      [['init', '--server', '--data-dir', join(dir, 'w'), '--leaf-ttl', '30s'], 64, /'30s' is out of range: use 2m to 365d/],
+      [
+        ['init', '--server', '--data-dir', join(dir, 'w'), '--leaf-ttl', '30s'],
+        64,
+        /'30s' is out of range: use 2m to 365d/,
+      ],
       [['init', '--server', '--data-dir', join(dir, 'v'), '--lease-ttl', 'soon'], 64, /'soon' is not a duration/],
       [['registry', 'start', '--data-dir', join(dir, 'missing')], 78, /meshctl init --server/],
       [['catalog', 'services', '--bogus'], 64, /unknown option/],

@@ -5,7 +5,16 @@ describe('the headless demo summary', () => {
   it('is an aligned table whatever the width of the names, and says whether the mesh worked', () => {
     const lines = summaryLines({
       durationSeconds: 5,
-      web: { requests: 1234, ok: 1234, failed: 0, byStatus: { '200': 1234 }, byInstance: { 'api-1': 600, 'api-2': 634 }, p50Ms: 7.26, p99Ms: 27.2, maxMs: 40 },
+      web: {
+        requests: 1234,
+        ok: 1234,
+        failed: 0,
+        byStatus: { '200': 1234 },
+        byInstance: { 'api-1': 600, 'api-2': 634 },
+        p50Ms: 7.26,
+        p99Ms: 27.2,
+        maxMs: 40,
+      },
       apiInstances: { 'api-2': 634, 'api-1': 600 },
       successRate: 1,
       worked: true,
@@ -23,7 +32,16 @@ describe('the headless demo summary', () => {
   it('says so when the mesh did not work', () => {
     const lines = summaryLines({
       durationSeconds: 5,
-      web: { requests: 10, ok: 2, failed: 8, byStatus: { '200': 2, '502': 8 }, byInstance: { 'api-1': 2 }, p50Ms: 1, p99Ms: 2, maxMs: 3 },
+      web: {
+        requests: 10,
+        ok: 2,
+        failed: 8,
+        byStatus: { '200': 2, '502': 8 },
+        byInstance: { 'api-1': 2 },
+        p50Ms: 1,
+        p99Ms: 2,
+        maxMs: 3,
+      },
       apiInstances: { 'api-1': 2 },
       successRate: 0.2,
       worked: false,

@@ -47,9 +47,18 @@ describe('meshctl demo', () => {
     // another and still go through its own sidecars (the summary names both api instances).
     const squatter = http.createServer((_req, res) => res.end('not the mesh'));
     await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(18000, '127.0.100.4', resolve));
-    const r = await runCli(['demo', '--headless', '--duration', '6s', '--json', '--data-dir', dataDir('headless')], {}, { timeoutMs: 150_000 }).finally(() => squatter.close());
+    const r = await runCli(
+      ['demo', '--headless', '--duration', '6s', '--json', '--data-dir', dataDir('headless')],
+      {},
+      { timeoutMs: 150_000 },
+    ).finally(() => squatter.close());
     expect(r.exitCode, r.stderr).toBe(0);
-    const s = JSON.parse(r.stdout) as { worked: boolean; successRate: number; web: { requests: number; ok: number; p99Ms: number }; apiInstances: Record<string, number> };
+    const s = JSON.parse(r.stdout) as {
+      worked: boolean;
+      successRate: number;
+      web: { requests: number; ok: number; p99Ms: number };
+      apiInstances: Record<string, number>;
+    };
     expect(s.worked).toBe(true);
     expect(s.web.requests).toBeGreaterThan(10);
     expect(s.web.ok).toBe(s.web.requests);
@@ -62,7 +71,11 @@ describe('meshctl demo', () => {
   }, 180_000);
 
   it('without a terminal runs headless for --duration, says so, and prints the summary', async () => {
-    const r = await runCli(['demo', '--duration', '2s', '--data-dir', dataDir('no-terminal')], {}, { timeoutMs: 150_000 });
+    const r = await runCli(
+      ['demo', '--duration', '2s', '--data-dir', dataDir('no-terminal')],
+      {},
+      { timeoutMs: 150_000 },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('no terminal for the dashboard: running headless for 2s');
     expect(r.stdout).toContain('The mesh worked');
@@ -72,7 +85,17 @@ describe('meshctl demo', () => {
   it('shows live numbers in the dashboard; stopping one api app turns it critical while traffic flows to the other; q tears down', async () => {
     // CI=true on purpose: Ink would draw nothing but the last frame, and the dashboard must not care.
     const exitFile = join(root, 'dashboard-exit-code');
-    await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `CI=true ${process.execPath} ${CLI} demo --data-dir ${dataDir('dashboard')}; echo $? > ${exitFile}`]);
+    await tmux([
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '80',
+      '-y',
+      '24',
+      `CI=true ${process.execPath} ${CLI} demo --data-dir ${dataDir('dashboard')}; echo $? > ${exitFile}`,
+    ]);
     const screen = async () => (await tmux(['capture-pane', '-p', '-t', session])).stdout;
     const apiRow = (text: string) => text.split('\n').find((l) => /^\W*api\s/.test(l)) ?? '';
     // Waits until the api row matches; a timeout shows the last screen, to see what was wrong.
@@ -95,25 +118,48 @@ describe('meshctl demo', () => {
     await untilApiRow(/2\/2/, 'api back to 2/2');
 
     await tmux(['send-keys', '-t', session, 'q']);
-    const exitCode = await eventually(async () => (await readFile(exitFile, 'utf8').catch(() => '')).trim(), { what: 'the demo to exit', timeoutMs: 60_000, intervalMs: 300 });
+    const exitCode = await eventually(async () => (await readFile(exitFile, 'utf8').catch(() => '')).trim(), {
+      what: 'the demo to exit',
+      timeoutMs: 60_000,
+      intervalMs: 300,
+    });
     expect(exitCode).toBe('0');
     expect(await demoProcesses()).toEqual([]);
   }, 300_000);
 
   it('closing the terminal while the demo starts still tears everything down, sidecars included', async () => {
-    const hup = (args: string[]) => execa('tmux', ['-L', `${server}-hup`, ...args], { env: { TMUX: '' }, reject: false });
+    const hup = (args: string[]) =>
+      execa('tmux', ['-L', `${server}-hup`, ...args], { env: { TMUX: '' }, reject: false });
     try {
-      await hup(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `${process.execPath} ${CLI} demo --data-dir ${dataDir('hang-up')}`]);
+      await hup([
+        'new-session',
+        '-d',
+        '-s',
+        session,
+        '-x',
+        '80',
+        '-y',
+        '24',
+        `${process.execPath} ${CLI} demo --data-dir ${dataDir('hang-up')}`,
+      ]);
       // Once the sidecars run (they are detached from their agents by design, so they are what would leak).
-      await eventually(async () => /waiting for the sidecars|SERVICES/.test(String((await hup(['capture-pane', '-p', '-t', session])).stdout)), {
-        what: 'the demo to be waiting for its sidecars',
-        timeoutMs: 60_000,
-        intervalMs: 100,
-      });
+      await eventually(
+        async () =>
+          /waiting for the sidecars|SERVICES/.test(String((await hup(['capture-pane', '-p', '-t', session])).stdout)),
+        {
+          what: 'the demo to be waiting for its sidecars',
+          timeoutMs: 60_000,
+          intervalMs: 100,
+        },
+      );
     } finally {
       // Closing the terminal: every process in it gets SIGHUP.
       await hup(['kill-server']);
     }
-    await eventually(async () => (await demoProcesses()).length === 0, { what: 'every demo process to end', timeoutMs: 60_000, intervalMs: 300 });
+    await eventually(async () => (await demoProcesses()).length === 0, {
+      what: 'every demo process to end',
+      timeoutMs: 60_000,
+      intervalMs: 300,
+    });
   }, 180_000);
 });

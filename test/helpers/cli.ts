@@ -10,7 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   const r = await execa(process.execPath, [CLI, ...args], {
     env: { ...env, MESHCTL_LOG_LEVEL: env.MESHCTL_LOG_LEVEL ?? 'warn' },
     reject: false,
@@ -32,7 +36,13 @@ export interface CliDaemon {
 const daemons = new Set<CliDaemon>();
 
 export function startCli(args: string[], env: Record<string, string> = {}): CliDaemon {
-  const proc = execa(process.execPath, [CLI, ...args], { env: { MESHCTL_LOG_LEVEL: 'info', ...env }, reject: false, stdin: 'ignore', all: true, buffer: false });
+  const proc = execa(process.execPath, [CLI, ...args], {
+    env: { MESHCTL_LOG_LEVEL: 'info', ...env },
+    reject: false,
+    stdin: 'ignore',
+    all: true,
+    buffer: false,
+  });
   let out = '';
   const listeners = new Set<() => void>();
   proc.all?.on('data', (c: Buffer) => {

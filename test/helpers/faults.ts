@@ -14,7 +14,10 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(target: { host: string; port: number }, opts: { delayMs?: number; refuseRate?: number; random?: () => number } = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: { host: string; port: number },
+  opts: { delayMs?: number; refuseRate?: number; random?: () => number } = {},
+): Promise<FaultProxy> {
   let delayMs = opts.delayMs ?? 0;
   let refuseRate = opts.refuseRate ?? 0;
   const random = opts.random ?? Math.random;

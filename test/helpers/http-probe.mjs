@@ -14,7 +14,9 @@ for (let i = 0; i < count; i++) {
         let app = '-';
         try {
           app = JSON.parse(body).app ?? '-';
-        } catch {}
+        } catch {
+          // not JSON: no app name to report
+        }
         resolve({ status: String(res.statusCode), app });
       });
     });

@@ -9,7 +9,17 @@ export interface RawResponse {
 
 export function rawRequest(
   baseUrl: string,
-  opts: { method?: string; path: string; ca: string; token?: string; body?: string | Buffer; contentType?: string; cert?: string; key?: string; maxVersion?: 'TLSv1.2' | 'TLSv1.3' },
+  opts: {
+    method?: string;
+    path: string;
+    ca: string;
+    token?: string;
+    body?: string | Buffer;
+    contentType?: string;
+    cert?: string;
+    key?: string;
+    maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  },
 ): Promise<RawResponse> {
   const url = new URL(opts.path, baseUrl);
   return new Promise((resolve, reject) => {
@@ -33,7 +43,7 @@ export function rawRequest(
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let body: RawResponse['body'] = {};
+          let body: RawResponse['body'];
           try {
             body = text ? JSON.parse(text) : {};
           } catch {

@@ -41,13 +41,44 @@ export interface TestMesh {
   close(): Promise<void>;
 }
 
-export async function startMesh(opts: { agents?: Array<{ name: string; address: string }>; defaultIntention?: 'allow' | 'deny'; leaseTtl?: string; leafTtl?: string } = {}): Promise<TestMesh> {
+export async function startMesh(
+  opts: {
+    agents?: Array<{ name: string; address: string }>;
+    defaultIntention?: 'allow' | 'deny';
+    leaseTtl?: string;
+    leafTtl?: string;
+  } = {},
+): Promise<TestMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-e2e-'));
   const env = { MESHCTL_CONFIG_DIR: join(dir, 'cli-config') };
   const regDir = join(dir, 'registry');
-  const init = await runCli(['init', '--server', '--data-dir', regDir, '--bind', '127.0.0.1:0', '--advertise', '127.0.0.1', '--default-intention', opts.defaultIntention ?? 'deny', '--lease-ttl', opts.leaseTtl ?? '5s', ...(opts.leafTtl ? ['--leaf-ttl', opts.leafTtl] : []), '--json', '--no-save'], env);
+  const init = await runCli(
+    [
+      'init',
+      '--server',
+      '--data-dir',
+      regDir,
+      '--bind',
+      '127.0.0.1:0',
+      '--advertise',
+      '127.0.0.1',
+      '--default-intention',
+      opts.defaultIntention ?? 'deny',
+      '--lease-ttl',
+      opts.leaseTtl ?? '5s',
+      ...(opts.leafTtl ? ['--leaf-ttl', opts.leafTtl] : []),
+      '--json',
+      '--no-save',
+    ],
+    env,
+  );
   if (init.exitCode !== 0) throw new Error(`init --server failed: ${init.stderr}`);
-  const made = JSON.parse(init.stdout) as { joinToken: string; caFingerprint: string; adminToken: string; caCertPath: string };
+  const made = JSON.parse(init.stdout) as {
+    joinToken: string;
+    caFingerprint: string;
+    adminToken: string;
+    caCertPath: string;
+  };
 
   const mesh: TestMesh = {
     dir,
@@ -82,7 +113,26 @@ export async function startMesh(opts: { agents?: Array<{ name: string; address: 
       const servicesDir = join(dataDir, 'services.d');
       await mkdir(servicesDir, { recursive: true });
       const join_ = await runCli(
-        ['init', '--join', mesh.registryUrl, '--token', mesh.joinToken, '--ca-fingerprint', mesh.caFingerprint, '--node-name', name, '--advertise', address, '--data-dir', dataDir, '--socket', socket, '--services-dir', servicesDir, '--json'],
+        [
+          'init',
+          '--join',
+          mesh.registryUrl,
+          '--token',
+          mesh.joinToken,
+          '--ca-fingerprint',
+          mesh.caFingerprint,
+          '--node-name',
+          name,
+          '--advertise',
+          address,
+          '--data-dir',
+          dataDir,
+          '--socket',
+          socket,
+          '--services-dir',
+          servicesDir,
+          '--json',
+        ],
         env,
       );
       if (join_.exitCode !== 0) throw new Error(`init --join ${name} failed: ${join_.stderr}`);

@@ -21,7 +21,12 @@ export interface TestNetwork {
   gateway: string;
   hosts: NetHost[];
   /** Runs a command inside a host's namespace (the test owns the process). */
-  exec(host: NetHost, cmd: string, args: string[], opts?: { env?: Record<string, string>; buffer?: boolean }): ResultPromise;
+  exec(
+    host: NetHost,
+    cmd: string,
+    args: string[],
+    opts?: { env?: Record<string, string>; buffer?: boolean },
+  ): ResultPromise;
   cutOff(host: NetHost): Promise<void>;
   reconnect(host: NetHost): Promise<void>;
   destroy(): Promise<void>;
@@ -56,7 +61,13 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
     gateway,
     hosts,
     exec(host, cmd, args, opts = {}) {
-      const p = execa('ip', ['netns', 'exec', host.ns, cmd, ...args], { reject: false, stdin: 'ignore', all: true, buffer: opts.buffer ?? false, env: opts.env ?? {} });
+      const p = execa('ip', ['netns', 'exec', host.ns, cmd, ...args], {
+        reject: false,
+        stdin: 'ignore',
+        all: true,
+        buffer: opts.buffer ?? false,
+        env: opts.env ?? {},
+      });
       procs.add(p);
       void p.finally(() => procs.delete(p));
       return p;
@@ -111,5 +122,7 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
 export async function leftovers(id: string): Promise<string[]> {
   const ns = (await execa('ip', ['netns', 'list'], { reject: false })).stdout;
   const links = (await execa('ip', ['-o', 'link', 'show'], { reject: false })).stdout;
-  return [...ns.split('\n'), ...links.split('\n')].filter((l) => l.includes(`${PREFIX}${id}`) || l.includes(`${PREFIX}-${id}`));
+  return [...ns.split('\n'), ...links.split('\n')].filter(
+    (l) => l.includes(`${PREFIX}${id}`) || l.includes(`${PREFIX}-${id}`),
+  );
 }

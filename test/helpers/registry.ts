@@ -24,9 +24,16 @@ export interface TestRegistry {
   close(): Promise<void>;
 }
 
-export async function startTestRegistry(opts: { store?: 'memory' | 'sqlite'; defaultIntention?: 'allow' | 'deny'; dataDir?: string } = {}): Promise<TestRegistry> {
+export async function startTestRegistry(
+  opts: { store?: 'memory' | 'sqlite'; defaultIntention?: 'allow' | 'deny'; dataDir?: string } = {},
+): Promise<TestRegistry> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshctl-reg-')));
-  const init = await initServer({ dataDir, bind: '127.0.0.1:0', defaultIntention: opts.defaultIntention ?? 'deny', advertise: '127.0.0.1' });
+  const init = await initServer({
+    dataDir,
+    bind: '127.0.0.1:0',
+    defaultIntention: opts.defaultIntention ?? 'deny',
+    advertise: '127.0.0.1',
+  });
   const caPem = await readFile(init.caCertPath, 'utf8');
   const clients: RegistryClient[] = [];
   const track = (c: RegistryClient) => {
@@ -55,7 +62,12 @@ export async function startTestRegistry(opts: { store?: 'memory' | 'sqlite'; def
     async restart() {
       await registry.close();
       // Same port, so clients made before the restart keep working.
-      registry = await startRegistry({ dataDir, store: opts.store ?? 'memory', bind: `127.0.0.1:${port}`, log: silentLogger() });
+      registry = await startRegistry({
+        dataDir,
+        store: opts.store ?? 'memory',
+        bind: `127.0.0.1:${port}`,
+        log: silentLogger(),
+      });
       port = registry.port;
       t.registry = registry;
     },
@@ -69,7 +81,10 @@ export async function startTestRegistry(opts: { store?: 'memory' | 'sqlite'; def
 }
 
 /** Polls `fn` until it returns a truthy value or the bound runs out (no timing assertions). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   let last: unknown;
   for (;;) {
@@ -79,7 +94,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
 }

@@ -1,5 +1,17 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { access, constants, cp, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  access,
+  constants,
+  cp,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +21,17 @@ import { execa } from 'execa';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 // What install.sh copies from a checkout (plus install.sh itself).
-const CHECKOUT_ENTRIES = ['package.json', 'package-lock.json', 'bin', 'src', 'templates', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'install.sh'];
+const CHECKOUT_ENTRIES = [
+  'package.json',
+  'package-lock.json',
+  'bin',
+  'src',
+  'templates',
+  'scripts',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'install.sh',
+];
 // npm ci compiles better-sqlite3 from source when no prebuilt binary can be fetched:
 // minutes on a two-core machine.
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
@@ -30,14 +52,18 @@ async function prebuildsFromCheckout(dir: string): Promise<Record<string, string
   await mkdir(join(stage, 'build', 'Release'), { recursive: true });
   await cp(binary, join(stage, 'build', 'Release', 'better_sqlite3.node'));
   await mkdir(dir, { recursive: true });
-  const tarball = join(dir, `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`);
+  const tarball = join(
+    dir,
+    `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`,
+  );
   await execa('tar', ['-czf', tarball, '-C', stage, 'build']);
   return { npm_config_better_sqlite3_local_prebuilds: dir };
 }
 
 // Root with permission to make a mount namespace (CI and the dev machines run tests as root).
 const canUseMountNamespace =
-  process.getuid?.() === 0 && spawnSync('unshare', ['--mount', '--propagation', 'private', 'true'], { stdio: 'ignore' }).status === 0;
+  process.getuid?.() === 0 &&
+  spawnSync('unshare', ['--mount', '--propagation', 'private', 'true'], { stdio: 'ignore' }).status === 0;
 
 /** Quotes a path for bash. */
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -85,7 +111,10 @@ describe('install.sh', () => {
       if (existsSync(join(repo, entry))) await cp(join(repo, entry), join(checkout, entry), { recursive: true });
     }
     await mkdir(join(checkout, 'node_modules', 'stale-marker'), { recursive: true });
-    await writeFile(join(checkout, 'node_modules', 'stale-marker', 'package.json'), '{"name":"stale-marker","version":"0.0.0"}\n');
+    await writeFile(
+      join(checkout, 'node_modules', 'stale-marker', 'package.json'),
+      '{"name":"stale-marker","version":"0.0.0"}\n',
+    );
     await mkdir(join(checkout, 'dist'), { recursive: true });
     await writeFile(join(checkout, 'dist', 'stale.js'), 'throw new Error("stale build");\n');
     prebuildEnv = await prebuildsFromCheckout(join(work, 'prebuilds'));
@@ -99,7 +128,9 @@ describe('install.sh', () => {
     await mkdir(fakeBin, { recursive: true });
     await writeFile(join(fakeBin, 'node'), '#!/bin/sh\necho v18.0.0\n', { mode: 0o755 });
     const prefix = join(work, 'old-node-prefix');
-    const r = await runInstall(checkout, ['--prefix', prefix, '--no-system'], { PATH: `${fakeBin}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+    const r = await runInstall(checkout, ['--prefix', prefix, '--no-system'], {
+      PATH: `${fakeBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('node 18.0.0');
     expect(r.stderr).toContain('too old');
@@ -167,13 +198,22 @@ describe('install.sh', () => {
         '-e',
         `const m = await import(${JSON.stringify(join(app, 'dist', 'systemd', 'render.js'))}); process.stdout.write(m.renderUnit('agent', m.defaultUnitVars('agent')));`,
       ]);
-      expect(rendered.stdout).toContain(`ExecStart=${process.execPath} ${join(app, 'bin', 'meshctl')} agent start --data-dir /var/lib/meshctl`);
+      expect(rendered.stdout).toContain(
+        `ExecStart=${process.execPath} ${join(app, 'bin', 'meshctl')} agent start --data-dir /var/lib/meshctl`,
+      );
 
       const help = await execa(link, ['--help'], { reject: false, all: true, stdin: 'ignore' });
       expect(help.exitCode, help.all).toBe(0);
       expect(help.stdout).toContain('meshctl');
       // The native store engine loads in the install (the registry's default sqlite store).
-      const sqlite = await execa(process.execPath, ['-e', `const D = require(${JSON.stringify(join(app, 'node_modules', 'better-sqlite3'))}); console.log(new D(':memory:').prepare('select 41 + 1 as n').get().n);`], { reject: false, all: true });
+      const sqlite = await execa(
+        process.execPath,
+        [
+          '-e',
+          `const D = require(${JSON.stringify(join(app, 'node_modules', 'better-sqlite3'))}); console.log(new D(':memory:').prepare('select 41 + 1 as n').get().n);`,
+        ],
+        { reject: false, all: true },
+      );
       expect(sqlite.stdout, sqlite.all).toBe('42');
 
       const stamp = await readFile(join(app, '.install-stamp'), 'utf8');
@@ -189,54 +229,58 @@ describe('install.sh', () => {
 
     // The root-only part (system user, /etc/meshctl, /var/lib/meshctl) runs in a private
     // mount namespace over copies of /etc and /var/lib, so the host's accounts stay untouched.
-    it.skipIf(!canUseMountNamespace)('as root creates the meshctl user and directories, idempotently', { timeout: INSTALL_TIMEOUT_MS + 60_000 }, async () => {
-      // Runs on the install made above, which is up to date: no second npm ci.
-      expect(existsSync(join(app, '.install-stamp')), 'the install from the previous test').toBe(true);
-      const hostBefore = (await execa('getent', ['passwd', 'meshctl'], { reject: false })).stdout;
-      const root = join(work, 'sysroot');
-      await mkdir(join(root, 'varlib'), { recursive: true });
-      const script = [
-        'set -e',
-        `cp -a /etc ${q(join(root, 'etc'))}`,
-        `mount --bind ${q(join(root, 'etc'))} /etc`,
-        `mount --bind ${q(join(root, 'varlib'))} /var/lib`,
-        `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,
-        'echo "--- second run"',
-        `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,
-        'echo "--- state"',
-        'getent passwd meshctl',
-        'getent group meshctl',
-        'stat -c "%a %U %G %n" /etc/meshctl /etc/meshctl/services.d /var/lib/meshctl',
-      ].join('\n');
-      const child = execa('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
-        reject: false,
-        all: true,
-        stdin: 'ignore',
-        detached: true,
-        timeout: INSTALL_TIMEOUT_MS,
-      });
-      const r = await child.finally(() => killGroup(child.pid));
-      expect(r.exitCode, r.all).toBe(0);
-      const [firstRun, secondRun, state] = r.stdout.split(/^--- .*$/m);
-      expect(firstRun).toContain('created group meshctl');
-      expect(firstRun).toContain('created user meshctl');
-      expect(secondRun).not.toContain('created');
-      expect(secondRun).toContain('is up to date');
-      const [passwd, group, ...dirs] = state!.trim().split('\n');
-      const fields = passwd!.split(':');
-      expect(fields[0]).toBe('meshctl');
-      expect(Number(fields[2])).toBeLessThan(1000); // a system account
-      expect(fields[5]).toBe('/var/lib/meshctl');
-      expect(fields[6]).toMatch(/\/nologin$/);
-      expect(group!.split(':')[0]).toBe('meshctl');
-      expect(dirs).toEqual([
-        '750 root meshctl /etc/meshctl',
-        '750 root meshctl /etc/meshctl/services.d',
-        '700 meshctl meshctl /var/lib/meshctl',
-      ]);
-      // The host's own account database did not change.
-      expect((await execa('getent', ['passwd', 'meshctl'], { reject: false })).stdout).toBe(hostBefore);
-    });
+    it.skipIf(!canUseMountNamespace)(
+      'as root creates the meshctl user and directories, idempotently',
+      { timeout: INSTALL_TIMEOUT_MS + 60_000 },
+      async () => {
+        // Runs on the install made above, which is up to date: no second npm ci.
+        expect(existsSync(join(app, '.install-stamp')), 'the install from the previous test').toBe(true);
+        const hostBefore = (await execa('getent', ['passwd', 'meshctl'], { reject: false })).stdout;
+        const root = join(work, 'sysroot');
+        await mkdir(join(root, 'varlib'), { recursive: true });
+        const script = [
+          'set -e',
+          `cp -a /etc ${q(join(root, 'etc'))}`,
+          `mount --bind ${q(join(root, 'etc'))} /etc`,
+          `mount --bind ${q(join(root, 'varlib'))} /var/lib`,
+          `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,
+          'echo "--- second run"',
+          `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,
+          'echo "--- state"',
+          'getent passwd meshctl',
+          'getent group meshctl',
+          'stat -c "%a %U %G %n" /etc/meshctl /etc/meshctl/services.d /var/lib/meshctl',
+        ].join('\n');
+        const child = execa('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
+          reject: false,
+          all: true,
+          stdin: 'ignore',
+          detached: true,
+          timeout: INSTALL_TIMEOUT_MS,
+        });
+        const r = await child.finally(() => killGroup(child.pid));
+        expect(r.exitCode, r.all).toBe(0);
+        const [firstRun, secondRun, state] = r.stdout.split(/^--- .*$/m);
+        expect(firstRun).toContain('created group meshctl');
+        expect(firstRun).toContain('created user meshctl');
+        expect(secondRun).not.toContain('created');
+        expect(secondRun).toContain('is up to date');
+        const [passwd, group, ...dirs] = state!.trim().split('\n');
+        const fields = passwd!.split(':');
+        expect(fields[0]).toBe('meshctl');
+        expect(Number(fields[2])).toBeLessThan(1000); // a system account
+        expect(fields[5]).toBe('/var/lib/meshctl');
+        expect(fields[6]).toMatch(/\/nologin$/);
+        expect(group!.split(':')[0]).toBe('meshctl');
+        expect(dirs).toEqual([
+          '750 root meshctl /etc/meshctl',
+          '750 root meshctl /etc/meshctl/services.d',
+          '700 meshctl meshctl /var/lib/meshctl',
+        ]);
+        // The host's own account database did not change.
+        expect((await execa('getent', ['passwd', 'meshctl'], { reject: false })).stdout).toBe(hostBefore);
+      },
+    );
 
     it('uninstalls, and uninstalling again is harmless', async () => {
       const removed = await runInstall(checkout, ['--prefix', prefix, '--uninstall']);

@@ -70,7 +70,15 @@ interface Mesh {
   webLog: string;
 }
 
-async function mesh(opts: { apiLog?: { enabled: boolean; path?: string } | null; webLog?: { enabled: boolean; path?: string } | null; intentions?: 'allow' | 'deny'; protocol?: 'http' | 'tcp'; appPort?: number } = {}): Promise<Mesh> {
+async function mesh(
+  opts: {
+    apiLog?: { enabled: boolean; path?: string } | null;
+    webLog?: { enabled: boolean; path?: string } | null;
+    intentions?: 'allow' | 'deny';
+    protocol?: 'http' | 'tcp';
+    appPort?: number;
+  } = {},
+): Promise<Mesh> {
   const dir = await tempDir();
   const apiLog = join(dir, 'api', 'access.log');
   const webLog = join(dir, 'web-access.log');
@@ -95,7 +103,9 @@ async function mesh(opts: { apiLog?: { enabled: boolean; path?: string } | null;
       leaf: webLeaf,
       service: 'web',
       appPort: 1,
-      upstreams: [{ service: 'api', protocol, endpoints: [{ id: 'api-1', address: '127.0.0.2', port: inboundPort(api) }] }],
+      upstreams: [
+        { service: 'api', protocol, endpoints: [{ id: 'api-1', address: '127.0.0.2', port: inboundPort(api) }] },
+      ],
       ...(opts.webLog === null ? {} : { accessLog: opts.webLog ?? { enabled: true, path: webLog } }),
     }),
   );
@@ -105,9 +115,13 @@ async function mesh(opts: { apiLog?: { enabled: boolean; path?: string } | null;
 const TRACE = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 describe('access logs', () => {
-  it('writes one JSON line per request on each side, with every field, and carries the caller\'s traceparent to the app unchanged', async () => {
+  it("writes one JSON line per request on each side, with every field, and carries the caller's traceparent to the app unchanged", async () => {
     const m = await mesh();
-    const r = await get(m.port, '/things/7?secret=1', { method: 'POST', body: 'hello', headers: { traceparent: TRACE, tracestate: 'k=v' } });
+    const r = await get(m.port, '/things/7?secret=1', {
+      method: 'POST',
+      body: 'hello',
+      headers: { traceparent: TRACE, tracestate: 'k=v' },
+    });
     expect(r.status).toBe(200);
     expect(m.app.seen[0]!.headers.traceparent).toBe(TRACE);
     expect(m.app.seen[0]!.headers.tracestate).toBe('k=v');
@@ -166,7 +180,12 @@ describe('access logs', () => {
 
   it('replaces a malformed traceparent (and drops its tracestate)', async () => {
     const m = await mesh();
-    const bad = ['00-00000000000000000000000000000000-00f067aa0ba902b7-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'garbage', '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'];
+    const bad = [
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+      '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01',
+      'garbage',
+      '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    ];
     for (const tp of bad) await get(m.port, '/', { headers: { traceparent: tp, tracestate: 'k=v' } });
     const seen = m.app.seen.map((s) => s.headers);
     for (const [i, h] of seen.entries()) {
@@ -184,13 +203,36 @@ describe('access logs', () => {
     expect(r.status).toBe(403);
     const [out] = await waitLines(m.webLog, 1);
     const [inb] = await waitLines(m.apiLog, 1);
-    expect(out).toMatchObject({ direction: 'outbound', status: 403, reason: 'intention-deny web->api', endpoint: 'api-1', traceparent: TRACE });
-    expect(inb).toMatchObject({ direction: 'inbound', source: 'web', destination: 'api', path: '/private', status: 403, reason: 'intention-deny web->api', traceparent: TRACE });
+    expect(out).toMatchObject({
+      direction: 'outbound',
+      status: 403,
+      reason: 'intention-deny web->api',
+      endpoint: 'api-1',
+      traceparent: TRACE,
+    });
+    expect(inb).toMatchObject({
+      direction: 'inbound',
+      source: 'web',
+      destination: 'api',
+      path: '/private',
+      status: 403,
+      reason: 'intention-deny web->api',
+      traceparent: TRACE,
+    });
     expect(m.app.seen).toHaveLength(0);
 
     const dir = await tempDir();
     const path = join(dir, 'none.log');
-    const lonely = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [{ service: 'api', endpoints: [] }], accessLog: { enabled: true, path } }));
+    const lonely = await startProxy(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: 1,
+        upstreams: [{ service: 'api', endpoints: [] }],
+        accessLog: { enabled: true, path },
+      }),
+    );
     expect((await get(outboundPort(lonely, 'api'), '/')).status).toBe(503);
     const [none] = await waitLines(path, 1);
     expect(none).toMatchObject({ status: 503, reason: 'no-healthy-endpoints api', destination: 'api' });
@@ -230,7 +272,8 @@ describe('access logs', () => {
 
   it('off: no file is written, with the setting absent or disabled', async () => {
     const m = await mesh({ apiLog: { enabled: false, path: join(await tempDir(), 'api.log') }, webLog: null });
-    for (let i = 0; i < 3; i++) expect((await get(m.port, '/', { headers: { traceparent: 'garbage' } })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await get(m.port, '/', { headers: { traceparent: 'garbage' } })).status).toBe(200);
     // Off means hands off: the header goes through as the caller sent it.
     expect(m.app.seen.map((s) => s.headers.traceparent)).toEqual(['garbage', 'garbage', 'garbage']);
     expect(m.api.accessLog.target).toBeUndefined();
@@ -245,7 +288,15 @@ describe('access logs', () => {
     const second = join(dir, 'second.log');
     const app = await startHttpApp('api-1');
     const snap = (version: number, accessLog?: { enabled: boolean; path?: string }) =>
-      snapshot({ version, pki, leaf: webLeaf, service: 'web', appPort: app.port, upstreams: [{ service: 'api', endpoints: [] }], ...(accessLog ? { accessLog } : {}) });
+      snapshot({
+        version,
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: app.port,
+        upstreams: [{ service: 'api', endpoints: [] }],
+        ...(accessLog ? { accessLog } : {}),
+      });
     const web = await startProxy(snap(1));
     const port = outboundPort(web, 'api');
     await get(port, '/off-1');

@@ -47,10 +47,18 @@ function admin(socketPath: string, method: string, path: string, body?: unknown)
   });
 }
 
-async function start(opts: { snapshotFile?: string } = {}): Promise<{ running: RunningProxy; sock: string; dir: string }> {
+async function start(
+  opts: { snapshotFile?: string } = {},
+): Promise<{ running: RunningProxy; sock: string; dir: string }> {
   const dir = await tempDir();
   const sock = join(dir, 'api.sock');
-  const running = await runProxy({ adminSocket: sock, handleSignals: false, log: silentLogger(), drainMs: 1000, ...opts });
+  const running = await runProxy({
+    adminSocket: sock,
+    handleSignals: false,
+    log: silentLogger(),
+    drainMs: 1000,
+    ...opts,
+  });
   defer(() => running.shutdown(0));
   return { running, sock, dir };
 }
@@ -67,7 +75,13 @@ describe('admin socket', () => {
     expect((await stat(sock)).mode & 0o777).toBe(0o600);
     const h = await admin(sock, 'GET', '/health');
     expect(h.status).toBe(200);
-    expect(h.json).toMatchObject({ status: 'waiting-for-snapshot', pid: process.pid, version: null, serviceId: null, inbound: null });
+    expect(h.json).toMatchObject({
+      status: 'waiting-for-snapshot',
+      pid: process.pid,
+      version: null,
+      serviceId: null,
+      inbound: null,
+    });
     expect(new Date(h.json.startedAt).getTime()).toBe(running.proxy.startedAt.getTime());
     const s = await admin(sock, 'GET', '/snapshot');
     expect(s.status).toBe(404);
@@ -77,7 +91,12 @@ describe('admin socket', () => {
   it('takes a snapshot, shows it without the key, serves it, and reports version and service id', async () => {
     const { sock } = await start();
     const app = await startHttpApp('api-1');
-    const put = await admin(sock, 'PUT', '/snapshot', snapshot({ version: 7, pki, leaf: apiLeaf, service: 'api', id: 'api-1', appPort: app.port }));
+    const put = await admin(
+      sock,
+      'PUT',
+      '/snapshot',
+      snapshot({ version: 7, pki, leaf: apiLeaf, service: 'api', id: 'api-1', appPort: app.port }),
+    );
     expect(put).toEqual({ status: 200, json: { version: 7 } });
 
     const h = (await admin(sock, 'GET', '/health')).json;
@@ -92,13 +111,25 @@ describe('admin socket', () => {
     expect(shown.json.tls.certPem).toBe(apiLeaf.certPem);
 
     const stats = (await admin(sock, 'GET', '/stats')).json;
-    expect(stats).toMatchObject({ service: 'api', version: 7, inbound: { connections: { active: 0, total: 0 }, refusals: {} }, upstreams: {} });
+    expect(stats).toMatchObject({
+      service: 'api',
+      version: 7,
+      inbound: { connections: { active: 0, total: 0 }, refusals: {} },
+      upstreams: {},
+    });
   });
 
   it('refuses malformed and invalid snapshots and keeps the old one serving', async () => {
     const { sock } = await start();
     const app = await startHttpApp('api-1');
-    const v1 = snapshot({ version: 1, pki, leaf: apiLeaf, service: 'api', appPort: app.port, upstreams: [{ service: 'db', endpoints: [] }] });
+    const v1 = snapshot({
+      version: 1,
+      pki,
+      leaf: apiLeaf,
+      service: 'api',
+      appPort: app.port,
+      upstreams: [{ service: 'db', endpoints: [] }],
+    });
     expect((await admin(sock, 'PUT', '/snapshot', v1)).status).toBe(200);
     const dbPort = (await admin(sock, 'GET', '/stats')).json.upstreams.db.listener.port as number;
 
@@ -123,7 +154,23 @@ describe('admin socket', () => {
     // A port that cannot be bound refuses the whole push; nothing of it is applied.
     const taken = await freePort();
     defer(() => taken.release());
-    const cannotBind = await admin(sock, 'PUT', '/snapshot', snapshot({ version: 3, pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow', upstreams: [{ service: 'db', localPort: dbPort, endpoints: [] }, { service: 'cache', localPort: taken.port, endpoints: [] }] }));
+    const cannotBind = await admin(
+      sock,
+      'PUT',
+      '/snapshot',
+      snapshot({
+        version: 3,
+        pki,
+        leaf: apiLeaf,
+        service: 'api',
+        appPort: app.port,
+        defaultIntention: 'allow',
+        upstreams: [
+          { service: 'db', localPort: dbPort, endpoints: [] },
+          { service: 'cache', localPort: taken.port, endpoints: [] },
+        ],
+      }),
+    );
     expect(cannotBind.status).toBe(503);
     expect(cannotBind.json.error.message).toContain('EADDRINUSE');
 
@@ -150,7 +197,12 @@ describe('admin socket', () => {
   it('shuts down gracefully on POST /shutdown and removes its socket', async () => {
     const { sock, running } = await start();
     const app = await startHttpApp('api-1');
-    await admin(sock, 'PUT', '/snapshot', snapshot({ version: 1, pki, leaf: apiLeaf, service: 'api', appPort: app.port }));
+    await admin(
+      sock,
+      'PUT',
+      '/snapshot',
+      snapshot({ version: 1, pki, leaf: apiLeaf, service: 'api', appPort: app.port }),
+    );
     const r = await admin(sock, 'POST', '/shutdown', { drainSeconds: 0.5 });
     expect(r).toEqual({ status: 202, json: { status: 'draining', drainMs: 500 } });
     await running.closed;
@@ -162,12 +214,18 @@ describe('admin socket', () => {
     const dir = await tempDir();
     const sock = join(dir, 'stale.sock');
     // A process that holds the socket and dies without cleaning up.
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     defer(() => child.kill('SIGKILL'));
     await new Promise<void>((r) => child.stdout!.once('data', () => r()));
 
     // While it lives, a second proxy must not take the socket over.
-    await expect(runProxy({ adminSocket: sock, handleSignals: false, log: silentLogger() })).rejects.toMatchObject({ code: 'MESH_ERR_UNAVAILABLE' });
+    await expect(runProxy({ adminSocket: sock, handleSignals: false, log: silentLogger() })).rejects.toMatchObject({
+      code: 'MESH_ERR_UNAVAILABLE',
+    });
 
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
@@ -178,14 +236,19 @@ describe('admin socket', () => {
 
     const file = join(dir, 'file.sock');
     await writeFile(file, 'not a socket');
-    await expect(runProxy({ adminSocket: file, handleSignals: false, log: silentLogger() })).rejects.toMatchObject({ code: 'MESH_ERR_CONFIG' });
+    await expect(runProxy({ adminSocket: file, handleSignals: false, log: silentLogger() })).rejects.toMatchObject({
+      code: 'MESH_ERR_CONFIG',
+    });
   });
 
   it('starts from a snapshot file (fail static) and reports an unusable one without dying', async () => {
     const dir = await tempDir();
     const app = await startHttpApp('api-1');
     const good = join(dir, 'good.json');
-    await writeFile(good, JSON.stringify(snapshot({ version: 4, pki, leaf: apiLeaf, service: 'api', appPort: app.port })));
+    await writeFile(
+      good,
+      JSON.stringify(snapshot({ version: 4, pki, leaf: apiLeaf, service: 'api', appPort: app.port })),
+    );
     const a = await start({ snapshotFile: good });
     expect(a.running.startupProblem).toBeUndefined();
     expect((await admin(a.sock, 'GET', '/health')).json).toMatchObject({ status: 'serving', version: 4 });
@@ -194,6 +257,9 @@ describe('admin socket', () => {
     await writeFile(bad, '{"version": ');
     const b = await start({ snapshotFile: bad });
     expect(b.running.startupProblem?.code).toBe('MESH_ERR_INVALID_FILE');
-    expect((await admin(b.sock, 'GET', '/health')).json).toMatchObject({ status: 'waiting-for-snapshot', version: null });
+    expect((await admin(b.sock, 'GET', '/health')).json).toMatchObject({
+      status: 'waiting-for-snapshot',
+      version: null,
+    });
   });
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createBalancer, LeastRequest, RandomPick, RoundRobin, seededRandom, SmoothWeighted } from '../../src/proxy/outbound/balancers.js';
+import {
+  createBalancer,
+  LeastRequest,
+  RandomPick,
+  RoundRobin,
+  seededRandom,
+  SmoothWeighted,
+} from '../../src/proxy/outbound/balancers.js';
 
 interface Ep {
   id: string;

@@ -34,8 +34,28 @@ const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }
 
 function stats(p: MeshProxy) {
   return p.stats() as {
-    inbound: { connections: { active: number; total: number }; refusals: Record<string, number>; revoked: Record<string, number> };
-    upstreams: Record<string, { requests: number; responses: Record<string, number>; errors: Record<string, number>; endpoints: Record<string, { requests: number; connections: { active: number; total: number }; connectFailures: Record<string, number>; inFlight: number }> }>;
+    inbound: {
+      connections: { active: number; total: number };
+      refusals: Record<string, number>;
+      revoked: Record<string, number>;
+    };
+    upstreams: Record<
+      string,
+      {
+        requests: number;
+        responses: Record<string, number>;
+        errors: Record<string, number>;
+        endpoints: Record<
+          string,
+          {
+            requests: number;
+            connections: { active: number; total: number };
+            connectFailures: Record<string, number>;
+            inFlight: number;
+          }
+        >;
+      }
+    >;
   };
 }
 
@@ -74,7 +94,13 @@ describe('proxy e2e: web → api over mTLS', () => {
     const r = await get(outboundPort(web, 'api'), '/things?x=1', {
       method: 'POST',
       body: 'payload',
-      headers: { 'content-type': 'text/plain', connection: 'keep-alive, x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=9', host: 'api.local' },
+      headers: {
+        'content-type': 'text/plain',
+        connection: 'keep-alive, x-secret',
+        'x-secret': 'hop',
+        'keep-alive': 'timeout=9',
+        host: 'api.local',
+      },
     });
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toEqual({ app: 'api-1', url: '/things?x=1', body: 'payload' });
@@ -92,13 +118,22 @@ describe('proxy e2e: web → api over mTLS', () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
     const key = Buffer.from('0123456789abcdef').toString('base64');
-    const { status, headers, echoed } = await new Promise<{ status: number; headers: Record<string, unknown>; echoed: string }>((resolve, reject) => {
+    const { status, headers, echoed } = await new Promise<{
+      status: number;
+      headers: Record<string, unknown>;
+      echoed: string;
+    }>((resolve, reject) => {
       const req = httpRequest({
         host: '127.0.0.1',
         port: outboundPort(web, 'api'),
         path: '/ws',
         agent: false,
-        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13' },
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-key': key,
+          'sec-websocket-version': '13',
+        },
       });
       req.on('error', reject);
       req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
@@ -118,7 +153,9 @@ describe('proxy e2e: web → api over mTLS', () => {
       req.end();
     });
     expect(status).toBe(101);
-    expect(headers['sec-websocket-accept']).toBe(createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64'));
+    expect(headers['sec-websocket-accept']).toBe(
+      createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64'),
+    );
     expect(headers['x-app']).toBe('api-1');
     expect(echoed).toBe('PING-1PING-2');
   });
@@ -130,7 +167,10 @@ describe('proxy e2e: web → api over mTLS', () => {
     const got = await tcpExchange(outboundPort(web, 'api'), 'hello', { halfClose: true });
     // The echo app only says bye after our FIN crossed both proxies, and its answer came back after it.
     expect(got).toBe('echo:hellobye:5');
-    await waitFor(() => stats(web).upstreams.api!.endpoints['api-1']!.connections.active === 0, 'upstream connection closed');
+    await waitFor(
+      () => stats(web).upstreams.api!.endpoints['api-1']!.connections.active === 0,
+      'upstream connection closed',
+    );
   });
 
   it('intention deny → 403 with the reason; a pushed allow → 200', async () => {
@@ -145,7 +185,17 @@ describe('proxy e2e: web → api over mTLS', () => {
     expect(stats(a.proxy).inbound.refusals['intention-deny web->api']).toBe(1);
     expect(a.app!.seen).toHaveLength(0);
 
-    const next = snapshot({ version: 2, pki, leaf: apiLeaf, service: 'api', id: 'api-1', inboundAddress: '127.0.0.2', inboundPort: a.endpoint.port, appPort: a.app!.port, intentions: ALLOW_WEB });
+    const next = snapshot({
+      version: 2,
+      pki,
+      leaf: apiLeaf,
+      service: 'api',
+      id: 'api-1',
+      inboundAddress: '127.0.0.2',
+      inboundPort: a.endpoint.port,
+      appPort: a.app!.port,
+      intentions: ALLOW_WEB,
+    });
     expect(await a.proxy.apply(next)).toBe(2);
     const allowed = await get(port, '/', { agent });
     expect(allowed.status).toBe(200);
@@ -159,10 +209,23 @@ describe('proxy e2e: web → api over mTLS', () => {
     const agent = keepAliveAgent(1);
     expect((await get(port, '/', { agent })).status).toBe(200);
 
-    const denyAll = snapshot({ version: 2, pki, leaf: apiLeaf, service: 'api', id: 'api-1', inboundAddress: '127.0.0.2', inboundPort: a.endpoint.port, appPort: a.app!.port, intentions: [] });
+    const denyAll = snapshot({
+      version: 2,
+      pki,
+      leaf: apiLeaf,
+      service: 'api',
+      id: 'api-1',
+      inboundAddress: '127.0.0.2',
+      inboundPort: a.endpoint.port,
+      appPort: a.app!.port,
+      intentions: [],
+    });
     await a.proxy.apply(denyAll);
     expect(stats(a.proxy).inbound.revoked['intention-deny web->api']).toBe(1);
-    await waitFor(() => stats(web).upstreams.api!.endpoints['api-1']!.connections.active === 0, 'pooled connection closed');
+    await waitFor(
+      () => stats(web).upstreams.api!.endpoints['api-1']!.connections.active === 0,
+      'pooled connection closed',
+    );
     const r = await get(port, '/', { agent });
     expect(r.status).toBe(403);
     expect(r.headers['x-meshctl-reason']).toBe('intention-deny web->api');
@@ -198,7 +261,8 @@ describe('proxy e2e: web → api over mTLS', () => {
     const port = outboundPort(web, 'api');
     for (let i = 0; i < 6; i++) {
       // Half of them carry a body: the body must survive the failed first attempt.
-      const r = i % 2 === 0 ? await get(port, `/f${i}`) : await get(port, `/f${i}`, { method: 'PUT', body: `body-${i}` });
+      const r =
+        i % 2 === 0 ? await get(port, `/f${i}`) : await get(port, `/f${i}`, { method: 'PUT', body: `body-${i}` });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body)).toMatchObject({ app: 'api-1', url: `/f${i}`, body: i % 2 === 0 ? '' : `body-${i}` });
     }
@@ -210,7 +274,13 @@ describe('proxy e2e: web → api over mTLS', () => {
   it('all endpoints down → 502 connect-failure after trying each once', async () => {
     const d1 = await deadPort();
     const d2 = await deadPort();
-    const web = await webProxy({ service: 'api', endpoints: [{ id: 'dead-1', port: d1 }, { id: 'dead-2', port: d2 }] });
+    const web = await webProxy({
+      service: 'api',
+      endpoints: [
+        { id: 'dead-1', port: d1 },
+        { id: 'dead-2', port: d2 },
+      ],
+    });
     const r = await get(outboundPort(web, 'api'), '/', { method: 'POST', body: 'x' });
     expect(r.status).toBe(502);
     expect(r.headers['x-meshctl-reason']).toBe('connect-failure api');
@@ -220,7 +290,11 @@ describe('proxy e2e: web → api over mTLS', () => {
   });
 
   it('L4 with every endpoint down closes the app connection and counts the reason', async () => {
-    const web = await webProxy({ service: 'api', protocol: 'tcp', endpoints: [{ id: 'dead-1', port: await deadPort() }] });
+    const web = await webProxy({
+      service: 'api',
+      protocol: 'tcp',
+      endpoints: [{ id: 'dead-1', port: await deadPort() }],
+    });
     const got = await tcpExchange(outboundPort(web, 'api'), 'hello');
     expect(got).toBe('');
     expect(stats(web).upstreams.api!.errors['connect-failure api']).toBe(1);
@@ -242,7 +316,14 @@ describe('proxy e2e: web → api over mTLS', () => {
   it('weighted balancing follows instance weights', async () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     const b = await apiInstance('api-2', '127.0.0.3');
-    const web = await webProxy({ service: 'api', loadBalancer: 'weighted', endpoints: [{ ...a.endpoint, weight: 3 }, { ...b.endpoint, weight: 1 }] });
+    const web = await webProxy({
+      service: 'api',
+      loadBalancer: 'weighted',
+      endpoints: [
+        { ...a.endpoint, weight: 3 },
+        { ...b.endpoint, weight: 1 },
+      ],
+    });
     const agent = keepAliveAgent(1);
     const counts: Record<string, number> = {};
     for (let i = 0; i < 20; i++) {
@@ -252,4 +333,3 @@ describe('proxy e2e: web → api over mTLS', () => {
     expect(counts).toEqual({ 'api-1': 15, 'api-2': 5 });
   });
 });
-

@@ -4,7 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import {
+  connect as netConnect,
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { afterEach } from 'vitest';
 import { MeshProxy, type ProxyOptions } from '../../src/proxy/proxy.js';
 import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
@@ -88,7 +94,11 @@ export async function startHttpApp(name: string): Promise<HttpApp> {
         if (res.destroyed) return;
         const text = JSON.stringify({ app: name, url: req.url, body });
         const wanted = /^\/status\/(\d{3})$/.exec(req.url ?? '');
-        res.writeHead(wanted ? Number(wanted[1]) : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-app': name });
+        res.writeHead(wanted ? Number(wanted[1]) : 200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+          'x-app': name,
+        });
         res.end(text);
       };
       if (req.url === '/slow') setTimeout(reply, 300);
@@ -98,8 +108,12 @@ export async function startHttpApp(name: string): Promise<HttpApp> {
   server.keepAliveTimeout = 30_000;
   server.on('upgrade', (req, socket: Socket) => {
     const key = String(req.headers['sec-websocket-key'] ?? '');
-    const accept = createHash('sha1').update(key + WS_GUID).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-app: ${name}\r\n\r\n`);
+    const accept = createHash('sha1')
+      .update(key + WS_GUID)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-app: ${name}\r\n\r\n`,
+    );
     socket.on('data', (d: Buffer) => socket.write(d.toString('utf8').toUpperCase()));
     socket.on('error', () => socket.destroy());
     socket.on('end', () => socket.end());
@@ -191,7 +205,13 @@ export function snapshot(s: SnapshotSpec): ProxySnapshotInput {
       localAddress: '127.0.0.1',
       localPort: u.localPort ?? 0,
       loadBalancer: u.loadBalancer ?? 'round_robin',
-      endpoints: u.endpoints.map((e, i) => ({ id: e.id, node: e.node ?? `node-${i + 1}`, address: e.address ?? '127.0.0.1', port: e.port, weight: e.weight ?? 1 })),
+      endpoints: u.endpoints.map((e, i) => ({
+        id: e.id,
+        node: e.node ?? `node-${i + 1}`,
+        address: e.address ?? '127.0.0.1',
+        port: e.port,
+        weight: e.weight ?? 1,
+      })),
     })),
     ...(s.accessLog ? { accessLog: s.accessLog } : {}),
   };
@@ -228,10 +248,21 @@ export function keepAliveAgent(maxSockets = 1): Agent {
   return agent;
 }
 
-export function get(port: number, path = '/', opts: { agent?: Agent | false; method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+export function get(
+  port: number,
+  path = '/',
+  opts: { agent?: Agent | false; method?: string; body?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', agent: opts.agent ?? false, headers: opts.headers },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        agent: opts.agent ?? false,
+        headers: opts.headers,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -263,7 +294,11 @@ export function tcpExchange(port: number, payload: string, opts: { halfClose?: b
 }
 
 /** Polls `check` until it returns true (bounded); timings never decide a pass. */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -24,13 +24,24 @@ describe('hop-by-hop headers', () => {
   });
 
   it('keeps te: trailers, and connection/upgrade on a WebSocket upgrade', () => {
-    const h: Record<string, string> = { connection: 'Upgrade, x-hop', upgrade: 'websocket', 'x-hop': '1', te: 'trailers' };
+    const h: Record<string, string> = {
+      connection: 'Upgrade, x-hop',
+      upgrade: 'websocket',
+      'x-hop': '1',
+      te: 'trailers',
+    };
     stripRequestHopByHop(h, true);
     expect(h).toEqual({ connection: 'Upgrade, x-hop', upgrade: 'websocket', te: 'trailers' });
   });
 
   it('sets our own connection header on responses and caps the Keep-Alive hint', () => {
-    const h: Record<string, string> = { connection: 'close, x-hop', 'x-hop': '1', 'keep-alive': 'timeout=60', trailer: 'x', 'content-type': 'text/plain' };
+    const h: Record<string, string> = {
+      connection: 'close, x-hop',
+      'x-hop': '1',
+      'keep-alive': 'timeout=60',
+      trailer: 'x',
+      'content-type': 'text/plain',
+    };
     fixResponseHopByHop(h, true, 5);
     expect(h).toEqual({ connection: 'keep-alive', 'keep-alive': 'timeout=5', 'content-type': 'text/plain' });
     const short: Record<string, string> = { 'keep-alive': 'timeout=2' };
@@ -47,7 +58,10 @@ describe('layering', () => {
     for (const f of files) {
       const text = await readFile(join(dir, f), 'utf8');
       const imports = [...text.matchAll(/from '([^']+)'/g)].map((m) => m[1]!);
-      expect(imports.filter((i) => /inbound/.test(i)), f).toEqual([]);
+      expect(
+        imports.filter((i) => /inbound/.test(i)),
+        f,
+      ).toEqual([]);
     }
   });
 });

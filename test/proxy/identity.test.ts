@@ -7,7 +7,18 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
-import { defer, get, inboundPort, outboundPort, portOf, snapshot, startHttpApp, startProxy, waitFor, type HttpApp } from './harness.js';
+import {
+  defer,
+  get,
+  inboundPort,
+  outboundPort,
+  portOf,
+  snapshot,
+  startHttpApp,
+  startProxy,
+  waitFor,
+  type HttpApp,
+} from './harness.js';
 import { badLeaves, makePki, type Leaf, type Pki } from './pki.js';
 
 let pki: Pki;
@@ -59,7 +70,9 @@ describe('inbound refuses bad clients', () => {
 
   async function start(): Promise<void> {
     app = await startHttpApp('api-1');
-    api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }));
+    api = await startProxy(
+      snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }),
+    );
   }
 
   it('lets a good client through (control)', async () => {
@@ -95,7 +108,10 @@ describe('inbound refuses bad clients', () => {
     await start();
     const r = await probe(inboundPort(api), kind === undefined ? undefined : badWeb[kind]);
     expect(r.data).toBe('');
-    await waitFor(() => refusals(api)[reason] === 1, `refusal "${reason}" counted (got ${JSON.stringify(refusals(api))})`);
+    await waitFor(
+      () => refusals(api)[reason] === 1,
+      `refusal "${reason}" counted (got ${JSON.stringify(refusals(api))})`,
+    );
     expect(Object.values(refusals(api)).reduce((a, b) => a + b, 0)).toBe(1);
     expect(app.seen).toHaveLength(0);
     expect(app.connections).toBe(0);
@@ -105,19 +121,33 @@ describe('inbound refuses bad clients', () => {
     await start();
     const r = await new Promise<{ handshake: boolean }>((resolve) => {
       let handshake = false;
-      const s = tlsConnect({ host: '127.0.0.1', port: inboundPort(api), ca: [pki.rootPem], key: webLeaf.keyPem, cert: webLeaf.certPem, maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined });
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port: inboundPort(api),
+        ca: [pki.rootPem],
+        key: webLeaf.keyPem,
+        cert: webLeaf.certPem,
+        maxVersion: 'TLSv1.2',
+        checkServerIdentity: () => undefined,
+      });
       s.on('secureConnect', () => (handshake = true));
       s.on('error', () => undefined);
       s.on('close', () => resolve({ handshake }));
     });
     expect(r.handshake).toBe(false);
-    await waitFor(() => refusals(api)['tls-version'] === 1, `tls-version refusal counted (got ${JSON.stringify(refusals(api))})`);
+    await waitFor(
+      () => refusals(api)['tls-version'] === 1,
+      `tls-version refusal counted (got ${JSON.stringify(refusals(api))})`,
+    );
     expect(app.connections).toBe(0);
   });
 
   it('drops a client that never finishes the handshake', async () => {
     app = await startHttpApp('api-1');
-    api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }), { handshakeTimeoutMs: 300 });
+    api = await startProxy(
+      snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }),
+      { handshakeTimeoutMs: 300 },
+    );
     const closed = await new Promise<boolean>((resolve) => {
       const s = netConnect(inboundPort(api), '127.0.0.1');
       s.on('error', () => undefined);
@@ -129,7 +159,9 @@ describe('inbound refuses bad clients', () => {
 
   it('refuses a tcp-mode client denied by intention by closing, without an HTTP answer', async () => {
     app = await startHttpApp('api-1');
-    api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', protocol: 'tcp', appPort: app.port, defaultIntention: 'deny' }));
+    api = await startProxy(
+      snapshot({ pki, leaf: apiLeaf, service: 'api', protocol: 'tcp', appPort: app.port, defaultIntention: 'deny' }),
+    );
     const r = await probe(inboundPort(api), webLeaf);
     expect(r.handshake).toBe(true);
     expect(r.data).toBe('');
@@ -168,7 +200,15 @@ describe('outbound refuses bad servers', () => {
     ['another trust domain', () => badApi.wrongTrustDomain, 'server-identity-wrong-trust-domain'],
   ])('refuses a server presenting %s (L7: 502 connect-failure)', async (_what, leaf, reason) => {
     const bad = await impostor(leaf());
-    const web = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [{ service: 'api', endpoints: [{ id: 'api-x', port: bad.port }] }] }));
+    const web = await startProxy(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: 1,
+        upstreams: [{ service: 'api', endpoints: [{ id: 'api-x', port: bad.port }] }],
+      }),
+    );
     const r = await get(outboundPort(web, 'api'), '/', { method: 'POST', body: 'secret' });
     expect(r.status).toBe(502);
     expect(r.headers['x-meshctl-reason']).toBe('connect-failure api');
@@ -179,7 +219,15 @@ describe('outbound refuses bad servers', () => {
 
   it('refuses a server presenting another identity on an L4 upstream too', async () => {
     const bad = await impostor(dbLeaf);
-    const web = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [{ service: 'api', protocol: 'tcp', endpoints: [{ id: 'api-x', port: bad.port }] }] }));
+    const web = await startProxy(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: 1,
+        upstreams: [{ service: 'api', protocol: 'tcp', endpoints: [{ id: 'api-x', port: bad.port }] }],
+      }),
+    );
     const got = await new Promise<string>((resolve) => {
       const s = netConnect(outboundPort(web, 'api'), '127.0.0.1', () => s.write('secret'));
       let data = '';
@@ -188,7 +236,9 @@ describe('outbound refuses bad servers', () => {
       s.on('close', () => resolve(data));
     });
     expect(got).toBe('');
-    expect((web.stats() as any).upstreams.api.endpoints['api-x'].connectFailures).toEqual({ 'server-identity-wrong-name': 1 });
+    expect((web.stats() as any).upstreams.api.endpoints['api-x'].connectFailures).toEqual({
+      'server-identity-wrong-name': 1,
+    });
     expect(bad.requests()).toBe(0);
   });
 });

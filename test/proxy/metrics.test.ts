@@ -123,14 +123,22 @@ describe('proxy metrics: web → api', () => {
     expect(ia.bytesIn).toBeGreaterThan(0);
     expect(m.inbound.requests).toBe(0);
     expect(m.inbound.latency).toBe('');
-    await waitFor(() => metrics(web).upstreams[0]!.endpoints.every((e) => e.activeConnections <= 1), 'connections settle');
+    await waitFor(
+      () => metrics(web).upstreams[0]!.endpoints.every((e) => e.activeConnections <= 1),
+      'connections settle',
+    );
   });
 
   it('the inbound side of an http service counts every request of a keep-alive connection', async () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
     const agent = keepAliveAgent(1);
-    for (let i = 0; i < 5; i++) await get(outboundPort(web, 'api'), `/k${i}`, { agent, method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'some body' : undefined });
+    for (let i = 0; i < 5; i++)
+      await get(outboundPort(web, 'api'), `/k${i}`, {
+        agent,
+        method: i % 2 ? 'POST' : 'GET',
+        body: i % 2 ? 'some body' : undefined,
+      });
     const ib = metrics(a.proxy).inbound;
     expect(ib.requests).toBe(5);
     expect(ib.responses).toEqual({ '2xx': 5 });
@@ -159,13 +167,23 @@ describe('proxy metrics: web → api', () => {
   it('counts mesh errors of the outbound side by reason: no endpoints, connect failure', async () => {
     const none = await webProxy({ service: 'api', endpoints: [] });
     expect((await get(outboundPort(none, 'api'))).status).toBe(503);
-    expect(metrics(none).upstreams[0]).toMatchObject({ requests: 1, responses: {}, meshErrors: { 'no-healthy-endpoints': 1 }, endpoints: [] });
+    expect(metrics(none).upstreams[0]).toMatchObject({
+      requests: 1,
+      responses: {},
+      meshErrors: { 'no-healthy-endpoints': 1 },
+      endpoints: [],
+    });
 
     const dead = await webProxy({ service: 'api', endpoints: [{ id: 'dead-1', port: await deadPort() }] });
     expect((await get(outboundPort(dead, 'api'))).status).toBe(502);
     const up = metrics(dead).upstreams[0]!;
     expect(up).toMatchObject({ requests: 1, meshErrors: { 'connect-failure': 1 } });
-    expect(up.endpoints[0]).toMatchObject({ endpoint: 'dead-1', requests: 1, meshErrors: { 'connect-failure': 1 }, totalConnections: 0 });
+    expect(up.endpoints[0]).toMatchObject({
+      endpoint: 'dead-1',
+      requests: 1,
+      meshErrors: { 'connect-failure': 1 },
+      totalConnections: 0,
+    });
     expect(histogram(up.endpoints[0]!).totalCount).toBe(1);
   });
 
@@ -173,8 +191,12 @@ describe('proxy metrics: web → api', () => {
     const echo = await startEchoApp('echo:');
     const a = await apiInstance('api-1', '127.0.0.2', { protocol: 'tcp', appPort: echo.port });
     const web = await webProxy({ service: 'api', protocol: 'tcp', endpoints: [a.endpoint] });
-    for (let i = 0; i < 3; i++) expect(await tcpExchange(outboundPort(web, 'api'), `hi${i}`, { halfClose: true })).toBe(`echo:hi${i}bye:3`);
-    await waitFor(() => metrics(a.proxy).inbound.activeConnections === 0 && histogram(metrics(a.proxy).inbound).totalCount === 3, 'connections closed on the api side');
+    for (let i = 0; i < 3; i++)
+      expect(await tcpExchange(outboundPort(web, 'api'), `hi${i}`, { halfClose: true })).toBe(`echo:hi${i}bye:3`);
+    await waitFor(
+      () => metrics(a.proxy).inbound.activeConnections === 0 && histogram(metrics(a.proxy).inbound).totalCount === 3,
+      'connections closed on the api side',
+    );
     await waitFor(() => metrics(web).upstreams[0]!.activeConnections === 0, 'connections closed on the web side');
     const up = metrics(web).upstreams[0]!;
     expect(up).toMatchObject({ requests: 3, responses: {}, meshErrors: {}, totalConnections: 3 });
@@ -187,7 +209,11 @@ describe('proxy metrics: web → api', () => {
     const ib = metrics(a.proxy).inbound;
     expect(ib).toMatchObject({ requests: 3, responses: {}, meshErrors: {}, totalConnections: 3 });
 
-    const down = await webProxy({ service: 'api', protocol: 'tcp', endpoints: [{ id: 'dead-1', port: await deadPort() }] });
+    const down = await webProxy({
+      service: 'api',
+      protocol: 'tcp',
+      endpoints: [{ id: 'dead-1', port: await deadPort() }],
+    });
     expect(await tcpExchange(outboundPort(down, 'api'), 'x')).toBe('');
     expect(metrics(down).upstreams[0]).toMatchObject({ requests: 1, meshErrors: { 'connect-failure': 1 } });
   });
@@ -195,7 +221,9 @@ describe('proxy metrics: web → api', () => {
   it('counts refused handshakes under tlsFailures, not as requests', async () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     await new Promise<void>((resolve) => {
-      const s = netConnect({ host: '127.0.0.2', port: a.endpoint.port }, () => s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+      const s = netConnect({ host: '127.0.0.2', port: a.endpoint.port }, () =>
+        s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'),
+      );
       s.on('error', () => resolve());
       s.on('close', () => resolve());
     });
@@ -230,7 +258,9 @@ describe('failover on app-unavailable', () => {
     expect(e1.meshErrors['app-unavailable']).toBeGreaterThanOrEqual(3);
     expect(metrics(a.proxy).inbound.meshErrors['app-unavailable']).toBe(e1.meshErrors['app-unavailable']);
     // Every body reached api-2 whole, once.
-    expect(b.app!.seen.filter((s) => s.url.startsWith('/f')).map((s) => s.url)).toEqual(methods.map((_, i) => `/f${i}`));
+    expect(b.app!.seen.filter((s) => s.url.startsWith('/f')).map((s) => s.url)).toEqual(
+      methods.map((_, i) => `/f${i}`),
+    );
   });
 
   it('does not send a body over 64 KiB twice: the 502 goes back to the caller', async () => {
@@ -247,7 +277,7 @@ describe('failover on app-unavailable', () => {
     expect(metrics(web).upstreams[0]!.meshErrors).toEqual({ 'app-unavailable': 1 });
   });
 
-  it('every app down: the last instance\'s 502 app-unavailable reaches the caller', async () => {
+  it("every app down: the last instance's 502 app-unavailable reaches the caller", async () => {
     const a = await apiInstance('api-1', '127.0.0.2', { appPort: await deadPort() });
     const b = await apiInstance('api-2', '127.0.0.3', { appPort: await deadPort() });
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint, b.endpoint] });
@@ -261,13 +291,19 @@ describe('failover on app-unavailable', () => {
 });
 
 describe('only the mesh says why', () => {
-  it('an app\'s own x-meshctl-reason is dropped: its 502 is the service\'s answer, not failed over', async () => {
+  it("an app's own x-meshctl-reason is dropped: its 502 is the service's answer, not failed over", async () => {
     const app = createServer((_req, res) => {
       res.writeHead(502, { 'x-meshctl-reason': 'app-unavailable api', 'content-length': 4 });
       res.end('nope');
     });
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    defer(() => new Promise<void>((r) => { app.closeAllConnections(); app.close(() => r()); }));
+    defer(
+      () =>
+        new Promise<void>((r) => {
+          app.closeAllConnections();
+          app.close(() => r());
+        }),
+    );
     const a = await apiInstance('api-1', '127.0.0.2', { appPort: (app.address() as { port: number }).port });
     const b = await apiInstance('api-2', '127.0.0.3');
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint, b.endpoint] });
@@ -303,10 +339,28 @@ describe('GET /metrics on the admin socket', () => {
     expect(before.json.error.code).toBe('MESH_ERR_NOT_FOUND');
 
     const app: HttpApp = await startHttpApp('api-1');
-    await running.proxy.apply(snapshot({ pki, leaf: webLeaf, service: 'web', id: 'web-7', appPort: app.port, upstreams: [{ service: 'api', endpoints: [{ id: 'api-1', port: 1 }] }] }));
+    await running.proxy.apply(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        id: 'web-7',
+        appPort: app.port,
+        upstreams: [{ service: 'api', endpoints: [{ id: 'api-1', port: 1 }] }],
+      }),
+    );
     const after = await ask();
     expect(after.status).toBe(200);
-    const empty = { requests: 0, responses: {}, meshErrors: {}, activeConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, latency: '' };
+    const empty = {
+      requests: 0,
+      responses: {},
+      meshErrors: {},
+      activeConnections: 0,
+      totalConnections: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      latency: '',
+    };
     expect(after.json).toEqual({
       service: 'web',
       serviceId: 'web-7',

@@ -6,7 +6,14 @@
  */
 import { createPrivateKey, webcrypto } from 'node:crypto';
 import { CertificateAuthority, createKeyAndCsr, createRoot, serviceId } from '../../src/ca/index.js';
-import { ECDSA_SHA256, EC_P256_KEYGEN, generateEcKeyPair, privateKeyToPem, randomSerialHex, x509 } from '../../src/ca/x509.js';
+import {
+  ECDSA_SHA256,
+  EC_P256_KEYGEN,
+  generateEcKeyPair,
+  privateKeyToPem,
+  randomSerialHex,
+  x509,
+} from '../../src/ca/x509.js';
 
 export const TD = 'mesh.local';
 
@@ -45,7 +52,10 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
     ca,
     async leaf(service, ttlMs) {
       const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: serviceId(trustDomain, service) });
-      const issued = await ca.signCsr(csrPem, { expectedId: serviceId(trustDomain, service), ...(ttlMs ? { ttlMs } : {}) });
+      const issued = await ca.signCsr(csrPem, {
+        expectedId: serviceId(trustDomain, service),
+        ...(ttlMs ? { ttlMs } : {}),
+      });
       return { certPem: issued.certPem, keyPem, serial: issued.serial };
     },
     async forge({ uris, notBefore, notAfter }) {
@@ -63,7 +73,10 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+          new x509.ExtendedKeyUsageExtension(
+            [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+            false,
+          ),
           new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value }))),
           new x509.AuthorityKeyIdentifierExtension(ski),
         ],
@@ -76,15 +89,26 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
 const HOUR = 3_600_000;
 
 /** The kinds of bad client/server certificates the proxy must refuse, each built from `pki` (or a foreign one). */
-export async function badLeaves(pki: Pki, service: string): Promise<Record<'expired' | 'notYetValid' | 'twoUris' | 'wrongTrustDomain' | 'foreignCa', Leaf>> {
+export async function badLeaves(
+  pki: Pki,
+  service: string,
+): Promise<Record<'expired' | 'notYetValid' | 'twoUris' | 'wrongTrustDomain' | 'foreignCa', Leaf>> {
   const id = serviceId(pki.trustDomain, service);
   const now = Date.now();
   const foreign = await makePki(pki.trustDomain);
   return {
     expired: await pki.forge({ uris: [id], notBefore: new Date(now - 2 * HOUR), notAfter: new Date(now - HOUR) }),
     notYetValid: await pki.forge({ uris: [id], notBefore: new Date(now + HOUR), notAfter: new Date(now + 2 * HOUR) }),
-    twoUris: await pki.forge({ uris: [id, serviceId(pki.trustDomain, 'admin')], notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }),
-    wrongTrustDomain: await pki.forge({ uris: [serviceId('other.example', service)], notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }),
+    twoUris: await pki.forge({
+      uris: [id, serviceId(pki.trustDomain, 'admin')],
+      notBefore: new Date(now - HOUR),
+      notAfter: new Date(now + HOUR),
+    }),
+    wrongTrustDomain: await pki.forge({
+      uris: [serviceId('other.example', service)],
+      notBefore: new Date(now - HOUR),
+      notAfter: new Date(now + HOUR),
+    }),
     foreignCa: await foreign.leaf(service),
   };
 }

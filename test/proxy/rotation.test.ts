@@ -6,7 +6,17 @@
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defer, get, inboundPort, keepAliveAgent, outboundPort, portOf, snapshot, startHttpApp, startProxy } from './harness.js';
+import {
+  defer,
+  get,
+  inboundPort,
+  keepAliveAgent,
+  outboundPort,
+  portOf,
+  snapshot,
+  startHttpApp,
+  startProxy,
+} from './harness.js';
 import { makePki, type Leaf, type Pki } from './pki.js';
 
 let pki: Pki;
@@ -23,9 +33,16 @@ const TWO_MINUTES = 120_000;
 const ALLOW = [{ source: 'web', destination: 'api', action: 'allow' as const }];
 
 /** A raw keep-alive TLS connection to a mesh port that can send several requests. */
-async function meshClient(port: number, leaf: Leaf, host = '127.0.0.1'): Promise<{ socket: TLSSocket; serverSerial: string; ask(path: string): Promise<string> }> {
+async function meshClient(
+  port: number,
+  leaf: Leaf,
+  host = '127.0.0.1',
+): Promise<{ socket: TLSSocket; serverSerial: string; ask(path: string): Promise<string> }> {
   const socket = await new Promise<TLSSocket>((resolve, reject) => {
-    const s = tlsConnect({ host, port, ca: [pki.rootPem], key: leaf.keyPem, cert: leaf.certPem, checkServerIdentity: () => undefined }, () => resolve(s));
+    const s = tlsConnect(
+      { host, port, ca: [pki.rootPem], key: leaf.keyPem, cert: leaf.certPem, checkServerIdentity: () => undefined },
+      () => resolve(s),
+    );
     s.on('error', reject);
   });
   defer(() => socket.destroy());
@@ -55,7 +72,9 @@ async function meshClient(port: number, leaf: Leaf, host = '127.0.0.1'): Promise
 describe('certificate rotation', () => {
   it('inbound: new handshakes present the new certificate, open connections stay up', async () => {
     const app = await startHttpApp('api-1');
-    const api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, intentions: ALLOW }));
+    const api = await startProxy(
+      snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, intentions: ALLOW }),
+    );
     const port = inboundPort(api);
 
     const before = await meshClient(port, webLeaf);
@@ -63,7 +82,17 @@ describe('certificate rotation', () => {
     expect(await before.ask('/one')).toMatch(/^HTTP\/1\.1 200/);
 
     const fresh = await pki.leaf('api', TWO_MINUTES);
-    await api.apply(snapshot({ version: 2, pki, leaf: fresh, service: 'api', appPort: app.port, inboundPort: port, intentions: ALLOW }));
+    await api.apply(
+      snapshot({
+        version: 2,
+        pki,
+        leaf: fresh,
+        service: 'api',
+        appPort: app.port,
+        inboundPort: port,
+        intentions: ALLOW,
+      }),
+    );
 
     // The connection made before the push still works, still under the old certificate.
     expect(await before.ask('/two')).toMatch(/^HTTP\/1\.1 200/);
@@ -78,12 +107,22 @@ describe('certificate rotation', () => {
   it('outbound: under a long-lived keep-alive connection no request fails and new upstream handshakes present the new client certificate', async () => {
     // The endpoint is an https server that answers with the serial of the client certificate it saw.
     const handshakes: string[] = [];
-    const observer = createHttpsServer({ key: apiLeaf.keyPem, cert: apiLeaf.certPem, ca: [pki.rootPem], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (req, res) => {
-      const serial = (req.socket as TLSSocket).getPeerCertificate().serialNumber;
-      const reply = () => res.end(serial);
-      if (req.url === '/slow') setTimeout(reply, 400);
-      else reply();
-    });
+    const observer = createHttpsServer(
+      {
+        key: apiLeaf.keyPem,
+        cert: apiLeaf.certPem,
+        ca: [pki.rootPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.3',
+      },
+      (req, res) => {
+        const serial = (req.socket as TLSSocket).getPeerCertificate().serialNumber;
+        const reply = () => res.end(serial);
+        if (req.url === '/slow') setTimeout(reply, 400);
+        else reply();
+      },
+    );
     observer.on('secureConnection', (s: TLSSocket) => handshakes.push(s.getPeerCertificate().serialNumber));
     await new Promise<void>((r) => observer.listen(0, '127.0.0.1', r));
     defer(() => {
@@ -101,7 +140,16 @@ describe('certificate rotation', () => {
     const slow = get(port, '/slow');
 
     const fresh = await pki.leaf('web', TWO_MINUTES);
-    const pushed = web.apply(snapshot({ version: 2, pki, leaf: fresh, service: 'web', appPort: 1, upstreams: upstreams.map((u) => ({ ...u, localPort: port })) }));
+    const pushed = web.apply(
+      snapshot({
+        version: 2,
+        pki,
+        leaf: fresh,
+        service: 'web',
+        appPort: 1,
+        upstreams: upstreams.map((u) => ({ ...u, localPort: port })),
+      }),
+    );
     const bodies: string[] = [];
     const failures: unknown[] = [];
     for (let i = 0; i < 30; i++) {
@@ -130,9 +178,26 @@ describe('certificate rotation', () => {
 
   it('both sides rotated under load along a full web → api path: no failed request', async () => {
     const app = await startHttpApp('api-1');
-    const api = await startProxy(snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, inboundAddress: '127.0.0.2', intentions: ALLOW }));
+    const api = await startProxy(
+      snapshot({
+        pki,
+        leaf: apiLeaf,
+        service: 'api',
+        appPort: app.port,
+        inboundAddress: '127.0.0.2',
+        intentions: ALLOW,
+      }),
+    );
     const endpoint = { id: 'api-1', address: '127.0.0.2', port: inboundPort(api) };
-    const web = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams: [{ service: 'api', endpoints: [endpoint] }] }));
+    const web = await startProxy(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: 1,
+        upstreams: [{ service: 'api', endpoints: [endpoint] }],
+      }),
+    );
     const port = outboundPort(web, 'api');
     const agent = keepAliveAgent(2);
 
@@ -153,8 +218,28 @@ describe('certificate rotation', () => {
     const loops = [load(), load()];
     const apiFresh = await pki.leaf('api', TWO_MINUTES);
     const webFresh = await pki.leaf('web', TWO_MINUTES);
-    await api.apply(snapshot({ version: 2, pki, leaf: apiFresh, service: 'api', appPort: app.port, inboundAddress: '127.0.0.2', inboundPort: endpoint.port, intentions: ALLOW }));
-    await web.apply(snapshot({ version: 2, pki, leaf: webFresh, service: 'web', appPort: 1, upstreams: [{ service: 'api', localPort: port, endpoints: [endpoint] }] }));
+    await api.apply(
+      snapshot({
+        version: 2,
+        pki,
+        leaf: apiFresh,
+        service: 'api',
+        appPort: app.port,
+        inboundAddress: '127.0.0.2',
+        inboundPort: endpoint.port,
+        intentions: ALLOW,
+      }),
+    );
+    await web.apply(
+      snapshot({
+        version: 2,
+        pki,
+        leaf: webFresh,
+        service: 'web',
+        appPort: 1,
+        upstreams: [{ service: 'api', localPort: port, endpoints: [endpoint] }],
+      }),
+    );
     const okAtPush = ok;
     while (ok < okAtPush + 20) await new Promise((r) => setTimeout(r, 10));
     stop = true;

@@ -64,11 +64,23 @@ describe('parseSnapshot', () => {
     ['a key that is not PEM', (s: any) => (s.tls.keyPem = 'secret'), 'tls.keyPem'],
     ['an unknown load balancer', (s: any) => (s.upstreams[0].loadBalancer = 'fastest'), 'loadBalancer'],
     ['a zero endpoint port', (s: any) => (s.upstreams[0].endpoints[0].port = 0), 'port'],
-    ['a bad intention action', (s: any) => (s.intentions = [{ source: 'web', destination: 'api', action: 'maybe' }]), 'intentions.0.action'],
+    [
+      'a bad intention action',
+      (s: any) => (s.intentions = [{ source: 'web', destination: 'api', action: 'maybe' }]),
+      'intentions.0.action',
+    ],
     ['a listener port used twice', (s: any) => (s.upstreams[0].localPort = 20000), 'already uses'],
     ['the same upstream twice', (s: any) => s.upstreams.push({ ...s.upstreams[0], localPort: 18001 }), 'listed twice'],
-    ['an endpoint id twice', (s: any) => s.upstreams[0].endpoints.push({ ...s.upstreams[0].endpoints[0], port: 21001 }), 'listed twice'],
-    ['another service\'s certificate', (s: any) => (s.tls = { ...s.tls, certPem: webLeaf.certPem, keyPem: webLeaf.keyPem }), 'not a certificate for spiffe://mesh.local/svc/api (wrong-name)'],
+    [
+      'an endpoint id twice',
+      (s: any) => s.upstreams[0].endpoints.push({ ...s.upstreams[0].endpoints[0], port: 21001 }),
+      'listed twice',
+    ],
+    [
+      "another service's certificate",
+      (s: any) => (s.tls = { ...s.tls, certPem: webLeaf.certPem, keyPem: webLeaf.keyPem }),
+      'not a certificate for spiffe://mesh.local/svc/api (wrong-name)',
+    ],
   ])('refuses %s', (_what, change, mention) => {
     const input = base();
     change(input);
@@ -96,7 +108,10 @@ describe('parseSnapshot', () => {
   });
 
   it('refuses a key that does not belong to the certificate when loading TLS', () => {
-    const s = parseSnapshot({ ...base(), tls: { certPem: apiLeaf.certPem, keyPem: webLeaf.keyPem, rootsPem: [pki.rootPem] } });
+    const s = parseSnapshot({
+      ...base(),
+      tls: { certPem: apiLeaf.certPem, keyPem: webLeaf.keyPem, rootsPem: [pki.rootPem] },
+    });
     expect(() => buildSecureContext(s.tls)).toThrow(/invalid proxy snapshot: tls:/);
   });
 

@@ -6,7 +6,7 @@ import { ReasonCounter } from '../../src/proxy/stats.js';
 import { MAX_LATENCY_US, peerReasonKind, reasonKind, Traffic } from '../../src/proxy/traffic.js';
 
 describe('Traffic', () => {
-  it('keeps the service\'s answers and the mesh\'s apart, and /stats sees both', () => {
+  it("keeps the service's answers and the mesh's apart, and /stats sees both", () => {
     const t = new Traffic();
     t.requests = 4;
     t.response(200);
@@ -20,7 +20,7 @@ describe('Traffic', () => {
     expect(m.latency).toBe('');
   });
 
-  it('records µs, clamps to the range, and encodes in the contract\'s format (cached until a new value)', () => {
+  it("records µs, clamps to the range, and encodes in the contract's format (cached until a new value)", () => {
     for (const compact of [false, true]) {
       const t = new Traffic(undefined, { compact });
       t.latencyMs(1.5);
@@ -42,7 +42,7 @@ describe('Traffic', () => {
     }
   });
 
-  it('names reasons by their first word; a peer\'s reason only when it is one mesh proxies send', () => {
+  it("names reasons by their first word; a peer's reason only when it is one mesh proxies send", () => {
     expect(reasonKind('app-unavailable api')).toBe('app-unavailable');
     expect(reasonKind('intention-deny web->api')).toBe('intention-deny');
     expect(reasonKind('unsupported-upgrade')).toBe('unsupported-upgrade');

@@ -13,12 +13,27 @@ export interface WebApiPki {
 
 /** `get` is read at call time, so test files can fill their PKI in beforeAll. */
 export function webApiFixture(get: () => WebApiPki) {
-  async function apiInstance(name: string, address: string, opts: { protocol?: 'http' | 'tcp'; appPort?: number; intentions?: typeof ALLOW_WEB } = {}) {
+  async function apiInstance(
+    name: string,
+    address: string,
+    opts: { protocol?: 'http' | 'tcp'; appPort?: number; intentions?: typeof ALLOW_WEB } = {},
+  ) {
     const { pki, apiLeaf } = get();
     const app = opts.appPort === undefined ? await startHttpApp(name) : undefined;
     const appPort = opts.appPort ?? app!.port;
     const snap = (version: number, intentions = opts.intentions ?? ALLOW_WEB, inboundPortNumber = 0) =>
-      snapshot({ version, pki, leaf: apiLeaf, service: 'api', id: name, protocol: opts.protocol ?? 'http', inboundAddress: address, inboundPort: inboundPortNumber, appPort, intentions });
+      snapshot({
+        version,
+        pki,
+        leaf: apiLeaf,
+        service: 'api',
+        id: name,
+        protocol: opts.protocol ?? 'http',
+        inboundAddress: address,
+        inboundPort: inboundPortNumber,
+        appPort,
+        intentions,
+      });
     const proxy = await startProxy(snap(1));
     const port = inboundPort(proxy);
     return { app, proxy, endpoint: { id: name, address, port }, deny: () => proxy.apply(snap(2, [], port)) };

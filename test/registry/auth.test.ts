@@ -31,7 +31,12 @@ describe('registry authentication', () => {
       expect(res.status).toBe(401);
       expect(res.body.code).toBe('MESH_ERR_UNAUTHENTICATED');
     }
-    const res = await rawRequest(t.url, { path: '/v1/catalog/services', ca: t.caPem, token: undefined, body: undefined });
+    const res = await rawRequest(t.url, {
+      path: '/v1/catalog/services',
+      ca: t.caPem,
+      token: undefined,
+      body: undefined,
+    });
     expect(res.status).toBe(401);
   });
 
@@ -60,10 +65,19 @@ describe('registry authentication', () => {
 
   it('refuses a client certificate from a foreign CA', async () => {
     const root = await createRoot({ trustDomain: 'mesh.local' });
-    const foreign = await CertificateAuthority.load({ certPem: root.certPem, keyPem: root.keyPem, trustDomain: 'mesh.local' });
+    const foreign = await CertificateAuthority.load({
+      certPem: root.certPem,
+      keyPem: root.keyPem,
+      trustDomain: 'mesh.local',
+    });
     const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId('mesh.local', 'host-a') });
     const forged = await foreign.signCsr(csrPem, { expectedId: nodeId('mesh.local', 'host-a') });
-    const res = await rawRequest(t.url, { path: '/v1/catalog/services', ca: t.caPem, cert: forged.certPem, key: keyPem });
+    const res = await rawRequest(t.url, {
+      path: '/v1/catalog/services',
+      ca: t.caPem,
+      cert: forged.certPem,
+      key: keyPem,
+    });
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('MESH_ERR_UNAUTHENTICATED');
   });
@@ -75,7 +89,10 @@ describe('registry authentication', () => {
     expect(JSON.stringify(list)).not.toContain(parseToken(made.token)!.secret);
     await t.admin.revokeToken(made.info.id);
     const { csrPem } = await createKeyAndCsr({ spiffeId: nodeId('mesh.local', 'host-z') });
-    const err = await t.withToken(made.token).join({ nodeName: 'host-z', address: '127.0.0.1', csr: csrPem }).catch((e: unknown) => e);
+    const err = await t
+      .withToken(made.token)
+      .join({ nodeName: 'host-z', address: '127.0.0.1', csr: csrPem })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MeshError);
     expect((err as MeshError).code).toBe('MESH_ERR_UNAUTHENTICATED');
     const nodes = await t.admin.nodes();

@@ -24,7 +24,10 @@ describe('registry CA signing', () => {
     const before = Date.now();
     const res = await node.sign('api', csrPem);
     const cert = new X509Certificate(res.certificate);
-    expect(peerIdentity(cert, { trustDomain: 'mesh.local', kind: 'svc', name: 'api' })).toMatchObject({ ok: true, name: 'api' });
+    expect(peerIdentity(cert, { trustDomain: 'mesh.local', kind: 'svc', name: 'api' })).toMatchObject({
+      ok: true,
+      name: 'api',
+    });
     expect(cert.verify(new X509Certificate(t.caPem).publicKey)).toBe(true);
     const nb = Date.parse(cert.validFrom);
     const na = Date.parse(cert.validTo);
@@ -38,13 +41,18 @@ describe('registry CA signing', () => {
     await expect(node.sign('billing', csrPem)).rejects.toMatchObject({ code: 'MESH_ERR_FORBIDDEN' });
   });
 
-  it('refuses a CSR carrying another service\'s ID', async () => {
+  it("refuses a CSR carrying another service's ID", async () => {
     const { csrPem } = await createKeyAndCsr({ spiffeId: serviceId('mesh.local', 'billing') });
     await expect(node.sign('api', csrPem)).rejects.toMatchObject({ code: 'MESH_ERR_CSR_INVALID' });
   });
 
   it('refuses a CSR with two URI SANs', async () => {
-    const csr = await rawCsr({ sans: [{ type: 'url', value: serviceId('mesh.local', 'api') }, { type: 'url', value: serviceId('mesh.local', 'billing') }] });
+    const csr = await rawCsr({
+      sans: [
+        { type: 'url', value: serviceId('mesh.local', 'api') },
+        { type: 'url', value: serviceId('mesh.local', 'billing') },
+      ],
+    });
     const err = await node.sign('api', csr).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'MESH_ERR_CSR_INVALID' });
     expect(String((err as Error).message)).toMatch(/URI/);
@@ -56,11 +64,14 @@ describe('registry CA signing', () => {
 
   it('serves its API with a certificate chained to the mesh CA, over TLS 1.3', async () => {
     const info = await new Promise<{ protocol: string | null; issuer: string }>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: new URL(t.url).port, path: '/v1/health', ca: t.caPem, agent: false }, (res) => {
-        const sock = res.socket as import('node:tls').TLSSocket;
-        resolve({ protocol: sock.getProtocol(), issuer: sock.getPeerCertificate().issuer.CN as string });
-        res.resume();
-      });
+      const req = https.request(
+        { host: '127.0.0.1', port: new URL(t.url).port, path: '/v1/health', ca: t.caPem, agent: false },
+        (res) => {
+          const sock = res.socket as import('node:tls').TLSSocket;
+          resolve({ protocol: sock.getProtocol(), issuer: sock.getPeerCertificate().issuer.CN as string });
+          res.resume();
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -83,18 +94,29 @@ describe('registry intentions', () => {
     expect((await t.admin.checkIntention('web', 'api')).matched).toBeUndefined();
     await t.admin.putIntention('web', 'api', 'allow', 'web calls api');
     await t.admin.putIntention('*', 'api', 'deny');
-    expect(await t.admin.checkIntention('web', 'api')).toMatchObject({ action: 'allow', matched: { source: 'web', destination: 'api' } });
-    expect(await t.admin.checkIntention('batch', 'api')).toMatchObject({ action: 'deny', matched: { source: '*', destination: 'api' } });
+    expect(await t.admin.checkIntention('web', 'api')).toMatchObject({
+      action: 'allow',
+      matched: { source: 'web', destination: 'api' },
+    });
+    expect(await t.admin.checkIntention('batch', 'api')).toMatchObject({
+      action: 'deny',
+      matched: { source: '*', destination: 'api' },
+    });
     const list = await t.admin.intentions();
     expect(list.defaultAction).toBe('deny');
-    expect(list.intentions.map((i) => `${i.source}->${i.destination}:${i.action}`).sort()).toEqual(['*->api:deny', 'web->api:allow']);
+    expect(list.intentions.map((i) => `${i.source}->${i.destination}:${i.action}`).sort()).toEqual([
+      '*->api:deny',
+      'web->api:allow',
+    ]);
     await t.admin.deleteIntention('web', 'api');
     expect(await t.admin.checkIntention('web', 'api')).toMatchObject({ action: 'deny' });
     await expect(t.admin.deleteIntention('web', 'api')).rejects.toMatchObject({ code: 'MESH_ERR_NOT_FOUND' });
   });
 
   it('refuses bad intention bodies', async () => {
-    await expect(t.admin.putIntention('web', 'api', 'maybe' as 'allow')).rejects.toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
+    await expect(t.admin.putIntention('web', 'api', 'maybe' as 'allow')).rejects.toMatchObject({
+      code: 'MESH_ERR_BAD_REQUEST',
+    });
     await expect(t.admin.putIntention('Web!', 'api', 'allow')).rejects.toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
   });
 });
@@ -112,21 +134,31 @@ describe('registry watch stream', () => {
     const url = new URL('/v1/watch?prefix=intentions/', t.url);
     const lines: Array<{ revision?: number; events?: Array<{ type: string; key: string }>; heartbeat?: number }> = [];
     const got = new Promise<void>((resolve, reject) => {
-      const req = https.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, ca: t.caPem, agent: false, headers: { authorization: `Bearer ${t.init.adminToken}` } }, (res) => {
-        let buf = '';
-        res.on('data', (c: Buffer) => {
-          buf += c.toString();
-          let i: number;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            lines.push(JSON.parse(buf.slice(0, i)));
-            buf = buf.slice(i + 1);
-            if (lines.some((l) => l.events?.some((e) => e.key === 'intentions/web/api'))) {
-              req.destroy();
-              resolve();
+      const req = https.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname + url.search,
+          ca: t.caPem,
+          agent: false,
+          headers: { authorization: `Bearer ${t.init.adminToken}` },
+        },
+        (res) => {
+          let buf = '';
+          res.on('data', (c: Buffer) => {
+            buf += c.toString();
+            let i: number;
+            while ((i = buf.indexOf('\n')) >= 0) {
+              lines.push(JSON.parse(buf.slice(0, i)));
+              buf = buf.slice(i + 1);
+              if (lines.some((l) => l.events?.some((e) => e.key === 'intentions/web/api'))) {
+                req.destroy();
+                resolve();
+              }
             }
-          }
-        });
-      });
+          });
+        },
+      );
       req.on('error', (e) => (lines.length ? undefined : reject(e)));
       req.end();
     });
@@ -141,6 +173,8 @@ describe('registry watch stream', () => {
 
   it('refuses a node watching tokens', async () => {
     const { client } = await t.joinNode('host-w');
-    await expect(client.http.get('/v1/watch', { query: { prefix: 'tokens/' } })).rejects.toMatchObject({ code: 'MESH_ERR_FORBIDDEN' });
+    await expect(client.http.get('/v1/watch', { query: { prefix: 'tokens/' } })).rejects.toMatchObject({
+      code: 'MESH_ERR_FORBIDDEN',
+    });
   });
 });

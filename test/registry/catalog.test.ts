@@ -42,7 +42,10 @@ describe('registry catalog', () => {
     expect((await t.admin.instances('db', { healthyOnly: true })).instances).toHaveLength(1);
     await nodeA.updateCheck('host-a', 'db', 'db-tcp', 'critical', 'connection refused');
     const all = await t.admin.instances('db');
-    expect(all.instances[0]).toMatchObject({ status: 'critical', checkStates: { 'db-tcp': { status: 'critical', output: 'connection refused' } } });
+    expect(all.instances[0]).toMatchObject({
+      status: 'critical',
+      checkStates: { 'db-tcp': { status: 'critical', output: 'connection refused' } },
+    });
     expect((await t.admin.instances('db', { healthyOnly: true })).instances).toHaveLength(0);
   });
 
@@ -60,12 +63,37 @@ describe('registry catalog', () => {
   describe('bad input is refused with a clear code and changes nothing', () => {
     const cases: Array<[string, string, number, string]> = [
       ['malformed JSON', '{"service": {"name": "api",', 400, 'MESH_ERR_BAD_REQUEST'],
-      ['an unknown field', JSON.stringify({ node: 'host-a', service: { name: 'x1', port: 1, colour: 'red' } }), 400, 'MESH_ERR_BAD_REQUEST'],
-      ['a name with bad characters', JSON.stringify({ node: 'host-a', service: { name: 'Bad Name!', port: 1 } }), 400, 'MESH_ERR_BAD_REQUEST'],
-      ['a port out of range', JSON.stringify({ node: 'host-a', service: { name: 'x2', port: 70000 } }), 400, 'MESH_ERR_BAD_REQUEST'],
-      ['the registry\'s own reserved name', JSON.stringify({ node: 'host-a', service: { name: 'meshctl-registry', port: 1 } }), 400, 'MESH_ERR_BAD_REQUEST'],
+      [
+        'an unknown field',
+        JSON.stringify({ node: 'host-a', service: { name: 'x1', port: 1, colour: 'red' } }),
+        400,
+        'MESH_ERR_BAD_REQUEST',
+      ],
+      [
+        'a name with bad characters',
+        JSON.stringify({ node: 'host-a', service: { name: 'Bad Name!', port: 1 } }),
+        400,
+        'MESH_ERR_BAD_REQUEST',
+      ],
+      [
+        'a port out of range',
+        JSON.stringify({ node: 'host-a', service: { name: 'x2', port: 70000 } }),
+        400,
+        'MESH_ERR_BAD_REQUEST',
+      ],
+      [
+        "the registry's own reserved name",
+        JSON.stringify({ node: 'host-a', service: { name: 'meshctl-registry', port: 1 } }),
+        400,
+        'MESH_ERR_BAD_REQUEST',
+      ],
       ['a missing field', JSON.stringify({ node: 'host-a', service: { name: 'x3' } }), 400, 'MESH_ERR_BAD_REQUEST'],
-      ['an oversized body', JSON.stringify({ node: 'host-a', service: { name: 'x4', port: 1, meta: { big: 'x'.repeat(200_000) } } }), 413, 'MESH_ERR_BODY_TOO_LARGE'],
+      [
+        'an oversized body',
+        JSON.stringify({ node: 'host-a', service: { name: 'x4', port: 1, meta: { big: 'x'.repeat(200_000) } } }),
+        413,
+        'MESH_ERR_BODY_TOO_LARGE',
+      ],
       ['a body that is not JSON', 'name=api', 400, 'MESH_ERR_BAD_REQUEST'],
     ];
     for (const [what, body, status, code] of cases) {
@@ -87,12 +115,22 @@ describe('registry catalog', () => {
     }
 
     it('names the field at fault', async () => {
-      const res = await rawRequest(t.url, { method: 'PUT', path: '/v1/catalog/register', ca: t.caPem, token: t.init.adminToken, body: JSON.stringify({ node: 'host-a', service: { name: 'x', port: 'eighty' } }) });
+      const res = await rawRequest(t.url, {
+        method: 'PUT',
+        path: '/v1/catalog/register',
+        ca: t.caPem,
+        token: t.init.adminToken,
+        body: JSON.stringify({ node: 'host-a', service: { name: 'x', port: 'eighty' } }),
+      });
       expect(res.body.message).toContain('service.port');
     });
 
     it('refuses bad characters in path parameters', async () => {
-      const res = await rawRequest(t.url, { path: '/v1/catalog/service/Not%20Valid', ca: t.caPem, token: t.init.adminToken });
+      const res = await rawRequest(t.url, {
+        path: '/v1/catalog/service/Not%20Valid',
+        ca: t.caPem,
+        token: t.init.adminToken,
+      });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('MESH_ERR_BAD_REQUEST');
     });
@@ -140,7 +178,9 @@ describe('node leases', () => {
     await client.register({ name: 'cache', port: 6379 });
     expect((await t.admin.instances('cache', { healthyOnly: true })).instances).toHaveLength(1);
     // No keep-alive: the lease runs out.
-    await eventually(async () => (await t.admin.instances('cache', { healthyOnly: true })).instances.length === 0, { what: 'lease expiry' });
+    await eventually(async () => (await t.admin.instances('cache', { healthyOnly: true })).instances.length === 0, {
+      what: 'lease expiry',
+    });
     const all = await t.admin.instances('cache');
     expect(all.instances).toHaveLength(1);
     expect(all.instances[0]).toMatchObject({ nodeAlive: false, status: 'critical' });

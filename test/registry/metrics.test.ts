@@ -20,7 +20,10 @@ function counters(requests: number, fiveXx: number, latenciesUs: number[]): Traf
 }
 
 function report(node: string, inbound: TrafficCounters): NodeMetricsReport {
-  return { sampledAt: 0, proxies: [{ service: 'api', serviceId: 'api', node, inbound: { ...inbound, tlsFailures: {} }, upstreams: [] }] };
+  return {
+    sampledAt: 0,
+    proxies: [{ service: 'api', serviceId: 'api', node, inbound: { ...inbound, tlsFailures: {} }, upstreams: [] }],
+  };
 }
 
 describe('metrics hub', () => {
@@ -38,7 +41,10 @@ describe('metrics hub', () => {
     expect(svc.successRate).toBeCloseTo(145 / 150, 5);
     expect(svc.p50Ms).toBeCloseTo(2, 1);
     expect(svc.p99Ms).toBeCloseTo(10, 0);
-    expect(svc.instances.map((i) => [i.node, i.rps])).toEqual([['a', 20], ['b', 10]]);
+    expect(svc.instances.map((i) => [i.node, i.rps])).toEqual([
+      ['a', 20],
+      ['b', 10],
+    ]);
   });
 
   it('forgets a node that stopped reporting, and treats a counter reset as a restart', () => {
@@ -62,12 +68,16 @@ describe('metrics API', () => {
     await t.close();
   });
 
-  it('takes a node\'s report and serves the overview; refuses another node\'s and malformed reports', async () => {
+  it("takes a node's report and serves the overview; refuses another node's and malformed reports", async () => {
     const { client } = await t.joinNode('host-m');
     await client.reportMetrics('host-m', report('host-m', counters(10, 0, [500])));
     const o = await t.admin.metricsOverview();
     expect(o.services.map((s) => s.name)).toEqual(['api']);
-    await expect(client.reportMetrics('host-x', report('host-x', counters(1, 0, [])))).rejects.toMatchObject({ code: 'MESH_ERR_FORBIDDEN' });
-    await expect(client.reportMetrics('host-m', { sampledAt: 0, proxies: [{ nope: true }] } as unknown as NodeMetricsReport)).rejects.toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
+    await expect(client.reportMetrics('host-x', report('host-x', counters(1, 0, [])))).rejects.toMatchObject({
+      code: 'MESH_ERR_FORBIDDEN',
+    });
+    await expect(
+      client.reportMetrics('host-m', { sampledAt: 0, proxies: [{ nope: true }] } as unknown as NodeMetricsReport),
+    ).rejects.toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
   });
 });

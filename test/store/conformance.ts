@@ -16,7 +16,11 @@ export type StoreFactory = (opts: StoreFactoryOptions) => Promise<Store>;
 
 const WAIT_MS = 10_000;
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = WAIT_MS): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = WAIT_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -82,9 +86,23 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       it('put creates and updates a key with create/mod revision and version', async () => {
         const s = await make();
         expect(await s.put('a', '1')).toEqual({ revision: 2 });
-        expect(await s.get('a')).toEqual({ key: 'a', value: '1', createRevision: 2, modRevision: 2, version: 1, lease: 0 });
+        expect(await s.get('a')).toEqual({
+          key: 'a',
+          value: '1',
+          createRevision: 2,
+          modRevision: 2,
+          version: 1,
+          lease: 0,
+        });
         expect(await s.put('a', '2')).toEqual({ revision: 3 });
-        expect(await s.get('a')).toEqual({ key: 'a', value: '2', createRevision: 2, modRevision: 3, version: 2, lease: 0 });
+        expect(await s.get('a')).toEqual({
+          key: 'a',
+          value: '2',
+          createRevision: 2,
+          modRevision: 3,
+          version: 2,
+          lease: 0,
+        });
         // Writing the same value again is still a write.
         expect(await s.put('a', '2')).toEqual({ revision: 4 });
         expect((await s.get('a'))?.version).toBe(3);
@@ -108,7 +126,14 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await s.put('a', '2');
         await s.delete('a');
         const { revision } = await s.put('a', '3');
-        expect(await s.get('a')).toEqual({ key: 'a', value: '3', createRevision: revision, modRevision: revision, version: 1, lease: 0 });
+        expect(await s.get('a')).toEqual({
+          key: 'a',
+          value: '3',
+          createRevision: revision,
+          modRevision: revision,
+          version: 1,
+          lease: 0,
+        });
       });
 
       it('stores any string value, including empty, non-ASCII and large ones', async () => {
@@ -148,7 +173,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
       it('treats LIKE wildcards and the highest code point literally', async () => {
         const s = await make();
-        for (const k of ['a%b', 'axb', 'a_c', 'abc', 'A%b', 'm\u{10FFFF}', 'm\u{10FFFF}x', 'n', 'm\u{10FFFE}']) await s.put(k, '1');
+        for (const k of ['a%b', 'axb', 'a_c', 'abc', 'A%b', 'm\u{10FFFF}', 'm\u{10FFFF}x', 'n', 'm\u{10FFFE}'])
+          await s.put(k, '1');
         expect(keysOf((await s.range('a%')).kvs)).toEqual(['a%b']);
         expect(keysOf((await s.range('a_')).kvs)).toEqual(['a_c']);
         expect(keysOf((await s.range('m\u{10FFFF}')).kvs)).toEqual(['m\u{10FFFF}', 'm\u{10FFFF}x']);
@@ -171,25 +197,41 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       it('compare-and-swap on modRevision: success branch when it holds, failure branch when stale', async () => {
         const s = await make();
         const { revision: r1 } = await s.put('cfg', 'v1');
-        const cas = { compare: [{ key: 'cfg', target: 'modRevision' as const, op: '=' as const, value: r1 }], success: [{ type: 'put' as const, key: 'cfg', value: 'v2' }], failure: [{ type: 'get' as const, key: 'cfg' }] };
+        const cas = {
+          compare: [{ key: 'cfg', target: 'modRevision' as const, op: '=' as const, value: r1 }],
+          success: [{ type: 'put' as const, key: 'cfg', value: 'v2' }],
+          failure: [{ type: 'get' as const, key: 'cfg' }],
+        };
         const ok = await s.txn(cas);
         expect(ok.succeeded).toBe(true);
         expect(ok.revision).toBe(r1 + 1);
-        expect(ok.results).toEqual([{ type: 'put', prev: { key: 'cfg', value: 'v1', createRevision: r1, modRevision: r1, version: 1, lease: 0 } }]);
+        expect(ok.results).toEqual([
+          { type: 'put', prev: { key: 'cfg', value: 'v1', createRevision: r1, modRevision: r1, version: 1, lease: 0 } },
+        ]);
         const stale = await s.txn(cas);
         expect(stale.succeeded).toBe(false);
         expect(stale.revision).toBe(r1 + 1);
-        expect(stale.results).toEqual([{ type: 'get', kv: { key: 'cfg', value: 'v2', createRevision: r1, modRevision: r1 + 1, version: 2, lease: 0 } }]);
+        expect(stale.results).toEqual([
+          {
+            type: 'get',
+            kv: { key: 'cfg', value: 'v2', createRevision: r1, modRevision: r1 + 1, version: 2, lease: 0 },
+          },
+        ]);
         expect(await s.revision()).toBe(r1 + 1);
       });
 
       it('create-if-absent with createRevision = 0 or exists = false', async () => {
         const s = await make();
-        const create = (key: string, how: 'createRevision' | 'exists') => s.txn({
-          compare: [how === 'exists' ? { key, target: 'exists', value: false } : { key, target: 'createRevision', op: '=', value: 0 }],
-          success: [{ type: 'put', key, value: 'mine' }],
-          failure: [{ type: 'get', key }],
-        });
+        const create = (key: string, how: 'createRevision' | 'exists') =>
+          s.txn({
+            compare: [
+              how === 'exists'
+                ? { key, target: 'exists', value: false }
+                : { key, target: 'createRevision', op: '=', value: 0 },
+            ],
+            success: [{ type: 'put', key, value: 'mine' }],
+            failure: [{ type: 'get', key }],
+          });
         for (const how of ['createRevision', 'exists'] as const) {
           const key = `lock/${how}`;
           const first = await create(key, how);
@@ -206,7 +248,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const s = await make();
         await s.put('k', 'a');
         await s.put('k', 'b');
-        const check = async (compare: Parameters<Store['txn']>[0]['compare']) => (await s.txn({ compare, success: [] })).succeeded;
+        const check = async (compare: Parameters<Store['txn']>[0]['compare']) =>
+          (await s.txn({ compare, success: [] })).succeeded;
         expect(await check([{ key: 'k', target: 'value', op: '=', value: 'b' }])).toBe(true);
         expect(await check([{ key: 'k', target: 'value', op: '!=', value: 'b' }])).toBe(false);
         expect(await check([{ key: 'k', target: 'version', op: '>', value: 1 }])).toBe(true);
@@ -220,7 +263,12 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await check([{ key: 'nope', target: 'value', op: '=', value: '' }])).toBe(false);
         expect(await check([{ key: 'nope', target: 'value', op: '!=', value: 'x' }])).toBe(false);
         // All compares must hold.
-        expect(await check([{ key: 'k', target: 'value', op: '=', value: 'b' }, { key: 'nope', target: 'exists', value: true }])).toBe(false);
+        expect(
+          await check([
+            { key: 'k', target: 'value', op: '=', value: 'b' },
+            { key: 'nope', target: 'exists', value: true },
+          ]),
+        ).toBe(false);
         expect(await check([])).toBe(true);
       });
 
@@ -246,14 +294,27 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(r.revision).toBe(rev);
         expect(r.results).toEqual([
           { type: 'put' },
-          { type: 'put', prev: { key: 't/old', value: 'x', createRevision: before - 2, modRevision: before - 2, version: 1, lease: 0 } },
+          {
+            type: 'put',
+            prev: {
+              key: 't/old',
+              value: 'x',
+              createRevision: before - 2,
+              modRevision: before - 2,
+              version: 1,
+              lease: 0,
+            },
+          },
           { type: 'delete', deleted: 0 },
           { type: 'delete', deleted: 2 },
           { type: 'get', kv: { key: 't/a', value: '1', createRevision: rev, modRevision: rev, version: 1, lease: 0 } },
-          { type: 'range', kvs: [
-            { key: 't/a', value: '1', createRevision: rev, modRevision: rev, version: 1, lease: 0 },
-            { key: 't/old', value: 'y', createRevision: before - 2, modRevision: rev, version: 2, lease: 0 },
-          ] },
+          {
+            type: 'range',
+            kvs: [
+              { key: 't/a', value: '1', createRevision: rev, modRevision: rev, version: 1, lease: 0 },
+              { key: 't/old', value: 'y', createRevision: before - 2, modRevision: rev, version: 2, lease: 0 },
+            ],
+          },
         ]);
         expect(await s.revision()).toBe(rev);
       });
@@ -262,10 +323,20 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const s = await make();
         await s.put('k', 'v');
         const rev = await s.revision();
-        const r = await s.txn({ compare: [], success: [{ type: 'get', key: 'k' }, { type: 'range', prefix: '' }, { type: 'delete', key: 'nope' }] });
+        const r = await s.txn({
+          compare: [],
+          success: [
+            { type: 'get', key: 'k' },
+            { type: 'range', prefix: '' },
+            { type: 'delete', key: 'nope' },
+          ],
+        });
         expect(r.revision).toBe(rev);
         expect(await s.revision()).toBe(rev);
-        const f = await s.txn({ compare: [{ key: 'k', target: 'value', op: '=', value: 'other' }], success: [{ type: 'put', key: 'k', value: 'w' }] });
+        const f = await s.txn({
+          compare: [{ key: 'k', target: 'value', op: '=', value: 'other' }],
+          success: [{ type: 'put', key: 'k', value: 'w' }],
+        });
         expect(f).toEqual({ succeeded: false, revision: rev, results: [] });
         expect((await s.get('k'))?.value).toBe('v');
       });
@@ -274,10 +345,16 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const s = await make();
         await s.put('keep', '1');
         const rev = await s.revision();
-        await expect(s.txn({
-          compare: [],
-          success: [{ type: 'put', key: 'a', value: '1' }, { type: 'delete', key: 'keep' }, { type: 'put', key: 'b', value: '2', lease: 987654 }],
-        })).rejects.toMatchObject({ code: 'MESH_ERR_LEASE_NOT_FOUND' });
+        await expect(
+          s.txn({
+            compare: [],
+            success: [
+              { type: 'put', key: 'a', value: '1' },
+              { type: 'delete', key: 'keep' },
+              { type: 'put', key: 'b', value: '2', lease: 987654 },
+            ],
+          }),
+        ).rejects.toMatchObject({ code: 'MESH_ERR_LEASE_NOT_FOUND' });
         expect(await s.revision()).toBe(rev);
         expect(await s.get('a')).toBeUndefined();
         expect((await s.get('keep'))?.value).toBe('1');
@@ -285,13 +362,35 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
       it('refuses a branch that writes one key twice, as etcd does', async () => {
         const s = await make();
-        await expect(s.txn({ compare: [], success: [{ type: 'put', key: 'k', value: '1' }, { type: 'put', key: 'k', value: '2' }] }))
-          .rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
-        await expect(s.txn({ compare: [], success: [{ type: 'deletePrefix', prefix: 'a/' }, { type: 'put', key: 'a/x', value: '2' }] }))
-          .rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
+        await expect(
+          s.txn({
+            compare: [],
+            success: [
+              { type: 'put', key: 'k', value: '1' },
+              { type: 'put', key: 'k', value: '2' },
+            ],
+          }),
+        ).rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
+        await expect(
+          s.txn({
+            compare: [],
+            success: [
+              { type: 'deletePrefix', prefix: 'a/' },
+              { type: 'put', key: 'a/x', value: '2' },
+            ],
+          }),
+        ).rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
         // Checked in the branch not taken too, so a bad txn is bad whichever way it goes.
-        await expect(s.txn({ compare: [], success: [], failure: [{ type: 'put', key: 'k', value: '1' }, { type: 'delete', key: 'k' }] }))
-          .rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
+        await expect(
+          s.txn({
+            compare: [],
+            success: [],
+            failure: [
+              { type: 'put', key: 'k', value: '1' },
+              { type: 'delete', key: 'k' },
+            ],
+          }),
+        ).rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
         expect(await s.revision()).toBe(1);
       });
     });
@@ -302,31 +401,67 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const w = record(s, 'w/');
         const r1 = (await s.put('w/a', '1')).revision;
         await s.put('x/b', '1');
-        const r3 = (await s.txn({ compare: [], success: [{ type: 'put', key: 'w/b', value: '1' }, { type: 'put', key: 'w/c', value: '1' }, { type: 'put', key: 'x/c', value: '1' }] })).revision;
+        const r3 = (
+          await s.txn({
+            compare: [],
+            success: [
+              { type: 'put', key: 'w/b', value: '1' },
+              { type: 'put', key: 'w/c', value: '1' },
+              { type: 'put', key: 'x/c', value: '1' },
+            ],
+          })
+        ).revision;
         const r4 = (await s.put('w/a', '2')).revision;
         const r5 = (await s.delete('w/a')).revision;
         await w.until(r5);
         expect(w.batches).toEqual([
-          { revision: r1, events: [{ type: 'put', kv: { key: 'w/a', value: '1', createRevision: r1, modRevision: r1, version: 1, lease: 0 } }] },
-          { revision: r3, events: [
-            { type: 'put', kv: { key: 'w/b', value: '1', createRevision: r3, modRevision: r3, version: 1, lease: 0 } },
-            { type: 'put', kv: { key: 'w/c', value: '1', createRevision: r3, modRevision: r3, version: 1, lease: 0 } },
-          ] },
-          { revision: r4, events: [{
-            type: 'put',
-            kv: { key: 'w/a', value: '2', createRevision: r1, modRevision: r4, version: 2, lease: 0 },
-            prevKv: { key: 'w/a', value: '1', createRevision: r1, modRevision: r1, version: 1, lease: 0 },
-          }] },
-          { revision: r5, events: [{
-            type: 'delete',
-            kv: expect.objectContaining({ key: 'w/a', value: '', modRevision: r5 }),
-            prevKv: { key: 'w/a', value: '2', createRevision: r1, modRevision: r4, version: 2, lease: 0 },
-          }] },
+          {
+            revision: r1,
+            events: [
+              {
+                type: 'put',
+                kv: { key: 'w/a', value: '1', createRevision: r1, modRevision: r1, version: 1, lease: 0 },
+              },
+            ],
+          },
+          {
+            revision: r3,
+            events: [
+              {
+                type: 'put',
+                kv: { key: 'w/b', value: '1', createRevision: r3, modRevision: r3, version: 1, lease: 0 },
+              },
+              {
+                type: 'put',
+                kv: { key: 'w/c', value: '1', createRevision: r3, modRevision: r3, version: 1, lease: 0 },
+              },
+            ],
+          },
+          {
+            revision: r4,
+            events: [
+              {
+                type: 'put',
+                kv: { key: 'w/a', value: '2', createRevision: r1, modRevision: r4, version: 2, lease: 0 },
+                prevKv: { key: 'w/a', value: '1', createRevision: r1, modRevision: r1, version: 1, lease: 0 },
+              },
+            ],
+          },
+          {
+            revision: r5,
+            events: [
+              {
+                type: 'delete',
+                kv: expect.objectContaining({ key: 'w/a', value: '', modRevision: r5 }),
+                prevKv: { key: 'w/a', value: '2', createRevision: r1, modRevision: r4, version: 2, lease: 0 },
+              },
+            ],
+          },
         ]);
         expect(w.errors).toEqual([]);
       });
 
-      it("an empty prefix watches everything; deletePrefix is one batch", async () => {
+      it('an empty prefix watches everything; deletePrefix is one batch', async () => {
         const s = await make();
         const w = record(s, '');
         await s.put('a/1', '1');
@@ -335,7 +470,10 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const { revision } = await s.deletePrefix('a/');
         await w.until(revision);
         expect(w.revisions()).toEqual([2, 3, 4, 5]);
-        expect(w.batches[3]?.events.map((e) => [e.type, e.kv.key])).toEqual([['delete', 'a/1'], ['delete', 'a/2']]);
+        expect(w.batches[3]?.events.map((e) => [e.type, e.kv.key])).toEqual([
+          ['delete', 'a/1'],
+          ['delete', 'a/2'],
+        ]);
       });
 
       it('replays history from a revision, then goes live, without gaps or repeats', async () => {
@@ -378,7 +516,10 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         for (const w of watchers) await w.until(last);
         expect(watchers[0]?.revisions()).toEqual(range(10, last));
         expect(watchers[1]?.revisions()).toEqual(range(2, last));
-        for (const w of watchers) expect(w.batches.every((b) => b.events.length === 1 && b.events[0]?.kv.modRevision === b.revision)).toBe(true);
+        for (const w of watchers)
+          expect(w.batches.every((b) => b.events.length === 1 && b.events[0]?.kv.modRevision === b.revision)).toBe(
+            true,
+          );
       });
 
       it('cancel stops delivery at once, even of batches already due', async () => {
@@ -446,8 +587,12 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
       it('refuses a bad fromRevision', async () => {
         const s = await make();
-        expect(() => s.watch('', () => {}, { fromRevision: 0 })).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }));
-        expect(() => s.watch('', () => {}, { fromRevision: 1.5 })).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }));
+        expect(() => s.watch('', () => {}, { fromRevision: 0 })).toThrow(
+          expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }),
+        );
+        expect(() => s.watch('', () => {}, { fromRevision: 1.5 })).toThrow(
+          expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }),
+        );
       });
     });
 
@@ -496,13 +641,18 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await s.revision()).toBe(before + 1);
         expect(w.batches).toHaveLength(1);
         expect(w.batches[0]?.revision).toBe(before + 1);
-        expect(w.batches[0]?.events.map((e) => [e.type, e.kv.key]).sort()).toEqual([['delete', 'svc/a'], ['delete', 'svc/b']]);
+        expect(w.batches[0]?.events.map((e) => [e.type, e.kv.key]).sort()).toEqual([
+          ['delete', 'svc/a'],
+          ['delete', 'svc/b'],
+        ]);
         expect(w.batches[0]?.events.every((e) => e.prevKv?.lease === lease.id)).toBe(true);
         expect(await s.get('svc/b')).toBeUndefined();
         expect((await s.get('svc/c'))?.value).toBe('no lease');
         expect(await s.leaseTimeToLive(lease.id)).toBeUndefined();
         await expect(s.keepAlive(lease.id)).rejects.toMatchObject({ code: 'MESH_ERR_LEASE_NOT_FOUND' });
-        await expect(s.put('svc/d', '1', { lease: lease.id })).rejects.toMatchObject({ code: 'MESH_ERR_LEASE_NOT_FOUND' });
+        await expect(s.put('svc/d', '1', { lease: lease.id })).rejects.toMatchObject({
+          code: 'MESH_ERR_LEASE_NOT_FOUND',
+        });
       });
 
       it('keepAlive keeps the lease and its keys past the original TTL', async () => {
@@ -558,9 +708,18 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await s.close();
         await s.close();
         const calls: Array<() => Promise<unknown>> = [
-          () => s.get('k'), () => s.range(''), () => s.put('k', 'v'), () => s.delete('k'), () => s.deletePrefix(''),
-          () => s.txn({ compare: [], success: [] }), () => s.revision(), () => s.compactedRevision(),
-          () => s.grantLease(5), () => s.keepAlive(lease.id), () => s.revokeLease(lease.id), () => s.leaseTimeToLive(lease.id),
+          () => s.get('k'),
+          () => s.range(''),
+          () => s.put('k', 'v'),
+          () => s.delete('k'),
+          () => s.deletePrefix(''),
+          () => s.txn({ compare: [], success: [] }),
+          () => s.revision(),
+          () => s.compactedRevision(),
+          () => s.grantLease(5),
+          () => s.keepAlive(lease.id),
+          () => s.revokeLease(lease.id),
+          () => s.leaseTimeToLive(lease.id),
         ];
         for (const call of calls) await expect(call()).rejects.toMatchObject({ code: 'MESH_ERR_STORE' });
         const late = record(s, '', { fromRevision: 1 });

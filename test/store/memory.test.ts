@@ -13,6 +13,8 @@ describe('memory store', () => {
   });
 
   it('refuses a history limit below 1', () => {
-    expect(() => new MemoryStore({ historyLimit: 0 })).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }));
+    expect(() => new MemoryStore({ historyLimit: 0 })).toThrow(
+      expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }),
+    );
   });
 });

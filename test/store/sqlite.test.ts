@@ -24,7 +24,9 @@ describeStoreConformance('sqlite', (opts) => SqliteStore.open({ path: freshPath(
 describe('sqlite store', () => {
   const opened: Store[] = [];
   const open = async (path: string, historyLimit?: number): Promise<Store> => {
-    const s = await openStore(historyLimit === undefined ? { kind: 'sqlite', path } : { kind: 'sqlite', path, historyLimit });
+    const s = await openStore(
+      historyLimit === undefined ? { kind: 'sqlite', path } : { kind: 'sqlite', path, historyLimit },
+    );
     opened.push(s);
     return s;
   };
@@ -50,7 +52,13 @@ describe('sqlite store', () => {
     const lease = await a.grantLease(60);
     await a.put('svc/a', '1', { lease: lease.id });
     await a.put('svc/b', '1');
-    await a.txn({ compare: [], success: [{ type: 'put', key: 'svc/b', value: '2' }, { type: 'put', key: 'cfg', value: 'x' }] });
+    await a.txn({
+      compare: [],
+      success: [
+        { type: 'put', key: 'svc/b', value: '2' },
+        { type: 'put', key: 'cfg', value: 'x' },
+      ],
+    });
     await a.delete('cfg');
     const rev = await a.revision();
     await all.until(rev);
@@ -87,7 +95,9 @@ describe('sqlite store', () => {
     const w = record(b, 'node/');
     await waitFor('the lease to expire after reopen', async () => (await b.get('node/n1')) === undefined);
     await w.until(before + 1);
-    expect(w.batches.map((x: WatchBatch) => x.events.map((e) => [e.type, e.kv.key]))).toEqual([[['delete', 'node/n1']]]);
+    expect(w.batches.map((x: WatchBatch) => x.events.map((e) => [e.type, e.kv.key]))).toEqual([
+      [['delete', 'node/n1']],
+    ]);
   });
 
   it('never reuses a lease id, even after revoke and reopen', async () => {
@@ -122,7 +132,10 @@ describe('sqlite store', () => {
     const path = freshPath();
     const a = await open(path);
     await a.put('k', 'v');
-    await expect(SqliteStore.open({ path, busyTimeoutMs: 50 })).rejects.toMatchObject({ code: 'MESH_ERR_STORE', message: expect.stringContaining('in use') });
+    await expect(SqliteStore.open({ path, busyTimeoutMs: 50 })).rejects.toMatchObject({
+      code: 'MESH_ERR_STORE',
+      message: expect.stringContaining('in use'),
+    });
     await a.close();
     const b = await open(path);
     expect((await b.get('k'))?.value).toBe('v');
@@ -140,10 +153,16 @@ describe('sqlite store', () => {
     db.exec('CREATE TABLE kv (x INTEGER)');
     db.close();
     const foreignBefore = await readFile(foreign);
-    await expect(open(foreign)).rejects.toMatchObject({ code: 'MESH_ERR_STORE', message: expect.stringContaining('other program') });
+    await expect(open(foreign)).rejects.toMatchObject({
+      code: 'MESH_ERR_STORE',
+      message: expect.stringContaining('other program'),
+    });
     expect(await readFile(foreign)).toEqual(foreignBefore);
 
-    await expect(open(join(dir, 'no-such-dir', 'store.db'))).rejects.toMatchObject({ code: 'MESH_ERR_STORE', message: expect.stringContaining('directory') });
+    await expect(open(join(dir, 'no-such-dir', 'store.db'))).rejects.toMatchObject({
+      code: 'MESH_ERR_STORE',
+      message: expect.stringContaining('directory'),
+    });
   });
 
   describe('a write acknowledged before kill -9 survives', () => {
@@ -160,7 +179,9 @@ describe('sqlite store', () => {
     it('every put the child saw acknowledged is there after SIGKILL', async () => {
       const path = freshPath();
       const script = join(childDir, 'writer.mjs');
-      await writeFile(script, `
+      await writeFile(
+        script,
+        `
         import { openStore } from ${JSON.stringify(storeModule)};
         const store = await openStore({ kind: 'sqlite', path: process.argv[2] });
         const lease = await store.grantLease(3600);
@@ -170,13 +191,18 @@ describe('sqlite store', () => {
           const { revision } = await store.put('k/' + i, 'v' + i, i % 2 ? { lease: lease.id } : {});
           process.stdout.write('ack ' + i + ' ' + revision + '\\n');
         }
-      `);
+      `,
+      );
       const child = spawn(process.execPath, [script, path], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       const acks = (): string[] => out.split('\n').filter((l) => l.startsWith('ack '));
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+      });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+      });
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res, rej) => {
         child.on('error', rej);
         child.on('close', (code, signal) => res({ code, signal }));
@@ -196,7 +222,12 @@ describe('sqlite store', () => {
       const s = await open(path);
       for (const [, i, revision] of acked) {
         expect(await s.get(`k/${i}`)).toEqual({
-          key: `k/${i}`, value: `v${i}`, createRevision: revision, modRevision: revision, version: 1, lease: i % 2 ? leaseId : 0,
+          key: `k/${i}`,
+          value: `v${i}`,
+          createRevision: revision,
+          modRevision: revision,
+          version: 1,
+          lease: i % 2 ? leaseId : 0,
         });
       }
       expect(await s.revision()).toBeGreaterThanOrEqual((acked[acked.length - 1] as [number, number, number])[2]);

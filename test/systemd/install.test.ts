@@ -89,7 +89,12 @@ describe('installUnit', () => {
 
     await writeFile(r.unitPath, 'edited by hand\n');
     await chmod(r.unitPath, 0o644);
-    const third = await installUnit({ kind: 'agent', unitDir, vars: vars({ dataDir: '/var/lib/other' }), runSystemctl: false });
+    const third = await installUnit({
+      kind: 'agent',
+      unitDir,
+      vars: vars({ dataDir: '/var/lib/other' }),
+      runSystemctl: false,
+    });
     expect(third.changed).toBe(true);
     expect(await readFile(r.unitPath, 'utf8')).toContain('--data-dir /var/lib/other');
   });
@@ -105,11 +110,21 @@ describe('installUnit', () => {
   });
 
   it('warns about a user or group this host does not have, and not about existing ones', async () => {
-    const missing = await installUnit({ kind: 'agent', unitDir, vars: vars({ user: 'meshctl-no-such-user', group: 'meshctl-no-such-group' }), runSystemctl: false });
+    const missing = await installUnit({
+      kind: 'agent',
+      unitDir,
+      vars: vars({ user: 'meshctl-no-such-user', group: 'meshctl-no-such-group' }),
+      runSystemctl: false,
+    });
     expect(missing.warnings.some((w) => w.startsWith('user meshctl-no-such-user does not exist'))).toBe(true);
     expect(missing.warnings.some((w) => w.startsWith('group meshctl-no-such-group does not exist'))).toBe(true);
     // root/root and an existing directory outside /tmp and home: nothing to warn about but the unit dir.
-    const fine = await installUnit({ kind: 'agent', unitDir, vars: vars({ user: 'root', group: 'root', dataDir: '/var' }), runSystemctl: false });
+    const fine = await installUnit({
+      kind: 'agent',
+      unitDir,
+      vars: vars({ user: 'root', group: 'root', dataDir: '/var' }),
+      runSystemctl: false,
+    });
     expect(fine.warnings).toHaveLength(1);
     expect(fine.warnings[0]).toContain('systemd does not load units from');
   });
@@ -132,10 +147,14 @@ describe('installUnit', () => {
   });
 
   it('refuses a unit directory that does not exist, and bad values', async () => {
-    let err = await rejection(installUnit({ kind: 'agent', unitDir: join(unitDir, 'nope'), vars: vars(), runSystemctl: false }));
+    let err = await rejection(
+      installUnit({ kind: 'agent', unitDir: join(unitDir, 'nope'), vars: vars(), runSystemctl: false }),
+    );
     expect(err.code).toBe('MESH_ERR_INVALID_ARGUMENT');
     expect(err.message).toContain('does not exist');
-    err = await rejection(installUnit({ kind: 'agent', unitDir, vars: vars({ dataDir: 'relative/dir' }), runSystemctl: false }));
+    err = await rejection(
+      installUnit({ kind: 'agent', unitDir, vars: vars({ dataDir: 'relative/dir' }), runSystemctl: false }),
+    );
     expect(err.code).toBe('MESH_ERR_INVALID_ARGUMENT');
     expect(await readdir(unitDir)).toEqual([]);
   });
@@ -162,18 +181,27 @@ describe('runSystemctlCommands', () => {
     );
     return path;
   }
-  const opts = (systemctl: string) => ({ systemctl, unitName: 'meshctl-agent.service', unitPath: '/etc/systemd/system/meshctl-agent.service' });
+  const opts = (systemctl: string) => ({
+    systemctl,
+    unitName: 'meshctl-agent.service',
+    unitPath: '/etc/systemd/system/meshctl-agent.service',
+  });
 
   it('runs the commands in order and reports them', async () => {
     const systemctl = await standIn('never');
-    const done = await runSystemctlCommands([['daemon-reload'], ['enable', '--now', 'meshctl-agent.service']], opts(systemctl));
+    const done = await runSystemctlCommands(
+      [['daemon-reload'], ['enable', '--now', 'meshctl-agent.service']],
+      opts(systemctl),
+    );
     expect(done).toEqual(['systemctl daemon-reload', 'systemctl enable --now meshctl-agent.service']);
     expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('daemon-reload\nenable --now meshctl-agent.service\n');
   });
 
-  it('stops at the first failure with systemctl\'s stderr', async () => {
+  it("stops at the first failure with systemctl's stderr", async () => {
     const systemctl = await standIn('enable');
-    const err = await rejection(runSystemctlCommands([['daemon-reload'], ['enable', 'meshctl-agent.service'], ['start', 'x']], opts(systemctl)));
+    const err = await rejection(
+      runSystemctlCommands([['daemon-reload'], ['enable', 'meshctl-agent.service'], ['start', 'x']], opts(systemctl)),
+    );
     expect(err.code).toBe('MESH_ERR_UNAVAILABLE');
     expect(err.message).toBe('systemctl enable meshctl-agent.service failed: Failed to enable unit: Access denied');
     expect(err.hint).toContain('journalctl -u meshctl-agent.service');
@@ -192,7 +220,10 @@ describe('runSystemctlCommands', () => {
     const r = await installUnit({
       kind: 'agent',
       unitDir,
-      vars: { ...defaultUnitVars('agent', { dataDir: '/var/lib/meshctl-x' }), meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl' },
+      vars: {
+        ...defaultUnitVars('agent', { dataDir: '/var/lib/meshctl-x' }),
+        meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl',
+      },
       systemdRunning: true,
       systemctl,
     });

@@ -67,8 +67,18 @@ describe('systemd unit rendering', () => {
     const vars = defaultUnitVars('agent');
     expect(vars.node).toBe(process.execPath);
     expect(vars.meshctlBin).toBe(join(packageRoot(), 'bin', 'meshctl'));
-    expect(vars).toMatchObject({ dataDir: '/var/lib/meshctl', configDir: '/etc/meshctl', user: 'meshctl', group: 'meshctl', envFile: '/etc/meshctl/agent.env' });
-    expect(defaultUnitVars('registry', { user: 'root', configDir: '/etc/mesh2' })).toMatchObject({ user: 'root', group: 'root', envFile: '/etc/mesh2/registry.env' });
+    expect(vars).toMatchObject({
+      dataDir: '/var/lib/meshctl',
+      configDir: '/etc/meshctl',
+      user: 'meshctl',
+      group: 'meshctl',
+      envFile: '/etc/meshctl/agent.env',
+    });
+    expect(defaultUnitVars('registry', { user: 'root', configDir: '/etc/mesh2' })).toMatchObject({
+      user: 'root',
+      group: 'root',
+      envFile: '/etc/mesh2/registry.env',
+    });
   });
 
   for (const kind of ['agent', 'registry'] as UnitKind[]) {
@@ -181,7 +191,10 @@ describe('systemd unit rendering', () => {
   });
 
   it('fails loudly on a template placeholder without a value', () => {
-    const template = readFileSync(templatePath('agent'), 'utf8').replace('--data-dir {{DATA_DIR}}', '--data-dir {{DATA_DIR}} --port {{PORT}}');
+    const template = readFileSync(templatePath('agent'), 'utf8').replace(
+      '--data-dir {{DATA_DIR}}',
+      '--data-dir {{DATA_DIR}} --port {{PORT}}',
+    );
     const err = catchMeshError(() => renderTemplate(template, defaultUnitVars('agent', { dataDir })));
     expect(err.code).toBe('MESH_ERR_INTERNAL');
     expect(err.message).toContain('{{PORT}}');

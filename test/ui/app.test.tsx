@@ -60,7 +60,10 @@ describe('the live dashboard', () => {
     const t = (open = renderInTerminal(<Dashboard source={src} intervalMs={30} />));
     await t.waitFor((s) => s.includes('● reachable'), 'the overview');
     src.fail = unavailable();
-    await t.waitFor((s) => s.includes('✗ unreachable') && s.includes('ECONNREFUSED') && s.includes('SERVICES (3)'), 'unreachable with the old data');
+    await t.waitFor(
+      (s) => s.includes('✗ unreachable') && s.includes('ECONNREFUSED') && s.includes('SERVICES (3)'),
+      'unreachable with the old data',
+    );
     src.fail = undefined;
     await t.waitFor((s) => s.includes('● reachable'), 'reachable again');
   });

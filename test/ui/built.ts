@@ -21,10 +21,18 @@ async function sources(dir: string): Promise<string[]> {
   return out;
 }
 
-const mtime = (p: string) => stat(p).then((s) => s.mtimeMs, () => 0);
+const mtime = (p: string) =>
+  stat(p).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
 
 async function staleOutputs(): Promise<string[]> {
-  const files = [...(await sources(join(ROOT, 'src/ui'))), join(ROOT, 'src/cli/commands/status.ts'), join(ROOT, 'src/cli/main.ts')];
+  const files = [
+    ...(await sources(join(ROOT, 'src/ui'))),
+    join(ROOT, 'src/cli/commands/status.ts'),
+    join(ROOT, 'src/cli/main.ts'),
+  ];
   const stale: string[] = [];
   for (const f of files) {
     const out = join(ROOT, 'dist', relative(join(ROOT, 'src'), f)).replace(/\.tsx?$/, '.js');
@@ -43,7 +51,10 @@ export async function ensureBuilt(): Promise<void> {
 
 /** The node arguments that run `meshctl status`. */
 export async function statusEntry(): Promise<string[]> {
-  const help = await execa(process.execPath, [MAIN, 'status', '--help'], { reject: false, env: { MESHCTL_CONFIG_DIR: '/nonexistent' } });
+  const help = await execa(process.execPath, [MAIN, 'status', '--help'], {
+    reject: false,
+    env: { MESHCTL_CONFIG_DIR: '/nonexistent' },
+  });
   if (help.exitCode === 0 && String(help.stdout).includes('--once')) return [MAIN, 'status'];
   const entry = [
     `const { statusCommand } = await import(${JSON.stringify(join(ROOT, 'dist/cli/commands/status.js'))});`,

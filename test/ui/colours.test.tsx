@@ -53,8 +53,15 @@ describe('colours', () => {
 
   it('draws critical nodes and failing instances red', () => {
     const { NodesList, ServiceDetail, model, fx } = ui;
-    expect(colourOf(frame(<NodesList rows={model.nodeRows(fx.demoSnapshot())} maxRows={5} width={40} now={fx.NOW} />), 'critical')).toBe(RED);
-    const detail = frame(<ServiceDetail name="api" detail={model.serviceDetail(fx.demoSnapshot(), 'api')} maxLines={20} width={80} />);
+    expect(
+      colourOf(
+        frame(<NodesList rows={model.nodeRows(fx.demoSnapshot())} maxRows={5} width={40} now={fx.NOW} />),
+        'critical',
+      ),
+    ).toBe(RED);
+    const detail = frame(
+      <ServiceDetail name="api" detail={model.serviceDetail(fx.demoSnapshot(), 'api')} maxLines={20} width={80} />,
+    );
     expect(colourOf(detail, 'critical')).toBe(RED);
     expect(colourOf(detail, '  ↳ api-http: connect ECONNREFUSED')).toBe(RED);
   });

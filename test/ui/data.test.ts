@@ -24,11 +24,17 @@ describe('reading the mesh from a real registry', () => {
     // No saved settings, env or default agent socket may leak in from the machine.
     process.env.MESHCTL_CONFIG_DIR = join(dir, 'config');
     process.env.MESHCTL_DATA_DIR = join(dir, 'data');
-    for (const k of ['MESHCTL_REGISTRY', 'MESHCTL_TOKEN', 'MESHCTL_CA_FILE', 'MESHCTL_AGENT_SOCKET']) delete process.env[k];
+    for (const k of ['MESHCTL_REGISTRY', 'MESHCTL_TOKEN', 'MESHCTL_CA_FILE', 'MESHCTL_AGENT_SOCKET'])
+      delete process.env[k];
     t = await startTestRegistry();
     const a = (await t.joinNode('host-a', '127.0.0.2')).client;
     await a.heartbeat('host-a', 30);
-    await a.register({ name: 'api', port: 9000, protocol: 'http', checks: [{ id: 'api-ttl', kind: 'ttl', ttlMs: 60_000 }] });
+    await a.register({
+      name: 'api',
+      port: 9000,
+      protocol: 'http',
+      checks: [{ id: 'api-ttl', kind: 'ttl', ttlMs: 60_000 }],
+    });
     await a.updateCheck('host-a', 'api', 'api-ttl', 'critical', 'app stopped\nat 12:00');
     await a.register({ name: 'web', port: 8080, protocol: 'http', upstreams: [{ service: 'api', localPort: 18000 }] });
     await t.admin.putIntention('web', 'api', 'allow');
@@ -49,7 +55,10 @@ describe('reading the mesh from a real registry', () => {
       ['api', 0, 1],
       ['web', 1, 1],
     ]);
-    expect(snap.instances.find((i) => i.name === 'api')).toMatchObject({ status: 'critical', checkStates: { 'api-ttl': { output: 'app stopped\nat 12:00' } } });
+    expect(snap.instances.find((i) => i.name === 'api')).toMatchObject({
+      status: 'critical',
+      checkStates: { 'api-ttl': { output: 'app stopped\nat 12:00' } },
+    });
     expect(snap.nodes).toMatchObject([{ name: 'host-a', alive: true }]);
     expect(snap.intentions).toMatchObject([{ source: 'web', destination: 'api', action: 'allow' }]);
     expect(snap.defaultAction).toBe('deny');
@@ -87,6 +96,9 @@ describe('reading the mesh from a real registry', () => {
   });
 
   it('asks for a registry or an agent when neither is configured', async () => {
-    await expect(openMeshSource({})).rejects.toMatchObject({ code: 'MESH_ERR_CONFIG', message: expect.stringContaining('no registry configured') });
+    await expect(openMeshSource({})).rejects.toMatchObject({
+      code: 'MESH_ERR_CONFIG',
+      message: expect.stringContaining('no registry configured'),
+    });
   });
 });

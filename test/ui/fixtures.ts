@@ -45,7 +45,16 @@ export function instance(name: string, node: string, over: Partial<InstanceView>
 }
 
 export function node(name: string, over: Partial<NodeView> = {}): NodeView {
-  return { name, address: '127.0.0.2', meta: {}, joinedAt: ago(3600), alive: true, lastSeen: ago(3), services: 1, ...over };
+  return {
+    name,
+    address: '127.0.0.2',
+    meta: {},
+    joinedAt: ago(3600),
+    alive: true,
+    lastSeen: ago(3),
+    services: 1,
+    ...over,
+  };
 }
 
 export function intention(source: string, destination: string, action: 'allow' | 'deny' = 'allow'): Intention {
@@ -53,21 +62,63 @@ export function intention(source: string, destination: string, action: 'allow' |
 }
 
 export function serviceMetrics(name: string, over: Partial<ServiceMetricsView> = {}): ServiceMetricsView {
-  return { name, rps: 12.34, successRate: 0.9991, p50Ms: 1.25, p99Ms: 8.5, maxMs: 20, activeConnections: 2, instances: [], upstreams: [], ...over };
+  return {
+    name,
+    rps: 12.34,
+    successRate: 0.9991,
+    p50Ms: 1.25,
+    p99Ms: 8.5,
+    maxMs: 20,
+    activeConnections: 2,
+    instances: [],
+    upstreams: [],
+    ...over,
+  };
 }
 
 /** The demo's shape: web → api, two api instances (one failing its check), and a db nobody calls. */
 export function demoSnapshot(over: Partial<MeshSnapshot> = {}): MeshSnapshot {
   const instances = [
-    instance('web', 'host-a', { port: 8080, upstreams: [{ service: 'api', localPort: 18000, localAddress: '127.0.0.1', loadBalancer: 'round_robin' }] }),
+    instance('web', 'host-a', {
+      port: 8080,
+      upstreams: [{ service: 'api', localPort: 18000, localAddress: '127.0.0.1', loadBalancer: 'round_robin' }],
+    }),
     instance('api', 'host-a', {
-      checks: [{ id: 'api-http', kind: 'http', target: 'http://127.0.0.1:9000/health', intervalMs: 1000, timeoutMs: 500, successBeforePassing: 1, failuresBeforeCritical: 1 }],
-      checkStates: { 'api-http': { status: 'passing', output: 'HTTP GET http://127.0.0.1:9000/health: 200 OK', updatedAt: ago(1) } },
+      checks: [
+        {
+          id: 'api-http',
+          kind: 'http',
+          target: 'http://127.0.0.1:9000/health',
+          intervalMs: 1000,
+          timeoutMs: 500,
+          successBeforePassing: 1,
+          failuresBeforeCritical: 1,
+        },
+      ],
+      checkStates: {
+        'api-http': { status: 'passing', output: 'HTTP GET http://127.0.0.1:9000/health: 200 OK', updatedAt: ago(1) },
+      },
     }),
     instance('api', 'host-b', {
       status: 'critical',
-      checks: [{ id: 'api-http', kind: 'http', target: 'http://127.0.0.1:9000/health', intervalMs: 1000, timeoutMs: 500, successBeforePassing: 1, failuresBeforeCritical: 1 }],
-      checkStates: { 'api-http': { status: 'critical', output: 'connect ECONNREFUSED 127.0.0.1:9000\nsecond line never shown', updatedAt: ago(1) } },
+      checks: [
+        {
+          id: 'api-http',
+          kind: 'http',
+          target: 'http://127.0.0.1:9000/health',
+          intervalMs: 1000,
+          timeoutMs: 500,
+          successBeforePassing: 1,
+          failuresBeforeCritical: 1,
+        },
+      ],
+      checkStates: {
+        'api-http': {
+          status: 'critical',
+          output: 'connect ECONNREFUSED 127.0.0.1:9000\nsecond line never shown',
+          updatedAt: ago(1),
+        },
+      },
     }),
     instance('db', 'host-b', { port: 5432, protocol: 'tcp' }),
   ];
@@ -83,7 +134,9 @@ export function demoSnapshot(over: Partial<MeshSnapshot> = {}): MeshSnapshot {
       serviceMetrics('api', {
         rps: 20,
         successRate: 1,
-        instances: [{ node: 'host-a', serviceId: 'api', rps: 20, successRate: 1, p50Ms: 1.25, p99Ms: 8.5, activeConnections: 1 }],
+        instances: [
+          { node: 'host-a', serviceId: 'api', rps: 20, successRate: 1, p50Ms: 1.25, p99Ms: 8.5, activeConnections: 1 },
+        ],
       }),
       serviceMetrics('web', {
         rps: 20,
@@ -169,7 +222,8 @@ export class FakeSource implements MeshDataSource {
     return this.answer({ intentions: this.snapshot.intentions, defaultAction: this.snapshot.defaultAction });
   }
   metrics() {
-    if (this.metricsMissing || !this.snapshot.metrics) return Promise.reject(new MeshError('MESH_ERR_NOT_FOUND', 'Route GET:/v1/metrics/services not found'));
+    if (this.metricsMissing || !this.snapshot.metrics)
+      return Promise.reject(new MeshError('MESH_ERR_NOT_FOUND', 'Route GET:/v1/metrics/services not found'));
     return this.answer(this.snapshot.metrics);
   }
   agent(): Promise<AgentInfo | undefined> {

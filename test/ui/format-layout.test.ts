@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { cell, firstLine, formatAgo, formatExpiry, formatMs, formatRate, formatReasons, formatRps, formatSpan, truncate } from '../../src/ui/format.js';
+import {
+  cell,
+  firstLine,
+  formatAgo,
+  formatExpiry,
+  formatMs,
+  formatRate,
+  formatReasons,
+  formatRps,
+  formatSpan,
+  truncate,
+} from '../../src/ui/format.js';
 import { columnWidths, fitBlocks, listWindow, shareRows } from '../../src/ui/layout.js';
 
 describe('format', () => {
@@ -17,11 +28,37 @@ describe('format', () => {
   });
 
   it('formats figures compactly, with a dash for none', () => {
-    expect([formatRps(0), formatRps(0.25), formatRps(12.4), formatRps(999.6), formatRps(1234), formatRps(null)]).toEqual(['0', '0.3', '12', '1000', '1.2k', '—']);
-    expect([formatRate(1), formatRate(0.99999), formatRate(0.9), formatRate(0), formatRate(null)]).toEqual(['100%', '99.9%', '90.0%', '0.0%', '—']);
-    expect([formatMs(0.42), formatMs(1.25), formatMs(45.2), formatMs(1500), formatMs(null)]).toEqual(['0.42ms', '1.3ms', '45ms', '1.50s', '—']);
-    expect([formatSpan(4_000), formatSpan(200_000), formatSpan(5 * 3600_000 + 120_000), formatSpan(400 * 86_400_000)]).toEqual(['4s', '3m 20s', '5h 2m', '400d']);
-    expect(formatReasons({ 'connect-failure': 1, 'no-healthy-endpoints': 3, zero: 0 })).toBe('no-healthy-endpoints 3, connect-failure 1');
+    expect([
+      formatRps(0),
+      formatRps(0.25),
+      formatRps(12.4),
+      formatRps(999.6),
+      formatRps(1234),
+      formatRps(null),
+    ]).toEqual(['0', '0.3', '12', '1000', '1.2k', '—']);
+    expect([formatRate(1), formatRate(0.99999), formatRate(0.9), formatRate(0), formatRate(null)]).toEqual([
+      '100%',
+      '99.9%',
+      '90.0%',
+      '0.0%',
+      '—',
+    ]);
+    expect([formatMs(0.42), formatMs(1.25), formatMs(45.2), formatMs(1500), formatMs(null)]).toEqual([
+      '0.42ms',
+      '1.3ms',
+      '45ms',
+      '1.50s',
+      '—',
+    ]);
+    expect([
+      formatSpan(4_000),
+      formatSpan(200_000),
+      formatSpan(5 * 3600_000 + 120_000),
+      formatSpan(400 * 86_400_000),
+    ]).toEqual(['4s', '3m 20s', '5h 2m', '400d']);
+    expect(formatReasons({ 'connect-failure': 1, 'no-healthy-endpoints': 3, zero: 0 })).toBe(
+      'no-healthy-endpoints 3, connect-failure 1',
+    );
   });
 
   it('measures ages and expiries against the given time', () => {
@@ -30,7 +67,10 @@ describe('format', () => {
     expect(formatAgo(undefined, now)).toBe('—');
     expect(formatExpiry('2025-01-01T00:30:00Z', now, 3_600_000)).toEqual({ text: 'in 30m', urgency: 'soon' });
     expect(formatExpiry('2025-01-02T00:00:00Z', now, 3_600_000)).toEqual({ text: 'in 1d', urgency: 'ok' });
-    expect(formatExpiry('2024-12-31T22:00:00Z', now, 3_600_000)).toEqual({ text: 'expired 2h ago', urgency: 'expired' });
+    expect(formatExpiry('2024-12-31T22:00:00Z', now, 3_600_000)).toEqual({
+      text: 'expired 2h ago',
+      urgency: 'expired',
+    });
   });
 });
 

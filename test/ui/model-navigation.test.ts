@@ -23,7 +23,11 @@ describe('model', () => {
     ]);
     const web = serviceDetail(demoSnapshot(), 'web')!;
     expect(web.upstreams).toHaveLength(1);
-    expect(web.upstreams[0]).toMatchObject({ service: 'api', local: '127.0.0.1:18000', endpoints: [{ endpoint: 'api.host-a' }, { endpoint: 'api.host-b' }] });
+    expect(web.upstreams[0]).toMatchObject({
+      service: 'api',
+      local: '127.0.0.1:18000',
+      endpoints: [{ endpoint: 'api.host-a' }, { endpoint: 'api.host-b' }],
+    });
     // Declared but never measured: listed, without figures.
     const quiet = serviceDetail(demoSnapshot({ metrics: null }), 'web')!;
     expect(quiet.upstreams[0]).toMatchObject({ service: 'api', metrics: null, endpoints: [] });
@@ -31,7 +35,15 @@ describe('model', () => {
   });
 
   it('explains an instance by its worst check, counting a declared check with no report as critical', () => {
-    const check = { id: 'late', kind: 'ttl' as const, target: '', intervalMs: 1000, timeoutMs: 100, successBeforePassing: 1, failuresBeforeCritical: 1 };
+    const check = {
+      id: 'late',
+      kind: 'ttl' as const,
+      target: '',
+      intervalMs: 1000,
+      timeoutMs: 100,
+      successBeforePassing: 1,
+      failuresBeforeCritical: 1,
+    };
     const snap = demoSnapshot({
       services: [{ name: 'x', instances: 2, healthy: 0, tags: [], protocols: [] }],
       instances: [
@@ -45,20 +57,46 @@ describe('model', () => {
       ],
     });
     const d = serviceDetail(snap, 'x')!;
-    expect(d.instances.find((i) => i.node === 'host-a')!.check).toEqual({ id: 'late', status: 'critical', output: 'no result reported yet', others: 0 });
-    expect(d.instances.find((i) => i.node === 'host-b')!.check).toEqual({ id: 'b', status: 'warning', output: 'slow', others: 1 });
+    expect(d.instances.find((i) => i.node === 'host-a')!.check).toEqual({
+      id: 'late',
+      status: 'critical',
+      output: 'no result reported yet',
+      others: 0,
+    });
+    expect(d.instances.find((i) => i.node === 'host-b')!.check).toEqual({
+      id: 'b',
+      status: 'warning',
+      output: 'slow',
+      others: 1,
+    });
   });
 });
 
-const key = (over: Partial<Key> = {}): Key => ({
-  upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false, home: false, end: false,
-  return: false, escape: false, ctrl: false, shift: false, tab: false, backspace: false, delete: false, meta: false,
-  ...over,
-} as Key);
+const key = (over: Partial<Key> = {}): Key =>
+  ({
+    upArrow: false,
+    downArrow: false,
+    leftArrow: false,
+    rightArrow: false,
+    pageDown: false,
+    pageUp: false,
+    home: false,
+    end: false,
+    return: false,
+    escape: false,
+    ctrl: false,
+    shift: false,
+    tab: false,
+    backspace: false,
+    delete: false,
+    meta: false,
+    ...over,
+  }) as Key;
 
 describe('navigation', () => {
   const names = ['api', 'db', 'web'];
-  const run = (actions: Parameters<typeof navigate>[1][], from: NavState = INITIAL_NAV) => actions.reduce((s, a) => navigate(s, a, names), from);
+  const run = (actions: Parameters<typeof navigate>[1][], from: NavState = INITIAL_NAV) =>
+    actions.reduce((s, a) => navigate(s, a, names), from);
 
   it('maps keys to actions', () => {
     expect(keyAction('', key({ downArrow: true }))).toBe('down');

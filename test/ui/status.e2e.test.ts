@@ -20,7 +20,13 @@ beforeAll(async () => {
   entry = await statusEntry();
   dir = await mkdtemp(join(tmpdir(), 'meshctl-status-'));
   // Only what the CLI needs: no saved settings, no default agent socket.
-  env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: 'C.UTF-8', MESHCTL_CONFIG_DIR: join(dir, 'config'), MESHCTL_DATA_DIR: join(dir, 'data') };
+  env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    LANG: 'C.UTF-8',
+    MESHCTL_CONFIG_DIR: join(dir, 'config'),
+    MESHCTL_DATA_DIR: join(dir, 'data'),
+  };
 }, 120_000);
 
 afterAll(async () => {
@@ -28,7 +34,13 @@ afterAll(async () => {
 });
 
 async function status(args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa(process.execPath, [...entry, ...args], { env: { ...env, ...extraEnv }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+  const r = await execa(process.execPath, [...entry, ...args], {
+    env: { ...env, ...extraEnv },
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 30_000,
+  });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -47,7 +59,12 @@ describe('meshctl status against a real registry', () => {
     await a.heartbeat('host-a', 60);
     await b.heartbeat('host-b', 60);
     await a.register({ name: 'api', port: 9000, protocol: 'http' });
-    await b.register({ name: 'api', port: 9000, protocol: 'http', checks: [{ id: 'api-ttl', kind: 'ttl', ttlMs: 60_000 }] });
+    await b.register({
+      name: 'api',
+      port: 9000,
+      protocol: 'http',
+      checks: [{ id: 'api-ttl', kind: 'ttl', ttlMs: 60_000 }],
+    });
     await b.updateCheck('host-b', 'api', 'api-ttl', 'critical', 'app stopped');
     await a.register({ name: 'web', port: 8080, protocol: 'http', upstreams: [{ service: 'api', localPort: 18000 }] });
     await t.admin.putIntention('web', 'api', 'allow');
@@ -59,17 +76,21 @@ describe('meshctl status against a real registry', () => {
   describe('in a real terminal (tmux, 80×24)', () => {
     const server = `meshctl-ui-${process.pid}`;
     const session = 'status';
-    const tmux = (args: string[]) => execa('tmux', ['-L', server, ...args], { reject: false, env: { ...env, TMUX: '' }, extendEnv: false });
+    const tmux = (args: string[]) =>
+      execa('tmux', ['-L', server, ...args], { reject: false, env: { ...env, TMUX: '' }, extendEnv: false });
     const screen = async () => String((await tmux(['capture-pane', '-p', '-t', session])).stdout);
     const waitScreen = async (pred: (s: string) => boolean, what: string) => {
       let last = '';
       try {
-        return await eventually(async () => {
-          last = await screen();
-          return pred(last) ? last : undefined;
-        }, { timeoutMs: 20_000, intervalMs: 100, what });
+        return await eventually(
+          async () => {
+            last = await screen();
+            return pred(last) ? last : undefined;
+          },
+          { timeoutMs: 20_000, intervalMs: 100, what },
+        );
       } catch (e) {
-        throw new Error(`${(e as Error).message}; screen:\n${last}`);
+        throw new Error(`${(e as Error).message}; screen:\n${last}`, { cause: e });
       }
     };
 
@@ -81,14 +102,30 @@ describe('meshctl status against a real registry', () => {
       const exitFile = join(dir, 'exit-code');
       const cmd = [process.execPath, ...entry, ...flags, '--interval', '300'].map(sh).join(' ');
       // CI=true on purpose: Ink alone would then draw only the last frame; the dashboard must still be live.
-      const envs = Object.entries({ ...env, TERM: 'xterm-256color', CI: 'true' }).map(([k, v]) => `${k}=${sh(v)}`).join(' ');
-      const started = await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', `env -i ${envs} ${cmd}; echo $? > ${sh(exitFile)}`]);
+      const envs = Object.entries({ ...env, TERM: 'xterm-256color', CI: 'true' })
+        .map(([k, v]) => `${k}=${sh(v)}`)
+        .join(' ');
+      const started = await tmux([
+        'new-session',
+        '-d',
+        '-s',
+        session,
+        '-x',
+        '80',
+        '-y',
+        '24',
+        `env -i ${envs} ${cmd}; echo $? > ${sh(exitFile)}`,
+      ]);
       expect(started.exitCode, String(started.stderr)).toBe(0);
 
       const first = await waitScreen((s) => s.includes('SERVICES (2)') && s.includes('● reachable'), 'the dashboard');
       // The frame sits at the top of the screen with the key line on row 23: nothing shifted or left over.
       const rows = first.split('\n');
-      expect(rows[0]).toMatch(new RegExp(`^meshctl  ${t.init.trustDomain.replace(/\./g, '\\.')}  registry ● reachable  rev \\d+  store sqlite`));
+      expect(rows[0]).toMatch(
+        new RegExp(
+          `^meshctl  ${t.init.trustDomain.replace(/\./g, '\\.')}  registry ● reachable  rev \\d+  store sqlite`,
+        ),
+      );
       expect(rows[22]).toContain('q quit');
       expect(first).toMatch(/›\s+api\s+1\/2/);
       expect(first).toMatch(/web\s+1\/1/);
@@ -112,15 +149,24 @@ describe('meshctl status against a real registry', () => {
       expect(away.split('\n')[1]).toMatch(/cannot reach|broke|failed|timed out/);
       expect(away).toMatch(/web\s+1\/1/);
       await t.restart();
-      await waitScreen((s) => (s.split('\n')[0] ?? '').includes('● reachable'), 'the registry reachable again, on the top line');
+      await waitScreen(
+        (s) => (s.split('\n')[0] ?? '').includes('● reachable'),
+        'the registry reachable again, on the top line',
+      );
 
       await tmux(['resize-window', '-t', session, '-x', '100', '-y', '30']);
-      const wide = await waitScreen((s) => s.split('\n').some((l) => [...l].length > 80), 'a frame drawn for 100 columns');
-      expect(wide.split('\n')[0]).toMatch(/^meshctl  /);
+      const wide = await waitScreen(
+        (s) => s.split('\n').some((l) => [...l].length > 80),
+        'a frame drawn for 100 columns',
+      );
+      expect(wide.split('\n')[0]).toMatch(/^meshctl {2}/);
       expect(wide.split('\n')[28]).toContain('q quit');
 
       await tmux(['send-keys', '-t', session, 'q']);
-      await eventually(async () => (await tmux(['has-session', '-t', session])).exitCode !== 0, { timeoutMs: 10_000, what: 'the session to end after q' });
+      await eventually(async () => (await tmux(['has-session', '-t', session])).exitCode !== 0, {
+        timeoutMs: 10_000,
+        what: 'the session to end after q',
+      });
       expect((await readFile(exitFile, 'utf8')).trim()).toBe('0');
     });
   });
@@ -142,7 +188,14 @@ describe('meshctl status against a real registry', () => {
   it('prints the gathered data with --json', async () => {
     const r = await status([...flags, '--json']);
     expect(r.exitCode).toBe(0);
-    const data = JSON.parse(r.stdout) as { registry: { trustDomain: string }; services: Array<{ name: string }>; nodes: Array<{ name: string }>; intentions: unknown[]; metrics: unknown; metricsProblem: string | null };
+    const data = JSON.parse(r.stdout) as {
+      registry: { trustDomain: string };
+      services: Array<{ name: string }>;
+      nodes: Array<{ name: string }>;
+      intentions: unknown[];
+      metrics: unknown;
+      metricsProblem: string | null;
+    };
     expect(data.registry.trustDomain).toBe(t.init.trustDomain);
     expect(data.services.map((s) => s.name)).toEqual(['api', 'web']);
     expect(data.nodes.map((n) => n.name)).toEqual(['host-a', 'host-b']);
@@ -154,7 +207,15 @@ describe('meshctl status against a real registry', () => {
     const bad = await status([...flags, '--interval', '5']);
     expect(bad.exitCode).toBe(64);
     expect(bad.stderr).toContain("'5' is not a valid interval");
-    const nowhere = await status(['--registry', 'https://127.0.0.1:1', '--token', 'x', '--ca-file', t.init.caCertPath, '--once']);
+    const nowhere = await status([
+      '--registry',
+      'https://127.0.0.1:1',
+      '--token',
+      'x',
+      '--ca-file',
+      t.init.caCertPath,
+      '--once',
+    ]);
     expect(nowhere.exitCode).toBe(69);
     expect(nowhere.stderr).toContain('cannot reach 127.0.0.1:1');
     expect(nowhere.stderr).not.toMatch(/\n\s+at /);
@@ -164,7 +225,7 @@ describe('meshctl status against a real registry', () => {
   });
 });
 
-describe('meshctl status through this host\'s agent', () => {
+describe("meshctl status through this host's agent", () => {
   let mesh: TestMesh;
   beforeAll(async () => {
     mesh = await startMesh({ agents: [{ name: 'host-a', address: '127.0.0.2' }] });
@@ -177,12 +238,19 @@ describe('meshctl status through this host\'s agent', () => {
 
   it('reads the registry through the agent socket, with no token, and shows the node certificate', async () => {
     const socket = mesh.agents[0]!.socket;
-    const json = await eventually(async () => {
-      const r = await status(['--socket', socket, '--json']);
-      if (r.exitCode !== 0) throw new Error(r.stderr);
-      const d = JSON.parse(r.stdout) as { source: string; services: Array<{ name: string }>; agent: { node: string; registryReachable: boolean; nodeCertNotAfter?: string } | null };
-      return d.services.some((s) => s.name === 'cache') ? d : undefined;
-    }, { what: 'the cache service through the agent' });
+    const json = await eventually(
+      async () => {
+        const r = await status(['--socket', socket, '--json']);
+        if (r.exitCode !== 0) throw new Error(r.stderr);
+        const d = JSON.parse(r.stdout) as {
+          source: string;
+          services: Array<{ name: string }>;
+          agent: { node: string; registryReachable: boolean; nodeCertNotAfter?: string } | null;
+        };
+        return d.services.some((s) => s.name === 'cache') ? d : undefined;
+      },
+      { what: 'the cache service through the agent' },
+    );
     expect(json.source).toBe(`agent ${socket}`);
     expect(json.agent).toMatchObject({ node: 'host-a' });
     expect(Date.parse(json.agent!.nodeCertNotAfter!)).toBeGreaterThan(Date.now());

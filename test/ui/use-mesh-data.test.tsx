@@ -23,7 +23,14 @@ function Probe({ source, intervalMs }: { source: MeshDataSource; intervalMs: num
   );
 }
 
-type Seen = { reachable: boolean | null; error: string | null; revision: number | null; metrics: boolean | null; metricsProblem: string | null; updated: boolean };
+type Seen = {
+  reachable: boolean | null;
+  error: string | null;
+  revision: number | null;
+  metrics: boolean | null;
+  metricsProblem: string | null;
+  updated: boolean;
+};
 const state = (t: TestTerminal): Seen | undefined => {
   try {
     return JSON.parse(t.screen()) as Seen;
@@ -31,7 +38,11 @@ const state = (t: TestTerminal): Seen | undefined => {
     return undefined;
   }
 };
-const until = (t: TestTerminal, pred: (s: Seen) => boolean, what: string) => t.waitFor(() => { const s = state(t); return s !== undefined && pred(s); }, what);
+const until = (t: TestTerminal, pred: (s: Seen) => boolean, what: string) =>
+  t.waitFor(() => {
+    const s = state(t);
+    return s !== undefined && pred(s);
+  }, what);
 
 /** Wide enough that the probe's JSON stays on one line. */
 const WIDE = { columns: 400 };

@@ -21,7 +21,15 @@ const frame = (el: React.ReactElement): string => {
   return f;
 };
 
-const headerProps = { snapshot: demoSnapshot(), reachable: true, error: undefined, lastUpdated: NOW, now: NOW, width: 80, sourceLabel: 'registry https://127.0.0.1:7443' };
+const headerProps = {
+  snapshot: demoSnapshot(),
+  reachable: true,
+  error: undefined,
+  lastUpdated: NOW,
+  now: NOW,
+  width: 80,
+  sourceLabel: 'registry https://127.0.0.1:7443',
+};
 
 describe('Header', () => {
   it('shows trust domain, reachable registry, revision, store, CA and node cert expiry, policy and metrics window', () => {
@@ -37,18 +45,32 @@ describe('Header', () => {
   });
 
   it('says metrics are not available when the registry has none, and leaves out the node cert without an agent', () => {
-    const f = frame(<Header {...headerProps} snapshot={demoSnapshot({ metrics: null, metricsProblem: 'not available', agent: null })} />);
+    const f = frame(
+      <Header
+        {...headerProps}
+        snapshot={demoSnapshot({ metrics: null, metricsProblem: 'not available', agent: null })}
+      />,
+    );
     expect(f).toContain('metrics: not available');
     expect(f).not.toContain('cert');
   });
 
   it('marks expired certificates', () => {
-    const snap = demoSnapshot({ registry: registryStatus({ caNotAfter: new Date(NOW.getTime() - 2 * 3600_000).toISOString() }) });
+    const snap = demoSnapshot({
+      registry: registryStatus({ caNotAfter: new Date(NOW.getTime() - 2 * 3600_000).toISOString() }),
+    });
     expect(frame(<Header {...headerProps} snapshot={snap} />)).toContain('CA expired 2h ago');
   });
 
   it('shows an unreachable registry in red with the reason and the age of the data it keeps', () => {
-    const f = frame(<Header {...headerProps} reachable={false} error={unavailable()} lastUpdated={new Date(NOW.getTime() - 12_000)} />);
+    const f = frame(
+      <Header
+        {...headerProps}
+        reachable={false}
+        error={unavailable()}
+        lastUpdated={new Date(NOW.getTime() - 12_000)}
+      />,
+    );
     expect(f).toContain('✗ unreachable, showing data 12s old, retrying');
     expect(f).toContain('cannot reach 127.0.0.1:7443 (ECONNREFUSED)');
     expect(f).not.toContain('rev 42');
@@ -56,12 +78,18 @@ describe('Header', () => {
 
   it('says failing (not unreachable) for an answer that is an error, and connecting before the first answer', () => {
     const denied = new MeshError('MESH_ERR_UNAUTHENTICATED', 'authentication required');
-    expect(frame(<Header {...headerProps} snapshot={undefined} reachable={false} error={denied} />)).toMatch(/✗ failing, retrying\n.*authentication required/);
-    expect(frame(<Header {...headerProps} snapshot={undefined} reachable={undefined} />)).toContain('connecting to registry https://127.0.0.1:7443');
+    expect(frame(<Header {...headerProps} snapshot={undefined} reachable={false} error={denied} />)).toMatch(
+      /✗ failing, retrying\n.*authentication required/,
+    );
+    expect(frame(<Header {...headerProps} snapshot={undefined} reachable={undefined} />)).toContain(
+      'connecting to registry https://127.0.0.1:7443',
+    );
   });
 
   it('takes a title, for the demo', () => {
-    expect(frame(<Header {...headerProps} title="meshctl demo" />)).toMatch(/^meshctl demo  mesh\.local  registry ● reachable/);
+    expect(frame(<Header {...headerProps} title="meshctl demo" />)).toMatch(
+      /^meshctl demo {2}mesh\.local {2}registry ● reachable/,
+    );
   });
 
   it('keeps the link state when the terminal is narrow and drops the revision instead', () => {
@@ -85,7 +113,9 @@ describe('ServicesTable', () => {
   });
 
   it('has an empty state', () => {
-    expect(frame(<ServicesTable rows={[]} maxRows={10} width={80} selected={undefined} interactive />)).toContain('no services registered');
+    expect(frame(<ServicesTable rows={[]} maxRows={10} width={80} selected={undefined} interactive />)).toContain(
+      'no services registered',
+    );
   });
 
   it('trims a long list to its rows with "…N more" and keeps the selected service in view', () => {
@@ -98,7 +128,9 @@ describe('ServicesTable', () => {
   });
 
   it('does not mark a selection in a one-shot print', () => {
-    expect(frame(<ServicesTable rows={rows} maxRows={10} width={80} selected="api" interactive={false} />)).not.toContain('›');
+    expect(
+      frame(<ServicesTable rows={rows} maxRows={10} width={80} selected="api" interactive={false} />),
+    ).not.toContain('›');
   });
 });
 
@@ -112,14 +144,20 @@ describe('NodesList and IntentionsList', () => {
 
   it('has empty states', () => {
     expect(frame(<NodesList rows={[]} maxRows={5} width={40} now={NOW} />)).toContain('no nodes have joined');
-    expect(frame(<IntentionsList rows={[]} defaultAction="deny" maxRows={5} width={40} />)).toContain('none: deny applies to all');
+    expect(frame(<IntentionsList rows={[]} defaultAction="deny" maxRows={5} width={40} />)).toContain(
+      'none: deny applies to all',
+    );
   });
 
   it('shows intentions with the default policy and trims long lists', () => {
-    const f = frame(<IntentionsList rows={intentionRows(demoSnapshot())} defaultAction="deny" maxRows={5} width={40} />);
+    const f = frame(
+      <IntentionsList rows={intentionRows(demoSnapshot())} defaultAction="deny" maxRows={5} width={40} />,
+    );
     expect(f).toContain('INTENTIONS (default deny)');
     expect(f).toMatch(/web → api\s+allow/);
-    const many = frame(<IntentionsList rows={intentionRows(bigSnapshot())} defaultAction="allow" maxRows={4} width={40} />);
+    const many = frame(
+      <IntentionsList rows={intentionRows(bigSnapshot())} defaultAction="allow" maxRows={4} width={40} />,
+    );
     expect(many).toContain('…12 more');
     expect(many.split('\n')).toHaveLength(2 + 4);
   });
@@ -127,7 +165,9 @@ describe('NodesList and IntentionsList', () => {
 
 describe('ServiceDetail', () => {
   it('shows instances (trouble first) with their state and the first line of the check output', () => {
-    const f = frame(<ServiceDetail name="api" detail={serviceDetail(demoSnapshot(), 'api')} maxLines={20} width={80} />);
+    const f = frame(
+      <ServiceDetail name="api" detail={serviceDetail(demoSnapshot(), 'api')} maxLines={20} width={80} />,
+    );
     const lines = f.split('\n');
     const b = lines.findIndex((l) => l.startsWith('api@host-b'));
     const a = lines.findIndex((l) => l.startsWith('api@host-a'));
@@ -141,7 +181,9 @@ describe('ServiceDetail', () => {
   });
 
   it('shows upstreams with their endpoints, figures and mesh errors', () => {
-    const f = frame(<ServiceDetail name="web" detail={serviceDetail(demoSnapshot(), 'web')} maxLines={20} width={80} />);
+    const f = frame(
+      <ServiceDetail name="web" detail={serviceDetail(demoSnapshot(), 'web')} maxLines={20} width={80} />,
+    );
     expect(f).toMatch(/→ api\s+127\.0\.0\.1:18000\s+20\s+90\.0%\s+2\.0ms\s+40ms/);
     expect(f).toMatch(/api\.host-a\s+18\s+100%\s+9\.0ms/);
     expect(f).toMatch(/api\.host-b\s+2\.0\s+0\.0%\s+1\.0ms/);
@@ -151,7 +193,10 @@ describe('ServiceDetail', () => {
   it('shows a node that went down, and truncates a long check output to the width', () => {
     const snap = demoSnapshot({
       instances: [
-        instance('api', 'host-a', { nodeAlive: false, checkStates: { c: { status: 'critical', output: 'x'.repeat(300), updatedAt: NOW.toISOString() } } }),
+        instance('api', 'host-a', {
+          nodeAlive: false,
+          checkStates: { c: { status: 'critical', output: 'x'.repeat(300), updatedAt: NOW.toISOString() } },
+        }),
       ],
     });
     const f = frame(<ServiceDetail name="api" detail={serviceDetail(snap, 'api')} maxLines={20} width={80} />);
@@ -161,13 +206,17 @@ describe('ServiceDetail', () => {
   });
 
   it('says so when the service left the catalog', () => {
-    expect(frame(<ServiceDetail name="gone" detail={null} maxLines={20} width={80} />)).toContain("'gone' is no longer in the catalog");
+    expect(frame(<ServiceDetail name="gone" detail={null} maxLines={20} width={80} />)).toContain(
+      "'gone' is no longer in the catalog",
+    );
   });
 
   it('trims many instances with "…N more" inside its lines', () => {
     const snap = demoSnapshot({
       services: [{ name: 'api', instances: 30, healthy: 30, tags: [], protocols: ['http'] }],
-      instances: Array.from({ length: 30 }, (_, i) => instance('api', `node-${String(i).padStart(2, '0')}`, { id: `api-${i}` })),
+      instances: Array.from({ length: 30 }, (_, i) =>
+        instance('api', `node-${String(i).padStart(2, '0')}`, { id: `api-${i}` }),
+      ),
     });
     const f = frame(<ServiceDetail name="api" detail={serviceDetail(snap, 'api')} maxLines={18} width={80} />);
     expect(f.split('\n').length).toBeLessThanOrEqual(18);
@@ -206,7 +255,15 @@ describe('DashboardView at 80×24', () => {
   it('shows header, services, nodes, intentions and the key line', () => {
     const f = frame(<DashboardView {...props()} />);
     expect(fits(f, 80, 23)).toBe(true);
-    for (const s of ['mesh.local', 'SERVICES (3)', 'NODES (1/2 alive)', 'INTENTIONS (default deny)', 'web → api', 'q quit']) expect(f).toContain(s);
+    for (const s of [
+      'mesh.local',
+      'SERVICES (3)',
+      'NODES (1/2 alive)',
+      'INTENTIONS (default deny)',
+      'web → api',
+      'q quit',
+    ])
+      expect(f).toContain(s);
     expect(f.split('\n').at(-1)).toContain('? help');
   });
 
@@ -220,7 +277,13 @@ describe('DashboardView at 80×24', () => {
   });
 
   it('fits the detail and the help too, and a small terminal', () => {
-    expect(fits(frame(<DashboardView {...props({ snapshot: bigSnapshot(), mode: 'detail', selected: 'svc-01' })} />), 80, 23)).toBe(true);
+    expect(
+      fits(
+        frame(<DashboardView {...props({ snapshot: bigSnapshot(), mode: 'detail', selected: 'svc-01' })} />),
+        80,
+        23,
+      ),
+    ).toBe(true);
     expect(fits(frame(<DashboardView {...props({ help: true })} />), 80, 23)).toBe(true);
     const small = frame(<DashboardView {...props({ snapshot: bigSnapshot(), width: 60, height: 15 })} />);
     expect(fits(small, 60, 15)).toBe(true);
@@ -228,7 +291,11 @@ describe('DashboardView at 80×24', () => {
   });
 
   it('keeps the last data on screen while the registry is unreachable', () => {
-    const f = frame(<DashboardView {...props({ reachable: false, error: unavailable(), lastUpdated: new Date(NOW.getTime() - 5000) })} />);
+    const f = frame(
+      <DashboardView
+        {...props({ reachable: false, error: unavailable(), lastUpdated: new Date(NOW.getTime() - 5000) })}
+      />,
+    );
     expect(f).toContain('unreachable, showing data 5s old');
     expect(f).toContain('SERVICES (3)');
     expect(f).toContain('host-a');

@@ -20,7 +20,15 @@ export async function runExecCheck(def: CheckDefinition, signal?: AbortSignal): 
   if (signal?.aborted) return { status: 'critical', output: 'check cancelled' };
 
   const output = new OutputCollector(OUTPUT_LIMIT);
-  let subprocess: ResultPromise<{ shell: true; detached: true; stdin: 'ignore'; all: true; buffer: false; reject: false; forceKillAfterDelay: false }>;
+  let subprocess: ResultPromise<{
+    shell: true;
+    detached: true;
+    stdin: 'ignore';
+    all: true;
+    buffer: false;
+    reject: false;
+    forceKillAfterDelay: false;
+  }>;
   try {
     subprocess = execa(command, {
       shell: true,
@@ -32,7 +40,10 @@ export async function runExecCheck(def: CheckDefinition, signal?: AbortSignal): 
       forceKillAfterDelay: false,
     });
   } catch (err) {
-    return { status: 'critical', output: truncateOutput(`could not start the check command: ${err instanceof Error ? err.message : String(err)}`) };
+    return {
+      status: 'critical',
+      output: truncateOutput(`could not start the check command: ${err instanceof Error ? err.message : String(err)}`),
+    };
   }
 
   let timedOut = false;
@@ -68,7 +79,11 @@ export async function runExecCheck(def: CheckDefinition, signal?: AbortSignal): 
   const text = output.text();
   const withText = (line: string): string => truncateOutput(text ? `${line}\n${text}` : line);
   if (cancelled) return { status: 'critical', output: withText('check cancelled') };
-  if (timedOut) return { status: 'critical', output: withText(`timed out after ${def.timeoutMs}ms; killed the command and its children`) };
+  if (timedOut)
+    return {
+      status: 'critical',
+      output: withText(`timed out after ${def.timeoutMs}ms; killed the command and its children`),
+    };
   if (typeof result.exitCode === 'number') {
     const status = exitCodeToCheckStatus(result.exitCode);
     return { status, output: text || `exit code ${result.exitCode}` };

@@ -20,14 +20,14 @@ export function httpStatusToCheckStatus(code: number): CheckStatus {
 
 export function runHttpCheck(def: CheckDefinition, signal?: AbortSignal): Promise<CheckResult> {
   const parsed = parseHttpTarget(def.target);
-  if (!parsed.ok) return Promise.resolve({ status: 'critical', output: `invalid HTTP check URL '${def.target}': ${parsed.reason}` });
+  if (!parsed.ok)
+    return Promise.resolve({ status: 'critical', output: `invalid HTTP check URL '${def.target}': ${parsed.reason}` });
   const url = parsed.value;
   const prefix = `HTTP GET ${displayUrl(url)}`;
   if (signal?.aborted) return Promise.resolve({ status: 'critical', output: `${prefix}: check cancelled` });
 
   return new Promise<CheckResult>((resolve) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
     let req: http.ClientRequest | undefined;
     let response: http.IncomingMessage | undefined;
     const body = new OutputCollector(OUTPUT_LIMIT);
@@ -53,7 +53,7 @@ export function runHttpCheck(def: CheckDefinition, signal?: AbortSignal): Promis
     const onAbort = (): void => finish({ status: 'critical', output: `${prefix}: check cancelled` });
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       // Headers already in: the status decided, only the body was slow. Report what arrived.
       if (response) finish(fromResponse(response, ` (body cut off after ${def.timeoutMs}ms)`));
       else finish({ status: 'critical', output: `${prefix}: timed out after ${def.timeoutMs}ms` });
@@ -82,7 +82,9 @@ export function runHttpCheck(def: CheckDefinition, signal?: AbortSignal): Promis
       res.on('error', () => finish(fromResponse(res)));
       res.on('close', () => finish(fromResponse(res)));
     });
-    req.on('error', (err) => finish({ status: 'critical', output: truncateOutput(`${prefix}: ${describeNetError(err)}`) }));
+    req.on('error', (err) =>
+      finish({ status: 'critical', output: truncateOutput(`${prefix}: ${describeNetError(err)}`) }),
+    );
     req.end();
   });
 }

@@ -8,7 +8,14 @@ export { runnerFor } from './runners.js';
 export { StatusFilter } from './thresholds.js';
 export { OUTPUT_LIMIT, truncateOutput } from './output.js';
 export { parseHttpTarget, parseTcpTarget, formatHostPort, type HostPort } from './target.js';
-export { parseCheckSpec, parseCheckSpecs, type CheckSpecInput, type CheckSpecObject, type CheckSpecOptions, type ParsedSpec } from './parse.js';
+export {
+  parseCheckSpec,
+  parseCheckSpecs,
+  type CheckSpecInput,
+  type CheckSpecObject,
+  type CheckSpecOptions,
+  type ParsedSpec,
+} from './parse.js';
 export {
   CheckManager,
   type CheckChange,

@@ -42,7 +42,10 @@ export class OutputCollector {
   }
 
   add(chunk: Uint8Array | string): void {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, 'utf8')
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const room = this.limit - this.kept;
     if (room <= 0) {
       this.dropped += buf.length;

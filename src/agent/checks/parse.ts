@@ -96,14 +96,19 @@ function durationMs(spec: string, what: keyof typeof RANGES, value: string | num
     }
   }
   const { min, max } = RANGES[what];
-  if (ms < min || ms > max) throw refuse(spec, `${what} ${formatDuration(ms)} is out of range (${formatDuration(min)} to ${formatDuration(max)})`);
+  if (ms < min || ms > max)
+    throw refuse(
+      spec,
+      `${what} ${formatDuration(ms)} is out of range (${formatDuration(min)} to ${formatDuration(max)})`,
+    );
   return ms;
 }
 
 function count(spec: string, what: string, value: number | string): number {
   const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
   const { min, max } = RANGES.threshold;
-  if (!Number.isInteger(n) || n < min || n > max) throw refuse(spec, `${what} must be a whole number from ${min} to ${max}, not '${value}'`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw refuse(spec, `${what} must be a whole number from ${min} to ${max}, not '${value}'`);
   return n;
 }
 
@@ -152,13 +157,20 @@ function readInput(input: CheckSpecInput, index: number): { label: string; parse
       issue?.code === 'unrecognized_keys'
         ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`
         : `${issue?.path.join('.') || 'check'}: ${issue?.message ?? 'invalid'}`;
-    throw refuse(`#${index + 1}`, reason, `A check object has one of ${KIND_KEYS.join(', ')} and optionally id, interval, timeout, successBeforePassing, failuresBeforeCritical.`);
+    throw refuse(
+      `#${index + 1}`,
+      reason,
+      `A check object has one of ${KIND_KEYS.join(', ')} and optionally id, interval, timeout, successBeforePassing, failuresBeforeCritical.`,
+    );
   }
   const obj = res.data;
   const given = KIND_KEYS.filter((k) => obj[k] !== undefined);
   const label = obj.id ?? `#${index + 1}`;
   if (given.length !== 1) {
-    throw refuse(label, given.length === 0 ? `give one of ${KIND_KEYS.join(', ')}` : `give only one of ${given.join(', ')}`);
+    throw refuse(
+      label,
+      given.length === 0 ? `give one of ${KIND_KEYS.join(', ')}` : `give only one of ${given.join(', ')}`,
+    );
   }
   const key = given[0]!;
   let spec: string;
@@ -177,16 +189,23 @@ function readInput(input: CheckSpecInput, index: number): { label: string; parse
  * Turns the check specs of one service into definitions. A check without an id is named
  * `<service>-<kind>`, then `<service>-<kind>-2`, … for more of the same kind.
  */
-export function parseCheckSpecs(service: string, specs: readonly CheckSpecInput[], defaults: CheckSpecOptions = {}): CheckDefinition[] {
+export function parseCheckSpecs(
+  service: string,
+  specs: readonly CheckSpecInput[],
+  defaults: CheckSpecOptions = {},
+): CheckDefinition[] {
   if (!nameSchema.safeParse(service).success) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid service name '${service}'`, { hint: 'Service names are 1-63 lowercase letters, digits, ".", "-" or "_".' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid service name '${service}'`, {
+      hint: 'Service names are 1-63 lowercase letters, digits, ".", "-" or "_".',
+    });
   }
   const read = specs.map((s, i) => readInput(s, i));
 
   const taken = new Set<string>();
   for (const { label, obj } of read) {
     if (obj.id === undefined) continue;
-    if (!nameSchema.safeParse(obj.id).success) throw refuse(label, `check id '${obj.id}' must be 1-63 lowercase letters, digits, ".", "-" or "_"`);
+    if (!nameSchema.safeParse(obj.id).success)
+      throw refuse(label, `check id '${obj.id}' must be 1-63 lowercase letters, digits, ".", "-" or "_"`);
     if (taken.has(obj.id)) throw refuse(label, `check id '${obj.id}' is used twice`);
     taken.add(obj.id);
   }
@@ -200,8 +219,12 @@ export function parseCheckSpecs(service: string, specs: readonly CheckSpecInput[
       target: parsed.target,
       intervalMs: opts.interval === undefined ? 10_000 : durationMs(label, 'interval', opts.interval),
       timeoutMs: opts.timeout === undefined ? 2_000 : durationMs(label, 'timeout', opts.timeout),
-      successBeforePassing: opts.successBeforePassing === undefined ? 1 : count(label, 'successBeforePassing', opts.successBeforePassing),
-      failuresBeforeCritical: opts.failuresBeforeCritical === undefined ? 1 : count(label, 'failuresBeforeCritical', opts.failuresBeforeCritical),
+      successBeforePassing:
+        opts.successBeforePassing === undefined ? 1 : count(label, 'successBeforePassing', opts.successBeforePassing),
+      failuresBeforeCritical:
+        opts.failuresBeforeCritical === undefined
+          ? 1
+          : count(label, 'failuresBeforeCritical', opts.failuresBeforeCritical),
     };
     if (parsed.ttlMs !== undefined) def.ttlMs = parsed.ttlMs;
     // The wire schema is the last word; the checks above exist to word the errors well.

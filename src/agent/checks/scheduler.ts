@@ -154,7 +154,10 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
   ttlUpdate(checkId: string, status: CheckStatus, note = '', opts: { instanceId?: string } = {}): CheckStateView {
     this.assertRunning();
     if (!checkStatusSchema.safeParse(status).success) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid check status '${String(status)}': use passing, warning or critical`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `invalid check status '${String(status)}': use passing, warning or critical`,
+      );
     }
     const matches: Entry[] = [];
     for (const [instanceId, entries] of this.instances) {
@@ -164,16 +167,25 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
     }
     if (matches.length === 0) {
       const where = opts.instanceId === undefined ? '' : ` on instance '${opts.instanceId}'`;
-      throw new MeshError('MESH_ERR_NOT_FOUND', `no check '${checkId}'${where}`, { hint: 'List the checks with `meshctl services`.' });
+      throw new MeshError('MESH_ERR_NOT_FOUND', `no check '${checkId}'${where}`, {
+        hint: 'List the checks with `meshctl services`.',
+      });
     }
     if (matches.length > 1) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `check id '${checkId}' is used by instances ${matches.map((e) => `'${e.instanceId}'`).join(', ')}`, {
-        hint: 'Name the instance the report is for.',
-      });
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `check id '${checkId}' is used by instances ${matches.map((e) => `'${e.instanceId}'`).join(', ')}`,
+        {
+          hint: 'Name the instance the report is for.',
+        },
+      );
     }
     const entry = matches[0]!;
     if (!entry.ttl) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `check '${checkId}' is of kind ${entry.def.kind}; only TTL checks take pass/warn/fail reports`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `check '${checkId}' is of kind ${entry.def.kind}; only TTL checks take pass/warn/fail reports`,
+      );
     }
     this.record(entry, entry.ttl.update(status, note));
     return view(entry);
@@ -309,13 +321,20 @@ function validateDefs(instanceId: string, defs: readonly CheckDefinition[]): Che
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `instance '${instanceId}', check ${label}: ${where}${issue?.message ?? 'invalid'}`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `instance '${instanceId}', check ${label}: ${where}${issue?.message ?? 'invalid'}`,
+      );
     }
     const def = parsed.data;
-    if (seen.has(def.id)) throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `instance '${instanceId}' has two checks with id '${def.id}'`);
+    if (seen.has(def.id))
+      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `instance '${instanceId}' has two checks with id '${def.id}'`);
     seen.add(def.id);
     if (def.kind === 'ttl' && def.ttlMs === undefined) {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `instance '${instanceId}', check '${def.id}': a TTL check needs ttlMs`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_ARGUMENT',
+        `instance '${instanceId}', check '${def.id}': a TTL check needs ttlMs`,
+      );
     }
     return def;
   });

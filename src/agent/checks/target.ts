@@ -38,7 +38,8 @@ export function parseHttpTarget(target: string): TargetResult<URL> {
   } catch {
     return { ok: false, reason: 'the URL is malformed' };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, reason: 'the URL must start with http:// or https://' };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return { ok: false, reason: 'the URL must start with http:// or https://' };
   if (!url.hostname) return { ok: false, reason: 'the URL has no host' };
   return { ok: true, value: url };
 }
@@ -60,7 +61,8 @@ export function parseTcpTarget(target: string): TargetResult<HostPort> {
     portText = rest.slice(colon + 1);
     if (host.includes(':')) return { ok: false, reason: 'put an IPv6 address in brackets, e.g. [::1]:80' };
     if (host === '') return { ok: false, reason: 'the host is empty' };
-    if (isIP(host) !== 4 && !HOSTNAME_RE.test(host)) return { ok: false, reason: `'${host}' is not a valid host name or address` };
+    if (isIP(host) !== 4 && !HOSTNAME_RE.test(host))
+      return { ok: false, reason: `'${host}' is not a valid host name or address` };
   }
   const port = portFrom(portText);
   if (!port.ok) return port;

@@ -7,7 +7,11 @@ import { truncateOutput } from './output.js';
 
 export function runTcpCheck(def: CheckDefinition, signal?: AbortSignal): Promise<CheckResult> {
   const parsed = parseTcpTarget(def.target);
-  if (!parsed.ok) return Promise.resolve({ status: 'critical', output: `invalid TCP check target '${def.target}': ${parsed.reason}` });
+  if (!parsed.ok)
+    return Promise.resolve({
+      status: 'critical',
+      output: `invalid TCP check target '${def.target}': ${parsed.reason}`,
+    });
   const prefix = `TCP connect ${formatHostPort(parsed.value)}`;
   if (signal?.aborted) return Promise.resolve({ status: 'critical', output: `${prefix}: check cancelled` });
 
@@ -24,7 +28,10 @@ export function runTcpCheck(def: CheckDefinition, signal?: AbortSignal): Promise
     };
     const onAbort = (): void => finish({ status: 'critical', output: `${prefix}: check cancelled` });
     signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => finish({ status: 'critical', output: `${prefix}: timed out after ${def.timeoutMs}ms` }), def.timeoutMs);
+    const timer = setTimeout(
+      () => finish({ status: 'critical', output: `${prefix}: timed out after ${def.timeoutMs}ms` }),
+      def.timeoutMs,
+    );
 
     try {
       socket = net.connect({ host: parsed.value.host, port: parsed.value.port });
@@ -33,6 +40,8 @@ export function runTcpCheck(def: CheckDefinition, signal?: AbortSignal): Promise
       return;
     }
     socket.once('connect', () => finish({ status: 'passing', output: `${prefix}: success` }));
-    socket.on('error', (err) => finish({ status: 'critical', output: truncateOutput(`${prefix}: ${describeNetError(err)}`) }));
+    socket.on('error', (err) =>
+      finish({ status: 'critical', output: truncateOutput(`${prefix}: ${describeNetError(err)}`) }),
+    );
   });
 }

@@ -92,14 +92,20 @@ export class DefinitionSet {
   files(): FileStatus[] {
     return [...this.#files]
       .sort(([a], [b]) => cmp(a, b))
-      .map(([file, e]) => ({ file, state: e.state, services: e.active.map(instanceId), ...(e.error && { error: e.error }) }));
+      .map(([file, e]) => ({
+        file,
+        state: e.state,
+        services: e.active.map(instanceId),
+        ...(e.error && { error: e.error }),
+      }));
   }
 
   #clashes(file: string, services: ServiceRegistration[]): string[] {
     const out: string[] = [];
     for (const s of services) {
       const owner = this.#owner.get(instanceId(s));
-      if (owner !== undefined && owner !== file) out.push(`service id '${instanceId(s)}' is already defined in ${owner}`);
+      if (owner !== undefined && owner !== file)
+        out.push(`service id '${instanceId(s)}' is already defined in ${owner}`);
     }
     return out;
   }
@@ -148,7 +154,7 @@ export class DefinitionSet {
   }
 
   #retryPending(ch: DefinitionChanges): void {
-    for (let progress = true; progress; ) {
+    for (let progress = true; progress;) {
       progress = false;
       for (const [file, services] of this.#pending) {
         if (this.#clashes(file, services).length > 0) continue;

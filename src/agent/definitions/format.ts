@@ -66,8 +66,10 @@ const EXPECTED: Record<string, string> = {
 
 function bound(word: 'at most' | 'at least', origin: string, n: number | bigint, inclusive = true): string {
   const limit = inclusive ? n : word === 'at most' ? Number(n) - 1 : Number(n) + 1;
-  if (origin === 'array') return word === 'at most' ? `may have at most ${limit} items` : `needs at least ${limit} items`;
-  if (origin === 'string') return limit === 1 && word === 'at least' ? 'must not be empty' : `must be ${word} ${limit} characters long`;
+  if (origin === 'array')
+    return word === 'at most' ? `may have at most ${limit} items` : `needs at least ${limit} items`;
+  if (origin === 'string')
+    return limit === 1 && word === 'at least' ? 'must not be empty' : `must be ${word} ${limit} characters long`;
   return `must be ${word} ${limit}`;
 }
 
@@ -97,7 +99,9 @@ const KNOWN_KEYS = new Set<string>();
 
 function unknownKeyMessage(key: string): string {
   const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return snake !== key && KNOWN_KEYS.has(snake) ? `unknown key '${key}' (did you mean '${snake}'?)` : `unknown key '${key}'`;
+  return snake !== key && KNOWN_KEYS.has(snake)
+    ? `unknown key '${key}' (did you mean '${snake}'?)`
+    : `unknown key '${key}'`;
 }
 
 /** zod issues → file issues: one issue per unknown key, pointing at that key. */
@@ -119,7 +123,8 @@ function normalizeIssues(issues: readonly z.core.$ZodIssue[]): FormatIssue[] {
 type Ctx = z.core.$RefinementCtx;
 
 function addIssues(ctx: Ctx, issues: FormatIssue[]): void {
-  for (const i of issues) ctx.addIssue({ code: 'custom', message: i.message, path: i.path, ...(i.at && { params: { at: i.at } }) });
+  for (const i of issues)
+    ctx.addIssue({ code: 'custom', message: i.message, path: i.path, ...(i.at && { params: { at: i.at } }) });
 }
 
 function plainObject(v: unknown): v is Record<string, unknown> {
@@ -158,11 +163,17 @@ function duration(bounds: z.ZodNumber) {
     try {
       ms = parseDuration(v);
     } catch {
-      ctx.addIssue({ code: 'custom', message: `${describe(v)} is not a duration: use a number with a unit (500ms, 10s, 5m, 24h)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${describe(v)} is not a duration: use a number with a unit (500ms, 10s, 5m, 24h)`,
+      });
       return z.NEVER;
     }
     if (ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `must be between ${formatDuration(min)} and ${formatDuration(max)}, not ${v}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be between ${formatDuration(min)} and ${formatDuration(max)}, not ${v}`,
+      });
       return z.NEVER;
     }
     return ms;
@@ -178,7 +189,8 @@ export function parseUpstreamShorthand(text: string): { service: string; localPo
   if (!m) return `${describe(text)} is not SERVICE:LOCALPORT (e.g. "db:15432")`;
   const service = m[1]!;
   const port = Number(m[2]);
-  if (!NAME_RE.test(service)) return `'${service}' is not a valid service name: use 1-63 lowercase letters, digits, ".", "-" or "_"`;
+  if (!NAME_RE.test(service))
+    return `'${service}' is not a valid service name: use 1-63 lowercase letters, digits, ".", "-" or "_"`;
   if (port < 1 || port > 65535) return `local port ${m[2]} is out of range 1-65535`;
   return { service, localPort: port };
 }
@@ -209,7 +221,11 @@ const upstreamMapping = z
     return out;
   });
 
-const upstreamFile = stringOrMapping(upstreamShorthand, upstreamMapping, '"SERVICE:LOCALPORT" or a mapping with service and local_port');
+const upstreamFile = stringOrMapping(
+  upstreamShorthand,
+  upstreamMapping,
+  '"SERVICE:LOCALPORT" or a mapping with service and local_port',
+);
 
 // ---------------------------------------------------------------------------------------------
 // Checks: exactly one of http:/tcp:/exec:/ttl: names the kind and its target.
@@ -228,7 +244,8 @@ function checkTarget(kind: Exclude<CheckKind, 'ttl'>, value: string): string | u
     } catch {
       return `${describe(value)} is not a URL (e.g. http://127.0.0.1:9000/health)`;
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must be an http:// or https:// URL, not ${url.protocol}//`;
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      return `must be an http:// or https:// URL, not ${url.protocol}//`;
   } else if (kind === 'tcp') {
     const m = TCP_TARGET_RE.exec(value);
     const port = m ? Number(m[1]) : 0;
@@ -255,7 +272,10 @@ const checkFile = z
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: kinds.length === 0 ? 'a check needs one of http:, tcp:, exec: or ttl:' : `a check has one kind, this one has ${kinds.join(' and ')}`,
+        message:
+          kinds.length === 0
+            ? 'a check needs one of http:, tcp:, exec: or ttl:'
+            : `a check has one kind, this one has ${kinds.join(' and ')}`,
       });
       return z.NEVER;
     }
@@ -264,7 +284,12 @@ const checkFile = z
     if (kind === 'ttl') {
       // The service reports its own status; the agent only times it out.
       for (const key of ['interval', 'timeout'] as const) {
-        if (c[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `a ttl check has no ${key}: the service reports its status itself` });
+        if (c[key] !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `a ttl check has no ${key}: the service reports its status itself`,
+          });
       }
       out.ttlMs = c.ttl!;
     } else {
@@ -332,7 +357,12 @@ export const definitionFileSchema = z
     if (f.service === undefined && f.services === undefined) {
       ctx.addIssue({ code: 'custom', message: "the file must hold 'service:' (one service) or 'services:' (a list)" });
     } else if (f.service !== undefined && f.services !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['services'], params: { at: 'key' }, message: "use either 'service:' or 'services:', not both" });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services'],
+        params: { at: 'key' },
+        message: "use either 'service:' or 'services:', not both",
+      });
     }
   });
 
@@ -355,12 +385,21 @@ export function formatPath(path: readonly PathSegment[]): string {
 }
 
 /** Checks without an id get `<service>-<kind>`, then `-2`, `-3` … for the same kind, skipping ids taken. */
-function withCheckIds(service: string, checks: CheckInput[], at: PathSegment[], issues: FormatIssue[]): { checks: CheckInput[]; generated: Set<number> } {
+function withCheckIds(
+  service: string,
+  checks: CheckInput[],
+  at: PathSegment[],
+  issues: FormatIssue[],
+): { checks: CheckInput[]; generated: Set<number> } {
   const taken = new Map<string, number>();
   checks.forEach((c, i) => {
     if (c.id === undefined) return;
     const first = taken.get(c.id);
-    if (first !== undefined) issues.push({ path: [...at, 'checks', i, 'id'], message: `check id '${c.id}' is already used by checks[${first}]` });
+    if (first !== undefined)
+      issues.push({
+        path: [...at, 'checks', i, 'id'],
+        message: `check id '${c.id}' is already used by checks[${first}]`,
+      });
     else taken.set(c.id, i);
   });
   const perKind = new Map<CheckKind, number>();
@@ -376,7 +415,11 @@ function withCheckIds(service: string, checks: CheckInput[], at: PathSegment[], 
     perKind.set(c.kind, n);
     taken.set(id, i);
     generated.add(i);
-    if (!NAME_RE.test(id)) issues.push({ path: [...at, 'checks', i], message: `the check id made from the service name, '${id}', is too long: give this check an id:` });
+    if (!NAME_RE.test(id))
+      issues.push({
+        path: [...at, 'checks', i],
+        message: `the check id made from the service name, '${id}', is too long: give this check an id:`,
+      });
     return { ...c, id };
   });
   return { checks: out, generated };
@@ -407,12 +450,22 @@ function wirePathToFile(path: readonly PathSegment[], checks: CheckInput[], gene
 /** Validates a parsed file (the value of its YAML/JSON) and converts it to wire registrations. */
 export function definitionsFromValue(value: unknown): FormatResult {
   if (!plainObject(value)) {
-    return { ok: false, issues: [{ path: [], message: `the file must be a mapping with 'service:' (one service) or 'services:' (a list), not ${describe(value)}` }] };
+    return {
+      ok: false,
+      issues: [
+        {
+          path: [],
+          message: `the file must be a mapping with 'service:' (one service) or 'services:' (a list), not ${describe(value)}`,
+        },
+      ],
+    };
   }
   const r = definitionFileSchema.safeParse(value, { error: fileErrorMap });
   if (!r.success) return { ok: false, issues: normalizeIssues(r.error.issues) };
   const entries: [PathSegment[], ServiceInput][] =
-    r.data.service !== undefined ? [[['service'], r.data.service]] : (r.data.services ?? []).map((s, i) => [['services', i], s]);
+    r.data.service !== undefined
+      ? [[['service'], r.data.service]]
+      : (r.data.services ?? []).map((s, i) => [['services', i], s]);
 
   const issues: FormatIssue[] = [];
   const services: ServiceRegistration[] = [];

@@ -5,7 +5,18 @@
  */
 import { open } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
 import { isMeshError, MeshError } from '../../errors/index.js';
 import type { ServiceRegistration } from '../../api/schemas.js';
 import { definitionsFromValue, formatPath, type FormatIssue, type PathSegment } from './format.js';
@@ -45,7 +56,12 @@ interface Pos {
   col: number;
 }
 
-function fileError(file: string, pos: Pos | undefined, message: string, issues?: DefinitionErrorDetails['issues']): MeshError {
+function fileError(
+  file: string,
+  pos: Pos | undefined,
+  message: string,
+  issues?: DefinitionErrorDetails['issues'],
+): MeshError {
   const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
   const details: DefinitionErrorDetails = { file, message: `${where}: ${message}` };
   if (pos) {
@@ -104,10 +120,17 @@ function keyMatches(key: unknown, seg: PathSegment): boolean {
  * sorts after everything inside that holder, so a misspelt key is reported before the "missing"
  * it causes.
  */
-function locate(doc: Document, path: readonly PathSegment[], at: FormatIssue['at']): { offset?: number; order: number } {
+function locate(
+  doc: Document,
+  path: readonly PathSegment[],
+  at: FormatIssue['at'],
+): { offset?: number; order: number } {
   let node: unknown = doc.contents;
   let holder = start(node);
-  const missing = (inside: unknown) => ({ offset: holder, order: (inside as Node).range?.[1] ?? holder ?? Number.MAX_SAFE_INTEGER });
+  const missing = (inside: unknown) => ({
+    offset: holder,
+    order: (inside as Node).range?.[1] ?? holder ?? Number.MAX_SAFE_INTEGER,
+  });
   for (let i = 0; i < path.length; i++) {
     const seg = path[i]!;
     if (isAlias(node)) node = node.resolve(doc);
@@ -179,7 +202,11 @@ function jsonMessage(message: string): string {
 export function parseDefinitionFile(path: string, text: string, opts: { maxBytes?: number } = {}): DefinitionFile {
   const ext = extname(path).toLowerCase();
   if (!DEFINITION_EXTENSIONS.includes(ext)) {
-    throw fileError(path, undefined, `unsupported file type '${ext || '(none)'}': definition files end in .yaml, .yml or .json`);
+    throw fileError(
+      path,
+      undefined,
+      `unsupported file type '${ext || '(none)'}': definition files end in .yaml, .yml or .json`,
+    );
   }
   const max = opts.maxBytes ?? MAX_DEFINITION_BYTES;
   if (text.length > max || Buffer.byteLength(text, 'utf8') > max) throw tooBig(path, max);
@@ -219,7 +246,11 @@ export function parseDefinitionFile(path: string, text: string, opts: { maxBytes
     }
   }
   if (value === null || value === undefined) {
-    throw fileError(path, undefined, "the file is empty: it must hold 'service:' (one service) or 'services:' (a list)");
+    throw fileError(
+      path,
+      undefined,
+      "the file is empty: it must hold 'service:' (one service) or 'services:' (a list)",
+    );
   }
 
   const r = definitionsFromValue(value);
@@ -233,7 +264,8 @@ export function parseDefinitionFile(path: string, text: string, opts: { maxBytes
     return { path: formatPath(issue.path), message: issue.message, ...(p && { line: p.line, column: p.col }) };
   });
   const first = located[0]!;
-  const what = first.issue.path.length > 0 ? `${formatPath(first.issue.path)}: ${first.issue.message}` : first.issue.message;
+  const what =
+    first.issue.path.length > 0 ? `${formatPath(first.issue.path)}: ${first.issue.message}` : first.issue.message;
   const more = located.length > 1 ? ` (and ${located.length - 1} more problem${located.length > 2 ? 's' : ''})` : '';
   throw fileError(path, pos(first.offset), `${what}${more}`, issues);
 }
@@ -245,7 +277,11 @@ export function parseDefinitionFile(path: string, text: string, opts: { maxBytes
  */
 export async function readDefinitionFile(path: string, opts: { maxBytes?: number } = {}): Promise<DefinitionFile> {
   if (!hasDefinitionExtension(path)) {
-    throw fileError(path, undefined, `unsupported file type '${extname(path) || '(none)'}': definition files end in .yaml, .yml or .json`);
+    throw fileError(
+      path,
+      undefined,
+      `unsupported file type '${extname(path) || '(none)'}': definition files end in .yaml, .yml or .json`,
+    );
   }
   const max = opts.maxBytes ?? MAX_DEFINITION_BYTES;
   let fh;
@@ -253,7 +289,10 @@ export async function readDefinitionFile(path: string, opts: { maxBytes?: number
     fh = await open(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new MeshError('MESH_ERR_NOT_FOUND', `${path}: no such file`, { hint: 'Check the path of the definition file.' });
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new MeshError('MESH_ERR_NOT_FOUND', `${path}: no such file`, {
+        hint: 'Check the path of the definition file.',
+      });
     throw fileError(path, undefined, `cannot read the file (${code ?? String(e)})`);
   }
   let bytes: Buffer;

@@ -100,7 +100,8 @@ export class DefinitionWatcher extends EventEmitter<DefinitionWatcherEvents> {
    * `ready`, then resolves. A missing directory is not an error (see the module comment).
    */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new MeshError('MESH_ERR_INTERNAL', 'DefinitionWatcher.start() called twice or after close()');
+    if (this.#state !== 'new')
+      throw new MeshError('MESH_ERR_INTERNAL', 'DefinitionWatcher.start() called twice or after close()');
     this.#state = 'running';
     await this.#enqueue(() => this.#checkDir(true));
     if (this.#state !== 'running') return;
@@ -235,12 +236,17 @@ export class DefinitionWatcher extends EventEmitter<DefinitionWatcherEvents> {
   async #look(file: string): Promise<DefinitionEvent | undefined> {
     const prev = this.#known.get(file);
     try {
-      const { services } = await readDefinitionFile(file, this.#maxFileBytes === undefined ? {} : { maxBytes: this.#maxFileBytes });
+      const { services } = await readDefinitionFile(
+        file,
+        this.#maxFileBytes === undefined ? {} : { maxBytes: this.#maxFileBytes },
+      );
       if (prev?.ok && isDeepStrictEqual(prev.services, services)) return undefined;
       return { type: 'upsert', file, services };
     } catch (e) {
       if (isMeshError(e) && e.code === 'MESH_ERR_NOT_FOUND') return prev ? { type: 'remove', file } : undefined;
-      const error: DefinitionError = definitionErrorOf(e) ?? { message: `${file}: ${e instanceof Error ? e.message : String(e)}` };
+      const error: DefinitionError = definitionErrorOf(e) ?? {
+        message: `${file}: ${e instanceof Error ? e.message : String(e)}`,
+      };
       if (prev && !prev.ok && prev.message === error.message) return undefined;
       return { type: 'invalid', file, error };
     }

@@ -15,23 +15,48 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
   const registry = new Registry();
   const labelsIn = ['service', 'service_id', 'node'] as const;
   const labelsUp = ['service', 'service_id', 'node', 'upstream', 'endpoint'] as const;
-  const g = (name: string, help: string, labelNames: readonly string[]) => new Gauge({ name, help, labelNames, registers: [registry] });
+  const g = (name: string, help: string, labelNames: readonly string[]) =>
+    new Gauge({ name, help, labelNames, registers: [registry] });
   // Counters from the proxies are totals since each proxy started; exposed as gauges because
   // the agent mirrors them rather than counting itself (a proxy restart resets them).
-  const reqIn = g('meshctl_inbound_requests_total', 'Requests (HTTP) or connections (TCP) into the service through its sidecar', labelsIn);
+  const reqIn = g(
+    'meshctl_inbound_requests_total',
+    'Requests (HTTP) or connections (TCP) into the service through its sidecar',
+    labelsIn,
+  );
   const respIn = g('meshctl_inbound_responses_total', 'Inbound responses by status class', [...labelsIn, 'class']);
-  const meshIn = g('meshctl_inbound_mesh_errors_total', 'Answers the mesh itself produced on the inbound side, by reason', [...labelsIn, 'reason']);
-  const tlsIn = g('meshctl_inbound_tls_failures_total', 'Refused inbound TLS handshakes and identities, by reason', [...labelsIn, 'reason']);
+  const meshIn = g(
+    'meshctl_inbound_mesh_errors_total',
+    'Answers the mesh itself produced on the inbound side, by reason',
+    [...labelsIn, 'reason'],
+  );
+  const tlsIn = g('meshctl_inbound_tls_failures_total', 'Refused inbound TLS handshakes and identities, by reason', [
+    ...labelsIn,
+    'reason',
+  ]);
   const connIn = g('meshctl_inbound_connections_active', 'Open inbound connections', labelsIn);
   const connInTotal = g('meshctl_inbound_connections_total', 'Inbound connections accepted', labelsIn);
   const bytesIn = g('meshctl_inbound_bytes_total', 'Bytes through the inbound side', [...labelsIn, 'direction']);
-  const latIn = g('meshctl_inbound_latency_seconds', 'Inbound request latency quantiles since the sidecar started', [...labelsIn, 'quantile']);
-  const reqUp = g('meshctl_upstream_requests_total', 'Requests to an upstream (per endpoint; endpoint="" is the upstream total)', labelsUp);
+  const latIn = g('meshctl_inbound_latency_seconds', 'Inbound request latency quantiles since the sidecar started', [
+    ...labelsIn,
+    'quantile',
+  ]);
+  const reqUp = g(
+    'meshctl_upstream_requests_total',
+    'Requests to an upstream (per endpoint; endpoint="" is the upstream total)',
+    labelsUp,
+  );
   const respUp = g('meshctl_upstream_responses_total', 'Upstream responses by status class', [...labelsUp, 'class']);
-  const meshUp = g('meshctl_upstream_mesh_errors_total', 'Answers the mesh produced on the outbound side, by reason', [...labelsUp, 'reason']);
+  const meshUp = g('meshctl_upstream_mesh_errors_total', 'Answers the mesh produced on the outbound side, by reason', [
+    ...labelsUp,
+    'reason',
+  ]);
   const connUp = g('meshctl_upstream_connections_active', 'Open connections to an upstream', labelsUp);
   const bytesUp = g('meshctl_upstream_bytes_total', 'Bytes to and from an upstream', [...labelsUp, 'direction']);
-  const latUp = g('meshctl_upstream_latency_seconds', 'Upstream request latency quantiles since the sidecar started', [...labelsUp, 'quantile']);
+  const latUp = g('meshctl_upstream_latency_seconds', 'Upstream request latency quantiles since the sidecar started', [
+    ...labelsUp,
+    'quantile',
+  ]);
 
   const fill = (
     c: TrafficCounters,
@@ -48,7 +73,9 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
     if (c.latency) {
       try {
         const h = hdr.decodeFromCompressedBase64(c.latency);
-        if (h.totalCount > 0) for (const q of QUANTILES) m.lat.set({ ...labels, quantile: String(q) }, h.getValueAtPercentile(q * 100) / 1e6);
+        if (h.totalCount > 0)
+          for (const q of QUANTILES)
+            m.lat.set({ ...labels, quantile: String(q) }, h.getValueAtPercentile(q * 100) / 1e6);
       } catch {
         // A histogram we cannot read is skipped, not fatal to the scrape.
       }
@@ -61,12 +88,29 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
     if (!r) return;
     for (const p of r.proxies) {
       const base = { service: p.service, service_id: p.serviceId, node: p.node };
-      fill(p.inbound, base, { req: reqIn, resp: respIn, mesh: meshIn, conn: connIn, bytes: bytesIn, lat: latIn, connTotal: connInTotal });
+      fill(p.inbound, base, {
+        req: reqIn,
+        resp: respIn,
+        mesh: meshIn,
+        conn: connIn,
+        bytes: bytesIn,
+        lat: latIn,
+        connTotal: connInTotal,
+      });
       for (const [reason, n] of Object.entries(p.inbound.tlsFailures)) tlsIn.set({ ...base, reason }, n);
       for (const u of p.upstreams) {
         const ul = { ...base, upstream: u.service };
-        fill(u, { ...ul, endpoint: '' }, { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp });
-        for (const e of u.endpoints) fill(e, { ...ul, endpoint: e.endpoint }, { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp });
+        fill(
+          u,
+          { ...ul, endpoint: '' },
+          { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp },
+        );
+        for (const e of u.endpoints)
+          fill(
+            e,
+            { ...ul, endpoint: e.endpoint },
+            { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp },
+          );
       }
     }
   };
@@ -78,12 +122,17 @@ export interface PrometheusServer {
   close(): Promise<void>;
 }
 
-export async function startPrometheus(bind: string, latest: () => NodeMetricsReport | undefined): Promise<PrometheusServer> {
+export async function startPrometheus(
+  bind: string,
+  latest: () => NodeMetricsReport | undefined,
+): Promise<PrometheusServer> {
   const i = bind.lastIndexOf(':');
   const host = bind.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(bind.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid metrics address '${bind}'`, { hint: 'Use ADDR:PORT, e.g. 127.0.0.1:9102.' });
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid metrics address '${bind}'`, {
+      hint: 'Use ADDR:PORT, e.g. 127.0.0.1:9102.',
+    });
   }
   const registry = buildPromRegistry(latest) as Registry & { collectNow: () => void };
   const server = http.createServer((req, res) => {
@@ -99,7 +148,9 @@ export async function startPrometheus(bind: string, latest: () => NodeMetricsRep
   });
   server.on('clientError', (_e, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen for metrics on ${bind}: ${e.code ?? e.message}`)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen for metrics on ${bind}: ${e.code ?? e.message}`)),
+    );
     server.listen(port, host, () => resolve());
   });
   server.on('error', () => undefined);

@@ -17,7 +17,9 @@ export class MetricsReporter {
   private last: NodeMetricsReport | undefined;
   private failures = 0;
 
-  constructor(private readonly o: { node: string; link: RegistryLink; source: MetricsSource; log: Logger; everyMs?: number }) {}
+  constructor(
+    private readonly o: { node: string; link: RegistryLink; source: MetricsSource; log: Logger; everyMs?: number },
+  ) {}
 
   start(): void {
     const tick = async () => {
@@ -44,7 +46,8 @@ export class MetricsReporter {
       this.failures = 0;
     } catch (e) {
       // Figures are best effort: the next sample carries the totals anyway.
-      if (this.failures++ === 0) this.o.log.debug({ err: (e as Error).message }, 'could not push metrics to the registry');
+      if (this.failures++ === 0)
+        this.o.log.debug({ err: (e as Error).message }, 'could not push metrics to the registry');
     }
   }
 }

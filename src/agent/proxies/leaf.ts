@@ -20,7 +20,12 @@ export interface Leaf {
 }
 
 export class LeafStore {
-  constructor(private readonly dir: string, private readonly link: RegistryLink, private readonly trustDomain: string, private readonly ttlSeconds?: number) {}
+  constructor(
+    private readonly dir: string,
+    private readonly link: RegistryLink,
+    private readonly trustDomain: string,
+    private readonly ttlSeconds?: number,
+  ) {}
 
   private paths(id: string) {
     const d = join(this.dir, id);
@@ -31,9 +36,19 @@ export class LeafStore {
   async load(id: string): Promise<Leaf | undefined> {
     const p = this.paths(id);
     try {
-      const [certPem, keyPem, roots] = await Promise.all([readFile(p.cert, 'utf8'), readFile(p.key, 'utf8'), readFile(p.roots, 'utf8')]);
+      const [certPem, keyPem, roots] = await Promise.all([
+        readFile(p.cert, 'utf8'),
+        readFile(p.key, 'utf8'),
+        readFile(p.roots, 'utf8'),
+      ]);
       const x = new X509Certificate(certPem);
-      return { certPem, keyPem, rootsPem: splitPem(roots), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) };
+      return {
+        certPem,
+        keyPem,
+        rootsPem: splitPem(roots),
+        notBefore: Date.parse(x.validFrom),
+        notAfter: Date.parse(x.validTo),
+      };
     } catch {
       return undefined;
     }
@@ -54,7 +69,13 @@ export class LeafStore {
     await writeFileAtomic(p.key, keyPem, 0o600);
     await writeFileAtomic(p.cert, res.certificate, 0o600);
     await writeFileAtomic(p.roots, res.roots.join(''), 0o600);
-    return { certPem: res.certificate, keyPem, rootsPem: res.roots, notBefore: Date.parse(res.notBefore), notAfter: Date.parse(res.notAfter) };
+    return {
+      certPem: res.certificate,
+      keyPem,
+      rootsPem: res.roots,
+      notBefore: Date.parse(res.notBefore),
+      notAfter: Date.parse(res.notAfter),
+    };
   }
 
   async remove(id: string): Promise<void> {

@@ -65,7 +65,9 @@ export class ProxyManager {
   /** Makes the set of proxies match the local services that want one. */
   async update(services: readonly LocalService[]): Promise<void> {
     if (this.stopped) return;
-    const wanted = new Map(services.filter((s) => s.registration.proxy && s.registration.meshPort !== undefined).map((s) => [s.id, s]));
+    const wanted = new Map(
+      services.filter((s) => s.registration.proxy && s.registration.meshPort !== undefined).map((s) => [s.id, s]),
+    );
     for (const [id, m] of this.managed) {
       if (!wanted.has(id)) {
         this.managed.delete(id);
@@ -89,14 +91,24 @@ export class ProxyManager {
         cliEntry: this.o.cliEntry,
         log: this.o.log,
       });
-      const entry: Managed = { service: svc, proc, leaf: await this.leaves.load(id), leafTimer: undefined, leafBackoff: new Backoff(500, 30_000), version: 0, lastKey: undefined };
+      const entry: Managed = {
+        service: svc,
+        proc,
+        leaf: await this.leaves.load(id),
+        leafTimer: undefined,
+        leafBackoff: new Backoff(500, 30_000),
+        version: 0,
+        lastKey: undefined,
+      };
       this.managed.set(id, entry);
       // A valid leaf on disk is enough to serve (registry down); otherwise the proxy waits for one.
       if (entry.leaf && entry.leaf.notAfter > Date.now()) await this.refresh(entry);
       await proc.start();
       this.scheduleLeaf(entry, 0);
     }
-    this.watch.setServices(new Set([...wanted.values()].flatMap((s) => s.registration.upstreams.map((u) => u.service))));
+    this.watch.setServices(
+      new Set([...wanted.values()].flatMap((s) => s.registration.upstreams.map((u) => u.service))),
+    );
     await this.refreshAll();
   }
 
@@ -106,7 +118,10 @@ export class ProxyManager {
 
   async stats(): Promise<Array<{ info: ProxyProcessInfo; stats: unknown }>> {
     return Promise.all(
-      [...this.managed.values()].map(async (m) => ({ info: m.proc.info(), stats: await m.proc.stats().catch((e: unknown) => ({ error: (e as Error).message })) })),
+      [...this.managed.values()].map(async (m) => ({
+        info: m.proc.info(),
+        stats: await m.proc.stats().catch((e: unknown) => ({ error: (e as Error).message })),
+      })),
     );
   }
 
@@ -189,7 +204,10 @@ export class ProxyManager {
     try {
       m.leaf = await this.leaves.issue(m.service.id, m.service.registration.name);
       m.leafBackoff.reset();
-      this.o.log.info({ service: m.service.id, notAfter: new Date(m.leaf.notAfter).toISOString() }, 'got a new service certificate');
+      this.o.log.info(
+        { service: m.service.id, notAfter: new Date(m.leaf.notAfter).toISOString() },
+        'got a new service certificate',
+      );
       await this.refresh(m);
       this.scheduleLeaf(m, 0);
     } catch (e) {
@@ -206,7 +224,9 @@ export class ProxyManager {
 /** Endpoint ids must be unique per upstream: the same instance id lives on many nodes. */
 function endpointId(id: string, node: string): string {
   const full = `${id}.${node}`;
-  return full.length <= 63 ? full : `${id.slice(0, 40)}.${createHash('sha256').update(full).digest('hex').slice(0, 16)}`;
+  return full.length <= 63
+    ? full
+    : `${id.slice(0, 40)}.${createHash('sha256').update(full).digest('hex').slice(0, 16)}`;
 }
 
 /** Socket paths are limited to ~107 bytes: long ids get a hash. */

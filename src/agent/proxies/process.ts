@@ -148,7 +148,10 @@ export class ProxyProcess {
       } else if (Date.now() >= this.nextLaunchAt) {
         if (this.pid !== undefined && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
         this.restarts += 1;
-        this.o.log.warn({ service: this.o.serviceId, proxyPid: this.pid, restarts: this.restarts }, 'proxy is not answering; relaunching');
+        this.o.log.warn(
+          { service: this.o.serviceId, proxyPid: this.pid, restarts: this.restarts },
+          'proxy is not answering; relaunching',
+        );
         await this.launch();
       }
     } catch (e) {
@@ -168,18 +171,23 @@ export class ProxyProcess {
     // its types only list small literals, hence the cast.
     const fd = openSync(this.o.logFile, 'a', 0o600) as 3;
     try {
-      const child = execa(process.execPath, [this.o.cliEntry, 'proxy', 'run', '--admin-socket', this.o.adminSocket, '--snapshot', this.o.snapshotFile], {
-        detached: true,
-        reject: false,
-        stdin: 'ignore',
-        stdout: fd,
-        stderr: fd,
-      });
+      const child = execa(
+        process.execPath,
+        [this.o.cliEntry, 'proxy', 'run', '--admin-socket', this.o.adminSocket, '--snapshot', this.o.snapshotFile],
+        {
+          detached: true,
+          reject: false,
+          stdin: 'ignore',
+          stdout: fd,
+          stderr: fd,
+        },
+      );
       this.pid = child.pid;
       child.unref();
       // Only to notice a quick death sooner than the next health tick.
       void child.then((r) => {
-        if (!this.closed && r.exitCode !== 0 && this.pid === child.pid) this.lastError = `proxy exited with ${String(r.exitCode ?? r.signal)}`;
+        if (!this.closed && r.exitCode !== 0 && this.pid === child.pid)
+          this.lastError = `proxy exited with ${String(r.exitCode ?? r.signal)}`;
       });
       this.o.log.info({ service: this.o.serviceId, proxyPid: child.pid }, 'launched proxy');
     } finally {

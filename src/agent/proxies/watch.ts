@@ -25,7 +25,11 @@ class Loop {
   private readonly backoff = new Backoff(250, 15_000);
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly step: (index: number, signal: AbortSignal) => Promise<number>, private readonly log: Logger, private readonly what: string) {}
+  constructor(
+    private readonly step: (index: number, signal: AbortSignal) => Promise<number>,
+    private readonly log: Logger,
+    private readonly what: string,
+  ) {}
 
   start(): void {
     void this.run(0);
@@ -47,7 +51,11 @@ class Loop {
       } catch (e) {
         if (this.stopped) return;
         const delay = this.backoff.next();
-        if (this.backoff.failures === 1) this.log.warn({ err: (e as Error).message, watch: this.what }, 'registry watch failed; keeping the last answer and retrying');
+        if (this.backoff.failures === 1)
+          this.log.warn(
+            { err: (e as Error).message, watch: this.what },
+            'registry watch failed; keeping the last answer and retrying',
+          );
         await new Promise<void>((r) => {
           this.timer = setTimeout(r, delay);
           this.timer.unref();
@@ -64,13 +72,21 @@ export class CatalogWatch {
   private intentions: IntentionsView | undefined;
   private intentionLoop: Loop | undefined;
 
-  constructor(private readonly link: RegistryLink, private readonly log: Logger, private readonly onChange: () => void, private readonly waitSeconds = 300) {}
+  constructor(
+    private readonly link: RegistryLink,
+    private readonly log: Logger,
+    private readonly onChange: () => void,
+    private readonly waitSeconds = 300,
+  ) {}
 
   start(): void {
     this.intentionLoop = new Loop(
       async (index, signal) => {
         const res = await this.link.call((c) => c.intentions({ index, wait: `${this.waitSeconds}s`, signal }));
-        const next: IntentionsView = { defaultAction: res.defaultAction, intentions: res.intentions.map((i) => ({ source: i.source, destination: i.destination, action: i.action })) };
+        const next: IntentionsView = {
+          defaultAction: res.defaultAction,
+          intentions: res.intentions.map((i) => ({ source: i.source, destination: i.destination, action: i.action })),
+        };
         if (JSON.stringify(next) !== JSON.stringify(this.intentions)) {
           this.intentions = next;
           this.onChange();
@@ -96,7 +112,9 @@ export class CatalogWatch {
       if (this.loops.has(name)) continue;
       const loop = new Loop(
         async (index, signal) => {
-          const res = await this.link.call((c) => c.instances(name, { healthyOnly: true, index, wait: `${this.waitSeconds}s`, signal }));
+          const res = await this.link.call((c) =>
+            c.instances(name, { healthyOnly: true, index, wait: `${this.waitSeconds}s`, signal }),
+          );
           const prev = this.endpoints.get(name);
           if (!prev || JSON.stringify(endpointKey(prev)) !== JSON.stringify(endpointKey(res.instances))) {
             this.endpoints.set(name, res.instances);

@@ -7,18 +7,27 @@ import { printJson, printLines } from '../output.js';
 export function withAgentFlags(cmd: Command): Command {
   return cmd
     .option('--socket <path>', 'agent admin socket (default: from the agent config, or MESHCTL_AGENT_SOCKET)')
-    .option('--data-dir <dir>', 'agent data directory (default: /var/lib/meshctl/agent as root, else ~/.local/share/meshctl/agent)');
+    .option(
+      '--data-dir <dir>',
+      'agent data directory (default: /var/lib/meshctl/agent as root, else ~/.local/share/meshctl/agent)',
+    );
 }
 
 export function agentCommand(): Command {
-  const cmd = new Command('agent').description('run and manage this host\'s agent');
+  const cmd = new Command('agent').description("run and manage this host's agent");
 
   cmd
     .command('start')
     .description('run the agent in the foreground (what the systemd unit runs)')
     .option('--data-dir <dir>', 'agent data directory made by `meshctl init --join`')
-    .option('--metrics-bind <addr:port>', 'serve Prometheus metrics of this host\'s sidecars on http://ADDR:PORT/metrics')
-    .option('--access-logs <dir|stdout>', 'JSON access logs for every sidecar: one file per service in DIR, or stdout (per service: --meta access-log=on)')
+    .option(
+      '--metrics-bind <addr:port>',
+      "serve Prometheus metrics of this host's sidecars on http://ADDR:PORT/metrics",
+    )
+    .option(
+      '--access-logs <dir|stdout>',
+      'JSON access logs for every sidecar: one file per service in DIR, or stdout (per service: --meta access-log=on)',
+    )
     .action(async (opts: { dataDir?: string; metricsBind?: string; accessLogs?: string }) => {
       const { Agent } = await import('../../agent/agent.js');
       await runDaemon({
@@ -28,9 +37,13 @@ export function agentCommand(): Command {
             ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
             ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
           }),
-        announce: (agent) => process.stderr.write(`meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`),
+        announce: (agent) =>
+          process.stderr.write(
+            `meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`,
+          ),
         close: (agent) => agent.stop(),
-        onHup: (agent) => void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
+        onHup: (agent) =>
+          void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
       });
     });
 
@@ -50,7 +63,9 @@ export function agentCommand(): Command {
       printLines(res.lines);
     });
 
-  withAgentFlags(cmd.command('leave').description('deregister everything of this host from the mesh and stop the agent'))
+  withAgentFlags(
+    cmd.command('leave').description('deregister everything of this host from the mesh and stop the agent'),
+  )
     .option('--json', 'print JSON instead of text')
     .action(async (opts: AgentFlags & { json?: boolean }) => {
       const client = await agentClientFor(opts);
@@ -63,7 +78,7 @@ export function agentCommand(): Command {
       }
     });
 
-  withAgentFlags(cmd.command('info').description('show this agent\'s node, registry link and certificate'))
+  withAgentFlags(cmd.command('info').description("show this agent's node, registry link and certificate"))
     .option('--json', 'print JSON instead of text')
     .action(async (opts: AgentFlags & { json?: boolean }) => {
       const client = await agentClientFor(opts);

@@ -9,35 +9,45 @@ type Opts = RegistryFlags & { json?: boolean };
 export function catalogCommand(): Command {
   const cmd = new Command('catalog').description('read the mesh catalog from the registry');
 
-  withJson(withRegistryFlags(cmd.command('services').description('list services with healthy/total instances'))).action(async (opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.services();
-      if (opts.json) return printJson(res);
-      printTable(
-        ['SERVICE', 'HEALTHY', 'PROTOCOL', 'TAGS'],
-        res.services.map((s) => [s.name, `${s.healthy}/${s.instances}`, s.protocols.join(','), s.tags.join(',')]),
-        'no services registered',
-      );
-    } finally {
-      client.close();
-    }
-  });
+  withJson(withRegistryFlags(cmd.command('services').description('list services with healthy/total instances'))).action(
+    async (opts: Opts) => {
+      const client = await registryClientFor(registryFlags(opts));
+      try {
+        const res = await client.services();
+        if (opts.json) return printJson(res);
+        printTable(
+          ['SERVICE', 'HEALTHY', 'PROTOCOL', 'TAGS'],
+          res.services.map((s) => [s.name, `${s.healthy}/${s.instances}`, s.protocols.join(','), s.tags.join(',')]),
+          'no services registered',
+        );
+      } finally {
+        client.close();
+      }
+    },
+  );
 
-  withJson(withRegistryFlags(cmd.command('nodes').description('list nodes and their liveness'))).action(async (opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.nodes();
-      if (opts.json) return printJson(res);
-      printTable(
-        ['NODE', 'ADDRESS', 'STATUS', 'SERVICES', 'LAST SEEN'],
-        res.nodes.map((n) => [n.name, n.address, n.alive ? 'alive' : 'critical (lease expired)', String(n.services), n.lastSeen ?? '-']),
-        'no nodes have joined',
-      );
-    } finally {
-      client.close();
-    }
-  });
+  withJson(withRegistryFlags(cmd.command('nodes').description('list nodes and their liveness'))).action(
+    async (opts: Opts) => {
+      const client = await registryClientFor(registryFlags(opts));
+      try {
+        const res = await client.nodes();
+        if (opts.json) return printJson(res);
+        printTable(
+          ['NODE', 'ADDRESS', 'STATUS', 'SERVICES', 'LAST SEEN'],
+          res.nodes.map((n) => [
+            n.name,
+            n.address,
+            n.alive ? 'alive' : 'critical (lease expired)',
+            String(n.services),
+            n.lastSeen ?? '-',
+          ]),
+          'no nodes have joined',
+        );
+      } finally {
+        client.close();
+      }
+    },
+  );
 
   withJson(
     withRegistryFlags(

@@ -15,15 +15,26 @@ const durationArg = parseDurationFlag({ example: '10s or 2m' });
 
 function rpsArg(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 1000) throw new InvalidArgumentError(`'${value}' is not a rate: use 1 to 1000.`);
+  if (!/^\d+$/.test(value) || n < 1 || n > 1000)
+    throw new InvalidArgumentError(`'${value}' is not a rate: use 1 to 1000.`);
   return n;
 }
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run a whole mesh on this machine: a registry, three agents, api ×2 and web, traffic, and the dashboard')
-    .option('--headless', 'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked); the default without a terminal')
-    .option('--duration <duration>', 'with --headless (or without a terminal): how long to send traffic', durationArg, 10_000)
+    .description(
+      'run a whole mesh on this machine: a registry, three agents, api ×2 and web, traffic, and the dashboard',
+    )
+    .option(
+      '--headless',
+      'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked); the default without a terminal',
+    )
+    .option(
+      '--duration <duration>',
+      'with --headless (or without a terminal): how long to send traffic',
+      durationArg,
+      10_000,
+    )
     .option('--rps <n>', 'requests per second into web', rpsArg, 20)
     .option('--data-dir <dir>', 'where the demo keeps its state and logs (default: a new temp dir)')
     .option('--json', 'with --headless: print the summary as JSON')
@@ -31,7 +42,9 @@ export function demoCommand(): Command {
       // Without a terminal for the dashboard the demo still shows the mesh working, as the summary.
       const terminal = bothEndsAreTerminal();
       if (!opts.headless && !terminal) {
-        process.stderr.write(`no terminal for the dashboard: running headless for ${opts.duration / 1000}s (--duration sets how long)\n`);
+        process.stderr.write(
+          `no terminal for the dashboard: running headless for ${opts.duration / 1000}s (--duration sets how long)\n`,
+        );
       }
       const { runDemoCommand } = await import('../../demo/command.js');
       const summary = await runDemoCommand({ ...opts, headless: opts.headless === true || !terminal });

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { formatDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../settings.js';
@@ -12,20 +12,43 @@ export function initCommand(): Command {
     .option('--join <url>', 'join this host to the mesh whose registry is at URL (https://HOST:7443)')
     .option('--token <token>', 'with --join: a join token (from `meshctl init --server` or `meshctl token create`)')
     .option('--ca-fingerprint <sha256>', 'with --join: the CA fingerprint to pin (from `meshctl ca show`)')
-    .option('--node-name <name>', 'with --join: this node\'s name (default: the host name)', parseName('node name'))
-    .option('--socket <path>', 'with --join: the agent\'s admin socket (default: /run/meshctl/agent.sock as root)')
-    .option('--services-dir <dir>', 'with --join: watched directory of service definitions (default: /etc/meshctl/services.d as root)')
+    .option('--node-name <name>', "with --join: this node's name (default: the host name)", parseName('node name'))
+    .option('--socket <path>', "with --join: the agent's admin socket (default: /run/meshctl/agent.sock as root)")
+    .option(
+      '--services-dir <dir>',
+      'with --join: watched directory of service definitions (default: /etc/meshctl/services.d as root)',
+    )
     .option('-y, --yes', 'with --join: trust the registry CA without a pinned fingerprint')
-    .option('--data-dir <dir>', 'state directory (default: /var/lib/meshctl/{registry,agent} as root, else ~/.local/share/meshctl/...)')
+    .option(
+      '--data-dir <dir>',
+      'state directory (default: /var/lib/meshctl/{registry,agent} as root, else ~/.local/share/meshctl/...)',
+    )
     .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh', 'mesh.local')
-    .addOption(new Option('--default-intention <action>', 'what happens between services no intention names').choices(['deny', 'allow']).default('deny'))
+    .addOption(
+      new Option('--default-intention <action>', 'what happens between services no intention names')
+        .choices(['deny', 'allow'])
+        .default('deny'),
+    )
     .option('--bind <addr:port>', 'address the registry listens on', '0.0.0.0:7443')
-    .option('--advertise <host>', 'address others reach this host at: the registry (--server) or this node\'s services (--join) (default: this host\'s first address)')
+    .option(
+      '--advertise <host>',
+      "address others reach this host at: the registry (--server) or this node's services (--join) (default: this host's first address)",
+    )
     .option('--san <name>', 'extra DNS name or IP for the registry certificate (repeatable)', collect, [])
-    .option('--lease-ttl <duration>', 'with --server: how long a node counts as alive without a heartbeat (2s-1h)', parseLeaseTtl, 15)
-    .option('--leaf-ttl <duration>', 'with --server: lifetime of service certificates; agents renew them at half-life (2m-1y)', parseLeafTtl, 86_400)
+    .option(
+      '--lease-ttl <duration>',
+      'with --server: how long a node counts as alive without a heartbeat (2s-1h)',
+      parseLeaseTtl,
+      15,
+    )
+    .option(
+      '--leaf-ttl <duration>',
+      'with --server: lifetime of service certificates; agents renew them at half-life (2m-1y)',
+      parseLeafTtl,
+      86_400,
+    )
     .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
-    .option('--no-save', 'do not save the registry address and admin token in this user\'s CLI settings')
+    .option('--no-save', "do not save the registry address and admin token in this user's CLI settings")
     .option('--json', 'print JSON instead of text')
     .action(async (opts: InitOpts) => {
       if (opts.server && opts.join) throw new MeshError('MESH_ERR_USAGE', 'choose one of --server and --join');
@@ -58,56 +81,63 @@ interface InitOpts {
 
 async function initServerCmd(opts: InitOpts): Promise<void> {
   if (!opts.server) {
-    throw new MeshError('MESH_ERR_USAGE', 'say what to make: --server for the control plane, or --join URL to join this host to one', {
-      hint: 'meshctl init --server [--data-dir DIR]  |  meshctl init --join https://HOST:7443 --token TOKEN',
-    });
+    throw new MeshError(
+      'MESH_ERR_USAGE',
+      'say what to make: --server for the control plane, or --join URL to join this host to one',
+      {
+        hint: 'meshctl init --server [--data-dir DIR]  |  meshctl init --join https://HOST:7443 --token TOKEN',
+      },
+    );
   }
-    // Loaded on use: the CA code is heavy, and every other command should start fast.
-    const { initServer } = await import('../../registry/bootstrap.js');
-    const { parseBind } = await import('../../registry/config.js');
-    const res = await initServer({
-      dataDir: opts.dataDir ?? defaultDataDir('registry'),
-      trustDomain: opts.trustDomain,
-      defaultIntention: opts.defaultIntention,
-      bind: opts.bind,
-      san: opts.san,
-      leaseTtlSeconds: opts.leaseTtl,
-      leafTtlSeconds: opts.leafTtl,
-      ...(opts.advertise ? { advertise: opts.advertise } : {}),
-      ...(opts.force ? { force: true } : {}),
-    });
-    // This host's CLI talks to its own registry over loopback (the certificate names 127.0.0.1).
-    const { host, port } = parseBind(res.bind);
-    const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
-    if (opts.save) (await openSettings()).set({ registry: localUrl, token: res.adminToken, caFile: res.caCertPath });
-    if (opts.json) {
-      printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
-      return;
-    }
-    printLines([
-      `Made a new mesh in ${res.dataDir}`,
-      `  trust domain       ${res.trustDomain}`,
-      `  default intention  ${res.defaultIntention}`,
-      `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
-      `  CA fingerprint     ${res.caFingerprint}`,
-      `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}`,
-      '',
-      'Admin token (shown once; saved in this user\'s CLI settings' + (opts.save ? ')' : ' — not saved: --no-save)') + ':',
-      `  ${res.adminToken}`,
-      'Join token (for agents; make more with `meshctl token create`):',
-      `  ${res.joinToken}`,
-      '',
-      'Next steps:',
-      `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
-      '                           (or as a service: meshctl registry install --now)',
-      '  2. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
-      `                             --ca-fingerprint ${res.caFingerprint}`,
-      '  3. check:                meshctl catalog nodes',
-    ]);
+  // Loaded on use: the CA code is heavy, and every other command should start fast.
+  const { initServer } = await import('../../registry/bootstrap.js');
+  const { parseBind } = await import('../../registry/config.js');
+  const res = await initServer({
+    dataDir: opts.dataDir ?? defaultDataDir('registry'),
+    trustDomain: opts.trustDomain,
+    defaultIntention: opts.defaultIntention,
+    bind: opts.bind,
+    san: opts.san,
+    leaseTtlSeconds: opts.leaseTtl,
+    leafTtlSeconds: opts.leafTtl,
+    ...(opts.advertise ? { advertise: opts.advertise } : {}),
+    ...(opts.force ? { force: true } : {}),
+  });
+  // This host's CLI talks to its own registry over loopback (the certificate names 127.0.0.1).
+  const { host, port } = parseBind(res.bind);
+  const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (opts.save) (await openSettings()).set({ registry: localUrl, token: res.adminToken, caFile: res.caCertPath });
+  if (opts.json) {
+    printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
+    return;
+  }
+  printLines([
+    `Made a new mesh in ${res.dataDir}`,
+    `  trust domain       ${res.trustDomain}`,
+    `  default intention  ${res.defaultIntention}`,
+    `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
+    `  CA fingerprint     ${res.caFingerprint}`,
+    `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}`,
+    '',
+    "Admin token (shown once; saved in this user's CLI settings" + (opts.save ? ')' : ' — not saved: --no-save)') + ':',
+    `  ${res.adminToken}`,
+    'Join token (for agents; make more with `meshctl token create`):',
+    `  ${res.joinToken}`,
+    '',
+    'Next steps:',
+    `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
+    '                           (or as a service: meshctl registry install --now)',
+    '  2. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
+    `                             --ca-fingerprint ${res.caFingerprint}`,
+    '  3. check:                meshctl catalog nodes',
+  ]);
 }
 
 async function initJoin(opts: InitOpts): Promise<void> {
-  if (!opts.token) throw new MeshError('MESH_ERR_USAGE', '--join needs --token JOIN_TOKEN', { hint: 'Make one on the control plane with `meshctl token create`.' });
+  if (!opts.token)
+    throw new MeshError('MESH_ERR_USAGE', '--join needs --token JOIN_TOKEN', {
+      hint: 'Make one on the control plane with `meshctl token create`.',
+    });
   const { joinMesh } = await import('../../agent/join.js');
   const res = await joinMesh({
     registryUrl: opts.join!,
@@ -147,7 +177,9 @@ async function askFingerprint(fingerprint: string): Promise<boolean> {
   const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(`The registry's CA fingerprint is\n  ${fingerprint}\nCompare it with \`meshctl ca show\` on the control plane. Trust it? [y/N] `);
+    const answer = await rl.question(
+      `The registry's CA fingerprint is\n  ${fingerprint}\nCompare it with \`meshctl ca show\` on the control plane. Trust it? [y/N] `,
+    );
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     rl.close();

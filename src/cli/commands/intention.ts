@@ -30,21 +30,23 @@ export function intentionCommand(): Command {
     });
   }
 
-  withJson(withRegistryFlags(cmd.command('list').description('list intentions and the default'))).action(async (opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.intentions();
-      if (opts.json) return printJson(res);
-      printTable(
-        ['SOURCE', 'DESTINATION', 'ACTION', 'DESCRIPTION'],
-        res.intentions.map((i) => [i.source, i.destination, i.action, i.description]),
-        'no intentions',
-      );
-      printLines([`default: ${res.defaultAction}`]);
-    } finally {
-      client.close();
-    }
-  });
+  withJson(withRegistryFlags(cmd.command('list').description('list intentions and the default'))).action(
+    async (opts: Opts) => {
+      const client = await registryClientFor(registryFlags(opts));
+      try {
+        const res = await client.intentions();
+        if (opts.json) return printJson(res);
+        printTable(
+          ['SOURCE', 'DESTINATION', 'ACTION', 'DESCRIPTION'],
+          res.intentions.map((i) => [i.source, i.destination, i.action, i.description]),
+          'no intentions',
+        );
+        printLines([`default: ${res.defaultAction}`]);
+      } finally {
+        client.close();
+      }
+    },
+  );
 
   withJson(
     withRegistryFlags(

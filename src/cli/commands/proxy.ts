@@ -5,7 +5,9 @@ import { MAX_DRAIN_SECONDS } from '../../proxy/limits.js';
 function parseDrainSeconds(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > MAX_DRAIN_SECONDS) {
-    throw new InvalidArgumentError(`'${value}' is not a valid drain time: use a whole number of seconds from 0 to ${MAX_DRAIN_SECONDS}.`);
+    throw new InvalidArgumentError(
+      `'${value}' is not a valid drain time: use a whole number of seconds from 0 to ${MAX_DRAIN_SECONDS}.`,
+    );
   }
   return n;
 }
@@ -21,9 +23,19 @@ export function proxyCommand(): Command {
   cmd
     .command('run')
     .description('run one proxy in the foreground until SIGTERM or POST /shutdown on its admin socket')
-    .requiredOption('--admin-socket <path>', 'unix socket for the admin endpoint (snapshots, stats, health, shutdown); made 0600')
-    .option('--snapshot <file>', 'start serving this snapshot JSON (the agent\'s cached copy) without waiting for a push')
-    .option('--drain-seconds <n>', `how long to let connections finish on shutdown (0-${MAX_DRAIN_SECONDS}, default 5)`, parseDrainSeconds)
+    .requiredOption(
+      '--admin-socket <path>',
+      'unix socket for the admin endpoint (snapshots, stats, health, shutdown); made 0600',
+    )
+    .option(
+      '--snapshot <file>',
+      "start serving this snapshot JSON (the agent's cached copy) without waiting for a push",
+    )
+    .option(
+      '--drain-seconds <n>',
+      `how long to let connections finish on shutdown (0-${MAX_DRAIN_SECONDS}, default 5)`,
+      parseDrainSeconds,
+    )
     .action(async (opts: RunOpts) => {
       const { runProxy } = await import('../../proxy/main.js');
       const running = await runProxy({
@@ -35,7 +47,9 @@ export function proxyCommand(): Command {
         process.stderr.write(`warning: ${running.startupProblem.message}\n  hint: ${running.startupProblem.hint}\n`);
       }
       const version = running.proxy.version;
-      process.stderr.write(`meshctl proxy running (admin socket ${opts.adminSocket}, snapshot ${version === undefined ? 'none yet' : `version ${version}`})\n`);
+      process.stderr.write(
+        `meshctl proxy running (admin socket ${opts.adminSocket}, snapshot ${version === undefined ? 'none yet' : `version ${version}`})\n`,
+      );
       await running.closed;
     });
   return cmd;

@@ -9,11 +9,15 @@ import type { RegisterFlags } from '../../agent/flags-registration.js';
 type Opts = AgentFlags & RegisterFlags & { file?: string; json?: boolean };
 
 export function registerCommand(): Command {
-  const cmd = new Command('register').description('register services with this host\'s agent');
+  const cmd = new Command('register').description("register services with this host's agent");
   cmd.option('-f, --file <path>', 'register the services defined in a YAML or JSON file');
   withAgentFlags(cmd).option('--json', 'print JSON instead of text');
   cmd.action(async (opts: Opts) => {
-    if (!opts.file) throw new MeshError('MESH_ERR_USAGE', 'say what to register: `register service NAME --port P` or `register -f FILE`');
+    if (!opts.file)
+      throw new MeshError(
+        'MESH_ERR_USAGE',
+        'say what to register: `register service NAME --port P` or `register -f FILE`',
+      );
     const { readDefinitionFile } = await import('../../agent/definitions/index.js');
     const def = await readDefinitionFile(opts.file);
     const client = await agentClientFor(opts);
@@ -34,7 +38,7 @@ export function registerCommand(): Command {
       .argument('<name>', 'service name', parseName('service name'))
       .requiredOption('--port <port>', 'port the service listens on', parsePort)
       .option('--id <id>', 'instance id, unique on this host (default: the name)', parseName('instance id'))
-      .option('--address <addr>', 'address the service is reached at (default: the node\'s address)')
+      .option('--address <addr>', "address the service is reached at (default: the node's address)")
       .option('--tag <tag>', 'tag (repeatable)', collect, [])
       .option('--meta <key=value>', 'metadata (repeatable)', collect, [])
       .option('--weight <n>', 'load-balancing weight, 1-1000', parsePositiveInt('weight', 1000))
@@ -44,8 +48,17 @@ export function registerCommand(): Command {
       .option('--timeout <duration>', 'how long one check may take', '2s')
       .option('--success-before-passing <n>', 'consecutive successes before passing', parsePositiveInt('count', 100))
       .option('--failures-before-critical <n>', 'consecutive failures before critical', parsePositiveInt('count', 100))
-      .option('--upstream <service:localport>', 'an upstream this service calls via 127.0.0.1:LOCALPORT (repeatable)', collect, [])
-      .option('--mesh-port <port>', 'port of the sidecar\'s mTLS listener (default: a free one from 21000-21999)', parsePort)
+      .option(
+        '--upstream <service:localport>',
+        'an upstream this service calls via 127.0.0.1:LOCALPORT (repeatable)',
+        collect,
+        [],
+      )
+      .option(
+        '--mesh-port <port>',
+        "port of the sidecar's mTLS listener (default: a free one from 21000-21999)",
+        parsePort,
+      )
       .option('--no-proxy', 'do not run a sidecar proxy for this service'),
   )
     .option('--json', 'print JSON instead of text')
@@ -67,12 +80,19 @@ export function registerCommand(): Command {
 }
 
 function registeredLine(r: { id: string; synced: boolean }): string {
-  return r.synced ? `Registered service '${r.id}'.` : `Registered service '${r.id}' on this host; the registry is unreachable, it will be synced when it is back.`;
+  return r.synced
+    ? `Registered service '${r.id}'.`
+    : `Registered service '${r.id}' on this host; the registry is unreachable, it will be synced when it is back.`;
 }
 
 export function deregisterCommand(): Command {
-  const cmd = new Command('deregister').description('deregister services from this host\'s agent');
-  withAgentFlags(cmd.command('service').description('deregister one service of this host').argument('<id>', 'service (instance) id', parseName('service id')))
+  const cmd = new Command('deregister').description("deregister services from this host's agent");
+  withAgentFlags(
+    cmd
+      .command('service')
+      .description('deregister one service of this host')
+      .argument('<id>', 'service (instance) id', parseName('service id')),
+  )
     .option('--json', 'print JSON instead of text')
     .action(async (id: string, opts: AgentFlags & { json?: boolean }) => {
       const client = await agentClientFor(opts);

@@ -9,7 +9,9 @@ export function registryCommand(): Command {
     .command('start')
     .description('run the registry in the foreground (what the systemd unit runs)')
     .option('--data-dir <dir>', 'registry data directory made by `meshctl init --server`')
-    .addOption(new Option('--store <kind>', 'storage backend (default: from the config, sqlite)').choices(['sqlite', 'memory']))
+    .addOption(
+      new Option('--store <kind>', 'storage backend (default: from the config, sqlite)').choices(['sqlite', 'memory']),
+    )
     .option('--bind <addr:port>', 'override the configured listen address')
     .action(async (opts: { dataDir?: string; store?: 'sqlite' | 'memory'; bind?: string }) => {
       const { startRegistry } = await import('../../registry/main.js');
@@ -20,7 +22,8 @@ export function registryCommand(): Command {
             ...(opts.store ? { store: opts.store } : {}),
             ...(opts.bind ? { bind: opts.bind } : {}),
           }),
-        announce: (reg) => process.stderr.write(`meshctl registry listening on ${reg.url} (store: ${reg.store.kind})\n`),
+        announce: (reg) =>
+          process.stderr.write(`meshctl registry listening on ${reg.url} (store: ${reg.store.kind})\n`),
         close: (reg) => reg.close(),
       });
     });

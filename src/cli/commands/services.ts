@@ -4,7 +4,7 @@ import { printJson, printLines, printTable } from '../output.js';
 import { withAgentFlags } from './agent.js';
 
 export function servicesCommand(): Command {
-  return withAgentFlags(new Command('services').description('list this host\'s services with their check states'))
+  return withAgentFlags(new Command('services').description("list this host's services with their check states"))
     .option('--json', 'print JSON instead of text')
     .action(async (opts: AgentFlags & { json?: boolean }) => {
       const client = await agentClientFor(opts);
@@ -27,7 +27,9 @@ export function servicesCommand(): Command {
           if (c.status !== 'passing' && c.output) printLines([`  ${c.checkId}: ${c.output.split('\n')[0]}`]);
         }
         for (const p of res.definitionProblems) {
-          printLines([`invalid definition: ${p.message.includes(p.file) ? p.message : `${p.file}: ${p.message}`} (the last good version stays registered)`]);
+          printLines([
+            `invalid definition: ${p.message.includes(p.file) ? p.message : `${p.file}: ${p.message}`} (the last good version stays registered)`,
+          ]);
         }
       } finally {
         client.close();

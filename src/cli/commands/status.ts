@@ -14,14 +14,16 @@ const MAX_INTERVAL_MS = 60_000;
 function parseInterval(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < MIN_INTERVAL_MS || n > MAX_INTERVAL_MS) {
-    throw new InvalidArgumentError(`'${value}' is not a valid interval: use milliseconds from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}.`);
+    throw new InvalidArgumentError(
+      `'${value}' is not a valid interval: use milliseconds from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}.`,
+    );
   }
   return n;
 }
 
 export function statusCommand(): Command {
   const cmd = new Command('status').description(
-    'live dashboard of the mesh: services, traffic, nodes, intentions (from the registry, or through this host\'s agent)',
+    "live dashboard of the mesh: services, traffic, nodes, intentions (from the registry, or through this host's agent)",
   );
   withAgentFlags(withJson(withRegistryFlags(cmd)))
     .option('--once', 'print one plain frame and exit (the default when not on a terminal)')

@@ -24,25 +24,37 @@ export function tokenCommand(): Command {
     try {
       const res = await client.createToken(opts.description ?? '', opts.ttl);
       if (opts.json) return printJson(res);
-      printLines([`Join token ${res.info.id}${res.info.expiresAt ? ` (expires ${res.info.expiresAt})` : ''}:`, `  ${res.token}`]);
+      printLines([
+        `Join token ${res.info.id}${res.info.expiresAt ? ` (expires ${res.info.expiresAt})` : ''}:`,
+        `  ${res.token}`,
+      ]);
     } finally {
       client.close();
     }
   });
 
-  withJson(withRegistryFlags(cmd.command('list').description('list tokens (secrets are never shown again)'))).action(async (opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const tokens = await client.tokens();
-      if (opts.json) return printJson({ tokens });
-      printTable(
-        ['ID', 'KIND', 'STATE', 'CREATED', 'EXPIRES', 'DESCRIPTION'],
-        tokens.map((t) => [t.id, t.kind, t.revoked ? 'revoked' : t.expiresAt && Date.parse(t.expiresAt) < Date.now() ? 'expired' : 'active', t.createdAt, t.expiresAt ?? '-', t.description]),
-      );
-    } finally {
-      client.close();
-    }
-  });
+  withJson(withRegistryFlags(cmd.command('list').description('list tokens (secrets are never shown again)'))).action(
+    async (opts: Opts) => {
+      const client = await registryClientFor(registryFlags(opts));
+      try {
+        const tokens = await client.tokens();
+        if (opts.json) return printJson({ tokens });
+        printTable(
+          ['ID', 'KIND', 'STATE', 'CREATED', 'EXPIRES', 'DESCRIPTION'],
+          tokens.map((t) => [
+            t.id,
+            t.kind,
+            t.revoked ? 'revoked' : t.expiresAt && Date.parse(t.expiresAt) < Date.now() ? 'expired' : 'active',
+            t.createdAt,
+            t.expiresAt ?? '-',
+            t.description,
+          ]),
+        );
+      } finally {
+        client.close();
+      }
+    },
+  );
 
   withJson(
     withRegistryFlags(

@@ -145,7 +145,10 @@ export class RandomPick<E extends Balanceable> implements Balancer<E> {
   }
 }
 
-export function createBalancer<E extends Balanceable>(name: LoadBalancerName, random: Random = Math.random): Balancer<E> {
+export function createBalancer<E extends Balanceable>(
+  name: LoadBalancerName,
+  random: Random = Math.random,
+): Balancer<E> {
   switch (name) {
     case 'round_robin':
       return new RoundRobin<E>(random);

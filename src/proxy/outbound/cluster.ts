@@ -39,7 +39,12 @@ export class Cluster {
   #tls: DialTls;
   readonly #settings: ClusterSettings;
   /** Reasons sent back to the caller, built once. */
-  readonly reasons: { readonly noEndpoints: string; readonly connectFailure: string; readonly upstreamReset: string; readonly badResponse: string };
+  readonly reasons: {
+    readonly noEndpoints: string;
+    readonly connectFailure: string;
+    readonly upstreamReset: string;
+    readonly badResponse: string;
+  };
 
   constructor(upstream: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings) {
     this.service = upstream.service;
@@ -62,7 +67,8 @@ export class Cluster {
    * retired so new connections present the new certificate, while open ones finish.
    */
   update(upstream: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
-    if (upstream.loadBalancer !== this.balancer.name) this.balancer = createBalancer<Endpoint>(upstream.loadBalancer as LoadBalancerName, this.#settings.random);
+    if (upstream.loadBalancer !== this.balancer.name)
+      this.balancer = createBalancer<Endpoint>(upstream.loadBalancer as LoadBalancerName, this.#settings.random);
     if (tlsRotated) {
       this.#tls = dialTls(this.service, tls);
       for (const e of this.endpoints) retirePool(e);

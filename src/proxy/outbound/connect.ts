@@ -11,7 +11,12 @@ import type { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 
 export type ConnectResult =
-  | { readonly ok: true; readonly socket: TLSSocket; readonly endpoint: Endpoint; /** performance.now() when the successful dial began. */ readonly attemptAt: number }
+  | {
+      readonly ok: true;
+      readonly socket: TLSSocket;
+      readonly endpoint: Endpoint;
+      /** performance.now() when the successful dial began. */ readonly attemptAt: number;
+    }
   | { readonly ok: false; readonly reason: string; readonly failures: readonly ConnectFailure[] };
 
 /**
@@ -24,7 +29,11 @@ export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r:
   const next = (): void => {
     const endpoint = cluster.pickEndpoint(tried);
     if (!endpoint) {
-      cb({ ok: false, reason: tried.length === 0 ? cluster.reasons.noEndpoints : cluster.reasons.connectFailure, failures });
+      cb({
+        ok: false,
+        reason: tried.length === 0 ? cluster.reasons.noEndpoints : cluster.reasons.connectFailure,
+        failures,
+      });
       return;
     }
     tried.push(endpoint);

@@ -23,7 +23,10 @@ export class ConnectFailure extends Error {
   readonly endpointId: string;
 
   constructor(endpoint: Endpoint, reason: string, cause?: unknown) {
-    super(`connect to ${endpoint.id} (${endpoint.host}:${endpoint.port}) failed: ${reason}`, cause === undefined ? undefined : { cause });
+    super(
+      `connect to ${endpoint.id} (${endpoint.host}:${endpoint.port}) failed: ${reason}`,
+      cause === undefined ? undefined : { cause },
+    );
     this.name = 'ConnectFailure';
     this.reason = reason;
     this.endpointId = endpoint.id;
@@ -43,7 +46,13 @@ export type DialCallback = (err: ConnectFailure | null, socket?: TLSSocket) => v
  * socket then belongs to the caller, who must attach an 'error' listener at once), or with
  * a ConnectFailure (the socket is already destroyed).
  */
-export function dialEndpoint(endpoint: Endpoint, tls: DialTls, timeoutMs: number, halfOpen: boolean, cb: DialCallback): void {
+export function dialEndpoint(
+  endpoint: Endpoint,
+  tls: DialTls,
+  timeoutMs: number,
+  halfOpen: boolean,
+  cb: DialCallback,
+): void {
   const options: ConnectionOptions & { allowHalfOpen: boolean } = {
     host: endpoint.host,
     port: endpoint.port,

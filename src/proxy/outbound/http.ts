@@ -208,7 +208,12 @@ export class HttpForwarder {
     const agent = ex.cluster.poolFor(ep);
     if (ex.hasBody) {
       ex.gate = new PassThrough();
-      this.#proxy.web(req, res, { target: ep.target, agent, buffer: ex.gate, selfHandleResponse: true }, this.#onWebError);
+      this.#proxy.web(
+        req,
+        res,
+        { target: ep.target, agent, buffer: ex.gate, selfHandleResponse: true },
+        this.#onWebError,
+      );
     } else {
       this.#proxy.web(req, res, { target: ep.target, agent, selfHandleResponse: true }, this.#onWebError);
     }
@@ -247,11 +252,12 @@ export class HttpForwarder {
     const ep = ex.endpoint;
     const reason = proxyRes.headers[REASON_HEADER];
     const kind = typeof reason === 'string' ? peerReasonKind(reason) : undefined;
-    if (kind === 'app-unavailable' && status === 502 && ep !== undefined && this.#failover(ex, req, res, proxyRes, ep)) return;
+    if (kind === 'app-unavailable' && status === 502 && ep !== undefined && this.#failover(ex, req, res, proxyRes, ep))
+      return;
     ex.replayable = false;
     ex.body = undefined;
     if (res.destroyed) {
-      this.#count(ex, ep, status, kind);
+      this.#count(ep, status, kind);
       proxyRes.resume();
       return;
     }
@@ -263,16 +269,20 @@ export class HttpForwarder {
     if (!relayResponse(res, proxyRes)) {
       proxyRes.resume();
       ep?.traffic.meshError('upstream-bad-response', 502);
-      this.#log.warn(`bad-response:${ex.cluster.service}`, { upstream: ex.cluster.service, endpoint: ep?.id }, 'outbound: the endpoint\'s response headers cannot be relayed');
+      this.#log.warn(
+        `bad-response:${ex.cluster.service}`,
+        { upstream: ex.cluster.service, endpoint: ep?.id },
+        "outbound: the endpoint's response headers cannot be relayed",
+      );
       this.#meshError(res, ex, 502, ex.cluster.reasons.badResponse, 'upstream-bad-response');
       return;
     }
     if (kind !== undefined) ex.reason = reason as string;
-    this.#count(ex, ep, status, kind);
+    this.#count(ep, status, kind);
   };
 
   /** Counts the final answer on the upstream and on the endpoint that gave it. */
-  #count(ex: Exchange, ep: Endpoint | undefined, status: number, kind: string | undefined): void {
+  #count(ep: Endpoint | undefined, status: number, kind: string | undefined): void {
     if (kind === undefined) {
       this.traffic.response(status);
       ep?.traffic.response(status);
@@ -298,7 +308,11 @@ export class HttpForwarder {
     ex.lastOpen = false;
     release(ex);
     this.#abandon(ex, req, proxyRes);
-    this.#log.warn(`app-unavailable:${ep.id}`, { upstream: ex.cluster.service, endpoint: ep.id }, 'outbound: the endpoint\'s app is unavailable, trying the next endpoint');
+    this.#log.warn(
+      `app-unavailable:${ep.id}`,
+      { upstream: ex.cluster.service, endpoint: ep.id },
+      "outbound: the endpoint's app is unavailable, trying the next endpoint",
+    );
     ex.attemptAt = now;
     this.#attempt(req, res, ex, next);
     return true;
@@ -346,12 +360,17 @@ export class HttpForwarder {
       ex.lastOpen = false;
       (ex.tried ??= []).push(ep);
       if (ex.tried.length === 8) req.setMaxListeners(0); // http-proxy adds two request listeners per attempt
-      this.#log.warn(`connect:${ep.id}:${err.reason}`, { upstream: ex.cluster.service, endpoint: ep.id, reason: err.reason }, 'outbound: endpoint unreachable, trying the next one');
+      this.#log.warn(
+        `connect:${ep.id}:${err.reason}`,
+        { upstream: ex.cluster.service, endpoint: ep.id, reason: err.reason },
+        'outbound: endpoint unreachable, trying the next one',
+      );
       ex.attemptAt = now;
       this.#attempt(req, res, ex, ex.cluster.pickEndpoint(ex.tried));
       return;
     }
-    const stale = ex.proxyReq !== undefined && ex.proxyReq.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+    const stale =
+      ex.proxyReq !== undefined && ex.proxyReq.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
     if (stale && ep && !ex.retriedStale && (!ex.hasBody || ex.replayable)) {
       // A pooled connection the far side closed as we reused it: the request never arrived, and
       // this attempt does not count.
@@ -362,7 +381,11 @@ export class HttpForwarder {
       this.#attempt(req, res, ex, ex.cluster.pickEndpoint(ex.tried));
       return;
     }
-    this.#log.warn(`reset:${ex.cluster.service}`, { upstream: ex.cluster.service, endpoint: ep?.id, code: (err as NodeJS.ErrnoException).code }, 'outbound: upstream dropped the request');
+    this.#log.warn(
+      `reset:${ex.cluster.service}`,
+      { upstream: ex.cluster.service, endpoint: ep?.id, code: (err as NodeJS.ErrnoException).code },
+      'outbound: upstream dropped the request',
+    );
     ep?.traffic.meshError('upstream-reset', 502);
     this.#meshError(res, ex, 502, ex.cluster.reasons.upstreamReset, 'upstream-reset');
   };
@@ -460,7 +483,7 @@ export class HttpForwarder {
     ex.answered = true;
     const now = performance.now();
     const ep = ex.last;
-    this.#count(ex, ex.lastOpen ? ep : undefined, status, kind);
+    this.#count(ex.lastOpen ? ep : undefined, status, kind);
     this.traffic.latencyMs(now - ex.startedAt);
     if (ep !== undefined && ex.lastOpen) {
       ex.lastOpen = false;
@@ -477,7 +500,14 @@ export class HttpForwarder {
     // http-proxy's WebSocket path ends the app's socket right after this callback, so there is
     // no failover for upgrades: the caller gets the reason and may retry.
     const connect = err instanceof ConnectFailure;
-    this.#wsMeshError(socket, ex, req, 502, connect ? ex.cluster.reasons.connectFailure : ex.cluster.reasons.upstreamReset, connect ? 'connect-failure' : 'upstream-reset');
+    this.#wsMeshError(
+      socket,
+      ex,
+      req,
+      502,
+      connect ? ex.cluster.reasons.connectFailure : ex.cluster.reasons.upstreamReset,
+      connect ? 'connect-failure' : 'upstream-reset',
+    );
   };
 
   #wsMeshError(socket: Socket, ex: Exchange, req: IncomingMessage, status: number, reason: string, kind: string): void {

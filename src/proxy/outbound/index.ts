@@ -56,11 +56,14 @@ export class Outbound {
 
   /** Binds the listeners `next` adds; nothing serving changes until commit(). */
   async prepare(next: ProxySnapshot, tls: ClientTls, tlsRotated: boolean): Promise<PreparedOutbound> {
-    const plan = new Map<SnapshotUpstream, OutboundListener | undefined>(next.upstreams.map((u) => [u, this.#existing(u)]));
+    const plan = new Map<SnapshotUpstream, OutboundListener | undefined>(
+      next.upstreams.map((u) => [u, this.#existing(u)]),
+    );
     const fresh = new Map<SnapshotUpstream, OutboundListener>();
     try {
       for (const [u, existing] of plan) {
-        if (!existing) fresh.set(u, await OutboundListener.open(u, tls, this.#settings, this.#throttled, this.#log, this.#ctx));
+        if (!existing)
+          fresh.set(u, await OutboundListener.open(u, tls, this.#settings, this.#throttled, this.#log, this.#ctx));
       }
     } catch (e) {
       await Promise.all([...fresh.values()].map((l) => l.close(0)));
@@ -90,7 +93,9 @@ export class Outbound {
   }
 
   #drain(l: OutboundListener): void {
-    const p = l.close(this.#drainMs).catch((e: unknown) => this.#log.error({ err: e }, 'closing an outbound listener failed'));
+    const p = l
+      .close(this.#drainMs)
+      .catch((e: unknown) => this.#log.error({ err: e }, 'closing an outbound listener failed'));
     this.#closing.add(p);
     void p.finally(() => this.#closing.delete(p));
   }

@@ -37,7 +37,13 @@ export class OutboundListener {
   /** The upstream's figures; they outlive a cluster replaced by a push. */
   readonly traffic = new Traffic(this.connections);
 
-  private constructor(server: Server, cluster: Cluster, settings: ClusterSettings, log: ThrottledLog, ctx: OutboundContext) {
+  private constructor(
+    server: Server,
+    cluster: Cluster,
+    settings: ClusterSettings,
+    log: ThrottledLog,
+    ctx: OutboundContext,
+  ) {
     this.#server = server;
     this.cluster = cluster;
     this.#settings = settings;
@@ -47,14 +53,28 @@ export class OutboundListener {
   }
 
   /** Binds the listener; throws MESH_ERR_UNAVAILABLE when the port cannot be had. */
-  static async open(u: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, log: ThrottledLog, errorLog: Logger, ctx: OutboundContext): Promise<OutboundListener> {
+  static async open(
+    u: SnapshotUpstream,
+    tls: ClientTls,
+    settings: ClusterSettings,
+    log: ThrottledLog,
+    errorLog: Logger,
+    ctx: OutboundContext,
+  ): Promise<OutboundListener> {
     const server = createServer({ allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         reject(
-          new MeshError('MESH_ERR_UNAVAILABLE', `upstream "${u.service}": cannot listen on ${u.localAddress}:${u.localPort}: ${e.code ?? e.message}`, {
-            hint: e.code === 'EADDRINUSE' ? 'Another process holds the port; give the upstream another local port.' : 'Check the upstream local address.',
-          }),
+          new MeshError(
+            'MESH_ERR_UNAVAILABLE',
+            `upstream "${u.service}": cannot listen on ${u.localAddress}:${u.localPort}: ${e.code ?? e.message}`,
+            {
+              hint:
+                e.code === 'EADDRINUSE'
+                  ? 'Another process holds the port; give the upstream another local port.'
+                  : 'Check the upstream local address.',
+            },
+          ),
         );
       };
       server.once('error', onError);

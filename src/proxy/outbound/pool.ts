@@ -41,7 +41,10 @@ export class EndpointPool extends Agent {
     return this.#name;
   }
 
-  override createConnection(_options: unknown, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+  override createConnection(
+    _options: unknown,
+    cb?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
     dialEndpoint(this.#endpoint, this.#tls, this.#connectTimeoutMs, false, (err, socket) => {
       if (!err && this.#destroyed) {
         // Dialled before the pool was destroyed, connected after: nobody may use it.

@@ -20,7 +20,14 @@ import type { Endpoint } from './endpoint.js';
 
 function ignore(): void {}
 
-export function forwardTcp(client: Socket, cluster: Cluster, traffic: Traffic, errors: ReasonCounter, log: ThrottledLog, ctx: OutboundContext): void {
+export function forwardTcp(
+  client: Socket,
+  cluster: Cluster,
+  traffic: Traffic,
+  errors: ReasonCounter,
+  log: ThrottledLog,
+  ctx: OutboundContext,
+): void {
   client.on('error', ignore);
   traffic.requests += 1;
   const startedAt = performance.now();
@@ -33,7 +40,11 @@ export function forwardTcp(client: Socket, cluster: Cluster, traffic: Traffic, e
         if (refused) {
           errors.add(r.reason);
           traffic.meshError(reasonKind(r.reason));
-          log.warn(r.reason, { reason: r.reason, attempts: r.failures.map((f) => `${f.endpointId}: ${f.reason}`) }, 'outbound tcp connection refused');
+          log.warn(
+            r.reason,
+            { reason: r.reason, attempts: r.failures.map((f) => `${f.endpointId}: ${f.reason}`) },
+            'outbound tcp connection refused',
+          );
         }
         const ms = performance.now() - startedAt;
         traffic.latencyMs(ms);
@@ -57,7 +68,14 @@ export function forwardTcp(client: Socket, cluster: Cluster, traffic: Traffic, e
   );
 }
 
-function logLine(ctx: OutboundContext, cluster: Cluster, client: Socket, endpoint: Endpoint | undefined, ms: number, reason: string | undefined): void {
+function logLine(
+  ctx: OutboundContext,
+  cluster: Cluster,
+  client: Socket,
+  endpoint: Endpoint | undefined,
+  ms: number,
+  reason: string | undefined,
+): void {
   ctx.accessLog.write({
     direction: 'outbound',
     protocol: 'tcp',

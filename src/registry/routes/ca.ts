@@ -8,7 +8,9 @@ import { parseOrThrow } from '../validate.js';
 export function caRoutes(app: FastifyInstance, ctx: RegistryContext): void {
   app.get('/v1/ca/roots', { config: { auth: 'any' } }, async () => ({
     trustDomain: ctx.config.trustDomain,
-    roots: [{ pem: ctx.ca.rootPem, fingerprint: ctx.ca.fingerprint, notAfter: certExpiry(ctx.ca.rootPem).toISOString() }],
+    roots: [
+      { pem: ctx.ca.rootPem, fingerprint: ctx.ca.fingerprint, notAfter: certExpiry(ctx.ca.rootPem).toISOString() },
+    ],
   }));
 
   /** A node gets a leaf for a service only if that service is registered on it. */
@@ -24,7 +26,11 @@ export function caRoutes(app: FastifyInstance, ctx: RegistryContext): void {
       }
     }
     const ttlMs = (body.ttlSeconds ?? ctx.config.leafTtlSeconds) * 1000;
-    const signed = await ctx.ca.signCsr(body.csr, { expectedId: serviceId(ctx.config.trustDomain, body.service), ttlMs, usage: 'both' });
+    const signed = await ctx.ca.signCsr(body.csr, {
+      expectedId: serviceId(ctx.config.trustDomain, body.service),
+      ttlMs,
+      usage: 'both',
+    });
     return {
       certificate: signed.certPem,
       roots: [ctx.ca.rootPem],

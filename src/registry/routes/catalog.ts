@@ -15,7 +15,9 @@ export function catalogRoutes(app: FastifyInstance, ctx: RegistryContext): void 
     const name = nameParam((req.params as { name: string }).name, 'service name');
     const q = req.query as Record<string, unknown>;
     const healthyOnly = q.healthy !== undefined && q.healthy !== 'false' && q.healthy !== '0';
-    return blockingRead(ctx, req, reply, [`services/${name}`, 'alive'], () => ctx.catalog.instances(name, { healthyOnly }));
+    return blockingRead(ctx, req, reply, [`services/${name}`, 'alive'], () =>
+      ctx.catalog.instances(name, { healthyOnly }),
+    );
   });
 
   app.get('/v1/catalog/instances', { config: { auth: 'any' } }, (req, reply) =>
@@ -38,10 +40,17 @@ export function catalogRoutes(app: FastifyInstance, ctx: RegistryContext): void 
     const body = parseOrThrow(registerRequestSchema, req.body);
     const principal = req.principal;
     const node = body.node ?? (principal?.kind === 'node' ? principal.node : undefined);
-    if (!node) throw new MeshError('MESH_ERR_BAD_REQUEST', 'invalid request body: node: required when registering with the admin token');
+    if (!node)
+      throw new MeshError(
+        'MESH_ERR_BAD_REQUEST',
+        'invalid request body: node: required when registering with the admin token',
+      );
     assertActsFor(principal, node);
     const rec = await ctx.nodes.get(node);
-    if (!rec) throw new MeshError('MESH_ERR_NOT_FOUND', `node '${node}' has not joined the mesh`, { hint: 'Join it first with `meshctl init --join`.' });
+    if (!rec)
+      throw new MeshError('MESH_ERR_NOT_FOUND', `node '${node}' has not joined the mesh`, {
+        hint: 'Join it first with `meshctl init --join`.',
+      });
     const { instance, revision } = await ctx.catalog.register(node, rec.address, body.service);
     return { revision, instance };
   });

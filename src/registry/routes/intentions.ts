@@ -7,7 +7,10 @@ import { blockingRead } from './util.js';
 
 export function intentionRoutes(app: FastifyInstance, ctx: RegistryContext): void {
   app.get('/v1/intentions', { config: { auth: 'any' } }, (req, reply) =>
-    blockingRead(ctx, req, reply, ['intentions'], async () => ({ ...(await ctx.intentions.list()), defaultAction: ctx.config.defaultIntention })),
+    blockingRead(ctx, req, reply, ['intentions'], async () => ({
+      ...(await ctx.intentions.list()),
+      defaultAction: ctx.config.defaultIntention,
+    })),
   );
 
   app.put('/v1/intentions', { config: { auth: 'admin' } }, async (req) => {
@@ -27,6 +30,11 @@ export function intentionRoutes(app: FastifyInstance, ctx: RegistryContext): voi
     const source = nameParam(q.source, 'source');
     const destination = nameParam(q.destination, 'destination');
     const { revision, intentions } = await ctx.intentions.list();
-    return { revision, source, destination, ...decideIntention(intentions, source, destination, ctx.config.defaultIntention) };
+    return {
+      revision,
+      source,
+      destination,
+      ...decideIntention(intentions, source, destination, ctx.config.defaultIntention),
+    };
   });
 }

@@ -19,7 +19,9 @@ const counters = {
   latency: z.string().max(65_536),
 };
 const endpointSchema = z.object({ endpoint: z.string().max(128), ...counters }).strict();
-const upstreamSchema = z.object({ service: nameSchema, endpoints: z.array(endpointSchema).max(1024), ...counters }).strict();
+const upstreamSchema = z
+  .object({ service: nameSchema, endpoints: z.array(endpointSchema).max(1024), ...counters })
+  .strict();
 const reportSchema = z
   .object({
     sampledAt: count,

@@ -7,7 +7,9 @@ import { assertActsFor } from '../auth.js';
 import { nameParam, parseOrThrow } from '../validate.js';
 
 const renewSchema = z.object({ csr: z.string().min(1).max(16384) }).strict();
-const nodeUpdateSchema = z.object({ address: addressSchema, meta: z.record(z.string(), z.string().max(512)).default({}) }).strict();
+const nodeUpdateSchema = z
+  .object({ address: addressSchema, meta: z.record(z.string(), z.string().max(512)).default({}) })
+  .strict();
 
 export function nodeRoutes(app: FastifyInstance, ctx: RegistryContext): void {
   const nodeCertTtlMs = ctx.config.nodeCertTtlSeconds * 1000;
@@ -15,7 +17,11 @@ export function nodeRoutes(app: FastifyInstance, ctx: RegistryContext): void {
   app.post('/v1/join', { config: { auth: 'join' } }, async (req): Promise<JoinResponse> => {
     const body = parseOrThrow(joinRequestSchema, req.body);
     // Sign first: a bad CSR must leave no node record behind.
-    const signed = await ctx.ca.signCsr(body.csr, { expectedId: nodeId(ctx.config.trustDomain, body.nodeName), ttlMs: nodeCertTtlMs, usage: 'both' });
+    const signed = await ctx.ca.signCsr(body.csr, {
+      expectedId: nodeId(ctx.config.trustDomain, body.nodeName),
+      ttlMs: nodeCertTtlMs,
+      usage: 'both',
+    });
     const prev = await ctx.nodes.get(body.nodeName);
     await ctx.nodes.upsert({
       name: body.nodeName,
@@ -38,7 +44,11 @@ export function nodeRoutes(app: FastifyInstance, ctx: RegistryContext): void {
     const node = nameParam((req.params as { node: string }).node, 'node name');
     assertActsFor(req.principal, node);
     const body = parseOrThrow(renewSchema, req.body);
-    const signed = await ctx.ca.signCsr(body.csr, { expectedId: nodeId(ctx.config.trustDomain, node), ttlMs: nodeCertTtlMs, usage: 'both' });
+    const signed = await ctx.ca.signCsr(body.csr, {
+      expectedId: nodeId(ctx.config.trustDomain, node),
+      ttlMs: nodeCertTtlMs,
+      usage: 'both',
+    });
     return { certificate: signed.certPem, roots: [ctx.ca.rootPem], notAfter: signed.notAfter.toISOString() };
   });
 
@@ -48,8 +58,15 @@ export function nodeRoutes(app: FastifyInstance, ctx: RegistryContext): void {
     assertActsFor(req.principal, node);
     const body = parseOrThrow(nodeUpdateSchema, req.body);
     const prev = await ctx.nodes.get(node);
-    const next = { name: node, address: body.address, meta: body.meta, joinedAt: prev?.joinedAt ?? new Date().toISOString(), ...(prev?.certSerial ? { certSerial: prev.certSerial } : {}) };
-    if (prev && JSON.stringify(prev) === JSON.stringify(next)) return { revision: await ctx.store.revision(), changed: false };
+    const next = {
+      name: node,
+      address: body.address,
+      meta: body.meta,
+      joinedAt: prev?.joinedAt ?? new Date().toISOString(),
+      ...(prev?.certSerial ? { certSerial: prev.certSerial } : {}),
+    };
+    if (prev && JSON.stringify(prev) === JSON.stringify(next))
+      return { revision: await ctx.store.revision(), changed: false };
     return { revision: await ctx.nodes.upsert(next), changed: true };
   });
 

@@ -14,9 +14,13 @@ export function tokenRoutes(app: FastifyInstance, ctx: RegistryContext): void {
 
   app.delete('/v1/tokens/:id', { config: { auth: 'admin' } }, async (req) => {
     const id = (req.params as { id: string }).id;
-    if (!/^[0-9a-f]{16}$/.test(id)) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid token id '${id}'`, { hint: 'Token ids are 16 hex digits; see `meshctl token list`.' });
+    if (!/^[0-9a-f]{16}$/.test(id))
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid token id '${id}'`, {
+        hint: 'Token ids are 16 hex digits; see `meshctl token list`.',
+      });
     const info = await ctx.tokens.revoke(id);
-    if (req.principal?.kind === 'admin' && req.principal.tokenId === id) ctx.log.warn({ id }, 'the admin token revoked itself');
+    if (req.principal?.kind === 'admin' && req.principal.tokenId === id)
+      ctx.log.warn({ id }, 'the admin token revoked itself');
     return { token: info };
   });
 }

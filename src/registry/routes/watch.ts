@@ -23,12 +23,17 @@ export function watchRoutes(app: FastifyInstance, ctx: RegistryContext): void {
     let fromRevision: number | undefined;
     if (q.revision !== undefined) {
       fromRevision = Number(q.revision);
-      if (!Number.isSafeInteger(fromRevision) || fromRevision < 1) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid revision '${String(q.revision)}'`);
+      if (!Number.isSafeInteger(fromRevision) || fromRevision < 1)
+        throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid revision '${String(q.revision)}'`);
     }
 
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-mesh-index': String(ctx.notifier.revision) });
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+      'x-mesh-index': String(ctx.notifier.revision),
+    });
     const write = (obj: unknown) => {
       if (!res.destroyed) res.write(`${JSON.stringify(obj)}\n`);
     };
@@ -37,7 +42,12 @@ export function watchRoutes(app: FastifyInstance, ctx: RegistryContext): void {
       (batch) =>
         write({
           revision: batch.revision,
-          events: batch.events.map((e) => ({ type: e.type, key: e.kv.key, value: e.type === 'put' ? e.kv.value : undefined, modRevision: e.kv.modRevision })),
+          events: batch.events.map((e) => ({
+            type: e.type,
+            key: e.kv.key,
+            value: e.type === 'put' ? e.kv.value : undefined,
+            modRevision: e.kv.modRevision,
+          })),
         }),
       {
         ...(fromRevision === undefined ? {} : { fromRevision }),

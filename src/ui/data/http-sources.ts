@@ -68,7 +68,10 @@ export class RegistrySource extends HttpMeshSource {
   readonly label: string;
   private readonly agentHttp: HttpClient | undefined;
 
-  constructor(private readonly client: RegistryClient, opts: { baseUrl: string; agentSocket?: string; timeoutMs?: number }) {
+  constructor(
+    private readonly client: RegistryClient,
+    opts: { baseUrl: string; agentSocket?: string; timeoutMs?: number },
+  ) {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     super(client.http, '/v1/', timeoutMs);
     this.label = `registry ${opts.baseUrl}`;
@@ -91,7 +94,10 @@ export class RegistrySource extends HttpMeshSource {
 export class AgentSource extends HttpMeshSource {
   readonly label: string;
 
-  constructor(readonly socketPath: string, opts: { timeoutMs?: number } = {}) {
+  constructor(
+    readonly socketPath: string,
+    opts: { timeoutMs?: number } = {},
+  ) {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     super(agentHttp(socketPath, timeoutMs), '/v1/agent/registry/', timeoutMs);
     this.label = `agent ${socketPath}`;

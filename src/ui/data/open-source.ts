@@ -22,7 +22,11 @@ export async function openMeshSource(flags: SourceFlags, opts: { timeoutMs?: num
 
   if (registryUrl !== undefined) {
     const client = await registryClientFor(flags);
-    return new RegistrySource(client, { baseUrl: registryUrl, ...(agentThere ? { agentSocket: socket } : {}), ...opts });
+    return new RegistrySource(client, {
+      baseUrl: registryUrl,
+      ...(agentThere ? { agentSocket: socket } : {}),
+      ...opts,
+    });
   }
   if (agentThere || agentNamed) return new AgentSource(socket, opts);
   throw new MeshError('MESH_ERR_CONFIG', `no registry configured for this CLI and no agent socket at ${socket}`, {

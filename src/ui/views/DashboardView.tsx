@@ -46,7 +46,10 @@ export function DashboardView(p: DashboardViewProps) {
   const nodes = useMemo(() => (s ? nodeRows(s) : []), [s]);
   const intentions = useMemo(() => (s ? intentionRows(s) : []), [s]);
   const selected = p.selected ?? services[0]?.name;
-  const detail = useMemo(() => (s && p.mode === 'detail' && selected ? serviceDetail(s, selected) : null), [s, p.mode, selected]);
+  const detail = useMemo(
+    () => (s && p.mode === 'detail' && selected ? serviceDetail(s, selected) : null),
+    [s, p.mode, selected],
+  );
 
   const footerLines = p.interactive ? 1 : 0;
   const body = Math.max(0, p.height - HEADER_LINES - footerLines);
@@ -69,12 +72,23 @@ export function DashboardView(p: DashboardViewProps) {
     content = (
       <Box flexDirection="column">
         <Text> </Text>
-        <ServicesTable rows={services} maxRows={sRows} width={p.width} selected={selected} interactive={p.interactive} />
+        <ServicesTable
+          rows={services}
+          maxRows={sRows}
+          width={p.width}
+          selected={selected}
+          interactive={p.interactive}
+        />
         <Text> </Text>
         <Box flexDirection="row" width={p.width}>
           <NodesList rows={nodes} maxRows={bRows} width={half} now={p.now} />
           <Box width={2} />
-          <IntentionsList rows={intentions} defaultAction={s.defaultAction} maxRows={bRows} width={p.width - half - 2} />
+          <IntentionsList
+            rows={intentions}
+            defaultAction={s.defaultAction}
+            maxRows={bRows}
+            width={p.width - half - 2}
+          />
         </Box>
       </Box>
     );
@@ -82,8 +96,21 @@ export function DashboardView(p: DashboardViewProps) {
 
   // Growing spacer keeps the key line at the bottom of a live screen.
   return (
-    <Box flexDirection="column" width={p.width} {...(p.interactive && Number.isFinite(p.height) ? { height: p.height } : {})}>
-      <Header snapshot={s} reachable={p.reachable} error={p.error} lastUpdated={p.lastUpdated} now={p.now} width={p.width} sourceLabel={p.sourceLabel} {...(p.title ? { title: p.title } : {})} />
+    <Box
+      flexDirection="column"
+      width={p.width}
+      {...(p.interactive && Number.isFinite(p.height) ? { height: p.height } : {})}
+    >
+      <Header
+        snapshot={s}
+        reachable={p.reachable}
+        error={p.error}
+        lastUpdated={p.lastUpdated}
+        now={p.now}
+        width={p.width}
+        sourceLabel={p.sourceLabel}
+        {...(p.title ? { title: p.title } : {})}
+      />
       <Box flexDirection="column" flexGrow={1} overflow="hidden">
         {content}
       </Box>

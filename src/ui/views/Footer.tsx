@@ -9,7 +9,17 @@ const HINTS: Record<ViewMode, string> = {
   detail: '↑↓ other service  esc back  ? help  q quit',
 };
 
-export function Footer({ mode, help, width, sourceLabel }: { mode: ViewMode; help: boolean; width: number; sourceLabel: string }) {
+export function Footer({
+  mode,
+  help,
+  width,
+  sourceLabel,
+}: {
+  mode: ViewMode;
+  help: boolean;
+  width: number;
+  sourceLabel: string;
+}) {
   const hint = help ? 'esc/? close help  q quit' : HINTS[mode];
   const room = width - hint.length - 2;
   const right = room >= 12 ? truncate(sourceLabel, room - 1) : '';

@@ -28,8 +28,12 @@ const URGENCY_COLOR: Record<Urgency, string | undefined> = { ok: undefined, soon
 function linkState(p: HeaderProps): { text: string; color: string } {
   if (p.reachable === undefined) return { text: `… connecting to ${p.sourceLabel}`, color: 'yellow' };
   if (p.reachable) return { text: '● reachable', color: 'green' };
-  const what = !p.error || p.error.code === 'MESH_ERR_UNAVAILABLE' || p.error.code === 'MESH_ERR_TIMEOUT' ? 'unreachable' : 'failing';
-  const age = p.snapshot && p.lastUpdated ? `, showing data ${formatSpan(p.now.getTime() - p.lastUpdated.getTime())} old` : '';
+  const what =
+    !p.error || p.error.code === 'MESH_ERR_UNAVAILABLE' || p.error.code === 'MESH_ERR_TIMEOUT'
+      ? 'unreachable'
+      : 'failing';
+  const age =
+    p.snapshot && p.lastUpdated ? `, showing data ${formatSpan(p.now.getTime() - p.lastUpdated.getTime())} old` : '';
   return { text: `✗ ${what}${age}, retrying`, color: 'red' };
 }
 
@@ -85,7 +89,11 @@ function Facts({ snapshot: s, now }: { snapshot: MeshSnapshot; now: Date }) {
       <Text>{'  default '}</Text>
       <Text color={s.defaultAction === 'deny' ? 'green' : 'yellow'}>{s.defaultAction}</Text>
       <Text>{'  metrics: '}</Text>
-      {s.metrics ? <Text>{`${s.metrics.windowSeconds}s window`}</Text> : <Text color="yellow">{s.metricsProblem ?? 'not available'}</Text>}
+      {s.metrics ? (
+        <Text>{`${s.metrics.windowSeconds}s window`}</Text>
+      ) : (
+        <Text color="yellow">{s.metricsProblem ?? 'not available'}</Text>
+      )}
     </Text>
   );
 }

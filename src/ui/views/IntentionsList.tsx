@@ -19,7 +19,13 @@ export function IntentionsList({ rows, defaultAction, maxRows, width }: Intentio
   return (
     <Box flexDirection="column" width={width}>
       <Title>{`INTENTIONS (default ${defaultAction})`}</Title>
-      <Line gap={1} cells={[{ text: 'SOURCE → DESTINATION', width: w[0]!, dim: true }, { text: 'RULE', width: w[1]!, dim: true }]} />
+      <Line
+        gap={1}
+        cells={[
+          { text: 'SOURCE → DESTINATION', width: w[0]!, dim: true },
+          { text: 'RULE', width: w[1]!, dim: true },
+        ]}
+      />
       {rows.length === 0 ? <Text dimColor wrap="truncate-end">{`  none: ${defaultAction} applies to all`}</Text> : null}
       {rows.slice(win.start, win.end).map((r) => (
         <Line

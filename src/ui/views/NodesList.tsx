@@ -21,7 +21,14 @@ export function NodesList({ rows, maxRows, width, now }: NodesListProps) {
   return (
     <Box flexDirection="column" width={width}>
       <Title>{`NODES (${alive}/${rows.length} alive)`}</Title>
-      <Line gap={1} cells={[{ text: 'NODE', width: w[0]!, dim: true }, { text: 'LEASE', width: w[1]!, dim: true }, { text: 'SEEN', width: w[2]!, align: 'right', dim: true }]} />
+      <Line
+        gap={1}
+        cells={[
+          { text: 'NODE', width: w[0]!, dim: true },
+          { text: 'LEASE', width: w[1]!, dim: true },
+          { text: 'SEEN', width: w[2]!, align: 'right', dim: true },
+        ]}
+      />
       {rows.length === 0 ? <Text dimColor>{'  no nodes have joined'}</Text> : null}
       {rows.slice(win.start, win.end).map((r) => (
         <Line

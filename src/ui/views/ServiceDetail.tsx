@@ -20,12 +20,32 @@ export interface ServiceDetailProps {
 /** Title, blank, two section titles with their header rows, and the blank between them. */
 const FIXED_LINES = 7;
 
-const STATE_COLOR: Record<InstanceState, string> = { passing: 'green', warning: 'yellow', critical: 'red', 'node-down': 'red' };
-const INSTANCE_SPECS = [{ width: 'flex' as const, min: 8 }, { width: 21 }, { width: 9 }, { width: 6 }, { width: 6 }, { width: 7 }];
-const UPSTREAM_SPECS = [{ width: 'flex' as const, min: 8 }, { width: 15 }, { width: 6 }, { width: 6 }, { width: 7 }, { width: 7 }];
+const STATE_COLOR: Record<InstanceState, string> = {
+  passing: 'green',
+  warning: 'yellow',
+  critical: 'red',
+  'node-down': 'red',
+};
+const INSTANCE_SPECS = [
+  { width: 'flex' as const, min: 8 },
+  { width: 21 },
+  { width: 9 },
+  { width: 6 },
+  { width: 6 },
+  { width: 7 },
+];
+const UPSTREAM_SPECS = [
+  { width: 'flex' as const, min: 8 },
+  { width: 15 },
+  { width: 6 },
+  { width: 6 },
+  { width: 7 },
+  { width: 7 },
+];
 
 const instanceLines = (i: InstanceRow) => (i.check ? 2 : 1);
-const upstreamLines = (u: UpstreamRow) => 1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
+const upstreamLines = (u: UpstreamRow) =>
+  1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
 
 export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailProps) {
   if (!detail) {
@@ -38,7 +58,11 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
   }
   const iHeights = detail.instances.map(instanceLines);
   const uHeights = detail.upstreams.map(upstreamLines);
-  const sum = (xs: number[]) => Math.max(1, xs.reduce((a, b) => a + b, 0));
+  const sum = (xs: number[]) =>
+    Math.max(
+      1,
+      xs.reduce((a, b) => a + b, 0),
+    );
   const [iRoom, uRoom] = shareRows(maxLines - FIXED_LINES, sum(iHeights), sum(uHeights));
   const iFit = fitBlocks(iHeights, iRoom);
   const uFit = fitBlocks(uHeights, uRoom);
@@ -48,7 +72,9 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
   return (
     <Box flexDirection="column" width={width}>
       <Text wrap="truncate-end">
-        <Text bold color="cyan">{detail.name}</Text>
+        <Text bold color="cyan">
+          {detail.name}
+        </Text>
         <Text>{'  '}</Text>
         <Text color={healthColor(detail.healthy, detail.total)}>{`${detail.healthy}/${detail.total} healthy`}</Text>
         <Text>{m ? `  ${formatRps(m.rps)} rps  ` : '  no traffic figures'}</Text>
@@ -57,7 +83,15 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       </Text>
       <Text> </Text>
       <Title>{`INSTANCES (${detail.instances.length})`}</Title>
-      <Line gap={1} cells={['INSTANCE', 'ENDPOINT', 'STATE', 'RPS', 'OK%', 'P99'].map((h, i) => ({ text: h, width: iw[i]!, align: i >= 3 ? 'right' : 'left', dim: true }))} />
+      <Line
+        gap={1}
+        cells={['INSTANCE', 'ENDPOINT', 'STATE', 'RPS', 'OK%', 'P99'].map((h, i) => ({
+          text: h,
+          width: iw[i]!,
+          align: i >= 3 ? 'right' : 'left',
+          dim: true,
+        }))}
+      />
       {detail.instances.length === 0 ? <Text dimColor>{'  no instances'}</Text> : null}
       {detail.instances.slice(0, iFit.count).map((i) => (
         <Instance key={`${i.id}@${i.node}`} row={i} widths={iw} width={width} />
@@ -65,7 +99,15 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       {iFit.more > 0 ? <More count={iFit.more} /> : null}
       <Text> </Text>
       <Title>{`UPSTREAMS (${detail.upstreams.length})`}</Title>
-      <Line gap={1} cells={['UPSTREAM / ENDPOINT', 'LOCAL', 'RPS', 'OK%', 'P50', 'P99'].map((h, i) => ({ text: h, width: uw[i]!, align: i >= 2 ? 'right' : 'left', dim: true }))} />
+      <Line
+        gap={1}
+        cells={['UPSTREAM / ENDPOINT', 'LOCAL', 'RPS', 'OK%', 'P50', 'P99'].map((h, i) => ({
+          text: h,
+          width: uw[i]!,
+          align: i >= 2 ? 'right' : 'left',
+          dim: true,
+        }))}
+      />
       {detail.upstreams.length === 0 ? <Text dimColor>{'  this service calls no upstreams'}</Text> : null}
       {detail.upstreams.slice(0, uFit.count).map((u) => (
         <Upstream key={u.service} row={u} widths={uw} width={width} />
@@ -86,9 +128,19 @@ function Instance({ row: i, widths: w, width }: { row: InstanceRow; widths: numb
         cells={[
           { text: `${i.id}@${i.node}`, width: w[0]! },
           { text: i.endpoint, width: w[1]! },
-          { text: i.state === 'node-down' ? 'node down' : i.state, width: w[2]!, color: STATE_COLOR[i.state], bold: i.state !== 'passing' },
+          {
+            text: i.state === 'node-down' ? 'node down' : i.state,
+            width: w[2]!,
+            color: STATE_COLOR[i.state],
+            bold: i.state !== 'passing',
+          },
           { text: m ? formatRps(m.rps) : DASH, width: w[3]!, align: 'right' },
-          { text: m ? formatRate(m.successRate) : DASH, width: w[4]!, align: 'right', ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}) },
+          {
+            text: m ? formatRate(m.successRate) : DASH,
+            width: w[4]!,
+            align: 'right',
+            ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}),
+          },
           { text: m ? formatMs(m.p99Ms) : DASH, width: w[5]!, align: 'right' },
         ]}
       />
@@ -112,7 +164,12 @@ function Upstream({ row: u, widths: w, width }: { row: UpstreamRow; widths: numb
           { text: `→ ${u.service}`, width: w[0]!, bold: true },
           { text: u.local ?? DASH, width: w[1]!, dim: true },
           { text: m ? formatRps(m.rps) : DASH, width: w[2]!, align: 'right' },
-          { text: m ? formatRate(m.successRate) : DASH, width: w[3]!, align: 'right', ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}) },
+          {
+            text: m ? formatRate(m.successRate) : DASH,
+            width: w[3]!,
+            align: 'right',
+            ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}),
+          },
           { text: m ? formatMs(m.p50Ms) : DASH, width: w[4]!, align: 'right' },
           { text: m ? formatMs(m.p99Ms) : DASH, width: w[5]!, align: 'right' },
         ]}
@@ -125,7 +182,12 @@ function Upstream({ row: u, widths: w, width }: { row: UpstreamRow; widths: numb
             { text: `    ${e.endpoint}`, width: w[0]! },
             { text: '', width: w[1]! },
             { text: formatRps(e.rps), width: w[2]!, align: 'right' },
-            { text: formatRate(e.successRate), width: w[3]!, align: 'right', ...(rateColor(e.successRate) ? { color: rateColor(e.successRate)! } : {}) },
+            {
+              text: formatRate(e.successRate),
+              width: w[3]!,
+              align: 'right',
+              ...(rateColor(e.successRate) ? { color: rateColor(e.successRate)! } : {}),
+            },
             { text: '', width: w[4]! },
             { text: formatMs(e.p99Ms), width: w[5]!, align: 'right' },
           ]}

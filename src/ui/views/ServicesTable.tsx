@@ -15,7 +15,15 @@ export interface ServicesTableProps {
   interactive: boolean;
 }
 
-const SPECS = [{ width: 2 }, { width: 'flex' as const, min: 8 }, { width: 7 }, { width: 6 }, { width: 6 }, { width: 7 }, { width: 7 }];
+const SPECS = [
+  { width: 2 },
+  { width: 'flex' as const, min: 8 },
+  { width: 7 },
+  { width: 6 },
+  { width: 6 },
+  { width: 7 },
+  { width: 7 },
+];
 
 export function healthColor(healthy: number, total: number): string {
   if (total === 0 || healthy === 0) return 'red';
@@ -30,13 +38,19 @@ export function rateColor(rate: number | null | undefined): string | undefined {
 
 export function ServicesTable({ rows, maxRows, width, selected, interactive }: ServicesTableProps) {
   const w = columnWidths(SPECS, width, 1);
-  const selIndex = Math.max(0, rows.findIndex((r) => r.name === selected));
+  const selIndex = Math.max(
+    0,
+    rows.findIndex((r) => r.name === selected),
+  );
   const win = listWindow(rows.length, maxRows, selIndex);
   const header = ['', 'SERVICE', 'HEALTHY', 'RPS', 'OK%', 'P50', 'P99'];
   return (
     <Box flexDirection="column" width={width}>
       <Title>{`SERVICES (${rows.length})`}</Title>
-      <Line gap={1} cells={header.map((h, i) => ({ text: h, width: w[i]!, align: i >= 2 ? 'right' : 'left', dim: true }))} />
+      <Line
+        gap={1}
+        cells={header.map((h, i) => ({ text: h, width: w[i]!, align: i >= 2 ? 'right' : 'left', dim: true }))}
+      />
       {rows.length === 0 ? <Text dimColor>{'  no services registered'}</Text> : null}
       {rows.slice(win.start, win.end).map((r) => {
         const isSel = interactive && r.name === (selected ?? rows[0]?.name);
@@ -50,7 +64,12 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
               { text: r.name, width: w[1]!, bold: isSel, ...(isSel ? { color: 'cyan' } : {}) },
               { text: `${r.healthy}/${r.total}`, width: w[2]!, align: 'right', color: healthColor(r.healthy, r.total) },
               { text: m ? formatRps(m.rps) : DASH, width: w[3]!, align: 'right' },
-              { text: m ? formatRate(m.successRate) : DASH, width: w[4]!, align: 'right', ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}) },
+              {
+                text: m ? formatRate(m.successRate) : DASH,
+                width: w[4]!,
+                align: 'right',
+                ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}),
+              },
               { text: m ? formatMs(m.p50Ms) : DASH, width: w[5]!, align: 'right' },
               { text: m ? formatMs(m.p99Ms) : DASH, width: w[6]!, align: 'right' },
             ]}

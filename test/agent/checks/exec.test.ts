@@ -57,7 +57,10 @@ describe('exec check', () => {
   it('kills the process group when cancelled', async () => {
     const pidFile = join(dir, 'cancel.pid');
     const ac = new AbortController();
-    const pending = runExecCheck(check(`echo started; sleep 100 & echo $! > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`, 60_000), ac.signal);
+    const pending = runExecCheck(
+      check(`echo started; sleep 100 & echo $! > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`, 60_000),
+      ac.signal,
+    );
     await waitFor(() => existsSync(pidFile), 'the command to start its child');
     const pid = Number(await readFile(pidFile, 'utf8'));
     expect(processRunning(pid)).toBe(true);

@@ -51,7 +51,8 @@ export async function startHttpServer(handler: http.RequestListener): Promise<Te
     url: `http://127.0.0.1:${port}`,
     port,
     hits: (path) => counts.get(path) ?? 0,
-    connections: () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
+    connections: () =>
+      new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -16,8 +16,14 @@ function refusal(fn: () => unknown): MeshError {
 
 describe('parseCheckSpec', () => {
   it('reads http and https URLs', () => {
-    expect(parseCheckSpec('http://127.0.0.1:9000/health')).toEqual({ kind: 'http', target: 'http://127.0.0.1:9000/health' });
-    expect(parseCheckSpec(' https://api.internal/healthz?deep=1 ')).toEqual({ kind: 'http', target: 'https://api.internal/healthz?deep=1' });
+    expect(parseCheckSpec('http://127.0.0.1:9000/health')).toEqual({
+      kind: 'http',
+      target: 'http://127.0.0.1:9000/health',
+    });
+    expect(parseCheckSpec(' https://api.internal/healthz?deep=1 ')).toEqual({
+      kind: 'http',
+      target: 'https://api.internal/healthz?deep=1',
+    });
     expect(parseCheckSpec('http://[::1]:8080/')).toEqual({ kind: 'http', target: 'http://[::1]:8080/' });
   });
 
@@ -28,9 +34,15 @@ describe('parseCheckSpec', () => {
   });
 
   it('reads exec: with or without quotes', () => {
-    expect(parseCheckSpec("exec:'curl -fsS localhost:9000'")).toEqual({ kind: 'exec', target: 'curl -fsS localhost:9000' });
+    expect(parseCheckSpec("exec:'curl -fsS localhost:9000'")).toEqual({
+      kind: 'exec',
+      target: 'curl -fsS localhost:9000',
+    });
     expect(parseCheckSpec('exec:"pg_isready -q"')).toEqual({ kind: 'exec', target: 'pg_isready -q' });
-    expect(parseCheckSpec('exec:/usr/local/bin/check.sh --fast')).toEqual({ kind: 'exec', target: '/usr/local/bin/check.sh --fast' });
+    expect(parseCheckSpec('exec:/usr/local/bin/check.sh --fast')).toEqual({
+      kind: 'exec',
+      target: '/usr/local/bin/check.sh --fast',
+    });
     // Inner quotes stay; only one matching outer pair is removed.
     expect(parseCheckSpec(`exec:'grep -q "ok" /tmp/x'`)).toEqual({ kind: 'exec', target: 'grep -q "ok" /tmp/x' });
   });
@@ -46,7 +58,10 @@ describe('parseCheckSpec', () => {
     ['script:/bin/true', /unknown check kind 'script'/],
     ['healthy', /invalid check 'healthy': not a check spec/],
     ['http://', /invalid check 'http:\/\/': the URL has no host/],
-    ['http://127.0.0.1:99999/health', /invalid check 'http:\/\/127\.0\.0\.1:99999\/health': port 99999 is out of range \(1-65535\)/],
+    [
+      'http://127.0.0.1:99999/health',
+      /invalid check 'http:\/\/127\.0\.0\.1:99999\/health': port 99999 is out of range \(1-65535\)/,
+    ],
     ['http://127.0.0.1:0/', /port 0 is out of range/],
     ['http://127.0.0.1:abc/', /port 'abc' is not a number/],
     ['https://exa mple.com/', /the URL is malformed/],
@@ -80,7 +95,13 @@ describe('parseCheckSpec', () => {
 
 describe('parseCheckSpecs', () => {
   it('names checks <service>-<kind>, numbering repeats of a kind, with schema defaults', () => {
-    const defs = parseCheckSpecs('api', ['http://127.0.0.1:9000/health', 'tcp://127.0.0.1:9000', 'http://127.0.0.1:9000/ready', 'ttl:30s', "exec:'true'"]);
+    const defs = parseCheckSpecs('api', [
+      'http://127.0.0.1:9000/health',
+      'tcp://127.0.0.1:9000',
+      'http://127.0.0.1:9000/ready',
+      'ttl:30s',
+      "exec:'true'",
+    ]);
     expect(defs.map((d) => d.id)).toEqual(['api-http', 'api-tcp', 'api-http-2', 'api-ttl', 'api-exec']);
     expect(defs[0]).toEqual({
       id: 'api-http',
@@ -102,7 +123,13 @@ describe('parseCheckSpecs', () => {
       successBeforePassing: '2',
       failuresBeforeCritical: 3,
     });
-    for (const d of defs) expect(d).toMatchObject({ intervalMs: 5_000, timeoutMs: 500, successBeforePassing: 2, failuresBeforeCritical: 3 });
+    for (const d of defs)
+      expect(d).toMatchObject({
+        intervalMs: 5_000,
+        timeoutMs: 500,
+        successBeforePassing: 2,
+        failuresBeforeCritical: 3,
+      });
   });
 
   it('reads definition-file objects, which override the shared settings', () => {
@@ -146,19 +173,75 @@ describe('parseCheckSpecs', () => {
 
   it.each<[string, () => unknown, RegExp]>([
     ['a bad service name', () => parseCheckSpecs('Bad Name', ['ttl:30s']), /invalid service name 'Bad Name'/],
-    ['a bad interval', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: 'often' }), /invalid check 'tcp:\/\/127\.0\.0\.1:1': interval 'often' is not a duration/],
-    ['an interval below 100ms', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: '50ms' }), /interval 50ms is out of range \(100ms to 24h\)/],
-    ['a timeout above 10 minutes', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { timeout: '11m' }), /timeout 11m is out of range/],
-    ['a fractional millisecond count', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: 1500.5 }), /whole number of milliseconds/],
-    ['a threshold of 0', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { failuresBeforeCritical: 0 }), /failuresBeforeCritical must be a whole number from 1 to 100, not '0'/],
-    ['a threshold that is not a number', () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { successBeforePassing: 'two' }), /successBeforePassing must be a whole number/],
-    ['a duplicate explicit id', () => parseCheckSpecs('api', [{ id: 'x', ttl: '1m' }, { id: 'x', ttl: '2m' }]), /check id 'x' is used twice/],
-    ['a malformed explicit id', () => parseCheckSpecs('api', [{ id: 'Not OK', ttl: '1m' }]), /check id 'Not OK' must be/],
-    ['an object with no kind', () => parseCheckSpecs('api', [{ interval: '1s' }]), /invalid check '#1': give one of spec, http, tcp, exec, ttl/],
-    ['an object with two kinds', () => parseCheckSpecs('api', [{ http: 'http://h/', tcp: 'h:1' }]), /give only one of http, tcp/],
-    ['an object with an unknown field', () => parseCheckSpecs('api', [{ ttl: '1m', notes: 'x' } as CheckSpecInput]), /invalid check '#1': unknown field 'notes'/],
-    ['an http field that is not a URL', () => parseCheckSpecs('api', [{ http: '127.0.0.1:80/health' }]), /an http check needs an http:\/\/ or https:\/\/ URL/],
-    ['a bad spec among good ones', () => parseCheckSpecs('api', ['ttl:30s', 'udp://127.0.0.1:53']), /invalid check 'udp:\/\/127\.0\.0\.1:53': unknown check kind 'udp'/],
+    [
+      'a bad interval',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: 'often' }),
+      /invalid check 'tcp:\/\/127\.0\.0\.1:1': interval 'often' is not a duration/,
+    ],
+    [
+      'an interval below 100ms',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: '50ms' }),
+      /interval 50ms is out of range \(100ms to 24h\)/,
+    ],
+    [
+      'a timeout above 10 minutes',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { timeout: '11m' }),
+      /timeout 11m is out of range/,
+    ],
+    [
+      'a fractional millisecond count',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { interval: 1500.5 }),
+      /whole number of milliseconds/,
+    ],
+    [
+      'a threshold of 0',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { failuresBeforeCritical: 0 }),
+      /failuresBeforeCritical must be a whole number from 1 to 100, not '0'/,
+    ],
+    [
+      'a threshold that is not a number',
+      () => parseCheckSpecs('api', ['tcp://127.0.0.1:1'], { successBeforePassing: 'two' }),
+      /successBeforePassing must be a whole number/,
+    ],
+    [
+      'a duplicate explicit id',
+      () =>
+        parseCheckSpecs('api', [
+          { id: 'x', ttl: '1m' },
+          { id: 'x', ttl: '2m' },
+        ]),
+      /check id 'x' is used twice/,
+    ],
+    [
+      'a malformed explicit id',
+      () => parseCheckSpecs('api', [{ id: 'Not OK', ttl: '1m' }]),
+      /check id 'Not OK' must be/,
+    ],
+    [
+      'an object with no kind',
+      () => parseCheckSpecs('api', [{ interval: '1s' }]),
+      /invalid check '#1': give one of spec, http, tcp, exec, ttl/,
+    ],
+    [
+      'an object with two kinds',
+      () => parseCheckSpecs('api', [{ http: 'http://h/', tcp: 'h:1' }]),
+      /give only one of http, tcp/,
+    ],
+    [
+      'an object with an unknown field',
+      () => parseCheckSpecs('api', [{ ttl: '1m', notes: 'x' } as CheckSpecInput]),
+      /invalid check '#1': unknown field 'notes'/,
+    ],
+    [
+      'an http field that is not a URL',
+      () => parseCheckSpecs('api', [{ http: '127.0.0.1:80/health' }]),
+      /an http check needs an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      'a bad spec among good ones',
+      () => parseCheckSpecs('api', ['ttl:30s', 'udp://127.0.0.1:53']),
+      /invalid check 'udp:\/\/127\.0\.0\.1:53': unknown check kind 'udp'/,
+    ],
   ])('refuses %s', (_what, fn, message) => {
     expect(refusal(fn).message).toMatch(message);
   });

@@ -3,7 +3,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CheckManager, type CheckChange, type CheckDefinition, type CheckRun } from '../../../src/agent/checks/index.js';
+import {
+  CheckManager,
+  type CheckChange,
+  type CheckDefinition,
+  type CheckRun,
+} from '../../../src/agent/checks/index.js';
 import { checkDef, closedPort, processRunning, startHttpServer, waitFor, type TestServer } from './helpers.js';
 
 /**
@@ -13,7 +18,8 @@ import { checkDef, closedPort, processRunning, startHttpServer, waitFor, type Te
 let server: TestServer;
 const queued = new Map<string, number[]>();
 const steady = new Map<string, number>();
-const queue = (path: string, ...codes: number[]): void => void queued.set(path, [...(queued.get(path) ?? []), ...codes]);
+const queue = (path: string, ...codes: number[]): void =>
+  void queued.set(path, [...(queued.get(path) ?? []), ...codes]);
 const always = (path: string, code: number): void => void steady.set(path, code);
 
 let dir = '';
@@ -52,7 +58,14 @@ function fresh(): void {
 }
 
 const httpCheck = (fields: Partial<CheckDefinition> = {}): CheckDefinition =>
-  checkDef({ id: 'web-http', kind: 'http', target: `${server.url}${path}`, intervalMs: 100, timeoutMs: 2_000, ...fields });
+  checkDef({
+    id: 'web-http',
+    kind: 'http',
+    target: `${server.url}${path}`,
+    intervalMs: 100,
+    timeoutMs: 2_000,
+    ...fields,
+  });
 
 const runsOf = (checkId: string): CheckRun[] => runs.filter((r) => r.checkId === checkId);
 const state = (instanceId: string, checkId: string) => manager.states(instanceId).find((s) => s.checkId === checkId);
@@ -62,11 +75,25 @@ describe('CheckManager', () => {
     fresh();
     manager.set('web-1', [httpCheck()]);
     expect(manager.states()).toEqual([
-      expect.objectContaining({ instanceId: 'web-1', checkId: 'web-http', kind: 'http', status: 'critical', output: '', lastRunAt: null, consecutiveSuccesses: 0 }),
+      expect.objectContaining({
+        instanceId: 'web-1',
+        checkId: 'web-http',
+        kind: 'http',
+        status: 'critical',
+        output: '',
+        lastRunAt: null,
+        consecutiveSuccesses: 0,
+      }),
     ]);
     await waitFor(() => runs.length >= 6, 'six runs');
     expect(changes).toHaveLength(1);
-    expect(changes[0]).toMatchObject({ instanceId: 'web-1', checkId: 'web-http', kind: 'http', previous: 'critical', status: 'passing' });
+    expect(changes[0]).toMatchObject({
+      instanceId: 'web-1',
+      checkId: 'web-http',
+      kind: 'http',
+      previous: 'critical',
+      status: 'passing',
+    });
     expect(changes[0]!.output).toContain('200 OK');
     const s = state('web-1', 'web-http')!;
     expect(s.status).toBe('passing');
@@ -92,7 +119,16 @@ describe('CheckManager', () => {
     queue(path, 500);
     const mark = runs.length;
     // The lone failure, then a success after it.
-    await waitFor(() => runs.slice(mark).some((r, i, after) => r.result.status === 'critical' && after.slice(i + 1).some((x) => x.result.status === 'passing')), 'a failure followed by a success');
+    await waitFor(
+      () =>
+        runs
+          .slice(mark)
+          .some(
+            (r, i, after) =>
+              r.result.status === 'critical' && after.slice(i + 1).some((x) => x.result.status === 'passing'),
+          ),
+      'a failure followed by a success',
+    );
     expect(changes).toHaveLength(1);
     expect(runs.slice(mark).every((r) => r.status === 'passing')).toBe(true);
     expect(state('web-1', 'web-http')!.status).toBe('passing');
@@ -168,7 +204,11 @@ describe('CheckManager', () => {
     path = `/p${++n}`;
     always(path, 500);
     manager.set('web-1', [httpCheck()]); // same id, new target
-    expect(state('web-1', 'web-http')).toMatchObject({ status: 'passing', consecutiveSuccesses: 0, target: `${server.url}${path}` });
+    expect(state('web-1', 'web-http')).toMatchObject({
+      status: 'passing',
+      consecutiveSuccesses: 0,
+      target: `${server.url}${path}`,
+    });
 
     await waitFor(() => changes.length === 2, 'critical from the new target');
     expect(changes[1]).toMatchObject({ previous: 'passing', status: 'critical' });
@@ -208,13 +248,23 @@ describe('CheckManager', () => {
     manager.set('web-1', [checkDef({ id: 'keep', kind: 'ttl', ttlMs: 60_000 })]);
     const before = manager.states();
     const bad: Array<[string, readonly CheckDefinition[], RegExp]> = [
-      ['web-1', [checkDef({ id: 'x', kind: 'ttl', ttlMs: 60_000 }), checkDef({ id: 'x', kind: 'ttl', ttlMs: 60_000 })], /two checks with id 'x'/],
+      [
+        'web-1',
+        [checkDef({ id: 'x', kind: 'ttl', ttlMs: 60_000 }), checkDef({ id: 'x', kind: 'ttl', ttlMs: 60_000 })],
+        /two checks with id 'x'/,
+      ],
       ['web-1', [checkDef({ id: 'y', kind: 'ttl' })], /a TTL check needs ttlMs/],
-      ['web-1', [{ ...checkDef({ id: 'z', kind: 'tcp', target: '127.0.0.1:1' }), intervalMs: 5 }], /check 'z': intervalMs: /],
+      [
+        'web-1',
+        [{ ...checkDef({ id: 'z', kind: 'tcp', target: '127.0.0.1:1' }), intervalMs: 5 }],
+        /check 'z': intervalMs: /,
+      ],
       ['', [checkDef({ id: 'x', kind: 'ttl', ttlMs: 60_000 })], /instance id must not be empty/],
     ];
     for (const [instance, defs, message] of bad) {
-      expect(() => manager.set(instance, defs)).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+      expect(() => manager.set(instance, defs)).toThrow(
+        expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT', message: expect.stringMatching(message) }),
+      );
     }
     expect(manager.states()).toEqual(before);
   });
@@ -223,7 +273,15 @@ describe('CheckManager', () => {
     fresh();
     // The command holds a lock for longer than the interval; an overlapping run would find it taken.
     const lock = join(dir, `lock-${n}`);
-    manager.set('job-1', [checkDef({ id: 'job-exec', kind: 'exec', target: `mkdir ${lock} || exit 2; sleep 0.3; rmdir ${lock}`, intervalMs: 100, timeoutMs: 10_000 })]);
+    manager.set('job-1', [
+      checkDef({
+        id: 'job-exec',
+        kind: 'exec',
+        target: `mkdir ${lock} || exit 2; sleep 0.3; rmdir ${lock}`,
+        intervalMs: 100,
+        timeoutMs: 10_000,
+      }),
+    ]);
     await waitFor(() => runs.length >= 4, 'four runs', 20_000);
     expect(runs.map((r) => r.result)).toEqual(runs.map(() => ({ status: 'passing', output: 'exit code 0' })));
   });
@@ -260,7 +318,15 @@ describe('CheckManager', () => {
     fresh();
     const pidFile = join(dir, `stop-${n}.pid`);
     manager.set('web-1', [httpCheck()]);
-    manager.set('job-1', [checkDef({ id: 'job-exec', kind: 'exec', target: `sleep 100 & echo $! > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`, intervalMs: 100, timeoutMs: 60_000 })]);
+    manager.set('job-1', [
+      checkDef({
+        id: 'job-exec',
+        kind: 'exec',
+        target: `sleep 100 & echo $! > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`,
+        intervalMs: 100,
+        timeoutMs: 60_000,
+      }),
+    ]);
     manager.set('ttl-1', [checkDef({ id: 'beat', kind: 'ttl', ttlMs: 300 })]);
     await waitFor(() => existsSync(pidFile) && runsOf('web-http').length >= 2, 'the checks to be running');
     const pid = Number(await readFile(pidFile, 'utf8'));
@@ -288,7 +354,9 @@ describe('CheckManager', () => {
     expect(server.hits(path)).toBe(hitsAtStop);
     expect(changes.length + runs.length).toBe(eventsAtStop);
 
-    expect(() => manager.set('web-1', [httpCheck()])).toThrow(expect.objectContaining({ code: 'MESH_ERR_UNAVAILABLE' }));
+    expect(() => manager.set('web-1', [httpCheck()])).toThrow(
+      expect.objectContaining({ code: 'MESH_ERR_UNAVAILABLE' }),
+    );
     await manager.stop(); // idempotent
   });
 });

@@ -14,7 +14,9 @@ function listen(host: string): Promise<{ server: net.Server; port: number; open:
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, host, () => resolve({ server, port: (server.address() as net.AddressInfo).port, open: () => sockets.size }));
+    server.listen(0, host, () =>
+      resolve({ server, port: (server.address() as net.AddressInfo).port, open: () => sockets.size }),
+    );
   });
 }
 

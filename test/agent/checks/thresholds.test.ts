@@ -10,7 +10,12 @@ describe('StatusFilter (Consul thresholds)', () => {
   it('starts critical and reports each result at once with thresholds of one', () => {
     const f = new StatusFilter(1, 1);
     expect(f.status).toBe('critical');
-    expect(feed(f, ['passing', 'critical', 'warning', 'passing'])).toEqual(['passing', 'critical', 'warning', 'passing']);
+    expect(feed(f, ['passing', 'critical', 'warning', 'passing'])).toEqual([
+      'passing',
+      'critical',
+      'warning',
+      'passing',
+    ]);
   });
 
   it('flips to critical only after failuresBeforeCritical failures in a row', () => {

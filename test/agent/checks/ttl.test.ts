@@ -64,7 +64,9 @@ describe('TTL checks in the CheckManager', () => {
     const changes: CheckChange[] = [];
     manager.on('change', (c) => changes.push(c));
     // Thresholds do not apply to reports.
-    manager.set('api-1', [checkDef({ id: 'api-ttl', kind: 'ttl', ttlMs: 400, successBeforePassing: 3, failuresBeforeCritical: 3 })]);
+    manager.set('api-1', [
+      checkDef({ id: 'api-ttl', kind: 'ttl', ttlMs: 400, successBeforePassing: 3, failuresBeforeCritical: 3 }),
+    ]);
     expect(manager.states()[0]).toMatchObject({ status: 'critical', lastRunAt: null });
 
     const view = manager.ttlUpdate('api-ttl', 'passing', 'all good');
@@ -79,7 +81,11 @@ describe('TTL checks in the CheckManager', () => {
     expect(changes.at(-1)).toMatchObject({ previous: 'passing', status: 'warning', output: 'slow', kind: 'ttl' });
 
     await waitFor(() => changes.length === 3, 'the TTL to expire');
-    expect(changes[2]).toMatchObject({ previous: 'warning', status: 'critical', output: 'TTL expired: no update within 400ms' });
+    expect(changes[2]).toMatchObject({
+      previous: 'warning',
+      status: 'critical',
+      output: 'TTL expired: no update within 400ms',
+    });
 
     manager.ttlUpdate('api-ttl', 'passing');
     expect(changes.at(-1)).toMatchObject({ previous: 'critical', status: 'passing' });
@@ -87,18 +93,38 @@ describe('TTL checks in the CheckManager', () => {
 
   it('refuses reports for unknown, ambiguous and non-TTL checks', () => {
     manager = new CheckManager();
-    manager.set('a-1', [checkDef({ id: 'shared', kind: 'ttl', ttlMs: 60_000 }), checkDef({ id: 'web', kind: 'tcp', target: '127.0.0.1:1', intervalMs: 60_000 })]);
+    manager.set('a-1', [
+      checkDef({ id: 'shared', kind: 'ttl', ttlMs: 60_000 }),
+      checkDef({ id: 'web', kind: 'tcp', target: '127.0.0.1:1', intervalMs: 60_000 }),
+    ]);
     manager.set('a-2', [checkDef({ id: 'shared', kind: 'ttl', ttlMs: 60_000 })]);
 
-    expect(() => manager!.ttlUpdate('nope', 'passing')).toThrow(expect.objectContaining({ code: 'MESH_ERR_NOT_FOUND', message: "no check 'nope'" }));
-    expect(() => manager!.ttlUpdate('web', 'passing')).toThrow(
-      expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT', message: "check 'web' is of kind tcp; only TTL checks take pass/warn/fail reports" }),
+    expect(() => manager!.ttlUpdate('nope', 'passing')).toThrow(
+      expect.objectContaining({ code: 'MESH_ERR_NOT_FOUND', message: "no check 'nope'" }),
     );
-    expect(() => manager!.ttlUpdate('shared', 'passing')).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT', message: "check id 'shared' is used by instances 'a-1', 'a-2'" }));
-    expect(() => manager!.ttlUpdate('shared', 'bogus' as 'passing', '', { instanceId: 'a-1' })).toThrow(expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }));
-    expect(() => manager!.ttlUpdate('shared', 'passing', '', { instanceId: 'a-3' })).toThrow(expect.objectContaining({ code: 'MESH_ERR_NOT_FOUND' }));
+    expect(() => manager!.ttlUpdate('web', 'passing')).toThrow(
+      expect.objectContaining({
+        code: 'MESH_ERR_INVALID_ARGUMENT',
+        message: "check 'web' is of kind tcp; only TTL checks take pass/warn/fail reports",
+      }),
+    );
+    expect(() => manager!.ttlUpdate('shared', 'passing')).toThrow(
+      expect.objectContaining({
+        code: 'MESH_ERR_INVALID_ARGUMENT',
+        message: "check id 'shared' is used by instances 'a-1', 'a-2'",
+      }),
+    );
+    expect(() => manager!.ttlUpdate('shared', 'bogus' as 'passing', '', { instanceId: 'a-1' })).toThrow(
+      expect.objectContaining({ code: 'MESH_ERR_INVALID_ARGUMENT' }),
+    );
+    expect(() => manager!.ttlUpdate('shared', 'passing', '', { instanceId: 'a-3' })).toThrow(
+      expect.objectContaining({ code: 'MESH_ERR_NOT_FOUND' }),
+    );
 
-    expect(manager.ttlUpdate('shared', 'passing', 'ok', { instanceId: 'a-2' })).toMatchObject({ instanceId: 'a-2', status: 'passing' });
+    expect(manager.ttlUpdate('shared', 'passing', 'ok', { instanceId: 'a-2' })).toMatchObject({
+      instanceId: 'a-2',
+      status: 'passing',
+    });
     const states = manager.states();
     expect(states.find((s) => s.instanceId === 'a-1' && s.checkId === 'shared')!.status).toBe('critical');
   });

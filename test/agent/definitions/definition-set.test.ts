@@ -9,7 +9,11 @@ function svcs(yaml: string): ServiceRegistration[] {
 
 const upsert = (file: string, yaml: string): DefinitionEvent => ({ type: 'upsert', file, services: svcs(yaml) });
 const remove = (file: string): DefinitionEvent => ({ type: 'remove', file });
-const invalid = (file: string, message = `${file}:1:1: broken`): DefinitionEvent => ({ type: 'invalid', file, error: { message, line: 1, column: 1 } });
+const invalid = (file: string, message = `${file}:1:1: broken`): DefinitionEvent => ({
+  type: 'invalid',
+  file,
+  error: { message, line: 1, column: 1 },
+});
 
 const names = (regs: ServiceRegistration[]) => regs.map((r) => r.id ?? r.name);
 const ids = (ds: { id: string }[]) => ds.map((d) => d.id);
@@ -46,9 +50,20 @@ describe('DefinitionSet', () => {
     const set = new DefinitionSet();
     set.apply(upsert('/d/a.yaml', 'service: { name: api, port: 1 }'));
     let ch = set.apply(invalid('/d/a.yaml'));
-    expect(ch).toEqual({ deregister: [], register: [], invalid: [{ file: '/d/a.yaml', error: { message: '/d/a.yaml:1:1: broken', line: 1, column: 1 } }] });
+    expect(ch).toEqual({
+      deregister: [],
+      register: [],
+      invalid: [{ file: '/d/a.yaml', error: { message: '/d/a.yaml:1:1: broken', line: 1, column: 1 } }],
+    });
     expect(names(set.services())).toEqual(['api']);
-    expect(set.files()).toEqual([{ file: '/d/a.yaml', state: 'invalid', services: ['api'], error: { message: '/d/a.yaml:1:1: broken', line: 1, column: 1 } }]);
+    expect(set.files()).toEqual([
+      {
+        file: '/d/a.yaml',
+        state: 'invalid',
+        services: ['api'],
+        error: { message: '/d/a.yaml:1:1: broken', line: 1, column: 1 },
+      },
+    ]);
 
     // Fixed again with the same content: already registered, nothing to do.
     ch = set.apply(upsert('/d/a.yaml', 'service: { name: api, port: 1 }'));
@@ -82,9 +97,15 @@ describe('DefinitionSet', () => {
       "/d/b.yaml: service id 'api' is already defined in /d/a.yaml: a service id may be defined by one file only (this file's previous services stay in force)",
     );
     // b keeps its last good version, a keeps api.
-    expect(set.services().map((s) => [s.name, s.port])).toEqual([['api', 1], ['web', 2]]);
+    expect(set.services().map((s) => [s.name, s.port])).toEqual([
+      ['api', 1],
+      ['web', 2],
+    ]);
     expect(set.fileOf('api')).toBe('/d/a.yaml');
-    expect(set.files().map((f) => [f.file, f.state])).toEqual([['/d/a.yaml', 'ok'], ['/d/b.yaml', 'conflict']]);
+    expect(set.files().map((f) => [f.file, f.state])).toEqual([
+      ['/d/a.yaml', 'ok'],
+      ['/d/b.yaml', 'conflict'],
+    ]);
   });
 
   it('a refused file is taken in once the other file lets go of the id', () => {
@@ -94,7 +115,10 @@ describe('DefinitionSet', () => {
     // a drops api: b's api (port 2) replaces it — one register, no deregister in between.
     const ch = set.apply(upsert('/d/a.yaml', 'service: { name: other, port: 5 }'));
     expect(ch.deregister).toEqual([]);
-    expect(ch.register.map((r) => [r.name, r.port])).toEqual([['other', 5], ['api', 2]]);
+    expect(ch.register.map((r) => [r.name, r.port])).toEqual([
+      ['other', 5],
+      ['api', 2],
+    ]);
     expect(set.fileOf('api')).toBe('/d/b.yaml');
   });
 

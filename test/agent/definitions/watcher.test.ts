@@ -85,7 +85,17 @@ const svc = (name: string, port: number) => `service:\n  name: ${name}\n  port: 
 describe('isDefinitionFileName', () => {
   it('takes .yaml/.yml/.json and leaves editor and hidden files alone', () => {
     for (const n of ['api.yaml', 'api.yml', 'api.json', 'API.YAML']) expect(isDefinitionFileName(n)).toBe(true);
-    for (const n of ['.api.yaml', 'api.yaml~', 'api.yaml.swp', '.api.yaml.swx', 'api.yaml.tmp', '#api.yaml#', '4913', 'notes.txt', 'api']) {
+    for (const n of [
+      '.api.yaml',
+      'api.yaml~',
+      'api.yaml.swp',
+      '.api.yaml.swx',
+      'api.yaml.tmp',
+      '#api.yaml#',
+      '4913',
+      'notes.txt',
+      'api',
+    ]) {
       expect(isDefinitionFileName(n)).toBe(false);
     }
   });
@@ -147,7 +157,14 @@ describe('DefinitionWatcher', () => {
     expect(r.services()).toEqual([]);
     expect(r.watcher.files()).toEqual([]);
     // An invalid report is never followed by a remove unless the file really went away.
-    expect(r.log).toEqual(['ready', 'upsert api.yaml', 'upsert api.yaml', 'invalid api.yaml', 'upsert api.yaml', 'remove api.yaml']);
+    expect(r.log).toEqual([
+      'ready',
+      'upsert api.yaml',
+      'upsert api.yaml',
+      'invalid api.yaml',
+      'upsert api.yaml',
+      'remove api.yaml',
+    ]);
     expect(r.problems).toEqual([inv!.type === 'invalid' ? inv!.error.message : '']);
   });
 
@@ -168,7 +185,10 @@ describe('DefinitionWatcher', () => {
     await writeFile(r.f('old.yaml'), svc('api', 9000));
     await r.watcher.start();
     await rename(r.f('old.yaml'), r.f('new.yaml'));
-    await waitFor('new.yaml owns api and old.yaml is gone', () => r.set.fileOf('api') === r.f('new.yaml') && r.last(r.f('old.yaml'))?.type === 'remove');
+    await waitFor(
+      'new.yaml owns api and old.yaml is gone',
+      () => r.set.fileOf('api') === r.f('new.yaml') && r.last(r.f('old.yaml'))?.type === 'remove',
+    );
     expect(r.services()).toEqual(['api:9000']);
     expect(r.set.files().map((f) => [f.file, f.state])).toEqual([[r.f('new.yaml'), 'ok']]);
   });
@@ -187,7 +207,8 @@ describe('DefinitionWatcher', () => {
   it('dotfiles, swap, backup and temp files are ignored', async () => {
     const r = rig(await tmp());
     await r.watcher.start();
-    for (const n of ['.api.yaml', 'api.yaml~', 'api.yaml.swp', 'x.tmp', '#api.yaml#', 'notes.txt']) await writeFile(r.f(n), svc('ignored', 1));
+    for (const n of ['.api.yaml', 'api.yaml~', 'api.yaml.swp', 'x.tmp', '#api.yaml#', 'notes.txt'])
+      await writeFile(r.f(n), svc('ignored', 1));
     // A real file written after them: once it is seen, the others have had their chance.
     await writeFile(r.f('zzz.yaml'), svc('real', 2));
     await waitFor('upsert zzz.yaml', () => r.services().includes('real:2'));
@@ -246,7 +267,9 @@ describe('DefinitionWatcher', () => {
     await r.watcher.start();
     await writeFile(r.f('big.yaml'), `${svc('api', 1)}${'#'.repeat(100)}\n`);
     await waitFor('invalid big.yaml', () => r.last(r.f('big.yaml'))?.type === 'invalid');
-    expect(r.last(r.f('big.yaml'))).toMatchObject({ error: { message: `${r.f('big.yaml')}: file is larger than the 1 KiB limit for definition files` } });
+    expect(r.last(r.f('big.yaml'))).toMatchObject({
+      error: { message: `${r.f('big.yaml')}: file is larger than the 1 KiB limit for definition files` },
+    });
   });
 
   it('a missing directory is reported and picked up when it appears; vanishing removes its files', async () => {
@@ -296,7 +319,10 @@ describe('DefinitionWatcher', () => {
     await writeFile(join(dir, 's0.yaml'), svc('s0', 2000));
     await r.watcher.close();
     const count = r.events.length;
-    await waitFor('fs watchers closed', () => process.getActiveResourcesInfo().filter((t) => t === 'FSEventWrap').length === watchersBefore);
+    await waitFor(
+      'fs watchers closed',
+      () => process.getActiveResourcesInfo().filter((t) => t === 'FSEventWrap').length === watchersBefore,
+    );
     await writeFile(join(dir, 'late.yaml'), svc('late', 3000));
     await sleep(300);
     expect(r.events.length).toBe(count);

@@ -8,7 +8,16 @@ import type { NodeMetricsReport, TrafficCounters } from '../../../src/api/metric
 function traffic(requests: number, latUs: number[]): TrafficCounters {
   const h = hdr.build();
   for (const v of latUs) h.recordValue(v);
-  return { requests, responses: { '2xx': requests - 1, '5xx': 1 }, meshErrors: { 'no-healthy-endpoints': 2 }, activeConnections: 3, totalConnections: 9, bytesIn: 100, bytesOut: 200, latency: hdr.encodeIntoCompressedBase64(h) };
+  return {
+    requests,
+    responses: { '2xx': requests - 1, '5xx': 1 },
+    meshErrors: { 'no-healthy-endpoints': 2 },
+    activeConnections: 3,
+    totalConnections: 9,
+    bytesIn: 100,
+    bytesOut: 200,
+    latency: hdr.encodeIntoCompressedBase64(h),
+  };
 }
 
 const report: NodeMetricsReport = {
@@ -19,18 +28,26 @@ const report: NodeMetricsReport = {
       serviceId: 'web',
       node: 'host-a',
       inbound: { ...traffic(10, [1000, 2000]), tlsFailures: { 'unknown-ca': 4 } },
-      upstreams: [{ service: 'api', ...traffic(7, [500, 1500, 25_000]), endpoints: [{ endpoint: 'api.host-b', ...traffic(7, [500]) }] }],
+      upstreams: [
+        {
+          service: 'api',
+          ...traffic(7, [500, 1500, 25_000]),
+          endpoints: [{ endpoint: 'api.host-b', ...traffic(7, [500]) }],
+        },
+      ],
     },
   ],
 };
 
 function scrape(url: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -41,20 +58,37 @@ describe('agent Prometheus endpoint', () => {
     server = undefined;
   });
 
-  it('serves the sidecars\' figures as Prometheus text that a parser accepts', async () => {
+  it("serves the sidecars' figures as Prometheus text that a parser accepts", async () => {
     server = await startPrometheus('127.0.0.1:0', () => report);
     const res = await scrape(server.url);
     expect(res.status).toBe(200);
     expect(res.type).toContain('text/plain');
-    const families = parsePrometheusTextFormat(res.body) as Array<{ name: string; metrics: Array<{ value: string; labels: Record<string, string> }> }>;
+    const families = parsePrometheusTextFormat(res.body) as Array<{
+      name: string;
+      metrics: Array<{ value: string; labels: Record<string, string> }>;
+    }>;
     const find = (name: string) => families.find((f) => f.name === name)!.metrics;
-    expect(find('meshctl_inbound_requests_total')).toEqual([{ value: '10', labels: { service: 'web', service_id: 'web', node: 'host-a' } }]);
+    expect(find('meshctl_inbound_requests_total')).toEqual([
+      { value: '10', labels: { service: 'web', service_id: 'web', node: 'host-a' } },
+    ]);
     expect(find('meshctl_inbound_responses_total').find((m) => m.labels.class === '5xx')?.value).toBe('1');
-    expect(find('meshctl_inbound_tls_failures_total')[0]).toMatchObject({ value: '4', labels: { reason: 'unknown-ca' } });
-    expect(find('meshctl_upstream_mesh_errors_total').find((m) => m.labels.endpoint === '')).toMatchObject({ value: '2', labels: { upstream: 'api', reason: 'no-healthy-endpoints' } });
-    const p99 = find('meshctl_upstream_latency_seconds').find((m) => m.labels.endpoint === '' && m.labels.quantile === '0.99');
+    expect(find('meshctl_inbound_tls_failures_total')[0]).toMatchObject({
+      value: '4',
+      labels: { reason: 'unknown-ca' },
+    });
+    expect(find('meshctl_upstream_mesh_errors_total').find((m) => m.labels.endpoint === '')).toMatchObject({
+      value: '2',
+      labels: { upstream: 'api', reason: 'no-healthy-endpoints' },
+    });
+    const p99 = find('meshctl_upstream_latency_seconds').find(
+      (m) => m.labels.endpoint === '' && m.labels.quantile === '0.99',
+    );
     expect(Number(p99?.value)).toBeCloseTo(0.025, 2);
-    expect(find('meshctl_upstream_requests_total').map((m) => m.labels.endpoint).sort()).toEqual(['', 'api.host-b']);
+    expect(
+      find('meshctl_upstream_requests_total')
+        .map((m) => m.labels.endpoint)
+        .sort(),
+    ).toEqual(['', 'api.host-b']);
   });
 
   it('answers 404 elsewhere and serves an empty set before the first sample', async () => {
@@ -66,6 +100,8 @@ describe('agent Prometheus endpoint', () => {
   });
 
   it('refuses a bad listen address', async () => {
-    await expect(startPrometheus('nonsense', () => undefined)).rejects.toMatchObject({ code: 'MESH_ERR_INVALID_ARGUMENT' });
+    await expect(startPrometheus('nonsense', () => undefined)).rejects.toMatchObject({
+      code: 'MESH_ERR_INVALID_ARGUMENT',
+    });
   });
 });
