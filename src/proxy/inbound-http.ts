@@ -16,14 +16,14 @@ import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import httpProxy from 'http-proxy';
 import { pathOf, roundMs, type AccessLog } from './access-log.js';
-import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from './http-answer.js';
+import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from './http/answer.js';
 import type { ThrottledLog } from './log-throttle.js';
-import { fixResponseHopByHop, stripRequestHopByHop } from './outbound/headers.js';
+import { fixResponseHopByHop, stripRequestHopByHop } from './http/headers.js';
 import type { ProxySnapshot } from './snapshot.js';
 import type { ReasonCounter } from './stats.js';
 import { ensureTraceparent } from './trace.js';
 import type { Traffic } from './traffic.js';
-import { fedServer, forwarder, hasBody, ignore } from './http-common.js';
+import { fedServer, forwarder, hasBody, ignore } from './http/common.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle

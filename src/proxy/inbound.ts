@@ -24,7 +24,7 @@ import { decideIntention } from '../api/intentions.js';
 import { MeshError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
 import { pathOf, roundMs, type AccessLog } from './access-log.js';
-import { writeMeshAnswer } from './http-answer.js';
+import { writeMeshAnswer } from './http/answer.js';
 import { IdentityCache } from './identity-cache.js';
 import { InboundHttp } from './inbound-http.js';
 import { ThrottledLog } from './log-throttle.js';

@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { pathOf, roundMs } from '../access-log.js';
-import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from '../http-answer.js';
+import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from '../http/answer.js';
 import type { ThrottledLog } from '../log-throttle.js';
 import type { ReasonCounter } from '../stats.js';
 import { ensureTraceparent } from '../trace.js';
@@ -33,8 +33,8 @@ import type { Cluster } from './cluster.js';
 import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
 import type { Endpoint } from './endpoint.js';
-import { fixResponseHopByHop, stripRequestHopByHop } from './headers.js';
-import { fedServer, forwarder, hasBody, ignore } from '../http-common.js';
+import { fixResponseHopByHop, stripRequestHopByHop } from '../http/headers.js';
+import { fedServer, forwarder, hasBody, ignore } from '../http/common.js';
 
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fixResponseHopByHop, stripRequestHopByHop } from '../../src/proxy/outbound/headers.js';
+import { fixResponseHopByHop, stripRequestHopByHop } from '../../../src/proxy/http/headers.js';
 
 describe('hop-by-hop headers', () => {
   it('strips them from requests, including the ones Connection names', () => {
@@ -52,7 +52,7 @@ describe('hop-by-hop headers', () => {
 
 describe('layering', () => {
   it('the outbound side imports nothing from the inbound side', async () => {
-    const dir = fileURLToPath(new URL('../../src/proxy/outbound/', import.meta.url));
+    const dir = fileURLToPath(new URL('../../../src/proxy/outbound/', import.meta.url));
     const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'));
     expect(files.length).toBeGreaterThan(5);
     for (const f of files) {

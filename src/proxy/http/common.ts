@@ -1,4 +1,4 @@
-/** Small HTTP helpers both sides of the proxy use (each side still imports only this, not the other side). */
+/** Small HTTP helpers both sides of the proxy use (src/proxy/http/: inbound and outbound import it, never each other). */
 import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import httpProxy from 'http-proxy';
 import type { Socket } from 'node:net';
