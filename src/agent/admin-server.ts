@@ -6,13 +6,13 @@
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
 import { checkStatusSchema, nameSchema } from '../api/schemas.js';
 import { installErrorHandlers } from '../api/server-errors.js';
-import type { Agent } from './agent.js';
+import type { AgentAdminApi } from './admin-api.js';
 
 export interface AdminServer {
   close(): Promise<void>;
@@ -21,16 +21,17 @@ export interface AdminServer {
 const BODY_LIMIT = 256 * 1024;
 const ttlUpdateSchema = z.object({ status: checkStatusSchema, note: z.string().max(4096).default('') }).strict();
 
-export async function startAdminServer(agent: Agent, socketPath: string, log: Logger): Promise<AdminServer> {
+/** The admin API's routes over `api`, not listening: tests inject requests, `startAdminServer` listens. */
+export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstance {
   const app = Fastify({ bodyLimit: BODY_LIMIT, logger: false, forceCloseConnections: true });
   installErrorHandlers(app, log, BODY_LIMIT);
 
-  app.get('/v1/agent/self', async () => ({ ...agent.self(), nodeCertNotAfter: await agent.nodeCertificateExpiry() }));
+  app.get('/v1/agent/self', async () => ({ ...api.self(), nodeCertNotAfter: await api.nodeCertificateExpiry() }));
   app.get('/v1/agent/services', async () => ({
-    services: agent.services(),
-    definitionProblems: agent.definitionProblems(),
+    services: api.services(),
+    definitionProblems: api.definitionProblems(),
   }));
-  app.put('/v1/agent/services', async (req) => agent.register(req.body));
+  app.put('/v1/agent/services', async (req) => api.register(req.body));
   // Read-only pass-through to the registry with this node's identity, so `meshctl status`
   // works on any host of the mesh without the admin token.
   app.get('/v1/agent/registry/*', async (req, reply) => {
@@ -42,34 +43,47 @@ export async function startAdminServer(agent: Agent, socketPath: string, log: Lo
       );
     }
     const query = req.query as Record<string, string>;
-    const res = await agent.registryGet(`/v1/${rest}`, query);
+    const res = await api.registryGet(`/v1/${rest}`, query);
     void reply.header('x-mesh-index', res.headers['x-mesh-index'] ?? '');
     return res.body;
   });
-  app.get('/v1/agent/proxies', async () => ({ proxies: await agent.proxies.stats() }));
+  app.get('/v1/agent/proxies', async () => ({ proxies: await api.proxyStats() }));
   app.delete('/v1/agent/services/:id', async (req) => {
     const id = nameSchema.safeParse((req.params as { id: string }).id);
     if (!id.success)
       throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
-    return agent.deregister(id.data);
+    return api.deregister(id.data);
   });
   app.put('/v1/agent/checks/:id', async (req) => {
     const body = ttlUpdateSchema.safeParse(req.body ?? {});
     if (!body.success)
       throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid check update: ${body.error.issues[0]?.message}`);
-    return agent.ttlUpdate((req.params as { id: string }).id, body.data.status, body.data.note);
+    return api.ttlUpdate((req.params as { id: string }).id, body.data.status, body.data.note);
   });
-  app.post('/v1/agent/leave', async () => {
-    await agent.leave();
-    // The caller gets its answer before the agent stops.
-    setImmediate(() => process.kill(process.pid, 'SIGTERM'));
-    return { left: true };
-  });
+  app.post(
+    '/v1/agent/leave',
+    {
+      // The caller gets its answer before the agent is asked to stop.
+      onResponse: (_req, reply, done) => {
+        if (reply.statusCode < 400) api.requestStop();
+        done();
+      },
+    },
+    async () => {
+      await api.leave();
+      return { left: true };
+    },
+  );
   app.post('/v1/agent/reload', async () => {
-    await agent.reload();
+    await api.reload();
     return { reloaded: true };
   });
+  return app;
+}
 
+/** Builds the admin server and listens on the unix socket, restricted to its owner (and group meshctl). */
+export async function startAdminServer(api: AgentAdminApi, socketPath: string, log: Logger): Promise<AdminServer> {
+  const app = buildAdminServer(api, log);
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o750 });
   // A socket file left by a crashed agent would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });

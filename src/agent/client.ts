@@ -1,7 +1,7 @@
 /** Typed calls to the local agent's admin socket, for the CLI. */
 import { HttpClient } from '../api/http-client.js';
 import type { CheckStatus } from '../api/schemas.js';
-import type { DefinitionProblem, ServiceView } from './agent.js';
+import type { DefinitionProblem, ServiceView } from './admin-api.js';
 import type { CheckStateView } from './checks/index.js';
 
 export class AgentClient {

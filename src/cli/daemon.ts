@@ -3,7 +3,8 @@
  * once. The handlers are in place before start-up begins: without them a signal's default
  * action kills the process on the spot, and a supervisor (or a test) may send SIGTERM as
  * soon as it sees the daemon announce itself. A signal during start-up stops the daemon as
- * soon as it is up; a second signal ends the process at once.
+ * soon as it is up; a second signal ends the process at once. A daemon can also ask to be
+ * stopped itself (`stopRequested`, e.g. after `meshctl agent leave`): it never kills its own process.
  */
 export interface DaemonSpec<T> {
   start(): Promise<T>;
@@ -11,11 +12,13 @@ export interface DaemonSpec<T> {
   announce(daemon: T): void;
   close(daemon: T): Promise<void>;
   onHup?(daemon: T): void;
+  /** Resolves when the daemon wants to stop on its own; stopping then goes as on SIGTERM. */
+  stopRequested?(daemon: T): Promise<void>;
 }
 
 export async function runDaemon<T>(spec: DaemonSpec<T>): Promise<void> {
   let daemon: T | undefined;
-  let stopSignal: NodeJS.Signals | undefined;
+  let stopSignal: NodeJS.Signals | 'a stop request' | undefined;
   let wake: (() => void) | undefined;
   const onStop = (sig: NodeJS.Signals) => {
     if (stopSignal) {
@@ -34,6 +37,10 @@ export async function runDaemon<T>(spec: DaemonSpec<T>): Promise<void> {
   try {
     daemon = await spec.start();
     spec.announce(daemon);
+    void spec.stopRequested?.(daemon).then(() => {
+      stopSignal ??= 'a stop request';
+      wake?.();
+    });
     if (!stopSignal) await new Promise<void>((resolve) => (wake = resolve));
     process.stderr.write(`received ${stopSignal}, stopping\n`);
     // A stuck close must not keep systemd waiting past its TimeoutStopSec.

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 const builtDaemon = fileURLToPath(new URL('../../dist/cli/daemon.js', import.meta.url));
 
 /** A daemon in its own process (signals go to it, not to the test runner), from the built module; its "server" is an interval. */
-function spawnDaemon(startMs: number, closeMs: number) {
+function spawnDaemon(startMs: number, closeMs: number, stopRequestAfterMs?: number) {
   const script = `
     const { runDaemon } = await import(${JSON.stringify(builtDaemon)});
     await runDaemon({
@@ -15,6 +15,7 @@ function spawnDaemon(startMs: number, closeMs: number) {
       },
       announce: () => process.stderr.write('up\\n'),
       close: (server) => new Promise((r) => setTimeout(() => { clearInterval(server); process.stderr.write('closed\\n'); r(); }, ${closeMs})),
+      ${stopRequestAfterMs === undefined ? '' : `stopRequested: () => new Promise((r) => setTimeout(r, ${stopRequestAfterMs})),`}
     });
     process.stderr.write('done\\n');
   `;
@@ -67,5 +68,17 @@ describe('runDaemon (foreground daemons: registry start, agent start) (needs the
     expect(r.exitCode, r.all).toBe(1);
     expect(r.stderr).toContain('received SIGINT again, exiting now');
     expect(r.stderr).not.toContain('closed');
+  });
+
+  it('stops on its own request (agent leave) as it would on SIGTERM, exit 0, without a signal', async () => {
+    const r = await spawnDaemon(10, 10, 100);
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      'starting',
+      'up',
+      'received a stop request, stopping',
+      'closed',
+      'done',
+    ]);
   });
 });

@@ -18,6 +18,12 @@ import { LeafStore, type Leaf } from './leaf.js';
 import { buildSnapshot } from './snapshot.js';
 import { ProxyProcess, type ProxyProcessInfo } from './process.js';
 
+/** One proxy's process info and the stats its admin endpoint gave (or why it gave none). */
+export interface ProxyStats {
+  info: ProxyProcessInfo;
+  stats: unknown;
+}
+
 export interface ProxyManagerOptions {
   link: RegistryLink;
   log: Logger;
@@ -116,7 +122,7 @@ export class ProxyManager {
     return [...this.managed.values()].map((m) => m.proc.info());
   }
 
-  async stats(): Promise<Array<{ info: ProxyProcessInfo; stats: unknown }>> {
+  async stats(): Promise<ProxyStats[]> {
     return Promise.all(
       [...this.managed.values()].map(async (m) => ({
         info: m.proc.info(),

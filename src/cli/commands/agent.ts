@@ -42,6 +42,7 @@ export function agentCommand(): Command {
             `meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`,
           ),
         close: (agent) => agent.stop(),
+        stopRequested: (agent) => agent.stopRequested(),
         onHup: (agent) =>
           void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
       });

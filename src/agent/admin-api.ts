@@ -1,0 +1,58 @@
+/**
+ * What the agent's local admin API serves, as an interface: the admin server is built from it
+ * (so its routes are tested against any implementation) and the CLI's client reads its shapes.
+ */
+import type { CheckStatus, ServiceRegistration } from '../api/schemas.js';
+import type { CheckStateView } from './checks/index.js';
+import type { ProxyStats } from './proxies/manager.js';
+import type { ServiceSource } from './state.js';
+
+export interface ServiceView {
+  id: string;
+  name: string;
+  port: number;
+  address?: string;
+  protocol: string;
+  tags: string[];
+  weight: number;
+  upstreams: ServiceRegistration['upstreams'];
+  source: ServiceSource;
+  status: CheckStatus;
+  checks: CheckStateView[];
+}
+
+export interface DefinitionProblem {
+  file: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+export interface RegistrationResult {
+  id: string;
+  /** Whether the registry has it already (false: the anti-entropy loop will bring it). */
+  synced: boolean;
+}
+
+export interface RegistryRead {
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface AgentAdminApi {
+  self(): Record<string, unknown>;
+  nodeCertificateExpiry(): Promise<string>;
+  services(): ServiceView[];
+  definitionProblems(): DefinitionProblem[];
+  register(input: unknown): Promise<RegistrationResult>;
+  deregister(id: string): Promise<RegistrationResult>;
+  ttlUpdate(checkId: string, status: CheckStatus, note: string): CheckStateView;
+  /** A read from the registry with this node's identity. */
+  registryGet(path: string, query: Record<string, string>): Promise<RegistryRead>;
+  proxyStats(): Promise<ProxyStats[]>;
+  /** Deregisters everything of this host; the agent keeps running until `requestStop`. */
+  leave(): Promise<void>;
+  /** Asks the agent's owner to stop it (after `leave` has been answered). */
+  requestStop(): void;
+  reload(): Promise<void>;
+}

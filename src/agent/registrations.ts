@@ -1,0 +1,231 @@
+/**
+ * This host's service registrations: from the CLI (register/deregister) and from definition
+ * files (watcher events, and the reconcile after the first scan), each given a mesh port when
+ * it has a sidecar. Changes are serialised and persisted in `LocalState` before they are
+ * acknowledged; `publish` then brings the registry and the proxies in step.
+ */
+import type { Logger } from 'pino';
+import { MeshError } from '../errors/index.js';
+import { serviceRegistrationSchema, type CheckStatus, type ServiceRegistration } from '../api/schemas.js';
+import { instanceId, type LocalService, type LocalState, type ServiceSource } from './state.js';
+import type { CheckManager } from './checks/index.js';
+import { DefinitionSet, type DefinitionError, type DefinitionEvent } from './definitions/index.js';
+import { allocateMeshPort } from './proxies/ports.js';
+import type { DefinitionProblem, RegistrationResult, ServiceView } from './admin-api.js';
+
+export interface RegistrationsOptions {
+  state: LocalState;
+  checks: CheckManager;
+  /** The address mesh ports are allocated on. */
+  advertise: string;
+  log: Logger;
+  /** Pushes the local state to the registry and the proxies; resolves whether the registry has it. */
+  publish(): Promise<boolean>;
+}
+
+const RANK: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
+
+export class Registrations {
+  private readonly opts: RegistrationsOptions;
+  private readonly state: LocalState;
+  private readonly checks: CheckManager;
+  private readonly definitions = new DefinitionSet();
+  private readonly problems = new Map<string, DefinitionError>();
+  /** Serialises changes to local registrations (CLI and file events). */
+  private changing: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: RegistrationsOptions) {
+    this.opts = opts;
+    this.state = opts.state;
+    this.checks = opts.checks;
+  }
+
+  async register(input: unknown, source: ServiceSource = { kind: 'cli' }): Promise<RegistrationResult> {
+    const parsed = serviceRegistrationSchema.safeParse(input);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service: ${i.path.join('.') || '(root)'}: ${i.message}`);
+    }
+    const reg = parsed.data;
+    const id = instanceId(reg);
+    await this.exclusive(async () => {
+      const existing = this.state.get(id);
+      if (existing && existing.source.kind === 'file' && source.kind === 'cli') {
+        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, {
+          hint: 'Edit or delete that file instead.',
+        });
+      }
+      this.assertPortsFree(reg, id);
+      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source });
+      this.checks.set(id, reg.checks);
+    });
+    return { id, synced: await this.opts.publish() };
+  }
+
+  async deregister(id: string): Promise<RegistrationResult> {
+    await this.exclusive(async () => {
+      const existing = this.state.get(id);
+      if (!existing)
+        throw new MeshError('MESH_ERR_NOT_FOUND', `no service '${id}' is registered on this host`, {
+          hint: 'See `meshctl services`.',
+        });
+      if (existing.source.kind === 'file') {
+        throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, {
+          hint: 'Delete that file to deregister it.',
+        });
+      }
+      await this.state.remove(id);
+      this.checks.remove(id);
+    });
+    return { id, synced: await this.opts.publish() };
+  }
+
+  /** Runs `fn` with no other registration change in flight (e.g. leaving the mesh). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.changing.catch(() => undefined).then(fn);
+    this.changing = next.catch(() => undefined);
+    return next;
+  }
+
+  services(): ServiceView[] {
+    return this.state.list().map((s) => this.view(s));
+  }
+
+  definitionProblems(): DefinitionProblem[] {
+    return [...this.problems].map(([file, e]) => ({
+      file,
+      message: e.message,
+      ...(e.line ? { line: e.line } : {}),
+      ...(e.column ? { column: e.column } : {}),
+    }));
+  }
+
+  /** A definition watcher event, applied in turn with every other change. */
+  applyDefinitionEvent(ev: DefinitionEvent): Promise<void> {
+    return this.exclusive(() => this.applyDefinitions(ev));
+  }
+
+  /**
+   * After the first scan: file-defined services whose file is gone (or no longer defines
+   * them) while the agent was down leave; those of a file that is now broken stay.
+   */
+  reconcileFileServices(): Promise<void> {
+    return this.exclusive(async () => {
+      const files = new Map(this.definitions.files().map((f) => [f.file, f]));
+      let changed = false;
+      for (const svc of this.state.list()) {
+        if (svc.source.kind !== 'file') continue;
+        const f = files.get(svc.source.file);
+        const keep = f !== undefined && (f.state !== 'ok' || f.services.includes(svc.id));
+        if (!keep) {
+          await this.state.remove(svc.id);
+          this.checks.remove(svc.id);
+          changed = true;
+        }
+      }
+      if (changed) this.publishInBackground();
+    });
+  }
+
+  /** File events are not waited on by anyone: a failed publish is logged, and the next sync retries. */
+  private publishInBackground(): void {
+    this.opts
+      .publish()
+      .catch((e: unknown) =>
+        this.opts.log.warn({ err: (e as Error).message }, 'could not publish a definition change'),
+      );
+  }
+
+  private async applyDefinitions(ev: DefinitionEvent): Promise<void> {
+    const changes = this.definitions.apply(ev);
+    if (ev.type !== 'invalid') this.problems.delete(ev.file);
+    for (const inv of changes.invalid) {
+      this.problems.set(inv.file, inv.error);
+      this.opts.log.warn(
+        { file: inv.file, line: inv.error.line, err: inv.error.message },
+        'invalid service definition; keeping the last good registration from it',
+      );
+    }
+    let changed = false;
+    for (const d of changes.deregister) {
+      const cur = this.state.get(d.id);
+      if (cur?.source.kind === 'file') {
+        await this.state.remove(d.id);
+        this.checks.remove(d.id);
+        changed = true;
+      }
+    }
+    for (const reg of changes.register) {
+      const id = instanceId(reg);
+      const file = this.definitions.fileOf(id) ?? ev.file;
+      const cur = this.state.get(id);
+      if (cur && cur.source.kind === 'cli') {
+        this.problems.set(file, {
+          message: `service '${id}' is already registered from the CLI; deregister it there first`,
+        });
+        continue;
+      }
+      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source: { kind: 'file', file } });
+      this.checks.set(id, reg.checks);
+      changed = true;
+    }
+    if (changed) this.publishInBackground();
+  }
+
+  private view(s: LocalService): ServiceView {
+    const checks = this.checks.states(s.id);
+    let status: CheckStatus = 'passing';
+    for (const c of checks) if (RANK[c.status] > RANK[status]) status = c.status;
+    const r = s.registration;
+    return {
+      id: s.id,
+      name: r.name,
+      port: r.port,
+      ...(r.address ? { address: r.address } : {}),
+      protocol: r.protocol,
+      tags: r.tags,
+      weight: r.weight,
+      upstreams: r.upstreams,
+      source: s.source,
+      status,
+      checks,
+    };
+  }
+
+  /** Two local services must not claim the same upstream listener port. */
+  private assertPortsFree(reg: ServiceRegistration, id: string): void {
+    for (const other of this.state.list()) {
+      if (other.id === id) continue;
+      for (const u of reg.upstreams) {
+        if (
+          other.registration.upstreams.some((o) => o.localPort === u.localPort && o.localAddress === u.localAddress)
+        ) {
+          throw new MeshError(
+            'MESH_ERR_CONFLICT',
+            `upstream port ${u.localPort} is already used by service '${other.id}' on this host`,
+            { hint: 'Pick another local port for the upstream.' },
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * A service with a sidecar needs a mesh port: the one it asked for, the one it already had
+   * (stable across restarts and file edits), or a free one from the range.
+   */
+  private async withMeshPort(reg: ServiceRegistration, id: string): Promise<ServiceRegistration> {
+    if (!reg.proxy || reg.meshPort !== undefined) return reg;
+    const had = this.state.get(id)?.registration.meshPort;
+    if (had !== undefined) return { ...reg, meshPort: had };
+    const taken = new Set(
+      this.state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])),
+    );
+    const port = await allocateMeshPort(this.opts.advertise, taken);
+    if (port === undefined)
+      throw new MeshError('MESH_ERR_CONFLICT', 'no free mesh port left in 21000-21999 on this host', {
+        hint: 'Give the service a --mesh-port, or deregister unused services.',
+      });
+    return { ...reg, meshPort: port };
+  }
+}
