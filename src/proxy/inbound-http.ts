@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import httpProxy from 'http-proxy';
+import { meshReason, type MeshErrorKind, type ReasonKind } from '../errors/reasons.js';
 import { pathOf, roundMs, type AccessLog } from './access-log.js';
 import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from './http/answer.js';
 import type { ThrottledLog } from './log-throttle.js';
@@ -139,9 +140,9 @@ export class InboundHttp {
     if (name !== this.#service) {
       this.#service = name;
       this.#reasons = {
-        unavailable: `app-unavailable ${name}`,
-        reset: `app-reset ${name}`,
-        badResponse: `app-bad-response ${name}`,
+        unavailable: meshReason('app-unavailable', name),
+        reset: meshReason('app-reset', name),
+        badResponse: meshReason('app-bad-response', name),
       };
     }
   }
@@ -241,7 +242,7 @@ export class InboundHttp {
     return (err as NodeJS.ErrnoException).syscall === 'connect' || NOT_CONNECTED.has(code);
   }
 
-  #meshError(res: ServerResponse, ex: InboundExchange, reason: string, kind: string): void {
+  #meshError(res: ServerResponse, ex: InboundExchange, reason: string, kind: ReasonKind): void {
     this.#deps.errors.add(reason);
     this.#deps.traffic.meshError(kind, 502);
     ex.reason = reason;
@@ -280,7 +281,7 @@ export class InboundHttp {
     this.#deps.traffic.requests += 1;
     if (this.#deps.accessLog.on) trace(req, ex);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
-      this.#wsMeshError(socket, ex, req, 501, 'unsupported-upgrade', 'unsupported-upgrade');
+      this.#wsMeshError(socket, ex, req, 501, meshReason('unsupported-upgrade'), 'unsupported-upgrade');
       return;
     }
     stripRequestHopByHop(req.headers, true);
@@ -296,7 +297,7 @@ export class InboundHttp {
   };
 
   /** Timed to the answer, not over the WebSocket's life. */
-  #wsAnswered(ex: InboundExchange, req: IncomingMessage, status: number, kind: string | undefined): void {
+  #wsAnswered(ex: InboundExchange, req: IncomingMessage, status: number, kind: MeshErrorKind | undefined): void {
     if (ex.answered) return;
     ex.answered = true;
     const traffic = this.#deps.traffic;
@@ -323,7 +324,7 @@ export class InboundHttp {
     req: IncomingMessage,
     status: number,
     reason: string,
-    kind: string,
+    kind: ReasonKind,
   ): void {
     this.#deps.errors.add(reason);
     ex.reason = reason;

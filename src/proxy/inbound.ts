@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { decideIntention } from '../api/intentions.js';
 import { MeshError } from '../errors/index.js';
+import { meshReason, REASONS, type ReasonKind } from '../errors/reasons.js';
 import type { Logger } from '../util/log.js';
 import { pathOf, roundMs, type AccessLog } from './access-log.js';
 import { writeMeshAnswer } from './http/answer.js';
@@ -41,7 +42,7 @@ const LOCAL_ANSWER = Symbol('meshctl.localAnswer');
 interface LocalAnswer {
   readonly status: number;
   readonly reason: string;
-  readonly kind: string;
+  readonly kind: ReasonKind;
   /** The verified caller, for the access log. */
   readonly peer: string;
   readonly service: string;
@@ -235,7 +236,7 @@ export class Inbound {
     const me = snap.service.name;
     const decision = decideIntention(snap.intentions, id.name, me, snap.defaultIntention);
     if (decision.action === 'deny') {
-      const reason = `intention-deny ${id.name}->${me}`;
+      const reason = meshReason('intention-deny', `${id.name}->${me}`);
       this.#refused(reason, socket.remoteAddress);
       if (snap.service.protocol === 'http') {
         this.#answer(socket, { status: 403, reason, kind: 'intention-deny', peer: id.name, service: me });
@@ -285,12 +286,13 @@ export class Inbound {
       if (this.#accessLog.on) this.#logTcp(peer, me, remote, app, ms, failure);
     });
     const onAppError = (err: NodeJS.ErrnoException) => {
-      failure = `app-unavailable ${me}`;
-      this.errors.add(failure);
+      const reason = meshReason('app-unavailable', me);
+      failure = reason;
+      this.errors.add(reason);
       this.traffic.meshError('app-unavailable');
       this.#throttled.warn(
-        failure,
-        { reason: failure, app: `${address}:${port}`, code: err.code },
+        reason,
+        { reason, app: `${address}:${port}`, code: err.code },
         'inbound: cannot reach the local service',
       );
       socket.destroy();
@@ -335,9 +337,9 @@ export class Inbound {
   readonly #answerLocally = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = performance.now();
     const answer = (req.socket as AnsweredSocket)[LOCAL_ANSWER] ?? {
-      status: 403,
-      reason: 'refused',
-      kind: 'refused',
+      status: REASONS['intention-deny'].status,
+      reason: meshReason('intention-deny'),
+      kind: 'intention-deny',
       peer: '',
       service: '',
     };
@@ -380,7 +382,7 @@ export class Inbound {
     for (const conn of this.#accepted) {
       const d = decideIntention(next.intentions, conn.peer, me, next.defaultIntention);
       if (d.action === 'allow') continue;
-      const reason = `intention-deny ${conn.peer}->${me}`;
+      const reason = meshReason('intention-deny', `${conn.peer}->${me}`);
       this.revoked.add(reason);
       this.#log.info({ reason }, 'inbound connection closed: intention now denies it');
       conn.socket.destroy();

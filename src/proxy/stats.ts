@@ -5,9 +5,10 @@
  * histograms are built from these in traffic.ts.
  */
 import type { Socket } from 'node:net';
+import { OTHER_REASON } from '../errors/reasons.js';
 
-/** Where reasons beyond a counter's limit are counted. */
-export const OTHER_REASON = 'other';
+/** Where reasons beyond a counter's limit are counted (also unknown reasons from a peer). */
+export { OTHER_REASON };
 
 /**
  * Counts by free-form reason (refusals, errors). Reasons are bounded: a few kinds × services;

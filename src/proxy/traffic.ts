@@ -19,7 +19,8 @@
 import { encodeIntoCompressedBase64 } from 'hdr-histogram-js/dist/encoding.js';
 import { build } from 'hdr-histogram-js/dist/HistogramBuilder.js';
 import type { TrafficCounters } from '../api/metrics.js';
-import { ConnectionCounter, OTHER_REASON, ReasonCounter, type ResponseClassJson } from './stats.js';
+import type { MeshErrorKind } from '../errors/reasons.js';
+import { ConnectionCounter, ReasonCounter, type ResponseClassJson } from './stats.js';
 
 type Histogram = ReturnType<typeof build>;
 
@@ -38,30 +39,6 @@ function buildHistogram(compact: boolean): Histogram {
     numberOfSignificantValueDigits: 2,
     bitBucketSize: compact ? 'packed' : 32,
   });
-}
-
-/** `app-unavailable api` → `app-unavailable`: the metrics key of a mesh reason. */
-export function reasonKind(reason: string): string {
-  const i = reason.indexOf(' ');
-  return i < 0 ? reason : reason.slice(0, i);
-}
-
-/** The reasons a peer's inbound proxy answers with (inbound.ts, inbound-http.ts). */
-const PEER_KINDS = new Set([
-  'intention-deny',
-  'app-unavailable',
-  'app-reset',
-  'app-bad-response',
-  'unsupported-upgrade',
-]);
-
-/**
- * The metrics key of an `x-meshctl-reason` that came over the wire: one of the kinds a mesh
- * proxy sends, or `other`, so a peer cannot grow our counters with made-up reasons.
- */
-export function peerReasonKind(reason: string): string {
-  const kind = reasonKind(reason);
-  return PEER_KINDS.has(kind) ? kind : OTHER_REASON;
 }
 
 /** Reasons per counter map in the metrics (the registry takes at most 64). */
@@ -106,7 +83,7 @@ export class Traffic {
   }
 
   /** The mesh answered or refused by itself; `status` is 0 when there was no HTTP answer (TCP). */
-  meshError(kind: string, status = 0): void {
+  meshError(kind: MeshErrorKind, status = 0): void {
     this.meshErrors.add(kind);
     if (status > 0) this.#meshClasses[classIndex(status)]! += 1;
   }

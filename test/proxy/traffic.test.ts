@@ -3,7 +3,8 @@ import * as hdr from 'hdr-histogram-js';
 import { describe, expect, it } from 'vitest';
 import { ensureTraceparent, isValidTraceparent, newTraceparent } from '../../src/proxy/trace.js';
 import { ReasonCounter } from '../../src/proxy/stats.js';
-import { MAX_LATENCY_US, peerReasonKind, reasonKind, Traffic } from '../../src/proxy/traffic.js';
+import type { MeshErrorKind } from '../../src/errors/reasons.js';
+import { MAX_LATENCY_US, Traffic } from '../../src/proxy/traffic.js';
 
 describe('Traffic', () => {
   it("keeps the service's answers and the mesh's apart, and /stats sees both", () => {
@@ -42,22 +43,13 @@ describe('Traffic', () => {
     }
   });
 
-  it("names reasons by their first word; a peer's reason only when it is one mesh proxies send", () => {
-    expect(reasonKind('app-unavailable api')).toBe('app-unavailable');
-    expect(reasonKind('intention-deny web->api')).toBe('intention-deny');
-    expect(reasonKind('unsupported-upgrade')).toBe('unsupported-upgrade');
-    expect(peerReasonKind('intention-deny web->api')).toBe('intention-deny');
-    expect(peerReasonKind('app-unavailable api')).toBe('app-unavailable');
-    expect(peerReasonKind('made-up-by-someone x')).toBe('other');
-  });
-
   it('keeps the number of reasons bounded, counting the rest as other', () => {
     const c = new ReasonCounter(4);
     for (let i = 0; i < 10; i++) c.add(`r${i}`);
     c.add('r0');
     expect(c.toJSON()).toEqual({ r0: 2, r1: 1, r2: 1, other: 7 });
     const t = new Traffic();
-    for (let i = 0; i < 100; i++) t.meshError(`kind-${i}`);
+    for (let i = 0; i < 100; i++) t.meshError(`kind-${i}` as MeshErrorKind);
     const m = t.toMetrics().meshErrors;
     expect(Object.keys(m).length).toBeLessThanOrEqual(32);
     expect(Object.values(m).reduce((a, b) => a + b, 0)).toBe(100);

@@ -4,17 +4,11 @@
  * (and the caller's proxy) can tell them from the service's.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { REASON_HEADER } from '../../errors/reasons.js';
 
-export const REASON_HEADER = 'x-meshctl-reason';
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
+export { REASON_HEADER };
 
 /** The mesh answers by itself: a short text body naming the reason. */
 export function writeMeshAnswer(res: ServerResponse, status: number, reason: string, close: boolean): void {
@@ -37,7 +31,7 @@ export function writeRawMeshAnswer(socket: Socket, status: number, reason: strin
   if (socket.destroyed || !socket.writable) return;
   const body = `${reason}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${REASON_HEADER}: ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${REASON_HEADER}: ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 

@@ -2,6 +2,8 @@
 import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import httpProxy from 'http-proxy';
 import type { Socket } from 'node:net';
+import { meshReason, REASONS, type ReasonKind } from '../../errors/reasons.js';
+import { writeRawMeshAnswer } from './answer.js';
 
 /** Whether a request carries a body (decides replay on failover and body accounting). */
 export function hasBody(req: IncomingMessage): boolean {
@@ -9,16 +11,22 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
-/** A request that is not valid HTTP/1.1: answer as Node would by default, then close. */
+/**
+ * A request Node's parser refused (not HTTP/1.1, a head over the limit, a head that took too
+ * long): the mesh's answer with its reason, then close. Logged by the caller if it wants to.
+ */
+export function clientErrorReason(err: NodeJS.ErrnoException): ReasonKind {
+  return err.code === 'HPE_HEADER_OVERFLOW'
+    ? 'request-head-too-large'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 'request-header-timeout'
+      : 'bad-request';
+}
+
 export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (socket.writable && socket.bytesWritten === 0) {
-    const status =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? '431 Request Header Fields Too Large'
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? '408 Request Timeout'
-          : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    const kind = clientErrorReason(err);
+    writeRawMeshAnswer(socket, REASONS[kind].status, meshReason(kind));
   }
   socket.destroy();
 }
@@ -26,7 +34,13 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void 
 /** A no-op error listener, shared so no closure is made per socket. */
 export function ignore(): void {}
 
-const HEADERS_TIMEOUT_MS = 60_000;
+/**
+ * A request head must be complete this long after its first byte, or the client gets 408 and is
+ * closed: a slow client (a header byte a second) cannot hold a connection for long. Node checks
+ * every connectionsCheckingInterval, so the cut comes at most that much later.
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 
 /**
  * An HTTP server that never listens: each side feeds it sockets it accepted itself (the
@@ -38,7 +52,12 @@ export function fedServer(
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void,
 ): Server {
-  const server = createServer({ keepAliveTimeout, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
+  const server = createServer({
+    keepAliveTimeout,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: 0,
+    connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+  });
   server.on('request', onRequest);
   server.on('upgrade', onUpgrade);
   server.on('clientError', onClientError);

@@ -10,6 +10,7 @@
  * the attempt. Nothing here knows about the inbound side.
  */
 import type { SecureContext } from 'node:tls';
+import { meshReason } from '../../errors/reasons.js';
 import { cachedServerIdentityCheck } from '../identity-cache.js';
 import type { LoadBalancerName, ProxyProtocol, SnapshotUpstream } from '../snapshot.js';
 import { createBalancer, type Balancer, type Random } from './balancers.js';
@@ -53,10 +54,10 @@ export class Cluster {
     this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, settings.random);
     this.#tls = dialTls(upstream.service, tls);
     this.reasons = {
-      noEndpoints: `no-healthy-endpoints ${upstream.service}`,
-      connectFailure: `connect-failure ${upstream.service}`,
-      upstreamReset: `upstream-reset ${upstream.service}`,
-      badResponse: `upstream-bad-response ${upstream.service}`,
+      noEndpoints: meshReason('no-healthy-endpoints', upstream.service),
+      connectFailure: meshReason('connect-failure', upstream.service),
+      upstreamReset: meshReason('upstream-reset', upstream.service),
+      badResponse: meshReason('upstream-bad-response', upstream.service),
     };
     this.update(upstream, tls, false);
   }

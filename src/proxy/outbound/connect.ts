@@ -17,7 +17,13 @@ export type ConnectResult =
       readonly endpoint: Endpoint;
       /** performance.now() when the successful dial began. */ readonly attemptAt: number;
     }
-  | { readonly ok: false; readonly reason: string; readonly failures: readonly ConnectFailure[] };
+  | {
+      readonly ok: false;
+      /** Why no connection was made; undefined when the caller went away first (nothing to answer). */
+      readonly kind: 'no-healthy-endpoints' | 'connect-failure' | undefined;
+      readonly reason: string | undefined;
+      readonly failures: readonly ConnectFailure[];
+    };
 
 /**
  * Connects to the cluster. `wanted()` is asked before each attempt: when the caller has
@@ -29,9 +35,11 @@ export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r:
   const next = (): void => {
     const endpoint = cluster.pickEndpoint(tried);
     if (!endpoint) {
+      const none = tried.length === 0;
       cb({
         ok: false,
-        reason: tried.length === 0 ? cluster.reasons.noEndpoints : cluster.reasons.connectFailure,
+        kind: none ? 'no-healthy-endpoints' : 'connect-failure',
+        reason: none ? cluster.reasons.noEndpoints : cluster.reasons.connectFailure,
         failures,
       });
       return;
@@ -45,13 +53,13 @@ export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r:
         endpoint.traffic.latencyMs(performance.now() - attemptAt);
         failures.push(err);
         if (wanted()) next();
-        else cb({ ok: false, reason: 'caller-gone', failures });
+        else cb({ ok: false, kind: undefined, reason: undefined, failures });
         return;
       }
       if (!wanted()) {
         socket!.destroy();
         endpoint.traffic.latencyMs(performance.now() - attemptAt);
-        cb({ ok: false, reason: 'caller-gone', failures });
+        cb({ ok: false, kind: undefined, reason: undefined, failures });
         return;
       }
       cb({ ok: true, socket: socket!, endpoint, attemptAt });

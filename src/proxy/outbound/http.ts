@@ -28,7 +28,8 @@ import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } fro
 import type { ThrottledLog } from '../log-throttle.js';
 import type { ReasonCounter } from '../stats.js';
 import { ensureTraceparent } from '../trace.js';
-import { peerReasonKind, type Traffic } from '../traffic.js';
+import { meshReason, peerReasonKind, type MeshErrorKind, type ReasonKind } from '../../errors/reasons.js';
+import type { Traffic } from '../traffic.js';
 import type { Cluster } from './cluster.js';
 import type { OutboundContext } from './context.js';
 import { ConnectFailure } from './dial.js';
@@ -282,7 +283,7 @@ export class HttpForwarder {
   };
 
   /** Counts the final answer on the upstream and on the endpoint that gave it. */
-  #count(ep: Endpoint | undefined, status: number, kind: string | undefined): void {
+  #count(ep: Endpoint | undefined, status: number, kind: MeshErrorKind | undefined): void {
     if (kind === undefined) {
       this.traffic.response(status);
       ep?.traffic.response(status);
@@ -390,7 +391,7 @@ export class HttpForwarder {
     this.#meshError(res, ex, 502, ex.cluster.reasons.upstreamReset, 'upstream-reset');
   };
 
-  #meshError(res: ServerResponse, ex: Exchange, status: number, reason: string, kind: string): void {
+  #meshError(res: ServerResponse, ex: Exchange, status: number, reason: string, kind: ReasonKind): void {
     this.#errors.add(reason);
     this.traffic.meshError(kind, status);
     ex.reason = reason;
@@ -442,7 +443,7 @@ export class HttpForwarder {
     (req as Carrier)[EXCHANGE] = ex;
     if (this.#ctx.accessLog.on) trace(req, ex);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
-      this.#wsMeshError(socket, ex, req, 501, 'unsupported-upgrade', 'unsupported-upgrade');
+      this.#wsMeshError(socket, ex, req, 501, meshReason('unsupported-upgrade'), 'unsupported-upgrade');
       return;
     }
     const ep = cluster.pickEndpoint();
@@ -478,7 +479,7 @@ export class HttpForwarder {
    * An upgrade was answered (or refused): counted and timed to its answer, not over the
    * WebSocket's life, so that long-lived sockets do not swamp request latency.
    */
-  #wsAnswered(ex: Exchange, req: IncomingMessage, status: number, kind: string | undefined): void {
+  #wsAnswered(ex: Exchange, req: IncomingMessage, status: number, kind: MeshErrorKind | undefined): void {
     if (ex.answered) return;
     ex.answered = true;
     const now = performance.now();
@@ -510,7 +511,14 @@ export class HttpForwarder {
     );
   };
 
-  #wsMeshError(socket: Socket, ex: Exchange, req: IncomingMessage, status: number, reason: string, kind: string): void {
+  #wsMeshError(
+    socket: Socket,
+    ex: Exchange,
+    req: IncomingMessage,
+    status: number,
+    reason: string,
+    kind: ReasonKind,
+  ): void {
     this.#errors.add(reason);
     ex.reason = reason;
     this.#wsAnswered(ex, req, status, kind);

@@ -12,7 +12,7 @@ import { roundMs } from '../access-log.js';
 import type { ThrottledLog } from '../log-throttle.js';
 import { pipeSockets } from '../pipe.js';
 import type { ReasonCounter } from '../stats.js';
-import { reasonKind, type Traffic } from '../traffic.js';
+import type { Traffic } from '../traffic.js';
 import type { Cluster } from './cluster.js';
 import { connectEndpoint } from './connect.js';
 import type { OutboundContext } from './context.js';
@@ -36,10 +36,10 @@ export function forwardTcp(
     () => !client.destroyed,
     (r) => {
       if (!r.ok) {
-        const refused = r.reason !== 'caller-gone';
+        const refused = r.kind !== undefined && r.reason !== undefined;
         if (refused) {
           errors.add(r.reason);
-          traffic.meshError(reasonKind(r.reason));
+          traffic.meshError(r.kind);
           log.warn(
             r.reason,
             { reason: r.reason, attempts: r.failures.map((f) => `${f.endpointId}: ${f.reason}`) },

@@ -1,6 +1,3 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fixResponseHopByHop, stripRequestHopByHop } from '../../../src/proxy/http/headers.js';
 
@@ -47,21 +44,5 @@ describe('hop-by-hop headers', () => {
     const short: Record<string, string> = { 'keep-alive': 'timeout=2' };
     fixResponseHopByHop(short, false, 5);
     expect(short).toEqual({ connection: 'close', 'keep-alive': 'timeout=2' });
-  });
-});
-
-describe('layering', () => {
-  it('the outbound side imports nothing from the inbound side', async () => {
-    const dir = fileURLToPath(new URL('../../../src/proxy/outbound/', import.meta.url));
-    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'));
-    expect(files.length).toBeGreaterThan(5);
-    for (const f of files) {
-      const text = await readFile(join(dir, f), 'utf8');
-      const imports = [...text.matchAll(/from '([^']+)'/g)].map((m) => m[1]!);
-      expect(
-        imports.filter((i) => /inbound/.test(i)),
-        f,
-      ).toEqual([]);
-    }
   });
 });
