@@ -48,6 +48,8 @@ export class RegistrySync {
   private stopped = true;
   private readonly backoff = new Backoff(500, 30_000);
   private readonly st: SyncStatus;
+  /** Local registrations the registry refused because this node may not serve them: id → message. */
+  private readonly refused = new Map<string, string>();
 
   constructor(private readonly o: SyncOptions) {
     this.st = { registry: o.link.url, reachable: false, consecutiveFailures: 0 };
@@ -68,6 +70,11 @@ export class RegistrySync {
 
   status(): SyncStatus {
     return { ...this.st, registry: this.o.link.url };
+  }
+
+  /** Why the registry refused a local registration (this node may not serve the service), if it did. */
+  refusal(instanceId: string): string | undefined {
+    return this.refused.get(instanceId);
   }
 
   /** A full sync as soon as the current one is done; resolves when it has run. */
@@ -152,7 +159,8 @@ export class RegistrySync {
         const inst = remoteById.get(svc.id);
         let checkStates = inst?.checkStates ?? {};
         if (!inst || !sameRegistration(svc.registration, inst, advertise)) {
-          const res = await link.call((c) => c.register({ ...svc.registration, id: svc.id }));
+          const res = await this.registerOne(svc.id, svc.registration);
+          if (!res) continue;
           checkStates = res.instance.checkStates;
         }
         for (const check of svc.registration.checks) {
@@ -163,6 +171,7 @@ export class RegistrySync {
           }
         }
       }
+      for (const id of this.refused.keys()) if (!local.some((s) => s.id === id)) this.refused.delete(id);
       const owned = new Set(local.map((s) => s.id));
       for (const inst of remote.instances) {
         if (!owned.has(inst.id)) await link.call((c) => c.deregister(nodeName, inst.id));
@@ -178,6 +187,24 @@ export class RegistrySync {
     } catch (e) {
       this.failed(e);
       return false;
+    }
+  }
+
+  /**
+   * Registers one instance. A service this node may not serve is refused by the registry for
+   * this instance only: it is logged and remembered, and the rest of the sync goes on.
+   */
+  private async registerOne(id: string, reg: ServiceRegistration): Promise<{ instance: ServiceInstance } | undefined> {
+    try {
+      const res = await this.o.link.call((c) => c.register({ ...reg, id }));
+      this.refused.delete(id);
+      return res;
+    } catch (e) {
+      if (!(e instanceof MeshError && e.code === 'MESH_ERR_SERVICE_NOT_AUTHORIZED')) throw e;
+      if (!this.refused.has(id))
+        this.o.log.warn({ service: id, err: e.message }, 'the registry refused a registration');
+      this.refused.set(id, e.message);
+      return undefined;
     }
   }
 

@@ -6,3 +6,11 @@
 /** Service and node names: DNS-label-like, so they fit in SPIFFE IDs, hostnames and keys. */
 export const NAME_RE = /^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$/;
 export const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/;
+
+/**
+ * What a node may serve: a service name, or a pattern where `*` stands for any run of name
+ * characters (`batch-*`). A lone `*` is not a pattern: "any service" is asked for by name.
+ */
+export const SERVICE_PATTERN_RE = /^(?=.*[a-z0-9])[a-z0-9*]([a-z0-9_.*-]{0,61}[a-z0-9*])?$/;
+export const SERVICE_PATTERN_RULE =
+  'a service name, or one with "*" for any run of name characters (e.g. batch-*); for every name use --any-service';

@@ -5,6 +5,7 @@ import type {
   Intention,
   IntentionAction,
   JoinResponse,
+  NodeRecord,
   NodeView,
   ServiceInstance,
   ServiceRegistration,
@@ -25,6 +26,31 @@ export interface RegistryStatus {
   caNotAfter: string;
   blockingQueries: number;
   leaseTtlSeconds: number;
+}
+
+export interface TokenCreateScope {
+  kind?: 'join' | 'admin';
+  services?: string[];
+  anyService?: boolean;
+  uses?: number;
+  replaceNode?: string;
+}
+
+/** A node as `GET /v1/nodes/:node` shows it (`meshctl node show`). */
+export interface NodeDetail extends Omit<NodeRecord, 'authorization'> {
+  authorization: { services: string[]; anyService: boolean };
+  alive: boolean;
+  lastSeen?: string;
+  instances: Array<{ id: string; name: string; port: number }>;
+  /** Certificates issued to the node that have not expired. */
+  certificates: number;
+}
+
+export interface RevokedCertificate {
+  serial: string;
+  node: string;
+  kind: 'node' | 'leaf';
+  notAfter: string;
 }
 
 export interface Blocking {
@@ -108,6 +134,29 @@ export class RegistryClient {
         `/v1/nodes/${enc(node)}/alive`,
         ttlSeconds === undefined ? {} : { ttlSeconds },
       )
+    ).body;
+  }
+  async node(name: string): Promise<NodeDetail> {
+    return (await this.http.get<{ node: NodeDetail }>(`/v1/nodes/${enc(name)}`)).body.node;
+  }
+  async authorizeNode(
+    name: string,
+    change: { action: 'allow' | 'deny'; services?: string[]; anyService?: boolean },
+  ): Promise<{ record: NodeRecord; deregistered: string[]; revoked: number }> {
+    return (
+      await this.http.post<{ record: NodeRecord; deregistered: string[]; revoked: number }>(
+        `/v1/nodes/${enc(name)}/authorization`,
+        change,
+      )
+    ).body;
+  }
+  /** The admin removes a node; its certificates are revoked. */
+  async removeNode(name: string): Promise<{ revision: number; revoked: number }> {
+    return (await this.http.delete<{ revision: number; revoked: number }>(`/v1/nodes/${enc(name)}`)).body;
+  }
+  async revoked(b?: Blocking): Promise<{ revision: number; revoked: RevokedCertificate[] }> {
+    return (
+      await this.http.get<{ revision: number; revoked: RevokedCertificate[] }>('/v1/ca/revoked', this.blocking(b))
     ).body;
   }
   async leave(node: string): Promise<{ revision: number }> {
@@ -234,13 +283,21 @@ export class RegistryClient {
   async tokens(): Promise<TokenInfo[]> {
     return (await this.http.get<{ tokens: TokenInfo[] }>('/v1/tokens')).body.tokens;
   }
-  async createToken(description = '', ttlSeconds?: number): Promise<{ token: string; info: TokenInfo }> {
-    return (
-      await this.http.post<{ token: string; info: TokenInfo }>(
-        '/v1/tokens',
-        ttlSeconds === undefined ? { kind: 'join', description } : { kind: 'join', description, ttlSeconds },
-      )
-    ).body;
+  async createToken(
+    description = '',
+    ttlSeconds?: number,
+    scope: TokenCreateScope = {},
+  ): Promise<{ token: string; info: TokenInfo }> {
+    const body = {
+      kind: scope.kind ?? 'join',
+      description,
+      ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+      ...(scope.services && scope.services.length > 0 ? { services: scope.services } : {}),
+      ...(scope.anyService ? { anyService: true } : {}),
+      ...(scope.uses === undefined ? {} : { uses: scope.uses }),
+      ...(scope.replaceNode ? { replaceNode: scope.replaceNode } : {}),
+    };
+    return (await this.http.post<{ token: string; info: TokenInfo }>('/v1/tokens', body)).body;
   }
   async revokeToken(id: string): Promise<TokenInfo> {
     return (await this.http.delete<{ token: TokenInfo }>(`/v1/tokens/${enc(id)}`)).body.token;

@@ -4,9 +4,9 @@
  * strict, so an unknown field is an error rather than silently dropped.
  */
 import { z } from 'zod';
-import { NAME_RE, TRUST_DOMAIN_RE } from './names.js';
+import { NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE, TRUST_DOMAIN_RE } from './names.js';
 
-export { NAME_RE, TRUST_DOMAIN_RE };
+export { NAME_RE, SERVICE_PATTERN_RE, TRUST_DOMAIN_RE };
 
 export const nameSchema = z
   .string()
@@ -14,6 +14,10 @@ export const nameSchema = z
     NAME_RE,
     'must be 1-63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit',
   );
+
+/** A service name or pattern a node may serve (see SERVICE_PATTERN_RE). */
+export const servicePatternSchema = z.string().regex(SERVICE_PATTERN_RE, `must be ${SERVICE_PATTERN_RULE}`);
+const servicePatternsSchema = z.array(servicePatternSchema).max(64);
 
 const metaKey = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'meta keys are 1-64 letters, digits, "_", "." or "-"');
 const metaSchema = z
@@ -135,6 +139,10 @@ export const nodeRecordSchema = z
     meta: metaSchema.default({}),
     joinedAt: z.string(),
     certSerial: z.string().optional(),
+    /** What this node may register and get leaves for: names or patterns, or any service (asked for by name). */
+    authorization: z.object({ services: servicePatternsSchema, anyService: z.boolean() }).strict().optional(),
+    /** The join token the node joined with. */
+    joinedWith: z.string().optional(),
   })
   .strict();
 export type NodeRecord = z.infer<typeof nodeRecordSchema>;
@@ -206,9 +214,12 @@ export interface SignResponse {
   notAfter: string;
 }
 
+/** Join tokens live a day unless told otherwise. */
+export const DEFAULT_JOIN_TOKEN_TTL_SECONDS = 86_400;
+
 export const tokenCreateSchema = z
   .object({
-    kind: z.enum(['join']).default('join'),
+    kind: z.enum(['join', 'admin']).default('join'),
     description: z.string().max(256).default(''),
     ttlSeconds: z
       .number()
@@ -216,8 +227,21 @@ export const tokenCreateSchema = z
       .min(60)
       .max(31_536_000 * 10)
       .optional(),
+    /** Join tokens: what a node joining with it may serve. */
+    services: servicePatternsSchema.default([]),
+    anyService: z.boolean().default(false),
+    /** Join tokens: how many nodes may join with it. */
+    uses: z.number().int().min(1).max(100_000).optional(),
+    /** Join tokens: the admin approves taking over this node's name, if that node is dead. */
+    replaceNode: nameSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.kind === 'admin' && (t.services.length > 0 || t.anyService || t.uses !== undefined || t.replaceNode))
+      ctx.addIssue({ code: 'custom', message: 'services, anyService, uses and replaceNode are for join tokens only' });
+    if (t.anyService && t.services.length > 0)
+      ctx.addIssue({ code: 'custom', message: 'give either services or anyService, not both' });
+  });
 
 export interface TokenInfo {
   id: string;
@@ -226,7 +250,22 @@ export interface TokenInfo {
   createdAt: string;
   expiresAt?: string;
   revoked: boolean;
+  services?: string[];
+  anyService?: boolean;
+  maxUses?: number;
+  uses?: number;
+  replaceNode?: string;
 }
+
+/** What an admin changes about a node's authorization (`meshctl node allow|deny`). */
+export const nodeAuthorizationSchema = z
+  .object({
+    action: z.enum(['allow', 'deny']),
+    services: servicePatternsSchema.default([]),
+    anyService: z.boolean().default(false),
+  })
+  .strict()
+  .refine((b) => b.services.length > 0 || b.anyService, 'name at least one service, or anyService');
 
 export interface ErrorBody {
   code: string;

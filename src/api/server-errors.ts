@@ -8,6 +8,8 @@ export function installErrorHandlers(app: FastifyInstance, log: Logger, bodyLimi
     const me = fromFastifyError(err, bodyLimit);
     if (me.httpStatus >= 500) log.error({ err, url: req.url }, 'request failed');
     else log.debug({ code: me.code, url: req.url }, me.message);
+    const retryAfter = (me.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (me.httpStatus === 429 && typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
     void reply.status(me.httpStatus).send({ code: me.code, message: me.message, hint: me.hint });
   });
   app.setNotFoundHandler((req, reply) => {

@@ -64,13 +64,15 @@ export class LocalMesh {
     });
   }
 
-  async addAgent(name: string, address: string): Promise<LocalAgent> {
-    if (!this.init) throw new MeshError('MESH_ERR_INTERNAL', 'start the registry first');
+  /** Joins a host with a token of its own that lets it serve exactly `services`, as a user should. */
+  async addAgent(name: string, address: string, services: string[]): Promise<LocalAgent> {
+    if (!this.init || !this.admin) throw new MeshError('MESH_ERR_INTERNAL', 'start the registry first');
     const dataDir = join(this.dir, `agent-${name}`);
     const socket = join(dataDir, 'agent.sock');
+    const { token } = await this.admin.createToken(`demo host ${name}`, 3600, { services, uses: 1 });
     await joinMesh({
       registryUrl: this.registryUrl,
-      token: this.init.joinToken,
+      token,
       caFingerprint: this.init.caFingerprint,
       nodeName: name,
       advertise: address,

@@ -75,12 +75,14 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   };
   try {
     await step('starting the registry (sqlite store, CA, tokens)', () => mesh.startRegistry());
-    const [a, b, c] = await step(`starting three agents on ${API_HOST_1}, ${API_HOST_2} and ${WEB_HOST}`, async () =>
-      Promise.all([
-        mesh.addAgent('host-1', API_HOST_1),
-        mesh.addAgent('host-2', API_HOST_2),
-        mesh.addAgent('host-3', WEB_HOST),
-      ]),
+    const [a, b, c] = await step(
+      `starting three agents on ${API_HOST_1}, ${API_HOST_2} and ${WEB_HOST} (join tokens scoped to api, api, web)`,
+      async () =>
+        Promise.all([
+          mesh.addAgent('host-1', API_HOST_1, ['api']),
+          mesh.addAgent('host-2', API_HOST_2, ['api']),
+          mesh.addAgent('host-3', WEB_HOST, ['web']),
+        ]),
     );
     await step('starting the sample apps: api ×2, web', async () => {
       for (const app of [apiA, apiB, web]) await app.start();

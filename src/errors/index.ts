@@ -98,6 +98,41 @@ export const ERRORS = {
   },
   MESH_ERR_LEASE_NOT_FOUND: { http: 404, exit: SOFTWARE, hint: 'The lease expired or was revoked; grant a new one.' },
   MESH_ERR_INTERNAL: { http: 500, exit: SOFTWARE, hint: 'This is a bug in meshctl; please report it with the log.' },
+  MESH_ERR_SERVICE_NOT_AUTHORIZED: {
+    http: 403,
+    exit: NOPERM,
+    hint: 'An admin can allow it with `meshctl node allow NODE SERVICE`, or join the host with a token made by `meshctl token create --service SERVICE`.',
+  },
+  MESH_ERR_NODE_NAME_TAKEN: {
+    http: 409,
+    exit: DATAERR,
+    hint: 'Pick another --node-name, or free the name first with `meshctl node remove NODE` on the control plane.',
+  },
+  MESH_ERR_TOKEN_EXPIRED: {
+    http: 401,
+    exit: NOPERM,
+    hint: 'Make a new join token on the control plane: `meshctl token create --service NAME`.',
+  },
+  MESH_ERR_TOKEN_USED_UP: {
+    http: 401,
+    exit: NOPERM,
+    hint: 'Make a new join token on the control plane: `meshctl token create --service NAME` (--uses N for more hosts).',
+  },
+  MESH_ERR_LAST_ADMIN_TOKEN: {
+    http: 409,
+    exit: DATAERR,
+    hint: 'Make another admin token first (`meshctl token create --admin`), then revoke this one.',
+  },
+  MESH_ERR_RATE_LIMITED: {
+    http: 429,
+    exit: UNAVAILABLE,
+    hint: 'Too many wrong tokens from this address; wait for the time in Retry-After, then use a valid token.',
+  },
+  MESH_ERR_EXEC_CHECKS_DISABLED: {
+    http: 403,
+    exit: NOPERM,
+    hint: 'Use an http, tcp or ttl check; exec checks run only from definition files in the root-owned services directory of an agent started with --enable-exec-checks.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -10,47 +10,96 @@ import { peerIdentity } from '../ca/index.js';
 import type { TokenStore } from './token-store.js';
 
 export type Principal =
-  { kind: 'admin'; tokenId: string } | { kind: 'node'; node: string } | { kind: 'join'; tokenId: string };
+  | { kind: 'admin'; tokenId: string }
+  | { kind: 'node'; node: string; serial: string }
+  | { kind: 'join'; tokenId: string };
 
-const nodeBySocket = new WeakMap<TLSSocket, Principal>();
+/** What the registry refuses on every request, whatever it cached about the connection. */
+export interface RevocationCheck {
+  has(serial: string): boolean;
+}
+
+const nodeBySocket = new WeakMap<TLSSocket, Principal & { kind: 'node' }>();
 
 export type AuthRequirement = 'none' | 'join' | 'any' | 'admin';
+
+/** Set on the error for a token that is malformed, unknown or has the wrong secret: a guess, for the rate limit. */
+export const WRONG_TOKEN = 'wrong-token';
+
+export function isWrongToken(e: unknown): boolean {
+  return e instanceof MeshError && (e.details as { why?: unknown } | undefined)?.why === WRONG_TOKEN;
+}
 
 export async function resolvePrincipal(
   req: IncomingMessage,
   tokens: TokenStore,
   trustDomain: string,
+  revocations?: RevocationCheck,
 ): Promise<Principal | undefined> {
   const socket = req.socket as TLSSocket;
   const header = req.headers.authorization;
-  if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw new MeshError('MESH_ERR_UNAUTHENTICATED', 'the Authorization header must be "Bearer <token>"');
-    const tok = await tokens.authenticate(m[1]!);
-    if (!tok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', 'the token is not valid (unknown, revoked or expired)');
-    return tok.kind === 'admin' ? { kind: 'admin', tokenId: tok.id } : { kind: 'join', tokenId: tok.id };
-  }
+  if (header !== undefined) return tokenPrincipal(header, tokens);
   if (typeof socket.getPeerCertificate === 'function') {
     // A TLS connection's peer never changes: check its certificate once, not per request
     // (parsing it is most of a blocking query's cost with many keep-alive watchers).
-    const cached = nodeBySocket.get(socket);
-    if (cached) return cached;
-    const cert = socket.getPeerCertificate();
-    if (cert && Object.keys(cert).length > 0) {
-      if (!socket.authorized) {
-        throw new MeshError(
-          'MESH_ERR_UNAUTHENTICATED',
-          `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`,
-        );
-      }
-      const id = peerIdentity(cert, { trustDomain, kind: 'node' });
-      if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);
-      const principal: Principal = { kind: 'node', node: id.name };
-      nodeBySocket.set(socket, principal);
-      return principal;
+    // Revocation can happen at any time, so that is checked on every request.
+    const cached = nodeBySocket.get(socket) ?? nodePrincipal(socket, trustDomain);
+    if (cached) {
+      refuseRevoked(cached, revocations);
+      nodeBySocket.set(socket, cached);
+      return cached;
     }
   }
   return undefined;
+}
+
+async function tokenPrincipal(header: string, tokens: TokenStore): Promise<Principal> {
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m)
+    throw new MeshError('MESH_ERR_UNAUTHENTICATED', 'the Authorization header must be "Bearer <token>"', {
+      details: { why: WRONG_TOKEN },
+    });
+  const r = await tokens.check(m[1]!);
+  if (r.ok) return r.kind === 'admin' ? { kind: 'admin', tokenId: r.id } : { kind: 'join', tokenId: r.id };
+  switch (r.reason) {
+    case 'invalid':
+      throw new MeshError('MESH_ERR_UNAUTHENTICATED', 'the token is not valid (unknown id or wrong secret)', {
+        details: { why: WRONG_TOKEN },
+      });
+    case 'revoked':
+      throw new MeshError('MESH_ERR_UNAUTHENTICATED', `token ${r.id} has been revoked`);
+    case 'expired':
+      throw new MeshError('MESH_ERR_TOKEN_EXPIRED', `${r.record.kind} token ${r.id} expired at ${r.record.expiresAt}`);
+    case 'used-up':
+      throw new MeshError(
+        'MESH_ERR_TOKEN_USED_UP',
+        `join token ${r.id} has been used up (${r.record.uses ?? 0} of ${r.record.maxUses} joins)`,
+      );
+  }
+}
+
+function nodePrincipal(socket: TLSSocket, trustDomain: string): (Principal & { kind: 'node' }) | undefined {
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  if (!socket.authorized) {
+    throw new MeshError(
+      'MESH_ERR_UNAUTHENTICATED',
+      `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`,
+    );
+  }
+  const id = peerIdentity(cert, { trustDomain, kind: 'node' });
+  if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);
+  return { kind: 'node', node: id.name, serial: cert.serialNumber };
+}
+
+/** A removed node's certificates stay cryptographically valid until they expire; the list says no. */
+function refuseRevoked(p: Principal & { kind: 'node' }, revocations: RevocationCheck | undefined): void {
+  if (!revocations?.has(p.serial)) return;
+  throw new MeshError(
+    'MESH_ERR_UNAUTHENTICATED',
+    `the certificate of node '${p.node}' (serial ${p.serial}) has been revoked`,
+    { hint: 'The node was removed from the mesh; join it again with a new join token (`meshctl token create`).' },
+  );
 }
 
 export function authorize(p: Principal | undefined, need: AuthRequirement): void {

@@ -1,6 +1,8 @@
 /**
  * `meshctl init --server`: makes a new mesh in a data dir: the CA root, the registry's own
- * TLS certificate, the admin token and a first join token, and the registry config.
+ * TLS certificate, the admin token and a first join token, and the registry config. The first
+ * join token is for one host and one day, and authorizes no services: the admin allows them
+ * per node, or makes scoped tokens (`meshctl token create --service api`).
  * Secrets are written 0600 in 0700 directories, each file atomically.
  */
 import { hostname, networkInterfaces } from 'node:os';
@@ -29,6 +31,8 @@ export interface InitServerOptions {
   leaseTtlSeconds?: number;
   /** Lifetime of the service (leaf) certificates the registry signs. */
   leafTtlSeconds?: number;
+  /** Lifetime of node certificates (agents renew them at half-life). */
+  nodeCertTtlSeconds?: number;
 }
 
 export interface InitServerResult {
@@ -41,10 +45,16 @@ export interface InitServerResult {
   caCertPath: string;
   adminToken: string;
   joinToken: string;
+  /** The first join token: one use, until this time, no services. */
+  joinTokenExpiresAt: string;
+  joinTokenUses: number;
   leaseTtlSeconds: number;
   leafTtlSeconds: number;
+  nodeCertTtlSeconds: number;
   files: string[];
 }
+
+const FIRST_JOIN_TOKEN_TTL_SECONDS = 86_400;
 
 const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -74,7 +84,9 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     ttlMs: 365 * 86_400_000,
   });
   const admin = newToken('admin', 'admin token made by meshctl init');
-  const join_ = newToken('join', 'first join token made by meshctl init');
+  const join_ = newToken('join', 'first join token made by meshctl init', FIRST_JOIN_TOKEN_TTL_SECONDS, new Date(), {
+    maxUses: 1,
+  });
 
   const urlHost = advertiseHost.includes(':') ? `[${advertiseHost}]` : advertiseHost;
   const config: RegistryConfig = {
@@ -86,7 +98,7 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     store: 'sqlite',
     leafTtlSeconds: opts.leafTtlSeconds ?? 86_400,
     leaseTtlSeconds: opts.leaseTtlSeconds ?? 15,
-    nodeCertTtlSeconds: 2_592_000,
+    nodeCertTtlSeconds: opts.nodeCertTtlSeconds ?? 86_400,
     caFingerprint: ca.fingerprint,
     bootstrapTokens: [admin.record, join_.record],
     createdAt: new Date().toISOString(),
@@ -127,8 +139,11 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
     caCertPath: paths.caCert,
     adminToken: admin.token,
     joinToken: join_.token,
+    joinTokenExpiresAt: join_.record.expiresAt!,
+    joinTokenUses: 1,
     leaseTtlSeconds: config.leaseTtlSeconds,
     leafTtlSeconds: config.leafTtlSeconds,
+    nodeCertTtlSeconds: config.nodeCertTtlSeconds,
     files: writes.map(([f]) => f),
   };
 }

@@ -17,6 +17,7 @@ export const DATA_LAYOUT = {
   serverCert: 'tls/server.pem',
   serverKey: 'tls/server.key',
   sqlite: 'store.db',
+  audit: 'audit.log',
 } as const;
 
 const tokenRecordSchema = z
@@ -28,6 +29,11 @@ const tokenRecordSchema = z
     createdAt: z.string(),
     expiresAt: z.string().optional(),
     revoked: z.boolean(),
+    services: z.array(z.string()).optional(),
+    anyService: z.boolean().optional(),
+    maxUses: z.number().int().min(1).optional(),
+    uses: z.number().int().min(0).optional(),
+    replaceNode: z.string().optional(),
   })
   .strict();
 
@@ -42,8 +48,8 @@ export const registryConfigSchema = z
     store: z.enum(['sqlite', 'memory']).default('sqlite'),
     leafTtlSeconds: z.number().int().min(120).max(31_536_000).default(86_400),
     leaseTtlSeconds: z.number().int().min(2).max(3600).default(15),
-    /** Node certificates live longer than service leaves; agents renew them at half-life. */
-    nodeCertTtlSeconds: z.number().int().min(120).max(31_536_000).default(2_592_000),
+    /** Node certificates are short-lived like leaves (agents renew them at half-life), so revocation lists stay small. */
+    nodeCertTtlSeconds: z.number().int().min(120).max(31_536_000).default(86_400),
     caFingerprint: z.string(),
     /** Tokens made at init, seeded into the store on first start (hashes only). */
     bootstrapTokens: z.array(tokenRecordSchema),
@@ -61,6 +67,7 @@ export interface RegistryPaths {
   serverCert: string;
   serverKey: string;
   sqlite: string;
+  audit: string;
 }
 
 export function registryPaths(dataDir: string): RegistryPaths {
@@ -73,6 +80,7 @@ export function registryPaths(dataDir: string): RegistryPaths {
     serverCert: join(abs, DATA_LAYOUT.serverCert),
     serverKey: join(abs, DATA_LAYOUT.serverKey),
     sqlite: join(abs, DATA_LAYOUT.sqlite),
+    audit: join(abs, DATA_LAYOUT.audit),
   };
 }
 

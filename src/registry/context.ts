@@ -8,6 +8,9 @@ import type { Intentions } from './intentions.js';
 import type { TokenStore } from './token-store.js';
 import type { ChangeNotifier } from './notifier.js';
 import type { MetricsHub } from './metrics.js';
+import type { Revocations } from './revocations.js';
+import type { WrongTokenLimiter } from './rate-limit.js';
+import type { AuditLog } from './audit.js';
 
 /** Everything a route needs; built once by `buildRegistry`. */
 export interface RegistryContext {
@@ -20,5 +23,8 @@ export interface RegistryContext {
   tokens: TokenStore;
   notifier: ChangeNotifier;
   metrics: MetricsHub;
+  revocations: Revocations;
+  wrongTokens: WrongTokenLimiter;
+  audit: AuditLog;
   log: Logger;
 }

@@ -9,6 +9,10 @@ export const PREFIX = {
   intentions: 'intentions/',
   tokens: 'tokens/',
   meta: 'meta/',
+  /** Certificates the CA issued to a node and that have not expired: `issued/<node>/<serial>`. */
+  issued: 'issued/',
+  /** Revoked certificates until they expire: `revoked/<serial>`. */
+  revoked: 'revoked/',
 } as const;
 
 export const keys = {
@@ -18,6 +22,9 @@ export const keys = {
   instance: (service: string, node: string, id: string) => `${PREFIX.services}${service}/${node}/${id}`,
   intention: (source: string, destination: string) => `${PREFIX.intentions}${source}/${destination}`,
   token: (id: string) => `${PREFIX.tokens}${id}`,
+  issuedPrefix: (node: string) => `${PREFIX.issued}${node}/`,
+  issued: (node: string, serial: string) => `${PREFIX.issued}${node}/${serial}`,
+  revoked: (serial: string) => `${PREFIX.revoked}${serial}`,
 };
 
 /** Splits `services/<svc>/<node>/<id>`. */

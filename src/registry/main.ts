@@ -15,6 +15,9 @@ import { ChangeNotifier } from './notifier.js';
 import { MetricsHub } from './metrics.js';
 import { buildRegistryServer } from './server.js';
 import type { RegistryContext } from './context.js';
+import { Revocations } from './revocations.js';
+import { WrongTokenLimiter, type WrongTokenLimitOptions } from './rate-limit.js';
+import { AuditLog } from './audit.js';
 
 export interface StartRegistryOptions {
   dataDir: string;
@@ -22,6 +25,8 @@ export interface StartRegistryOptions {
   /** Overrides the configured bind address (ADDR:PORT; port 0 picks a free one). */
   bind?: string;
   log?: Logger;
+  /** Overrides the wrong-token limit (tests). */
+  wrongTokenLimit?: WrongTokenLimitOptions;
 }
 
 export interface RunningRegistry {
@@ -60,11 +65,15 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     tokens: new TokenStore(store),
     notifier,
     metrics: new MetricsHub(),
+    revocations: new Revocations(store, log),
+    wrongTokens: new WrongTokenLimiter(opts.wrongTokenLimit),
+    audit: new AuditLog(paths.audit, log),
     log,
   };
   let app: FastifyInstance | undefined;
   try {
     await ctx.tokens.seed(config.bootstrapTokens);
+    await ctx.revocations.start();
     await notifier.start();
     app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert! });
     const { host, port } = parseBind(opts.bind ?? config.bind);
@@ -99,13 +108,17 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
         if (closed) return;
         closed = true;
         notifier.stop();
+        ctx.revocations.stop();
         await app!.close();
+        await ctx.audit.close();
         await store.close();
       },
     };
     return running;
   } catch (e) {
     notifier.stop();
+    ctx.revocations.stop();
+    await ctx.audit.close();
     await app?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw e;

@@ -27,6 +27,16 @@ export class Nodes {
     return getJson<NodeRecord>(this.store, keys.node(name));
   }
 
+  /** Whether the node holds a live lease (it heartbeats). */
+  async isAlive(name: string): Promise<boolean> {
+    return (await this.store.get(keys.alive(name))) !== undefined;
+  }
+
+  /** When this registry last heard the node's heartbeat. */
+  lastSeen(name: string): string | undefined {
+    return this.seen.get(name);
+  }
+
   /**
    * Keeps the node's lease alive, granting a new one when it is missing (first heartbeat,
    * expiry, registry data loss). Idempotent, so an agent only ever calls this one thing.
@@ -101,7 +111,7 @@ export class Nodes {
     return { revision: res.revision, nodes };
   }
 
-  /** `meshctl agent leave`: the node, its lease and all its instances go in one revision. */
+  /** `meshctl agent leave` and `meshctl node remove`: the node, its lease and all its instances go in one revision. */
   async remove(name: string): Promise<{ revision: number }> {
     const svc = await this.store.range(PREFIX.services);
     const mine = svc.kvs.filter((kv) => parseInstanceKey(kv.key)?.node === name);
@@ -115,6 +125,7 @@ export class Nodes {
         ...mine.map((kv) => ({ type: 'delete' as const, key: kv.key })),
       ],
     });
+    this.seen.delete(name);
     return { revision: res.revision };
   }
 }

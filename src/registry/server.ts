@@ -6,7 +6,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { installErrorHandlers } from '../api/server-errors.js';
 import type { RegistryContext } from './context.js';
-import { authorize, resolvePrincipal, type AuthRequirement, type Principal } from './auth.js';
+import { authorize, isWrongToken, resolvePrincipal, type AuthRequirement, type Principal } from './auth.js';
+import { MeshError } from '../errors/index.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { intentionRoutes } from './routes/intentions.js';
@@ -55,8 +56,32 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   app.addHook('onRequest', async (req) => {
     const need = req.routeOptions.config.auth ?? 'admin';
     if (need === 'none') return;
-    req.principal = await resolvePrincipal(req.raw, ctx.tokens, ctx.config.trustDomain);
+    const bearer = req.headers.authorization !== undefined;
+    if (bearer) refuseLimitedSource(ctx, req.ip);
+    try {
+      req.principal = await resolvePrincipal(req.raw, ctx.tokens, ctx.config.trustDomain, ctx.revocations);
+    } catch (e) {
+      if (bearer && isWrongToken(e)) countWrongToken(ctx, req.ip, req.url);
+      if (need === 'join' && e instanceof MeshError && e.code === 'MESH_ERR_UNAUTHENTICATED')
+        throw new MeshError(e.code, e.message, {
+          hint: 'Check the join token (`meshctl token list` on the control plane), or make a new one with `meshctl token create --service NAME`.',
+        });
+      throw e;
+    }
     authorize(req.principal, need);
+  });
+
+  // Every write made with a token goes to the audit log with the token id that made it.
+  app.addHook('onResponse', async (req, reply) => {
+    const p = req.principal;
+    if (!p || p.kind === 'node' || req.method === 'GET' || req.method === 'HEAD') return;
+    ctx.audit.record({
+      tokenId: p.tokenId,
+      kind: p.kind,
+      action: `${req.method} ${req.url.split('?')[0]}`,
+      status: reply.statusCode,
+      source: req.ip,
+    });
   });
 
   installErrorHandlers(app, ctx.log, BODY_LIMIT);
@@ -72,4 +97,21 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   watchRoutes(app, ctx);
   metricsRoutes(app, ctx);
   return app;
+}
+
+/** A source that sent too many wrong tokens gets 429 before its token is even looked at. */
+function refuseLimitedSource(ctx: RegistryContext, source: string): void {
+  const retryAfter = ctx.wrongTokens.retryAfter(source);
+  if (retryAfter === undefined) return;
+  throw new MeshError('MESH_ERR_RATE_LIMITED', `too many wrong tokens from ${source}; try again in ${retryAfter} s`, {
+    details: { retryAfterSeconds: retryAfter },
+  });
+}
+
+function countWrongToken(ctx: RegistryContext, source: string, url: string): void {
+  const { limited } = ctx.wrongTokens.fail(source);
+  ctx.log.warn(
+    { source, url: url.split('?')[0], limited },
+    limited ? 'wrong token; source rate-limited' : 'wrong token',
+  );
 }

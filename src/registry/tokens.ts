@@ -2,6 +2,10 @@
  * Bearer tokens: `msh_<id>_<secret>`. The id finds the record without a scan; only a hash of
  * the secret is stored, and hashes are compared in constant time. Secrets are 256 random bits,
  * so a fast hash is enough (there is nothing to brute-force).
+ *
+ * A join token also carries what a node that joins with it may serve (`services`: names or
+ * patterns such as `batch-*`, or `anyService`, which must be asked for by name), how long it
+ * lives and how many nodes may join with it.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -15,6 +19,23 @@ export interface TokenRecord {
   createdAt: string;
   expiresAt?: string;
   revoked: boolean;
+  /** Join tokens: service names or patterns a node joining with it may serve. */
+  services?: string[];
+  /** Join tokens: the node may serve any service name (asked for with --any-service). */
+  anyService?: boolean;
+  /** Join tokens: how many nodes may join with it; unlimited when absent. */
+  maxUses?: number;
+  /** Join tokens: how many nodes have joined with it. */
+  uses?: number;
+  /** Join tokens: the admin approved taking over this dead node's name. */
+  replaceNode?: string;
+}
+
+export interface TokenScope {
+  services?: string[];
+  anyService?: boolean;
+  maxUses?: number;
+  replaceNode?: string;
 }
 
 const TOKEN_RE = /^msh_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -28,7 +49,13 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-export function newToken(kind: TokenKind, description: string, ttlSeconds?: number, now = new Date()): NewToken {
+export function newToken(
+  kind: TokenKind,
+  description: string,
+  ttlSeconds?: number,
+  now = new Date(),
+  scope: TokenScope = {},
+): NewToken {
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const record: TokenRecord = {
@@ -40,6 +67,15 @@ export function newToken(kind: TokenKind, description: string, ttlSeconds?: numb
     revoked: false,
   };
   if (ttlSeconds !== undefined) record.expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
+  if (kind === 'join') {
+    record.services = [...new Set(scope.services ?? [])];
+    if (scope.anyService) record.anyService = true;
+    if (scope.maxUses !== undefined) {
+      record.maxUses = scope.maxUses;
+      record.uses = 0;
+    }
+    if (scope.replaceNode !== undefined) record.replaceNode = scope.replaceNode;
+  }
   return { token: `msh_${id}_${secret}`, record };
 }
 
@@ -48,11 +84,24 @@ export function parseToken(token: string): { id: string; secret: string } | unde
   return m ? { id: m[1]!, secret: m[2]! } : undefined;
 }
 
-/** True when the secret matches the record and the record is usable now. */
-export function tokenMatches(record: TokenRecord, secret: string, now = new Date()): boolean {
+/** Whether the secret is the record's (constant time). Says nothing about whether the token is usable. */
+export function secretMatches(record: TokenRecord, secret: string): boolean {
   const want = Buffer.from(record.hash, 'hex');
   const got = Buffer.from(hashSecret(secret), 'hex');
-  const same = want.length === got.length && timingSafeEqual(want, got);
-  if (!same || record.revoked) return false;
-  return record.expiresAt === undefined || Date.parse(record.expiresAt) > now.getTime();
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
+/** Why a token with the right secret cannot be used now, or undefined when it can. */
+export type TokenUnusable = 'revoked' | 'expired' | 'used-up';
+
+export function tokenUnusable(record: TokenRecord, now = new Date()): TokenUnusable | undefined {
+  if (record.revoked) return 'revoked';
+  if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) return 'expired';
+  if (record.maxUses !== undefined && (record.uses ?? 0) >= record.maxUses) return 'used-up';
+  return undefined;
+}
+
+/** True when the secret matches the record and the record is usable now. */
+export function tokenMatches(record: TokenRecord, secret: string, now = new Date()): boolean {
+  return secretMatches(record, secret) && tokenUnusable(record, now) === undefined;
 }

@@ -64,13 +64,17 @@ describe.skipIf(!canRun)('hosts in network namespaces (root): discovery and fail
     for (const [i, host] of net.hosts.entries()) {
       const data = join(dir, host.name);
       await mkdir(data, { recursive: true });
+      // Each host gets a single-use join token scoped to the one service it serves.
+      const made_ = await admin(['token', 'create', '--service', i === W ? 'web' : 'api', '--uses', '1', '--json']);
+      expect(made_.exitCode, made_.stderr).toBe(0);
+      const joinToken = (JSON.parse(made_.stdout) as { token: string }).token;
       const j = await runCli(
         [
           'init',
           '--join',
           url,
           '--token',
-          made.joinToken,
+          joinToken,
           '--ca-fingerprint',
           made.caFingerprint,
           '--node-name',

@@ -19,6 +19,8 @@ export function rawRequest(
     cert?: string;
     key?: string;
     maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+    /** Source address to connect from (another loopback address is another client host). */
+    localAddress?: string;
   },
 ): Promise<RawResponse> {
   const url = new URL(opts.path, baseUrl);
@@ -37,6 +39,7 @@ export function rawRequest(
         agent: false,
         ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
         ...(opts.maxVersion ? { maxVersion: opts.maxVersion } : {}),
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -37,7 +37,8 @@ export interface TestMesh {
   adminJson<T>(args: string[]): Promise<T>;
   startRegistry(): Promise<void>;
   stopRegistry(signal?: NodeJS.Signals): Promise<void>;
-  addAgent(name: string, address: string): Promise<MeshAgent>;
+  /** Joins and starts an agent, with a join token of its own: any service unless `services` scopes it. */
+  addAgent(name: string, address: string, opts?: { services?: string[] }): Promise<MeshAgent>;
   close(): Promise<void>;
 }
 
@@ -107,18 +108,20 @@ export async function startMesh(
       await mesh.registry?.kill(signal);
       mesh.registry = undefined;
     },
-    async addAgent(name, address) {
+    async addAgent(name, address, agentOpts = {}) {
       const dataDir = join(dir, `agent-${name}`);
       const socket = join(dataDir, 'agent.sock');
       const servicesDir = join(dataDir, 'services.d');
       await mkdir(servicesDir, { recursive: true });
+      const scope = agentOpts.services ? agentOpts.services.flatMap((s) => ['--service', s]) : ['--any-service'];
+      const token = await mesh.adminJson<{ token: string }>(['token', 'create', ...scope, '--uses', '1']);
       const join_ = await runCli(
         [
           'init',
           '--join',
           mesh.registryUrl,
           '--token',
-          mesh.joinToken,
+          token.token,
           '--ca-fingerprint',
           mesh.caFingerprint,
           '--node-name',

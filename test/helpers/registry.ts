@@ -6,7 +6,7 @@ import { initServer, type InitServerResult } from '../../src/registry/bootstrap.
 import { startRegistry, type RunningRegistry } from '../../src/registry/main.js';
 import { RegistryClient } from '../../src/api/registry-client.js';
 import { createKeyAndCsr, nodeId } from '../../src/ca/index.js';
-import { silentLogger } from '../../src/util/log.js';
+import { silentLogger, type Logger } from '../../src/util/log.js';
 
 export interface TestRegistry {
   dataDir: string;
@@ -18,14 +18,27 @@ export interface TestRegistry {
   /** A client with no credentials at all. */
   anonymous(): RegistryClient;
   withToken(token: string): RegistryClient;
-  /** Joins a node with the init join token and returns a client authenticated by its node certificate. */
-  joinNode(name: string, address?: string): Promise<{ client: RegistryClient; certPem: string; keyPem: string }>;
+  /**
+   * Joins a node with a join token of its own (by default one that lets it serve any service;
+   * pass `services` to scope it) and returns a client authenticated by its node certificate.
+   */
+  joinNode(
+    name: string,
+    address?: string,
+    scope?: { services?: string[] },
+  ): Promise<{ client: RegistryClient; certPem: string; keyPem: string }>;
   restart(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startTestRegistry(
-  opts: { store?: 'memory' | 'sqlite'; defaultIntention?: 'allow' | 'deny'; dataDir?: string } = {},
+  opts: {
+    store?: 'memory' | 'sqlite';
+    defaultIntention?: 'allow' | 'deny';
+    dataDir?: string;
+    /** The registry's logger (default: silent). */
+    log?: Logger;
+  } = {},
 ): Promise<TestRegistry> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshctl-reg-')));
   const init = await initServer({
@@ -40,7 +53,7 @@ export async function startTestRegistry(
     clients.push(c);
     return c;
   };
-  let registry = await startRegistry({ dataDir, store: opts.store ?? 'memory', log: silentLogger() });
+  let registry = await startRegistry({ dataDir, store: opts.store ?? 'memory', log: opts.log ?? silentLogger() });
   let port = registry.port;
   const url = () => `https://127.0.0.1:${port}`;
   const t: TestRegistry = {
@@ -52,9 +65,13 @@ export async function startTestRegistry(
     admin: track(new RegistryClient({ baseUrl: url(), ca: caPem, token: init.adminToken })),
     anonymous: () => track(new RegistryClient({ baseUrl: url(), ca: caPem })),
     withToken: (token) => track(new RegistryClient({ baseUrl: url(), ca: caPem, token })),
-    async joinNode(name, address = '127.0.0.1') {
+    async joinNode(name, address = '127.0.0.1', scope = {}) {
       const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(init.trustDomain, name) });
-      const joiner = t.withToken(init.joinToken);
+      const made = await t.admin.createToken(`test node ${name}`, undefined, {
+        ...(scope.services ? { services: scope.services } : { anyService: true }),
+        uses: 1,
+      });
+      const joiner = t.withToken(made.token);
       const res = await joiner.join({ nodeName: name, address, csr: csrPem });
       const client = track(new RegistryClient({ baseUrl: url(), ca: caPem, cert: res.certificate, key: keyPem }));
       return { client, certPem: res.certificate, keyPem };
@@ -66,7 +83,7 @@ export async function startTestRegistry(
         dataDir,
         store: opts.store ?? 'memory',
         bind: `127.0.0.1:${port}`,
-        log: silentLogger(),
+        log: opts.log ?? silentLogger(),
       });
       port = registry.port;
       t.registry = registry;

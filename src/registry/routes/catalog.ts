@@ -3,6 +3,7 @@ import { MeshError } from '../../errors/index.js';
 import { healthUpdateSchema, registerRequestSchema } from '../../api/schemas.js';
 import type { RegistryContext } from '../context.js';
 import { assertActsFor } from '../auth.js';
+import { assertMayServe } from '../authz.js';
 import { nameParam, parseOrThrow } from '../validate.js';
 import { blockingRead } from './util.js';
 
@@ -51,6 +52,16 @@ export function catalogRoutes(app: FastifyInstance, ctx: RegistryContext): void 
       throw new MeshError('MESH_ERR_NOT_FOUND', `node '${node}' has not joined the mesh`, {
         hint: 'Join it first with `meshctl init --join`.',
       });
+    // Whoever registers it, an instance on a node must be a service that node may serve.
+    try {
+      assertMayServe(rec, body.service.name, 'register');
+    } catch (e) {
+      ctx.log.warn(
+        { node, service: body.service.name, by: principal?.kind },
+        'registration refused: service not authorized',
+      );
+      throw e;
+    }
     const { instance, revision } = await ctx.catalog.register(node, rec.address, body.service);
     return { revision, instance };
   });

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { tokenCreateSchema } from '../../api/schemas.js';
+import { DEFAULT_JOIN_TOKEN_TTL_SECONDS, tokenCreateSchema } from '../../api/schemas.js';
 import { MeshError } from '../../errors/index.js';
 import type { RegistryContext } from '../context.js';
 import { parseOrThrow } from '../validate.js';
@@ -9,7 +9,14 @@ export function tokenRoutes(app: FastifyInstance, ctx: RegistryContext): void {
 
   app.post('/v1/tokens', { config: { auth: 'admin' } }, async (req) => {
     const body = parseOrThrow(tokenCreateSchema, req.body);
-    return ctx.tokens.create(body.kind, body.description, body.ttlSeconds);
+    // Join tokens live a day unless told otherwise; admin tokens until revoked unless told otherwise.
+    const ttl = body.ttlSeconds ?? (body.kind === 'join' ? DEFAULT_JOIN_TOKEN_TTL_SECONDS : undefined);
+    return ctx.tokens.create(body.kind, body.description, ttl, {
+      services: body.services,
+      anyService: body.anyService,
+      ...(body.uses !== undefined ? { maxUses: body.uses } : {}),
+      ...(body.replaceNode ? { replaceNode: body.replaceNode } : {}),
+    });
   });
 
   app.delete('/v1/tokens/:id', { config: { auth: 'admin' } }, async (req) => {
