@@ -1,6 +1,6 @@
 /** Shared flag definitions and value parsers; a bad value stops the command before anything changes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { NAME_RE } from '../api/names.js';
+import { NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE } from '../api/names.js';
 import { parseDuration } from '../util/duration.js';
 import type { RegistryFlags } from './settings.js';
 
@@ -52,6 +52,13 @@ export function parseDurationFlag(opts: { example: string; minMs?: number; maxMs
       throw new InvalidArgumentError(`'${value}' is out of range: use ${opts.range ?? 'another duration'}.`);
     return ms;
   };
+}
+
+/** `--service api`, `--service 'batch-*'` (repeatable): what a node may serve. */
+export function collectServicePattern(value: string, previous: string[] = []): string[] {
+  if (!SERVICE_PATTERN_RE.test(value))
+    throw new InvalidArgumentError(`'${value}' is not a service name or pattern: use ${SERVICE_PATTERN_RULE}.`);
+  return [...previous, value];
 }
 
 export function parseIntentionName(value: string): string {

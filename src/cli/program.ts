@@ -6,6 +6,7 @@ import { registryCommand } from './commands/registry.js';
 import { catalogCommand } from './commands/catalog.js';
 import { intentionCommand } from './commands/intention.js';
 import { tokenCommand } from './commands/token.js';
+import { nodeCommand } from './commands/node.js';
 import { caCommand } from './commands/ca.js';
 import { agentCommand } from './commands/agent.js';
 import { deregisterCommand, registerCommand } from './commands/register.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     catalogCommand(),
     intentionCommand(),
     tokenCommand(),
+    nodeCommand(),
     caCommand(),
     statusCommand(),
     demoCommand(),

@@ -3,6 +3,7 @@ import { registryClientFor } from '../settings.js';
 import { parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printTable } from '../output.js';
 import type { RegistryFlags } from '../settings.js';
+import { describeNodeAuthorization } from './node.js';
 
 type Opts = RegistryFlags & { json?: boolean };
 
@@ -33,13 +34,14 @@ export function catalogCommand(): Command {
         const res = await client.nodes();
         if (opts.json) return printJson(res);
         printTable(
-          ['NODE', 'ADDRESS', 'STATUS', 'SERVICES', 'LAST SEEN'],
+          ['NODE', 'ADDRESS', 'STATUS', 'SERVICES', 'LAST SEEN', 'MAY SERVE'],
           res.nodes.map((n) => [
             n.name,
             n.address,
             n.alive ? 'alive' : 'critical (lease expired)',
             String(n.services),
             n.lastSeen ?? '-',
+            describeNodeAuthorization(n.authorization),
           ]),
           'no nodes have joined',
         );

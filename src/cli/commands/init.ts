@@ -47,6 +47,12 @@ export function initCommand(): Command {
       parseLeafTtl,
       86_400,
     )
+    .option(
+      '--node-cert-ttl <duration>',
+      'with --server: lifetime of node certificates; agents renew them at half-life (2m-1y)',
+      parseLeafTtl,
+      86_400,
+    )
     .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
     .option('--no-save', "do not save the registry address and admin token in this user's CLI settings")
     .option('--json', 'print JSON instead of text')
@@ -75,6 +81,7 @@ interface InitOpts {
   force?: boolean;
   leaseTtl: number;
   leafTtl: number;
+  nodeCertTtl: number;
   save: boolean;
   json?: boolean;
 }
@@ -100,6 +107,7 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
     san: opts.san,
     leaseTtlSeconds: opts.leaseTtl,
     leafTtlSeconds: opts.leafTtl,
+    nodeCertTtlSeconds: opts.nodeCertTtl,
     ...(opts.advertise ? { advertise: opts.advertise } : {}),
     ...(opts.force ? { force: true } : {}),
   });
@@ -117,12 +125,16 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
     `  default intention  ${res.defaultIntention}`,
     `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
     `  CA fingerprint     ${res.caFingerprint}`,
-    `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}`,
+    `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}, node certificates ${formatDuration(res.nodeCertTtlSeconds * 1000)}`,
     '',
     "Admin token (shown once; saved in this user's CLI settings" + (opts.save ? ')' : ' — not saved: --no-save)') + ':',
     `  ${res.adminToken}`,
-    'Join token (for agents; make more with `meshctl token create`):',
+    `Join token (one host, expires ${res.joinTokenExpiresAt}; the host may serve no services until you allow them):`,
     `  ${res.joinToken}`,
+    '',
+    'A node may serve only the services its join token names. Make a token for each kind of host:',
+    "  meshctl token create --service api [--service 'batch-*'] [--uses 3] [--ttl 24h]",
+    'or allow services on a joined node: meshctl node allow NODE api',
     '',
     'Next steps:',
     `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,

@@ -1,32 +1,104 @@
 import { Command } from 'commander';
+import { MeshError } from '../../errors/index.js';
+import type { TokenInfo } from '../../api/schemas.js';
 import { registryClientFor, type RegistryFlags } from '../settings.js';
-import { parseDurationFlag, registryFlags, withJson, withRegistryFlags } from '../flags.js';
+import {
+  collectServicePattern,
+  parseDurationFlag,
+  parseName,
+  parsePositiveInt,
+  registryFlags,
+  withJson,
+  withRegistryFlags,
+} from '../flags.js';
 import { printJson, printLines, printTable } from '../output.js';
 
-type Opts = RegistryFlags & { json?: boolean; description?: string; ttl?: number };
+type Opts = RegistryFlags & {
+  json?: boolean;
+  description?: string;
+  ttl?: number;
+  service?: string[];
+  anyService?: boolean;
+  uses?: number;
+  admin?: boolean;
+  replaceNode?: string;
+};
 
 const ttlMs = parseDurationFlag({ example: '1h or 7d', minMs: 60_000, range: 'at least 1m' });
 const parseTtl = (value: string): number => Math.round(ttlMs(value) / 1000);
 
+/** What a join token lets a node serve, as every listing shows it: an any-service token says so loudly. */
+export function tokenScope(t: TokenInfo): string {
+  if (t.kind === 'admin') return '(admin: everything)';
+  if (t.anyService) return 'ANY SERVICE (--any-service)';
+  return t.services && t.services.length > 0 ? t.services.join(',') : '(none yet: meshctl node allow)';
+}
+
+function tokenState(t: TokenInfo): string {
+  if (t.revoked) return 'revoked';
+  if (t.expiresAt && Date.parse(t.expiresAt) < Date.now()) return 'expired';
+  if (t.maxUses !== undefined && (t.uses ?? 0) >= t.maxUses) return 'used up';
+  return 'active';
+}
+
 export function tokenCommand(): Command {
-  const cmd = new Command('token').description('manage join tokens (admin only)');
+  const cmd = new Command('token').description('manage join and admin tokens (admin only)');
 
   withJson(
     withRegistryFlags(
       cmd
         .command('create')
-        .description('make a join token for agents')
+        .description('make a join token for agents (scoped to the services they may serve), or an admin token')
+        .option(
+          '--service <name|pattern>',
+          "a service a node joining with it may serve, e.g. api or 'batch-*' (repeatable)",
+          collectServicePattern,
+          [],
+        )
+        .option('--any-service', 'let a node joining with it serve any service name (not recommended)')
+        .option(
+          '--uses <n>',
+          'how many nodes may join with it (default: unlimited until it expires)',
+          parsePositiveInt('number of uses', 100_000),
+        )
+        .option(
+          '--replace-node <node>',
+          "let it take the name of this node if that node is dead (the old node's certificates are revoked)",
+          parseName('node name'),
+        )
+        .option('--admin', 'make an admin token instead (full access; never expires unless --ttl)')
         .option('--description <text>', 'what the token is for', '')
-        .option('--ttl <duration>', 'expire the token after this long (e.g. 24h)', parseTtl),
+        .option('--ttl <duration>', 'expire the token after this long (join tokens: default 24h)', parseTtl),
     ),
   ).action(async (opts: Opts) => {
+    const services = opts.service ?? [];
+    if (opts.admin && (services.length > 0 || opts.anyService || opts.uses !== undefined || opts.replaceNode))
+      throw new MeshError('MESH_ERR_USAGE', '--admin takes none of --service, --any-service, --uses, --replace-node');
+    if (opts.anyService && services.length > 0)
+      throw new MeshError('MESH_ERR_USAGE', 'choose --service NAME or --any-service, not both');
     const client = await registryClientFor(registryFlags(opts));
     try {
-      const res = await client.createToken(opts.description ?? '', opts.ttl);
+      const res = await client.createToken(opts.description ?? '', opts.ttl, {
+        kind: opts.admin ? 'admin' : 'join',
+        services,
+        ...(opts.anyService ? { anyService: true } : {}),
+        ...(opts.uses !== undefined ? { uses: opts.uses } : {}),
+        ...(opts.replaceNode ? { replaceNode: opts.replaceNode } : {}),
+      });
       if (opts.json) return printJson(res);
+      const t = res.info;
+      const limits = [
+        t.expiresAt ? `expires ${t.expiresAt}` : 'never expires',
+        ...(t.maxUses !== undefined ? [`${t.maxUses} use${t.maxUses === 1 ? '' : 's'}`] : []),
+      ].join(', ');
       printLines([
-        `Join token ${res.info.id}${res.info.expiresAt ? ` (expires ${res.info.expiresAt})` : ''}:`,
+        `${t.kind === 'admin' ? 'Admin' : 'Join'} token ${t.id} (${limits}):`,
         `  ${res.token}`,
+        ...(t.kind === 'join' ? [`  may serve: ${tokenScope(t)}`] : []),
+        ...(t.replaceNode ? [`  may take the name of dead node '${t.replaceNode}'`] : []),
+        ...(t.anyService
+          ? ['warning: a node joining with this token may get a certificate for any service name.']
+          : []),
       ]);
     } finally {
       client.close();
@@ -40,13 +112,14 @@ export function tokenCommand(): Command {
         const tokens = await client.tokens();
         if (opts.json) return printJson({ tokens });
         printTable(
-          ['ID', 'KIND', 'STATE', 'CREATED', 'EXPIRES', 'DESCRIPTION'],
+          ['ID', 'KIND', 'STATE', 'USES', 'EXPIRES', 'MAY SERVE', 'DESCRIPTION'],
           tokens.map((t) => [
             t.id,
             t.kind,
-            t.revoked ? 'revoked' : t.expiresAt && Date.parse(t.expiresAt) < Date.now() ? 'expired' : 'active',
-            t.createdAt,
+            tokenState(t),
+            t.maxUses !== undefined ? `${t.uses ?? 0}/${t.maxUses}` : '-',
             t.expiresAt ?? '-',
+            tokenScope(t),
             t.description,
           ]),
         );
@@ -60,7 +133,7 @@ export function tokenCommand(): Command {
     withRegistryFlags(
       cmd
         .command('revoke')
-        .description('revoke a token by id')
+        .description('revoke a token by id (the last admin token cannot be revoked)')
         .argument('<id>', 'token id (from `meshctl token list`)'),
     ),
   ).action(async (id: string, opts: Opts) => {
