@@ -320,3 +320,12 @@ describe('the audit log', () => {
     expect(lines.some((x) => String(x.action).startsWith('GET '))).toBe(false);
   });
 });
+
+describe('serials', () => {
+  it('compare as Node prints them: uppercase whole bytes, a leading 0x0D byte kept, pad bytes dropped', async () => {
+    const { normalizeSerial } = await import('../../src/ca/index.js');
+    expect(normalizeSerial('0d72bc')).toBe('0D72BC');
+    expect(normalizeSerial('0081ff')).toBe('81FF');
+    expect(normalizeSerial('00')).toBe('00');
+  });
+});
