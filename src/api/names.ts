@@ -14,3 +14,6 @@ export const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/;
 export const SERVICE_PATTERN_RE = /^(?=.*[a-z0-9])[a-z0-9*]([a-z0-9_.*-]{0,61}[a-z0-9*])?$/;
 export const SERVICE_PATTERN_RULE =
   'a service name, or one with "*" for any run of name characters (e.g. batch-*); for every name use --any-service';
+
+/** An address a mesh part can dial: IPv4, IPv6 (brackets allowed) or a host name. */
+export const ADDRESS_RE = /^(?:[A-Za-z0-9.-]+|\[?[0-9A-Fa-f:.]+\]?)$/;

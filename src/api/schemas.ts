@@ -4,7 +4,7 @@
  * strict, so an unknown field is an error rather than silently dropped.
  */
 import { z } from 'zod';
-import { NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE, TRUST_DOMAIN_RE } from './names.js';
+import { ADDRESS_RE, NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE, TRUST_DOMAIN_RE } from './names.js';
 
 export { NAME_RE, SERVICE_PATTERN_RE, TRUST_DOMAIN_RE };
 
@@ -26,11 +26,7 @@ const metaSchema = z
 const tagSchema = z.string().regex(/^[A-Za-z0-9_.=:-]{1,64}$/, 'tags are 1-64 letters, digits or "_.=:-"');
 
 /** An address a mesh part can dial: IPv4, IPv6 or a hostname. */
-export const addressSchema = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(/^(?:[A-Za-z0-9.-]+|\[?[0-9A-Fa-f:.]+\]?)$/, 'must be an IP address or hostname');
+export const addressSchema = z.string().min(1).max(253).regex(ADDRESS_RE, 'must be an IP address or hostname');
 
 export const portSchema = z.number().int().min(1).max(65535);
 

@@ -3,117 +3,134 @@
  * versioned document. The proxy never talks to the registry; it serves the last snapshot
  * it accepted until a newer one arrives ("fail static").
  *
- * Validation has two layers: the zod schema (shape, ranges, names), then checks across
+ * Validation has two layers: the schema (shape, ranges, names), then checks across
  * fields that a schema cannot express (unique listeners, the certificate is this service's
  * and chains to the roots). A snapshot that fails either is refused whole.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { z } from 'zod';
-import { addressSchema, intentionActionSchema, intentionNameSchema, nameSchema } from '../api/schemas.js';
-import { isValidTrustDomain, peerIdentity, serviceId, TRUST_DOMAIN_RULE, verifyChain } from '../ca/index.js';
+import * as v from 'valibot';
+import { ADDRESS_RE, NAME_RE } from '../api/names.js';
+import { isValidTrustDomain, NAME_RULE, peerIdentity, serviceId, TRUST_DOMAIN_RULE, verifyChain } from '../ca/index.js';
 import { MeshError } from '../errors/index.js';
 
-/** Load balancer names, as the registry's upstream schema spells them. */
-export const loadBalancerSchema = z.enum(['round_robin', 'weighted', 'least_request', 'random']);
-export type LoadBalancerName = z.infer<typeof loadBalancerSchema>;
+const nameSchema = v.pipe(v.string(), v.regex(NAME_RE, `must be ${NAME_RULE}`));
+const intentionNameSchema = v.union([nameSchema, v.literal('*')], `must be a service name or "*"`);
+const intentionActionSchema = v.picklist(['allow', 'deny']);
+/** An address a mesh part can dial: IPv4, IPv6 or a host name (the registry's rule). */
+const addressSchema = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(253),
+  v.regex(ADDRESS_RE, 'must be an IP address or hostname'),
+);
 
-export const proxyProtocolSchema = z.enum(['http', 'tcp']);
-export type ProxyProtocol = z.infer<typeof proxyProtocolSchema>;
+/** Load balancer names, as the registry's upstream schema spells them. */
+export const loadBalancerSchema = v.picklist(['round_robin', 'weighted', 'least_request', 'random']);
+export type LoadBalancerName = v.InferOutput<typeof loadBalancerSchema>;
+
+export const proxyProtocolSchema = v.picklist(['http', 'tcp']);
+export type ProxyProtocol = v.InferOutput<typeof proxyProtocolSchema>;
 
 const MAX_PEM = 16 * 1024;
 
+function intRange(min: number, max: number) {
+  return v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+}
 /** A port the proxy listens on; 0 lets the OS pick one (tests), the agent always names one. */
-const listenPortSchema = z.number().int().min(0).max(65535);
-const portSchema = z.number().int().min(1).max(65535);
+const listenPortSchema = intRange(0, 65535);
+const portSchema = intRange(1, 65535);
 /** Where the inbound listener binds: an IP address or a host name (the node's advertised address). */
-const bindAddressSchema = z
-  .string()
-  .min(1)
-  .max(253)
-  .refine(
+const bindAddressSchema = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(253),
+  v.check(
     (a) => isIPv4(a) || isIPv6(a) || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a),
     'must be an IP address (no brackets) or a host name',
-  );
-const loopbackSchema = z
-  .string()
-  .refine((a) => (isIPv4(a) && a.startsWith('127.')) || a === '::1', 'must be a loopback address (127.0.0.0/8 or ::1)');
+  ),
+);
+const loopbackSchema = v.pipe(
+  v.string(),
+  v.check((a) => (isIPv4(a) && a.startsWith('127.')) || a === '::1', 'must be a loopback address (127.0.0.0/8 or ::1)'),
+);
 
-const certPemSchema = z
-  .string()
-  .max(MAX_PEM)
-  .refine((s) => s.includes('-----BEGIN CERTIFICATE-----'), 'must be a PEM certificate');
-const keyPemSchema = z
-  .string()
-  .max(MAX_PEM)
-  .refine((s) => /-----BEGIN (EC )?PRIVATE KEY-----/.test(s), 'must be a PEM private key (PKCS#8 or SEC1)');
+const certPemSchema = v.pipe(
+  v.string(),
+  v.maxLength(MAX_PEM),
+  v.check((s) => s.includes('-----BEGIN CERTIFICATE-----'), 'must be a PEM certificate'),
+);
+const keyPemSchema = v.pipe(
+  v.string(),
+  v.maxLength(MAX_PEM),
+  v.check((s) => /-----BEGIN (EC )?PRIVATE KEY-----/.test(s), 'must be a PEM private key (PKCS#8 or SEC1)'),
+);
 
-export const endpointSchema = z
-  .object({
-    /** The instance id; stats and balancer state are keyed by it. */
+export const endpointSchema = v.strictObject({
+  /** The instance id; stats and balancer state are keyed by it. */
+  id: nameSchema,
+  node: nameSchema,
+  address: addressSchema,
+  /** The instance's mesh (inbound) port. */
+  port: portSchema,
+  weight: v.optional(intRange(1, 1000), 1),
+});
+export type SnapshotEndpoint = v.InferOutput<typeof endpointSchema>;
+
+export const snapshotUpstreamSchema = v.strictObject({
+  service: nameSchema,
+  protocol: proxyProtocolSchema,
+  localAddress: v.optional(loopbackSchema, '127.0.0.1'),
+  localPort: listenPortSchema,
+  loadBalancer: v.optional(loadBalancerSchema, 'round_robin'),
+  /** Healthy instances only: the agent filters, the proxy trusts the list. */
+  endpoints: v.pipe(v.array(endpointSchema), v.maxLength(1024)),
+});
+export type SnapshotUpstream = v.InferOutput<typeof snapshotUpstreamSchema>;
+
+export const snapshotIntentionSchema = v.strictObject({
+  source: intentionNameSchema,
+  destination: intentionNameSchema,
+  action: intentionActionSchema,
+});
+
+/**
+ * The snapshot's schema. valibot rather than zod (which the registry and the CLI use): a
+ * proxy loads only what it runs, and zod costs every proxy process about 12 MB of memory
+ * against about 2 MB for valibot (docs/BENCHMARKS.md, "RSS").
+ */
+export const proxySnapshotSchema = v.strictObject({
+  /** Monotonic; the proxy refuses a snapshot older than the one it serves. */
+  version: intRange(0, Number.MAX_SAFE_INTEGER),
+  trustDomain: v.pipe(
+    v.string(),
+    v.check((td: string) => isValidTrustDomain(td), `must be ${TRUST_DOMAIN_RULE}`),
+  ),
+  service: v.strictObject({
+    name: nameSchema,
     id: nameSchema,
-    node: nameSchema,
-    address: addressSchema,
-    /** The instance's mesh (inbound) port. */
-    port: portSchema,
-    weight: z.number().int().min(1).max(1000).default(1),
-  })
-  .strict();
-export type SnapshotEndpoint = z.infer<typeof endpointSchema>;
-
-export const snapshotUpstreamSchema = z
-  .object({
-    service: nameSchema,
     protocol: proxyProtocolSchema,
-    localAddress: loopbackSchema.default('127.0.0.1'),
-    localPort: listenPortSchema,
-    loadBalancer: loadBalancerSchema.default('round_robin'),
-    /** Healthy instances only: the agent filters, the proxy trusts the list. */
-    endpoints: z.array(endpointSchema).max(1024),
-  })
-  .strict();
-export type SnapshotUpstream = z.infer<typeof snapshotUpstreamSchema>;
+    /** The mesh port on the host address, where peers' outbound proxies connect with mTLS. */
+    inbound: v.strictObject({ address: bindAddressSchema, port: listenPortSchema }),
+    /** The local service itself. */
+    app: v.strictObject({ address: v.optional(loopbackSchema, '127.0.0.1'), port: portSchema }),
+  }),
+  tls: v.strictObject({
+    certPem: certPemSchema,
+    keyPem: keyPemSchema,
+    rootsPem: v.pipe(v.array(certPemSchema), v.minLength(1), v.maxLength(16)),
+  }),
+  defaultIntention: intentionActionSchema,
+  intentions: v.pipe(v.array(snapshotIntentionSchema), v.maxLength(100_000)),
+  upstreams: v.pipe(v.array(snapshotUpstreamSchema), v.maxLength(64)),
+  /** Access logs of this proxy (access-log.ts): off when absent; a file, or stdout when enabled without a path. */
+  accessLog: v.optional(
+    v.strictObject({ enabled: v.boolean(), path: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))) }),
+  ),
+});
 
-export const snapshotIntentionSchema = z
-  .object({ source: intentionNameSchema, destination: intentionNameSchema, action: intentionActionSchema })
-  .strict();
-
-export const proxySnapshotSchema = z
-  .object({
-    /** Monotonic; the proxy refuses a snapshot older than the one it serves. */
-    version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-    trustDomain: z.string().refine(isValidTrustDomain, `must be ${TRUST_DOMAIN_RULE}`),
-    service: z
-      .object({
-        name: nameSchema,
-        id: nameSchema,
-        protocol: proxyProtocolSchema,
-        /** The mesh port on the host address, where peers' outbound proxies connect with mTLS. */
-        inbound: z.object({ address: bindAddressSchema, port: listenPortSchema }).strict(),
-        /** The local service itself. */
-        app: z.object({ address: loopbackSchema.default('127.0.0.1'), port: portSchema }).strict(),
-      })
-      .strict(),
-    tls: z
-      .object({
-        certPem: certPemSchema,
-        keyPem: keyPemSchema,
-        rootsPem: z.array(certPemSchema).min(1).max(16),
-      })
-      .strict(),
-    defaultIntention: intentionActionSchema,
-    intentions: z.array(snapshotIntentionSchema).max(100_000),
-    upstreams: z.array(snapshotUpstreamSchema).max(64),
-    /** Access logs of this proxy (access-log.ts): off when absent; a file, or stdout when enabled without a path. */
-    accessLog: z
-      .object({ enabled: z.boolean(), path: z.string().min(1).max(4096).optional() })
-      .strict()
-      .optional(),
-  })
-  .strict();
-
-export type ProxySnapshot = z.infer<typeof proxySnapshotSchema>;
+export type ProxySnapshot = v.InferOutput<typeof proxySnapshotSchema>;
 /** What a client writes (defaults may be left out). */
-export type ProxySnapshotInput = z.input<typeof proxySnapshotSchema>;
+export type ProxySnapshotInput = v.InferInput<typeof proxySnapshotSchema>;
 
 /** The snapshot without the private key: what `GET /snapshot` shows. */
 export type RedactedSnapshot = Omit<ProxySnapshot, 'tls'> & {
@@ -132,15 +149,19 @@ function invalid(message: string, details?: unknown): MeshError {
  * problem; never returns a partly valid snapshot.
  */
 export function parseSnapshot(input: unknown, now: Date = new Date()): ProxySnapshot {
-  const r = proxySnapshotSchema.safeParse(input);
+  const r = v.safeParse(proxySnapshotSchema, input);
   if (!r.success) {
-    const issues = r.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw invalid(issues.join('; '), r.error.issues.slice(0, 20));
+    const issues = r.issues.map((i) => ({ path: v.getDotPath(i) ?? '(root)', message: i.message }));
+    throw invalid(
+      issues
+        .slice(0, 5)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join('; '),
+      issues.slice(0, 20),
+    );
   }
-  checkConsistency(r.data, now);
-  return r.data;
+  checkConsistency(r.output, now);
+  return r.output;
 }
 
 function checkConsistency(s: ProxySnapshot, now: Date): void {
