@@ -3,10 +3,12 @@
  * the meshctl proxies) and prints where the time went: the top functions by self time, and
  * the top by total (inclusive) time, each with its share of all samples.
  *
- *   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--callers NAME]
+ *   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--callers NAME] [--from US --to US]
  *
  * --callers NAME lists the call paths (up to 6 frames) that lead to functions whose label
  * contains NAME, by time, to see who asks for a hot function.
+ * --from/--to keep only the samples taken in that window, in the profile's own clock
+ * (monotonic µs, the clock of `process.hrtime()`), to see what ran during one event-loop stall.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -55,6 +57,24 @@ export function summarizeProfile(profile, top = 25) {
         pct: Math.round((us / Math.max(1, totalUs)) * 1000) / 10,
       }));
   return { totalMs: Math.round(totalUs / 1000), self: rank(selfUs), inclusive: rank(inclUs) };
+}
+
+/**
+ * The profile cut to the samples taken within [fromUs, toUs] (monotonic µs, the profile's
+ * `startTime` clock); each kept sample keeps its own duration.
+ */
+export function sliceProfile(profile, fromUs, toUs) {
+  const deltas = profile.timeDeltas ?? [];
+  const samples = [];
+  const timeDeltas = [0];
+  let t = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    t += deltas[i] ?? 0;
+    if (t < fromUs || t > toUs) return;
+    samples.push(id);
+    timeDeltas.push(deltas[i + 1] ?? 0);
+  });
+  return { ...profile, startTime: fromUs, endTime: toUs, samples, timeDeltas };
 }
 
 /** Where a frame's code lives, coarsely: whose code the time is spent in. */
@@ -133,13 +153,22 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   process.stdout.on('error', () => process.exit(0));
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { top: { type: 'string', default: '25' }, callers: { type: 'string' } },
+    options: {
+      top: { type: 'string', default: '25' },
+      callers: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+    },
   });
   if (positionals.length !== 1) {
-    process.stderr.write('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N]\n');
+    process.stderr.write(
+      'usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--callers NAME] [--from US --to US]\n',
+    );
     process.exit(2);
   }
-  const profile = JSON.parse(readFileSync(positionals[0], 'utf8'));
+  let profile = JSON.parse(readFileSync(positionals[0], 'utf8'));
+  if (values.from !== undefined || values.to !== undefined)
+    profile = sliceProfile(profile, Number(values.from ?? -Infinity), Number(values.to ?? Infinity));
   if (values.callers) {
     for (const c of callersOf(profile, values.callers, Number(values.top)))
       process.stdout.write(`${c.ms.toFixed(1).padStart(9)} ms  ${c.path}\n`);

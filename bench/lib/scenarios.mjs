@@ -131,7 +131,7 @@ export function getOnce(url, timeoutMs = 5000) {
 
 /**
  * Starts the upstream, both haproxy pairs and both meshctl pairs.
- * @param {{ dir: string, names: string[], profileDir?: string, log: (s: string) => void }} o
+ * @param {{ dir: string, names: string[], profileDir?: string, proxyNodeArgs?: string[], log: (s: string) => void }} o
  * @returns {Promise<{ scenarios: Scenario[], upstreamPid: number, stop: () => Promise<void> }>}
  */
 export async function startScenarios(o) {
@@ -273,7 +273,10 @@ export async function startScenarios(o) {
       for (const role of ['in', 'out']) {
         const base = join(o.dir, `${name}-${role}`);
         await writeFile(`${base}.json`, JSON.stringify(snapshots[role]), { mode: 0o600 });
-        const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, `${name}-${role}`)] : [];
+        const nodeArgs = [
+          ...(o.proxyNodeArgs ?? []),
+          ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, `${name}-${role}`)] : []),
+        ];
         // Exactly what the agent runs (src/agent/proxies/process.ts), plus no drain on stop.
         const p = startProcess(
           `${name} ${role}`,
