@@ -2,7 +2,7 @@
 # Installs meshctl from this checkout.
 #
 # A clean copy of the sources goes to PREFIX/lib/meshctl and is built there
-# (npm ci, npm run build, npm prune --omit=dev); PREFIX/bin/meshctl links to it. The
+# (npm ci, npm run build, npm prune --omit=dev --omit=optional); PREFIX/bin/meshctl links to it. The
 # checkout's own node_modules/ and dist/ are never copied. As root it also creates the
 # meshctl system user and /etc/meshctl, /var/lib/meshctl for the systemd units.
 #
@@ -228,8 +228,10 @@ else
   fi
   say "npm run build"
   npm --prefix "$stage" run build
-  say "npm prune --omit=dev"
-  npm --prefix "$stage" prune --omit=dev --no-audit --no-fund
+  # --omit=optional too: optional peers of runtime packages (valibot's on typescript, for its
+  # types) mark the compiler "dev or optional", and --omit=dev alone would keep it.
+  say "npm prune --omit=dev --omit=optional"
+  npm --prefix "$stage" prune --omit=dev --omit=optional --no-audit --no-fund
   chmod 755 "$stage/bin/meshctl"
   if [ "$have_sha" -eq 1 ]; then build_id "$stage" >"$stage/$STAMP"; else : >"$stage/$STAMP"; fi
 
