@@ -110,7 +110,9 @@ export async function runControlPlane(o) {
     const admin = client({ token: init.adminToken });
     const joinNode = async (name) => {
       const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(init.trustDomain, name) });
-      const res = await client({ token: init.joinToken }).join({ nodeName: name, address: '127.0.0.1', csr: csrPem });
+      // Join tokens are single-use and scoped: one per node, allowed to register any service.
+      const made = await admin.createToken(`bench node ${name}`, undefined, { anyService: true, uses: 1 });
+      const res = await client({ token: made.token }).join({ nodeName: name, address: '127.0.0.1', csr: csrPem });
       const c = client({ cert: res.certificate, key: keyPem });
       // An hour's lease: no lease expiry may wake the watchers during the bench.
       await c.heartbeat(name, 3600);

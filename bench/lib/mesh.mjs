@@ -37,7 +37,9 @@ export async function meshMaterial(dir, layout) {
 
     const joinNode = async (name, address) => {
       const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(td, name) });
-      const res = await client({ token: init.joinToken }).join({ nodeName: name, address, csr: csrPem });
+      // Join tokens are single-use and scoped: one per node, allowed to register any service.
+      const made = await admin.createToken(`bench node ${name}`, undefined, { anyService: true, uses: 1 });
+      const res = await client({ token: made.token }).join({ nodeName: name, address, csr: csrPem });
       const c = client({ cert: res.certificate, key: keyPem });
       await c.heartbeat(name, 3600);
       return c;
