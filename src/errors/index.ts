@@ -133,6 +133,11 @@ export const ERRORS = {
     exit: NOPERM,
     hint: 'Use an http, tcp or ttl check; exec checks run only from definition files in the root-owned services directory of an agent started with --enable-exec-checks.',
   },
+  MESH_ERR_STORE_UNAVAILABLE: {
+    http: 503,
+    exit: UNAVAILABLE,
+    hint: 'The registry cannot reach a quorum of its etcd cluster; check the etcd members (`etcdctl endpoint health`). A write that failed this way may or may not have been applied: read before retrying.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

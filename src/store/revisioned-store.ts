@@ -158,17 +158,7 @@ export abstract class RevisionedStore implements Store {
   }
 
   watch(prefix: string, onBatch: (batch: WatchBatch) => void, opts: WatchOptions = {}): Watcher {
-    checkPrefix(prefix);
-    if (typeof onBatch !== 'function') {
-      throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'store watch needs a callback');
-    }
-    const from = opts.fromRevision;
-    if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) {
-      throw new MeshError(
-        'MESH_ERR_INVALID_ARGUMENT',
-        `store watch fromRevision must be a positive integer, got ${String(from)}`,
-      );
-    }
+    const from = checkWatchArgs(prefix, onBatch, opts);
     if (this.closed) return failedWatch(opts.onError, closedError());
     if (from === undefined) return this.hub.add(prefix, onBatch, [], this.rev + 1);
     if (from < this.compacted) {
@@ -319,24 +309,40 @@ export abstract class RevisionedStore implements Store {
   }
 }
 
-function checkLeaseId(id: number): void {
+/** Validates watch() arguments the same way on every backend; returns fromRevision. */
+export function checkWatchArgs(prefix: string, onBatch: unknown, opts: WatchOptions): number | undefined {
+  checkPrefix(prefix);
+  if (typeof onBatch !== 'function') {
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'store watch needs a callback');
+  }
+  const from = opts.fromRevision;
+  if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) {
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `store watch fromRevision must be a positive integer, got ${String(from)}`,
+    );
+  }
+  return from;
+}
+
+export function checkLeaseId(id: number): void {
   if (!Number.isSafeInteger(id) || id < 1) {
     throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `lease id must be a positive integer, got ${String(id)}`);
   }
 }
 
-function leaseNotFound(id: number): MeshError {
+export function leaseNotFound(id: number): MeshError {
   return new MeshError('MESH_ERR_LEASE_NOT_FOUND', `lease ${id} not found (expired or revoked)`);
 }
 
-function closedError(): MeshError {
+export function closedError(): MeshError {
   return new MeshError('MESH_ERR_STORE', 'the store is closed', {
     hint: 'This is a bug in the caller: it used the store after closing it.',
   });
 }
 
 /** A watcher that never delivers; its onError runs once, later, unless cancelled first. */
-function failedWatch(onError: ((err: Error) => void) | undefined, err: MeshError): Watcher {
+export function failedWatch(onError: ((err: Error) => void) | undefined, err: MeshError): Watcher {
   let cancelled = false;
   queueMicrotask(() => {
     if (cancelled || !onError) return;

@@ -29,18 +29,29 @@ export interface TxnPlan {
   readonly writes: ReadonlyMap<string, KeyValue | null>;
 }
 
-export function planTxn(base: StateView, req: TxnRequest, currentRevision: number): TxnPlan {
-  const compares = req.compare ?? [];
-  const success = req.success ?? [];
-  const failure = req.failure ?? [];
+/**
+ * Checks a txn's shape (compares and both branches) as etcd does, so a bad txn fails whichever
+ * way it goes, on every backend. Returns the three lists with defaults filled in.
+ */
+export function checkTxnRequest(req: TxnRequest): {
+  compares: TxnRequest['compare'];
+  success: readonly Op[];
+  failure: readonly Op[];
+} {
+  const compares = req?.compare ?? [];
+  const success = req?.success ?? [];
+  const failure = req?.failure ?? [];
   if (!Array.isArray(compares) || !Array.isArray(success) || !Array.isArray(failure)) {
     throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'store txn needs compare, success and failure arrays');
   }
   compares.forEach(checkCompare);
-  // Both branches are checked up front, as etcd does, so a bad txn fails whichever way it goes.
   checkBranch(success);
   checkBranch(failure);
+  return { compares, success, failure };
+}
 
+export function planTxn(base: StateView, req: TxnRequest, currentRevision: number): TxnPlan {
+  const { compares, success, failure } = checkTxnRequest(req);
   const succeeded = compares.every((c) => evaluateCompare(c, base.get(c.key)));
   const revision = currentRevision + 1;
   const overlay = new Overlay(base);

@@ -9,3 +9,12 @@ export const HOSTS = {
   dataplane: ['127.0.2.2', '127.0.2.3', '127.0.2.4'],
   rotation: ['127.0.3.2', '127.0.3.3'],
 } as const;
+
+/**
+ * etcd clusters of the tests' own: each file a block of ports (client, peer per member: 2 × 3
+ * ports per cluster), outside Linux's ephemeral range so no port-0 listener can take one.
+ */
+export const ETCD_PORTS = {
+  store: 23790,
+  storeTls: 23800,
+} as const;
