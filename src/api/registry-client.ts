@@ -53,6 +53,14 @@ export interface RevokedCertificate {
   notAfter: string;
 }
 
+/** One registry serving the mesh (`/v1/status/peers`). */
+export interface RegistryPeer {
+  id: string;
+  url: string;
+  startedAt: string;
+  store: string;
+}
+
 export interface Blocking {
   index?: number;
   wait?: string;
@@ -92,6 +100,10 @@ export class RegistryClient {
   }
   async status(): Promise<RegistryStatus> {
     return (await this.http.get<RegistryStatus>('/v1/status')).body;
+  }
+  /** Every registry serving this mesh; `self` is the id of the one answering. */
+  async peers(): Promise<{ self: string; peers: RegistryPeer[] }> {
+    return (await this.http.get<{ self: string; peers: RegistryPeer[] }>('/v1/status/peers')).body;
   }
 
   async join(body: {

@@ -146,6 +146,8 @@ export type NodeRecord = z.infer<typeof nodeRecordSchema>;
 export interface NodeView extends NodeRecord {
   alive: boolean;
   lastSeen?: string;
+  /** The registry this node's agent is on (its last heartbeat's). */
+  registry?: string;
   services: number;
 }
 

@@ -54,7 +54,7 @@ export interface InitServerResult {
   files: string[];
 }
 
-const FIRST_JOIN_TOKEN_TTL_SECONDS = 86_400;
+export const FIRST_JOIN_TOKEN_TTL_SECONDS = 86_400;
 
 const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -148,7 +148,11 @@ export async function initServer(opts: InitServerOptions): Promise<InitServerRes
   };
 }
 
-function certificateNames(bindHost: string, advertiseHost: string, extra: string[]): { dns: string[]; ips: string[] } {
+export function certificateNames(
+  bindHost: string,
+  advertiseHost: string,
+  extra: string[],
+): { dns: string[]; ips: string[] } {
   const dns = new Set<string>(['localhost', hostname()]);
   const ips = new Set<string>(['127.0.0.1', '::1']);
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ips.add(a.address.split('%')[0]!);

@@ -18,7 +18,20 @@ export const DATA_LAYOUT = {
   serverKey: 'tls/server.key',
   sqlite: 'store.db',
   audit: 'audit.log',
+  meshKey: 'mesh.key',
 } as const;
+
+/** How an etcd-backed registry reaches etcd (`--etcd-*` flags of init). */
+export const etcdSettingsSchema = z
+  .object({
+    endpoints: z.array(z.string().url()).min(1),
+    prefix: z.string().min(1).default('/meshctl/'),
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  })
+  .strict();
+export type EtcdSettings = z.infer<typeof etcdSettingsSchema>;
 
 const tokenRecordSchema = z
   .object({
@@ -45,7 +58,9 @@ export const registryConfigSchema = z
     /** URL agents use to join, printed by init. */
     advertiseUrl: z.string().url(),
     defaultIntention: z.enum(['allow', 'deny']),
-    store: z.enum(['sqlite', 'memory']).default('sqlite'),
+    store: z.enum(['sqlite', 'memory', 'etcd']).default('sqlite'),
+    /** With store etcd: the cluster; the CA key then lives in etcd, sealed with mesh.key. */
+    etcd: etcdSettingsSchema.optional(),
     leafTtlSeconds: z.number().int().min(120).max(31_536_000).default(86_400),
     leaseTtlSeconds: z.number().int().min(2).max(3600).default(15),
     /** Node certificates are short-lived like leaves (agents renew them at half-life), so revocation lists stay small. */
@@ -55,7 +70,11 @@ export const registryConfigSchema = z
     bootstrapTokens: z.array(tokenRecordSchema),
     createdAt: z.string(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.store !== 'etcd' || c.etcd !== undefined, {
+    message: 'store etcd needs the etcd settings (endpoints)',
+    path: ['etcd'],
+  });
 
 export type RegistryConfig = z.infer<typeof registryConfigSchema>;
 
@@ -68,6 +87,7 @@ export interface RegistryPaths {
   serverKey: string;
   sqlite: string;
   audit: string;
+  meshKey: string;
 }
 
 export function registryPaths(dataDir: string): RegistryPaths {
@@ -81,6 +101,7 @@ export function registryPaths(dataDir: string): RegistryPaths {
     serverKey: join(abs, DATA_LAYOUT.serverKey),
     sqlite: join(abs, DATA_LAYOUT.sqlite),
     audit: join(abs, DATA_LAYOUT.audit),
+    meshKey: join(abs, DATA_LAYOUT.meshKey),
   };
 }
 

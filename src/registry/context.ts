@@ -11,6 +11,7 @@ import type { MetricsHub } from './metrics.js';
 import type { Revocations } from './revocations.js';
 import type { WrongTokenLimiter } from './rate-limit.js';
 import type { AuditLog } from './audit.js';
+import type { PeerDirectory } from './peers.js';
 
 /** Everything a route needs; built once by `buildRegistry`. */
 export interface RegistryContext {
@@ -26,5 +27,7 @@ export interface RegistryContext {
   revocations: Revocations;
   wrongTokens: WrongTokenLimiter;
   audit: AuditLog;
+  /** The registries serving this mesh (only this one on sqlite). */
+  peers: PeerDirectory;
   log: Logger;
 }

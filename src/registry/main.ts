@@ -6,7 +6,10 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { CertificateAuthority } from '../ca/index.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { loadRegistryConfig, parseBind, type RegistryConfig } from './config.js';
+import { loadRegistryConfig, parseBind, type RegistryConfig, type RegistryPaths } from './config.js';
+import { readMeshKey } from './mesh-key.js';
+import { openCaKey, openMeshStore, readMesh } from './shared-mesh.js';
+import { PeerDirectory } from './peers.js';
 import { Catalog } from './catalog.js';
 import { Nodes } from './nodes.js';
 import { Intentions } from './intentions.js';
@@ -21,7 +24,7 @@ import { AuditLog } from './audit.js';
 
 export interface StartRegistryOptions {
   dataDir: string;
-  store?: 'sqlite' | 'memory';
+  store?: 'sqlite' | 'memory' | 'etcd';
   /** Overrides the configured bind address (ADDR:PORT; port 0 picks a free one). */
   bind?: string;
   log?: Logger;
@@ -41,26 +44,26 @@ export interface RunningRegistry {
 export async function startRegistry(opts: StartRegistryOptions): Promise<RunningRegistry> {
   const { config, paths } = await loadRegistryConfig(opts.dataDir);
   const log = opts.log ?? createLogger('registry');
-  const [caCert, caKey, serverCert, serverKey] = await Promise.all(
-    [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) =>
-      readFile(p, 'utf8').catch(() => {
-        throw new MeshError('MESH_ERR_NOT_INITIALIZED', `missing ${p}`, {
-          hint: 'Run `meshctl init --server` for this data dir, or restore the file from backup.',
-        });
-      }),
-    ),
-  );
-  const ca = await CertificateAuthority.load({ certPem: caCert!, keyPem: caKey!, trustDomain: config.trustDomain });
   const storeKind = opts.store ?? config.store;
-  const store = await openStore(storeKind === 'sqlite' ? { kind: 'sqlite', path: paths.sqlite } : { kind: 'memory' });
+  const [serverCert, serverKey] = await Promise.all([paths.serverCert, paths.serverKey].map(readStateFile));
+  const { store, caCert, caKey } =
+    storeKind === 'etcd' ? await openSharedMesh(config, paths) : await openLocalMesh(storeKind, paths);
+  let ca: CertificateAuthority;
+  try {
+    ca = await CertificateAuthority.load({ certPem: caCert, keyPem: caKey, trustDomain: config.trustDomain });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
 
   const notifier = new ChangeNotifier(store);
+  const peers = new PeerDirectory(store, config.advertiseUrl, log);
   const ctx: RegistryContext = {
     config,
     store,
     ca,
     catalog: new Catalog(store),
-    nodes: new Nodes(store),
+    nodes: new Nodes(store, () => peers.self.url),
     intentions: new Intentions(store),
     tokens: new TokenStore(store),
     notifier,
@@ -68,6 +71,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     revocations: new Revocations(store, log),
     wrongTokens: new WrongTokenLimiter(opts.wrongTokenLimit),
     audit: new AuditLog(paths.audit, log),
+    peers,
     log,
   };
   let app: FastifyInstance | undefined;
@@ -75,7 +79,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     await ctx.tokens.seed(config.bootstrapTokens);
     await ctx.revocations.start();
     await notifier.start();
-    app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert! });
+    app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert });
     const { host, port } = parseBind(opts.bind ?? config.bind);
     await app.listen({ host, port }).catch((e: NodeJS.ErrnoException) => {
       throw new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, {
@@ -88,6 +92,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    await peers.start(opts.bind === undefined ? undefined : `https://${urlHost}:${actualPort}`);
     log.info(
       {
         bind: `${host}:${actualPort}`,
@@ -107,6 +112,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
       async close() {
         if (closed) return;
         closed = true;
+        await peers.stop();
         notifier.stop();
         ctx.revocations.stop();
         await app!.close();
@@ -116,11 +122,79 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     };
     return running;
   } catch (e) {
+    await peers.stop();
     notifier.stop();
     ctx.revocations.stop();
     await ctx.audit.close();
     await app?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+function readStateFile(p: string): Promise<string> {
+  return readFile(p, 'utf8').catch(() => {
+    throw new MeshError('MESH_ERR_NOT_INITIALIZED', `missing ${p}`, {
+      hint: 'Run `meshctl init --server` for this data dir, or restore the file from backup.',
+    });
+  });
+}
+
+/** sqlite or memory: the CA lives in the data dir. */
+async function openLocalMesh(
+  kind: 'sqlite' | 'memory',
+  paths: RegistryPaths,
+): Promise<{ store: Store; caCert: string; caKey: string }> {
+  const [caCert, caKey] = await Promise.all([paths.caCert, paths.caKey].map(readStateFile));
+  const store = await openStore(kind === 'sqlite' ? { kind: 'sqlite', path: paths.sqlite } : { kind: 'memory' });
+  return { store, caCert: caCert!, caKey: caKey! };
+}
+
+/**
+ * etcd: the CA lives in etcd, its key sealed with the mesh key. The key file is checked before
+ * etcd is, so a host it was never copied to says so plainly.
+ */
+async function openSharedMesh(
+  config: RegistryConfig,
+  paths: RegistryPaths,
+): Promise<{ store: Store; caCert: string; caKey: string }> {
+  const etcd = config.etcd;
+  if (!etcd) throw new MeshError('MESH_ERR_CONFIG', `${paths.config} says store etcd but has no etcd settings`);
+  const key = await readMeshKey(
+    paths.meshKey,
+    () =>
+      new MeshError(
+        'MESH_ERR_NOT_INITIALIZED',
+        `no mesh key at ${paths.meshKey}: this registry cannot open the CA key in etcd`,
+        {
+          hint: "Copy DATA_DIR/mesh.key from the mesh's first registry host (0600), then start again.",
+        },
+      ),
+  );
+  const store = await openMeshStore(etcd);
+  try {
+    const record = await readMesh(store);
+    if (!record) {
+      throw new MeshError(
+        'MESH_ERR_NOT_INITIALIZED',
+        `etcd at ${etcd.endpoints.join(',')} holds no mesh under ${etcd.prefix}`,
+        {
+          hint: 'Run `meshctl init --server --store etcd --etcd-endpoints ...` on the first registry host, or fix the endpoints.',
+        },
+      );
+    }
+    if (record.caFingerprint !== config.caFingerprint) {
+      throw new MeshError(
+        'MESH_ERR_CONFIG',
+        `the mesh in etcd (CA ${record.caFingerprint}) is not the one ${paths.dataDir} was made for (CA ${config.caFingerprint})`,
+        {
+          hint: 'Point --etcd-endpoints/prefix at this mesh, or run init again for the mesh in etcd.',
+        },
+      );
+    }
+    return { store, caCert: record.caCertPem, caKey: openCaKey(record, key, paths.meshKey) };
+  } catch (e) {
+    await store.close();
     throw e;
   }
 }

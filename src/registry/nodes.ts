@@ -10,13 +10,19 @@ interface AliveRecord {
   ttlSeconds: number;
   since: string;
   lastSeen: string;
+  /** URL of the registry this node's heartbeats reach (several registries share one store). */
+  registry?: string;
 }
 
 export class Nodes {
   /** Last heartbeat per node as this registry saw it; heartbeats do not write to the store. */
   private readonly seen = new Map<string, string>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** This registry's URL, recorded on the nodes whose heartbeats it takes. */
+    private readonly self: () => string | undefined = () => undefined,
+  ) {}
 
   async upsert(record: NodeRecord): Promise<number> {
     const res = await this.store.put(keys.node(record.name), JSON.stringify(record));
@@ -55,6 +61,7 @@ export class Nodes {
       if (rec.ttlSeconds === ttlSeconds) {
         try {
           await this.store.keepAlive(rec.leaseId);
+          await this.noteRegistry(key, kv.modRevision, rec);
           return { leaseId: rec.leaseId, ttlSeconds, renewed: true };
         } catch (e) {
           if (!(e instanceof MeshError && e.code === 'MESH_ERR_LEASE_NOT_FOUND')) throw e;
@@ -64,7 +71,14 @@ export class Nodes {
       }
     }
     const lease = await this.store.grantLease(ttlSeconds);
-    const rec: AliveRecord = { leaseId: lease.id, ttlSeconds, since: now, lastSeen: now };
+    const self = this.self();
+    const rec: AliveRecord = {
+      leaseId: lease.id,
+      ttlSeconds,
+      since: now,
+      lastSeen: now,
+      ...(self ? { registry: self } : {}),
+    };
     const res = await this.store.txn({
       compare: [{ key, target: 'modRevision', op: '=', value: kv?.modRevision ?? 0 }],
       success: [{ type: 'put', key, value: JSON.stringify(rec), lease: lease.id }],
@@ -76,6 +90,20 @@ export class Nodes {
       return { leaseId: cur?.leaseId ?? 0, ttlSeconds, renewed: true };
     }
     return { leaseId: lease.id, ttlSeconds, renewed: false };
+  }
+
+  /**
+   * Records which registry the node is on, writing only when that changed (a failover), so
+   * heartbeats stay free of writes. Losing the race to another write is fine: the next
+   * heartbeat tries again.
+   */
+  private async noteRegistry(key: string, modRevision: number, rec: AliveRecord): Promise<void> {
+    const self = this.self();
+    if (!self || rec.registry === self) return;
+    await this.store.txn({
+      compare: [{ key, target: 'modRevision', op: '=', value: modRevision }],
+      success: [{ type: 'put', key, value: JSON.stringify({ ...rec, registry: self }), lease: rec.leaseId }],
+    });
   }
 
   async list(): Promise<{ revision: number; nodes: NodeView[] }> {
@@ -105,6 +133,7 @@ export class Nodes {
             const a = alive.get(n.name);
             const view: NodeView = { ...n, alive: a !== undefined, services: counts.get(n.name) ?? 0 };
             if (a) view.lastSeen = this.seen.get(n.name) ?? a.lastSeen;
+            if (a?.registry) view.registry = a.registry;
             return view;
           })
         : [];

@@ -25,16 +25,23 @@ export class ChangeNotifier {
   /** Revisions up to here were seen when the notifier started; any group may have changed by then. */
   private baseline = 0;
   private current = 0;
+  private stopped = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncFailures = 0;
+  /** Full resyncs after the watch lost its place (compacted history); for status and tests. */
+  resyncs = 0;
 
   constructor(private readonly store: Store) {}
 
   async start(): Promise<void> {
     this.baseline = await this.store.revision();
     this.current = this.baseline;
-    this.watcher = this.store.watch('', (batch) => this.onBatch(batch), { fromRevision: this.baseline + 1 });
+    this.follow();
   }
 
   stop(): void {
+    this.stopped = true;
+    clearTimeout(this.resyncTimer);
     this.watcher?.cancel();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
@@ -61,6 +68,9 @@ export class ChangeNotifier {
   wait(groups: readonly string[], after: number, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const known = this.changedAt(groups);
     if (known > after) return Promise.resolve(known);
+    // A client ahead of this registry came from one that saw more (the same etcd, a moment
+    // ahead), or from a store that was since lost: answer now; its read settles which.
+    if (after > this.current) return Promise.resolve(this.current);
     return new Promise((resolve) => {
       const waiter: Waiter = {
         groups,
@@ -81,6 +91,41 @@ export class ChangeNotifier {
 
   get waiting(): number {
     return this.waiters.size;
+  }
+
+  private follow(): void {
+    this.watcher = this.store.watch('', (batch) => this.onBatch(batch), {
+      fromRevision: this.current + 1,
+      onError: () => this.resync(),
+    });
+  }
+
+  /**
+   * The watch cannot continue (its history was compacted while it was away): changes in the
+   * gap are unknown, so every group counts as changed at the current revision — each waiter
+   * answers now and re-reads — and the watch starts again from there. Once, not a loop: the
+   * new watch starts at a revision etcd still has.
+   */
+  private resync(): void {
+    if (this.stopped) return;
+    this.store.revision().then(
+      (rev) => {
+        if (this.stopped) return;
+        this.resyncFailures = 0;
+        this.resyncs += 1;
+        this.baseline = Math.max(this.baseline, rev);
+        this.current = Math.max(this.current, rev);
+        for (const w of [...this.waiters]) w.resolve(this.current);
+        this.follow();
+      },
+      () => {
+        // Store away: try again with backoff and jitter, capped at 5 s.
+        this.resyncFailures = Math.min(this.resyncFailures + 1, 10);
+        const delay = Math.random() * Math.min(5_000, 100 * 2 ** this.resyncFailures);
+        this.resyncTimer = setTimeout(() => this.resync(), delay);
+        this.resyncTimer.unref();
+      },
+    );
   }
 
   private onBatch(batch: WatchBatch): void {

@@ -132,8 +132,12 @@ export async function startEtcdCluster(opts: EtcdClusterOptions): Promise<EtcdCl
         const m = members[i];
         if (!m?.pid()) continue;
         try {
-          const stats = await getJson(`${m.clientUrl}/v2/stats/self`, opts.tls);
-          if ((stats as { state?: string }).state === 'StateLeader') return i;
+          // etcd 3.4's gRPC gateway: the member's own id is in the header, the leader's beside it.
+          const st = (await getJson(`${m.clientUrl}/v3/maintenance/status`, opts.tls, '{}')) as {
+            header?: { member_id?: string };
+            leader?: string;
+          };
+          if (st.leader !== undefined && st.header?.member_id === st.leader) return i;
         } catch {
           // That member is down or busy; ask the next.
         }
@@ -176,16 +180,20 @@ async function waitHealthy(members: readonly EtcdMember[], opts: EtcdClusterOpti
   }
 }
 
-async function getJson(url: string, tls: EtcdTls | undefined): Promise<unknown> {
+/** GET, or POST with `body`, of a JSON endpoint of a member. */
+async function getJson(url: string, tls: EtcdTls | undefined, body?: string): Promise<unknown> {
   if (!tls) {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(1_000),
+      ...(body === undefined ? {} : { method: 'POST', body }),
+    });
     return res.json();
   }
   const { request } = await import('node:https');
   const { readFile } = await import('node:fs/promises');
   const [ca, cert, key] = await Promise.all([readFile(tls.caFile), readFile(tls.certFile), readFile(tls.keyFile)]);
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, cert, key, timeout: 1_000 }, (res) => {
+    const req = request(url, { ca, cert, key, timeout: 1_000, method: body === undefined ? 'GET' : 'POST' }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -200,6 +208,6 @@ async function getJson(url: string, tls: EtcdTls | undefined): Promise<unknown> 
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }

@@ -8,6 +8,8 @@ export const HOSTS = {
   agent: ['127.0.0.2', '127.0.0.3'],
   dataplane: ['127.0.2.2', '127.0.2.3', '127.0.2.4'],
   rotation: ['127.0.3.2', '127.0.3.3'],
+  /** Two registries (first two) and three agents on one etcd: the HA test. */
+  ha: ['127.0.5.2', '127.0.5.3', '127.0.5.4', '127.0.5.5', '127.0.5.6'],
 } as const;
 
 /**
@@ -17,4 +19,7 @@ export const HOSTS = {
 export const ETCD_PORTS = {
   store: 23790,
   storeTls: 23800,
+  sharedMesh: 23810,
+  ha: 23820,
+  bench: 23830,
 } as const;

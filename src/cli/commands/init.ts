@@ -53,6 +53,23 @@ export function initCommand(): Command {
       parseLeafTtl,
       86_400,
     )
+    .addOption(
+      new Option(
+        '--store <kind>',
+        'with --server: where the registry keeps the mesh (etcd: several registries share it)',
+      )
+        .choices(['sqlite', 'etcd'])
+        .default('sqlite'),
+    )
+    .option('--etcd-endpoints <urls>', 'with --store etcd: the etcd client URLs, comma-separated', splitList)
+    .option('--etcd-prefix <prefix>', 'with --store etcd: key prefix of this mesh in etcd', '/meshctl/')
+    .option('--etcd-ca <file>', 'with --store etcd: CA of the etcd servers (https:// endpoints)')
+    .option('--etcd-cert <file>', 'with --store etcd: client certificate for etcd (--client-cert-auth)')
+    .option('--etcd-key <file>', 'with --store etcd: key of the client certificate')
+    .option(
+      '--mesh-key <file>',
+      "with --store etcd: join the mesh already in etcd, using the first registry host's DATA_DIR/mesh.key",
+    )
     .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
     .option('--no-save', "do not save the registry address and admin token in this user's CLI settings")
     .option('--json', 'print JSON instead of text')
@@ -79,6 +96,13 @@ interface InitOpts {
   advertise?: string;
   san: string[];
   force?: boolean;
+  store: 'sqlite' | 'etcd';
+  etcdEndpoints?: string[];
+  etcdPrefix: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  meshKey?: string;
   leaseTtl: number;
   leafTtl: number;
   nodeCertTtl: number;
@@ -95,6 +119,10 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
         hint: 'meshctl init --server [--data-dir DIR]  |  meshctl init --join https://HOST:7443 --token TOKEN',
       },
     );
+  }
+  if (opts.store === 'etcd') return initEtcdServerCmd(opts);
+  if (opts.etcdEndpoints || opts.meshKey) {
+    throw new MeshError('MESH_ERR_USAGE', '--etcd-endpoints and --mesh-key go with --store etcd');
   }
   // Loaded on use: the CA code is heavy, and every other command should start fast.
   const { initServer } = await import('../../registry/bootstrap.js');
@@ -196,4 +224,83 @@ async function askFingerprint(fingerprint: string): Promise<boolean> {
   } finally {
     rl.close();
   }
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
+  if (!opts.etcdEndpoints || opts.etcdEndpoints.length === 0) {
+    throw new MeshError('MESH_ERR_USAGE', '--store etcd needs --etcd-endpoints URL[,URL...]', {
+      hint: 'e.g. --etcd-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379',
+    });
+  }
+  const { initEtcdServer } = await import('../../registry/bootstrap-etcd.js');
+  const { parseBind } = await import('../../registry/config.js');
+  const res = await initEtcdServer({
+    dataDir: opts.dataDir ?? defaultDataDir('registry'),
+    trustDomain: opts.trustDomain,
+    defaultIntention: opts.defaultIntention,
+    bind: opts.bind,
+    san: opts.san,
+    leaseTtlSeconds: opts.leaseTtl,
+    leafTtlSeconds: opts.leafTtl,
+    nodeCertTtlSeconds: opts.nodeCertTtl,
+    etcd: {
+      endpoints: opts.etcdEndpoints,
+      prefix: opts.etcdPrefix,
+      ...(opts.etcdCa ? { caFile: opts.etcdCa } : {}),
+      ...(opts.etcdCert ? { certFile: opts.etcdCert } : {}),
+      ...(opts.etcdKey ? { keyFile: opts.etcdKey } : {}),
+    },
+    ...(opts.meshKey ? { meshKeyFile: opts.meshKey } : {}),
+    ...(opts.advertise ? { advertise: opts.advertise } : {}),
+    ...(opts.force ? { force: true } : {}),
+  });
+  const { host, port } = parseBind(res.bind);
+  const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (opts.save) {
+    (await openSettings()).set({
+      registry: localUrl,
+      caFile: res.caCertPath,
+      ...(res.adminToken ? { token: res.adminToken } : {}),
+    });
+  }
+  if (opts.json) {
+    printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
+    return;
+  }
+  const head = res.joined
+    ? [`Added this host as a registry of mesh ${res.trustDomain} (found in etcd at ${res.etcdEndpoints.join(',')})`]
+    : [`Made a new mesh in etcd at ${res.etcdEndpoints.join(',')} (this registry's files in ${res.dataDir})`];
+  printLines([
+    ...head,
+    `  trust domain       ${res.trustDomain}`,
+    `  default intention  ${res.defaultIntention}`,
+    `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
+    `  CA fingerprint     ${res.caFingerprint}`,
+    `  mesh key           ${res.meshKeyPath} (seals the CA key in etcd; keep it secret, back it up)`,
+    '',
+    ...(res.adminToken && res.joinToken
+      ? [
+          "Admin token (shown once; saved in this user's CLI settings" +
+            (opts.save ? ')' : ' — not saved: --no-save)') +
+            ':',
+          `  ${res.adminToken}`,
+          'Join token (for agents; make more with `meshctl token create`):',
+          `  ${res.joinToken}`,
+          '',
+        ]
+      : ["Tokens are the mesh's: use the admin token printed by the first registry host.", '']),
+    'Next steps:',
+    `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
+    '  2. on each other registry host, copy the mesh key there (0600), then:',
+    `                           ${res.otherRegistryCommand}`,
+    '  3. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
+    `                             --ca-fingerprint ${res.caFingerprint}`,
+  ]);
 }

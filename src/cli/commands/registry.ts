@@ -10,10 +10,14 @@ export function registryCommand(): Command {
     .description('run the registry in the foreground (what the systemd unit runs)')
     .option('--data-dir <dir>', 'registry data directory made by `meshctl init --server`')
     .addOption(
-      new Option('--store <kind>', 'storage backend (default: from the config, sqlite)').choices(['sqlite', 'memory']),
+      new Option('--store <kind>', 'storage backend (default: from the config, sqlite)').choices([
+        'sqlite',
+        'memory',
+        'etcd',
+      ]),
     )
     .option('--bind <addr:port>', 'override the configured listen address')
-    .action(async (opts: { dataDir?: string; store?: 'sqlite' | 'memory'; bind?: string }) => {
+    .action(async (opts: { dataDir?: string; store?: 'sqlite' | 'memory' | 'etcd'; bind?: string }) => {
       const { startRegistry } = await import('../../registry/main.js');
       await runDaemon({
         start: () =>

@@ -16,4 +16,10 @@ export function systemRoutes(app: FastifyInstance, ctx: RegistryContext): void {
     blockingQueries: ctx.notifier.waiting,
     leaseTtlSeconds: ctx.config.leaseTtlSeconds,
   }));
+
+  /** Every registry serving this mesh, so agents and the CLI know where to fail over. */
+  app.get('/v1/status/peers', { config: { auth: 'any' } }, async () => ({
+    self: ctx.peers.self.id,
+    peers: await ctx.peers.list(),
+  }));
 }
