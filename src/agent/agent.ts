@@ -57,7 +57,7 @@ export class Agent implements AgentAdminApi {
     this.paths = paths;
     this.log = log;
     this.state = new LocalState(paths.state);
-    this.link = new RegistryLink(config, paths);
+    this.link = new RegistryLink(config, paths, this.log);
     this.checks = new CheckManager({ logger: log });
     this.sync = new RegistrySync({
       link: this.link,

@@ -1,30 +1,42 @@
 /**
- * The agent's connection to the control plane: one client per configured registry URL,
- * authenticated by the node certificate, failing over to the next URL when one is down.
+ * The agent's connection to the control plane: one client per known registry, authenticated
+ * by the node certificate. It stays on one registry while that answers and moves to the next
+ * when it is unreachable or has lost its store's quorum; the callers' loops add backoff with
+ * jitter between whole rounds. Registries are those configured at join plus those the
+ * registries themselves list (`/v1/status/peers`), so an agent joined through one registry
+ * learns of the others. Revisions are the shared store's, so a blocking query resumes on
+ * another registry from the index it had.
  */
 import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { MeshError } from '../errors/index.js';
-import { RegistryClient } from '../api/registry-client.js';
+import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
 import type { AgentConfig, AgentPaths } from './config.js';
-
-const FAILOVER_CODES = new Set(['MESH_ERR_UNAVAILABLE', 'MESH_ERR_TIMEOUT']);
 
 export class RegistryLink {
   private clients: RegistryClient[] = [];
   private current = 0;
-  private registries: string[];
+  private configured: string[];
+  private discovered: string[] = [];
+  private material: { cert: string; key: string; roots: string } | undefined;
 
   constructor(
     config: AgentConfig,
     private readonly paths: AgentPaths,
+    private readonly log?: Logger,
   ) {
-    this.registries = [...config.registries];
+    this.configured = [...config.registries];
   }
 
   /** New registry addresses (config reload); takes effect with the next `load()`. */
   setRegistries(urls: readonly string[]): void {
-    this.registries = [...urls];
+    this.configured = [...urls];
     this.current = 0;
+  }
+
+  /** Every registry this agent may use, configured ones first. */
+  get registries(): string[] {
+    return [...this.configured, ...this.discovered.filter((u) => !this.configured.includes(u))];
   }
 
   /** (Re)reads the node certificate, key and roots, e.g. after renewal. */
@@ -32,27 +44,40 @@ export class RegistryLink {
     const [cert, key, roots] = await Promise.all(
       [this.paths.nodeCert, this.paths.nodeKey, this.paths.roots].map((p) => readFile(p, 'utf8')),
     );
-    const next = this.registries.map(
-      (baseUrl) => new RegistryClient({ baseUrl, ca: roots!, cert: cert!, key: key!, timeoutMs: 10_000 }),
-    );
-    const old = this.clients;
-    this.clients = next;
-    for (const c of old) c.close();
+    this.material = { cert: cert!, key: key!, roots: roots! };
+    this.rebuild(this.url);
   }
 
   get url(): string {
-    return this.registries[this.current] ?? this.registries[0]!;
+    const all = this.registries;
+    return all[this.current] ?? all[0]!;
+  }
+
+  /**
+   * Learns the registries serving the mesh from the current one. Those no registry lists any
+   * more are forgotten (the configured ones are kept whatever happens).
+   */
+  async refreshPeers(): Promise<void> {
+    const { peers } = await this.call((c) => c.peers());
+    const urls = peers.map((p) => p.url).sort();
+    if (JSON.stringify(urls) === JSON.stringify([...this.discovered].sort())) return;
+    this.discovered = urls;
+    if (this.material) this.rebuild(this.url);
   }
 
   /** Runs `fn` against the current registry, trying the others in turn when it is unreachable. */
   async call<T>(fn: (c: RegistryClient) => Promise<T>): Promise<T> {
     if (this.clients.length === 0) throw new MeshError('MESH_ERR_UNAVAILABLE', 'registry link not loaded');
     let last: unknown;
-    for (let i = 0; i < this.clients.length; i++) {
-      const idx = (this.current + i) % this.clients.length;
+    const clients = this.clients;
+    for (let i = 0; i < clients.length; i++) {
+      const idx = (this.current + i) % clients.length;
       try {
-        const res = await fn(this.clients[idx]!);
-        this.current = idx;
+        const res = await fn(clients[idx]!);
+        if (clients === this.clients && idx !== this.current) {
+          this.log?.info({ from: this.url, to: this.registries[idx] }, 'moved to another registry');
+          this.current = idx;
+        }
         return res;
       } catch (e) {
         if (!(e instanceof MeshError && FAILOVER_CODES.has(e.code))) throw e;
@@ -65,5 +90,22 @@ export class RegistryLink {
   close(): void {
     for (const c of this.clients) c.close();
     this.clients = [];
+  }
+
+  /** New clients for the current registry list, staying on `keep` if it is still listed. */
+  private rebuild(keep: string | undefined): void {
+    const m = this.material;
+    if (!m) return;
+    const all = this.registries;
+    const next = all.map(
+      (baseUrl) => new RegistryClient({ baseUrl, ca: m.roots, cert: m.cert, key: m.key, timeoutMs: 10_000 }),
+    );
+    const old = this.clients;
+    this.clients = next;
+    this.current = Math.max(0, keep === undefined ? 0 : all.indexOf(keep));
+    // In-flight calls on the old clients finish first; a closed pool would fail them.
+    setTimeout(() => {
+      for (const c of old) c.close();
+    }, 15_000).unref();
   }
 }

@@ -182,6 +182,8 @@ export class RegistrySync {
       this.st.consecutiveFailures = 0;
       delete this.st.lastError;
       this.backoff.reset();
+      // Learn the other registries of the mesh, to fail over to them later.
+      await link.refreshPeers().catch((e: unknown) => this.o.log.debug({ err: String(e) }, 'peer list not refreshed'));
       await this.o.afterSync?.().catch((e: unknown) => this.o.log.warn({ err: String(e) }, 'post-sync task failed'));
       return true;
     } catch (e) {

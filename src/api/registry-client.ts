@@ -69,6 +69,13 @@ export interface Blocking {
 
 const enc = encodeURIComponent;
 
+/** Errors after which another registry of the mesh may answer (down, too slow, or no quorum). */
+export const FAILOVER_CODES: ReadonlySet<string> = new Set([
+  'MESH_ERR_UNAVAILABLE',
+  'MESH_ERR_TIMEOUT',
+  'MESH_ERR_STORE_UNAVAILABLE',
+]);
+
 export class RegistryClient {
   readonly http: HttpClient;
 

@@ -6,7 +6,12 @@ import type { RegistryFlags } from './settings.js';
 
 export function withRegistryFlags(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--registry <url>', 'registry URL (default: saved by init, or MESHCTL_REGISTRY)'))
+    .addOption(
+      new Option(
+        '--registry <urls>',
+        'registry URL, or several of one mesh comma-separated: the first that answers is used (default: saved by init, or MESHCTL_REGISTRY)',
+      ),
+    )
     .addOption(new Option('--token <token>', 'admin token (default: saved by init, or MESHCTL_TOKEN)'))
     .addOption(
       new Option('--ca-file <path>', 'mesh CA certificate to trust (default: saved by init, or MESHCTL_CA_FILE)'),

@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Conf from 'conf';
 import { MeshError } from '../errors/index.js';
-import { RegistryClient } from '../api/registry-client.js';
+import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
 
 export interface CliSettings {
   registry?: string;
@@ -71,8 +71,38 @@ export async function registryClientFor(flags: RegistryFlags): Promise<RegistryC
       );
     }
   }
-  return new RegistryClient({ baseUrl: t.url, ...(ca ? { ca } : {}), ...(t.token ? { token: t.token } : {}) });
+  const make = (baseUrl: string, timeoutMs?: number) =>
+    new RegistryClient({
+      baseUrl,
+      ...(ca ? { ca } : {}),
+      ...(t.token ? { token: t.token } : {}),
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
+  const urls = t.url
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  if (urls.length <= 1) return make(urls[0] ?? t.url);
+  // Several registries of one mesh: use the first that answers, in the order given.
+  let last: unknown;
+  for (const url of urls) {
+    const probe = make(url, PROBE_TIMEOUT_MS);
+    try {
+      await probe.health();
+      return make(url);
+    } catch (e) {
+      if (!(e instanceof MeshError && FAILOVER_CODES.has(e.code))) throw e;
+      last = e;
+    } finally {
+      probe.close();
+    }
+  }
+  throw new MeshError('MESH_ERR_UNAVAILABLE', `none of the registries answers: ${urls.join(', ')}`, {
+    cause: last,
+  });
 }
+
+const PROBE_TIMEOUT_MS = 3_000;
 
 /** Default data directories: system-wide as root, per-user otherwise. */
 export function defaultDataDir(part: 'registry' | 'agent'): string {

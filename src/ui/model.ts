@@ -20,6 +20,8 @@ export interface NodeRow {
   alive: boolean;
   lastSeen: string | undefined;
   services: number;
+  /** host:port of the registry the node's agent is on, when known. */
+  registry: string | undefined;
 }
 
 export interface IntentionRow {
@@ -94,6 +96,7 @@ export function nodeRows(s: MeshSnapshot): NodeRow[] {
     alive: n.alive,
     lastSeen: n.lastSeen,
     services: n.services,
+    registry: n.registry === undefined ? undefined : n.registry.replace(/^https:\/\//, ''),
   }));
 }
 

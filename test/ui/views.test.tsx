@@ -11,7 +11,7 @@ import { DashboardView, type DashboardViewProps } from '../../src/ui/views/Dashb
 import { renderFrame } from '../../src/ui/run-dashboard.js';
 import { intentionRows, nodeRows, serviceDetail, serviceRows } from '../../src/ui/model.js';
 import { MeshError } from '../../src/errors/index.js';
-import { bigSnapshot, demoSnapshot, instance, NOW, registryStatus, unavailable } from './fixtures.js';
+import { bigSnapshot, demoSnapshot, instance, node, NOW, registryStatus, unavailable } from './fixtures.js';
 import { fits } from './terminal.js';
 
 const frame = (el: React.ReactElement): string => {
@@ -140,6 +140,25 @@ describe('NodesList and IntentionsList', () => {
     expect(f).toContain('NODES (1/2 alive)');
     expect(f).toMatch(/host-a\s+alive\s+3s ago/);
     expect(f).toMatch(/host-b\s+critical\s+expired/);
+  });
+
+  it('with several registries, shows which one each node is on, and the header counts them', () => {
+    const s = demoSnapshot();
+    s.nodes = [
+      node('host-a', { registry: 'https://10.0.0.1:7443' }),
+      node('host-b', { registry: 'https://10.0.0.2:7443' }),
+    ];
+    s.registries = [
+      { id: 'a', url: 'https://10.0.0.1:7443', startedAt: NOW.toISOString(), store: 'etcd' },
+      { id: 'b', url: 'https://10.0.0.2:7443', startedAt: NOW.toISOString(), store: 'etcd' },
+    ];
+    const f = frame(<NodesList rows={nodeRows(s)} maxRows={5} width={60} now={NOW} showRegistry />);
+    expect(f).toContain('REGISTRY');
+    expect(f).toMatch(/host-a\s+alive\s+3s ago\s+10\.0\.0\.1:7443/);
+    expect(f).toMatch(/host-b\s+alive\s+3s ago\s+10\.0\.0\.2:7443/);
+    // One registry: no column, as before.
+    expect(frame(<NodesList rows={nodeRows(s)} maxRows={5} width={60} now={NOW} />)).not.toContain('REGISTRY');
+    expect(frame(<Header {...headerProps} snapshot={s} width={100} />)).toContain('registries 2');
   });
 
   it('has empty states', () => {

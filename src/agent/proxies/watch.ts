@@ -60,7 +60,8 @@ class Loop {
           this.timer = setTimeout(r, delay);
           this.timer.unref();
         });
-        index = 0;
+        // The index is kept: every registry of the mesh shares the store's revisions, so the
+        // next try (on whichever registry answers) resumes where this one stopped.
       }
     }
   }

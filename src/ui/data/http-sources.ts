@@ -6,7 +6,7 @@
  * client's default 15 s.
  */
 import { HttpClient } from '../../api/http-client.js';
-import type { RegistryClient, RegistryStatus } from '../../api/registry-client.js';
+import type { RegistryClient, RegistryPeer, RegistryStatus } from '../../api/registry-client.js';
 import type { InstanceView, Intention, IntentionAction, NodeView, ServiceSummary } from '../../api/schemas.js';
 import type { MetricsOverview } from '../../api/metrics.js';
 import type { AgentInfo, MeshDataSource } from './source.js';
@@ -45,6 +45,9 @@ abstract class HttpMeshSource implements MeshDataSource {
   }
   metrics(): Promise<MetricsOverview> {
     return this.read<MetricsOverview>('metrics/services');
+  }
+  async peers(): Promise<RegistryPeer[]> {
+    return (await this.read<{ peers: RegistryPeer[] }>('status/peers')).peers;
   }
   abstract agent(): Promise<AgentInfo | undefined>;
   abstract close(): void;

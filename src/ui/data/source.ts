@@ -4,7 +4,7 @@
  * of reads into a `MeshSnapshot`, the single value every view is drawn from.
  */
 import { MeshError, toMeshError } from '../../errors/index.js';
-import type { RegistryStatus } from '../../api/registry-client.js';
+import type { RegistryPeer, RegistryStatus } from '../../api/registry-client.js';
 import type { InstanceView, Intention, IntentionAction, NodeView, ServiceSummary } from '../../api/schemas.js';
 import type { MetricsOverview } from '../../api/metrics.js';
 
@@ -26,6 +26,8 @@ export interface MeshDataSource {
   nodes(): Promise<NodeView[]>;
   intentions(): Promise<{ intentions: Intention[]; defaultAction: IntentionAction }>;
   metrics(): Promise<MetricsOverview>;
+  /** The registries serving the mesh (several on etcd); absent on sources that cannot say. */
+  peers?(): Promise<RegistryPeer[]>;
   /** This host's agent, when there is one to ask; undefined otherwise. */
   agent(): Promise<AgentInfo | undefined>;
   close(): void;
@@ -36,6 +38,8 @@ export interface MeshSnapshot {
   /** ISO time this snapshot was read; views measure ages and expiries against it. */
   fetchedAt: string;
   registry: RegistryStatus;
+  /** Every registry serving the mesh; empty when unknown (older registry). */
+  registries?: RegistryPeer[];
   services: ServiceSummary[];
   instances: InstanceView[];
   nodes: NodeView[];
@@ -59,6 +63,7 @@ export async function gatherMesh(source: MeshDataSource, now: () => Date = () =>
     (e: unknown) => ({ m: null, problem: metricsProblem(e) }),
   );
   const agent = source.agent();
+  const peers = (source.peers?.() ?? Promise.resolve([])).catch(() => [] as RegistryPeer[]);
   // Settle the optional reads even when a required one fails, so none is left rejecting unobserved.
   agent.catch(() => undefined);
   const [registry, services, instances, nodes, intentions] = await Promise.all([
@@ -71,11 +76,12 @@ export async function gatherMesh(source: MeshDataSource, now: () => Date = () =>
     await metrics;
     throw toMeshError(e, 'MESH_ERR_UNAVAILABLE');
   });
-  const [met, ag] = await Promise.all([metrics, agent]);
+  const [met, ag, registries] = await Promise.all([metrics, agent, peers]);
   return {
     source: source.label,
     fetchedAt: now().toISOString(),
     registry,
+    registries,
     services: [...services].sort((a, b) => a.name.localeCompare(b.name)),
     instances,
     nodes: [...nodes].sort((a, b) => a.name.localeCompare(b.name)),

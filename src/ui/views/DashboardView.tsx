@@ -81,7 +81,13 @@ export function DashboardView(p: DashboardViewProps) {
         />
         <Text> </Text>
         <Box flexDirection="row" width={p.width}>
-          <NodesList rows={nodes} maxRows={bRows} width={half} now={p.now} />
+          <NodesList
+            rows={nodes}
+            maxRows={bRows}
+            width={half}
+            now={p.now}
+            showRegistry={(s?.registries?.length ?? 0) > 1}
+          />
           <Box width={2} />
           <IntentionsList
             rows={intentions}

@@ -43,7 +43,8 @@ export function Header(p: HeaderProps) {
   const title = p.title ?? 'meshctl';
   const first = s ? `${title}  ${s.registry.trustDomain}  registry ` : `${title}  registry `;
   const linkText = truncate(link.text, Math.max(0, p.width - first.length));
-  const tail = s && p.reachable ? `  rev ${s.registry.revision}  store ${s.registry.store}` : '';
+  const several = (s?.registries?.length ?? 0) > 1 ? `  registries ${s?.registries?.length}` : '';
+  const tail = s && p.reachable ? `  rev ${s.registry.revision}  store ${s.registry.store}${several}` : '';
   // The link state gets the room first; revision and store only when they fit.
   const showTail = tail !== '' && first.length + linkText.length + tail.length <= p.width;
   let second: ReactNode;
