@@ -93,7 +93,9 @@ describe('several registries, one mesh on etcd', () => {
     clients.push(adminA, adminB);
     // A node joins through A with the join token; B knows the node and accepts its certificate.
     const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId(first.trustDomain, 'n1') });
-    const joiner = new RegistryClient({ baseUrl: a.url, ca: caPem, token: first.joinToken! });
+    // init's own join token serves no service: make one that may (as `meshctl token create --any-service`).
+    const { token } = await adminA.createToken('join n1', undefined, { anyService: true });
+    const joiner = new RegistryClient({ baseUrl: a.url, ca: caPem, token });
     clients.push(joiner);
     const joined = await joiner.join({ nodeName: 'n1', address: '127.0.0.1', csr: csrPem });
     const nodeOnB = new RegistryClient({ baseUrl: b.url, ca: caPem, cert: joined.certificate, key: keyPem });
