@@ -11,7 +11,6 @@ import { readFileSync } from 'node:fs';
 import { InterceptingCall, type CallOptions, type Interceptor } from '@grpc/grpc-js';
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { MeshError } from '../errors/index.js';
 import { closedError } from './revisioned-store.js';
 
@@ -54,6 +53,9 @@ export class EtcdConnection {
   readonly client: Etcd3;
   readonly endpoints: readonly string[];
   private readonly timeoutMs: number;
+  private readonly options: IOptions;
+  private watchAt: number;
+  private readonly watchClients = new Map<number, Etcd3>();
   private closed = false;
 
   constructor(opts: EtcdConnectionOptions) {
@@ -65,14 +67,8 @@ export class EtcdConnection {
         hint: 'Use https:// endpoints with --etcd-ca (and --etcd-cert/--etcd-key for client certificates).',
       });
     }
-    // Every call and stream of one store goes to one member while it answers (the others on
-    // failure): two watches of one store then see a revision at the same moment, as they do
-    // on the embedded backends. Which member is random per store, so registries spread out.
-    ConnectionPool.deterministicOrder = true;
-    const start = Math.floor(Math.random() * this.endpoints.length);
-    const order = [...this.endpoints.slice(start), ...this.endpoints.slice(0, start)];
     const options: IOptions = {
-      hosts: order,
+      hosts: [...this.endpoints],
       grpcOptions: {
         // A whole revision (e.g. a lease expiry deleting many keys) arrives as one message.
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -93,6 +89,29 @@ export class EtcdConnection {
     };
     if (opts.tls) options.credentials = readTls(opts.tls);
     this.client = new Etcd3(options);
+    this.options = options;
+    this.watchAt = Math.floor(Math.random() * this.endpoints.length);
+  }
+
+  /**
+   * The member every watch of this store streams from, with a client of its own: two watches
+   * of one store then see a revision at the same moment, as on the embedded backends. Which
+   * member is random per store, so registries spread out; `watchMemberFailed` moves all of
+   * this store's watches to the next member.
+   */
+  watchMember(): { client: Etcd3; index: number } {
+    const index = this.watchAt;
+    let client = this.watchClients.get(index);
+    if (!client) {
+      client = new Etcd3({ ...this.options, hosts: [this.endpoints[index] as string] });
+      this.watchClients.set(index, client);
+    }
+    return { client, index };
+  }
+
+  /** A watch stream on member `index` failed: the store's watches move on (once per failure of that member). */
+  watchMemberFailed(index: number): void {
+    if (index === this.watchAt) this.watchAt = (index + 1) % this.endpoints.length;
   }
 
   /** Options of one unary call: a deadline and the require-leader flag. */
@@ -134,6 +153,7 @@ export class EtcdConnection {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+    for (const c of this.watchClients.values()) c.close();
   }
 }
 

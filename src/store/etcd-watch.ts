@@ -18,6 +18,7 @@ const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 5_000;
 
 type WatchStream = Awaited<ReturnType<EtcdConnection['client']['watchClient']['watch']>>;
+type Etcd3Client = EtcdConnection['client'];
 
 export class EtcdWatch implements Watcher {
   /** Next revision this watcher must deliver; undefined until etcd says where "now" is. */
@@ -26,6 +27,8 @@ export class EtcdWatch implements Watcher {
   private done = false;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Member the current stream is on (index into the store's endpoints). */
+  private member = 0;
 
   constructor(
     private readonly conn: EtcdConnection,
@@ -49,7 +52,9 @@ export class EtcdWatch implements Watcher {
 
   private open(): void {
     if (this.done) return;
-    this.conn.client.watchClient.watch(this.conn.stream()).then(
+    const { client, index } = this.conn.watchMember();
+    this.member = index;
+    this.watchOn(client).then(
       (stream) => {
         if (this.done) {
           stream.cancel();
@@ -67,8 +72,15 @@ export class EtcdWatch implements Watcher {
           },
         });
       },
-      () => this.retryLater(),
+      () => {
+        this.conn.watchMemberFailed(index);
+        this.retryLater();
+      },
     );
+  }
+
+  private watchOn(client: Etcd3Client): Promise<WatchStream> {
+    return client.watchClient.watch(this.conn.stream());
   }
 
   private onResponse(stream: WatchStream, res: IWatchResponse): void {
@@ -127,6 +139,7 @@ export class EtcdWatch implements Watcher {
 
   private lost(stream: WatchStream): void {
     if (this.done || stream !== this.stream) return;
+    this.conn.watchMemberFailed(this.member);
     this.dropStream();
     this.retryLater();
   }
