@@ -11,7 +11,7 @@ import { MeshError } from '../errors/index.js';
 import type { CheckStatus, ServiceInstance, ServiceRegistration } from '../api/schemas.js';
 import type { RegistryLink } from './registry-link.js';
 import type { LocalState } from './state.js';
-import { Backoff, jittered } from './backoff.js';
+import { Backoff, jittered } from '../util/backoff.js';
 
 export interface CheckReport {
   status: CheckStatus;

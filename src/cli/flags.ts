@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE } from '../api/names.js';
 import { parseDuration } from '../util/duration.js';
-import type { RegistryFlags } from './settings.js';
+import type { RegistryFlags } from '../targets/registry.js';
 
 export function withRegistryFlags(cmd: Command): Command {
   return cmd

@@ -1,5 +1,5 @@
 /** What `meshctl demo` does around the demo itself: progress, Ctrl-C, dashboard or summary. */
-import { formatTable } from '../cli/output.js';
+import { formatTable } from '../util/table.js';
 import { startDemo, summarize, type DemoSummary, type RunningDemo } from './run.js';
 
 export interface DemoCommandOptions {

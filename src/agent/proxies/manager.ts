@@ -12,7 +12,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';
 import type { RegistryLink } from '../registry-link.js';
 import type { LocalService } from '../state.js';
 import type { ProxyMetrics } from '../../api/metrics.js';
-import { Backoff } from '../backoff.js';
+import { Backoff } from '../../util/backoff.js';
 import { CatalogWatch } from './watch.js';
 import { LeafStore, type Leaf } from './leaf.js';
 import { buildSnapshot } from './snapshot.js';

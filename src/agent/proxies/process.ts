@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { HttpClient } from '../../api/http-client.js';
 import type { ProxyHealth } from '../../proxy/proxy.js';
 import type { ProxyMetrics } from '../../api/metrics.js';
-import { Backoff } from '../backoff.js';
+import { Backoff } from '../../util/backoff.js';
 
 export interface ProxyProcessOptions {
   serviceId: string;

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
 import type { RegistryLink } from '../registry-link.js';
-import { Backoff } from '../backoff.js';
+import { Backoff } from '../../util/backoff.js';
 
 export interface IntentionsView {
   defaultAction: IntentionAction;

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { agentClientFor, type AgentFlags } from '../agent-target.js';
-import { defaultDataDir } from '../settings.js';
+import { agentClientFor, type AgentFlags } from '../../targets/agent.js';
+import { defaultDataDir } from '../../targets/settings.js';
 import { runDaemon } from '../daemon.js';
 import { printJson, printLines } from '../output.js';
 

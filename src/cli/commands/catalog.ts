@@ -1,8 +1,7 @@
 import { Command } from 'commander';
-import { registryClientFor } from '../settings.js';
+import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
 import { parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printTable } from '../output.js';
-import type { RegistryFlags } from '../settings.js';
 import { describeNodeAuthorization } from './node.js';
 
 type Opts = RegistryFlags & { json?: boolean };

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { agentClientFor, type AgentFlags } from '../agent-target.js';
+import { agentClientFor, type AgentFlags } from '../../targets/agent.js';
 import { printJson, printLines } from '../output.js';
 import { withAgentFlags } from './agent.js';
 

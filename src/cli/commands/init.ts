@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { formatDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
-import { openSettings, defaultDataDir } from '../settings.js';
+import { openSettings, defaultDataDir } from '../../targets/settings.js';
 import { collect, parseDurationFlag, parseName } from '../flags.js';
 import { printJson, printLines } from '../output.js';
 

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { registryClientFor, type RegistryFlags } from '../settings.js';
+import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
 import { parseIntentionName, parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printLines, printTable } from '../output.js';
 

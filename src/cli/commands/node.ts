@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { MeshError } from '../../errors/index.js';
-import { registryClientFor, type RegistryFlags } from '../settings.js';
+import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
 import { collectServicePattern, parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printLines } from '../output.js';
 

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { MeshError } from '../../errors/index.js';
-import { agentClientFor, type AgentFlags } from '../agent-target.js';
+import { agentClientFor, type AgentFlags } from '../../targets/agent.js';
 import { collect, parseName, parsePort, parsePositiveInt } from '../flags.js';
 import { printJson, printLines } from '../output.js';
 import { withAgentFlags } from './agent.js';

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { defaultDataDir } from '../settings.js';
+import { defaultDataDir } from '../../targets/settings.js';
 import { runDaemon } from '../daemon.js';
 import { printJson, printLines } from '../output.js';
 

@@ -2,8 +2,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { withAgentFlags } from './agent.js';
 import { bothEndsAreTerminal } from '../stdio.js';
-import type { RegistryFlags } from '../settings.js';
-import type { AgentFlags } from '../agent-target.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import type { AgentFlags } from '../../targets/agent.js';
 import type { StatusMode } from '../../ui/run-dashboard.js';
 
 type Opts = RegistryFlags & AgentFlags & { json?: boolean; once?: boolean; interval: number };

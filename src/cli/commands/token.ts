@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { MeshError } from '../../errors/index.js';
 import type { TokenInfo } from '../../api/schemas.js';
-import { registryClientFor, type RegistryFlags } from '../settings.js';
+import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
 import {
   collectServicePattern,
   parseDurationFlag,

@@ -7,8 +7,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { MeshError } from '../../errors/index.js';
-import { registryClientFor, resolveRegistryTarget, type RegistryFlags } from '../../cli/settings.js';
-import { resolveAgentSocket, type AgentFlags } from '../../cli/agent-target.js';
+import { registryClientFor, resolveRegistryTarget, type RegistryFlags } from '../../targets/registry.js';
+import { resolveAgentSocket, type AgentFlags } from '../../targets/agent.js';
 import { AgentSource, RegistrySource } from './http-sources.js';
 import type { MeshDataSource } from './source.js';
 

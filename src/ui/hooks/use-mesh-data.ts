@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import { MeshError, toMeshError } from '../../errors/index.js';
-import { Backoff } from '../../agent/backoff.js';
+import { Backoff } from '../../util/backoff.js';
 import { gatherMesh, type MeshDataSource, type MeshSnapshot } from '../data/source.js';
 
 export interface MeshData {

@@ -1,4 +1,4 @@
-/** Which agent socket a host-local command talks to: --socket, MESHCTL_AGENT_SOCKET, or the agent config of --data-dir. */
+/** Which agent socket a host-local client (CLI command, dashboard) talks to: --socket, MESHCTL_AGENT_SOCKET, or the agent config of --data-dir. */
 import { readFile } from 'node:fs/promises';
 import { AgentClient } from '../agent/client.js';
 import { agentPaths, defaultSocketPath } from '../agent/paths.js';

@@ -1,4 +1,4 @@
-/** Exponential backoff with full jitter, bounded: every retry loop in the agent uses this. */
+/** Exponential backoff with full jitter, bounded: every retry loop (agent, dashboard) uses this. */
 export class Backoff {
   private attempt = 0;
 
