@@ -4,6 +4,7 @@ export * from './root.js';
 export * from './keys.js';
 export * from './authority.js';
 export * from './verify.js';
+export * from './identity-cache.js';
 export * from './serial.js';
 export { decodePem, MAX_PEM_LENGTH } from './pem.js';
 export {

@@ -8,6 +8,7 @@
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { MeshError } from '../errors/index.js';
+import { uriSansFromNode } from './node-sans.js';
 import { readSubjectAltNames } from './san.js';
 import { parseSpiffeId, type SpiffeKind } from './spiffe.js';
 import { x509 } from './x509.js';
@@ -38,18 +39,29 @@ export type CertificateInput = PeerCertificate | NodeX509Certificate | string | 
 export type ChainFailure = 'expired' | 'not-yet-valid' | 'unknown-ca' | 'bad-signature';
 export type ChainResult = { readonly ok: true } | { readonly ok: false; readonly reason: ChainFailure };
 
-function derOf(cert: CertificateInput): Buffer | undefined {
+/** Node's own parse of the input (OpenSSL's, native and fast), or undefined when there is no certificate. */
+function nodeCertOf(cert: CertificateInput): NodeX509Certificate | undefined {
   if (cert === null || cert === undefined) return undefined;
-  if (typeof cert === 'string') {
-    try {
-      return new NodeX509Certificate(cert).raw;
-    } catch {
-      return undefined;
-    }
+  if (cert instanceof NodeX509Certificate) return cert;
+  const input: unknown = typeof cert === 'string' ? cert : (cert as Partial<PeerCertificate>).raw;
+  if (typeof input !== 'string' && !(Buffer.isBuffer(input) && input.length > 0)) return undefined;
+  try {
+    return new NodeX509Certificate(input);
+  } catch {
+    return undefined;
   }
-  if (cert instanceof NodeX509Certificate) return cert.raw;
-  const raw: unknown = (cert as Partial<PeerCertificate>).raw;
-  return Buffer.isBuffer(raw) && raw.length > 0 ? raw : undefined;
+}
+
+/** The URI SANs read from the DER with @peculiar/x509: the slow, exact path for unusual certificates. */
+function uriSansFromDer(der: Buffer): string[] | 'no-certificate' | 'not-spiffe' {
+  let parsed: x509.X509Certificate;
+  try {
+    parsed = new x509.X509Certificate(der);
+  } catch {
+    return 'no-certificate';
+  }
+  const read = readSubjectAltNames(() => parsed.extensions);
+  return read.ok ? read.sans.uris : 'not-spiffe';
 }
 
 function fail(reason: PeerIdentityFailure): PeerIdentityResult {
@@ -60,20 +72,14 @@ function fail(reason: PeerIdentityFailure): PeerIdentityResult {
  * The peer's mesh identity, checked against what this side expects. The certificate must
  * carry exactly one URI SAN, a mesh SPIFFE ID in `trustDomain` (and of `kind` / `name`
  * when given). Any SAN we cannot decode fails closed as `not-spiffe`: this CA never
- * issues such entries, so such a certificate cannot be a mesh identity.
+ * issues such entries, so such a certificate cannot be a mesh identity. The SANs come from
+ * Node's own parse when that is exact (node-sans.ts), else from the DER.
  */
 export function peerIdentity(cert: CertificateInput, expect: PeerExpectation): PeerIdentityResult {
-  const der = derOf(cert);
-  if (!der) return fail('no-certificate');
-  let parsed: x509.X509Certificate;
-  try {
-    parsed = new x509.X509Certificate(der);
-  } catch {
-    return fail('no-certificate');
-  }
-  const read = readSubjectAltNames(() => parsed.extensions);
-  if (!read.ok) return fail('not-spiffe');
-  const { uris } = read.sans;
+  const x = nodeCertOf(cert);
+  if (!x) return fail('no-certificate');
+  const uris = uriSansFromNode(x) ?? uriSansFromDer(x.raw);
+  if (typeof uris === 'string') return fail(uris);
   if (uris.length === 0) return fail('no-uri-san');
   if (uris.length > 1) return fail('multiple-uri-sans');
   const uri = uris[0]!;

@@ -6,7 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { MeshError } from '../errors/index.js';
-import { peerIdentity } from '../ca/index.js';
+import { IdentityCache } from '../ca/index.js';
 import type { TokenStore } from './token-store.js';
 
 export type Principal =
@@ -20,6 +20,23 @@ export interface RevocationCheck {
 }
 
 const nodeBySocket = new WeakMap<TLSSocket, Principal & { kind: 'node' }>();
+
+/**
+ * Node identities by certificate fingerprint, per trust domain (one in practice): an agent that
+ * reconnects — after a failover, an idle timeout — shows the same certificate again. Sized for
+ * a large fleet: an entry is a fingerprint and a small result, about 300 bytes.
+ */
+const NODE_IDENTITY_ENTRIES = 20_000;
+const nodeIdentities = new Map<string, IdentityCache>();
+
+function nodeIdentityCache(trustDomain: string): IdentityCache {
+  let c = nodeIdentities.get(trustDomain);
+  if (!c) {
+    c = new IdentityCache({ trustDomain, kind: 'node' }, NODE_IDENTITY_ENTRIES);
+    nodeIdentities.set(trustDomain, c);
+  }
+  return c;
+}
 
 export type AuthRequirement = 'none' | 'join' | 'any' | 'admin';
 
@@ -39,9 +56,9 @@ export async function resolvePrincipal(
   const socket = req.socket as TLSSocket;
   const header = req.headers.authorization;
   if (header !== undefined) return tokenPrincipal(header, tokens);
-  if (typeof socket.getPeerCertificate === 'function') {
+  if (typeof socket.getPeerX509Certificate === 'function') {
     // A TLS connection's peer never changes: check its certificate once, not per request
-    // (parsing it is most of a blocking query's cost with many keep-alive watchers).
+    // (reading it is most of a blocking query's cost with many keep-alive watchers).
     // Revocation can happen at any time, so that is checked on every request.
     const cached = nodeBySocket.get(socket) ?? nodePrincipal(socket, trustDomain);
     if (cached) {
@@ -79,15 +96,17 @@ async function tokenPrincipal(header: string, tokens: TokenStore): Promise<Princ
 }
 
 function nodePrincipal(socket: TLSSocket, trustDomain: string): (Principal & { kind: 'node' }) | undefined {
-  const cert = socket.getPeerCertificate();
-  if (!cert || Object.keys(cert).length === 0) return undefined;
+  // Node's own parse of the certificate (a handle on OpenSSL's), not the plain-object copy
+  // getPeerCertificate() builds with every field: the identity needs the URI SAN and serial.
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return undefined;
   if (!socket.authorized) {
     throw new MeshError(
       'MESH_ERR_UNAUTHENTICATED',
       `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`,
     );
   }
-  const id = peerIdentity(cert, { trustDomain, kind: 'node' });
+  const id = nodeIdentityCache(trustDomain).check(cert);
   if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);
   return { kind: 'node', node: id.name, serial: cert.serialNumber };
 }

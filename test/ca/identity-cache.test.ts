@@ -2,8 +2,8 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { peerIdentity } from '../../src/ca/index.js';
-import { cachedServerIdentityCheck, IdentityCache } from '../../src/proxy/identity-cache.js';
-import { badLeaves, makePki, type Leaf, type Pki } from './pki.js';
+import { cachedServerIdentityCheck, IdentityCache } from '../../src/ca/identity-cache.js';
+import { badLeaves, makePki, type Leaf, type Pki } from '../proxy/pki.js';
 
 let pki: Pki;
 let web: Leaf;
@@ -28,6 +28,19 @@ describe('IdentityCache', () => {
       expect(cache.check(c).ok).toBe(false);
     }
     expect(cache.check(undefined)).toEqual({ ok: false, reason: 'no-certificate' });
+  });
+
+  it('keeps at most maxEntries certificates, dropping the oldest first', async () => {
+    const cache = new IdentityCache({ trustDomain: pki.trustDomain, kind: 'svc' }, 2);
+    const certs = [web, await pki.leaf('api'), await pki.leaf('db')].map((l) => new X509Certificate(l.certPem));
+    const first = cache.check(certs[0]);
+    cache.check(certs[1]);
+    expect(cache.check(certs[0])).toBe(first);
+    cache.check(certs[2]);
+    expect(cache.size).toBe(2);
+    // The oldest (web) went; api is still there.
+    expect(cache.check(certs[0])).not.toBe(first);
+    expect(cache.check(certs[0])).toEqual(first);
   });
 
   it('checks a server against the expected name, with the reason in the error details', () => {
