@@ -1,7 +1,8 @@
 /** Shared flag definitions and value parsers; a bad value stops the command before anything changes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { NAME_RE, SERVICE_PATTERN_RE, SERVICE_PATTERN_RULE } from '../api/names.js';
-import { parseDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import type { AgentFlags } from '../targets/agent.js';
 import type { RegistryFlags } from '../targets/registry.js';
 
 export function withRegistryFlags(cmd: Command): Command {
@@ -22,11 +23,29 @@ export function withJson(cmd: Command): Command {
   return cmd.option('--json', 'print JSON instead of text');
 }
 
+export function withAgentFlags(cmd: Command): Command {
+  return cmd
+    .option('--socket <path>', 'agent admin socket (default: from the agent config, or MESHCTL_AGENT_SOCKET)')
+    .option(
+      '--data-dir <dir>',
+      'agent data directory (default: /var/lib/meshctl/agent as root, else ~/.local/share/meshctl/agent)',
+    );
+}
+
+/** Only the registry flags of a command's options (commander hands over every option). */
 export function registryFlags(opts: RegistryFlags): RegistryFlags {
   const out: RegistryFlags = {};
   if (opts.registry !== undefined) out.registry = opts.registry;
   if (opts.token !== undefined) out.token = opts.token;
   if (opts.caFile !== undefined) out.caFile = opts.caFile;
+  return out;
+}
+
+/** Only the agent flags of a command's options. */
+export function agentFlags(opts: AgentFlags): AgentFlags {
+  const out: AgentFlags = {};
+  if (opts.socket !== undefined) out.socket = opts.socket;
+  if (opts.dataDir !== undefined) out.dataDir = opts.dataDir;
   return out;
 }
 
@@ -57,6 +76,25 @@ export function parseDurationFlag(opts: { example: string; minMs?: number; maxMs
       throw new InvalidArgumentError(`'${value}' is out of range: use ${opts.range ?? 'another duration'}.`);
     return ms;
   };
+}
+
+export interface DurationSpec {
+  example: string;
+  minMs?: number;
+  maxMs?: number;
+  range?: string;
+  /** The default, shown in --help as a duration (10s, 24h), never as a bare number. */
+  defaultMs?: number;
+  /** What the command gets: milliseconds (the default) or whole seconds. */
+  unit?: 'ms' | 's';
+}
+
+/** A duration flag (10s, 5m, 24h): every flag that takes a length of time is made by this. */
+export function durationOption(flags: string, description: string, spec: DurationSpec): Option {
+  const toUnit = (ms: number) => (spec.unit === 's' ? Math.round(ms / 1000) : ms);
+  const parse = parseDurationFlag(spec);
+  const opt = new Option(flags, description).argParser((value: string) => toUnit(parse(value)));
+  return spec.defaultMs === undefined ? opt : opt.default(toUnit(spec.defaultMs), formatDuration(spec.defaultMs));
 }
 
 /** `--service api`, `--service 'batch-*'` (repeatable): what a node may serve. */

@@ -9,10 +9,7 @@ export function printLines(lines: string[]): void {
   process.stdout.write(lines.map((l) => `${l}\n`).join(''));
 }
 
-export function printTable(headers: string[], rows: string[][], empty = '(none)'): void {
-  if (rows.length === 0) {
-    printLines([empty]);
-    return;
-  }
-  printLines(formatTable(headers, rows));
+/** A table's lines, or the one line `empty` says when there are no rows. */
+export function tableLines(headers: string[], rows: string[][], empty = '(none)'): string[] {
+  return rows.length === 0 ? [empty] : formatTable(headers, rows);
 }

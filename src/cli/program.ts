@@ -18,7 +18,8 @@ import { statusCommand } from './commands/status.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-export function buildProgram(): Command {
+/** `jsonErrors`: parse errors are left to the top-level catch to print as JSON (--json given). */
+export function buildProgram(opts: { jsonErrors?: boolean } = {}): Command {
   const program = new Command('meshctl')
     .description('A service mesh for VMs and bare metal: discovery, mTLS, intentions and load balancing, from one CLI.')
     .version(pkg.version, '-v, --version')
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   // Parse errors must reach the one top-level catch instead of exiting inside commander.
   const applyAll = (c: Command) => {
     c.exitOverride();
+    if (opts.jsonErrors) c.configureOutput({ outputError: () => undefined });
     c.commands.forEach(applyAll);
   };
   applyAll(program);

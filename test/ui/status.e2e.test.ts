@@ -100,7 +100,7 @@ describe('meshctl status against a real registry', () => {
 
     it('shows the mesh, follows the keys, turns red while the registry is away, redraws on resize and quits on q', async () => {
       const exitFile = join(dir, 'exit-code');
-      const cmd = [process.execPath, ...entry, ...flags, '--interval', '300'].map(sh).join(' ');
+      const cmd = [process.execPath, ...entry, ...flags, '--interval', '300ms'].map(sh).join(' ');
       // CI=true on purpose: Ink alone would then draw only the last frame; the dashboard must still be live.
       const envs = Object.entries({ ...env, TERM: 'xterm-256color', CI: 'true' })
         .map(([k, v]) => `${k}=${sh(v)}`)
@@ -206,7 +206,7 @@ describe('meshctl status against a real registry', () => {
   it('fails clearly on bad input and on a registry that is not there', async () => {
     const bad = await status([...flags, '--interval', '5']);
     expect(bad.exitCode).toBe(64);
-    expect(bad.stderr).toContain("'5' is not a valid interval");
+    expect(bad.stderr).toContain("'5' is not a duration, e.g. 1s or 500ms");
     const nowhere = await status([
       '--registry',
       'https://127.0.0.1:1',

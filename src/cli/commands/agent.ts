@@ -1,17 +1,10 @@
 import { Command } from 'commander';
-import { agentClientFor, type AgentFlags } from '../../targets/agent.js';
+import type { AgentFlags } from '../../targets/agent.js';
 import { defaultDataDir } from '../../targets/settings.js';
 import { runDaemon } from '../daemon.js';
-import { printJson, printLines } from '../output.js';
-
-export function withAgentFlags(cmd: Command): Command {
-  return cmd
-    .option('--socket <path>', 'agent admin socket (default: from the agent config, or MESHCTL_AGENT_SOCKET)')
-    .option(
-      '--data-dir <dir>',
-      'agent data directory (default: /var/lib/meshctl/agent as root, else ~/.local/share/meshctl/agent)',
-    );
-}
+import { withAgentFlags, withJson } from '../flags.js';
+import { emit, withAgent } from '../run.js';
+import { installCommand } from './install.js';
 
 export function agentCommand(): Command {
   const cmd = new Command('agent').description("run and manage this host's agent");
@@ -48,56 +41,33 @@ export function agentCommand(): Command {
       });
     });
 
-  cmd
-    .command('install')
-    .description('install and enable the systemd unit for the agent')
-    .option('--now', 'start it now as well')
-    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
-    .option('--data-dir <dir>', 'agent data directory')
-    // The agent binds proxy ports and runs exec checks; it runs as root unless told otherwise.
-    .option('--user <user>', 'user the agent runs as', 'root')
-    .option('--json', 'print JSON instead of text')
-    .action(async (opts: { now?: boolean; unitDir: string; dataDir?: string; user: string; json?: boolean }) => {
-      const { installService } = await import('../../systemd/cli-install.js');
-      const res = await installService('agent', { ...opts, dataDir: opts.dataDir ?? defaultDataDir('agent') });
-      if (opts.json) return printJson(res);
-      printLines(res.lines);
-    });
+  // The agent binds proxy ports and runs exec checks; it runs as root unless told otherwise.
+  cmd.addCommand(installCommand('agent', { user: 'root', userHelp: 'user the agent runs as' }));
 
-  withAgentFlags(
-    cmd.command('leave').description('deregister everything of this host from the mesh and stop the agent'),
-  )
-    .option('--json', 'print JSON instead of text')
-    .action(async (opts: AgentFlags & { json?: boolean }) => {
-      const client = await agentClientFor(opts);
-      try {
-        const res = await client.leave();
-        if (opts.json) return printJson(res);
-        printLines(['This host left the mesh: its services are deregistered and the agent is stopping.']);
-      } finally {
-        client.close();
-      }
-    });
+  withJson(
+    withAgentFlags(
+      cmd.command('leave').description('deregister everything of this host from the mesh and stop the agent'),
+    ),
+  ).action(async (opts: AgentFlags & { json?: boolean }) => {
+    const res = await withAgent(opts, (c) => c.leave());
+    emit(opts, res, () => ['This host left the mesh: its services are deregistered and the agent is stopping.']);
+  });
 
-  withAgentFlags(cmd.command('info').description("show this agent's node, registry link and certificate"))
-    .option('--json', 'print JSON instead of text')
-    .action(async (opts: AgentFlags & { json?: boolean }) => {
-      const client = await agentClientFor(opts);
-      try {
-        const self = await client.self();
-        if (opts.json) return printJson(self);
-        const sync = self.sync as { registry: string; reachable: boolean; lastSyncAt?: string; lastError?: string };
-        printLines([
-          `node           ${String(self.node)} (${String(self.advertise)})`,
-          `trust domain   ${String(self.trustDomain)}`,
-          `registry       ${sync.registry} — ${sync.reachable ? 'reachable' : 'unreachable'}${sync.lastSyncAt ? `, last sync ${sync.lastSyncAt}` : ''}`,
-          ...(sync.lastError ? [`last error     ${sync.lastError}`] : []),
-          `node cert      expires ${String(self.nodeCertNotAfter)}`,
-          `services       ${String(self.services)} (definitions in ${String(self.servicesDir)})`,
-        ]);
-      } finally {
-        client.close();
-      }
+  withJson(
+    withAgentFlags(cmd.command('info').description("show this agent's node, registry link and certificate")),
+  ).action(async (opts: AgentFlags & { json?: boolean }) => {
+    const self = await withAgent(opts, (c) => c.self());
+    emit(opts, self, (s) => {
+      const sync = s.sync as { registry: string; reachable: boolean; lastSyncAt?: string; lastError?: string };
+      return [
+        `node           ${String(s.node)} (${String(s.advertise)})`,
+        `trust domain   ${String(s.trustDomain)}`,
+        `registry       ${sync.registry} — ${sync.reachable ? 'reachable' : 'unreachable'}${sync.lastSyncAt ? `, last sync ${sync.lastSyncAt}` : ''}`,
+        ...(sync.lastError ? [`last error     ${sync.lastError}`] : []),
+        `node cert      expires ${String(s.nodeCertNotAfter)}`,
+        `services       ${String(s.services)} (definitions in ${String(s.servicesDir)})`,
+      ];
     });
+  });
   return cmd;
 }

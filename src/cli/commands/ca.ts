@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
-import { registryFlags, withJson, withRegistryFlags } from '../flags.js';
-import { printJson, printLines } from '../output.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import { withJson, withRegistryFlags } from '../flags.js';
+import { emit, withRegistry } from '../run.js';
 
 type Opts = RegistryFlags & { json?: boolean; pem?: boolean };
 
@@ -15,22 +15,19 @@ export function caCommand(): Command {
         .option('--pem', 'print the root certificates as PEM'),
     ),
   ).action(async (opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.roots();
-      if (opts.json) return printJson(res);
-      if (opts.pem) return printLines(res.roots.map((r) => r.pem.trimEnd()));
-      printLines([
-        `trust domain: ${res.trustDomain}`,
-        ...res.roots.flatMap((r, i) => [
-          `root ${i + 1}:`,
-          `  SHA-256 fingerprint  ${r.fingerprint}`,
-          `  expires              ${r.notAfter}`,
-        ]),
-      ]);
-    } finally {
-      client.close();
-    }
+    const res = await withRegistry(opts, (c) => c.roots());
+    emit(opts, res, (r) =>
+      opts.pem
+        ? r.roots.map((root) => root.pem.trimEnd())
+        : [
+            `trust domain: ${r.trustDomain}`,
+            ...r.roots.flatMap((root, i) => [
+              `root ${i + 1}:`,
+              `  SHA-256 fingerprint  ${root.fingerprint}`,
+              `  expires              ${root.notAfter}`,
+            ]),
+          ],
+    );
   });
   return cmd;
 }

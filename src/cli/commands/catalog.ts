@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
-import { parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
-import { printJson, printTable } from '../output.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import { parseName, withJson, withRegistryFlags } from '../flags.js';
+import { tableLines } from '../output.js';
+import { emit, withRegistry } from '../run.js';
 import { describeNodeAuthorization } from './node.js';
 
 type Opts = RegistryFlags & { json?: boolean };
@@ -11,30 +12,24 @@ export function catalogCommand(): Command {
 
   withJson(withRegistryFlags(cmd.command('services').description('list services with healthy/total instances'))).action(
     async (opts: Opts) => {
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const res = await client.services();
-        if (opts.json) return printJson(res);
-        printTable(
+      const res = await withRegistry(opts, (c) => c.services());
+      emit(opts, res, (r) =>
+        tableLines(
           ['SERVICE', 'HEALTHY', 'PROTOCOL', 'TAGS'],
-          res.services.map((s) => [s.name, `${s.healthy}/${s.instances}`, s.protocols.join(','), s.tags.join(',')]),
+          r.services.map((s) => [s.name, `${s.healthy}/${s.instances}`, s.protocols.join(','), s.tags.join(',')]),
           'no services registered',
-        );
-      } finally {
-        client.close();
-      }
+        ),
+      );
     },
   );
 
   withJson(withRegistryFlags(cmd.command('nodes').description('list nodes and their liveness'))).action(
     async (opts: Opts) => {
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const res = await client.nodes();
-        if (opts.json) return printJson(res);
-        printTable(
+      const res = await withRegistry(opts, (c) => c.nodes());
+      emit(opts, res, (r) =>
+        tableLines(
           ['NODE', 'ADDRESS', 'STATUS', 'SERVICES', 'LAST SEEN', 'MAY SERVE'],
-          res.nodes.map((n) => [
+          r.nodes.map((n) => [
             n.name,
             n.address,
             n.alive ? 'alive' : 'critical (lease expired)',
@@ -43,10 +38,8 @@ export function catalogCommand(): Command {
             describeNodeAuthorization(n.authorization),
           ]),
           'no nodes have joined',
-        );
-      } finally {
-        client.close();
-      }
+        ),
+      );
     },
   );
 
@@ -59,13 +52,11 @@ export function catalogCommand(): Command {
         .option('--healthy', 'only instances that pass their checks on a live node'),
     ),
   ).action(async (service: string, opts: Opts & { healthy?: boolean }) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.instances(service, { healthyOnly: opts.healthy === true });
-      if (opts.json) return printJson(res);
-      printTable(
+    const res = await withRegistry(opts, (c) => c.instances(service, { healthyOnly: opts.healthy === true }));
+    emit(opts, res, (r) =>
+      tableLines(
         ['ID', 'NODE', 'ADDRESS', 'PORT', 'MESH PORT', 'STATUS', 'WEIGHT', 'TAGS'],
-        res.instances.map((i) => [
+        r.instances.map((i) => [
           i.id,
           i.node,
           i.address,
@@ -76,10 +67,8 @@ export function catalogCommand(): Command {
           i.tags.join(','),
         ]),
         `no ${opts.healthy ? 'healthy ' : ''}instances of '${service}'`,
-      );
-    } finally {
-      client.close();
-    }
+      ),
+    );
   });
   return cmd;
 }

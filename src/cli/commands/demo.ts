@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { parseDurationFlag } from '../flags.js';
-import { printJson, printLines } from '../output.js';
+import { durationOption } from '../flags.js';
+import { emit } from '../run.js';
 import { bothEndsAreTerminal } from '../stdio.js';
 
 interface DemoOpts {
@@ -10,8 +10,6 @@ interface DemoOpts {
   rps: number;
   json?: boolean;
 }
-
-const durationArg = parseDurationFlag({ example: '10s or 2m' });
 
 function rpsArg(value: string): number {
   const n = Number(value);
@@ -29,11 +27,11 @@ export function demoCommand(): Command {
       '--headless',
       'no dashboard: run for --duration and print a summary (exit 0 when the mesh worked); the default without a terminal',
     )
-    .option(
-      '--duration <duration>',
-      'with --headless (or without a terminal): how long to send traffic',
-      durationArg,
-      10_000,
+    .addOption(
+      durationOption('--duration <duration>', 'with --headless (or without a terminal): how long to send traffic', {
+        example: '10s or 2m',
+        defaultMs: 10_000,
+      }),
     )
     .option('--rps <n>', 'requests per second into web', rpsArg, 20)
     .option('--data-dir <dir>', 'where the demo keeps its state and logs (default: a new temp dir)')
@@ -49,8 +47,8 @@ export function demoCommand(): Command {
       const { runDemoCommand } = await import('../../demo/command.js');
       const summary = await runDemoCommand({ ...opts, headless: opts.headless === true || !terminal });
       if (!summary) return;
-      if (opts.json) printJson(summary);
-      else printLines(summary.lines);
+      const { lines, ...data } = summary;
+      emit(opts, data, () => lines);
       if (!summary.worked) process.exitCode = 1;
     });
 }

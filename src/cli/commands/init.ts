@@ -2,82 +2,85 @@ import { Command, Option } from 'commander';
 import { formatDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../../targets/settings.js';
-import { collect, parseDurationFlag, parseName } from '../flags.js';
-import { printJson, printLines } from '../output.js';
+import { collect, durationOption, parseName, withJson, type DurationSpec } from '../flags.js';
+import { emit } from '../run.js';
 
 export function initCommand(): Command {
-  return new Command('init')
-    .description('make a new mesh on this host (--server) or join this host to one (--join)')
-    .option('--server', 'make the control plane here: CA, registry config, admin and join tokens')
-    .option('--join <url>', 'join this host to the mesh whose registry is at URL (https://HOST:7443)')
-    .option('--token <token>', 'with --join: a join token (from `meshctl init --server` or `meshctl token create`)')
-    .option('--ca-fingerprint <sha256>', 'with --join: the CA fingerprint to pin (from `meshctl ca show`)')
-    .option('--node-name <name>', "with --join: this node's name (default: the host name)", parseName('node name'))
-    .option('--socket <path>', "with --join: the agent's admin socket (default: /run/meshctl/agent.sock as root)")
-    .option(
-      '--services-dir <dir>',
-      'with --join: watched directory of service definitions (default: /etc/meshctl/services.d as root)',
-    )
-    .option('-y, --yes', 'with --join: trust the registry CA without a pinned fingerprint')
-    .option(
-      '--data-dir <dir>',
-      'state directory (default: /var/lib/meshctl/{registry,agent} as root, else ~/.local/share/meshctl/...)',
-    )
-    .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh', 'mesh.local')
-    .addOption(
-      new Option('--default-intention <action>', 'what happens between services no intention names')
-        .choices(['deny', 'allow'])
-        .default('deny'),
-    )
-    .option('--bind <addr:port>', 'address the registry listens on', '0.0.0.0:7443')
-    .option(
-      '--advertise <host>',
-      "address others reach this host at: the registry (--server) or this node's services (--join) (default: this host's first address)",
-    )
-    .option('--san <name>', 'extra DNS name or IP for the registry certificate (repeatable)', collect, [])
-    .option(
-      '--lease-ttl <duration>',
-      'with --server: how long a node counts as alive without a heartbeat (2s-1h)',
-      parseLeaseTtl,
-      15,
-    )
-    .option(
-      '--leaf-ttl <duration>',
-      'with --server: lifetime of service certificates; agents renew them at half-life (2m-1y)',
-      parseLeafTtl,
-      86_400,
-    )
-    .option(
-      '--node-cert-ttl <duration>',
-      'with --server: lifetime of node certificates; agents renew them at half-life (2m-1y)',
-      parseLeafTtl,
-      86_400,
-    )
-    .addOption(
-      new Option(
-        '--store <kind>',
-        'with --server: where the registry keeps the mesh (etcd: several registries share it)',
+  return withJson(
+    new Command('init')
+      .description('make a new mesh on this host (--server) or join this host to one (--join)')
+      .option('--server', 'make the control plane here: CA, registry config, admin and join tokens')
+      .option('--join <url>', 'join this host to the mesh whose registry is at URL (https://HOST:7443)')
+      .option('--token <token>', 'with --join: a join token (from `meshctl init --server` or `meshctl token create`)')
+      .option('--ca-fingerprint <sha256>', 'with --join: the CA fingerprint to pin (from `meshctl ca show`)')
+      .option('--node-name <name>', "with --join: this node's name (default: the host name)", parseName('node name'))
+      .option('--socket <path>', "with --join: the agent's admin socket (default: /run/meshctl/agent.sock as root)")
+      .option(
+        '--services-dir <dir>',
+        'with --join: watched directory of service definitions (default: /etc/meshctl/services.d as root)',
       )
-        .choices(['sqlite', 'etcd'])
-        .default('sqlite'),
-    )
-    .option('--etcd-endpoints <urls>', 'with --store etcd: the etcd client URLs, comma-separated', splitList)
-    .option('--etcd-prefix <prefix>', 'with --store etcd: key prefix of this mesh in etcd', '/meshctl/')
-    .option('--etcd-ca <file>', 'with --store etcd: CA of the etcd servers (https:// endpoints)')
-    .option('--etcd-cert <file>', 'with --store etcd: client certificate for etcd (--client-cert-auth)')
-    .option('--etcd-key <file>', 'with --store etcd: key of the client certificate')
-    .option(
-      '--mesh-key <file>',
-      "with --store etcd: join the mesh already in etcd, using the first registry host's DATA_DIR/mesh.key",
-    )
-    .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
-    .option('--no-save', "do not save the registry address and admin token in this user's CLI settings")
-    .option('--json', 'print JSON instead of text')
-    .action(async (opts: InitOpts) => {
-      if (opts.server && opts.join) throw new MeshError('MESH_ERR_USAGE', 'choose one of --server and --join');
-      if (opts.join) return initJoin(opts);
-      return initServerCmd(opts);
-    });
+      .option('-y, --yes', 'with --join: trust the registry CA without a pinned fingerprint')
+      .option(
+        '--data-dir <dir>',
+        'state directory (default: /var/lib/meshctl/{registry,agent} as root, else ~/.local/share/meshctl/...)',
+      )
+      .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh', 'mesh.local')
+      .addOption(
+        new Option('--default-intention <action>', 'what happens between services no intention names')
+          .choices(['deny', 'allow'])
+          .default('deny'),
+      )
+      .option('--bind <addr:port>', 'address the registry listens on', '0.0.0.0:7443')
+      .option(
+        '--advertise <host>',
+        "address others reach this host at: the registry (--server) or this node's services (--join) (default: this host's first address)",
+      )
+      .option('--san <name>', 'extra DNS name or IP for the registry certificate (repeatable)', collect, [])
+      .addOption(
+        durationOption(
+          '--lease-ttl <duration>',
+          'with --server: how long a node counts as alive without a heartbeat (2s-1h)',
+          LEASE_TTL,
+        ),
+      )
+      .addOption(
+        durationOption(
+          '--leaf-ttl <duration>',
+          'with --server: lifetime of service certificates; agents renew them at half-life (2m-1y)',
+          LEAF_TTL,
+        ),
+      )
+      .addOption(
+        durationOption(
+          '--node-cert-ttl <duration>',
+          'with --server: lifetime of node certificates; agents renew them at half-life (2m-1y)',
+          LEAF_TTL,
+        ),
+      )
+      .addOption(
+        new Option(
+          '--store <kind>',
+          'with --server: where the registry keeps the mesh (etcd: several registries share it)',
+        )
+          .choices(['sqlite', 'etcd'])
+          .default('sqlite'),
+      )
+      .option('--etcd-endpoints <urls>', 'with --store etcd: the etcd client URLs, comma-separated', splitList)
+      .option('--etcd-prefix <prefix>', 'with --store etcd: key prefix of this mesh in etcd', '/meshctl/')
+      .option('--etcd-ca <file>', 'with --store etcd: CA of the etcd servers (https:// endpoints)')
+      .option('--etcd-cert <file>', 'with --store etcd: client certificate for etcd (--client-cert-auth)')
+      .option('--etcd-key <file>', 'with --store etcd: key of the client certificate')
+      .option(
+        '--mesh-key <file>',
+        "with --store etcd: join the mesh already in etcd, using the first registry host's DATA_DIR/mesh.key",
+      )
+      .option('--force', 'replace an existing mesh in --data-dir (invalidates every certificate and token)')
+      .option('--no-save', "do not save the registry address and admin token in this user's CLI settings"),
+  ).action(async (opts: InitOpts) => {
+    if (opts.server && opts.join) throw new MeshError('MESH_ERR_USAGE', 'choose one of --server and --join');
+    if (opts.join) return initJoin(opts);
+    return initServerCmd(opts);
+  });
 }
 
 interface InitOpts {
@@ -126,7 +129,6 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
   }
   // Loaded on use: the CA code is heavy, and every other command should start fast.
   const { initServer } = await import('../../registry/bootstrap.js');
-  const { parseBind } = await import('../../registry/config.js');
   const res = await initServer({
     dataDir: opts.dataDir ?? defaultDataDir('registry'),
     trustDomain: opts.trustDomain,
@@ -139,15 +141,8 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
     ...(opts.advertise ? { advertise: opts.advertise } : {}),
     ...(opts.force ? { force: true } : {}),
   });
-  // This host's CLI talks to its own registry over loopback (the certificate names 127.0.0.1).
-  const { host, port } = parseBind(res.bind);
-  const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
-  if (opts.save) (await openSettings()).set({ registry: localUrl, token: res.adminToken, caFile: res.caCertPath });
-  if (opts.json) {
-    printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
-    return;
-  }
-  printLines([
+  const localUrl = await saveLocalSettings(opts.save, res);
+  emit(opts, { ...res, cliSettingsSaved: opts.save, localUrl }, () => [
     `Made a new mesh in ${res.dataDir}`,
     `  trust domain       ${res.trustDomain}`,
     `  default intention  ${res.defaultIntention}`,
@@ -192,8 +187,7 @@ async function initJoin(opts: InitOpts): Promise<void> {
     ...(opts.force ? { force: true } : {}),
     ...(process.stdin.isTTY && !opts.json ? { confirm: askFingerprint } : {}),
   });
-  if (opts.json) return printJson(res);
-  printLines([
+  emit(opts, res, () => [
     `Joined the mesh ${res.trustDomain} as node ${res.nodeName} (${res.advertise})`,
     `  registry        ${res.registry}`,
     `  CA fingerprint  ${res.caFingerprint}`,
@@ -207,11 +201,23 @@ async function initJoin(opts: InitOpts): Promise<void> {
   ]);
 }
 
-const leaseTtlMs = parseDurationFlag({ example: '15s', minMs: 2000, maxMs: 3_600_000, range: '2s to 1h' });
+const LEASE_TTL: DurationSpec = {
+  example: '15s',
+  minMs: 2000,
+  maxMs: 3_600_000,
+  range: '2s to 1h',
+  defaultMs: 15_000,
+  unit: 's',
+};
 /** The registry's floor: a leaf must outlive its 1-minute backdating by a renewal interval. */
-const leafTtlMs = parseDurationFlag({ example: '24h', minMs: 120_000, maxMs: 31_536_000_000, range: '2m to 365d' });
-const parseLeaseTtl = (value: string): number => Math.round(leaseTtlMs(value) / 1000);
-const parseLeafTtl = (value: string): number => Math.round(leafTtlMs(value) / 1000);
+const LEAF_TTL: DurationSpec = {
+  example: '24h',
+  minMs: 120_000,
+  maxMs: 31_536_000_000,
+  range: '2m to 365d',
+  defaultMs: 86_400_000,
+  unit: 's',
+};
 
 async function askFingerprint(fingerprint: string): Promise<boolean> {
   const { createInterface } = await import('node:readline/promises');
@@ -240,7 +246,6 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
     });
   }
   const { initEtcdServer } = await import('../../registry/bootstrap-etcd.js');
-  const { parseBind } = await import('../../registry/config.js');
   const res = await initEtcdServer({
     dataDir: opts.dataDir ?? defaultDataDir('registry'),
     trustDomain: opts.trustDomain,
@@ -261,24 +266,11 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
     ...(opts.advertise ? { advertise: opts.advertise } : {}),
     ...(opts.force ? { force: true } : {}),
   });
-  const { host, port } = parseBind(res.bind);
-  const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
-  if (opts.save) {
-    (await openSettings()).set({
-      registry: localUrl,
-      caFile: res.caCertPath,
-      ...(res.adminToken ? { token: res.adminToken } : {}),
-    });
-  }
-  if (opts.json) {
-    printJson({ ...res, cliSettingsSaved: opts.save, localUrl });
-    return;
-  }
-  const head = res.joined
-    ? [`Added this host as a registry of mesh ${res.trustDomain} (found in etcd at ${res.etcdEndpoints.join(',')})`]
-    : [`Made a new mesh in etcd at ${res.etcdEndpoints.join(',')} (this registry's files in ${res.dataDir})`];
-  printLines([
-    ...head,
+  const localUrl = await saveLocalSettings(opts.save, res);
+  emit(opts, { ...res, cliSettingsSaved: opts.save, localUrl }, () => [
+    res.joined
+      ? `Added this host as a registry of mesh ${res.trustDomain} (found in etcd at ${res.etcdEndpoints.join(',')})`
+      : `Made a new mesh in etcd at ${res.etcdEndpoints.join(',')} (this registry's files in ${res.dataDir})`,
     `  trust domain       ${res.trustDomain}`,
     `  default intention  ${res.defaultIntention}`,
     `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
@@ -303,4 +295,25 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
     '  3. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
     `                             --ca-fingerprint ${res.caFingerprint}`,
   ]);
+}
+
+/**
+ * This host's CLI talks to its own registry over loopback (the certificate names 127.0.0.1): saved
+ * unless --no-save, with the admin token when this init made one. Gives that URL.
+ */
+async function saveLocalSettings(
+  save: boolean,
+  res: { bind: string; caCertPath: string; adminToken?: string | undefined },
+): Promise<string> {
+  const { parseBind } = await import('../../registry/config.js');
+  const { host, port } = parseBind(res.bind);
+  const localUrl = `https://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (save) {
+    (await openSettings()).set({
+      registry: localUrl,
+      caFile: res.caCertPath,
+      ...(res.adminToken ? { token: res.adminToken } : {}),
+    });
+  }
+  return localUrl;
 }

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
-import { parseIntentionName, parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
-import { printJson, printLines, printTable } from '../output.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import { parseIntentionName, parseName, withJson, withRegistryFlags } from '../flags.js';
+import { tableLines } from '../output.js';
+import { emit, withRegistry } from '../run.js';
 
 type Opts = RegistryFlags & { json?: boolean; description?: string };
 
@@ -19,32 +20,22 @@ export function intentionCommand(): Command {
           .option('--description <text>', 'why this intention exists', ''),
       ),
     ).action(async (source: string, destination: string, opts: Opts) => {
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const res = await client.putIntention(source, destination, action, opts.description ?? '');
-        if (opts.json) return printJson(res);
-        printLines([`${action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination}`]);
-      } finally {
-        client.close();
-      }
+      const res = await withRegistry(opts, (c) => c.putIntention(source, destination, action, opts.description ?? ''));
+      emit(opts, res, () => [`${action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination}`]);
     });
   }
 
   withJson(withRegistryFlags(cmd.command('list').description('list intentions and the default'))).action(
     async (opts: Opts) => {
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const res = await client.intentions();
-        if (opts.json) return printJson(res);
-        printTable(
+      const res = await withRegistry(opts, (c) => c.intentions());
+      emit(opts, res, (r) => [
+        ...tableLines(
           ['SOURCE', 'DESTINATION', 'ACTION', 'DESCRIPTION'],
-          res.intentions.map((i) => [i.source, i.destination, i.action, i.description]),
+          r.intentions.map((i) => [i.source, i.destination, i.action, i.description]),
           'no intentions',
-        );
-        printLines([`default: ${res.defaultAction}`]);
-      } finally {
-        client.close();
-      }
+        ),
+        `default: ${r.defaultAction}`,
+      ]);
     },
   );
 
@@ -57,14 +48,8 @@ export function intentionCommand(): Command {
         .argument('<destination>', 'destination service or *', parseIntentionName),
     ),
   ).action(async (source: string, destination: string, opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.deleteIntention(source, destination);
-      if (opts.json) return printJson(res);
-      printLines([`Deleted: ${source} -> ${destination}`]);
-    } finally {
-      client.close();
-    }
+    const res = await withRegistry(opts, (c) => c.deleteIntention(source, destination));
+    emit(opts, res, () => [`Deleted: ${source} -> ${destination}`]);
   });
 
   withJson(
@@ -76,15 +61,11 @@ export function intentionCommand(): Command {
         .argument('<destination>', 'destination service', parseName('service name')),
     ),
   ).action(async (source: string, destination: string, opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.checkIntention(source, destination);
-      if (opts.json) return printJson(res);
-      const by = res.matched ? `intention ${res.matched.source} -> ${res.matched.destination}` : 'the default policy';
-      printLines([`${res.action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination} (decided by ${by})`]);
-    } finally {
-      client.close();
-    }
+    const res = await withRegistry(opts, (c) => c.checkIntention(source, destination));
+    emit(opts, res, (r) => {
+      const by = r.matched ? `intention ${r.matched.source} -> ${r.matched.destination}` : 'the default policy';
+      return [`${r.action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination} (decided by ${by})`];
+    });
   });
   return cmd;
 }

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { MeshError } from '../../errors/index.js';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
-import { collectServicePattern, parseName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
-import { printJson, printLines } from '../output.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import { collectServicePattern, parseName, withJson, withRegistryFlags } from '../flags.js';
+import { emit, withRegistry } from '../run.js';
 
 type Opts = RegistryFlags & { json?: boolean; anyService?: boolean };
 
@@ -29,21 +29,15 @@ export function nodeCommand(): Command {
         .argument('<node>', 'node name', parseName('node name')),
     ),
   ).action(async (name: string, opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const n = await client.node(name);
-      if (opts.json) return printJson({ node: n });
-      printLines([
-        `node          ${n.name} (${n.address})`,
-        `status        ${n.alive ? 'alive' : 'not alive (lease expired)'}${n.lastSeen ? `, last seen ${n.lastSeen}` : ''}`,
-        `may serve     ${describeNodeAuthorization(n.authorization)}`,
-        `instances     ${n.instances.length === 0 ? '(none)' : n.instances.map((i) => (i.id === i.name ? i.name : `${i.id} (${i.name})`)).join(', ')}`,
-        `certificates  ${n.certificates} issued and not expired`,
-        `joined        ${n.joinedAt}${n.joinedWith ? ` with token ${n.joinedWith}` : ''}`,
-      ]);
-    } finally {
-      client.close();
-    }
+    const node = await withRegistry(opts, (c) => c.node(name));
+    emit(opts, { node }, ({ node: n }) => [
+      `node          ${n.name} (${n.address})`,
+      `status        ${n.alive ? 'alive' : 'not alive (lease expired)'}${n.lastSeen ? `, last seen ${n.lastSeen}` : ''}`,
+      `may serve     ${describeNodeAuthorization(n.authorization)}`,
+      `instances     ${n.instances.length === 0 ? '(none)' : n.instances.map((i) => (i.id === i.name ? i.name : `${i.id} (${i.name})`)).join(', ')}`,
+      `certificates  ${n.certificates} issued and not expired`,
+      `joined        ${n.joinedAt}${n.joinedWith ? ` with token ${n.joinedWith}` : ''}`,
+    ]);
   });
 
   for (const action of ['allow', 'deny'] as const) {
@@ -66,22 +60,14 @@ export function nodeCommand(): Command {
         throw new MeshError('MESH_ERR_USAGE', `name the services to ${action}, or pass --any-service`, {
           hint: `meshctl node ${action} ${name} api`,
         });
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const res = await client.authorizeNode(name, {
-          action,
-          services: patterns,
-          anyService: opts.anyService === true,
-        });
-        if (opts.json) return printJson(res);
-        printLines([
-          `Node ${name} may serve: ${describeNodeAuthorization(res.record.authorization)}`,
-          ...(res.deregistered.length > 0 ? [`  deregistered: ${res.deregistered.join(', ')}`] : []),
-          ...(res.revoked > 0 ? [`  revoked ${res.revoked} certificate${res.revoked === 1 ? '' : 's'}`] : []),
-        ]);
-      } finally {
-        client.close();
-      }
+      const res = await withRegistry(opts, (c) =>
+        c.authorizeNode(name, { action, services: patterns, anyService: opts.anyService === true }),
+      );
+      emit(opts, res, (r) => [
+        `Node ${name} may serve: ${describeNodeAuthorization(r.record.authorization)}`,
+        ...(r.deregistered.length > 0 ? [`  deregistered: ${r.deregistered.join(', ')}`] : []),
+        ...(r.revoked > 0 ? [`  revoked ${r.revoked} certificate${r.revoked === 1 ? '' : 's'}`] : []),
+      ]);
     });
   }
 
@@ -93,17 +79,11 @@ export function nodeCommand(): Command {
         .argument('<node>', 'node name', parseName('node name')),
     ),
   ).action(async (name: string, opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.removeNode(name);
-      if (opts.json) return printJson(res);
-      printLines([
-        `Removed node ${name}: deregistered, ${res.revoked} certificate${res.revoked === 1 ? '' : 's'} revoked.`,
-        'Its sidecar peers refuse the revoked certificates as soon as their snapshots update.',
-      ]);
-    } finally {
-      client.close();
-    }
+    const res = await withRegistry(opts, (c) => c.removeNode(name));
+    emit(opts, res, (r) => [
+      `Removed node ${name}: deregistered, ${r.revoked} certificate${r.revoked === 1 ? '' : 's'} revoked.`,
+      'Its sidecar peers refuse the revoked certificates as soon as their snapshots update.',
+    ]);
   });
   return cmd;
 }

@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { durationOption } from '../flags.js';
 // Only the limit is loaded with the CLI; the proxy itself (http-proxy, histograms, TLS) loads when it runs.
 import { MAX_DRAIN_SECONDS } from '../../proxy/limits.js';
 
@@ -15,6 +16,7 @@ function parseDrainSeconds(value: string): number {
 interface RunOpts {
   adminSocket: string;
   snapshot?: string;
+  drain?: number;
   drainSeconds?: number;
 }
 
@@ -31,17 +33,23 @@ export function proxyCommand(): Command {
       '--snapshot <file>',
       "start serving this snapshot JSON (the agent's cached copy) without waiting for a push",
     )
-    .option(
-      '--drain-seconds <n>',
-      `how long to let connections finish on shutdown (0-${MAX_DRAIN_SECONDS}, default 5)`,
-      parseDrainSeconds,
+    .addOption(
+      // The default lives with the proxy (DEFAULT_DRAIN_MS), which the CLI does not load to show help.
+      durationOption('--drain <duration>', 'how long to let connections finish on shutdown (default: 5s)', {
+        example: '5s',
+        maxMs: MAX_DRAIN_SECONDS * 1000,
+        range: `0s to ${MAX_DRAIN_SECONDS}s`,
+      }),
     )
+    // The older spelling, in whole seconds; kept so scripts that pass it still run.
+    .addOption(new Option('--drain-seconds <n>').argParser(parseDrainSeconds).hideHelp().conflicts('drain'))
     .action(async (opts: RunOpts) => {
       const { runProxy } = await import('../../proxy/main.js');
       const running = await runProxy({
         adminSocket: opts.adminSocket,
         ...(opts.snapshot !== undefined ? { snapshotFile: opts.snapshot } : {}),
         ...(opts.drainSeconds !== undefined ? { drainMs: opts.drainSeconds * 1000 } : {}),
+        ...(opts.drain !== undefined ? { drainMs: opts.drain } : {}),
       });
       if (running.startupProblem) {
         process.stderr.write(`warning: ${running.startupProblem.message}\n  hint: ${running.startupProblem.hint}\n`);

@@ -1,9 +1,8 @@
 import { Command, Option } from 'commander';
 import { MeshError } from '../../errors/index.js';
-import { agentClientFor, type AgentFlags } from '../../targets/agent.js';
-import { collect, parseName, parsePort, parsePositiveInt } from '../flags.js';
-import { printJson, printLines } from '../output.js';
-import { withAgentFlags } from './agent.js';
+import type { AgentFlags } from '../../targets/agent.js';
+import { collect, parseName, parsePort, parsePositiveInt, withAgentFlags, withJson } from '../flags.js';
+import { emit, withAgent } from '../run.js';
 import type { RegisterFlags } from '../../agent/flags-registration.js';
 
 type Opts = AgentFlags & RegisterFlags & { file?: string; json?: boolean };
@@ -11,7 +10,7 @@ type Opts = AgentFlags & RegisterFlags & { file?: string; json?: boolean };
 export function registerCommand(): Command {
   const cmd = new Command('register').description("register services with this host's agent");
   cmd.option('-f, --file <path>', 'register the services defined in a YAML or JSON file');
-  withAgentFlags(cmd).option('--json', 'print JSON instead of text');
+  withJson(withAgentFlags(cmd));
   cmd.action(async (opts: Opts) => {
     if (!opts.file)
       throw new MeshError(
@@ -20,62 +19,57 @@ export function registerCommand(): Command {
       );
     const { readDefinitionFile } = await import('../../agent/definitions/index.js');
     const def = await readDefinitionFile(opts.file);
-    const client = await agentClientFor(opts);
-    try {
+    const registered = await withAgent(opts, async (c) => {
       const results = [];
-      for (const svc of def.services) results.push(await client.register(svc));
-      if (opts.json) return printJson({ registered: results });
-      printLines(results.map((r) => registeredLine(r)));
-    } finally {
-      client.close();
-    }
+      for (const svc of def.services) results.push(await c.register(svc));
+      return results;
+    });
+    emit(opts, { registered }, (r) => r.registered.map(registeredLine));
   });
 
-  withAgentFlags(
-    cmd
-      .command('service')
-      .description('register one service on this host')
-      .argument('<name>', 'service name', parseName('service name'))
-      .requiredOption('--port <port>', 'port the service listens on', parsePort)
-      .option('--id <id>', 'instance id, unique on this host (default: the name)', parseName('instance id'))
-      .option('--address <addr>', "address the service is reached at (default: the node's address)")
-      .option('--tag <tag>', 'tag (repeatable)', collect, [])
-      .option('--meta <key=value>', 'metadata (repeatable)', collect, [])
-      .option('--weight <n>', 'load-balancing weight, 1-1000', parsePositiveInt('weight', 1000))
-      .addOption(new Option('--protocol <protocol>', 'traffic protocol').choices(['http', 'tcp']))
-      .option('--check <spec>', "health check: URL, tcp://host:port, exec:'cmd' or ttl:30s (repeatable)", collect, [])
-      .option('--interval <duration>', 'how often checks run', '10s')
-      .option('--timeout <duration>', 'how long one check may take', '2s')
-      .option('--success-before-passing <n>', 'consecutive successes before passing', parsePositiveInt('count', 100))
-      .option('--failures-before-critical <n>', 'consecutive failures before critical', parsePositiveInt('count', 100))
-      .option(
-        '--upstream <service:localport>',
-        'an upstream this service calls via 127.0.0.1:LOCALPORT (repeatable)',
-        collect,
-        [],
-      )
-      .option(
-        '--mesh-port <port>',
-        "port of the sidecar's mTLS listener (default: a free one from 21000-21999)",
-        parsePort,
-      )
-      .option('--no-proxy', 'do not run a sidecar proxy for this service'),
-  )
-    .option('--json', 'print JSON instead of text')
-    .action(async (name: string, _opts: Opts, command: Command) => {
-      // --data-dir/--socket may be given before or after `service`.
-      const opts = command.optsWithGlobals<Opts>();
-      const { registrationFromFlags } = await import('../../agent/flags-registration.js');
-      const reg = registrationFromFlags(name, opts);
-      const client = await agentClientFor(opts);
-      try {
-        const res = await client.register(reg);
-        if (opts.json) return printJson(res);
-        printLines([registeredLine(res)]);
-      } finally {
-        client.close();
-      }
-    });
+  withJson(
+    withAgentFlags(
+      cmd
+        .command('service')
+        .description('register one service on this host')
+        .argument('<name>', 'service name', parseName('service name'))
+        .requiredOption('--port <port>', 'port the service listens on', parsePort)
+        .option('--id <id>', 'instance id, unique on this host (default: the name)', parseName('instance id'))
+        .option('--address <addr>', "address the service is reached at (default: the node's address)")
+        .option('--tag <tag>', 'tag (repeatable)', collect, [])
+        .option('--meta <key=value>', 'metadata (repeatable)', collect, [])
+        .option('--weight <n>', 'load-balancing weight, 1-1000', parsePositiveInt('weight', 1000))
+        .addOption(new Option('--protocol <protocol>', 'traffic protocol').choices(['http', 'tcp']))
+        .option('--check <spec>', "health check: URL, tcp://host:port, exec:'cmd' or ttl:30s (repeatable)", collect, [])
+        .addOption(new Option('--interval <duration>', 'how often checks run').default('10s', '10s'))
+        .addOption(new Option('--timeout <duration>', 'how long one check may take').default('2s', '2s'))
+        .option('--success-before-passing <n>', 'consecutive successes before passing', parsePositiveInt('count', 100))
+        .option(
+          '--failures-before-critical <n>',
+          'consecutive failures before critical',
+          parsePositiveInt('count', 100),
+        )
+        .option(
+          '--upstream <service:localport>',
+          'an upstream this service calls via 127.0.0.1:LOCALPORT (repeatable)',
+          collect,
+          [],
+        )
+        .option(
+          '--mesh-port <port>',
+          "port of the sidecar's mTLS listener (default: a free one from 21000-21999)",
+          parsePort,
+        )
+        .option('--no-proxy', 'do not run a sidecar proxy for this service'),
+    ),
+  ).action(async (name: string, _opts: Opts, command: Command) => {
+    // --data-dir/--socket may be given before or after `service`.
+    const opts = command.optsWithGlobals<Opts>();
+    const { registrationFromFlags } = await import('../../agent/flags-registration.js');
+    const reg = registrationFromFlags(name, opts);
+    const res = await withAgent(opts, (c) => c.register(reg));
+    emit(opts, res, (r) => [registeredLine(r)]);
+  });
   return cmd;
 }
 
@@ -87,22 +81,16 @@ function registeredLine(r: { id: string; synced: boolean }): string {
 
 export function deregisterCommand(): Command {
   const cmd = new Command('deregister').description("deregister services from this host's agent");
-  withAgentFlags(
-    cmd
-      .command('service')
-      .description('deregister one service of this host')
-      .argument('<id>', 'service (instance) id', parseName('service id')),
-  )
-    .option('--json', 'print JSON instead of text')
-    .action(async (id: string, opts: AgentFlags & { json?: boolean }) => {
-      const client = await agentClientFor(opts);
-      try {
-        const res = await client.deregister(id);
-        if (opts.json) return printJson(res);
-        printLines([`Deregistered service '${res.id}'.`]);
-      } finally {
-        client.close();
-      }
-    });
+  withJson(
+    withAgentFlags(
+      cmd
+        .command('service')
+        .description('deregister one service of this host')
+        .argument('<id>', 'service (instance) id', parseName('service id')),
+    ),
+  ).action(async (id: string, opts: AgentFlags & { json?: boolean }) => {
+    const res = await withAgent(opts, (c) => c.deregister(id));
+    emit(opts, res, (r) => [`Deregistered service '${r.id}'.`]);
+  });
   return cmd;
 }

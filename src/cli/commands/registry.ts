@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { defaultDataDir } from '../../targets/settings.js';
 import { runDaemon } from '../daemon.js';
-import { printJson, printLines } from '../output.js';
+import { installCommand } from './install.js';
 
 export function registryCommand(): Command {
   const cmd = new Command('registry').description('run and manage the control-plane registry');
@@ -31,19 +31,8 @@ export function registryCommand(): Command {
         close: (reg) => reg.close(),
       });
     });
-  cmd
-    .command('install')
-    .description('install and enable the systemd unit for the registry')
-    .option('--now', 'start it now as well')
-    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
-    .option('--data-dir <dir>', 'registry data directory')
-    .option('--user <user>', 'user the registry runs as (must own the data directory)', 'root')
-    .option('--json', 'print JSON instead of text')
-    .action(async (opts: { now?: boolean; unitDir: string; dataDir?: string; user: string; json?: boolean }) => {
-      const { installService } = await import('../../systemd/cli-install.js');
-      const res = await installService('registry', { ...opts, dataDir: opts.dataDir ?? defaultDataDir('registry') });
-      if (opts.json) return printJson(res);
-      printLines(res.lines);
-    });
+  cmd.addCommand(
+    installCommand('registry', { user: 'root', userHelp: 'user the registry runs as (must own the data directory)' }),
+  );
   return cmd;
 }

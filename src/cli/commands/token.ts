@@ -1,17 +1,17 @@
 import { Command } from 'commander';
 import { MeshError } from '../../errors/index.js';
 import type { TokenInfo } from '../../api/schemas.js';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
+import type { RegistryFlags } from '../../targets/registry.js';
 import {
   collectServicePattern,
-  parseDurationFlag,
+  durationOption,
   parseName,
   parsePositiveInt,
-  registryFlags,
   withJson,
   withRegistryFlags,
 } from '../flags.js';
-import { printJson, printLines, printTable } from '../output.js';
+import { tableLines } from '../output.js';
+import { emit, withRegistry } from '../run.js';
 
 type Opts = RegistryFlags & {
   json?: boolean;
@@ -23,9 +23,6 @@ type Opts = RegistryFlags & {
   admin?: boolean;
   replaceNode?: string;
 };
-
-const ttlMs = parseDurationFlag({ example: '1h or 7d', minMs: 60_000, range: 'at least 1m' });
-const parseTtl = (value: string): number => Math.round(ttlMs(value) / 1000);
 
 /** What a join token lets a node serve, as every listing shows it: an any-service token says so loudly. */
 export function tokenScope(t: TokenInfo): string {
@@ -68,7 +65,14 @@ export function tokenCommand(): Command {
         )
         .option('--admin', 'make an admin token instead (full access; never expires unless --ttl)')
         .option('--description <text>', 'what the token is for', '')
-        .option('--ttl <duration>', 'expire the token after this long (join tokens: default 24h)', parseTtl),
+        .addOption(
+          durationOption('--ttl <duration>', 'expire the token after this long (join tokens: default 24h)', {
+            example: '1h or 7d',
+            minMs: 60_000,
+            range: 'at least 1m',
+            unit: 's',
+          }),
+        ),
     ),
   ).action(async (opts: Opts) => {
     const services = opts.service ?? [];
@@ -76,44 +80,39 @@ export function tokenCommand(): Command {
       throw new MeshError('MESH_ERR_USAGE', '--admin takes none of --service, --any-service, --uses, --replace-node');
     if (opts.anyService && services.length > 0)
       throw new MeshError('MESH_ERR_USAGE', 'choose --service NAME or --any-service, not both');
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const res = await client.createToken(opts.description ?? '', opts.ttl, {
+    const res = await withRegistry(opts, (c) =>
+      c.createToken(opts.description ?? '', opts.ttl, {
         kind: opts.admin ? 'admin' : 'join',
         services,
         ...(opts.anyService ? { anyService: true } : {}),
         ...(opts.uses !== undefined ? { uses: opts.uses } : {}),
         ...(opts.replaceNode ? { replaceNode: opts.replaceNode } : {}),
-      });
-      if (opts.json) return printJson(res);
-      const t = res.info;
+      }),
+    );
+    emit(opts, res, ({ token, info: t }) => {
       const limits = [
         t.expiresAt ? `expires ${t.expiresAt}` : 'never expires',
         ...(t.maxUses !== undefined ? [`${t.maxUses} use${t.maxUses === 1 ? '' : 's'}`] : []),
       ].join(', ');
-      printLines([
+      return [
         `${t.kind === 'admin' ? 'Admin' : 'Join'} token ${t.id} (${limits}):`,
-        `  ${res.token}`,
+        `  ${token}`,
         ...(t.kind === 'join' ? [`  may serve: ${tokenScope(t)}`] : []),
         ...(t.replaceNode ? [`  may take the name of dead node '${t.replaceNode}'`] : []),
         ...(t.anyService
           ? ['warning: a node joining with this token may get a certificate for any service name.']
           : []),
-      ]);
-    } finally {
-      client.close();
-    }
+      ];
+    });
   });
 
   withJson(withRegistryFlags(cmd.command('list').description('list tokens (secrets are never shown again)'))).action(
     async (opts: Opts) => {
-      const client = await registryClientFor(registryFlags(opts));
-      try {
-        const tokens = await client.tokens();
-        if (opts.json) return printJson({ tokens });
-        printTable(
+      const tokens = await withRegistry(opts, (c) => c.tokens());
+      emit(opts, { tokens }, (r) =>
+        tableLines(
           ['ID', 'KIND', 'STATE', 'USES', 'EXPIRES', 'MAY SERVE', 'DESCRIPTION'],
-          tokens.map((t) => [
+          r.tokens.map((t) => [
             t.id,
             t.kind,
             tokenState(t),
@@ -122,10 +121,8 @@ export function tokenCommand(): Command {
             tokenScope(t),
             t.description,
           ]),
-        );
-      } finally {
-        client.close();
-      }
+        ),
+      );
     },
   );
 
@@ -137,14 +134,8 @@ export function tokenCommand(): Command {
         .argument('<id>', 'token id (from `meshctl token list`)'),
     ),
   ).action(async (id: string, opts: Opts) => {
-    const client = await registryClientFor(registryFlags(opts));
-    try {
-      const info = await client.revokeToken(id);
-      if (opts.json) return printJson({ token: info });
-      printLines([`Revoked token ${info.id} (${info.kind})`]);
-    } finally {
-      client.close();
-    }
+    const token = await withRegistry(opts, (c) => c.revokeToken(id));
+    emit(opts, { token }, (r) => [`Revoked token ${r.token.id} (${r.token.kind})`]);
   });
   return cmd;
 }
