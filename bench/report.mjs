@@ -104,8 +104,36 @@ export function evaluateTargets(dpSummary, cp) {
     );
   }
   if (cp) {
-    const r = cp.runs.find((x) => x.watchers === 1000)?.registration;
-    add('registration → 1,000 watchers answered, p99', '≤ 200 ms', r?.p99Ms, 'ms', (r?.p99Ms ?? Infinity) <= 200);
+    const run = (store, n) =>
+      cp.backends.find((b) => b.store === store)?.runs.find((x) => x.watchers === n && x.error === undefined);
+    const r = run('sqlite', 1000)?.registration;
+    add('registration → 1,000 watchers answered, p99 (sqlite)', '≤ 200 ms', r?.p99Ms, 'ms', r ? r.p99Ms <= 200 : null);
+    // Issue 12: 5,000 agents on etcd with two registries sharing them.
+    const e5 = run('etcd', 5000);
+    add(
+      'registration → 5,000 watchers answered, p99 (etcd, two registries)',
+      '≤ 1,000 ms',
+      e5?.registration.p99Ms,
+      'ms',
+      e5 ? e5.registration.p99Ms <= 1000 && e5.registration.answered === 5000 : null,
+    );
+    add(
+      'registry RSS holding 5,000 watchers (etcd, largest registry)',
+      '≤ 300 MB',
+      e5?.registryRssHoldingMB,
+      'MB',
+      e5 ? e5.registryRssHoldingMB <= 300 : null,
+    );
+    for (const b of cp.backends) {
+      const x = run(b.store, 5000);
+      add(
+        `5,000 new watches held after connecting (${b.store})`,
+        '≤ 60 s',
+        x?.holdNewSec,
+        's',
+        x ? x.holdNewSec <= 60 : null,
+      );
+    }
   }
   return t;
 }
@@ -164,6 +192,7 @@ export function dataPlaneRows(summary) {
 
 export function controlPlaneRows(cp) {
   const header = [
+    'store (registries)',
     'watchers',
     'change',
     'p50 ms',
@@ -174,26 +203,40 @@ export function controlPlaneRows(cp) {
     'answered',
     'registry CPU ms per change',
     'registry RSS MB (before → holding)',
+    's to hold N new watches',
     'registry CPU ms to take the watches',
   ];
   const rows = [];
-  for (const run of cp.runs) {
-    for (const kind of ['registration', 'intention']) {
-      const k = run[kind];
-      if (!k) continue;
-      rows.push([
-        fmt(run.watchers, 0),
-        kind,
-        fmt(k.p50Ms, 1),
-        fmt(k.p99Ms, 1),
-        fmt(k.maxMs, 1),
-        fmt(k.ackMs, 1),
-        fmt(k.p99FromSentMs, 1),
-        `${k.answered}/${run.watchers}`,
-        fmt(k.registryCpuMs, 0),
-        `${fmt(run.registryRssBeforeMB, 1)} → ${fmt(run.registryRssHoldingMB, 1)}`,
-        fmt(run.registryCpuArmMs, 0),
-      ]);
+  for (const b of cp.backends) {
+    for (const run of b.runs) {
+      if (run.error !== undefined) {
+        rows.push([
+          `${b.store} (${b.registries})`,
+          fmt(run.watchers, 0),
+          `failed: ${run.error}`,
+          ...Array(10).fill('—'),
+        ]);
+        continue;
+      }
+      for (const kind of ['registration', 'intention']) {
+        const k = run[kind];
+        if (!k) continue;
+        rows.push([
+          `${b.store} (${b.registries})`,
+          fmt(run.watchers, 0),
+          kind,
+          fmt(k.p50Ms, 1),
+          fmt(k.p99Ms, 1),
+          fmt(k.maxMs, 1),
+          fmt(k.ackMs, 1),
+          fmt(k.p99FromSentMs, 1),
+          `${k.answered}/${run.watchers}`,
+          fmt(k.registryCpuMs, 0),
+          `${fmt(run.registryRssBeforeMB, 1)} → ${fmt(run.registryRssHoldingMB, 1)}`,
+          fmt(run.holdNewSec, 1),
+          fmt(run.registryCpuArmMs, 0),
+        ]);
+      }
     }
   }
   return [header, ...rows];
@@ -237,7 +280,7 @@ export function markdownReport(result) {
     `# meshctl benchmark — ${m.date}`,
     '',
     `- machine: ${m.machine.nproc} CPUs (${m.machine.cpuModel}), ${m.machine.memGB} GB, ${m.machine.kernel}`,
-    `- software: Node ${m.machine.node}, ${m.machine.haproxy ?? 'haproxy —'}, ${m.machine.wrk ?? 'wrk —'}`,
+    `- software: Node ${m.machine.node}, ${m.machine.haproxy ?? 'haproxy —'}, ${m.machine.wrk ?? 'wrk —'}, ${m.machine.etcd ?? 'etcd —'}`,
     `- commit: ${m.git.commit}${m.git.dirty ? ' (with uncommitted changes)' : ''}; dist/ ${m.build}`,
     `- command: \`${m.command}\``,
     `- load average before → after: ${m.machine.loadBefore} → ${m.machine.loadAfter} (the machine is shared: figures are noisy, compare ratios within one run)`,
@@ -260,7 +303,7 @@ export function markdownReport(result) {
     lines.push(
       '## Control plane',
       '',
-      `Watchers hold blocking queries (\`GET /v1/catalog/service/api?index=N&wait=60s\`, \`GET /v1/intentions?index=N&wait=60s\`) over mTLS; time from the change being acknowledged (its PUT answered; "ack ms" is how long that took) to each watcher having the answer that shows it. ${result.controlPlane.rounds} changes of each kind per size, each over all N watchers; medians of the per-change p50/p99, max over all. Registry store: ${result.controlPlane.store}; up to ${result.controlPlane.perProcess} watchers per client process.`,
+      `Watchers hold blocking queries (\`GET /v1/catalog/service/api?index=N&wait=60s\`, \`GET /v1/intentions?index=N&wait=60s\`) over mTLS; time from the change being acknowledged (its PUT answered; "ack ms" is how long that took) to each watcher having the answer that shows it. ${result.controlPlane.rounds} changes of each kind per size, each over all N watchers; medians of the per-change p50/p99, max over all. Stores: ${result.controlPlane.backends.map((b) => `${b.store} (${b.registries} registr${b.registries > 1 ? 'ies' : 'y'})`).join(', ')}; with two registries the watcher processes alternate between them and every change is made through the first; "registry" figures are the largest RSS of any registry and the CPU of all of them. Up to ${result.controlPlane.backends[0]?.perProcess} watchers per client process, one node certificate per ${result.controlPlane.backends[0]?.perIdentity} watchers; "s to hold N new watches" is from arming N watchers on new connections (TLS handshakes) until the registries report all N held.`,
       '',
       markdownTable(controlPlaneRows(result.controlPlane)),
       '',

@@ -1,9 +1,10 @@
 /**
  * A process full of simulated agents for the control-plane bench (forked with IPC by
  * control-plane.mjs): each watcher holds one blocking query against the registry, the way
- * an agent waits for catalog and intention changes, over mTLS with a node certificate.
+ * an agent waits for catalog and intention changes, over mTLS with a node certificate
+ * (`perIdentity` watchers share one, each group its own client and connections).
  *
- * Messages in:  {cmd:'init', baseUrl, caPem, certPem, keyPem, count}
+ * Messages in:  {cmd:'init', baseUrl, caPem, identities:[{certPem, keyPem}, …], perIdentity, count}
  *               {cmd:'arm', kind:'catalog'|'intentions', index, expect, timeoutMs}
  *               {cmd:'close'}
  * Messages out: {cmd:'ready'}, {cmd:'armed'},
@@ -20,7 +21,9 @@ const { RegistryClient } = await distImport('api/registry-client.js');
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const now = () => performance.timeOrigin + performance.now();
 
-let client;
+/** @type {any[]} one RegistryClient per identity */
+let clients = [];
+let perIdentity = 1;
 let count = 0;
 
 function sees(kind, r, expect) {
@@ -30,7 +33,7 @@ function sees(kind, r, expect) {
   );
 }
 
-async function watchOne(kind, index, expect, deadline) {
+async function watchOne(client, kind, index, expect, deadline) {
   let idx = index;
   while (now() < deadline) {
     const r =
@@ -49,10 +52,12 @@ async function arm(m) {
   const runs = [];
   for (let i = 0; i < count; i++) {
     runs.push(
-      watchOne(m.kind, m.index, m.expect, deadline).catch((e) => {
-        if (errors.length < 5) errors.push(String(e?.message ?? e));
-        return undefined;
-      }),
+      watchOne(clients[Math.floor(i / perIdentity) % clients.length], m.kind, m.index, m.expect, deadline).catch(
+        (e) => {
+          if (errors.length < 5) errors.push(String(e?.message ?? e));
+          return undefined;
+        },
+      ),
     );
     // Let the sockets open in batches rather than one burst of SYNs.
     if (i % 100 === 99) await new Promise((r) => setImmediate(r));
@@ -66,15 +71,19 @@ async function arm(m) {
 process.on('message', (m) => {
   if (m.cmd === 'init') {
     count = m.count;
-    client = new RegistryClient({ baseUrl: m.baseUrl, ca: m.caPem, cert: m.certPem, key: m.keyPem });
-    // Keep every watcher's connection between rounds (Node keeps 256 idle sockets by default),
-    // so later rounds measure the change, not new handshakes.
-    client.http.agent.maxFreeSockets = Math.max(256, count);
+    perIdentity = m.perIdentity;
+    clients = m.identities.map((id) => {
+      const c = new RegistryClient({ baseUrl: m.baseUrl, ca: m.caPem, cert: id.certPem, key: id.keyPem });
+      // Keep every watcher's connection between rounds (Node keeps 256 idle sockets by default),
+      // so later rounds measure the change, not new handshakes.
+      c.http.agent.maxFreeSockets = Math.max(256, perIdentity);
+      return c;
+    });
     process.send({ cmd: 'ready' });
   } else if (m.cmd === 'arm') {
     void arm(m).catch((e) => process.send({ cmd: 'result', times: [], answered: 0, errors: [String(e)] }));
   } else if (m.cmd === 'close') {
-    client?.close();
+    for (const c of clients) c.close();
     process.exit(0);
   }
 });

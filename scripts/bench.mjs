@@ -8,7 +8,7 @@
  *   npm run bench -- [--rounds 3] [--duration 8] [--connections 32] [--threads 2]
  *                    [--rate 1000] [--latency-duration 6] [--warmup 2]
  *                    [--scenarios direct,haproxy-pair,…] [--watchers 100,1000[,5000]]
- *                    [--cp-rounds 3] [--cp-store sqlite|memory]
+ *                    [--cp-rounds 3] [--cp-store sqlite,etcd] (sqlite, memory, etcd: each in turn)
  *                    [--skip-control-plane] [--skip-data-plane] [--no-build]
  *                    [--profile DIR] [--quick] [--deadline-min 20] [--keep-logs]
  */
@@ -37,7 +37,8 @@ try {
       // 5,000 is opt-in: on a shared 2-core box its 5,000 TLS handshakes alone take minutes.
       watchers: { type: 'string', default: '100,1000' },
       'cp-rounds': { type: 'string', default: '3' },
-      'cp-store': { type: 'string', default: 'sqlite' },
+      // Both backends side by side in one run (issue 12); etcd runs two registries on 3 members.
+      'cp-store': { type: 'string', default: 'sqlite,etcd' },
       'skip-control-plane': { type: 'boolean', default: false },
       'skip-data-plane': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
@@ -81,8 +82,12 @@ const opts = {
 };
 const watchers = (quick ? '100' : v.watchers).split(',').map((x) => num('watchers', x, 1, 20_000));
 const cpRounds = quick ? 1 : num('cp-rounds', v['cp-rounds'], 1, 20);
-if (!['sqlite', 'memory'].includes(v['cp-store'])) {
-  process.stderr.write(`error: --cp-store must be sqlite or memory (got '${v['cp-store']}')\n`);
+const cpStores = v['cp-store'].split(',').filter((x) => x !== '');
+const badStore = cpStores.find((x) => !['sqlite', 'memory', 'etcd'].includes(x));
+if (badStore !== undefined || cpStores.length === 0) {
+  process.stderr.write(
+    `error: --cp-store takes a comma-separated list of sqlite, memory and etcd (got '${v['cp-store']}')\n`,
+  );
   process.exit(2);
 }
 
@@ -111,6 +116,13 @@ if (!v['skip-data-plane']) {
   }
 }
 
+if (!v['skip-control-plane'] && cpStores.includes('etcd') && !which('etcd')) {
+  process.stderr.write(
+    `error: the control-plane bench on etcd needs etcd, which is not installed.\n  apt-get install etcd-server\n(or run the control plane on sqlite only: npm run bench -- --cp-store sqlite)\n`,
+  );
+  process.exit(3);
+}
+
 let buildNote = v['no-build'] ? 'not built by this run (--no-build)' : 'built';
 if (!v['no-build']) {
   log('building (npx tsc -p tsconfig.build.json) …');
@@ -135,6 +147,7 @@ if (!v['no-build']) {
 const procs = await import('../bench/lib/procs.mjs');
 const { runDataPlane, ALL_SCENARIOS, DEFAULT_SCENARIOS } = await import('../bench/data-plane.mjs');
 const { runControlPlane } = await import('../bench/control-plane.mjs');
+const { etcdVersion } = await import('../bench/lib/etcd.mjs');
 const report = await import('../bench/report.mjs');
 
 const scenarios = v.scenarios ? v.scenarios.split(',') : DEFAULT_SCENARIOS;
@@ -187,7 +200,7 @@ const started = new Date();
 const meta = {
   date: started.toISOString(),
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-  options: { ...opts, scenarios, watchers, cpRounds, cpStore: v['cp-store'] },
+  options: { ...opts, scenarios, watchers, cpRounds, cpStores },
   git: gitInfo(),
   build: buildNote,
   machine: {
@@ -199,6 +212,7 @@ const meta = {
     node: process.version,
     haproxy: which('haproxy') ? firstLine('haproxy', ['-v']) : undefined,
     wrk: which('wrk') ? firstLine('wrk', ['-v'])?.replace(/ Copyright.*/, '') : undefined,
+    etcd: etcdVersion(),
     loadBefore: load(),
     loadAfter: '',
   },
@@ -219,15 +233,21 @@ try {
   }
   if (!v['skip-control-plane']) {
     const profileDir = v.profile ? join(v.profile) : undefined;
-    result.controlPlane = await runControlPlane({
-      watchers,
-      rounds: cpRounds,
-      store: v['cp-store'],
-      dir: workDir,
-      profileDir,
-      log,
-    });
-    if (profileDir) log(`CPU profile of the registry: ${join(profileDir, 'registry')}`);
+    const backends = [];
+    for (const store of cpStores) {
+      backends.push(
+        await runControlPlane({
+          watchers,
+          rounds: cpRounds,
+          store,
+          dir: join(workDir, `cp-${store}`),
+          profileDir: profileDir ? join(profileDir, `cp-${store}`) : undefined,
+          log,
+        }),
+      );
+    }
+    result.controlPlane = { rounds: cpRounds, backends };
+    if (profileDir) log(`CPU profiles of the registries: ${join(profileDir, 'cp-<store>')}`);
   }
   meta.machine.loadAfter = load();
   result.targets = report.evaluateTargets(result.dataPlane?.summary, result.controlPlane);
