@@ -104,19 +104,30 @@ export function evaluateTargets(dpSummary, cp) {
     );
   }
   if (cp) {
-    const run = (store, n) =>
-      cp.backends.find((b) => b.store === store)?.runs.find((x) => x.watchers === n && x.error === undefined);
+    const any = (store, n) => cp.backends.find((b) => b.store === store)?.runs.find((x) => x.watchers === n);
+    const run = (store, n) => {
+      const x = any(store, n);
+      return x?.error === undefined ? x : undefined;
+    };
+    /** A size that ran and failed has not met its target (rather than "not measured"). */
+    const failed = (name, target, store, n) => {
+      const x = any(store, n);
+      if (x?.error === undefined) return false;
+      t.push({ name, target, value: undefined, unit: '', met: false, note: `failed: ${x.error}` });
+      return true;
+    };
     const r = run('sqlite', 1000)?.registration;
     add('registration → 1,000 watchers answered, p99 (sqlite)', '≤ 200 ms', r?.p99Ms, 'ms', r ? r.p99Ms <= 200 : null);
     // Issue 12: 5,000 agents on etcd with two registries sharing them.
     const e5 = run('etcd', 5000);
-    add(
-      'registration → 5,000 watchers answered, p99 (etcd, two registries)',
-      '≤ 1,000 ms',
-      e5?.registration.p99Ms,
-      'ms',
-      e5 ? e5.registration.p99Ms <= 1000 && e5.registration.answered === 5000 : null,
-    );
+    if (!failed('registration → 5,000 watchers answered, p99 (etcd, two registries)', '≤ 1,000 ms', 'etcd', 5000))
+      add(
+        'registration → 5,000 watchers answered, p99 (etcd, two registries)',
+        '≤ 1,000 ms',
+        e5?.registration.p99Ms,
+        'ms',
+        e5 ? e5.registration.p99Ms <= 1000 && e5.registration.answered === 5000 : null,
+      );
     add(
       'registry RSS holding 5,000 watchers (etcd, largest registry)',
       '≤ 300 MB',
@@ -126,6 +137,7 @@ export function evaluateTargets(dpSummary, cp) {
     );
     for (const b of cp.backends) {
       const x = run(b.store, 5000);
+      if (failed(`5,000 new watches held after connecting (${b.store})`, '≤ 60 s', b.store, 5000)) continue;
       add(
         `5,000 new watches held after connecting (${b.store})`,
         '≤ 60 s',

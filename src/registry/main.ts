@@ -32,6 +32,8 @@ export interface StartRegistryOptions {
   wrongTokenLimit?: WrongTokenLimitOptions;
 }
 
+const LISTEN_BACKLOG = 4096;
+
 export interface RunningRegistry {
   url: string;
   port: number;
@@ -81,7 +83,10 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     await notifier.start();
     app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert });
     const { host, port } = parseBind(opts.bind ?? config.bind);
-    await app.listen({ host, port }).catch((e: NodeJS.ErrnoException) => {
+    // Agents reconnect all at once (a registry restart, a failover from another registry): with
+    // Node's default backlog of 511 the kernel drops the SYNs beyond it, and those clients wait
+    // out TCP's retransmit backoff (1, 3, 7, 15 s …). The kernel caps it at net.core.somaxconn.
+    await app.listen({ host, port, backlog: LISTEN_BACKLOG }).catch((e: NodeJS.ErrnoException) => {
       throw new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, {
         hint:
           e.code === 'EADDRINUSE'

@@ -7,13 +7,15 @@ export interface InstallServiceOptions {
   unitDir: string;
   dataDir: string;
   user: string;
+  /** A registry on etcd: its unit also starts after a local etcd.service. */
+  etcd?: boolean;
 }
 
 export async function installService(
   kind: UnitKind,
   opts: InstallServiceOptions,
 ): Promise<InstallUnitResult & { lines: string[] }> {
-  const vars = defaultUnitVars(kind, { dataDir: opts.dataDir, user: opts.user });
+  const vars = defaultUnitVars(kind, { dataDir: opts.dataDir, user: opts.user, etcd: opts.etcd === true });
   const res = await installUnit({ kind, unitDir: opts.unitDir, now: opts.now === true, vars });
   const lines = [
     ...res.actions,

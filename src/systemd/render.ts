@@ -25,6 +25,8 @@ export interface UnitVars {
   readonly group: string;
   /** Optional environment file; the unit starts without it. */
   readonly envFile: string;
+  /** Units to start after (After=), space-separated: the network, and etcd for a registry on it. */
+  readonly after: string;
 }
 
 /** Which template placeholder each value fills. */
@@ -36,6 +38,7 @@ const PLACEHOLDERS = {
   USER: 'user',
   GROUP: 'group',
   ENV_FILE: 'envFile',
+  AFTER: 'after',
 } as const satisfies Record<string, keyof UnitVars>;
 
 const PATH_VARS = ['node', 'meshctlBin', 'dataDir', 'configDir', 'envFile'] as const;
@@ -44,6 +47,9 @@ const ACCOUNT_VARS = ['user', 'group'] as const;
 // Characters systemd takes literally in ExecStart= and path lists. Anything else would
 // need systemd quoting and escaping, and no sane install path needs it.
 const UNSAFE_PATH_CHAR = /[^A-Za-z0-9._@+,:~/-]/;
+// Unit names (systemd.unit(5)) joined by single spaces.
+const UNIT_LIST =
+  /^[A-Za-z0-9:_.@-]+\.(?:service|target|socket|mount)(?: [A-Za-z0-9:_.@-]+\.(?:service|target|socket|mount))*$/;
 // Names useradd/groupadd accept (and numeric ids, which systemd also takes).
 const SAFE_ACCOUNT = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10})$/;
 
@@ -70,7 +76,15 @@ export function unitFileName(kind: UnitKind): string {
  */
 export function defaultUnitVars(
   kind: UnitKind,
-  opts: { dataDir?: string; configDir?: string; user?: string; group?: string; envFile?: string } = {},
+  opts: {
+    dataDir?: string;
+    configDir?: string;
+    user?: string;
+    group?: string;
+    envFile?: string;
+    /** A registry on etcd: also start after a local etcd.service (ordering only: etcd may be elsewhere). */
+    etcd?: boolean;
+  } = {},
 ): UnitVars {
   assertKind(kind);
   const configDir = opts.configDir ?? DEFAULT_CONFIG_DIR;
@@ -84,6 +98,7 @@ export function defaultUnitVars(
     // A user given without a group runs in its own primary group (root → root).
     group: opts.group ?? user,
     envFile: opts.envFile ?? posix.join(configDir, `${kind}.env`),
+    after: opts.etcd === true && kind === 'registry' ? 'network-online.target etcd.service' : 'network-online.target',
   };
 }
 
@@ -91,6 +106,9 @@ export function defaultUnitVars(
 export function validateUnitVars(vars: UnitVars): void {
   for (const key of PATH_VARS) checkPath(key, vars[key]);
   for (const key of ACCOUNT_VARS) checkAccount(key, vars[key]);
+  if (typeof vars.after !== 'string' || !UNIT_LIST.test(vars.after)) {
+    invalid('after', vars.after, 'is not a space-separated list of unit names');
+  }
 }
 
 /** Reads the template for `kind` and fills it in. */

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -171,5 +171,33 @@ describe('meshctl init --server and registry start (real processes)', () => {
       expect(r.stderr, args.join(' ')).toMatch(re);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it('registry install --store etcd refuses a data directory set up for sqlite, or none, and writes no unit', async () => {
+    const units = join(dir, 'units');
+    await mkdir(units, { recursive: true });
+    const sqliteDir = join(dir, 'for-install');
+    expect(
+      (await runCli(['init', '--server', '--data-dir', sqliteDir, '--bind', '127.0.0.1:0', '--json'], env)).exitCode,
+    ).toBe(0);
+    const wrong = await runCli(
+      ['registry', 'install', '--store', 'etcd', '--data-dir', sqliteDir, '--unit-dir', units],
+      env,
+    );
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stderr).toContain('MESH_ERR_USAGE');
+    expect(wrong.stderr).toContain('initialised for store sqlite, not etcd');
+    expect(wrong.stderr).not.toMatch(/\n\s+at /);
+    const none = await runCli(
+      ['registry', 'install', '--store', 'etcd', '--data-dir', join(dir, 'no-such-registry'), '--unit-dir', units],
+      env,
+    );
+    expect(none.exitCode).not.toBe(0);
+    expect(none.stderr).toContain('MESH_ERR_NOT_INITIALIZED');
+    expect(none.stderr).toContain('meshctl init --server --store etcd');
+    const bad = await runCli(['registry', 'install', '--store', 'zookeeper', '--unit-dir', units], env);
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain('zookeeper');
+    expect(await readdir(units)).toEqual([]);
   });
 });

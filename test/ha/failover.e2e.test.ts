@@ -261,10 +261,37 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     expect(acked.filter((n) => !present.has(n))).toEqual([]);
     expect(statuses.length).toBeGreaterThan(20);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
-    // The killed registry, restarted, rejoins without a manual step.
+    // As the operator sees it: the CLI, given both registries, still answers with A dead.
+    const catalog = (registries: string) =>
+      runCli(
+        [
+          'catalog',
+          'services',
+          '--registry',
+          registries,
+          '--token',
+          made.adminToken!,
+          '--ca-file',
+          made.caCertPath,
+          '--json',
+        ],
+        env,
+      );
+    const withADead = await catalog(`${url(REG_A!)},${url(REG_B!)}`);
+    expect(withADead.exitCode, withADead.stderr).toBe(0);
+    expect(
+      (JSON.parse(withADead.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name),
+    ).toContain('api');
+    // The killed registry, restarted, rejoins without a manual step: it is among the peers
+    // again and answers the CLI itself.
     await startRegistry('reg-a');
     await eventually(async () => (await admin(url(REG_B!)).peers()).peers.length === 2, { what: 'A back among peers' });
     expect((await admin(url(REG_A!)).services()).services.map((s) => s.name)).toContain('api');
+    const fromA = await catalog(url(REG_A!));
+    expect(fromA.exitCode, fromA.stderr).toBe(0);
+    expect((JSON.parse(fromA.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toContain(
+      'api',
+    );
   }, 180_000);
 
   it('kill -9 of the etcd leader: writes resume after the election, nothing acknowledged is lost, no request fails', async () => {

@@ -135,6 +135,24 @@ describe('systemd unit rendering', () => {
     });
   }
 
+  it('renders the registry unit for etcd (registry install --store etcd) ordered after etcd.service, and verify accepts it', async () => {
+    const vars = defaultUnitVars('registry', { dataDir, etcd: true });
+    const text = renderUnit('registry', vars);
+    const unit = parseUnit(text);
+    expect(unit.get('Unit')!.get('After')).toEqual(['network-online.target etcd.service']);
+    // Ordering only: etcd usually runs on other hosts, so the registry does not pull it in.
+    expect(unit.get('Unit')!.get('Wants')).toEqual(['network-online.target']);
+    expect(unit.get('Unit')!.get('Requires')).toBeUndefined();
+    expect(unit.get('Service')!.get('ExecStart')).toEqual([
+      `${vars.node} ${vars.meshctlBin} registry start --data-dir ${dataDir}`,
+    ]);
+    // The agent's unit has no etcd, whatever is asked.
+    expect(defaultUnitVars('agent', { dataDir, etcd: true }).after).toBe('network-online.target');
+    const path = join(dir, 'meshctl-registry.service');
+    await writeFile(path, text);
+    expect(await verifyUnit(path)).toEqual({ ok: true, output: '' });
+  });
+
   it('verify reports a unit whose ExecStart binary does not exist', async () => {
     const vars = { ...defaultUnitVars('agent', { dataDir }), node: `/nonexistent-${process.pid}/node` };
     const path = join(dir, 'meshctl-agent.service');
@@ -170,6 +188,9 @@ describe('systemd unit rendering', () => {
       ['group', 'root\nUser=root', /user or group name/],
       ['user', '', /user or group name/],
       ['user', 'a'.repeat(33), /user or group name/],
+      ['after', 'etcd.service\nExecStartPre=/bin/sh', /unit names/],
+      ['after', 'etcd', /unit names/],
+      ['after', '', /unit names/],
     ];
     for (const [field, value, why] of cases) {
       it(`${field}=${JSON.stringify(value)}`, () => {
