@@ -283,10 +283,23 @@ export async function runControlPlane(o) {
               0,
             );
             if (held >= n) break;
-            if (Date.now() > deadline)
-              throw new Error(
-                `the registries hold ${held} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s`,
+            if (Date.now() > deadline) {
+              const stats = await Promise.all(
+                procs.map((w) => {
+                  const p = w.next('stats', 10_000).catch(() => ({ errors: [], errorCount: 0 }));
+                  w.send({ cmd: 'stats' });
+                  return p;
+                }),
               );
+              const count = stats.reduce((sum, x) => sum + x.errorCount, 0);
+              const first = stats.flatMap((x) => x.errors).slice(0, 3);
+              throw new Error(
+                `the registries hold ${held} of ${n} blocking queries after ${Math.round(holdMs / 1000)} s` +
+                  (count > 0
+                    ? ` (watchers saw ${count} errors, e.g. ${first.join('; ')})`
+                    : ' (watchers saw no errors)'),
+              );
+            }
             await sleep(200);
           }
           holdSec.push((Date.now() - armedAt) / 1000);
@@ -300,6 +313,7 @@ export async function runControlPlane(o) {
           const cpu2 = cpuAll();
           const times = got.flatMap((g) => g.times);
           const errors = got.flatMap((g) => g.errors);
+          const errorCount = got.reduce((sum, g) => sum + (g.errorCount ?? 0), 0);
           // Measured from the acknowledgement, as the target says; an answer can come before the
           // ack reaches us (the registry notifies at commit), which counts as 0.
           const lat = times.map((t) => Math.max(0, t - acked)).sort((a, b) => a - b);
@@ -307,6 +321,7 @@ export async function runControlPlane(o) {
           return {
             answered: times.length,
             errors,
+            errorCount,
             ackMs: acked - sent,
             p99FromSentMs: percentile(fromSent, 99),
             p50Ms: percentile(lat, 50),
@@ -350,6 +365,7 @@ export async function runControlPlane(o) {
           p99FromSentMs: median(list.map((x) => x.p99FromSentMs)),
           registryCpuMs: median(list.map((x) => x.registryCpuMs)),
           errors: list.flatMap((x) => x.errors).slice(0, 5),
+          errorCount: list.reduce((sum, x) => sum + x.errorCount, 0),
           rounds: list,
         });
         runs.push({

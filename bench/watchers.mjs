@@ -6,9 +6,9 @@
  *
  * Messages in:  {cmd:'init', baseUrl, caPem, identities:[{certPem, keyPem}, …], perIdentity, count}
  *               {cmd:'arm', kind:'catalog'|'intentions', index, expect, timeoutMs}
- *               {cmd:'close'}
+ *               {cmd:'stats'} (errors so far), {cmd:'close'}
  * Messages out: {cmd:'ready'}, {cmd:'armed'},
- *               {cmd:'result', times:[ms epoch, …], answered, errors:[…]}
+ *               {cmd:'result', times:[ms epoch, …], answered, errors:[…], errorCount}, {cmd:'stats', errors, errorCount}
  *
  * A watcher that gets an answer without the expected change (another change came first, or
  * `wait` ran out) asks again from the answer's revision, as an agent would.
@@ -33,13 +33,26 @@ function sees(kind, r, expect) {
   );
 }
 
+/** Errors of the current arm (the first few kept), for the result and for a 'stats' probe. */
+let errors = [];
+let errorCount = 0;
+
 async function watchOne(client, kind, index, expect, deadline) {
   let idx = index;
   while (now() < deadline) {
-    const r =
-      kind === 'catalog'
-        ? await client.instances('api', { index: idx, wait: '60s' })
-        : await client.intentions({ index: idx, wait: '60s' });
+    let r;
+    try {
+      r =
+        kind === 'catalog'
+          ? await client.instances('api', { index: idx, wait: '60s' })
+          : await client.intentions({ index: idx, wait: '60s' });
+    } catch (e) {
+      // As an agent does: note it, back off a little (with jitter), ask again.
+      errorCount += 1;
+      if (errors.length < 5) errors.push(String(e?.message ?? e));
+      await new Promise((res) => setTimeout(res, 500 + Math.random() * 1000));
+      continue;
+    }
     if (sees(kind, r, expect)) return now();
     idx = r.revision;
   }
@@ -48,24 +61,18 @@ async function watchOne(client, kind, index, expect, deadline) {
 
 async function arm(m) {
   const deadline = now() + m.timeoutMs;
-  const errors = [];
+  errors = [];
+  errorCount = 0;
   const runs = [];
   for (let i = 0; i < count; i++) {
-    runs.push(
-      watchOne(clients[Math.floor(i / perIdentity) % clients.length], m.kind, m.index, m.expect, deadline).catch(
-        (e) => {
-          if (errors.length < 5) errors.push(String(e?.message ?? e));
-          return undefined;
-        },
-      ),
-    );
+    runs.push(watchOne(clients[Math.floor(i / perIdentity) % clients.length], m.kind, m.index, m.expect, deadline));
     // Let the sockets open in batches rather than one burst of SYNs.
     if (i % 100 === 99) await new Promise((r) => setImmediate(r));
   }
   process.send({ cmd: 'armed' });
   const times = await Promise.all(runs);
   const got = times.filter((t) => t !== undefined);
-  process.send({ cmd: 'result', times: got, answered: got.length, errors });
+  process.send({ cmd: 'result', times: got, answered: got.length, errors, errorCount });
 }
 
 process.on('message', (m) => {
@@ -82,6 +89,8 @@ process.on('message', (m) => {
     process.send({ cmd: 'ready' });
   } else if (m.cmd === 'arm') {
     void arm(m).catch((e) => process.send({ cmd: 'result', times: [], answered: 0, errors: [String(e)] }));
+  } else if (m.cmd === 'stats') {
+    process.send({ cmd: 'stats', errors, errorCount });
   } else if (m.cmd === 'close') {
     for (const c of clients) c.close();
     process.exit(0);

@@ -9,6 +9,8 @@ export interface FaultProxy {
   port: number;
   setDelay(ms: number): void;
   setRefuseRate(rate: number): void;
+  /** Resets every connection open now (new ones still follow the refuse rate). */
+  cut(): void;
   /** Connections accepted / refused so far. */
   counts(): { accepted: number; refused: number };
   close(): Promise<void>;
@@ -60,6 +62,9 @@ export async function startFaultProxy(
     setDelay: (ms) => (delayMs = ms),
     setRefuseRate: (r) => (refuseRate = r),
     counts: () => ({ accepted, refused }),
+    cut: () => {
+      for (const s of sockets) s.resetAndDestroy();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -22,4 +22,6 @@ export const ETCD_PORTS = {
   sharedMesh: 23810,
   ha: 23820,
   bench: 23830,
+  /** ha's block (TEAM.md: 23870, 23880): the notifier on etcd across a compaction. */
+  notifierCompaction: 23870,
 } as const;
