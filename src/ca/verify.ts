@@ -8,6 +8,7 @@
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { MeshError } from '../errors/index.js';
+import { leafRuleFailure, type LeafRuleFailure } from './leaf-rules.js';
 import { uriSansFromNode } from './node-sans.js';
 import { readSubjectAltNames } from './san.js';
 import { parseSpiffeId, type SpiffeKind } from './spiffe.js';
@@ -21,7 +22,8 @@ export type PeerIdentityFailure =
   | 'not-spiffe'
   | 'wrong-trust-domain'
   | 'wrong-kind'
-  | 'wrong-name';
+  | 'wrong-name'
+  | LeafRuleFailure;
 
 export type PeerIdentityResult =
   | { readonly ok: true; readonly id: string; readonly kind: SpiffeKind; readonly name: string }
@@ -69,7 +71,8 @@ function fail(reason: PeerIdentityFailure): PeerIdentityResult {
 }
 
 /**
- * The peer's mesh identity, checked against what this side expects. The certificate must
+ * The peer's mesh identity, checked against what this side expects. The certificate must be
+ * a leaf fit for an identity (leafRuleFailure: no CA, no certificate signing, can sign) and
  * carry exactly one URI SAN, a mesh SPIFFE ID in `trustDomain` (and of `kind` / `name`
  * when given). Any SAN we cannot decode fails closed as `not-spiffe`: this CA never
  * issues such entries, so such a certificate cannot be a mesh identity. The SANs come from
@@ -78,6 +81,8 @@ function fail(reason: PeerIdentityFailure): PeerIdentityResult {
 export function peerIdentity(cert: CertificateInput, expect: PeerExpectation): PeerIdentityResult {
   const x = nodeCertOf(cert);
   if (!x) return fail('no-certificate');
+  const notALeaf = leafRuleFailure(x);
+  if (notALeaf) return fail(notALeaf);
   const uris = uriSansFromNode(x) ?? uriSansFromDer(x.raw);
   if (typeof uris === 'string') return fail(uris);
   if (uris.length === 0) return fail('no-uri-san');

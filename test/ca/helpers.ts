@@ -111,8 +111,17 @@ export async function rawCsr(opts: {
   return csr.toString('pem');
 }
 
-/** A self-signed certificate with arbitrary SANs, for identity checks that do not look at the chain. */
-export async function rawCert(sans: x509.JsonGeneralNames | undefined): Promise<string> {
+/**
+ * A self-signed certificate with arbitrary SANs, for identity checks that do not look at the
+ * chain; a leaf as the mesh CA makes them (CA:FALSE, digitalSignature) unless `extensions` says otherwise.
+ */
+export async function rawCert(
+  sans: x509.JsonGeneralNames | undefined,
+  extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+  ],
+): Promise<string> {
   const keys = await ecKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: [{ CN: ['raw'] }],
@@ -120,7 +129,7 @@ export async function rawCert(sans: x509.JsonGeneralNames | undefined): Promise<
     signingAlgorithm: ECDSA_SHA256,
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 3_600_000),
-    extensions: sans ? [new x509.SubjectAlternativeNameExtension(sans)] : [],
+    extensions: [...extensions, ...(sans ? [new x509.SubjectAlternativeNameExtension(sans)] : [])],
   });
   return cert.toString('pem');
 }

@@ -32,6 +32,9 @@ async function twoSanExtensions(): Promise<string> {
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 3_600_000),
     extensions: [
+      // A leaf as the mesh CA makes them otherwise, so only the SANs decide (leaf-rules.ts).
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: API }]),
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${TD}/svc/db` }]),
     ],

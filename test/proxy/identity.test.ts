@@ -104,6 +104,11 @@ describe('inbound refuses bad clients', () => {
     ['a not-yet-valid certificate', 'notYetValid', 'not-yet-valid'],
     ['two URI SANs', 'twoUris', 'multiple-uri-sans'],
     ['another trust domain', 'wrongTrustDomain', 'wrong-trust-domain'],
+    ['a CA certificate (CA:TRUE)', 'ca', 'leaf-is-ca'],
+    ['a leaf with keyCertSign', 'certSign', 'leaf-signs-certificates'],
+    ['a leaf with cRLSign', 'crlSign', 'leaf-signs-certificates'],
+    ['a leaf without digitalSignature', 'noDigitalSignature', 'leaf-without-digital-signature'],
+    ['a leaf without keyUsage', 'noKeyUsage', 'leaf-without-digital-signature'],
   ] as const)('refuses %s', async (_what, kind, reason) => {
     await start();
     const r = await probe(inboundPort(api), kind === undefined ? undefined : badWeb[kind]);
@@ -198,6 +203,15 @@ describe('outbound refuses bad servers', () => {
     ['an expired certificate', () => badApi.expired, 'expired'],
     ['two URI SANs', () => badApi.twoUris, 'server-identity-multiple-uri-sans'],
     ['another trust domain', () => badApi.wrongTrustDomain, 'server-identity-wrong-trust-domain'],
+    ['a CA certificate (CA:TRUE)', () => badApi.ca, 'server-identity-leaf-is-ca'],
+    ['a leaf with keyCertSign', () => badApi.certSign, 'server-identity-leaf-signs-certificates'],
+    ['a leaf with cRLSign', () => badApi.crlSign, 'server-identity-leaf-signs-certificates'],
+    [
+      'a leaf without digitalSignature',
+      () => badApi.noDigitalSignature,
+      'server-identity-leaf-without-digital-signature',
+    ],
+    ['a leaf without keyUsage', () => badApi.noKeyUsage, 'server-identity-leaf-without-digital-signature'],
   ])('refuses a server presenting %s (L7: 502 connect-failure)', async (_what, leaf, reason) => {
     const bad = await impostor(leaf());
     const web = await startProxy(

@@ -30,7 +30,17 @@ export interface Pki {
   /** A leaf for `spiffe://<td>/svc/<service>` from the real CA path. */
   leaf(service: string, ttlMs?: number): Promise<Leaf>;
   /** A leaf signed by this root with whatever URI SANs and validity the test wants. */
-  forge(opts: { uris: string[]; notBefore: Date; notAfter: Date }): Promise<Leaf>;
+  forge(opts: ForgeOptions): Promise<Leaf>;
+}
+
+export interface ForgeOptions {
+  uris: string[];
+  notBefore: Date;
+  notAfter: Date;
+  /** basicConstraints CA:TRUE (default false). */
+  isCa?: boolean;
+  /** keyUsage flags (default digitalSignature); null leaves the extension out. */
+  keyUsage?: number | null;
 }
 
 export async function makePki(trustDomain = TD): Promise<Pki> {
@@ -58,7 +68,7 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
       });
       return { certPem: issued.certPem, keyPem, serial: issued.serial };
     },
-    async forge({ uris, notBefore, notAfter }) {
+    async forge({ uris, notBefore, notAfter, isCa = false, keyUsage = x509.KeyUsageFlags.digitalSignature }) {
       const keys = await generateEcKeyPair();
       const serial = randomSerialHex();
       const cert = await x509.X509CertificateGenerator.create({
@@ -71,8 +81,8 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
         publicKey: keys.publicKey,
         signingKey,
         extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.BasicConstraintsExtension(isCa, undefined, true),
+          ...(keyUsage === null ? [] : [new x509.KeyUsagesExtension(keyUsage, true)]),
           new x509.ExtendedKeyUsageExtension(
             [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
             false,
@@ -88,15 +98,32 @@ export async function makePki(trustDomain = TD): Promise<Pki> {
 
 const HOUR = 3_600_000;
 
+export type BadLeafKind =
+  | 'expired'
+  | 'notYetValid'
+  | 'twoUris'
+  | 'wrongTrustDomain'
+  | 'foreignCa'
+  /** Not leaves the mesh CA would issue, each otherwise a good identity: */
+  | 'ca'
+  | 'certSign'
+  | 'crlSign'
+  | 'noDigitalSignature'
+  | 'noKeyUsage';
+
 /** The kinds of bad client/server certificates the proxy must refuse, each built from `pki` (or a foreign one). */
-export async function badLeaves(
-  pki: Pki,
-  service: string,
-): Promise<Record<'expired' | 'notYetValid' | 'twoUris' | 'wrongTrustDomain' | 'foreignCa', Leaf>> {
+export async function badLeaves(pki: Pki, service: string): Promise<Record<BadLeafKind, Leaf>> {
   const id = serviceId(pki.trustDomain, service);
   const now = Date.now();
   const foreign = await makePki(pki.trustDomain);
+  const valid = { uris: [id], notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) };
+  const { digitalSignature, keyCertSign, cRLSign, keyAgreement } = x509.KeyUsageFlags;
   return {
+    ca: await pki.forge({ ...valid, isCa: true }),
+    certSign: await pki.forge({ ...valid, keyUsage: digitalSignature | keyCertSign }),
+    crlSign: await pki.forge({ ...valid, keyUsage: digitalSignature | cRLSign }),
+    noDigitalSignature: await pki.forge({ ...valid, keyUsage: keyAgreement }),
+    noKeyUsage: await pki.forge({ ...valid, keyUsage: null }),
     expired: await pki.forge({ uris: [id], notBefore: new Date(now - 2 * HOUR), notAfter: new Date(now - HOUR) }),
     notYetValid: await pki.forge({ uris: [id], notBefore: new Date(now + HOUR), notAfter: new Date(now + 2 * HOUR) }),
     twoUris: await pki.forge({
