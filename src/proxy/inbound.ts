@@ -30,6 +30,7 @@ import { IdentityCache } from './identity-cache.js';
 import { InboundHttp } from './inbound-http.js';
 import { ThrottledLog } from './log-throttle.js';
 import { pipeSockets } from './pipe.js';
+import { RevokedSerials } from './revoked.js';
 import type { ProxySnapshot } from './snapshot.js';
 import { ConnectionCounter, HttpCounter, ReasonCounter } from './stats.js';
 import { secureContextOptions, tlsChanged } from './tls-material.js';
@@ -51,6 +52,8 @@ type AnsweredSocket = Socket & { [LOCAL_ANSWER]?: LocalAnswer };
 
 /** How long a refused http connection may sit idle before it is dropped. */
 const LOCAL_ANSWER_IDLE_MS = 10_000;
+/** A client certificate on the snapshot's revocation list. */
+const REVOKED_CERTIFICATE = 'revoked-certificate';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface AcceptedConnection {
@@ -83,6 +86,8 @@ export class Inbound {
   readonly #accessLog: AccessLog;
   /** Callers' identities by certificate, for the current trust domain. */
   #identities: IdentityCache | undefined;
+  /** Leaves of removed nodes (snapshot.revokedSerials): refused though TLS and the identity pass. */
+  readonly #revokedSerials = new RevokedSerials();
 
   /** Mesh-side connections that passed the handshake. */
   readonly connections = new ConnectionCounter();
@@ -90,7 +95,7 @@ export class Inbound {
   readonly refusals = new ReasonCounter();
   /** Refused handshakes and peer identities, by reason: the contract's `tlsFailures` (the registry takes at most 64). */
   readonly tlsFailures = new ReasonCounter(32);
-  /** Open connections closed because a newer snapshot denies them. */
+  /** Open connections closed because a newer snapshot denies them (intention, revoked certificate). */
   readonly revoked = new ReasonCounter();
   /** The mesh's own failures (app unavailable, ...), by full reason. */
   readonly errors = new ReasonCounter();
@@ -163,7 +168,8 @@ export class Inbound {
       // New handshakes present the new certificate and trust the new roots; open connections keep theirs.
       this.#server!.setSecureContext(secureContextOptions(next.tls));
     }
-    if (prev && intentionsChanged(prev, next)) this.#recheckAccepted(next);
+    const revokedChanged = this.#revokedSerials.update(next.revokedSerials);
+    if (prev && (revokedChanged || intentionsChanged(prev, next))) this.#recheckAccepted(next);
   }
 
   async #listen(snap: ProxySnapshot, address: string, port: number): Promise<TlsServer> {
@@ -226,10 +232,12 @@ export class Inbound {
       return;
     }
     // The native certificate object: its fingerprint needs no parsing in JS.
-    const id = this.#identities!.check(socket.getPeerX509Certificate());
-    if (!id.ok) {
-      this.tlsFailures.add(id.reason);
-      this.#refused(id.reason, socket.remoteAddress);
+    const cert = socket.getPeerX509Certificate();
+    const id = this.#identities!.check(cert);
+    if (!id.ok || this.#revokedSerials.has(cert)) {
+      const reason = id.ok ? REVOKED_CERTIFICATE : id.reason;
+      this.tlsFailures.add(reason);
+      this.#refused(reason, socket.remoteAddress);
       socket.destroy();
       return;
     }
@@ -376,10 +384,23 @@ export class Inbound {
     this.#throttled.info(`refused:${reason}`, { reason, remote }, 'inbound connection refused');
   }
 
-  /** A push changed the intentions: connections the new rules deny are closed now, not at their next reconnect. */
+  /**
+   * A push changed the intentions or the revoked serials: connections the new rules deny, or
+   * whose client certificate is now revoked, are closed now, not at their next reconnect.
+   */
   #recheckAccepted(next: ProxySnapshot): void {
     const me = next.service.name;
     for (const conn of this.#accepted) {
+      if (this.#revokedSerials.has(conn.socket.getPeerX509Certificate())) {
+        this.revoked.add(REVOKED_CERTIFICATE);
+        this.#log.info(
+          { reason: REVOKED_CERTIFICATE, peer: conn.peer },
+          'inbound connection closed: certificate revoked',
+        );
+        conn.socket.destroy();
+        conn.app?.destroy();
+        continue;
+      }
       const d = decideIntention(next.intentions, conn.peer, me, next.defaultIntention);
       if (d.action === 'allow') continue;
       const reason = meshReason('intention-deny', `${conn.peer}->${me}`);

@@ -10,7 +10,15 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import * as v from 'valibot';
 import { ADDRESS_RE, NAME_RE } from '../api/names.js';
-import { isValidTrustDomain, NAME_RULE, peerIdentity, serviceId, TRUST_DOMAIN_RULE, verifyChain } from '../ca/index.js';
+import {
+  isValidTrustDomain,
+  NAME_RULE,
+  peerIdentity,
+  SERIAL_RE,
+  serviceId,
+  TRUST_DOMAIN_RULE,
+  verifyChain,
+} from '../ca/index.js';
 import { MeshError } from '../errors/index.js';
 
 const nameSchema = v.pipe(v.string(), v.regex(NAME_RE, `must be ${NAME_RULE}`));
@@ -122,6 +130,17 @@ export const proxySnapshotSchema = v.strictObject({
   defaultIntention: intentionActionSchema,
   intentions: v.pipe(v.array(snapshotIntentionSchema), v.maxLength(100_000)),
   upstreams: v.pipe(v.array(snapshotUpstreamSchema), v.maxLength(64)),
+  /**
+   * Serials (uppercase hex) of revoked service leaves not yet expired: the inbound refuses a
+   * client presenting one and closes its open connections (src/proxy/revoked.ts).
+   */
+  revokedSerials: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(SERIAL_RE, 'must be a certificate serial in uppercase hex'))),
+      v.maxLength(100_000),
+    ),
+    [],
+  ),
   /** Access logs of this proxy (access-log.ts): off when absent; a file, or stdout when enabled without a path. */
   accessLog: v.optional(
     v.strictObject({ enabled: v.boolean(), path: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))) }),

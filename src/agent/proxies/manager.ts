@@ -154,7 +154,9 @@ export class ProxyManager {
 
   private async refresh(m: Managed): Promise<void> {
     const intentions = this.watch.intentionsView();
-    if (!m.leaf || !intentions) return;
+    const revokedSerials = this.watch.revokedSerials();
+    // Without the revocation list a push would let revoked leaves back in: wait for it too.
+    if (!m.leaf || !intentions || !revokedSerials) return;
     // An upstream not heard of yet would go out with no endpoints (503s): until every upstream
     // has answered once, the proxy keeps serving what it has (its cached snapshot).
     if (m.service.registration.upstreams.some((u) => this.watch.instancesOf(u.service) === undefined)) return;
@@ -167,6 +169,7 @@ export class ProxyManager {
       meshPort: m.service.registration.meshPort!,
       leaf: m.leaf,
       intentions,
+      revokedSerials,
       instancesOf: (name) => this.watch.instancesOf(name),
       ...this.accessLogFor(m.service),
     });

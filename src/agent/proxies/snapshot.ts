@@ -14,6 +14,8 @@ export interface SnapshotInputs {
   meshPort: number;
   leaf: Leaf;
   intentions: IntentionsView;
+  /** Serials of revoked service leaves (CatalogWatch.revokedSerials). */
+  revokedSerials: readonly string[];
   instancesOf: (service: string) => InstanceView[] | undefined;
   accessLog?: { enabled: boolean; path?: string };
 }
@@ -36,6 +38,7 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
     tls: { certPem: i.leaf.certPem, keyPem: i.leaf.keyPem, rootsPem: i.leaf.rootsPem },
     defaultIntention: i.intentions.defaultAction,
     intentions: i.intentions.intentions,
+    revokedSerials: [...i.revokedSerials],
     upstreams: reg.upstreams.map((u) => ({
       service: u.service,
       // The upstream's own protocol decides L4 vs L7: an http upstream gets HTTP handling.

@@ -1,6 +1,6 @@
 /**
  * Keeps the agent's view of what its proxies need from the registry: the healthy instances
- * of each upstream service and the intentions. Each is a Consul-style blocking query loop
+ * of each upstream service, the intentions and the revoked leaf serials. Each is a Consul-style blocking query loop
  * (answer on change, or after `wait`), with backoff and jitter when the registry is away;
  * the last answer is kept meanwhile, so proxies fail static.
  */
@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
 import type { RegistryLink } from '../registry-link.js';
 import { Backoff } from '../../util/backoff.js';
+import { normalizeSerial } from '../../ca/serial.js';
 
 export interface IntentionsView {
   defaultAction: IntentionAction;
@@ -72,6 +73,9 @@ export class CatalogWatch {
   private readonly loops = new Map<string, Loop>();
   private intentions: IntentionsView | undefined;
   private intentionLoop: Loop | undefined;
+  /** Serials of revoked service leaves, sorted; undefined until the registry first answered. */
+  private revoked: string[] | undefined;
+  private revokedLoop: Loop | undefined;
 
   constructor(
     private readonly link: RegistryLink,
@@ -98,6 +102,24 @@ export class CatalogWatch {
       'intentions',
     );
     this.intentionLoop.start();
+    this.revokedLoop = new Loop(
+      async (index, signal) => {
+        const res = await this.link.call((c) => c.revoked({ index, wait: `${this.waitSeconds}s`, signal }));
+        // Node certificates never reach a proxy (they are not svc identities): leaves only.
+        const next = res.revoked
+          .filter((r) => r.kind === 'leaf')
+          .map((r) => normalizeSerial(r.serial))
+          .sort();
+        if (JSON.stringify(next) !== JSON.stringify(this.revoked)) {
+          this.revoked = next;
+          this.onChange();
+        }
+        return res.revision;
+      },
+      this.log,
+      'revoked certificates',
+    );
+    this.revokedLoop.start();
   }
 
   /** Watches exactly these upstream services (starting and stopping loops as needed). */
@@ -139,8 +161,14 @@ export class CatalogWatch {
     return this.intentions;
   }
 
+  /** Revoked leaf serials; undefined until the registry answered (a proxy keeps serving the list it has). */
+  revokedSerials(): string[] | undefined {
+    return this.revoked;
+  }
+
   stop(): void {
     this.intentionLoop?.stop();
+    this.revokedLoop?.stop();
     for (const l of this.loops.values()) l.stop();
     this.loops.clear();
   }
