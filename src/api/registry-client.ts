@@ -15,6 +15,7 @@ import type {
   ServiceSummary,
 } from './schemas.js';
 import type { IntentionDecision } from './intentions.js';
+import type { ApplyResult, ConfigHistoryRecord, ConfigKind, StoredConfigEntry } from './config-entries.js';
 import type { MetricsOverview, NodeMetricsReport } from './metrics.js';
 
 export interface RegistryStatus {
@@ -268,6 +269,42 @@ export class RegistryClient {
     return (
       await this.http.get<IntentionDecision & { revision: number }>('/v1/intentions/check', {
         query: { source, destination },
+      })
+    ).body;
+  }
+
+  /** Config entries (`meshctl get config`); a blocking query with `b` (agents watch them). */
+  async configEntries(
+    filter: { kind?: ConfigKind; name?: string } = {},
+    b?: Blocking,
+  ): Promise<{ revision: number; entries: StoredConfigEntry[] }> {
+    const req = this.blocking(b);
+    return (
+      await this.http.get<{ revision: number; entries: StoredConfigEntry[] }>('/v1/config', {
+        ...req,
+        query: { ...req.query, kind: filter.kind, name: filter.name },
+      })
+    ).body;
+  }
+  /** Applies entries all or nothing; `labels[i]` names document i in errors (`api.yaml document 2`). */
+  async applyConfig(entries: unknown[], labels: string[], dryRun: boolean): Promise<ApplyResult> {
+    return (
+      await this.http.post<ApplyResult>(
+        '/v1/config/apply',
+        { entries, labels },
+        { query: { dry_run: dryRun ? 'true' : undefined } },
+      )
+    ).body;
+  }
+  async deleteConfig(kind: ConfigKind, name: string): Promise<{ revision: number }> {
+    return (await this.http.delete<{ revision: number }>(`/v1/config/${enc(kind)}/${enc(name)}`)).body;
+  }
+  async configHistory(
+    filter: { kind?: ConfigKind; name?: string } = {},
+  ): Promise<{ revision: number; changes: ConfigHistoryRecord[] }> {
+    return (
+      await this.http.get<{ revision: number; changes: ConfigHistoryRecord[] }>('/v1/config/history', {
+        query: { kind: filter.kind, name: filter.name },
       })
     ).body;
   }

@@ -15,6 +15,7 @@ import { checkCommand } from './commands/check.js';
 import { proxyCommand } from './commands/proxy.js';
 import { demoCommand } from './commands/demo.js';
 import { statusCommand } from './commands/status.js';
+import { applyCommand, configCommand, deleteCommand, getCommand } from './commands/config.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -35,6 +36,10 @@ export function buildProgram(opts: { jsonErrors?: boolean } = {}): Command {
     checkCommand(),
     catalogCommand(),
     intentionCommand(),
+    applyCommand(),
+    getCommand(),
+    deleteCommand(),
+    configCommand(),
     tokenCommand(),
     nodeCommand(),
     caCommand(),

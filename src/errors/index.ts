@@ -138,6 +138,16 @@ export const ERRORS = {
     exit: UNAVAILABLE,
     hint: 'The registry cannot reach a quorum of its etcd cluster; check the etcd members (`etcdctl endpoint health`). A write that failed this way may or may not have been applied: read before retrying.',
   },
+  MESH_ERR_INVALID_CONFIG: {
+    http: 400,
+    exit: DATAERR,
+    hint: 'Fix the config entry; the message names the document, the field and the reason. Nothing was changed.',
+  },
+  MESH_ERR_CONFIG_IN_USE: {
+    http: 409,
+    exit: DATAERR,
+    hint: 'Remove or change the config entries that reference it first (`meshctl get config`), then delete it.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

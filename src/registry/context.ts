@@ -5,6 +5,7 @@ import type { RegistryConfig } from './config.js';
 import type { Catalog } from './catalog.js';
 import type { Nodes } from './nodes.js';
 import type { Intentions } from './intentions.js';
+import type { ConfigEntries } from './config-entries.js';
 import type { TokenStore } from './token-store.js';
 import type { ChangeNotifier } from './notifier.js';
 import type { MetricsHub } from './metrics.js';
@@ -21,6 +22,7 @@ export interface RegistryContext {
   catalog: Catalog;
   nodes: Nodes;
   intentions: Intentions;
+  configEntries: ConfigEntries;
   tokens: TokenStore;
   notifier: ChangeNotifier;
   metrics: MetricsHub;

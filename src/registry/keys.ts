@@ -7,6 +7,10 @@ export const PREFIX = {
   alive: 'alive/',
   services: 'services/',
   intentions: 'intentions/',
+  /** Config entries but service-intentions (which are the intention records): `config/<kind>/<name>`. */
+  config: 'config/',
+  /** One record per config entry change (history): `config-history/<time>-<seq>-<random>`. */
+  configHistory: 'config-history/',
   tokens: 'tokens/',
   meta: 'meta/',
   /** Certificates the CA issued to a node and that have not expired: `issued/<node>/<serial>`. */

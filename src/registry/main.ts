@@ -13,6 +13,7 @@ import { PeerDirectory } from './peers.js';
 import { Catalog } from './catalog.js';
 import { Nodes } from './nodes.js';
 import { Intentions } from './intentions.js';
+import { ConfigEntries } from './config-entries.js';
 import { TokenStore } from './token-store.js';
 import { ChangeNotifier } from './notifier.js';
 import { MetricsHub } from './metrics.js';
@@ -67,6 +68,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     catalog: new Catalog(store),
     nodes: new Nodes(store, () => peers.self.url),
     intentions: new Intentions(store),
+    configEntries: new ConfigEntries(store),
     tokens: new TokenStore(store),
     notifier,
     metrics: new MetricsHub(),

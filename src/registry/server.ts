@@ -11,6 +11,7 @@ import { MeshError } from '../errors/index.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { intentionRoutes } from './routes/intentions.js';
+import { configRoutes } from './routes/config.js';
 import { caRoutes } from './routes/ca.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { watchRoutes } from './routes/watch.js';
@@ -92,6 +93,7 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   nodeRoutes(app, ctx);
   catalogRoutes(app, ctx);
   intentionRoutes(app, ctx);
+  configRoutes(app, ctx);
   caRoutes(app, ctx);
   tokenRoutes(app, ctx);
   watchRoutes(app, ctx);

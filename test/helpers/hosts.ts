@@ -26,4 +26,6 @@ export const ETCD_PORTS = {
   bench: 23830,
   /** ha's block (TEAM.md: 23870, 23880): the notifier on etcd across a compaction. */
   notifierCompaction: 23870,
+  /** policy: config entries on a real etcd (test/registry/config-entries.test.ts). */
+  configEntries: 23860,
 } as const;

@@ -4,6 +4,7 @@ import { decideIntention } from '../../api/intentions.js';
 import type { RegistryContext } from '../context.js';
 import { nameParam, parseOrThrow } from '../validate.js';
 import { blockingRead } from './util.js';
+import { who } from '../config-entries.js';
 
 export function intentionRoutes(app: FastifyInstance, ctx: RegistryContext): void {
   app.get('/v1/intentions', { config: { auth: 'any' } }, (req, reply) =>
@@ -15,14 +16,20 @@ export function intentionRoutes(app: FastifyInstance, ctx: RegistryContext): voi
 
   app.put('/v1/intentions', { config: { auth: 'admin' } }, async (req) => {
     const body = parseOrThrow(intentionRequestSchema, req.body);
-    return ctx.intentions.upsert(body.source, body.destination, body.action, body.description);
+    return ctx.configEntries.setIntention(
+      body.source,
+      body.destination,
+      body.action,
+      body.description,
+      who(req.principal),
+    );
   });
 
   app.delete('/v1/intentions/:source/:destination', { config: { auth: 'admin' } }, async (req) => {
     const p = req.params as { source: string; destination: string };
     const source = parseOrThrow(intentionNameSchema, p.source, 'source');
     const destination = parseOrThrow(intentionNameSchema, p.destination, 'destination');
-    return ctx.intentions.remove(source, destination);
+    return ctx.configEntries.removeIntention(source, destination, who(req.principal));
   });
 
   app.get('/v1/intentions/check', { config: { auth: 'any' } }, async (req) => {

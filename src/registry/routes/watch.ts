@@ -3,8 +3,8 @@ import { MeshError, toMeshError } from '../../errors/index.js';
 import type { RegistryContext } from '../context.js';
 import { PREFIX } from '../keys.js';
 
-/** What a node may watch: the catalog, liveness and intentions, never tokens. */
-const NODE_PREFIXES = [PREFIX.services, PREFIX.alive, PREFIX.nodes, PREFIX.intentions];
+/** What a node may watch: the catalog, liveness, intentions and config entries, never tokens. */
+const NODE_PREFIXES = [PREFIX.services, PREFIX.alive, PREFIX.nodes, PREFIX.intentions, PREFIX.config];
 const HEARTBEAT_MS = 15_000;
 
 /**
