@@ -192,4 +192,21 @@ describe('meshctl apply / get config / delete config / config history (real regi
     expect(one.changes.map((c) => `${c.op} ${c.summary}`)).toEqual(['create 90% v1, 10% v2']);
     expect(one.changes[0]!.who).toMatch(/^admin token [0-9a-f]{16}$/);
   });
+
+  it('every example in docs/POLICY.md applies, and each kind has one', async () => {
+    const doc = await readFile(new URL('../../docs/POLICY.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const kinds = new Set(blocks.map((b) => /^kind: (\S+)/m.exec(b)?.[1]));
+    expect([...kinds].sort()).toEqual([
+      'service-defaults',
+      'service-intentions',
+      'service-resolver',
+      'service-router',
+      'service-splitter',
+    ]);
+    const r = await ok(['apply', '-f', '-'], blocks.join('---\n'));
+    expect(r.stdout).toMatch(/applied at revision \d+/);
+    const again = await ok(['apply', '-f', '-'], blocks.join('---\n'));
+    expect(again.stdout).toMatch(/nothing to change/);
+  });
 });

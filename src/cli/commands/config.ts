@@ -9,7 +9,7 @@ import { CONFIG_KINDS, isConfigKind, type ConfigKind } from '../../api/config-ki
 import { entryYaml, summarize } from '../../api/config-summary.js';
 import type { ConfigEntry } from '../../api/config-entries.js';
 import { MeshError } from '../../errors/index.js';
-import { registryClientFor, type RegistryFlags } from '../settings.js';
+import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
 import { parseIntentionName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, printLines, printTable } from '../output.js';
 import { readConfigDocuments } from '../config-files.js';
