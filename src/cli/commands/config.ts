@@ -9,9 +9,10 @@ import { CONFIG_KINDS, isConfigKind, type ConfigKind } from '../../api/config-ki
 import { entryYaml, summarize } from '../../api/config-summary.js';
 import type { ConfigEntry } from '../../api/config-entries.js';
 import { MeshError } from '../../errors/index.js';
-import { registryClientFor, type RegistryFlags } from '../../targets/registry.js';
-import { parseIntentionName, registryFlags, withJson, withRegistryFlags } from '../flags.js';
-import { printJson, printLines, printTable } from '../output.js';
+import type { RegistryFlags } from '../../targets/registry.js';
+import { parseIntentionName, withJson, withRegistryFlags } from '../flags.js';
+import { printJson, tableLines } from '../output.js';
+import { emit, withRegistry } from '../run.js';
 import { readConfigDocuments } from '../config-files.js';
 
 type Opts = RegistryFlags & { json?: boolean };
@@ -20,18 +21,6 @@ function parseKind(value: string): ConfigKind {
   if (!isConfigKind(value))
     throw new InvalidArgumentError(`'${value}' is not a config kind: use one of ${CONFIG_KINDS.join(', ')}.`);
   return value;
-}
-
-async function withClient<T>(
-  opts: Opts,
-  fn: (c: Awaited<ReturnType<typeof registryClientFor>>) => Promise<T>,
-): Promise<T> {
-  const client = await registryClientFor(registryFlags(opts));
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
 }
 
 const PAST: Record<string, string> = {
@@ -54,30 +43,31 @@ export function applyCommand(): Command {
     ),
   ).action(async (opts: Opts & { file: string; dryRun?: boolean }) => {
     const docs = await readConfigDocuments(opts.file, () => text(process.stdin));
-    await withClient(opts, async (client) => {
-      const res = await client.applyConfig(
+    const res = await withRegistry(opts, (c) =>
+      c.applyConfig(
         docs.map((d) => d.raw),
         docs.map((d) => d.label),
         opts.dryRun === true,
-      );
-      if (opts.json) return printJson(res);
+      ),
+    );
+    emit(opts, res, (r) => {
       const lines: string[] = [];
-      if (res.dryRun && res.diff) lines.push(...res.diff.trimEnd().split('\n'));
-      for (const c of res.changes)
+      if (r.dryRun && r.diff) lines.push(...r.diff.trimEnd().split('\n'));
+      for (const c of r.changes)
         lines.push(
-          res.dryRun && c.op !== 'unchanged'
+          r.dryRun && c.op !== 'unchanged'
             ? `${c.kind}/${c.name} would be ${PAST[c.op]}`
             : `${c.kind}/${c.name} ${PAST[c.op]}`,
         );
-      const changed = res.changes.some((c) => c.op !== 'unchanged');
+      const changed = r.changes.some((c) => c.op !== 'unchanged');
       lines.push(
-        res.dryRun
-          ? `dry run: nothing changed (revision ${res.revision})`
+        r.dryRun
+          ? `dry run: nothing changed (revision ${r.revision})`
           : changed
-            ? `applied at revision ${res.revision}`
-            : `nothing to change (revision ${res.revision})`,
+            ? `applied at revision ${r.revision}`
+            : `nothing to change (revision ${r.revision})`,
       );
-      printLines(lines);
+      return lines;
     });
   });
 }
@@ -100,25 +90,27 @@ export function getCommand(): Command {
     ),
   ).action(
     async (kind: ConfigKind | undefined, name: string | undefined, opts: Opts & { output?: 'yaml' | 'json' }) => {
-      await withClient(opts, async (client) => {
-        const res = await client.configEntries({ ...(kind ? { kind } : {}), ...(name ? { name } : {}) });
-        if (name && res.entries.length === 0)
-          throw new MeshError('MESH_ERR_NOT_FOUND', `no config entry ${kind} ${name}`, {
-            hint: 'List what is live with `meshctl get config`.',
-          });
-        if (opts.json) return printJson(res);
-        const entries: ConfigEntry[] = res.entries.map((e) => e.entry);
-        if (opts.output === 'json') return printJson({ revision: res.revision, entries });
-        if (opts.output === 'yaml') {
-          process.stdout.write(entries.map(entryYaml).join('---\n'));
-          return;
-        }
-        printTable(
+      const res = await withRegistry(opts, (c) =>
+        c.configEntries({ ...(kind ? { kind } : {}), ...(name ? { name } : {}) }),
+      );
+      if (name && res.entries.length === 0)
+        throw new MeshError('MESH_ERR_NOT_FOUND', `no config entry ${kind} ${name}`, {
+          hint: 'List what is live with `meshctl get config`.',
+        });
+      const entries: ConfigEntry[] = res.entries.map((e) => e.entry);
+      // -o prints the entries as files (re-appliable); --json the API's answer with revisions.
+      if (!opts.json && opts.output === 'json') return printJson({ revision: res.revision, entries });
+      if (!opts.json && opts.output === 'yaml') {
+        process.stdout.write(entries.map(entryYaml).join('---\n'));
+        return;
+      }
+      emit(opts, res, (r) =>
+        tableLines(
           ['KIND', 'NAME', 'REVISION', 'SUMMARY'],
-          res.entries.map((e) => [e.entry.kind, e.entry.name, String(e.modRevision), summarize(e.entry)]),
+          r.entries.map((e) => [e.entry.kind, e.entry.name, String(e.modRevision), summarize(e.entry)]),
           'no config entries',
-        );
-      });
+        ),
+      );
     },
   );
   return cmd;
@@ -135,11 +127,8 @@ export function deleteCommand(): Command {
         .argument('<name>', 'entry name', parseIntentionName),
     ),
   ).action(async (kind: ConfigKind, name: string, opts: Opts) => {
-    await withClient(opts, async (client) => {
-      const res = await client.deleteConfig(kind, name);
-      if (opts.json) return printJson(res);
-      printLines([`${kind}/${name} deleted at revision ${res.revision}`]);
-    });
+    const res = await withRegistry(opts, (c) => c.deleteConfig(kind, name));
+    emit(opts, res, (r) => [`${kind}/${name} deleted at revision ${r.revision}`]);
   });
   return cmd;
 }
@@ -158,15 +147,16 @@ export function configCommand(): Command {
     ),
   ).action(async (kind: ConfigKind | undefined, name: string | undefined, opts: Opts) => {
     if (kind && !name) throw new MeshError('MESH_ERR_USAGE', 'config history takes KIND and NAME together, or neither');
-    await withClient(opts, async (client) => {
-      const res = await client.configHistory({ ...(kind ? { kind } : {}), ...(name ? { name } : {}) });
-      if (opts.json) return printJson(res);
-      printTable(
+    const res = await withRegistry(opts, (c) =>
+      c.configHistory({ ...(kind ? { kind } : {}), ...(name ? { name } : {}) }),
+    );
+    emit(opts, res, (r) =>
+      tableLines(
         ['REVISION', 'TIME', 'WHO', 'CHANGE', 'ENTRY', 'SUMMARY'],
-        res.changes.map((c) => [String(c.revision), c.time, c.who, c.op, `${c.kind}/${c.name}`, c.summary]),
+        r.changes.map((c) => [String(c.revision), c.time, c.who, c.op, `${c.kind}/${c.name}`, c.summary]),
         'no config changes',
-      );
-    });
+      ),
+    );
   });
   return cmd;
 }
