@@ -29,6 +29,8 @@ export interface AgentOptions {
   metricsBind?: string;
   /** Access logs for every sidecar (a directory or "stdout"); overrides the config's accessLogs. */
   accessLogs?: string;
+  /** Run exec checks from root-owned definition files (never from the socket); off by default. */
+  enableExecChecks?: boolean;
   /** Overrides for tests. */
   fullSyncIntervalMs?: number;
 }
@@ -95,6 +97,7 @@ export class Agent implements AgentAdminApi {
       checks: this.checks,
       advertise: config.advertise,
       log,
+      execChecks: { enabled: opts.enableExecChecks === true, servicesDir: config.servicesDir },
       publish: async () => {
         const synced = await this.sync.syncNow();
         await this.proxies.update(this.state.list());
@@ -119,7 +122,7 @@ export class Agent implements AgentAdminApi {
   private async boot(): Promise<void> {
     await this.state.load();
     await this.link.load();
-    for (const svc of this.state.list()) this.checks.set(svc.id, svc.registration.checks);
+    for (const svc of this.state.list()) this.checks.set(svc.id, this.registrations.runnableChecks(svc));
     this.admin = await startAdminServer(this, this.config.socketPath, this.log);
     this.sync.start();
     await this.proxies.start();

@@ -11,6 +11,7 @@ import { instanceId, type LocalService, type LocalState, type ServiceSource } fr
 import type { CheckManager } from './checks/index.js';
 import { DefinitionSet, type DefinitionError, type DefinitionEvent } from './definitions/index.js';
 import { allocateMeshPort } from './proxies/ports.js';
+import { execCheckRefusal, hasExecCheck, refuseExecThroughSocket, type ExecCheckPolicy } from './checks/exec-policy.js';
 import type { DefinitionProblem, RegistrationResult, ServiceView } from './admin-api.js';
 
 export interface RegistrationsOptions {
@@ -21,6 +22,8 @@ export interface RegistrationsOptions {
   log: Logger;
   /** Pushes the local state to the registry and the proxies; resolves whether the registry has it. */
   publish(): Promise<boolean>;
+  /** Where exec checks may come from (checks/exec-policy.ts); off when absent. */
+  execChecks?: ExecCheckPolicy;
 }
 
 const RANK: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
@@ -48,6 +51,7 @@ export class Registrations {
     }
     const reg = parsed.data;
     const id = instanceId(reg);
+    if (source.kind === 'cli' && hasExecCheck(reg.checks)) throw refuseExecThroughSocket(id, this.execPolicy);
     await this.exclusive(async () => {
       const existing = this.state.get(id);
       if (existing && existing.source.kind === 'file' && source.kind === 'cli') {
@@ -85,6 +89,21 @@ export class Registrations {
     const next = this.changing.catch(() => undefined).then(fn);
     this.changing = next.catch(() => undefined);
     return next;
+  }
+
+  private get execPolicy(): ExecCheckPolicy {
+    return this.opts.execChecks ?? { enabled: false, servicesDir: '' };
+  }
+
+  /**
+   * The checks to run for a stored service: exec checks only for a file-defined one on an
+   * agent that allows them (a state file from before the rule may hold others).
+   */
+  runnableChecks(svc: LocalService): ServiceRegistration['checks'] {
+    const execOk = this.execPolicy.enabled && svc.source.kind === 'file';
+    if (execOk || !hasExecCheck(svc.registration.checks)) return svc.registration.checks;
+    this.opts.log.warn({ service: svc.id }, 'exec checks of this service are not run: not allowed from its source');
+    return svc.registration.checks.filter((c) => c.kind !== 'exec');
   }
 
   services(): ServiceView[] {
@@ -136,7 +155,25 @@ export class Registrations {
       );
   }
 
-  private async applyDefinitions(ev: DefinitionEvent): Promise<void> {
+  /**
+   * A file whose services carry an exec check the policy does not allow is taken as a broken
+   * file: reported, and whatever it defined before stays as it was.
+   */
+  private async screenExecChecks(ev: DefinitionEvent): Promise<DefinitionEvent> {
+    if (ev.type !== 'upsert') return ev;
+    const svc = ev.services.find((r) => hasExecCheck(r.checks));
+    if (!svc) return ev;
+    const why = await execCheckRefusal(ev.file, this.execPolicy);
+    if (!why) return ev;
+    return {
+      type: 'invalid',
+      file: ev.file,
+      error: { message: `service '${instanceId(svc)}' has an exec check: ${why}` },
+    };
+  }
+
+  private async applyDefinitions(input: DefinitionEvent): Promise<void> {
+    const ev = await this.screenExecChecks(input);
     const changes = this.definitions.apply(ev);
     if (ev.type !== 'invalid') this.problems.delete(ev.file);
     for (const inv of changes.invalid) {

@@ -4,11 +4,12 @@
  * is still written and the result lists the commands still to run.
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { lchown, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { MeshError } from '../errors/index.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { lookupAccount, type Account } from './accounts.js';
 import { defaultUnitVars, renderUnit, unitFileName, type UnitKind, type UnitVars } from './render.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
@@ -43,6 +44,12 @@ export interface InstallUnitOptions {
   readonly systemctl?: string;
   /** Overrides the detection of a running systemd (see isSystemdRunning). */
   readonly systemdRunning?: boolean;
+  /**
+   * Give the data directory (recursively) to the unit's user and group, as root must: files
+   * `meshctl init` wrote as root are 0600 and the service, which runs as its own user, could
+   * not read them.
+   */
+  readonly ownDataDir?: boolean;
 }
 
 export interface InstallUnitResult {
@@ -102,6 +109,8 @@ export async function installUnit(opts: InstallUnitOptions): Promise<InstallUnit
   const vars = opts.vars ?? defaultUnitVars(kind);
   checkUnitPathsVisible(vars);
   const content = renderUnit(kind, vars);
+  // A unit for an account this host lacks fails at start with 217/USER: refuse it now.
+  const account = await lookupAccount(vars.user, vars.group);
 
   const unitDir = resolve(opts.unitDir ?? DEFAULT_UNIT_DIR);
   await assertDirectory(unitDir);
@@ -126,8 +135,17 @@ export async function installUnit(opts: InstallUnitOptions): Promise<InstallUnit
     warnings.push(
       `data directory ${vars.dataDir} does not exist; the service cannot start without it (install.sh creates /var/lib/meshctl): install -d -m 0700 -o ${vars.user} -g ${vars.group} ${vars.dataDir}`,
     );
+  } else if (opts.ownDataDir) {
+    const changedFiles = await giveTree(vars.dataDir, account);
+    if (changedFiles > 0)
+      actions.push(
+        `gave ${vars.dataDir} to ${account.user}:${account.group} (${changedFiles} files; the service runs as ${account.user})`,
+      );
+  } else if (!(await ownedBy(vars.dataDir, account))) {
+    warnings.push(
+      `data directory ${vars.dataDir} is not owned by ${account.user}, whom the service runs as; as root: chown -R ${account.user}:${account.group} ${vars.dataDir}`,
+    );
   }
-  warnings.push(...(await missingAccounts(vars)));
 
   const loaded = SYSTEM_UNIT_DIRS.has(unitDir);
   if (!loaded)
@@ -236,23 +254,26 @@ async function assertDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Warnings for a User=/Group= this host does not know (systemd would fail with 217/USER). */
-async function missingAccounts(vars: UnitVars): Promise<string[]> {
-  const out: string[] = [];
-  const checks = [
-    { db: 'passwd', name: vars.user, fix: `useradd --system --no-create-home --shell /usr/sbin/nologin ${vars.user}` },
-    { db: 'group', name: vars.group, fix: `groupadd --system ${vars.group}` },
-  ];
-  for (const { db, name, fix } of checks) {
-    if (/^[0-9]+$/.test(name)) continue; // numeric ids need no entry
-    const r = await execa('getent', [db, name], { reject: false, timeout: 10_000, stdin: 'ignore' });
-    if (r.exitCode === undefined) return []; // no getent here: cannot tell, say nothing
-    if (r.exitCode === 2)
-      out.push(
-        `${db === 'passwd' ? 'user' : 'group'} ${name} does not exist; install.sh creates it when run as root, or: ${fix}`,
-      );
-  }
-  return out;
+/** Gives every entry under `dir` (itself included, symlinks not followed) to `account`; returns how many changed. */
+async function giveTree(dir: string, account: Account): Promise<number> {
+  let changed = 0;
+  const walk = async (path: string): Promise<void> => {
+    const st = await lstat(path);
+    if (st.uid !== account.uid || st.gid !== account.gid) {
+      await lchown(path, account.uid, account.gid).catch((e: unknown) => {
+        throw fsError(e, `cannot give ${path} to ${account.user}`);
+      });
+      changed += 1;
+    }
+    if (st.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
+  };
+  await walk(dir);
+  return changed;
+}
+
+async function ownedBy(path: string, account: Account): Promise<boolean> {
+  const st = await stat(path);
+  return st.uid === account.uid;
 }
 
 function fsError(e: unknown, what: string): MeshError {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serviceRegistrationSchema } from '../../src/api/schemas.js';
@@ -21,8 +21,8 @@ afterEach(async () => {
 });
 
 /** Registrations over a real state file; `published` counts the pushes to registry and proxies. */
-async function make() {
-  const state = new LocalState(join(dir, 'state.json'));
+async function make(execChecks?: { enabled: boolean; servicesDir: string }, stateFile = 'state.json') {
+  const state = new LocalState(join(dir, stateFile));
   await state.load();
   const published: number[] = [];
   const regs = new Registrations({
@@ -30,6 +30,7 @@ async function make() {
     checks,
     advertise: '127.0.0.1',
     log: silentLogger(),
+    ...(execChecks ? { execChecks } : {}),
     publish: () => {
       published.push(state.list().length);
       return Promise.resolve(true);
@@ -149,5 +150,93 @@ describe('Registrations', () => {
     });
     await Promise.all([a, b]);
     expect(seen).toEqual([['api']]);
+  });
+
+  describe('exec checks (checks/exec-policy.ts)', () => {
+    const exec = { id: 'script', kind: 'exec', target: 'touch /tmp/meshctl-never-run' };
+    const withExec = () => svc('api', { checks: [exec] });
+    let servicesDir: string;
+    beforeEach(async () => {
+      servicesDir = join(dir, 'services.d');
+      await mkdir(servicesDir, { mode: 0o755 });
+    });
+    /** A definition file with an exec check, written for real: the rule looks at its owner and mode. */
+    async function definitionFile(name = 'api.yaml'): Promise<string> {
+      const file = join(servicesDir, name);
+      await writeFile(file, 'service: {name: api, port: 9000}\n', { mode: 0o644 });
+      await chmod(file, 0o644);
+      return file;
+    }
+
+    it.each([
+      ['by default', undefined],
+      ['even on an agent started with --enable-exec-checks', true],
+    ] as const)('refuses one through the socket (the CLI) %s, and changes nothing', async (_what, enabled) => {
+      const { regs, state, published } = await make(enabled ? { enabled, servicesDir } : undefined);
+      await expect(regs.register({ name: 'api', port: 9000, proxy: false, checks: [exec] })).rejects.toMatchObject({
+        code: 'MESH_ERR_EXEC_CHECKS_DISABLED',
+        message: expect.stringContaining('exec checks cannot be registered through the agent socket') as string,
+      });
+      expect(state.list()).toEqual([]);
+      expect(published).toEqual([]);
+    });
+
+    it('refuses a definition file with one when the agent runs without --enable-exec-checks, and reports it', async () => {
+      const { regs, state } = await make({ enabled: false, servicesDir });
+      const file = await definitionFile();
+      await regs.applyDefinitionEvent(upsert(file, withExec()));
+      expect(state.list()).toEqual([]);
+      expect(regs.definitionProblems()).toEqual([
+        {
+          file,
+          message:
+            "service 'api' has an exec check: exec checks are off on this agent (start it with --enable-exec-checks)",
+        },
+      ]);
+    });
+
+    it.skipIf(process.getuid?.() !== 0)(
+      'takes one from a root-owned file in a root-owned directory when enabled; refuses group/other-writable or non-root files (needs root to own files)',
+      async () => {
+        const { regs, state } = await make({ enabled: true, servicesDir });
+        const file = await definitionFile();
+        await regs.applyDefinitionEvent(upsert(file, withExec()));
+        expect(state.list().map((x) => x.registration.checks.map((c) => c.kind))).toEqual([['exec']]);
+        expect(regs.definitionProblems()).toEqual([]);
+
+        const other = await make({ enabled: true, servicesDir }, 'other-state.json');
+        await chmod(file, 0o666);
+        await other.regs.applyDefinitionEvent(upsert(file, withExec()));
+        expect(other.state.list()).toEqual([]);
+        expect(other.regs.definitionProblems()[0]!.message).toMatch(
+          /definition file .* is writable by its group or others \(mode 0666\)/,
+        );
+
+        await chmod(file, 0o644);
+        await chown(file, 65534, 65534);
+        await other.regs.applyDefinitionEvent(upsert(file, withExec()));
+        expect(other.state.list()).toEqual([]);
+        expect(other.regs.definitionProblems()[0]!.message).toMatch(
+          /definition file .* is owned by uid 65534, not root/,
+        );
+
+        await chown(file, 0, 0);
+        await chmod(servicesDir, 0o777);
+        await other.regs.applyDefinitionEvent(upsert(file, withExec()));
+        expect(other.state.list()).toEqual([]);
+        expect(other.regs.definitionProblems()[0]!.message).toMatch(
+          /services directory .* is writable by its group or others/,
+        );
+      },
+    );
+
+    it('does not run exec checks a state file holds for a CLI service (from before the rule)', async () => {
+      const { regs } = await make({ enabled: true, servicesDir });
+      const stored = { id: 'api', registration: withExec(), source: { kind: 'cli' as const } };
+      expect(regs.runnableChecks(stored)).toEqual([]);
+      expect(regs.runnableChecks({ ...stored, source: { kind: 'file', file: join(servicesDir, 'a.yaml') } })).toEqual(
+        withExec().checks,
+      );
+    });
   });
 });

@@ -12,6 +12,8 @@ export const HOSTS = {
   ha: ['127.0.5.2', '127.0.5.3', '127.0.5.4', '127.0.5.5', '127.0.5.6'],
   /** sec's block (127.0.6.0/24): a removed node's leaves refused at a sidecar. */
   revocation: ['127.0.6.2', '127.0.6.3'],
+  /** sec's block: exec checks refused through the socket. */
+  execChecks: ['127.0.6.4'],
 } as const;
 
 /**

@@ -1,9 +1,10 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeshError } from '../../src/errors/index.js';
+import { runCli } from '../helpers/cli.js';
 import { defaultUnitVars, renderUnit, type UnitVars } from '../../src/systemd/render.js';
 import {
   checkUnitPathsVisible,
@@ -28,8 +29,9 @@ describe('installUnit', () => {
   // Paths the hardened unit can see (not in /tmp or a home directory). The node binary is
   // the real one when it lives outside home (it does on CI and here), so verify can run.
   const dataDir = `/var/lib/meshctl-test-${process.pid}`;
+  // root/root: an account every host has (installUnit refuses one the host lacks).
   const vars = (over: Partial<UnitVars> = {}): UnitVars => ({
-    ...defaultUnitVars('agent', { dataDir }),
+    ...defaultUnitVars('agent', { dataDir, user: 'root', group: 'root' }),
     meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl',
     ...over,
   });
@@ -109,16 +111,17 @@ describe('installUnit', () => {
     expect(r.nextSteps).toContain('systemctl start meshctl-agent.service');
   });
 
-  it('warns about a user or group this host does not have, and not about existing ones', async () => {
-    const missing = await installUnit({
-      kind: 'agent',
-      unitDir,
-      vars: vars({ user: 'meshctl-no-such-user', group: 'meshctl-no-such-group' }),
-      runSystemctl: false,
-    });
-    expect(missing.warnings.some((w) => w.startsWith('user meshctl-no-such-user does not exist'))).toBe(true);
-    expect(missing.warnings.some((w) => w.startsWith('group meshctl-no-such-group does not exist'))).toBe(true);
-    // root/root and an existing directory outside /tmp and home: nothing to warn about but the unit dir.
+  it('refuses a user or group this host does not have, writing nothing', async () => {
+    for (const [over, message] of [
+      [{ user: 'meshctl-no-such-user' }, 'user meshctl-no-such-user does not exist on this host'],
+      [{ group: 'meshctl-no-such-group' }, 'group meshctl-no-such-group does not exist on this host'],
+    ] as const) {
+      const err = await rejection(installUnit({ kind: 'agent', unitDir, vars: vars(over), runSystemctl: false }));
+      expect(err.code).toBe('MESH_ERR_INVALID_ARGUMENT');
+      expect(err.message).toBe(message);
+      expect(await readdir(unitDir)).toEqual([]);
+    }
+    // An existing account and directory outside /tmp and home: nothing to warn about but the unit dir.
     const fine = await installUnit({
       kind: 'agent',
       unitDir,
@@ -128,6 +131,58 @@ describe('installUnit', () => {
     expect(fine.warnings).toHaveLength(1);
     expect(fine.warnings[0]).toContain('systemd does not load units from');
   });
+
+  it('meshctl agent install --user refuses a user that does not exist, with a clear error and no unit', async () => {
+    const r = await runCli([
+      'agent',
+      'install',
+      '--user',
+      'meshctl-no-such-user',
+      '--unit-dir',
+      unitDir,
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('user meshctl-no-such-user does not exist on this host');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await readdir(unitDir)).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'gives the data directory to the account the unit runs as (root only), and says so once (needs root to give files away)',
+    async () => {
+      // Outside /tmp (PrivateTmp would hide it from the unit), made and removed by the test.
+      const owned = `/var/lib/meshctl-test-own-${process.pid}`;
+      await rm(owned, { recursive: true, force: true });
+      try {
+        await mkdir(join(owned, 'tls'), { recursive: true, mode: 0o700 });
+        await writeFile(join(owned, 'tls', 'node.key'), 'key', { mode: 0o600 });
+        const v = vars({ user: 'nobody', group: 'nogroup', dataDir: owned });
+        const r = await installUnit({ kind: 'agent', unitDir, vars: v, runSystemctl: false, ownDataDir: true });
+        expect(r.actions).toContain(`gave ${owned} to nobody:nogroup (3 files; the service runs as nobody)`);
+        for (const p of [owned, join(owned, 'tls'), join(owned, 'tls', 'node.key')]) {
+          const st = await stat(p);
+          expect([st.uid, st.gid], p).toEqual([65534, 65534]);
+        }
+        expect((await stat(join(owned, 'tls', 'node.key'))).mode & 0o777).toBe(0o600);
+        const again = await installUnit({ kind: 'agent', unitDir, vars: v, runSystemctl: false, ownDataDir: true });
+        expect(again.actions.some((a) => a.startsWith('gave '))).toBe(false);
+        // Without ownDataDir (not root) it only says what to run.
+        const other = await installUnit({
+          kind: 'agent',
+          unitDir,
+          vars: vars({ dataDir: owned }),
+          runSystemctl: false,
+        });
+        expect(other.warnings).toContain(
+          `data directory ${owned} is not owned by root, whom the service runs as; as root: chown -R root:root ${owned}`,
+        );
+      } finally {
+        await rm(owned, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('refuses paths the hardened unit would hide from the service, writing nothing', async () => {
     const cases: [Partial<UnitVars>, RegExp][] = [
@@ -221,7 +276,7 @@ describe('runSystemctlCommands', () => {
       kind: 'agent',
       unitDir,
       vars: {
-        ...defaultUnitVars('agent', { dataDir: '/var/lib/meshctl-x' }),
+        ...defaultUnitVars('agent', { dataDir: '/var/lib/meshctl-x', user: 'root', group: 'root' }),
         meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl',
       },
       systemdRunning: true,

@@ -21,28 +21,40 @@ export function agentCommand(): Command {
       '--access-logs <dir|stdout>',
       'JSON access logs for every sidecar: one file per service in DIR, or stdout (per service: --meta access-log=on)',
     )
-    .action(async (opts: { dataDir?: string; metricsBind?: string; accessLogs?: string }) => {
-      const { Agent } = await import('../../agent/agent.js');
-      await runDaemon({
-        start: () =>
-          Agent.start({
-            dataDir: opts.dataDir ?? defaultDataDir('agent'),
-            ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
-            ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
-          }),
-        announce: (agent) =>
-          process.stderr.write(
-            `meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`,
-          ),
-        close: (agent) => agent.stop(),
-        stopRequested: (agent) => agent.stopRequested(),
-        onHup: (agent) =>
-          void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
-      });
-    });
+    .option(
+      '--enable-exec-checks',
+      'run exec health checks, from definition files in the root-owned services directory only (never from `meshctl register`)',
+    )
+    .action(
+      async (opts: { dataDir?: string; metricsBind?: string; accessLogs?: string; enableExecChecks?: boolean }) => {
+        const { Agent } = await import('../../agent/agent.js');
+        await runDaemon({
+          start: () =>
+            Agent.start({
+              dataDir: opts.dataDir ?? defaultDataDir('agent'),
+              ...(opts.metricsBind ? { metricsBind: opts.metricsBind } : {}),
+              ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}),
+              ...(opts.enableExecChecks ? { enableExecChecks: true } : {}),
+            }),
+          announce: (agent) =>
+            process.stderr.write(
+              `meshctl agent running as node ${agent.config.nodeName} (socket ${agent.config.socketPath})\n`,
+            ),
+          close: (agent) => agent.stop(),
+          stopRequested: (agent) => agent.stopRequested(),
+          onHup: (agent) =>
+            void agent.reload().catch((e: unknown) => agent.log.error({ err: String(e) }, 'reload failed')),
+        });
+      },
+    );
 
-  // The agent binds proxy ports and runs exec checks; it runs as root unless told otherwise.
-  cmd.addCommand(installCommand('agent', { user: 'root', userHelp: 'user the agent runs as' }));
+  // Nothing the agent or its sidecars do needs root (ports above 1024, files of its own).
+  cmd.addCommand(
+    installCommand('agent', {
+      user: 'meshctl',
+      userHelp: 'user the agent runs as (must exist; its data directory is given to it)',
+    }),
+  );
 
   withJson(
     withAgentFlags(

@@ -32,7 +32,10 @@ export function registryCommand(): Command {
       });
     });
   cmd.addCommand(
-    installCommand('registry', { user: 'root', userHelp: 'user the registry runs as (must own the data directory)' }),
+    installCommand('registry', {
+      user: 'meshctl',
+      userHelp: 'user the registry runs as (must exist; its data directory is given to it)',
+    }),
   );
   return cmd;
 }
