@@ -162,7 +162,8 @@ export type ServiceSplitter = z.infer<typeof serviceSplitterSchema>;
 const headerMatch = z
   .object({
     name: headerName,
-    present: z.boolean().optional(),
+    /** Only true: write `present: true` with `invert: true` for "absent". */
+    present: z.literal(true).optional(),
     exact: headerValue.optional(),
     prefix: headerValue.optional(),
     suffix: headerValue.optional(),
@@ -174,15 +175,14 @@ const headerMatch = z
     const n = ['present', 'exact', 'prefix', 'suffix', 'regex'].filter((k) => h[k as keyof typeof h] !== undefined);
     if (n.length !== 1)
       ctx.addIssue({ code: 'custom', message: 'give exactly one of present, exact, prefix, suffix, regex' });
-    if (h.present === false)
-      ctx.addIssue({ code: 'custom', path: ['present'], message: 'use present: true with invert: true for "absent"' });
   });
 export type HeaderMatch = z.infer<typeof headerMatch>;
 
 const queryMatch = z
   .object({
     name: z.string().min(1).max(256),
-    present: z.boolean().optional(),
+    /** Only true: write `present: true` with `invert: true` for "absent". */
+    present: z.literal(true).optional(),
     exact: z.string().max(8192).optional(),
     regex: regexSchema.optional(),
   })
@@ -190,8 +190,6 @@ const queryMatch = z
   .superRefine((q, ctx) => {
     const n = ['present', 'exact', 'regex'].filter((k) => q[k as keyof typeof q] !== undefined);
     if (n.length !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of present, exact, regex' });
-    if (q.present === false)
-      ctx.addIssue({ code: 'custom', path: ['present'], message: 'present must be true when given' });
   });
 
 function onePath(

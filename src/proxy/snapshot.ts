@@ -84,6 +84,109 @@ export const endpointSchema = v.strictObject({
 });
 export type SnapshotEndpoint = v.InferOutput<typeof endpointSchema>;
 
+/**
+ * An upstream's traffic policy in the snapshot, compiled by the agent from config entries
+ * (src/agent/proxies/policy.ts): routes in order (the last one matches everything), each
+ * ending in weighted splits over named targets; a target is a service or one of its subsets,
+ * with its balancer and its healthy instances. Absent: today's single route to `endpoints`.
+ */
+const headerNameSchema = v.pipe(
+  v.string(),
+  v.regex(/^[a-z0-9!#$%&'*+.^_`|~-]{1,256}$/, 'must be a lower-case header name'),
+);
+const headerMapSchema = v.record(headerNameSchema, v.pipe(v.string(), v.maxLength(8192)));
+const headerModsSchema = v.strictObject({
+  add: v.optional(headerMapSchema),
+  set: v.optional(headerMapSchema),
+  remove: v.optional(v.pipe(v.array(headerNameSchema), v.maxLength(64))),
+});
+export type SnapshotHeaderMods = v.InferOutput<typeof headerModsSchema>;
+const patternSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(1024));
+const headerMatchSchema = v.strictObject({
+  name: headerNameSchema,
+  present: v.optional(v.literal(true)),
+  exact: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+  prefix: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+  suffix: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+  regex: v.optional(patternSchema),
+  invert: v.optional(v.boolean()),
+});
+export type SnapshotHeaderMatch = v.InferOutput<typeof headerMatchSchema>;
+const routeMatchSchema = v.strictObject({
+  pathExact: v.optional(patternSchema),
+  pathPrefix: v.optional(patternSchema),
+  pathRegex: v.optional(patternSchema),
+  methods: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Z]{1,20}$/))), v.maxLength(16))),
+  headers: v.optional(v.pipe(v.array(headerMatchSchema), v.maxLength(32))),
+  query: v.optional(
+    v.pipe(
+      v.array(
+        v.strictObject({
+          name: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
+          present: v.optional(v.literal(true)),
+          exact: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+          regex: v.optional(patternSchema),
+        }),
+      ),
+      v.maxLength(32),
+    ),
+  ),
+});
+export type SnapshotRouteMatch = v.InferOutput<typeof routeMatchSchema>;
+const hashPolicySchema = v.strictObject({
+  field: v.optional(v.picklist(['header', 'cookie', 'query_parameter'])),
+  fieldValue: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  sourceIp: v.optional(v.literal(true)),
+  terminal: v.optional(v.literal(true)),
+});
+export type SnapshotHashPolicy = v.InferOutput<typeof hashPolicySchema>;
+const policyLoadBalancerSchema = v.strictObject({
+  policy: v.picklist(['round_robin', 'weighted', 'least_request', 'random', 'ring_hash', 'maglev']),
+  choiceCount: v.optional(intRange(2, 10)),
+  minRingSize: v.optional(intRange(1, 8_388_608)),
+  maxRingSize: v.optional(intRange(1, 8_388_608)),
+  hashPolicies: v.optional(v.pipe(v.array(hashPolicySchema), v.maxLength(16))),
+});
+export type SnapshotLoadBalancer = v.InferOutput<typeof policyLoadBalancerSchema>;
+const targetNameSchema = v.pipe(
+  v.string(),
+  v.regex(/^[a-z0-9][a-z0-9_.-]{0,62}(\/[a-z0-9][a-z0-9_-]{0,62})?$/, 'must be SERVICE or SERVICE/SUBSET'),
+);
+const splitSchema = v.strictObject({
+  /** Relative weight (> 0). */
+  weight: v.pipe(v.number(), v.minValue(0), v.maxValue(100)),
+  target: targetNameSchema,
+  requestHeaders: v.optional(headerModsSchema),
+  responseHeaders: v.optional(headerModsSchema),
+});
+export type SnapshotSplit = v.InferOutput<typeof splitSchema>;
+const routeSchema = v.strictObject({
+  /** Said in mesh answers: `route 2 of service-router api`. */
+  name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+  /** Absent: matches every request. */
+  match: v.optional(routeMatchSchema),
+  prefixRewrite: v.optional(patternSchema),
+  requestHeaders: v.optional(headerModsSchema),
+  responseHeaders: v.optional(headerModsSchema),
+  /** Pick the split by this hash (sticky splitter), not at random. */
+  stickyHash: v.optional(v.pipe(v.array(hashPolicySchema), v.maxLength(16))),
+  splits: v.pipe(v.array(splitSchema), v.minLength(1), v.maxLength(4096)),
+});
+export type SnapshotRoute = v.InferOutput<typeof routeSchema>;
+const targetSchema = v.strictObject({
+  name: targetNameSchema,
+  service: nameSchema,
+  subset: v.optional(v.pipe(v.string(), v.regex(/^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/))),
+  loadBalancer: policyLoadBalancerSchema,
+  endpoints: v.pipe(v.array(endpointSchema), v.maxLength(1024)),
+});
+export type SnapshotTarget = v.InferOutput<typeof targetSchema>;
+export const snapshotPolicySchema = v.strictObject({
+  routes: v.pipe(v.array(routeSchema), v.minLength(1), v.maxLength(257)),
+  targets: v.pipe(v.array(targetSchema), v.minLength(1), v.maxLength(1024)),
+});
+export type SnapshotPolicy = v.InferOutput<typeof snapshotPolicySchema>;
+
 export const snapshotUpstreamSchema = v.strictObject({
   service: nameSchema,
   protocol: proxyProtocolSchema,
@@ -92,13 +195,27 @@ export const snapshotUpstreamSchema = v.strictObject({
   loadBalancer: v.optional(loadBalancerSchema, 'round_robin'),
   /** Healthy instances only: the agent filters, the proxy trusts the list. */
   endpoints: v.pipe(v.array(endpointSchema), v.maxLength(1024)),
+  /** Routes, splits and subsets from config entries (docs/POLICY.md); absent: all of it to `endpoints`. */
+  policy: v.optional(snapshotPolicySchema),
 });
 export type SnapshotUpstream = v.InferOutput<typeof snapshotUpstreamSchema>;
+
+const permissionSchema = v.strictObject({
+  action: intentionActionSchema,
+  pathExact: v.optional(patternSchema),
+  pathPrefix: v.optional(patternSchema),
+  pathRegex: v.optional(patternSchema),
+  methods: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Z]{1,20}$/))), v.maxLength(16))),
+  headers: v.optional(v.pipe(v.array(headerMatchSchema), v.maxLength(32))),
+});
+export type SnapshotPermission = v.InferOutput<typeof permissionSchema>;
 
 export const snapshotIntentionSchema = v.strictObject({
   source: intentionNameSchema,
   destination: intentionNameSchema,
   action: intentionActionSchema,
+  /** L7: ordered rules for each request of this source (service-intentions permissions). */
+  permissions: v.optional(v.pipe(v.array(permissionSchema), v.minLength(1), v.maxLength(64))),
 });
 
 /**
@@ -203,6 +320,7 @@ function checkConsistency(s: ProxySnapshot, now: Date): void {
       if (ids.has(e.id)) throw invalid(`upstreams.${i}.endpoints: endpoint id "${e.id}" is listed twice`);
       ids.add(e.id);
     }
+    if (u.policy) checkPolicy(u.policy, `upstreams.${i}.policy`);
   });
 
   // The certificate must be this service's identity, or every peer would refuse it.
@@ -220,6 +338,27 @@ function checkConsistency(s: ProxySnapshot, now: Date): void {
   if (!chain.ok && chain.reason !== 'expired' && chain.reason !== 'not-yet-valid') {
     throw invalid(`tls.certPem does not chain to tls.rootsPem (${chain.reason})`);
   }
+}
+
+function checkPolicy(p: SnapshotPolicy, at: string): void {
+  const targets = new Set<string>();
+  p.targets.forEach((t, j) => {
+    if (targets.has(t.name)) throw invalid(`${at}.targets.${j}: target "${t.name}" is listed twice`);
+    targets.add(t.name);
+    const ids = new Set<string>();
+    for (const e of t.endpoints) {
+      if (ids.has(e.id)) throw invalid(`${at}.targets.${j}.endpoints: endpoint id "${e.id}" is listed twice`);
+      ids.add(e.id);
+    }
+  });
+  p.routes.forEach((r, j) =>
+    r.splits.forEach((s, k) => {
+      if (!targets.has(s.target))
+        throw invalid(`${at}.routes.${j}.splits.${k}: target "${s.target}" is not in policy.targets`);
+    }),
+  );
+  const last = p.routes[p.routes.length - 1]!;
+  if (last.match) throw invalid(`${at}.routes: the last route must match every request (no match)`);
 }
 
 /** Whether the certificate in a parsed snapshot is outside its validity period at `now` (for a warning). */

@@ -10,6 +10,8 @@ export const HOSTS = {
   rotation: ['127.0.3.2', '127.0.3.3'],
   /** Two registries (first two) and three agents on one etcd: the HA test. */
   ha: ['127.0.5.2', '127.0.5.3', '127.0.5.4', '127.0.5.5', '127.0.5.6'],
+  /** policy's block (127.0.11.0/24): web and api v1/v2 for config entries reaching the sidecars. */
+  policy: ['127.0.11.2', '127.0.11.3', '127.0.11.4'],
   /** sec's block (127.0.6.0/24): a removed node's leaves refused at a sidecar. */
   revocation: ['127.0.6.2', '127.0.6.3'],
   /** sec's block: exec checks refused through the socket. */

@@ -16,6 +16,7 @@ import { Backoff } from '../../util/backoff.js';
 import { CatalogWatch } from './watch.js';
 import { LeafStore, type Leaf } from './leaf.js';
 import { buildSnapshot } from './snapshot.js';
+import { indexEntries, policyServices } from './policy.js';
 import { ProxyProcess, type ProxyProcessInfo } from './process.js';
 
 /** One proxy's process info and the stats its admin endpoint gave (or why it gave none). */
@@ -56,7 +57,11 @@ export class ProxyManager {
   constructor(private readonly o: ProxyManagerOptions) {
     this.leaves = new LeafStore(join(o.dataDir, 'services'), o.link, o.trustDomain);
     this.dirs = { snapshots: join(o.dataDir, 'snapshots'), proxies: join(o.dataDir, 'proxies') };
-    this.watch = new CatalogWatch(o.link, o.log, () => void this.refreshAll());
+    this.watch = new CatalogWatch(o.link, o.log, () => {
+      // Config entries may send an upstream's traffic to other services: watch those too.
+      this.watchServices();
+      void this.refreshAll();
+    });
   }
 
   async start(): Promise<void> {
@@ -112,10 +117,20 @@ export class ProxyManager {
       await proc.start();
       this.scheduleLeaf(entry, 0);
     }
-    this.watch.setServices(
-      new Set([...wanted.values()].flatMap((s) => s.registration.upstreams.map((u) => u.service))),
-    );
+    this.watchServices();
     await this.refreshAll();
+  }
+
+  /** The upstreams of every managed service, and every service their config entries route or split to. */
+  private watchServices(): void {
+    const entries = indexEntries(this.watch.configEntries() ?? []);
+    this.watch.setServices(
+      new Set(
+        [...this.managed.values()].flatMap((m) =>
+          m.service.registration.upstreams.flatMap((u) => policyServices(u.service, entries)),
+        ),
+      ),
+    );
   }
 
   proxies(): ProxyProcessInfo[] {
@@ -156,10 +171,14 @@ export class ProxyManager {
     const intentions = this.watch.intentionsView();
     const revokedSerials = this.watch.revokedSerials();
     // Without the revocation list a push would let revoked leaves back in: wait for it too.
-    if (!m.leaf || !intentions || !revokedSerials) return;
+    // Without the config entries a push would drop the upstreams' routes and splits: wait for them too.
+    const configEntries = this.watch.configEntries();
+    if (!m.leaf || !intentions || !revokedSerials || !configEntries) return;
     // An upstream not heard of yet would go out with no endpoints (503s): until every upstream
     // has answered once, the proxy keeps serving what it has (its cached snapshot).
-    if (m.service.registration.upstreams.some((u) => this.watch.instancesOf(u.service) === undefined)) return;
+    const entries = indexEntries(configEntries);
+    const needed = m.service.registration.upstreams.flatMap((u) => policyServices(u.service, entries));
+    if (needed.some((s) => this.watch.instancesOf(s) === undefined)) return;
     const version = Math.max(m.version + 1, Date.now());
     const body = buildSnapshot({
       version,
@@ -171,9 +190,10 @@ export class ProxyManager {
       intentions,
       revokedSerials,
       instancesOf: (name) => this.watch.instancesOf(name),
+      configEntries,
+      endpointId: (x) => endpointId(x.id, x.node),
       ...this.accessLogFor(m.service),
     });
-    for (const u of body.upstreams) for (const e of u.endpoints) e.id = endpointId(e.id, e.node);
     const key = JSON.stringify({ ...body, version: 0 });
     if (key === m.lastKey) return;
     m.lastKey = key;

@@ -4,6 +4,8 @@ import type { InstanceView } from '../../api/schemas.js';
 import type { LocalService } from '../state.js';
 import type { IntentionsView } from './watch.js';
 import type { Leaf } from './leaf.js';
+import type { ConfigEntry, IntentionPermission } from '../../api/config-entries.js';
+import { compilePolicy, indexEntries } from './policy.js';
 
 export interface SnapshotInputs {
   version: number;
@@ -17,6 +19,10 @@ export interface SnapshotInputs {
   /** Serials of revoked service leaves (CatalogWatch.revokedSerials). */
   revokedSerials: readonly string[];
   instancesOf: (service: string) => InstanceView[] | undefined;
+  /** Config entries (CatalogWatch.configEntries): compiled per http upstream into its policy. */
+  configEntries: readonly ConfigEntry[];
+  /** The id an instance gets in the snapshot (unique per upstream). */
+  endpointId: (instance: InstanceView) => string;
   accessLog?: { enabled: boolean; path?: string };
 }
 
@@ -24,6 +30,7 @@ const LOOPBACK = /^127\.|^::1$/;
 
 export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
   const reg = i.service.registration;
+  const entries = indexEntries(i.configEntries);
   return {
     version: i.version,
     trustDomain: i.trustDomain,
@@ -37,19 +44,60 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
     },
     tls: { certPem: i.leaf.certPem, keyPem: i.leaf.keyPem, rootsPem: i.leaf.rootsPem },
     defaultIntention: i.intentions.defaultAction,
-    intentions: i.intentions.intentions,
+    intentions: i.intentions.intentions.map(snapshotIntention),
     revokedSerials: [...i.revokedSerials],
-    upstreams: reg.upstreams.map((u) => ({
-      service: u.service,
+    upstreams: reg.upstreams.map((u) => {
       // The upstream's own protocol decides L4 vs L7: an http upstream gets HTTP handling.
-      protocol: (i.instancesOf(u.service) ?? []).some((x) => x.protocol === 'http') ? 'http' : 'tcp',
-      localAddress: u.localAddress,
-      localPort: u.localPort,
-      loadBalancer: u.loadBalancer,
-      endpoints: (i.instancesOf(u.service) ?? [])
-        .filter((x) => x.meshPort !== undefined && x.status !== 'critical')
-        .map((x) => ({ id: x.id, node: x.node, address: x.address, port: x.meshPort!, weight: x.weight })),
-    })),
+      const protocol = (i.instancesOf(u.service) ?? []).some((x) => x.protocol === 'http') ? 'http' : 'tcp';
+      // Routes and splits act on HTTP requests: a tcp upstream keeps today's one balancer.
+      const policy =
+        protocol === 'http'
+          ? compilePolicy({
+              upstream: u.service,
+              registrationLb: u.loadBalancer,
+              entries,
+              instancesOf: i.instancesOf,
+              endpointId: i.endpointId,
+            })
+          : undefined;
+      return {
+        service: u.service,
+        protocol,
+        localAddress: u.localAddress,
+        localPort: u.localPort,
+        loadBalancer: u.loadBalancer,
+        endpoints: (i.instancesOf(u.service) ?? [])
+          .filter((x) => x.meshPort !== undefined && x.status !== 'critical')
+          .map((x) => ({ id: i.endpointId(x), node: x.node, address: x.address, port: x.meshPort!, weight: x.weight })),
+        ...(policy ? { policy } : {}),
+      };
+    }),
     ...(i.accessLog ? { accessLog: i.accessLog } : {}),
+  };
+}
+
+type ViewIntention = IntentionsView['intentions'][number];
+
+/**
+ * An intention as the proxy gets it. A source with L7 permissions carries them; until the
+ * inbound enforces permissions per request (issue 14, phase B, on the inbound's HTTP mode) such
+ * a source is denied at the connection: failing closed, never letting in what a rule forbids.
+ */
+function snapshotIntention(x: ViewIntention): ProxySnapshotInput['intentions'][number] {
+  if (!x.permissions) return { source: x.source, destination: x.destination, action: x.action };
+  return { source: x.source, destination: x.destination, action: 'deny', permissions: x.permissions.map(permission) };
+}
+
+function permission(
+  p: IntentionPermission,
+): NonNullable<ProxySnapshotInput['intentions'][number]['permissions']>[number] {
+  const h = p.http;
+  return {
+    action: p.action,
+    ...(h.path_exact !== undefined ? { pathExact: h.path_exact } : {}),
+    ...(h.path_prefix !== undefined ? { pathPrefix: h.path_prefix } : {}),
+    ...(h.path_regex !== undefined ? { pathRegex: h.path_regex } : {}),
+    ...(h.methods ? { methods: h.methods } : {}),
+    ...(h.header ? { headers: h.header.map((x) => ({ ...x })) } : {}),
   };
 }

@@ -6,13 +6,14 @@
  */
 import type { Logger } from 'pino';
 import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
+import type { ConfigEntry, IntentionPermission } from '../../api/config-entries.js';
 import type { RegistryLink } from '../registry-link.js';
 import { Backoff } from '../../util/backoff.js';
 import { normalizeSerial } from '../../ca/serial.js';
 
 export interface IntentionsView {
   defaultAction: IntentionAction;
-  intentions: Array<Pick<Intention, 'source' | 'destination' | 'action'>>;
+  intentions: Array<Pick<Intention, 'source' | 'destination' | 'action'> & { permissions?: IntentionPermission[] }>;
 }
 
 export interface CatalogWatchEvents {
@@ -76,6 +77,9 @@ export class CatalogWatch {
   /** Serials of revoked service leaves, sorted; undefined until the registry first answered. */
   private revoked: string[] | undefined;
   private revokedLoop: Loop | undefined;
+  /** Config entries but service-intentions (those come as intentions); undefined until the registry answered. */
+  private config: ConfigEntry[] | undefined;
+  private configLoop: Loop | undefined;
 
   constructor(
     private readonly link: RegistryLink,
@@ -90,7 +94,10 @@ export class CatalogWatch {
         const res = await this.link.call((c) => c.intentions({ index, wait: `${this.waitSeconds}s`, signal }));
         const next: IntentionsView = {
           defaultAction: res.defaultAction,
-          intentions: res.intentions.map((i) => ({ source: i.source, destination: i.destination, action: i.action })),
+          intentions: res.intentions.map((i) => {
+            const p = (i as { permissions?: IntentionPermission[] }).permissions;
+            return { source: i.source, destination: i.destination, action: i.action, ...(p ? { permissions: p } : {}) };
+          }),
         };
         if (JSON.stringify(next) !== JSON.stringify(this.intentions)) {
           this.intentions = next;
@@ -120,6 +127,25 @@ export class CatalogWatch {
       'revoked certificates',
     );
     this.revokedLoop.start();
+    this.configLoop = new Loop(
+      async (index, signal) => {
+        const res = await this.link.call((c) => c.configEntries({}, { index, wait: `${this.waitSeconds}s`, signal }));
+        const next = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
+        if (JSON.stringify(next) !== JSON.stringify(this.config)) {
+          this.config = next;
+          this.onChange();
+        }
+        return res.revision;
+      },
+      this.log,
+      'config entries',
+    );
+    this.configLoop.start();
+  }
+
+  /** Config entries (routers, splitters, resolvers, defaults); undefined until the registry answered. */
+  configEntries(): ConfigEntry[] | undefined {
+    return this.config;
   }
 
   /** Watches exactly these upstream services (starting and stopping loops as needed). */
@@ -169,6 +195,7 @@ export class CatalogWatch {
   stop(): void {
     this.intentionLoop?.stop();
     this.revokedLoop?.stop();
+    this.configLoop?.stop();
     for (const l of this.loops.values()) l.stop();
     this.loops.clear();
   }
