@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CheckStatus } from '../api/schemas.js';
-import { certExpiry, createKeyAndCsr, nodeId } from '../ca/index.js';
+import { certExpiry, createKeyAndCsr, nodeId, renewalDue } from '../ca/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { createLogger } from '../util/log.js';
 import { loadAgentConfig, type AgentConfig, type AgentPaths } from './config.js';
@@ -250,9 +250,8 @@ export class Agent implements AgentAdminApi {
     const pem = await readFile(this.paths.nodeCert, 'utf8');
     const { X509Certificate } = await import('node:crypto');
     const x = new X509Certificate(pem);
-    const from = Date.parse(x.validFrom);
-    const to = Date.parse(x.validTo);
-    if (Date.now() < from + (to - from) / 2) return;
+    // The same half-life rule as the service leaves (src/ca/renewal.ts).
+    if (!renewalDue({ notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) })) return;
     const { keyPem, csrPem } = await createKeyAndCsr({
       spiffeId: nodeId(this.config.trustDomain, this.config.nodeName),
     });

@@ -7,6 +7,7 @@ export * from './verify.js';
 export * from './identity-cache.js';
 export * from './serial.js';
 export * from './leaf-rules.js';
+export * from './renewal.js';
 export { decodePem, MAX_PEM_LENGTH } from './pem.js';
 export {
   isValidDnsName,

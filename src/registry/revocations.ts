@@ -32,6 +32,8 @@ export interface RevokedRecord extends IssuedRecord {
   reason: string;
 }
 
+/** How often expired records are dropped (certificates live a day by default). */
+export const PRUNE_INTERVAL_MS = 10 * 60_000;
 const RELOAD_BASE_MS = 500;
 const RELOAD_MAX_MS = 30_000;
 
@@ -40,6 +42,7 @@ export class Revocations {
   readonly #revoked = new Map<string, number>();
   #watcher: Watcher | undefined;
   #reloadTimer: NodeJS.Timeout | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #failures = 0;
 
@@ -66,11 +69,21 @@ export class Revocations {
       { fromRevision: r.revision + 1, onError: (err) => this.#reloadLater(err) },
     );
     this.#failures = 0;
+    if (!this.#pruneTimer) {
+      this.#pruneTimer = setInterval(() => {
+        this.pruneExpired().catch((e: unknown) =>
+          this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not drop expired revocations'),
+        );
+      }, PRUNE_INTERVAL_MS);
+      this.#pruneTimer.unref();
+    }
   }
 
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#reloadTimer);
+    clearInterval(this.#pruneTimer);
+    this.#pruneTimer = undefined;
     this.#watcher?.cancel();
     this.#watcher = undefined;
   }
@@ -130,6 +143,23 @@ export class Revocations {
     const now = Date.now();
     const revoked = r.kvs.map((kv) => decode<RevokedRecord>(kv)).filter((x) => Date.parse(x.notAfter) > now);
     return { revision: r.revision, revoked };
+  }
+
+  /**
+   * Drops what has expired from both lists: a revoked serial whose certificate is past its
+   * NotAfter needs no refusing (TLS refuses it), so the sidecars' lists shrink (the write wakes
+   * their blocking queries). Several registries may prune at once; deletes are idempotent.
+   */
+  async pruneExpired(now = new Date()): Promise<number> {
+    const [revoked, issued] = await Promise.all([this.store.range(PREFIX.revoked), this.store.range(PREFIX.issued)]);
+    const gone = [...revoked.kvs, ...issued.kvs]
+      .filter((kv) => Date.parse(decode<IssuedRecord>(kv).notAfter) <= now.getTime())
+      .map((kv) => ({ type: 'delete' as const, key: kv.key }));
+    if (gone.length === 0) return 0;
+    // etcd takes at most 128 operations per transaction by default.
+    for (let i = 0; i < gone.length; i += 100) await this.store.txn({ compare: [], success: gone.slice(i, i + 100) });
+    this.log?.info({ records: gone.length }, 'dropped expired certificate records');
+    return gone.length;
   }
 
   async #expiredOps(now: Date): Promise<Array<{ type: 'delete'; key: string }>> {

@@ -4,7 +4,11 @@
  * refused at another node's sidecar within seconds, and a connection nodex had open with it
  * is closed. The test plays the attacker holding nodex's disk: it dials api's mesh port
  * directly with the leaf the nodex agent stored.
+ *
+ * Node certificates here live 2 minutes, so the agents renew them (at half-life, as leaves)
+ * while the test runs: removal must revoke the renewed certificate and the one before alike.
  */
+import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +16,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { rawRequest } from '../helpers/https.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST_A, HOST_X] = HOSTS.revocation;
@@ -76,7 +81,7 @@ describe("revocation reaches the sidecars: a removed node's leaves are refused a
   const UP = 18000 + Math.floor(Math.random() * 1000);
 
   beforeAll(async () => {
-    mesh = await startMesh({ defaultIntention: 'deny', leaseTtl: '5s' });
+    mesh = await startMesh({ defaultIntention: 'deny', leaseTtl: '5s', nodeCertTtl: '2m' });
     a = await mesh.addAgent('host-a', HOST_A, { services: ['api'] });
     x = await mesh.addAgent('nodex', HOST_X, { services: ['web'] });
     api = await startApp('api-a', HOST_A);
@@ -153,6 +158,44 @@ describe("revocation reaches the sidecars: a removed node's leaves are refused a
     await mesh?.close();
   });
 
+  /** The node certificate and key an agent holds now. */
+  async function nodeCredentials(agent: MeshAgent): Promise<{ cert: string; key: string; serial: string }> {
+    const [cert, key] = await Promise.all(
+      ['node.pem', 'node.key'].map((f) => readFile(join(agent.dataDir, 'tls', f), 'utf8')),
+    );
+    return { cert: cert!, key: key!, serial: new X509Certificate(cert!).serialNumber };
+  }
+
+  /** A registry read with a node certificate: 200, or 401 once it is revoked. */
+  async function registryAs(creds: { cert: string; key: string }, node: string) {
+    return rawRequest(mesh.registryUrl, {
+      path: `/v1/nodes/${node}`,
+      ca: stolen.rootPem,
+      cert: creds.cert,
+      key: creds.key,
+    });
+  }
+
+  let nodexBefore: { cert: string; key: string; serial: string };
+
+  it('renews the node certificates at half-life: a new serial, and the registry takes it', async () => {
+    nodexBefore = await nodeCredentials(x);
+    const first = new X509Certificate(nodexBefore.cert);
+    const lifetime = Date.parse(first.validTo) - Date.parse(first.validFrom);
+    // 2 minutes, with NotBefore backdated a minute for clock skew.
+    expect(lifetime).toBeLessThanOrEqual(3 * 60_000);
+    const renewed = await eventually(
+      async () => {
+        const now = await nodeCredentials(x);
+        return now.serial !== nodexBefore.serial ? now : undefined;
+      },
+      { what: "nodex's node certificate renewed", timeoutMs: 150_000, intervalMs: 1000 },
+    );
+    expect((await registryAs(renewed, 'nodex')).status).toBe(200);
+    // The one before is still valid by date: until the node is removed it is nodex's too.
+    expect((await registryAs(nodexBefore, 'nodex')).status).toBe(200);
+  }, 180_000);
+
   it('refuses the leaf on new connections and closes the open one, within seconds of node remove', async () => {
     const open = dial(meshPort, stolen);
     expect(await open.status).toBe('HTTP/1.1 200 OK');
@@ -173,5 +216,12 @@ describe("revocation reaches the sidecars: a removed node's leaves are refused a
     const stats = await sidecarInbound(a);
     expect(stats.revoked['revoked-certificate']).toBe(1);
     expect(stats.refusals['revoked-certificate']).toBeGreaterThanOrEqual(1);
+
+    // Both of nodex's node certificates, the renewed one and the one before, are refused.
+    for (const creds of [await nodeCredentials(x), nodexBefore]) {
+      const r = await registryAs(creds, 'nodex');
+      expect(r.status).toBe(401);
+      expect(r.body.message).toMatch(/the certificate of node 'nodex' \(serial [0-9A-F]+\) has been revoked/);
+    }
   });
 });

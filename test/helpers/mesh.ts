@@ -48,6 +48,7 @@ export async function startMesh(
     defaultIntention?: 'allow' | 'deny';
     leaseTtl?: string;
     leafTtl?: string;
+    nodeCertTtl?: string;
   } = {},
 ): Promise<TestMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-e2e-'));
@@ -68,6 +69,7 @@ export async function startMesh(
       '--lease-ttl',
       opts.leaseTtl ?? '5s',
       ...(opts.leafTtl ? ['--leaf-ttl', opts.leafTtl] : []),
+      ...(opts.nodeCertTtl ? ['--node-cert-ttl', opts.nodeCertTtl] : []),
       '--json',
       '--no-save',
     ],

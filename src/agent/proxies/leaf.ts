@@ -7,7 +7,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { createKeyAndCsr, serviceId } from '../../ca/index.js';
+import { createKeyAndCsr, renewalDue, serviceId } from '../../ca/index.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';
 import type { RegistryLink } from '../registry-link.js';
 
@@ -54,10 +54,9 @@ export class LeafStore {
     }
   }
 
-  /** True when the leaf is missing, past half-life, or for another service name. */
+  /** True when the leaf is missing or past half-life (src/ca/renewal.ts). */
   static due(leaf: Leaf | undefined, now = Date.now()): boolean {
-    if (!leaf) return true;
-    return now >= leaf.notBefore + (leaf.notAfter - leaf.notBefore) / 2;
+    return renewalDue(leaf, now);
   }
 
   /** Makes a new key + CSR here and has the registry sign it. */

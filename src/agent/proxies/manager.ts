@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { renewAt } from '../../ca/renewal.js';
 import { MeshError } from '../../errors/index.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';
 import type { RegistryLink } from '../registry-link.js';
@@ -226,8 +227,7 @@ export class ProxyManager {
   private async renewLeaf(m: Managed): Promise<void> {
     if (this.stopped || !this.managed.has(m.service.id)) return;
     if (!LeafStore.due(m.leaf)) {
-      const half = m.leaf!.notBefore + (m.leaf!.notAfter - m.leaf!.notBefore) / 2;
-      this.scheduleLeaf(m, Math.max(1000, half - Date.now()));
+      this.scheduleLeaf(m, Math.max(1000, renewAt(m.leaf!) - Date.now()));
       return;
     }
     try {
