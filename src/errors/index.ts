@@ -33,7 +33,7 @@ export const ERRORS = {
   MESH_ERR_UNAUTHENTICATED: {
     http: 401,
     exit: NOPERM,
-    hint: 'Pass the admin token with --token or MESHCTL_TOKEN, or run `meshctl init` on this host.',
+    hint: 'Pass the admin token with --token or MESHCTL_TOKEN (`meshctl init --server` printed it). Lost every admin token? On the registry host: `meshctl registry admin-token` (docs/SECURITY.md).',
   },
   MESH_ERR_FORBIDDEN: {
     http: 403,

@@ -148,7 +148,7 @@ function readStateFile(p: string): Promise<string> {
 }
 
 /** sqlite or memory: the CA lives in the data dir. */
-async function openLocalMesh(
+export async function openLocalMesh(
   kind: 'sqlite' | 'memory',
   paths: RegistryPaths,
 ): Promise<{ store: Store; caCert: string; caKey: string }> {
@@ -161,7 +161,7 @@ async function openLocalMesh(
  * etcd: the CA lives in etcd, its key sealed with the mesh key. The key file is checked before
  * etcd is, so a host it was never copied to says so plainly.
  */
-async function openSharedMesh(
+export async function openSharedMesh(
   config: RegistryConfig,
   paths: RegistryPaths,
 ): Promise<{ store: Store; caCert: string; caKey: string }> {

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { defaultDataDir } from '../../targets/settings.js';
 import { runDaemon } from '../daemon.js';
+import { withJson } from '../flags.js';
+import { emit } from '../run.js';
 import { installCommand } from './install.js';
 
 export function registryCommand(): Command {
@@ -31,6 +33,25 @@ export function registryCommand(): Command {
         close: (reg) => reg.close(),
       });
     });
+  withJson(
+    cmd
+      .command('admin-token')
+      .description(
+        "make a new admin token from the registry host's own files (recovery when no admin token is left; run as root or the registry's user)",
+      )
+      .option('--data-dir <dir>', 'registry data directory made by `meshctl init --server`')
+      .option('--description <text>', 'what the token is for (shown by `meshctl token list`)'),
+  ).action(async (opts: { dataDir?: string; description?: string; json?: boolean }) => {
+    const { recoverAdminToken } = await import('../../registry/recovery.js');
+    const dataDir = opts.dataDir ?? defaultDataDir('registry');
+    const made = await recoverAdminToken({ dataDir, ...(opts.description ? { description: opts.description } : {}) });
+    emit(opts, { token: made.token, info: made.info }, () => [
+      `New admin token ${made.info.id}, made from the files in ${dataDir} (the audit log says so):`,
+      `  ${made.token}`,
+      'It is shown only now. Use it with --token or MESHCTL_TOKEN; revoke a lost one with `meshctl token revoke ID`.',
+    ]);
+  });
+
   cmd.addCommand(
     installCommand('registry', {
       user: 'meshctl',
