@@ -16,6 +16,8 @@ export const HOSTS = {
   revocation: ['127.0.6.2', '127.0.6.3'],
   /** sec's block: exec checks refused through the socket. */
   execChecks: ['127.0.6.4'],
+  /** sec's block: the demo's hosts join with scoped tokens. */
+  demoScopes: ['127.0.6.5', '127.0.6.6'],
 } as const;
 
 /**
