@@ -6,7 +6,7 @@
  * --enable-exec-checks, and `meshctl services` says why.
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
@@ -85,5 +85,11 @@ describe('exec checks are refused by default (real agent)', () => {
     ]);
     expect(view.services).toEqual([]);
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it("keeps its keys from the socket's group: a 0700 data directory, the node key 0600", async () => {
+    expect((await stat(agent.dataDir)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(agent.dataDir, 'tls'))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(agent.dataDir, 'tls', 'node.key'))).mode & 0o777).toBe(0o600);
   });
 });
