@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { MeshError } from '../errors/index.js';
-import { openStore } from '../store/index.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { CertificateAuthority } from '../ca/index.js';
 import { createLogger, type Logger } from '../util/log.js';

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
-import { openStore } from '../store/index.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import type { EtcdSettings } from './config.js';
 import { sealedSchema, seal, unseal, type MeshKey } from './mesh-key.js';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, SqliteStore, type Store, type WatchBatch } from '../../src/store/index.js';
+import { openStore, type Store, type WatchBatch } from '../../src/store/index.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import { describeStoreConformance, record, sleep, waitFor } from './conformance.js';
 import { transpileForChild } from './transpile.js';
 
