@@ -3,98 +3,24 @@
  * TLS itself (ca: [root], rejectUnauthorized) checks chain and expiry; Node's default
  * checkServerIdentity only looks at DNS/IP SANs and the CN, never at URI SANs, so the
  * SPIFFE identity is checked here — on the server for the client and on the client for
- * the server.
+ * the server. Everything here runs on Node's own certificate parser (peer.ts), so a proxy
+ * can use it without loading @peculiar/x509.
  */
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { MeshError } from '../errors/index.js';
-import { leafRuleFailure, type LeafRuleFailure } from './leaf-rules.js';
-import { uriSansFromNode } from './node-sans.js';
-import { readSubjectAltNames } from './san.js';
-import { parseSpiffeId, type SpiffeKind } from './spiffe.js';
-import { x509 } from './x509.js';
+import { peerIdentity, validityOf, type PeerExpectation } from './peer.js';
 
-/** Stable reasons, fit for logs, metrics labels and tests. */
-export type PeerIdentityFailure =
-  | 'no-certificate'
-  | 'multiple-uri-sans'
-  | 'no-uri-san'
-  | 'not-spiffe'
-  | 'wrong-trust-domain'
-  | 'wrong-kind'
-  | 'wrong-name'
-  | LeafRuleFailure;
-
-export type PeerIdentityResult =
-  | { readonly ok: true; readonly id: string; readonly kind: SpiffeKind; readonly name: string }
-  | { readonly ok: false; readonly reason: PeerIdentityFailure };
-
-export interface PeerExpectation {
-  readonly trustDomain: string;
-  readonly kind?: SpiffeKind;
-  readonly name?: string;
-}
-
-/** What a TLS socket, a parsed certificate or a file gives us. `getPeerCertificate()` returns `{}` or null when there is none. */
-export type CertificateInput = PeerCertificate | NodeX509Certificate | string | null | undefined;
+export {
+  peerIdentity,
+  type CertificateInput,
+  type PeerExpectation,
+  type PeerIdentityFailure,
+  type PeerIdentityResult,
+} from './peer.js';
 
 export type ChainFailure = 'expired' | 'not-yet-valid' | 'unknown-ca' | 'bad-signature';
 export type ChainResult = { readonly ok: true } | { readonly ok: false; readonly reason: ChainFailure };
-
-/** Node's own parse of the input (OpenSSL's, native and fast), or undefined when there is no certificate. */
-function nodeCertOf(cert: CertificateInput): NodeX509Certificate | undefined {
-  if (cert === null || cert === undefined) return undefined;
-  if (cert instanceof NodeX509Certificate) return cert;
-  const input: unknown = typeof cert === 'string' ? cert : (cert as Partial<PeerCertificate>).raw;
-  if (typeof input !== 'string' && !(Buffer.isBuffer(input) && input.length > 0)) return undefined;
-  try {
-    return new NodeX509Certificate(input);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The URI SANs read from the DER with @peculiar/x509: the slow, exact path for unusual certificates. */
-function uriSansFromDer(der: Buffer): string[] | 'no-certificate' | 'not-spiffe' {
-  let parsed: x509.X509Certificate;
-  try {
-    parsed = new x509.X509Certificate(der);
-  } catch {
-    return 'no-certificate';
-  }
-  const read = readSubjectAltNames(() => parsed.extensions);
-  return read.ok ? read.sans.uris : 'not-spiffe';
-}
-
-function fail(reason: PeerIdentityFailure): PeerIdentityResult {
-  return { ok: false, reason };
-}
-
-/**
- * The peer's mesh identity, checked against what this side expects. The certificate must be
- * a leaf fit for an identity (leafRuleFailure: no CA, no certificate signing, can sign) and
- * carry exactly one URI SAN, a mesh SPIFFE ID in `trustDomain` (and of `kind` / `name`
- * when given). Any SAN we cannot decode fails closed as `not-spiffe`: this CA never
- * issues such entries, so such a certificate cannot be a mesh identity. The SANs come from
- * Node's own parse when that is exact (node-sans.ts), else from the DER.
- */
-export function peerIdentity(cert: CertificateInput, expect: PeerExpectation): PeerIdentityResult {
-  const x = nodeCertOf(cert);
-  if (!x) return fail('no-certificate');
-  const notALeaf = leafRuleFailure(x);
-  if (notALeaf) return fail(notALeaf);
-  const uris = uriSansFromNode(x) ?? uriSansFromDer(x.raw);
-  if (typeof uris === 'string') return fail(uris);
-  if (uris.length === 0) return fail('no-uri-san');
-  if (uris.length > 1) return fail('multiple-uri-sans');
-  const uri = uris[0]!;
-  const id = parseSpiffeId(uri);
-  if (!id) return fail('not-spiffe');
-  if (id.trustDomain !== expect.trustDomain) return fail('wrong-trust-domain');
-  if (expect.kind !== undefined && id.kind !== expect.kind) return fail('wrong-kind');
-  if (expect.name !== undefined && id.name !== expect.name) return fail('wrong-name');
-  return { ok: true, id: uri, kind: id.kind, name: id.name };
-}
 
 /**
  * A `checkServerIdentity` for tls.connect that checks the server's SPIFFE ID instead of
@@ -128,14 +54,8 @@ function verifiedBy(cert: NodeX509Certificate, key: KeyObject): boolean {
   }
 }
 
-function validity(cert: NodeX509Certificate): { notBefore: Date; notAfter: Date } {
-  // Node 20 exposes validity only as text; @peculiar/x509 gives Dates from the DER.
-  const p = new x509.X509Certificate(cert.raw);
-  return { notBefore: p.notBefore, notAfter: p.notAfter };
-}
-
 function timeFailure(cert: NodeX509Certificate, now: Date): ChainFailure | undefined {
-  const { notBefore, notAfter } = validity(cert);
+  const { notBefore, notAfter } = validityOf(cert);
   if (now.getTime() < notBefore.getTime()) return 'not-yet-valid';
   if (now.getTime() > notAfter.getTime()) return 'expired';
   return undefined;
@@ -166,5 +86,5 @@ export function fingerprintOf(pem: string): string {
 
 /** The certificate's NotAfter. */
 export function certExpiry(pem: string): Date {
-  return validity(parseCertificate(pem, 'certificate')).notAfter;
+  return validityOf(parseCertificate(pem, 'certificate')).notAfter;
 }

@@ -13,7 +13,7 @@ import type { ProxyMetrics } from '../api/metrics.js';
 import { MeshError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { AccessLog } from './access-log.js';
-import { Inbound } from './inbound.js';
+import { Inbound, type InboundLimits } from './inbound/index.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
 import {
@@ -33,6 +33,8 @@ export interface ProxyOptions {
   readonly idleTimeoutMs?: number;
   /** A client must finish the TLS handshake on the mesh port within this; default 10 s. */
   readonly handshakeTimeoutMs?: number;
+  /** The mesh port's limits (pending handshakes, connections, header timeout); defaults in inbound/listener.ts. */
+  readonly inboundLimits?: Partial<InboundLimits>;
   /** How long a listener a push removes may finish its work; default 5 s. */
   readonly drainMs?: number;
   /** Randomness for the balancers (tests seed it). */
@@ -72,7 +74,10 @@ export class MeshProxy {
   constructor(opts: ProxyOptions = {}) {
     this.#log = opts.log ?? silentLogger();
     this.accessLog = new AccessLog(this.#log.child({ side: 'access-log' }));
-    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), this.accessLog, opts.handshakeTimeoutMs);
+    this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), this.accessLog, {
+      ...opts.inboundLimits,
+      ...(opts.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: opts.handshakeTimeoutMs }),
+    });
     this.outbound = new Outbound(
       this.#log.child({ side: 'outbound' }),
       {

@@ -10,15 +10,10 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import * as v from 'valibot';
 import { ADDRESS_RE, NAME_RE } from '../api/names.js';
-import {
-  isValidTrustDomain,
-  NAME_RULE,
-  peerIdentity,
-  SERIAL_RE,
-  serviceId,
-  TRUST_DOMAIN_RULE,
-  verifyChain,
-} from '../ca/index.js';
+import { peerIdentity } from '../ca/peer.js';
+import { SERIAL_RE } from '../ca/serial.js';
+import { isValidTrustDomain, NAME_RULE, serviceId, TRUST_DOMAIN_RULE } from '../ca/spiffe.js';
+import { verifyChain } from '../ca/verify.js';
 import { MeshError } from '../errors/index.js';
 
 const nameSchema = v.pipe(v.string(), v.regex(NAME_RE, `must be ${NAME_RULE}`));

@@ -18,6 +18,9 @@ export const HOSTS = {
   execChecks: ['127.0.6.4'],
   /** sec's block: the demo's hosts join with scoped tokens. */
   demoScopes: ['127.0.6.5', '127.0.6.6'],
+  /** l7in's block (127.0.9.0/24): the proxy process footprint, limits, drain. */
+  footprint: ['127.0.9.2'],
+  drain: ['127.0.9.10', '127.0.9.11'],
 } as const;
 
 /**

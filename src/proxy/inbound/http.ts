@@ -15,16 +15,16 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import httpProxy from 'http-proxy';
-import { meshReason, type MeshErrorKind, type ReasonKind } from '../errors/reasons.js';
-import { pathOf, roundMs, type AccessLog } from './access-log.js';
-import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from './http/answer.js';
-import type { ThrottledLog } from './log-throttle.js';
-import { fixResponseHopByHop, stripRequestHopByHop } from './http/headers.js';
-import type { ProxySnapshot } from './snapshot.js';
-import type { ReasonCounter } from './stats.js';
-import { ensureTraceparent } from './trace.js';
-import type { Traffic } from './traffic.js';
-import { fedServer, forwarder, hasBody, ignore } from './http/common.js';
+import { meshReason, type MeshErrorKind, type ReasonKind } from '../../errors/reasons.js';
+import { pathOf, roundMs, type AccessLog } from '../access-log.js';
+import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from '../http/answer.js';
+import type { ThrottledLog } from '../log-throttle.js';
+import { fixResponseHopByHop, stripRequestHopByHop } from '../http/headers.js';
+import type { ProxySnapshot } from '../snapshot.js';
+import type { ReasonCounter } from '../stats.js';
+import { ensureTraceparent } from '../trace.js';
+import type { Traffic } from '../traffic.js';
+import { clientErrorReason, fedServer, forwarder, hasBody, ignore, onClientError } from '../http/common.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
@@ -106,6 +106,8 @@ export interface InboundHttpDeps {
   readonly errors: ReasonCounter;
   readonly log: ThrottledLog;
   readonly accessLog: AccessLog;
+  /** A request head must be complete this long after its first byte (default HEADERS_TIMEOUT_MS, 10 s). */
+  readonly headersTimeoutMs?: number;
 }
 
 export class InboundHttp {
@@ -124,8 +126,24 @@ export class InboundHttp {
     this.#deps = deps;
     this.#agent = new Agent({ keepAlive: true, timeout: APP_IDLE_MS, scheduling: 'lifo' });
     this.server = fedServer(INBOUND_KEEP_ALIVE_MS, this.#onRequest, this.#onUpgrade);
+    if (deps.headersTimeoutMs !== undefined) this.server.headersTimeout = deps.headersTimeoutMs;
+    // The parser's refusals (a head over the limit, too slow, not HTTP) get their answer and a log line.
+    this.server.off('clientError', onClientError);
+    this.server.on('clientError', this.#onClientError);
     this.#proxy = forwarder({ proxyReq: this.#onProxyReq, proxyRes: this.#onProxyRes, proxyReqWs: this.#onProxyReqWs });
   }
+
+  readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    const kind = clientErrorReason(err);
+    const peer = (socket as PeerSocket)[PEER];
+    this.#deps.errors.add(meshReason(kind));
+    this.#deps.log.warn(
+      `client-error:${kind}`,
+      { reason: kind, peer, code: err.code },
+      'inbound: request refused before it reached the app',
+    );
+    onClientError(err, socket);
+  };
 
   /** Takes the app's address and the service name from a snapshot (connections already open follow at their next request). */
   configure(snap: ProxySnapshot): void {

@@ -1,0 +1,57 @@
+/**
+ * Who may come in: the verified peer's mesh identity (exactly one service SPIFFE ID in our
+ * trust domain, read from Node's parsed certificate, on a certificate not revoked) and the
+ * intentions of the snapshot.
+ * The same decision runs at each handshake and again over open connections when a push
+ * changes the intentions (index.ts), so a revoked caller is cut, not left until it reconnects.
+ */
+import type { X509Certificate } from 'node:crypto';
+import { decideIntention } from '../../api/intentions.js';
+import { meshReason } from '../../errors/reasons.js';
+import type { IdentityCache } from '../identity-cache.js';
+import type { RevokedSerials } from '../revoked.js';
+import type { ProxySnapshot } from '../snapshot.js';
+
+/** A client certificate on the snapshot's revocation list (a removed node's leaf). */
+export const REVOKED_CERTIFICATE = 'revoked-certificate';
+
+export type Authorization =
+  | { readonly ok: true; readonly peer: string }
+  /** The certificate is not a mesh service identity: `reason` is the identity failure. */
+  | { readonly ok: false; readonly stage: 'identity'; readonly reason: string }
+  /** A mesh service the intentions deny: `reason` is the full mesh reason. */
+  | { readonly ok: false; readonly stage: 'intention'; readonly peer: string; readonly reason: string };
+
+/** The decision for a new connection presenting `cert`. */
+export function authorize(
+  cert: X509Certificate | undefined,
+  snap: ProxySnapshot,
+  identities: IdentityCache,
+  revoked: RevokedSerials,
+): Authorization {
+  const id = identities.check(cert);
+  if (!id.ok) return { ok: false, stage: 'identity', reason: id.reason };
+  // Still valid by date and chain, but no longer anyone's identity.
+  if (revoked.has(cert)) return { ok: false, stage: 'identity', reason: REVOKED_CERTIFICATE };
+  const denied = intentionDenies(id.name, snap);
+  if (denied !== undefined) return { ok: false, stage: 'intention', peer: id.name, reason: denied };
+  return { ok: true, peer: id.name };
+}
+
+/** The `intention-deny` reason when the snapshot's intentions deny `peer`, else undefined. */
+export function intentionDenies(peer: string, snap: ProxySnapshot): string | undefined {
+  const me = snap.service.name;
+  const d = decideIntention(snap.intentions, peer, me, snap.defaultIntention);
+  return d.action === 'allow' ? undefined : meshReason('intention-deny', `${peer}->${me}`);
+}
+
+/** Whether a push changes what authorize() decides for some peer (then open connections are re-checked). */
+export function intentionsChanged(a: ProxySnapshot, b: ProxySnapshot): boolean {
+  if (a.defaultIntention !== b.defaultIntention || a.service.name !== b.service.name || a.trustDomain !== b.trustDomain)
+    return true;
+  if (a.intentions.length !== b.intentions.length) return true;
+  return a.intentions.some((x, i) => {
+    const y = b.intentions[i]!;
+    return x.source !== y.source || x.destination !== y.destination || x.action !== y.action;
+  });
+}

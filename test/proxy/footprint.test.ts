@@ -1,0 +1,85 @@
+/**
+ * A proxy loads only what it runs: the real `meshctl proxy run` process, serving a snapshot,
+ * must not load the CA's certificate library (@peculiar/x509, asn1js and their set-up) nor
+ * zod. Peer identities come from Node's own parsed certificate (src/ca/peer.ts), snapshots are
+ * checked with valibot. Every module the process loads is recorded by a module hook.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/cli.js';
+import { HOSTS } from '../helpers/hosts.js';
+import { defer, snapshot, startHttpApp, waitFor } from './harness.js';
+import { makePki, type Leaf, type Pki } from './pki.js';
+
+const HOOK = fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url));
+const HOST = HOSTS.footprint[0];
+
+let pki: Pki;
+let apiLeaf: Leaf;
+
+beforeAll(async () => {
+  pki = await makePki();
+  apiLeaf = await pki.leaf('api');
+});
+
+function status(socketPath: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/health' }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve((JSON.parse(text) as { status?: string }).status));
+    });
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+describe('the proxy process footprint', () => {
+  it.skipIf(!existsSync(CLI))(
+    'serves without loading @peculiar/x509, asn1js, reflect-metadata or zod (needs `npx tsc -p tsconfig.build.json`)',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'meshctl-footprint-'));
+      defer(() => rm(dir, { recursive: true, force: true }));
+      const app = await startHttpApp('api-1');
+      const sock = join(dir, 'api.sock');
+      const file = join(dir, 'api.snapshot.json');
+      const loads = join(dir, 'loads.txt');
+      await writeFile(
+        file,
+        JSON.stringify(
+          snapshot({ version: 1, pki, leaf: apiLeaf, service: 'api', inboundAddress: HOST, appPort: app.port }),
+        ),
+        { mode: 0o600 },
+      );
+      const proc = execa(
+        process.execPath,
+        ['--import', HOOK, CLI, 'proxy', 'run', '--admin-socket', sock, '--snapshot', file, '--drain-seconds', '0'],
+        { env: { MESHCTL_LOG_LEVEL: 'warn', MESHCTL_TEST_LOADS: loads }, reject: false, stdin: 'ignore', all: true },
+      );
+      defer(async () => {
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill('SIGKILL');
+          await proc;
+        }
+      });
+      await waitFor(async () => (await status(sock)) === 'serving', 'the proxy serving its snapshot', 20_000);
+      proc.kill('SIGTERM');
+      const done = await proc;
+      expect(done.exitCode, done.all).toBe(0);
+
+      const urls = (await readFile(loads, 'utf8')).split('\n').filter((l) => l !== '');
+      // The record is real: the proxy's own modules are in it.
+      expect(urls.some((u) => u.endsWith('/dist/proxy/proxy.js'))).toBe(true);
+      expect(urls.some((u) => u.endsWith('/dist/ca/peer.js'))).toBe(true);
+      const heavy = urls.filter((u) => /\/node_modules\/(@peculiar|asn1js|reflect-metadata|tsyringe|zod)\//.test(u));
+      expect(heavy).toEqual([]);
+      expect(urls.filter((u) => /\/dist\/ca\/(x509|authority|root|keys|san)\.js$/.test(u))).toEqual([]);
+    },
+  );
+});
