@@ -18,6 +18,7 @@ import { DefinitionWatcher } from './definitions/index.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import type { AgentAdminApi, DefinitionProblem, RegistrationResult, RegistryRead, ServiceView } from './admin-api.js';
 import { Registrations } from './registrations.js';
+import { DEFAULT_DRAIN_SECONDS } from '../proxy/limits.js';
 import { ProxyManager, type ProxyStats } from './proxies/manager.js';
 import { MetricsReporter } from './metrics/reporter.js';
 import { startPrometheus, type PrometheusServer } from './metrics/prometheus.js';
@@ -84,6 +85,7 @@ export class Agent implements AgentAdminApi {
       // The proxy is this same CLI (`meshctl proxy run`), launched the way the agent was.
       cliEntry: process.argv[1] ?? 'meshctl',
       ...((opts.accessLogs ?? config.accessLogs) ? { accessLogs: opts.accessLogs ?? config.accessLogs } : {}),
+      drainSeconds: config.drainSeconds ?? DEFAULT_DRAIN_SECONDS,
     });
     this.metrics = new MetricsReporter({
       node: config.nodeName,

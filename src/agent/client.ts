@@ -4,6 +4,9 @@ import type { CheckStatus } from '../api/schemas.js';
 import type { DefinitionProblem, ServiceView } from './admin-api.js';
 import type { CheckStateView } from './checks/index.js';
 
+/** The longest drain (MAX_DRAIN_SECONDS) and its exit grace, with room to spare. */
+const LEAVE_TIMEOUT_MS = 330_000;
+
 export class AgentClient {
   private readonly http: HttpClient;
 
@@ -34,8 +37,9 @@ export class AgentClient {
     return (await this.http.put<CheckStateView>(`/v1/agent/checks/${encodeURIComponent(checkId)}`, { status, note }))
       .body;
   }
+  /** Waits while the host's sidecars drain (up to the agent's drainSeconds, at most 300 s, + 5 s each side by side). */
   async leave(): Promise<{ left: boolean }> {
-    return (await this.http.post<{ left: boolean }>('/v1/agent/leave', {})).body;
+    return (await this.http.post<{ left: boolean }>('/v1/agent/leave', {}, { timeoutMs: LEAVE_TIMEOUT_MS })).body;
   }
   async reload(): Promise<{ reloaded: boolean }> {
     return (await this.http.post<{ reloaded: boolean }>('/v1/agent/reload', {})).body;

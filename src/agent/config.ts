@@ -7,6 +7,7 @@ import { MeshError } from '../errors/index.js';
 import { readConfigFile } from '../util/config-file.js';
 import { addressSchema, nameSchema, TRUST_DOMAIN_RE } from '../api/schemas.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { MAX_DRAIN_SECONDS } from '../proxy/limits.js';
 import { agentPaths, type AgentPaths } from './paths.js';
 
 export { agentPaths, defaultSocketPath, type AgentPaths } from './paths.js';
@@ -27,6 +28,11 @@ export const agentConfigSchema = z
     metricsBind: z.string().optional(),
     /** Access logs for every sidecar: a directory (one file per service) or "stdout". Off unless set. */
     accessLogs: z.string().optional(),
+    /**
+     * How long each sidecar lets in-flight requests finish when it stops (deregistration,
+     * leave, SIGTERM); the agent waits this plus 5 s for it. Default 30 (DEFAULT_DRAIN_SECONDS).
+     */
+    drainSeconds: z.number().int().min(0).max(MAX_DRAIN_SECONDS).optional(),
     joinedAt: z.string(),
   })
   .strict();

@@ -10,8 +10,12 @@ import { execa, type ResultPromise } from 'execa';
 import { MeshError } from '../errors/index.js';
 import { initServer, type InitServerResult } from '../registry/bootstrap.js';
 import { RegistryClient } from '../api/registry-client.js';
+import { loadAgentConfig, saveAgentConfig } from '../agent/config.js';
 import { joinMesh } from '../agent/join.js';
 import { AgentClient } from '../agent/client.js';
+
+/** The demo agents' sidecar drain (agent.json drainSeconds). */
+const DEMO_DRAIN_SECONDS = 1;
 
 export interface LocalAgent {
   name: string;
@@ -81,6 +85,10 @@ export class LocalMesh {
       servicesDir: join(dataDir, 'services.d'),
       force: true,
     });
+    // The demo's traffic never stops before teardown, so a sidecar's drain would run its full
+    // time; a demo has nothing worth 30 s of waiting in flight.
+    const { config, paths } = await loadAgentConfig(dataDir);
+    await saveAgentConfig(paths, { ...config, drainSeconds: DEMO_DRAIN_SECONDS });
     const proc = this.spawn(['agent', 'start', '--data-dir', dataDir], join(this.dir, `agent-${name}.log`));
     try {
       // Printed by `agent start` itself (not a log line), whatever the log level.
@@ -96,12 +104,14 @@ export class LocalMesh {
 
   /** Ends everything this mesh started. Safe to call twice. */
   async stop(): Promise<void> {
-    for (const a of this.agents.splice(0)) {
-      // `leave` deregisters the host and shuts its sidecars down; the agent then exits.
-      await a.client.leave().catch(() => undefined);
-      a.client.close();
-      await endProcess(a.proc, 5_000);
-    }
+    // Side by side: `leave` deregisters the host and drains its sidecars; the agent then exits.
+    await Promise.all(
+      this.agents.splice(0).map(async (a) => {
+        await a.client.leave().catch(() => undefined);
+        a.client.close();
+        await endProcess(a.proc, 5_000);
+      }),
+    );
     this.admin?.close();
     if (this.registry) await endProcess(this.registry, 5_000);
     this.registry = undefined;

@@ -15,7 +15,7 @@ export interface RunProxyOptions {
   readonly adminSocket: string;
   /** A snapshot JSON file to start from (the agent's cache). Missing or invalid: the proxy waits for a push. */
   readonly snapshotFile?: string;
-  /** Drain time on SIGTERM / SIGINT / POST /shutdown without drainSeconds; default 5 s. */
+  /** Drain time on SIGTERM / SIGINT / POST /shutdown without drainSeconds; default 30 s (DEFAULT_DRAIN_MS). */
   readonly drainMs?: number;
   /** Install SIGTERM/SIGINT handlers (the process entry does; in-process tests do not). Default true. */
   readonly handleSignals?: boolean;

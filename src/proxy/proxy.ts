@@ -13,6 +13,7 @@ import type { ProxyMetrics } from '../api/metrics.js';
 import { MeshError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { AccessLog } from './access-log.js';
+import { DEFAULT_DRAIN_SECONDS } from './limits.js';
 import { Inbound, type InboundLimits } from './inbound/index.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
@@ -35,7 +36,7 @@ export interface ProxyOptions {
   readonly handshakeTimeoutMs?: number;
   /** The mesh port's limits (pending handshakes, connections, header timeout); defaults in inbound/listener.ts. */
   readonly inboundLimits?: Partial<InboundLimits>;
-  /** How long a listener a push removes may finish its work; default 5 s. */
+  /** How long a listener a push removes may finish its work; default 5 s (LISTENER_DRAIN_MS). */
   readonly drainMs?: number;
   /** Randomness for the balancers (tests seed it). */
   readonly random?: Random;
@@ -54,7 +55,15 @@ export interface ProxyHealth {
   inbound: { address: string; port: number } | null;
 }
 
-export const DEFAULT_DRAIN_MS = 5_000;
+/**
+ * How long in-flight work may finish when the proxy stops (SIGTERM, POST /shutdown): long
+ * requests are common enough (reports, uploads) that 5 s cut them; Envoy's default drain is
+ * 600 s, Kubernetes' grace period 30 s. `proxy run --drain-seconds` and the agent's
+ * `drainSeconds` change it.
+ */
+export const DEFAULT_DRAIN_MS = DEFAULT_DRAIN_SECONDS * 1000;
+/** How long a listener a push removes (an upstream gone from the snapshot) may finish its work. */
+export const LISTENER_DRAIN_MS = 5_000;
 
 export class MeshProxy {
   readonly startedAt = new Date();
@@ -85,7 +94,7 @@ export class MeshProxy {
         idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
         ...(opts.random ? { random: opts.random } : {}),
       },
-      opts.drainMs ?? DEFAULT_DRAIN_MS,
+      opts.drainMs ?? LISTENER_DRAIN_MS,
       this.accessLog,
     );
   }

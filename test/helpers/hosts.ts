@@ -38,3 +38,10 @@ export const ETCD_PORTS = {
   /** policy: config entries on a real etcd (test/registry/config-entries.test.ts). */
   configEntries: 23860,
 } as const;
+
+/** Fixed ports of tests that start proxy processes and must know their listeners up front (l7in: 24300–24399). */
+export const PROXY_PORTS = {
+  /** test/proxy/drain.test.ts: web's outbound listener for api, api's mesh port. */
+  drainWebOutbound: 24310,
+  drainApiInbound: 24311,
+} as const;

@@ -99,7 +99,8 @@ describe('systemd unit rendering', () => {
         Restart: 'on-failure',
         RestartSec: '2',
         LimitNOFILE: '65536',
-        TimeoutStopSec: '15',
+        // The agent waits for its sidecars' drain (30 s by default) plus 5 s.
+        TimeoutStopSec: kind === 'agent' ? '45' : '15',
         NoNewPrivileges: 'yes',
         ProtectSystem: 'strict',
         ProtectHome: 'yes',

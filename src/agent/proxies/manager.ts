@@ -35,6 +35,8 @@ export interface ProxyManagerOptions {
   cliEntry: string;
   /** Access logs for every sidecar: a directory or "stdout"; undefined leaves it to each service's meta. */
   accessLogs?: string;
+  /** Each sidecar's drain when it stops (`proxy run --drain-seconds`). */
+  drainSeconds: number;
 }
 
 interface Managed {
@@ -80,15 +82,17 @@ export class ProxyManager {
     const wanted = new Map(
       services.filter((s) => s.registration.proxy && s.registration.meshPort !== undefined).map((s) => [s.id, s]),
     );
-    for (const [id, m] of this.managed) {
-      if (!wanted.has(id)) {
+    // Sidecars of services gone drain side by side, not one drain after another.
+    const gone = [...this.managed].filter(([id]) => !wanted.has(id));
+    await Promise.all(
+      gone.map(async ([id, m]) => {
         this.managed.delete(id);
         clearTimeout(m.leafTimer);
         await m.proc.close({ shutdown: true });
         await this.leaves.remove(id);
         this.o.log.info({ service: id }, 'stopped proxy of deregistered service');
-      }
-    }
+      }),
+    );
     for (const [id, svc] of wanted) {
       const m = this.managed.get(id);
       if (m) {
@@ -101,6 +105,7 @@ export class ProxyManager {
         snapshotFile: join(this.dirs.snapshots, `${id}.json`),
         logFile: join(this.dirs.proxies, `${id}.log`),
         cliEntry: this.o.cliEntry,
+        drainSeconds: this.o.drainSeconds,
         log: this.o.log,
       });
       const entry: Managed = {
@@ -157,10 +162,13 @@ export class ProxyManager {
   async stop(opts: { shutdownProxies?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.watch.stop();
-    for (const m of this.managed.values()) {
-      clearTimeout(m.leafTimer);
-      await m.proc.close(opts.shutdownProxies ? { shutdown: true } : {});
-    }
+    // Side by side: with shutdownProxies each sidecar drains (up to drainSeconds) at the same time.
+    await Promise.all(
+      [...this.managed.values()].map((m) => {
+        clearTimeout(m.leafTimer);
+        return m.proc.close(opts.shutdownProxies ? { shutdown: true } : {});
+      }),
+    );
     this.managed.clear();
   }
 

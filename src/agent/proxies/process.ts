@@ -19,8 +19,13 @@ export interface ProxyProcessOptions {
   logFile: string;
   /** Entry script of the meshctl CLI (the agent's own). */
   cliEntry: string;
+  /** How long the proxy lets in-flight requests finish when it stops. */
+  drainSeconds: number;
   log: Logger;
 }
+
+/** Past its drain, a sidecar gets this long to close and exit before it is killed. */
+const EXIT_GRACE_MS = 5_000;
 
 export type ProxyProcessState = 'starting' | 'running' | 'backoff' | 'stopped';
 
@@ -110,8 +115,8 @@ export class ProxyProcess {
     this.closed = true;
     clearTimeout(this.timer);
     if (opts.shutdown) {
-      await this.admin.post('/shutdown', { drainSeconds: 2 }).catch(() => undefined);
-      if (this.pid !== undefined) await waitForExit(this.pid, 5_000);
+      await this.admin.post('/shutdown', { drainSeconds: this.o.drainSeconds }).catch(() => undefined);
+      if (this.pid !== undefined) await waitForExit(this.pid, this.o.drainSeconds * 1000 + EXIT_GRACE_MS);
       await rm(this.o.adminSocket, { force: true });
     }
     this.admin.close();
@@ -173,7 +178,18 @@ export class ProxyProcess {
     try {
       const child = execa(
         process.execPath,
-        [this.o.cliEntry, 'proxy', 'run', '--admin-socket', this.o.adminSocket, '--snapshot', this.o.snapshotFile],
+        [
+          this.o.cliEntry,
+          'proxy',
+          'run',
+          '--admin-socket',
+          this.o.adminSocket,
+          '--snapshot',
+          this.o.snapshotFile,
+          // SIGTERM (systemctl kill, a reboot) drains as long as a shutdown the agent asks for.
+          '--drain',
+          `${this.o.drainSeconds}s`,
+        ],
         {
           detached: true,
           reject: false,

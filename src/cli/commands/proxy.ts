@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { durationOption } from '../flags.js';
 // Only the limit is loaded with the CLI; the proxy itself (http-proxy, histograms, TLS) loads when it runs.
-import { MAX_DRAIN_SECONDS } from '../../proxy/limits.js';
+import { DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS } from '../../proxy/limits.js';
 
 function parseDrainSeconds(value: string): number {
   const n = Number(value);
@@ -34,12 +34,16 @@ export function proxyCommand(): Command {
       "start serving this snapshot JSON (the agent's cached copy) without waiting for a push",
     )
     .addOption(
-      // The default lives with the proxy (DEFAULT_DRAIN_MS), which the CLI does not load to show help.
-      durationOption('--drain <duration>', 'how long to let connections finish on shutdown (default: 5s)', {
-        example: '5s',
-        maxMs: MAX_DRAIN_SECONDS * 1000,
-        range: `0s to ${MAX_DRAIN_SECONDS}s`,
-      }),
+      // The default is the proxy's DEFAULT_DRAIN_MS, named in limits.ts so help needs no proxy code.
+      durationOption(
+        '--drain <duration>',
+        `how long requests in flight may finish on shutdown; no new connections are taken meanwhile (default: ${DEFAULT_DRAIN_SECONDS}s)`,
+        {
+          example: '30s',
+          maxMs: MAX_DRAIN_SECONDS * 1000,
+          range: `0s to ${MAX_DRAIN_SECONDS}s`,
+        },
+      ),
     )
     // The older spelling, in whole seconds; kept so scripts that pass it still run.
     .addOption(new Option('--drain-seconds <n>').argParser(parseDrainSeconds).hideHelp().conflicts('drain'))

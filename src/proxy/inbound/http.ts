@@ -199,7 +199,8 @@ export class InboundHttp {
     }
     const h = proxyRes.headers;
     if (h[REASON_HEADER] !== undefined) delete h[REASON_HEADER];
-    const keepAlive = res.shouldKeepAlive;
+    // Draining: this response closes its connection, so the caller sends the next request elsewhere.
+    const keepAlive = res.shouldKeepAlive && !this.draining;
     fixResponseHopByHop(h, keepAlive, 0);
     // Our hop's idle timeout, not the app's (which governs only the pool to the app).
     if (keepAlive) h['keep-alive'] = KEEP_ALIVE_HINT;
@@ -264,7 +265,7 @@ export class InboundHttp {
     this.#deps.errors.add(reason);
     this.#deps.traffic.meshError(kind, 502);
     ex.reason = reason;
-    writeMeshAnswer(res, 502, reason, false);
+    writeMeshAnswer(res, 502, reason, this.draining);
   }
 
   /** res 'close': the request's latency and its access log line. */
@@ -349,6 +350,12 @@ export class InboundHttp {
     this.#wsAnswered(ex, req, status, kind);
     writeRawMeshAnswer(socket, status, reason);
   }
+
+  /**
+   * Set when the proxy stops: requests in progress finish, and each connection closes after
+   * its current response (`Connection: close`) instead of taking another.
+   */
+  draining = false;
 
   closeIdle(): void {
     this.server.closeIdleConnections();

@@ -285,6 +285,7 @@ export class Inbound {
     const listener = this.#listener;
     this.#listener = undefined;
     const closing = listener ? listener.close() : Promise.resolve();
+    this.#http.draining = true;
     this.#deny.closeIdle();
     this.#http.closeIdle();
     const deadline = Date.now() + drainMs;
