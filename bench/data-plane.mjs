@@ -17,24 +17,33 @@ import { startScenarios } from './lib/scenarios.mjs';
 import { cpuMicros, cpuPressureMicros, RssSampler, runToEnd, sleep } from './lib/procs.mjs';
 
 /** Run by default, in this order. */
-export const DEFAULT_SCENARIOS = ['direct', 'haproxy-pair', 'haproxy-http-pair', 'meshctl-l4-pair', 'meshctl-l7-pair'];
+export const DEFAULT_SCENARIOS = [
+  'direct',
+  'haproxy-pair',
+  'haproxy-http-pair',
+  'meshctl-l4-pair',
+  'meshctl-l7-pair',
+  'haproxy-pair-close',
+  'meshctl-l4-pair-close',
+];
 /** Everything --scenarios accepts (node-http-proxy and node-undici are opt-in reference points). */
 export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy', 'node-undici'];
 
 /**
  * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,
- *   latencySec: number, warmupSec: number, scenarios: string[], dir: string, profileDir?: string,
+ *   latencySec: number, warmupSec: number, scenarios: string[], dir: string, profileDir?: string, proxyNodeArgs?: string[],
  *   log: (s: string) => void }} DataPlaneOptions
  */
 
 /** wrk at fixed concurrency; returns its summary (wrk-report.lua). */
-async function runWrk(url, o, durationSec) {
+async function runWrk(url, o, durationSec, close = false) {
   const args = [
     `-t${o.threads}`,
     `-c${o.connections}`,
     `-d${durationSec}s`,
     '--timeout',
     '5s',
+    ...(close ? ['-H', 'Connection: close'] : []),
     '-s',
     join(REPO, 'bench', 'wrk-report.lua'),
     url,
@@ -88,9 +97,26 @@ async function withResources(hops, fn) {
 }
 
 async function measureScenario(s, o) {
-  const tp = await withResources(s.hops, () => runWrk(s.url, o, o.durationSec));
+  const tp = await withResources(s.hops, () => runWrk(s.url, o, o.durationSec, s.close === true));
   const requests = tp.result.requests;
   await sleep(500);
+  // A Connection: close scenario measures the cost of new connections at saturation only.
+  if (s.close) {
+    return {
+      rps: tp.result.rps,
+      requests,
+      wrkErrors: tp.result.errors,
+      wrkErrorDetail: tp.result.errorDetail,
+      wrkLatencyUs: tp.result.latencyUs,
+      cpuPressurePct: tp.cpuPressurePct,
+      latency: undefined,
+      hops: s.hops.map((h, i) => ({
+        role: h.role,
+        cpuUsPerReq: tp.perHop[i].cpuUs / Math.max(1, requests),
+        rssPeakMB: tp.perHop[i].rssBytes / 1048576,
+      })),
+    };
+  }
   const lat = await withResources(s.hops, () => runLoadgen(s.url, o));
   // The latency run's CPU counts its 1 s warm-up too; divide by every request it sent.
   const latRequests = Math.max(1, Math.round(lat.result.issued * (1 + 1000 / (o.latencySec * 1000))));
@@ -119,7 +145,13 @@ async function measureScenario(s, o) {
  */
 export async function runDataPlane(o) {
   o.log(`starting ${o.scenarios.join(', ')} (registry, certificates, proxies) …`);
-  const env = await startScenarios({ dir: o.dir, names: o.scenarios, profileDir: o.profileDir, log: o.log });
+  const env = await startScenarios({
+    dir: o.dir,
+    names: o.scenarios,
+    profileDir: o.profileDir,
+    proxyNodeArgs: o.proxyNodeArgs,
+    log: o.log,
+  });
   try {
     const list = env.scenarios;
     if (o.warmupSec > 0) {
@@ -133,11 +165,13 @@ export async function runDataPlane(o) {
       for (const s of order) {
         const m = await measureScenario(s, o);
         round[s.name] = m;
-        const errs = m.wrkErrors + m.latency.errors + m.latency.non200;
+        const errs = m.wrkErrors + (m.latency ? m.latency.errors + m.latency.non200 : 0);
         o.log(
-          `round ${r + 1}/${o.rounds} ${s.name.padEnd(18)} ${Math.round(m.rps).toString().padStart(6)} req/s` +
+          `round ${r + 1}/${o.rounds} ${s.name.padEnd(21)} ${Math.round(m.rps).toString().padStart(6)} req/s` +
             (m.cpuPressurePct !== undefined ? ` (cpu pressure ${Math.round(m.cpuPressurePct)}%)` : '') +
-            `  p50 ${m.latency.latencyMs.p50.toFixed(3)} ms  p99 ${m.latency.latencyMs.p99.toFixed(3)} ms` +
+            (m.latency
+              ? `  p50 ${m.latency.latencyMs.p50.toFixed(3)} ms  p99 ${m.latency.latencyMs.p99.toFixed(3)} ms`
+              : '') +
             (m.hops.length ? `  cpu ${m.hops.map((h) => h.cpuUsPerReq.toFixed(1)).join('/')} µs/req` : '') +
             (errs ? `  ERRORS ${errs}` : ''),
         );

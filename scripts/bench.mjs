@@ -10,7 +10,11 @@
  *                    [--scenarios direct,haproxy-pair,…] [--watchers 100,1000[,5000]]
  *                    [--cp-rounds 3] [--cp-store sqlite,etcd] (sqlite, memory, etcd: each in turn)
  *                    [--skip-control-plane] [--skip-data-plane] [--no-build]
- *                    [--profile DIR] [--quick] [--deadline-min 20] [--keep-logs]
+ *                    [--profile DIR] [--proxy-node-args '--trace-gc …'] [--quick] [--deadline-min 20]
+ *                    [--keep-logs]
+ *
+ * MESHCTL_PROXY_STALL_LOG_MS=N in the environment makes the meshctl proxies log every event-loop
+ * stall of N ms or more (src/proxy/loop-delay.ts) into their logs (kept with --keep-logs).
  */
 import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +47,7 @@ try {
       'skip-data-plane': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
       profile: { type: 'string' },
+      'proxy-node-args': { type: 'string' },
       quick: { type: 'boolean', default: false },
       'deadline-min': { type: 'string', default: '20' },
       'keep-logs': { type: 'boolean', default: false },
@@ -226,7 +231,8 @@ try {
   if (!v['skip-data-plane']) {
     const profileDir = v.profile ? join(v.profile) : undefined;
     if (profileDir) mkdirSync(profileDir, { recursive: true });
-    const dp = await runDataPlane({ ...opts, scenarios, dir: workDir, profileDir, log });
+    const proxyNodeArgs = v['proxy-node-args'] ? v['proxy-node-args'].split(/\s+/).filter(Boolean) : [];
+    const dp = await runDataPlane({ ...opts, scenarios, dir: workDir, profileDir, proxyNodeArgs, log });
     result.dataPlane = { ...dp, summary: report.summarizeDataPlane(dp) };
     if (profileDir)
       log(`CPU profiles of the meshctl proxies: ${profileDir} (read one with: node bench/profile-summary.mjs FILE)`);

@@ -21,6 +21,9 @@ import { CLI_ENTRY, REPO } from './dist.mjs';
 import { meshMaterial } from './mesh.mjs';
 import { freePort, startProcess, stopProcess, waitForPort } from './procs.mjs';
 
+/** Scenarios with a `-close` variant (wrk sends Connection: close; no fixed-rate run). */
+export const CLOSE_SCENARIOS = ['haproxy-pair', 'meshctl-l4-pair'];
+
 export const WEB_HOST = '127.0.0.2';
 export const API_HOST = '127.0.0.3';
 export const UPSTREAM_HOST = '127.0.0.1';
@@ -140,7 +143,8 @@ export async function startScenarios(o) {
     // meshctl proxies first: with --cpu-prof they write their profile on a clean exit.
     await Promise.all(started.map((p) => stopProcess(p, 5000)));
   };
-  const want = (n) => o.names.includes(n);
+  // A `-close` scenario runs on its base scenario's processes (see CLOSE_SCENARIOS below).
+  const want = (n) => o.names.includes(n) || o.names.includes(`${n}-close`);
   try {
     const upstreamPort = await freePort(UPSTREAM_HOST);
     const upstream = startProcess(
@@ -319,12 +323,31 @@ export async function startScenarios(o) {
         );
       }
     }
+    // Connection: close over an L4 pair: every request is a new client connection and so a new
+    // mTLS connection between the proxies — the cost of a handshake per hop. (An L7 pair would
+    // keep its pooled mesh connections, so it is not a handshake figure.)
+    for (const base of CLOSE_SCENARIOS) {
+      const b = scenarios.find((x) => x.name === base);
+      if (!b || !o.names.includes(`${base}-close`)) continue;
+      scenarios.push({
+        ...b,
+        name: `${base}-close`,
+        close: true,
+        note: `${b.note}; Connection: close, so a new mTLS connection per request`,
+      });
+    }
+    // A base started only for its -close variant is not measured itself.
+    for (let i = scenarios.length - 1; i >= 0; i--) {
+      if (!o.names.includes(scenarios[i].name)) scenarios.splice(i, 1);
+    }
     const order = [
       'direct',
       'haproxy-pair',
       'haproxy-http-pair',
       'meshctl-l4-pair',
       'meshctl-l7-pair',
+      'haproxy-pair-close',
+      'meshctl-l4-pair-close',
       'node-http-proxy',
       'node-undici',
     ];

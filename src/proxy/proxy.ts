@@ -14,6 +14,7 @@ import { MeshError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { AccessLog } from './access-log.js';
 import { DEFAULT_DRAIN_SECONDS } from './limits.js';
+import { LoopDelay } from './loop-delay.js';
 import { Inbound, type InboundLimits } from './inbound/index.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
@@ -70,6 +71,8 @@ export class MeshProxy {
   readonly inbound: Inbound;
   readonly outbound: Outbound;
   readonly accessLog: AccessLog;
+  /** Event-loop delay of this process (GET /stats `eventLoop`). */
+  readonly loopDelay: LoopDelay;
   readonly #log: Logger;
   #snapshot: ProxySnapshot | undefined;
   #appliedAt: Date | undefined;
@@ -83,6 +86,7 @@ export class MeshProxy {
   constructor(opts: ProxyOptions = {}) {
     this.#log = opts.log ?? silentLogger();
     this.accessLog = new AccessLog(this.#log.child({ side: 'access-log' }));
+    this.loopDelay = new LoopDelay(this.#log);
     this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), this.accessLog, {
       ...opts.inboundLimits,
       ...(opts.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: opts.handshakeTimeoutMs }),
@@ -217,6 +221,7 @@ export class MeshProxy {
       service: s?.service.name ?? null,
       serviceId: s?.service.id ?? null,
       version: s?.version ?? null,
+      eventLoop: this.loopDelay.toJSON(),
       inbound: {
         listener: a ? { address: a.address, port: a.port } : null,
         connections: ib.connections.connections(),
@@ -263,6 +268,7 @@ export class MeshProxy {
     this.#log.info({ drainMs }, 'proxy draining');
     await Promise.all([this.inbound.close(drainMs), this.outbound.close(drainMs)]);
     await this.accessLog.close();
+    this.loopDelay.close();
     this.#stopped = true;
     this.#log.info('proxy stopped');
   }
