@@ -8,6 +8,9 @@ export const HOSTS = {
   agent: ['127.0.0.2', '127.0.0.3'],
   dataplane: ['127.0.2.2', '127.0.2.3', '127.0.2.4'],
   rotation: ['127.0.3.2', '127.0.3.3'],
+  /** l7in's block (127.0.9.0/24): the proxy process footprint, limits, drain. */
+  footprint: ['127.0.9.2'],
+  drain: ['127.0.9.10', '127.0.9.11'],
   /** Two registries (first two) and three agents on one etcd: the HA test. */
   ha: ['127.0.5.2', '127.0.5.3', '127.0.5.4', '127.0.5.5', '127.0.5.6'],
   /** policy's block (127.0.11.0/24): web and api v1/v2 for config entries reaching the sidecars. */
@@ -18,9 +21,6 @@ export const HOSTS = {
   execChecks: ['127.0.6.4'],
   /** sec's block: the demo's hosts join with scoped tokens. */
   demoScopes: ['127.0.6.5', '127.0.6.6'],
-  /** l7in's block (127.0.9.0/24): the proxy process footprint, limits, drain. */
-  footprint: ['127.0.9.2'],
-  drain: ['127.0.9.10', '127.0.9.11'],
 } as const;
 
 /**
