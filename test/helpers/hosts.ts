@@ -21,6 +21,8 @@ export const HOSTS = {
   execChecks: ['127.0.6.4'],
   /** sec's block: the demo's hosts join with scoped tokens. */
   demoScopes: ['127.0.6.5', '127.0.6.6'],
+  /** The CLI's golden files: one running agent, two joined hosts that never start. */
+  golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4'],
 } as const;
 
 /**
