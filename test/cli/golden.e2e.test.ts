@@ -33,8 +33,8 @@ describe('golden output of every command (real processes)', () => {
         return ids.get(id)!;
       })
       // How many writes the registry has seen, and the agent's pid, depend on timing.
-      .replace(/"(revision|pid)": \d+/g, '"$1": "<N>"')
-      .replace(/\brev \d+/g, 'rev <N>')
+      .replace(/"(revision|createRevision|modRevision|pid)": \d+/g, '"$1": "<N>"')
+      .replace(/\b(rev|revision) \d+/g, '$1 <N>')
       .replace(/( +)(\d+)s ago\b/g, (_m, sp: string, n: string) => `${' '.repeat(sp.length + n.length - 1)}Ns ago`);
 
   /** Runs one command twice, as text and as --json, and pins both; the JSON is an object at the top. */
@@ -158,6 +158,26 @@ describe('golden output of every command (real processes)', () => {
     };
     const revoked = await admin(['token', 'revoke', again.info.id, '--json']);
     await expectGolden('token-revoke.json', clean(revoked.stdout));
+  });
+
+  it('apply, get config, config history, delete config', async () => {
+    const file = join(mesh.dir, 'api-defaults.yaml');
+    await writeFile(
+      file,
+      ['kind: service-defaults', 'name: api', 'protocol: http', 'load_balancer:', '  policy: least_request', ''].join(
+        '\n',
+      ),
+    );
+    await pin('apply-dry-run', admin, ['apply', '-f', file, '--dry-run']);
+    await pin('apply', admin, ['apply', '-f', file], {
+      again: () => admin(['delete', 'config', 'service-defaults', 'api']),
+    });
+    await pin('get-config', admin, ['get', 'config']);
+    await pin('get-config-yaml', admin, ['get', 'config', 'service-defaults', 'api', '-o', 'yaml'], { json: false });
+    await pin('config-history', admin, ['config', 'history']);
+    await pin('delete-config', admin, ['delete', 'config', 'service-defaults', 'api'], {
+      again: () => admin(['apply', '-f', file]),
+    });
   });
 
   it('token list (rows sorted: the store lists tokens by their random ids)', async () => {

@@ -32,13 +32,15 @@ const TIME_RE = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g;
 export function scrub(text: string, replacements: ReadonlyArray<readonly [string, string]> = []): string {
   let out = text;
   for (const [from, to] of replacements) if (from) out = out.split(from).join(to);
-  return out
-    .replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '<PEM>')
-    .replace(/msh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/g, '<TOKEN>')
-    .replace(/\b([0-9A-F]{2}:){31}[0-9A-F]{2}\b/g, '<FINGERPRINT>')
-    // Certificate serials: random uppercase hex.
-    .replace(/\b[0-9A-F]{16,40}\b/g, '<SERIAL>')
-    .replace(TIME_RE, (t) => t.replace(/\d/g, '0'));
+  return (
+    out
+      .replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '<PEM>')
+      .replace(/msh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/g, '<TOKEN>')
+      .replace(/\b([0-9A-F]{2}:){31}[0-9A-F]{2}\b/g, '<FINGERPRINT>')
+      // Certificate serials: random uppercase hex.
+      .replace(/\b[0-9A-F]{16,40}\b/g, '<SERIAL>')
+      .replace(TIME_RE, (t) => t.replace(/\d/g, '0'))
+  );
 }
 
 /**
