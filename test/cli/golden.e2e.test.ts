@@ -32,8 +32,8 @@ describe('golden output of every command (real processes)', () => {
         if (!ids.has(id)) ids.set(id, `<id-${ids.size + 1}>`.padEnd(16, '.'));
         return ids.get(id)!;
       })
-      // How many writes the registry has seen, and the agent's pid, depend on timing.
-      .replace(/"(revision|createRevision|modRevision|pid)": \d+/g, '"$1": "<N>"')
+      // How many writes the registry has seen, how many watches are held, the agent's pid: timing.
+      .replace(/"(revision|createRevision|modRevision|pid|blockingQueries)": \d+/g, '"$1": "<N>"')
       .replace(/\b(rev|revision) \d+/g, '$1 <N>')
       .replace(/( +)(\d+)s ago\b/g, (_m, sp: string, n: string) => `${' '.repeat(sp.length + n.length - 1)}Ns ago`);
 
