@@ -41,6 +41,8 @@ export interface ProxyOptions {
   readonly drainMs?: number;
   /** Randomness for the balancers (tests seed it). */
   readonly random?: Random;
+  /** The app's connections each outbound listener holds at most; default 1,024. */
+  readonly maxAppConnections?: number;
 }
 
 export type ProxyState = 'waiting-for-snapshot' | 'serving' | 'draining' | 'stopped';
@@ -97,6 +99,7 @@ export class MeshProxy {
         connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
         ...(opts.random ? { random: opts.random } : {}),
+        ...(opts.maxAppConnections ? { maxAppConnections: opts.maxAppConnections } : {}),
       },
       opts.drainMs ?? LISTENER_DRAIN_MS,
       this.accessLog,

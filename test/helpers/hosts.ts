@@ -23,6 +23,8 @@ export const HOSTS = {
   demoScopes: ['127.0.6.5', '127.0.6.6'],
   /** The CLI's golden files: one running agent, two joined hosts that never start. */
   golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4'],
+  /** The L7 outbound forwarder's pair tests (in-process sidecars; engineer l7out's block). */
+  l7out: ['127.0.10.2', '127.0.10.3'],
 } as const;
 
 /**
@@ -46,4 +48,10 @@ export const PROXY_PORTS = {
   /** test/proxy/drain.test.ts: web's outbound listener for api, api's mesh port. */
   drainWebOutbound: 24310,
   drainApiInbound: 24311,
+} as const;
+
+/** Fixed ports of engineer l7out's tests (block 24400–24499). */
+export const L7OUT_PORTS = {
+  /** The web sidecar process of the forwarder's memory test, on HOSTS.l7out[1]. */
+  forwarderMemory: 24400,
 } as const;

@@ -49,6 +49,22 @@ describe('round_robin', () => {
     rr.pick(list); // next index 3
     expect(rr.pick([ep('x'), ep('y')])?.id).toBe('y'); // 3 % 2 = 1
   });
+  it('counts weights by default: when they differ, it is smooth weighted round robin', () => {
+    const list = [ep('a', 3), ep('b', 1)];
+    const rr = new RoundRobin<Ep>(sequence(0));
+    expect(ids(Array.from({ length: 8 }, () => rr.pick(list)))).toBe('aabaaaba');
+    // Exclusions still hold on the weighted path.
+    expect(rr.pick(list, [list[0]!])?.id).toBe('b');
+  });
+
+  it('goes back to plain turns when a new endpoint list has equal weights again', () => {
+    const rr = new RoundRobin<Ep>(sequence(0));
+    const [a, b] = [ep('a', 5), ep('b', 1)];
+    expect(ids([rr.pick([a, b]), rr.pick([a, b])])).toBe('aa');
+    const equal = [ep('x', 2), ep('y', 2)];
+    const picks = ids(Array.from({ length: 4 }, () => rr.pick(equal)));
+    expect(['xyxy', 'yxyx']).toContain(picks);
+  });
 });
 
 describe('weighted (smooth weighted round robin)', () => {

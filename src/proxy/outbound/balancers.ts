@@ -45,16 +45,29 @@ function remaining<E>(endpoints: readonly E[], exclude: readonly E[] | undefined
   return exclude === undefined || exclude.length === 0 ? endpoints : endpoints.filter((e) => !exclude.includes(e));
 }
 
-/** Each endpoint in turn. Starts at a random offset so that many proxies do not all begin on the first endpoint. */
+/**
+ * The default: each endpoint in turn when their weights are equal, and smooth weighted round
+ * robin when they differ (issue 11: `--weight` must count without choosing a balancer). Starts at
+ * a random offset so that many proxies do not all begin on the first endpoint. Whether the
+ * weights differ is worked out once per endpoint list (the cluster replaces the list, never
+ * mutates it, on every snapshot), so the equal-weight pick stays one modulo and one compare.
+ */
 export class RoundRobin<E extends Balanceable> implements Balancer<E> {
   readonly name = 'round_robin' as const;
   #next: number;
+  #seen: readonly E[] | undefined;
+  #weighted: SmoothWeighted<E> | undefined;
 
   constructor(random: Random = Math.random) {
     this.#next = Math.floor(random() * 1024);
   }
 
   pick(endpoints: readonly E[], exclude?: readonly E[]): E | undefined {
+    if (endpoints !== this.#seen) {
+      this.#seen = endpoints;
+      this.#weighted = weightsDiffer(endpoints) ? (this.#weighted ?? new SmoothWeighted<E>()) : undefined;
+    }
+    if (this.#weighted !== undefined) return this.#weighted.pick(endpoints, exclude);
     const n = endpoints.length;
     for (let i = 0; i < n; i++) {
       const idx = (this.#next + i) % n;
@@ -65,6 +78,11 @@ export class RoundRobin<E extends Balanceable> implements Balancer<E> {
     }
     return undefined;
   }
+}
+
+function weightsDiffer(endpoints: readonly Balanceable[]): boolean {
+  for (let i = 1; i < endpoints.length; i++) if (endpoints[i]!.weight !== endpoints[0]!.weight) return true;
+  return false;
 }
 
 /**

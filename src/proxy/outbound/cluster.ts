@@ -2,12 +2,10 @@
  * One upstream as the outbound path sees it: its endpoints, its load balancer and the TLS
  * settings to reach it. The stages of the outbound pipeline work on a cluster:
  *
- *   pickEndpoint (balancer) → attempt (dial / pooled connection, failover on connect
- *   failure) → forward (L4 pipe or L7 http-proxy)
+ *   L4: pickEndpoint (balancer) → dial (failover on connect failure) → byte pipe
+ *   L7: the pipeline of ./http/ (route → split → balance → attempt), docs/DATAPLANE.md
  *
- * Routes, splits, retries, timeouts and circuit breaking (DESIGN §6) slot in around these
- * stages: a route picks the cluster, a split picks a subset of its endpoints, policy wraps
- * the attempt. Nothing here knows about the inbound side.
+ * Nothing here knows about the inbound side.
  */
 import type { SecureContext } from 'node:tls';
 import { meshReason } from '../../errors/reasons.js';
@@ -16,13 +14,15 @@ import type { LoadBalancerName, ProxyProtocol, SnapshotUpstream } from '../snaps
 import { createBalancer, type Balancer, type Random } from './balancers.js';
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
-import { EndpointPool, type PoolTimeouts } from './pool.js';
+import { EndpointClient, type ClientSettings } from './http/client.js';
 
 /** Above this many endpoints, endpoints get compact (packed) latency histograms. */
 const COMPACT_HISTOGRAMS_ABOVE = 16;
 
-export interface ClusterSettings extends PoolTimeouts {
+export interface ClusterSettings extends ClientSettings {
   readonly random?: Random;
+  /** The app's connections one outbound listener holds at most; more are closed as they come. */
+  readonly maxAppConnections?: number;
 }
 
 /** This service's TLS material, shared by every cluster of one snapshot. */
@@ -36,7 +36,10 @@ export class Cluster {
   readonly protocol: ProxyProtocol;
   /** Healthy endpoints, in snapshot order. Replaced (never mutated) on update, so a pick sees one consistent list. */
   endpoints: readonly Endpoint[] = [];
+  /** The balancer of the upstream's own policy (the snapshot's `loadBalancer`): L4 and the default route use it. */
   balancer: Balancer<Endpoint>;
+  /** Balancers of other policies a route or split asked for, each with its own state. */
+  readonly #others = new Map<LoadBalancerName, Balancer<Endpoint>>();
   #tls: DialTls;
   readonly #settings: ClusterSettings;
   /** Reasons sent back to the caller, built once. */
@@ -91,9 +94,20 @@ export class Cluster {
     this.endpoints = next;
   }
 
-  /** Stage 1: the balancer's choice among the endpoints not yet tried for this request. */
+  /** The balancer's choice among the endpoints not yet tried for this request (L4). */
   pickEndpoint(tried?: readonly Endpoint[]): Endpoint | undefined {
     return this.balancer.pick(this.endpoints, tried);
+  }
+
+  /** The balancer of `policy` on this cluster's endpoints (the L7 balance stage's input). */
+  balancerFor(policy: LoadBalancerName): Balancer<Endpoint> {
+    if (policy === this.balancer.name) return this.balancer;
+    let b = this.#others.get(policy);
+    if (b === undefined) {
+      b = createBalancer<Endpoint>(policy, this.#settings.random);
+      this.#others.set(policy, b);
+    }
+    return b;
   }
 
   /** Stage 2 (L4): one mTLS connection to `endpoint`. */
@@ -101,14 +115,14 @@ export class Cluster {
     dialEndpoint(endpoint, this.#tls, this.#settings.connectTimeoutMs, true, cb);
   }
 
-  /** Stage 2 (L7): the endpoint's keep-alive pool, made on first use with the current TLS settings. */
-  poolFor(endpoint: Endpoint): EndpointPool {
-    let pool = endpoint.agent as EndpointPool | undefined;
-    if (!pool) {
-      pool = new EndpointPool(endpoint, this.#tls, this.#settings);
-      endpoint.agent = pool;
+  /** L7: the endpoint's keep-alive pool, made on first use with the current TLS settings. */
+  clientFor(endpoint: Endpoint): EndpointClient {
+    let client = endpoint.client;
+    if (client === undefined) {
+      client = new EndpointClient(endpoint, this.#tls, this.#settings);
+      endpoint.client = client;
     }
-    return pool;
+    return client;
   }
 
   /** Retires every pool (the cluster is going away). */
@@ -119,8 +133,8 @@ export class Cluster {
   /** Destroys every pooled connection, in use or not (shutdown after the drain). */
   destroy(): void {
     for (const e of this.endpoints) {
-      e.agent?.destroy();
-      e.agent = undefined;
+      e.client?.destroy();
+      e.client = undefined;
     }
   }
 
@@ -134,8 +148,8 @@ export class Cluster {
 }
 
 function retirePool(e: Endpoint): void {
-  if (e.agent instanceof EndpointPool) e.agent.retire();
-  e.agent = undefined;
+  e.client?.retire();
+  e.client = undefined;
 }
 
 function dialTls(service: string, tls: ClientTls): DialTls {

@@ -2,11 +2,11 @@
  * One instance of an upstream as the outbound side sees it: where it is, what it weighs,
  * what is in flight to it, its counters, and (L7) its keep-alive connection pool.
  */
-import type { Agent } from 'node:https';
 import { ConnectionCounter, ReasonCounter } from '../stats.js';
 import type { SnapshotEndpoint } from '../snapshot.js';
 import { Traffic } from '../traffic.js';
 import type { Balanceable } from './balancers.js';
+import type { EndpointClient } from './http/client.js';
 
 export class Endpoint implements Balanceable {
   readonly id: string;
@@ -21,10 +21,8 @@ export class Endpoint implements Balanceable {
   /** Attempts sent to this endpoint and how they ended (connect failures count as mesh errors here). */
   readonly traffic: Traffic;
   readonly connectFailures = new ReasonCounter();
-  /** http-proxy's target; the TLS and identity come from the pool. */
-  readonly target: { readonly host: string; readonly port: number; readonly protocol: 'https:' };
   /** L7 only: the keep-alive pool; replaced on certificate rotation. */
-  agent: Agent | undefined;
+  client: EndpointClient | undefined;
 
   /** `compact`: a packed latency histogram, for upstreams with many endpoints. */
   constructor(e: SnapshotEndpoint, compact = false) {
@@ -33,7 +31,6 @@ export class Endpoint implements Balanceable {
     this.host = e.address.replace(/^\[(.*)\]$/, '$1');
     this.port = e.port;
     this.weight = e.weight;
-    this.target = { host: this.host, port: this.port, protocol: 'https:' };
     this.traffic = new Traffic(this.connections, { compact });
   }
 

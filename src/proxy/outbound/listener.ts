@@ -14,8 +14,15 @@ import { ConnectionCounter, ReasonCounter } from '../stats.js';
 import { Traffic } from '../traffic.js';
 import { Cluster, type ClientTls, type ClusterSettings } from './cluster.js';
 import type { OutboundContext } from './context.js';
-import { HttpForwarder } from './http.js';
+import { HttpForwarder } from './http/forwarder.js';
 import { forwardTcp } from './tcp.js';
+
+/**
+ * The app's connections one listener holds at most (Envoy's default connection limit): slow or
+ * stuck clients cannot take a sidecar's file descriptors, and the header timeout cuts a slow
+ * client's connection anyway.
+ */
+export const DEFAULT_MAX_APP_CONNECTIONS = 1024;
 
 /** Listeners are matched across snapshots by where they listen (port 0: by upstream, tests only). */
 export function listenKey(u: SnapshotUpstream): string {
@@ -62,6 +69,8 @@ export class OutboundListener {
     ctx: OutboundContext,
   ): Promise<OutboundListener> {
     const server = createServer({ allowHalfOpen: true });
+    // Past it, Node closes a new connection as it is accepted.
+    server.maxConnections = settings.maxAppConnections ?? DEFAULT_MAX_APP_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException) => {
         reject(

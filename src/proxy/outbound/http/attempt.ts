@@ -1,0 +1,27 @@
+/**
+ * One try of a request on one endpoint: the value the pipeline records instead of flags on the
+ * exchange. `cause` says why it was made — the first try, failover (nothing reached an app
+ * before, free, each endpoint once) or a stale reused connection sent again — and, later,
+ * `retry` (policy: budgeted, idempotent only; issue 15), which stays apart from failover.
+ */
+import type { Endpoint } from '../endpoint.js';
+import type { Outcome } from './outcome.js';
+
+export type AttemptCause = 'first' | 'failover' | 'stale';
+
+export class Attempt {
+  readonly endpoint: Endpoint;
+  /** 1 for the first try of the request. */
+  readonly number: number;
+  readonly cause: AttemptCause;
+  /** performance.now() when it began. */
+  readonly startedAt: number;
+  outcome: Outcome | undefined;
+
+  constructor(endpoint: Endpoint, number: number, cause: AttemptCause, startedAt: number) {
+    this.endpoint = endpoint;
+    this.number = number;
+    this.cause = cause;
+    this.startedAt = startedAt;
+  }
+}

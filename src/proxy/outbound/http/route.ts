@@ -1,0 +1,48 @@
+/**
+ * Stage 1, route: which route of the upstream a request takes, by its request line and
+ * headers (never its body). The first route that matches wins. Today every upstream has one
+ * route that matches everything and sends all of it to the upstream's own cluster; the
+ * service-router (issue 14) fills the table with path, method and header matches, each with
+ * its own splits and settings, without touching the other stages.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { LoadBalancerName } from '../../snapshot.js';
+import type { Cluster } from '../cluster.js';
+import type { SplitTarget } from './split.js';
+
+/** What a route may look at. */
+export interface RouteRequest {
+  readonly method: string;
+  /** The request target as the app sent it (path and query). */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export interface Route {
+  /** Names the route in reasons and logs (`route 2 of service-router api`). */
+  readonly name: string;
+  matches(req: RouteRequest): boolean;
+  /** Where matching requests go; at least one target. */
+  readonly splits: readonly SplitTarget[];
+}
+
+/** An upstream's routes in order. */
+export interface RouteTable {
+  readonly routes: readonly Route[];
+}
+
+const everything = (): boolean => true;
+
+/** The table of an upstream without traffic policy: one route, all of it to `cluster`, balanced by `policy`. */
+export function defaultRoutes(cluster: Cluster, policy: LoadBalancerName): RouteTable {
+  return {
+    routes: [{ name: 'default', matches: everything, splits: [{ weight: 1, cluster, policy }] }],
+  };
+}
+
+/** The first route that matches, or undefined (the caller answers: no route). */
+export function route(table: RouteTable, req: RouteRequest): Route | undefined {
+  const routes = table.routes;
+  for (let i = 0; i < routes.length; i++) if (routes[i]!.matches(req)) return routes[i];
+  return undefined;
+}

@@ -1,0 +1,211 @@
+/**
+ * WebSocket (`Upgrade`) requests: a tunnel, off the per-request path. The request head goes
+ * out on a connection of its own to an endpoint (the L4 attempt stage, with its failover on
+ * connect failures), the endpoint's response head is read only far enough to count it (status,
+ * the peer's `x-meshctl-reason`), and from then on the two sockets are a byte pipe both ways —
+ * the same pipe as L4. Nothing here parses WebSocket frames, and no HTTP library is needed:
+ * the connection leaves HTTP at the 101.
+ *
+ * An upgrade is counted and timed to its answer, not over the WebSocket's life, so that
+ * long-lived sockets do not swamp request latency; it holds its endpoint (in flight) until closed.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import { meshReason, peerReasonKind, REASONS, type MeshErrorKind, type ReasonKind } from '../../../errors/reasons.js';
+import { pathOf, roundMs } from '../../access-log.js';
+import { writeRawMeshAnswer } from '../../http/answer.js';
+import { ignore } from '../../http/common.js';
+import { stripRequestHopByHop } from '../../http/headers.js';
+import type { ThrottledLog } from '../../log-throttle.js';
+import { pipeSockets } from '../../pipe.js';
+import type { ReasonCounter } from '../../stats.js';
+import type { Traffic } from '../../traffic.js';
+import type { Cluster } from '../cluster.js';
+import { connectEndpoint } from '../connect.js';
+import type { OutboundContext } from '../context.js';
+import type { Endpoint } from '../endpoint.js';
+import { setForwarded, trace } from './request.js';
+
+/** The endpoint's response head must fit in this much, or the upgrade is refused as a bad response. */
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
+const REASON_LINE = /\r\nx-meshctl-reason:[ \t]*([^\r\n]*)/i;
+
+interface Tunnel {
+  readonly cluster: Cluster;
+  readonly req: IncomingMessage;
+  readonly socket: Socket;
+  readonly startedAt: number;
+  readonly traceparent: string | undefined;
+  endpoint: Endpoint | undefined;
+  reason: string | undefined;
+}
+
+export class UpgradeTunnel {
+  readonly #traffic: Traffic;
+  readonly #errors: ReasonCounter;
+  readonly #log: ThrottledLog;
+  readonly #ctx: OutboundContext;
+
+  constructor(traffic: Traffic, errors: ReasonCounter, log: ThrottledLog, ctx: OutboundContext) {
+    this.#traffic = traffic;
+    this.#errors = errors;
+    this.#log = log;
+    this.#ctx = ctx;
+  }
+
+  handle(cluster: Cluster, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', ignore);
+    socket.setNoDelay(true);
+    this.#traffic.requests += 1;
+    const t: Tunnel = {
+      cluster,
+      req,
+      socket,
+      startedAt: performance.now(),
+      traceparent: this.#ctx.accessLog.on ? trace(req) : undefined,
+      endpoint: undefined,
+      reason: undefined,
+    };
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      this.#refuse(t, 'unsupported-upgrade', undefined);
+      return;
+    }
+    stripRequestHopByHop(req.headers, true);
+    setForwarded(req, 'ws');
+    connectEndpoint(
+      cluster,
+      () => !socket.destroyed,
+      (r) => {
+        if (!r.ok) {
+          if (r.kind === undefined) socket.destroy();
+          else this.#refuse(t, r.kind, cluster.service);
+          return;
+        }
+        this.#open(t, r.socket, r.endpoint, head);
+      },
+    );
+  }
+
+  #open(t: Tunnel, up: TLSSocket, endpoint: Endpoint, head: Buffer): void {
+    t.endpoint = endpoint;
+    endpoint.inFlight += 1;
+    up.once('close', () => {
+      endpoint.inFlight -= 1;
+    });
+    up.write(requestHead(t.req));
+    if (head.length > 0) up.write(head);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const early = (): void => {
+      if (settled) return;
+      settled = true;
+      up.off('data', onData);
+      up.destroy();
+      endpoint.traffic.meshError('upstream-reset', 502);
+      this.#refuse(t, 'upstream-reset', t.cluster.service);
+    };
+    const onData = (d: Buffer): void => {
+      chunks.push(d);
+      size += d.length;
+      const all = chunks.length === 1 ? d : Buffer.concat(chunks);
+      const end = all.indexOf(HEAD_END);
+      if (end < 0) {
+        if (size > MAX_RESPONSE_HEAD_BYTES) {
+          settled = true;
+          up.off('close', early);
+          up.off('error', early);
+          up.off('data', onData);
+          up.destroy();
+          endpoint.traffic.meshError('upstream-bad-response', 502);
+          this.#refuse(t, 'upstream-bad-response', t.cluster.service);
+        } else if (chunks.length > 1) {
+          chunks.length = 0;
+          chunks.push(all);
+        }
+        return;
+      }
+      settled = true;
+      up.off('data', onData);
+      up.off('close', early);
+      up.off('error', early);
+      const headText = all.toString('latin1', 0, end + 2);
+      const status = Number(STATUS_LINE.exec(headText)?.[1] ?? 0);
+      const reason = REASON_LINE.exec(headText)?.[1];
+      t.reason = reason;
+      this.#answered(t, status, reason === undefined ? undefined : peerReasonKind(reason));
+      if (t.socket.destroyed) {
+        up.destroy();
+        return;
+      }
+      t.socket.write(all);
+      pipeSockets(t.socket, up);
+    };
+    up.on('data', onData);
+    up.once('close', early);
+    up.on('error', early);
+  }
+
+  /** The mesh answers the upgrade itself, and closes. */
+  #refuse(t: Tunnel, kind: ReasonKind, service: string | undefined): void {
+    const reason = meshReason(kind, service);
+    this.#errors.add(reason);
+    t.reason = reason;
+    const status = REASONS[kind].status;
+    this.#answered(t, status, kind);
+    writeRawMeshAnswer(t.socket, status, reason);
+  }
+
+  #answered(t: Tunnel, status: number, kind: MeshErrorKind | undefined): void {
+    const now = performance.now();
+    const ep = t.endpoint;
+    if (kind === undefined) {
+      this.#traffic.response(status);
+      ep?.traffic.response(status);
+    } else {
+      this.#traffic.meshError(kind, status);
+      // The mesh's own refusals before an endpoint answered are not the endpoint's.
+      if (ep !== undefined && REASONS[kind as ReasonKind]?.sender !== 'outbound') ep.traffic.meshError(kind, status);
+    }
+    this.#traffic.latencyMs(now - t.startedAt);
+    ep?.traffic.latencyMs(now - t.startedAt);
+    if (kind === 'upstream-reset' || kind === 'upstream-bad-response')
+      this.#log.warn(
+        `upgrade:${kind}:${t.cluster.service}`,
+        { upstream: t.cluster.service, endpoint: ep?.id },
+        'outbound: the endpoint did not answer the upgrade',
+      );
+    if (t.traceparent !== undefined) {
+      this.#ctx.accessLog.write({
+        direction: 'outbound',
+        protocol: 'http',
+        source: this.#ctx.source,
+        destination: t.cluster.service,
+        method: t.req.method ?? '',
+        path: pathOf(t.req.url),
+        status,
+        durationMs: roundMs(now - t.startedAt),
+        bytesIn: 0,
+        bytesOut: 0,
+        endpoint: ep?.id,
+        reason: t.reason,
+        traceparent: t.traceparent,
+      });
+    }
+  }
+}
+
+/** The request head as it goes to the endpoint (Node's parser has checked every header). */
+function requestHead(req: IncomingMessage): string {
+  let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
+    else head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
+}
