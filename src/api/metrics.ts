@@ -24,11 +24,22 @@ export interface TrafficCounters {
   latency: string;
 }
 
+/**
+ * One endpoint of an upstream: counted per *attempt* (a request that failed over from this
+ * endpoint to another counts here as a failed attempt, and on the upstream as one request).
+ */
 export interface EndpointMetrics extends TrafficCounters {
-  /** Endpoint id as in the snapshot (`<instance>.<node>`). */
+  /** The instance id as in the snapshot (ids repeat across nodes: `node` tells them apart). */
   endpoint: string;
+  /** The instance's node (optional for reports from agents that did not send it). */
+  node?: string;
 }
 
+/**
+ * What a caller's outbound sidecar saw of one destination service: counted once per request
+ * with its final outcome, after failover and retries (what the caller's app got). These are the
+ * figures the registry reports for the destination service.
+ */
 export interface UpstreamMetrics extends TrafficCounters {
   service: string;
   endpoints: EndpointMetrics[];
@@ -39,6 +50,11 @@ export interface ProxyMetrics {
   service: string;
   serviceId: string;
   node: string;
+  /**
+   * The inbound side. The registry takes only connections and bytes from it (and TLS
+   * refusals): an inbound that pipes bytes sees no requests, so request figures for a service
+   * come from its callers' `upstreams` instead.
+   */
   inbound: TrafficCounters & { tlsFailures: Record<string, number> };
   upstreams: UpstreamMetrics[];
 }
@@ -50,37 +66,66 @@ export interface NodeMetricsReport {
   proxies: ProxyMetrics[];
 }
 
-/** Per-service figures over the last window, as the dashboard shows them. */
-export interface ServiceMetricsView {
-  name: string;
-  /** Requests per second into the service's instances over the window. */
+/** Request figures over the window, as callers' sidecars saw them. */
+export interface RequestFigures {
+  /** Requests per second. */
   rps: number;
-  /** Share of non-5xx and non-mesh-error answers, 0..1; null when there was no traffic. */
+  /** Share of answers that were neither 5xx nor mesh errors, 0..1; null when there was no traffic. */
   successRate: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
+}
+
+/**
+ * Per-service figures over the last window, as the dashboard shows them.
+ *
+ * Where each figure comes from: requests, success, latency and mesh errors are what the
+ * service's *callers* saw (their outbound sidecars' figures for it as a destination, summed over
+ * every caller, counted once per request after failover: a failed attempt that another instance
+ * answered is no failure here). Connections and bytes are the service's own inbound sides'.
+ * A service nobody in the mesh calls has no request figures (`callers` 0, rates null/0).
+ */
+export interface ServiceMetricsView extends RequestFigures {
+  name: string;
   maxMs: number | null;
+  /** Requests callers sent in the window, and how many of them failed (5xx or mesh errors). */
+  requests: number;
+  failed: number;
+  /** Mesh-made answers callers got in the window, by reason (no-healthy-endpoints, …). */
+  meshErrors: Record<string, number>;
+  /** Caller sidecars that reported traffic to this service in the window. */
+  callers: number;
+  /** Open connections into the service's inbound sides. */
   activeConnections: number;
-  /** Per instance (node + id). */
-  instances: Array<{
-    node: string;
-    serviceId: string;
-    rps: number;
-    successRate: number | null;
-    p50Ms: number | null;
-    p99Ms: number | null;
-    activeConnections: number;
-  }>;
-  /** What this service's sidecars see of each of its upstreams. */
-  upstreams: Array<{
-    service: string;
-    rps: number;
-    successRate: number | null;
-    p50Ms: number | null;
-    p99Ms: number | null;
-    meshErrors: Record<string, number>;
-    endpoints: Array<{ endpoint: string; rps: number; successRate: number | null; p99Ms: number | null }>;
-  }>;
+  /** Bytes per second through its inbound sides (received, sent). */
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  /** Per instance (node + id): callers' attempts to it, and its inbound connections. */
+  instances: Array<
+    RequestFigures & {
+      node: string;
+      serviceId: string;
+      /** Attempts callers sent to this instance, and how many failed (a failed-over one counts). */
+      attempts: number;
+      failed: number;
+      activeConnections: number;
+    }
+  >;
+  /** What this service's sidecars see of each of its upstreams (as a caller). */
+  upstreams: Array<
+    RequestFigures & {
+      service: string;
+      meshErrors: Record<string, number>;
+      /** Per endpoint: attempts, so a failed-over attempt shows as a failure there. */
+      endpoints: Array<{
+        endpoint: string;
+        node?: string;
+        rps: number;
+        successRate: number | null;
+        p99Ms: number | null;
+      }>;
+    }
+  >;
 }
 
 /** `GET /v1/metrics/services` answer. */

@@ -67,6 +67,7 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
         intervalMs: 1000,
         title: 'meshctl demo (1/2: stop/start api)',
         extraKeys: { '1': toggle(demo.apps.apiA), '2': toggle(demo.apps.apiB) },
+        extraHelp: DEMO_KEYS,
       });
     } finally {
       source.close();
@@ -81,6 +82,12 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
     }
   }
 }
+
+/** The demo's own keys, as the dashboard's help lists them. */
+export const DEMO_KEYS: ReadonlyArray<readonly [string, string]> = [
+  ['1', "demo: stop / start api-1's app"],
+  ['2', "demo: stop / start api-2's app"],
+];
 
 /** The headless summary as printed (exported for its test). */
 export function summaryLines(s: DemoSummary): string[] {

@@ -2,13 +2,15 @@
  * Mesh-wide traffic figures, kept in memory only (they are not state: losing them on restart
  * loses nothing). Agents push the cumulative counters and HDR histograms of their proxies;
  * rates and percentiles over the last window are the difference between the newest report
- * and the oldest one inside the window, summed across nodes.
+ * and the oldest one inside the window, summed across nodes. A service's request figures are
+ * summed over its callers' outbound figures for it; its connections and bytes over its inbounds.
  */
 import * as hdr from 'hdr-histogram-js';
 import type {
   MetricsOverview,
   NodeMetricsReport,
   ProxyMetrics,
+  RequestFigures,
   ServiceMetricsView,
   TrafficCounters,
 } from '../api/metrics.js';
@@ -26,9 +28,38 @@ interface Delta {
   requests: number;
   errors: number;
   active: number;
+  bytesIn: number;
+  bytesOut: number;
   seconds: number;
   latency: hdr.Histogram | undefined;
   meshErrors: Record<string, number>;
+}
+
+/** One service's deltas in the window, gathered over every node's newest report. */
+interface ServiceAcc {
+  /** Callers' upstream totals for this service as a destination (once per request). */
+  callers: Delta[];
+  callerIds: Set<string>;
+  /** Callers' attempts per instance (`id@node`). */
+  attempts: Map<string, Delta[]>;
+  /** The service's own inbound sides, per instance (`id@node`). */
+  inbound: Map<string, { node: string; serviceId: string; d: Delta }>;
+  /** What this service's sidecars saw of each of its upstreams, as a caller. */
+  upstreams: Map<string, { total: Delta[]; endpoints: Map<string, { node?: string; ds: Delta[] }> }>;
+}
+
+const acc = (): ServiceAcc => ({
+  callers: [],
+  callerIds: new Set(),
+  attempts: new Map(),
+  inbound: new Map(),
+  upstreams: new Map(),
+});
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
 }
 
 export class MetricsHub {
@@ -45,11 +76,15 @@ export class MetricsHub {
     this.samples.set(node, list);
   }
 
+  /**
+   * Per-service figures. Request figures of a service are its callers' (see ServiceMetricsView):
+   * an inbound that pipes bytes sees no requests, and a caller's view is the one that counts a
+   * request once, with the outcome the caller's app got.
+   */
   overview(): MetricsOverview {
     const now = this.now();
-    const byService = new Map<string, ServiceMetricsView>();
-    const svcDeltas = new Map<string, Delta[]>();
-    const upDeltas = new Map<string, Map<string, { total: Delta[]; endpoints: Map<string, Delta[]> }>>();
+    const services = new Map<string, ServiceAcc>();
+    const of = (name: string) => services.get(name) ?? services.set(name, acc()).get(name)!;
 
     for (const [node, list] of this.samples) {
       const newest = list[list.length - 1];
@@ -61,62 +96,107 @@ export class MetricsHub {
       const seconds = Math.max(1, (newest.at - base.at) / 1000);
       for (const p of newest.report.proxies) {
         const before = base === newest ? undefined : base.report.proxies.find((x) => x.serviceId === p.serviceId);
-        const view = byService.get(p.service) ?? emptyView(p.service);
-        byService.set(p.service, view);
-        const d = delta(p.inbound, before?.inbound, seconds);
-        (svcDeltas.get(p.service) ?? svcDeltas.set(p.service, []).get(p.service)!).push(d);
-        view.instances.push({ node, serviceId: p.serviceId, ...rates(d) });
-        const ups = upDeltas.get(p.service) ?? upDeltas.set(p.service, new Map()).get(p.service)!;
+        const own = of(p.service);
+        own.inbound.set(`${p.serviceId}@${node}`, {
+          node,
+          serviceId: p.serviceId,
+          d: delta(p.inbound, before?.inbound, seconds),
+        });
         for (const u of p.upstreams) {
           const prevU = before?.upstreams.find((x) => x.service === u.service);
-          const slot = ups.get(u.service) ?? ups.set(u.service, { total: [], endpoints: new Map() }).get(u.service)!;
-          slot.total.push(delta(u, prevU, seconds));
+          const total = delta(u, prevU, seconds);
+          const dest = of(u.service);
+          dest.callers.push(total);
+          if (total.requests > 0) dest.callerIds.add(`${p.serviceId}@${node}`);
+          const slot =
+            own.upstreams.get(u.service) ??
+            own.upstreams.set(u.service, { total: [], endpoints: new Map() }).get(u.service)!;
+          slot.total.push(total);
           for (const e of u.endpoints) {
-            const prevE = prevU?.endpoints.find((x) => x.endpoint === e.endpoint);
-            (slot.endpoints.get(e.endpoint) ?? slot.endpoints.set(e.endpoint, []).get(e.endpoint)!).push(
-              delta(e, prevE, seconds),
-            );
+            const prevE = prevU?.endpoints.find((x) => x.endpoint === e.endpoint && x.node === e.node);
+            const d = delta(e, prevE, seconds);
+            const key = `${e.endpoint}@${e.node ?? ''}`;
+            const ep =
+              slot.endpoints.get(key) ??
+              slot.endpoints.set(key, { ds: [], ...(e.node ? { node: e.node } : {}) }).get(key)!;
+            ep.ds.push(d);
+            push(dest.attempts, key, d);
           }
         }
       }
     }
 
-    for (const [name, view] of byService) {
-      Object.assign(view, rates(merge(svcDeltas.get(name) ?? [])));
-      view.instances.sort((a, b) => a.node.localeCompare(b.node));
-      for (const [service, slot] of upDeltas.get(name) ?? []) {
-        const total = merge(slot.total);
-        view.upstreams.push({
-          service,
-          ...rates(total),
-          meshErrors: total.meshErrors,
-          endpoints: [...slot.endpoints].map(([endpoint, ds]) => {
-            const r = rates(merge(ds));
-            return { endpoint, rps: r.rps, successRate: r.successRate, p99Ms: r.p99Ms };
-          }),
-        });
+    const views: ServiceMetricsView[] = [];
+    for (const [name, a] of services) {
+      const callers = merge(a.callers);
+      const inbound = merge([...a.inbound.values()].map((x) => x.d));
+      const r = rates(callers);
+      // Instances: every inbound that reported, and every endpoint callers tried.
+      const rows = new Map<string, { node: string; serviceId: string; active: number; ds: Delta[] }>();
+      for (const [key, x] of a.inbound)
+        rows.set(key, { node: x.node, serviceId: x.serviceId, active: x.d.active, ds: [] });
+      for (const [key, ds] of a.attempts) {
+        const at = key.lastIndexOf('@');
+        const serviceId = key.slice(0, at);
+        const node = key.slice(at + 1);
+        // An endpoint reported without its node (an older agent) matches an instance by id only.
+        const row =
+          rows.get(key) ??
+          (node === '' ? [...rows.values()].find((i) => i.serviceId === serviceId) : undefined) ??
+          rows.set(key, { node, serviceId, active: 0, ds: [] }).get(key)!;
+        row.ds.push(...ds);
       }
+      const instances = [...rows.values()].map((x) => {
+        const d = merge(x.ds);
+        return {
+          node: x.node,
+          serviceId: x.serviceId,
+          ...requestFigures(rates(d)),
+          attempts: d.requests,
+          failed: Math.min(d.requests, d.errors),
+          activeConnections: x.active,
+        };
+      });
+      views.push({
+        name,
+        ...requestFigures(r),
+        maxMs: r.maxMs,
+        requests: callers.requests,
+        failed: Math.min(callers.requests, callers.errors),
+        meshErrors: callers.meshErrors,
+        callers: a.callerIds.size,
+        activeConnections: inbound.active,
+        bytesInPerSec: Math.round(inbound.bytesIn / inbound.seconds),
+        bytesOutPerSec: Math.round(inbound.bytesOut / inbound.seconds),
+        instances: instances.sort((x, y) => x.node.localeCompare(y.node) || x.serviceId.localeCompare(y.serviceId)),
+        upstreams: [...a.upstreams]
+          .sort((x, y) => x[0].localeCompare(y[0]))
+          .map(([service, slot]) => {
+            const total = merge(slot.total);
+            return {
+              service,
+              ...requestFigures(rates(total)),
+              meshErrors: total.meshErrors,
+              endpoints: [...slot.endpoints].map(([key, ep]) => {
+                const er = rates(merge(ep.ds));
+                return {
+                  endpoint: key.slice(0, key.lastIndexOf('@')),
+                  ...(ep.node ? { node: ep.node } : {}),
+                  rps: er.rps,
+                  successRate: er.successRate,
+                  p99Ms: er.p99Ms,
+                };
+              }),
+            };
+          }),
+      });
     }
     return {
       windowSeconds: WINDOW_MS / 1000,
       generatedAt: new Date(now).toISOString(),
-      services: [...byService.values()].sort((a, b) => a.name.localeCompare(b.name)),
+      services: views.sort((a, b) => a.name.localeCompare(b.name)),
     };
   }
-}
-
-function emptyView(name: string): ServiceMetricsView {
-  return {
-    name,
-    rps: 0,
-    successRate: null,
-    p50Ms: null,
-    p99Ms: null,
-    maxMs: null,
-    activeConnections: 0,
-    instances: [],
-    upstreams: [],
-  };
 }
 
 function errorsOf(c: TrafficCounters): number {
@@ -132,21 +212,30 @@ function decode(s: string): hdr.Histogram | undefined {
   }
 }
 
+function emptyDelta(): Delta {
+  return { requests: 0, errors: 0, active: 0, bytesIn: 0, bytesOut: 0, seconds: 1, latency: undefined, meshErrors: {} };
+}
+
 function delta(now: TrafficCounters, before: TrafficCounters | undefined, seconds: number): Delta {
   const latency = decode(now.latency);
   const prev = before ? decode(before.latency) : undefined;
   // A counter going backwards means the proxy restarted: count from zero.
-  const restarted = before !== undefined && now.requests < before.requests;
-  if (latency && prev && !restarted) latency.subtract(prev);
+  const restarted =
+    before !== undefined &&
+    (now.requests < before.requests || now.totalConnections < before.totalConnections || now.bytesIn < before.bytesIn);
+  const base = restarted ? undefined : before;
+  if (latency && prev && base) latency.subtract(prev);
   const meshErrors: Record<string, number> = {};
   for (const [k, v] of Object.entries(now.meshErrors)) {
-    const d = v - (restarted ? 0 : (before?.meshErrors[k] ?? 0));
+    const d = v - (base?.meshErrors[k] ?? 0);
     if (d > 0) meshErrors[k] = d;
   }
   return {
-    requests: Math.max(0, now.requests - (restarted || !before ? 0 : before.requests)),
-    errors: Math.max(0, errorsOf(now) - (restarted || !before ? 0 : errorsOf(before))),
+    requests: Math.max(0, now.requests - (base?.requests ?? 0)),
+    errors: Math.max(0, errorsOf(now) - (base ? errorsOf(base) : 0)),
     active: now.activeConnections,
+    bytesIn: Math.max(0, now.bytesIn - (base?.bytesIn ?? 0)),
+    bytesOut: Math.max(0, now.bytesOut - (base?.bytesOut ?? 0)),
     seconds,
     latency,
     meshErrors,
@@ -154,18 +243,13 @@ function delta(now: TrafficCounters, before: TrafficCounters | undefined, second
 }
 
 function merge(ds: Delta[]): Delta {
-  const out: Delta = {
-    requests: 0,
-    errors: 0,
-    active: 0,
-    seconds: Math.max(1, ...ds.map((d) => d.seconds)),
-    latency: undefined,
-    meshErrors: {},
-  };
+  const out: Delta = { ...emptyDelta(), seconds: Math.max(1, ...ds.map((d) => d.seconds)) };
   for (const d of ds) {
     out.requests += d.requests;
     out.errors += d.errors;
     out.active += d.active;
+    out.bytesIn += d.bytesIn;
+    out.bytesOut += d.bytesOut;
     if (d.latency) {
       if (!out.latency)
         out.latency = hdr.build({
@@ -180,14 +264,15 @@ function merge(ds: Delta[]): Delta {
   return out;
 }
 
-function rates(d: Delta): {
+interface Rates {
   rps: number;
   successRate: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
   maxMs: number | null;
-  activeConnections: number;
-} {
+}
+
+function rates(d: Delta): Rates {
   const has = d.latency !== undefined && d.latency.totalCount > 0;
   return {
     rps: Math.round((d.requests / d.seconds) * 10) / 10,
@@ -195,8 +280,11 @@ function rates(d: Delta): {
     p50Ms: has ? d.latency!.getValueAtPercentile(50) / 1000 : null,
     p99Ms: has ? d.latency!.getValueAtPercentile(99) / 1000 : null,
     maxMs: has ? d.latency!.maxValue / 1000 : null,
-    activeConnections: d.active,
   };
+}
+
+function requestFigures(r: Rates): RequestFigures {
+  return { rps: r.rps, successRate: r.successRate, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
 }
 
 export type { ProxyMetrics };

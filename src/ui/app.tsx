@@ -14,9 +14,11 @@ export interface DashboardProps {
   title?: string;
   /** Extra single-key actions (the demo's "stop/start an api instance"), checked before navigation. */
   extraKeys?: Readonly<Record<string, () => void>>;
+  /** What the extra keys do, for the help overlay: [keys, what]. */
+  extraHelp?: ReadonlyArray<readonly [string, string]>;
 }
 
-export function Dashboard({ source, intervalMs = 1000, title, extraKeys }: DashboardProps) {
+export function Dashboard({ source, intervalMs = 1000, title, extraKeys, extraHelp }: DashboardProps) {
   const mesh = useMeshData(source, intervalMs);
   const { columns, rows } = useTerminalSize();
   const [nav, setNav] = useState<NavState>(INITIAL_NAV);
@@ -55,6 +57,7 @@ export function Dashboard({ source, intervalMs = 1000, title, extraKeys }: Dashb
       interactive
       sourceLabel={source.label}
       {...(title ? { title } : {})}
+      {...(extraHelp ? { extraHelp } : {})}
     />
   );
 }

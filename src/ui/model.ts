@@ -6,12 +6,29 @@ import type { InstanceView, CheckStatus } from '../api/schemas.js';
 import type { ServiceMetricsView } from '../api/metrics.js';
 import type { MeshSnapshot } from './data/source.js';
 
+/**
+ * A service's request figures as its callers' sidecars saw them (once per request, after
+ * failover): what the apps calling it experienced, the mesh's own answers included.
+ */
+export interface CallerFigures {
+  rps: number;
+  successRate: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Mesh-made answers callers got in the metrics window (no-healthy-endpoints, …), by reason. */
+  meshErrors: Record<string, number>;
+  /** Their sum. */
+  meshErrorCount: number;
+  /** Caller sidecars that sent it traffic in the window. */
+  callers: number;
+}
+
 export interface ServiceRow {
   name: string;
   healthy: number;
   total: number;
-  /** null when the registry has no figures for it (no metrics endpoint, or no traffic seen). */
-  metrics: { rps: number; successRate: number | null; p50Ms: number | null; p99Ms: number | null } | null;
+  /** null when the registry has no figures for it (no metrics endpoint, or nobody in the mesh called it). */
+  metrics: CallerFigures | null;
 }
 
 export interface NodeRow {
@@ -35,14 +52,17 @@ export type InstanceState = CheckStatus | 'node-down';
 export interface InstanceRow {
   id: string;
   node: string;
+  /** Where callers' sidecars reach it: the mesh port (the app's own port when it has no sidecar). */
   endpoint: string;
   state: InstanceState;
-  metrics: { rps: number; successRate: number | null; p99Ms: number | null } | null;
+  /** Callers' attempts to this instance (a failed-over attempt counts as failed here), and its inbound connections. */
+  metrics: { rps: number; successRate: number | null; p99Ms: number | null; activeConnections: number } | null;
   /** The check that explains the state best (worst first), and how many others there are. */
   check: { id: string; status: CheckStatus; output: string; others: number } | null;
 }
 
 export interface EndpointRow {
+  /** `id@node` (ids repeat across nodes). */
   endpoint: string;
   rps: number;
   successRate: number | null;
@@ -76,6 +96,24 @@ function metricsByService(s: MeshSnapshot): Map<string, ServiceMetricsView> {
   return new Map((s.metrics?.services ?? []).map((m) => [m.name, m]));
 }
 
+/** The callers' figures of one service; null when nobody in the mesh called it in the window. */
+function callerFigures(m: ServiceMetricsView | undefined): CallerFigures | null {
+  if (!m) return null;
+  // A registry from before caller figures has no `callers`: its figures are the inbound's.
+  const callers = m.callers ?? (m.rps > 0 ? 1 : 0);
+  if (callers === 0 && !(m.rps > 0)) return null;
+  const meshErrors = m.meshErrors ?? {};
+  return {
+    rps: m.rps,
+    successRate: m.successRate,
+    p50Ms: m.p50Ms,
+    p99Ms: m.p99Ms,
+    meshErrors,
+    meshErrorCount: Object.values(meshErrors).reduce((a, b) => a + b, 0),
+    callers,
+  };
+}
+
 export function serviceRows(s: MeshSnapshot): ServiceRow[] {
   const metrics = metricsByService(s);
   return s.services.map((svc) => {
@@ -84,7 +122,7 @@ export function serviceRows(s: MeshSnapshot): ServiceRow[] {
       name: svc.name,
       healthy: svc.healthy,
       total: svc.instances,
-      metrics: m ? { rps: m.rps, successRate: m.successRate, p50Ms: m.p50Ms, p99Ms: m.p99Ms } : null,
+      metrics: callerFigures(m),
     };
   });
 }
@@ -132,6 +170,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
   if (!summary) return null;
   const m = metricsByService(s).get(name);
   const perInstance = new Map((m?.instances ?? []).map((x) => [`${x.serviceId}@${x.node}`, x]));
+  const endpointOf = (i: InstanceView) => `${i.address}:${i.proxy && i.meshPort !== undefined ? i.meshPort : i.port}`;
   const instances: InstanceRow[] = s.instances
     .filter((i) => i.name === name)
     .map((i) => {
@@ -139,9 +178,11 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
       return {
         id: i.id,
         node: i.node,
-        endpoint: `${i.address}:${i.port}`,
+        endpoint: endpointOf(i),
         state: i.nodeAlive ? i.status : 'node-down',
-        metrics: im ? { rps: im.rps, successRate: im.successRate, p99Ms: im.p99Ms } : null,
+        metrics: im
+          ? { rps: im.rps, successRate: im.successRate, p99Ms: im.p99Ms, activeConnections: im.activeConnections }
+          : null,
         check: worstCheck(i),
       } satisfies InstanceRow;
     })
@@ -167,7 +208,12 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
         ? { rps: um.rps, successRate: um.successRate, p50Ms: um.p50Ms, p99Ms: um.p99Ms, meshErrors: um.meshErrors }
         : null,
       endpoints: (um?.endpoints ?? [])
-        .map((e) => ({ endpoint: e.endpoint, rps: e.rps, successRate: e.successRate, p99Ms: e.p99Ms }))
+        .map((e) => ({
+          endpoint: e.node ? `${e.endpoint}@${e.node}` : e.endpoint,
+          rps: e.rps,
+          successRate: e.successRate,
+          p99Ms: e.p99Ms,
+        }))
         .sort((a, b) => a.endpoint.localeCompare(b.endpoint)),
     };
   });
@@ -175,7 +221,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
     name,
     healthy: summary.healthy,
     total: summary.instances,
-    metrics: m ? { rps: m.rps, successRate: m.successRate, p50Ms: m.p50Ms, p99Ms: m.p99Ms } : null,
+    metrics: callerFigures(m),
     instances,
     upstreams,
   };

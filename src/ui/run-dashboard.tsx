@@ -19,6 +19,7 @@ export interface LiveOptions {
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
   extraKeys?: Readonly<Record<string, () => void>>;
+  extraHelp?: ReadonlyArray<readonly [string, string]>;
 }
 
 /** Runs the live dashboard until `q`, ctrl-c, SIGTERM or SIGHUP. */
@@ -33,6 +34,7 @@ export async function runDashboard(source: MeshDataSource, opts: LiveOptions = {
       {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})}
       {...(opts.title ? { title: opts.title } : {})}
       {...(opts.extraKeys ? { extraKeys: opts.extraKeys } : {})}
+      {...(opts.extraHelp ? { extraHelp: opts.extraHelp } : {})}
     />,
     {
       stdout,

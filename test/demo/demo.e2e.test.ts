@@ -116,6 +116,21 @@ describe('meshctl demo', () => {
     await untilApiRow(/1\/2\s+[1-9]/, 'traffic on the remaining instance');
     await tmux(['send-keys', '-t', session, '1']);
     await untilApiRow(/2\/2/, 'api back to 2/2');
+    // Both apps down: callers (web's sidecar) get the mesh's answers, and the row says so.
+    await tmux(['send-keys', '-t', session, '1']);
+    await tmux(['send-keys', '-t', session, '2']);
+    await untilApiRow(/0\/2\s+\S+\s+(?!100%)\d+\.\d%\s+[1-9]\d*\s/, "api 0/2 with callers' failures and mesh errors");
+    // The help lists the demo's own keys.
+    await tmux(['send-keys', '-t', session, '?']);
+    await eventually(
+      async () => {
+        const text = await screen();
+        if (text.includes("demo: stop / start api-1's app")) return true;
+        throw new Error(`the screen was:\n${text}`);
+      },
+      { what: "the demo's keys in the help", timeoutMs: 10_000, intervalMs: 300 },
+    );
+    await tmux(['send-keys', '-t', session, '?']);
 
     await tmux(['send-keys', '-t', session, 'q']);
     const exitCode = await eventually(async () => (await readFile(exitFile, 'utf8').catch(() => '')).trim(), {

@@ -4,7 +4,12 @@ import { MetricsHub } from '../../src/registry/metrics.js';
 import type { NodeMetricsReport, TrafficCounters } from '../../src/api/metrics.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
-function counters(requests: number, fiveXx: number, latenciesUs: number[]): TrafficCounters {
+function counters(
+  requests: number,
+  fiveXx: number,
+  latenciesUs: number[],
+  over: Partial<TrafficCounters> = {},
+): TrafficCounters {
   const h = hdr.build();
   for (const v of latenciesUs) h.recordValue(v);
   return {
@@ -16,9 +21,13 @@ function counters(requests: number, fiveXx: number, latenciesUs: number[]): Traf
     bytesIn: 0,
     bytesOut: 0,
     latency: hdr.encodeIntoCompressedBase64(h),
+    ...over,
   };
 }
 
+const idle = () => counters(0, 0, []);
+
+/** A host running `api` only (its inbound side). */
 function report(node: string, inbound: TrafficCounters): NodeMetricsReport {
   return {
     sampledAt: 0,
@@ -26,34 +35,132 @@ function report(node: string, inbound: TrafficCounters): NodeMetricsReport {
   };
 }
 
+/** A host running `web`, calling api: the upstream total, and attempts per api endpoint. */
+function caller(
+  node: string,
+  toApi: TrafficCounters,
+  endpoints: Array<{ node: string; c: TrafficCounters }> = [],
+): NodeMetricsReport {
+  return {
+    sampledAt: 0,
+    proxies: [
+      {
+        service: 'web',
+        serviceId: 'web',
+        node,
+        inbound: { ...idle(), tlsFailures: {} },
+        upstreams: [
+          { service: 'api', ...toApi, endpoints: endpoints.map((e) => ({ endpoint: 'api', node: e.node, ...e.c })) },
+        ],
+      },
+    ],
+  };
+}
+
 describe('metrics hub', () => {
-  it('computes rate, success rate and percentiles over the window from cumulative reports, summed across nodes', () => {
+  it("computes a service's rate, success and percentiles from its callers' figures over the window, summed across callers", () => {
     let now = 1_000_000;
     const hub = new MetricsHub(() => now);
-    hub.ingest('a', report('a', counters(100, 0, Array(100).fill(1000))));
-    hub.ingest('b', report('b', counters(0, 0, [])));
+    hub.ingest('w1', caller('w1', counters(100, 0, Array(100).fill(1000))));
+    hub.ingest('w2', caller('w2', idle()));
     now += 5000;
-    // In 5 s: node a served 100 more (latency 2 ms), node b 50 with 5 failures (latency 10 ms).
-    hub.ingest('a', report('a', counters(200, 0, [...Array(100).fill(1000), ...Array(100).fill(2000)])));
-    hub.ingest('b', report('b', counters(50, 5, Array(50).fill(10_000))));
-    const svc = hub.overview().services.find((s) => s.name === 'api')!;
-    expect(svc.rps).toBe(30);
-    expect(svc.successRate).toBeCloseTo(145 / 150, 5);
-    expect(svc.p50Ms).toBeCloseTo(2, 1);
-    expect(svc.p99Ms).toBeCloseTo(10, 0);
-    expect(svc.instances.map((i) => [i.node, i.rps])).toEqual([
-      ['a', 20],
-      ['b', 10],
+    // In 5 s: caller w1 sent 100 more (2 ms), caller w2 50 with 5 failures (10 ms).
+    hub.ingest('w1', caller('w1', counters(200, 0, [...Array(100).fill(1000), ...Array(100).fill(2000)])));
+    hub.ingest('w2', caller('w2', counters(50, 5, Array(50).fill(10_000))));
+    const api = hub.overview().services.find((s) => s.name === 'api')!;
+    expect(api.rps).toBe(30);
+    expect(api.requests).toBe(150);
+    expect(api.failed).toBe(5);
+    expect(api.callers).toBe(2);
+    expect(api.successRate).toBeCloseTo(145 / 150, 5);
+    expect(api.p50Ms).toBeCloseTo(2, 1);
+    expect(api.p99Ms).toBeCloseTo(10, 0);
+    // web itself has no callers: no request figures, whatever its own inbound counted.
+    const web = hub.overview().services.find((s) => s.name === 'web')!;
+    expect([web.rps, web.successRate, web.callers]).toEqual([0, null, 0]);
+  });
+
+  it("takes no request figures from the service's own inbound: connections and bytes only", () => {
+    let now = 0;
+    const hub = new MetricsHub(() => now);
+    hub.ingest('a', report('a', counters(0, 0, [], { bytesIn: 0, bytesOut: 0 })));
+    now += 2000;
+    // A byte-pipe inbound counts connections as requests; a parsing one counted app-unavailable: neither matters.
+    hub.ingest(
+      'a',
+      report(
+        'a',
+        counters(40, 40, [5000], {
+          activeConnections: 3,
+          bytesIn: 4000,
+          bytesOut: 8000,
+          meshErrors: { 'app-unavailable': 9 },
+        }),
+      ),
+    );
+    const api = hub.overview().services.find((s) => s.name === 'api')!;
+    expect([api.rps, api.successRate, api.requests, api.callers]).toEqual([0, null, 0, 0]);
+    expect(api.activeConnections).toBe(3);
+    expect([api.bytesInPerSec, api.bytesOutPerSec]).toEqual([2000, 4000]);
+    expect(api.instances).toEqual([
+      expect.objectContaining({ node: 'a', serviceId: 'api', attempts: 0, activeConnections: 3 }),
     ]);
+  });
+
+  it('counts a failed-over attempt as a failure of the instance, never of the service', () => {
+    let now = 0;
+    const hub = new MetricsHub(() => now);
+    hub.ingest(
+      'w',
+      caller('w', idle(), [
+        { node: 'a', c: idle() },
+        { node: 'b', c: idle() },
+      ]),
+    );
+    now += 10_000;
+    // 100 requests, all answered in the end; 20 first tried api@b, whose app was down, and failed over to api@a.
+    const failedOver = counters(20, 0, [], { responses: {}, meshErrors: { 'app-unavailable': 20 } });
+    hub.ingest(
+      'w',
+      caller('w', counters(100, 0, [1000]), [
+        { node: 'a', c: counters(100, 0, [1000]) },
+        { node: 'b', c: failedOver },
+      ]),
+    );
+    const api = hub.overview().services.find((s) => s.name === 'api')!;
+    expect(api.successRate).toBe(1);
+    expect(api.failed).toBe(0);
+    expect(api.meshErrors).toEqual({});
+    const byNode = Object.fromEntries(api.instances.map((i) => [i.node, [i.attempts, i.failed, i.successRate]]));
+    expect(byNode).toEqual({ a: [100, 0, 1], b: [20, 20, 0] });
+    const up = hub.overview().services.find((s) => s.name === 'web')!.upstreams[0]!;
+    expect(up.endpoints.map((e) => [e.endpoint, e.node, e.successRate])).toEqual([
+      ['api', 'a', 1],
+      ['api', 'b', 0],
+    ]);
+  });
+
+  it("shows a service with no healthy instance failing as its callers saw it, with the mesh's reasons", () => {
+    let now = 0;
+    const hub = new MetricsHub(() => now);
+    hub.ingest('w', caller('w', idle()));
+    now += 10_000;
+    hub.ingest(
+      'w',
+      caller('w', counters(133, 0, [200], { responses: {}, meshErrors: { 'no-healthy-endpoints': 133 } })),
+    );
+    const api = hub.overview().services.find((s) => s.name === 'api')!;
+    expect([api.requests, api.failed, api.successRate]).toEqual([133, 133, 0]);
+    expect(api.meshErrors).toEqual({ 'no-healthy-endpoints': 133 });
   });
 
   it('forgets a node that stopped reporting, and treats a counter reset as a restart', () => {
     let now = 0;
     const hub = new MetricsHub(() => now);
-    hub.ingest('a', report('a', counters(1000, 0, [])));
+    hub.ingest('a', caller('a', counters(1000, 0, [])));
     now += 2000;
-    hub.ingest('a', report('a', counters(10, 0, [])));
-    expect(hub.overview().services[0]!.rps).toBe(5);
+    hub.ingest('a', caller('a', counters(10, 0, [])));
+    expect(hub.overview().services.find((s) => s.name === 'api')!.rps).toBe(5);
     now += 60_000;
     expect(hub.overview().services).toEqual([]);
   });

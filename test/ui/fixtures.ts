@@ -69,9 +69,35 @@ export function serviceMetrics(name: string, over: Partial<ServiceMetricsView> =
     p50Ms: 1.25,
     p99Ms: 8.5,
     maxMs: 20,
+    requests: 123,
+    failed: 0,
+    meshErrors: {},
+    callers: 1,
     activeConnections: 2,
+    bytesInPerSec: 0,
+    bytesOutPerSec: 0,
     instances: [],
     upstreams: [],
+    ...over,
+  };
+}
+
+/** A per-instance figure row, as the registry reports callers' attempts to one instance. */
+export function instanceMetrics(
+  node: string,
+  serviceId: string,
+  over: Partial<ServiceMetricsView['instances'][number]> = {},
+): ServiceMetricsView['instances'][number] {
+  return {
+    node,
+    serviceId,
+    rps: 0,
+    successRate: null,
+    p50Ms: null,
+    p99Ms: null,
+    attempts: 0,
+    failed: 0,
+    activeConnections: 0,
     ...over,
   };
 }
@@ -84,6 +110,7 @@ export function demoSnapshot(over: Partial<MeshSnapshot> = {}): MeshSnapshot {
       upstreams: [{ service: 'api', localPort: 18000, localAddress: '127.0.0.1', loadBalancer: 'round_robin' }],
     }),
     instance('api', 'host-a', {
+      meshPort: 21000,
       checks: [
         {
           id: 'api-http',
@@ -100,6 +127,7 @@ export function demoSnapshot(over: Partial<MeshSnapshot> = {}): MeshSnapshot {
       },
     }),
     instance('api', 'host-b', {
+      meshPort: 21001,
       status: 'critical',
       checks: [
         {
@@ -131,29 +159,50 @@ export function demoSnapshot(over: Partial<MeshSnapshot> = {}): MeshSnapshot {
     windowSeconds: 10,
     generatedAt: NOW.toISOString(),
     services: [
+      // What web (api's one caller) saw of api: 4 of 200 requests got a mesh error.
       serviceMetrics('api', {
         rps: 20,
-        successRate: 1,
+        successRate: 0.98,
+        p50Ms: 2,
+        p99Ms: 40,
+        requests: 200,
+        failed: 4,
+        meshErrors: { 'connect-failure': 4 },
+        callers: 1,
         instances: [
-          { node: 'host-a', serviceId: 'api', rps: 20, successRate: 1, p50Ms: 1.25, p99Ms: 8.5, activeConnections: 1 },
+          instanceMetrics('host-a', 'api', {
+            rps: 18,
+            successRate: 1,
+            p50Ms: 1.25,
+            p99Ms: 9,
+            attempts: 180,
+            activeConnections: 1,
+          }),
+          instanceMetrics('host-b', 'api', { rps: 2, successRate: 0, p99Ms: 1, attempts: 20, failed: 20 }),
         ],
       }),
+      // Nothing in the mesh calls web (the demo's traffic reaches its app directly).
       serviceMetrics('web', {
-        rps: 20,
-        successRate: 0.9,
-        p50Ms: 3,
-        p99Ms: 45,
+        rps: 0,
+        successRate: null,
+        p50Ms: null,
+        p99Ms: null,
+        maxMs: null,
+        requests: 0,
+        callers: 0,
+        activeConnections: 0,
+        instances: [instanceMetrics('host-a', 'web')],
         upstreams: [
           {
             service: 'api',
             rps: 20,
-            successRate: 0.9,
+            successRate: 0.98,
             p50Ms: 2,
             p99Ms: 40,
             meshErrors: { 'connect-failure': 4 },
             endpoints: [
-              { endpoint: 'api.host-a', rps: 18, successRate: 1, p99Ms: 9 },
-              { endpoint: 'api.host-b', rps: 2, successRate: 0, p99Ms: 1 },
+              { endpoint: 'api', node: 'host-a', rps: 18, successRate: 1, p99Ms: 9 },
+              { endpoint: 'api', node: 'host-b', rps: 2, successRate: 0, p99Ms: 1 },
             ],
           },
         ],

@@ -13,6 +13,7 @@ import { intentionRows, nodeRows, serviceDetail, serviceRows } from '../../src/u
 import { MeshError } from '../../src/errors/index.js';
 import { bigSnapshot, demoSnapshot, instance, node, NOW, registryStatus, unavailable } from './fixtures.js';
 import { fits } from './terminal.js';
+import { DEMO_KEYS } from '../../src/demo/command.js';
 
 const frame = (el: React.ReactElement): string => {
   const r = render(el);
@@ -20,6 +21,24 @@ const frame = (el: React.ReactElement): string => {
   r.unmount();
   return f;
 };
+
+function viewProps(over: Partial<DashboardViewProps> = {}): DashboardViewProps {
+  return {
+    snapshot: demoSnapshot(),
+    reachable: true,
+    error: undefined,
+    lastUpdated: NOW,
+    now: NOW,
+    width: 80,
+    height: 23,
+    mode: 'overview',
+    help: false,
+    selected: undefined,
+    interactive: true,
+    sourceLabel: 'registry https://127.0.0.1:7443',
+    ...over,
+  };
+}
 
 const headerProps = {
   snapshot: demoSnapshot(),
@@ -102,14 +121,15 @@ describe('Header', () => {
 
 describe('ServicesTable', () => {
   const rows = serviceRows(demoSnapshot());
-  it('lists services with healthy/total, rps, success rate and percentiles, selection marked', () => {
+  it('lists services with healthy/total and what their callers saw: rps, success, mesh errors, percentiles', () => {
     const f = frame(<ServicesTable rows={rows} maxRows={10} width={80} selected="web" interactive />);
     const line = (name: string) => f.split('\n').find((l) => l.includes(` ${name} `)) ?? '';
     expect(f).toContain('SERVICES (3)');
-    expect(line('api')).toMatch(/api\s+1\/2\s+20\s+100%\s+1\.3ms\s+8\.5ms/);
-    expect(line('web')).toMatch(/^›\s+web\s+1\/1\s+20\s+90\.0%\s+3\.0ms\s+45ms/);
-    // No figures: dashes, not zeros.
-    expect(line('db')).toMatch(/db\s+1\/1\s+—\s+—\s+—\s+—/);
+    expect(f).toMatch(/SERVICE\s+HEALTHY\s+RPS\s+OK%\s+MESH ERRORS\s+P50\s+P99/);
+    expect(line('api')).toMatch(/api\s+1\/2\s+20\s+98\.0%\s+4\s+2\.0ms\s+40ms/);
+    // Nobody in the mesh calls web or db: dashes, not zeros.
+    expect(line('web')).toMatch(/^›\s+web\s+1\/1\s+—\s+—\s+—\s+—\s+—/);
+    expect(line('db')).toMatch(/db\s+1\/1\s+—\s+—\s+—\s+—\s+—/);
   });
 
   it('has an empty state', () => {
@@ -192,21 +212,25 @@ describe('ServiceDetail', () => {
     const a = lines.findIndex((l) => l.startsWith('api@host-a'));
     expect(b).toBeGreaterThan(-1);
     expect(b).toBeLessThan(a);
-    expect(lines[b]).toMatch(/127\.0\.0\.3:9000\s+critical/);
+    // ENDPOINT is where callers' sidecars reach it: the mesh port, not the app's 9000.
+    expect(lines[b]).toMatch(/127\.0\.0\.3:21001\s+critical\s+2\.0\s+0\.0%\s+1\.0ms\s+0/);
     expect(lines[b + 1]).toContain('↳ api-http: connect ECONNREFUSED 127.0.0.1:9000');
     expect(f).not.toContain('second line never shown');
-    expect(lines[a]).toMatch(/passing\s+20\s+100%\s+8\.5ms/);
+    expect(lines[a]).toMatch(/127\.0\.0\.2:21000\s+passing\s+18\s+100%\s+9\.0ms\s+1/);
     expect(f).toContain('this service calls no upstreams');
+    expect(f).toMatch(/api\s+1\/2 healthy\s+20 rps\s+98\.0% ok\s+p50 2\.0ms\s+p99 40ms/);
+    expect(f).toContain('as 1 caller saw it; mesh errors: connect-failure 4');
   });
 
   it('shows upstreams with their endpoints, figures and mesh errors', () => {
     const f = frame(
       <ServiceDetail name="web" detail={serviceDetail(demoSnapshot(), 'web')} maxLines={20} width={80} />,
     );
-    expect(f).toMatch(/→ api\s+127\.0\.0\.1:18000\s+20\s+90\.0%\s+2\.0ms\s+40ms/);
-    expect(f).toMatch(/api\.host-a\s+18\s+100%\s+9\.0ms/);
-    expect(f).toMatch(/api\.host-b\s+2\.0\s+0\.0%\s+1\.0ms/);
+    expect(f).toMatch(/→ api\s+127\.0\.0\.1:18000\s+20\s+98\.0%\s+2\.0ms\s+40ms/);
+    expect(f).toMatch(/api@host-a\s+18\s+100%\s+9\.0ms/);
+    expect(f).toMatch(/api@host-b\s+2\.0\s+0\.0%\s+1\.0ms/);
     expect(f).toContain('mesh errors: connect-failure 4');
+    expect(f).toContain('as callers see it: no calls from the mesh in the window');
   });
 
   it('shows a node that went down, and truncates a long check output to the width', () => {
@@ -252,24 +276,18 @@ describe('HelpOverlay', () => {
       expect(f).toContain(what);
     }
   });
+
+  it("lists the demo's own keys (1/2) after the dashboard's", () => {
+    const f = frame(<DashboardView {...viewProps({ help: true, extraHelp: DEMO_KEYS })} />);
+    expect(f).toMatch(/│ 1\s+demo: stop \/ start api-1's app/);
+    expect(f).toMatch(/│ 2\s+demo: stop \/ start api-2's app/);
+    expect(fits(f, 80, 23)).toBe(true);
+    expect(frame(<DashboardView {...viewProps({ help: true })} />)).not.toContain('demo: stop');
+  });
 });
 
 describe('DashboardView at 80×24', () => {
-  const props = (over: Partial<DashboardViewProps> = {}): DashboardViewProps => ({
-    snapshot: demoSnapshot(),
-    reachable: true,
-    error: undefined,
-    lastUpdated: NOW,
-    now: NOW,
-    width: 80,
-    height: 23,
-    mode: 'overview',
-    help: false,
-    selected: undefined,
-    interactive: true,
-    sourceLabel: 'registry https://127.0.0.1:7443',
-    ...over,
-  });
+  const props = viewProps;
 
   it('shows header, services, nodes, intentions and the key line', () => {
     const f = frame(<DashboardView {...props()} />);

@@ -2,6 +2,13 @@
  * The agent's opt-in Prometheus endpoint (`/metrics` on --metrics-bind): this host's sidecar
  * figures in the Prometheus text format, via prom-client. Values are read from the latest
  * sample at scrape time, so nothing is updated per request.
+ *
+ * Which figures tell what a service's callers experience: `meshctl_upstream_*` with
+ * endpoint="" (each request counted once, after failover), summed over every caller's agent by
+ * `upstream`. The per-endpoint series count attempts (a failed-over attempt is a failure there),
+ * so they never add up to the total. The `meshctl_inbound_*` request series count what the
+ * inbound side parses: for an inbound that pipes bytes they are connections; its connection and
+ * byte series are the destination side's own.
  */
 import http from 'node:http';
 import * as hdr from 'hdr-histogram-js';
@@ -21,7 +28,7 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
   // the agent mirrors them rather than counting itself (a proxy restart resets them).
   const reqIn = g(
     'meshctl_inbound_requests_total',
-    'Requests (HTTP) or connections (TCP) into the service through its sidecar',
+    'Requests the inbound side handled (HTTP when it parses HTTP, else connections); callers\' view: meshctl_upstream_requests_total{endpoint=""}',
     labelsIn,
   );
   const respIn = g('meshctl_inbound_responses_total', 'Inbound responses by status class', [...labelsIn, 'class']);
@@ -43,14 +50,15 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
   ]);
   const reqUp = g(
     'meshctl_upstream_requests_total',
-    'Requests to an upstream (per endpoint; endpoint="" is the upstream total)',
+    'Requests to an upstream as this caller saw them: endpoint="" counts each request once after failover, per endpoint counts attempts',
     labelsUp,
   );
   const respUp = g('meshctl_upstream_responses_total', 'Upstream responses by status class', [...labelsUp, 'class']);
-  const meshUp = g('meshctl_upstream_mesh_errors_total', 'Answers the mesh produced on the outbound side, by reason', [
-    ...labelsUp,
-    'reason',
-  ]);
+  const meshUp = g(
+    'meshctl_upstream_mesh_errors_total',
+    'Mesh-made answers (endpoint="": what the caller got; per endpoint: failed attempts), by reason',
+    [...labelsUp, 'reason'],
+  );
   const connUp = g('meshctl_upstream_connections_active', 'Open connections to an upstream', labelsUp);
   const bytesUp = g('meshctl_upstream_bytes_total', 'Bytes to and from an upstream', [...labelsUp, 'direction']);
   const latUp = g('meshctl_upstream_latency_seconds', 'Upstream request latency quantiles since the sidecar started', [

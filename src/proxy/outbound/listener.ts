@@ -153,7 +153,7 @@ export class OutboundListener {
     return {
       service: this.cluster.service,
       ...this.traffic.toMetrics(true),
-      endpoints: this.cluster.endpoints.map((e) => ({ endpoint: e.id, ...e.traffic.toMetrics() })),
+      endpoints: this.cluster.endpoints.map((e) => ({ endpoint: e.id, node: e.node, ...e.traffic.toMetrics() })),
     };
   }
 

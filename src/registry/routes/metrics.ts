@@ -18,7 +18,7 @@ const counters = {
   bytesOut: count,
   latency: z.string().max(65_536),
 };
-const endpointSchema = z.object({ endpoint: z.string().max(128), ...counters }).strict();
+const endpointSchema = z.object({ endpoint: z.string().max(128), node: nameSchema.optional(), ...counters }).strict();
 const upstreamSchema = z
   .object({ service: nameSchema, endpoints: z.array(endpointSchema).max(1024), ...counters })
   .strict();

@@ -34,6 +34,8 @@ export interface DashboardViewProps {
   interactive: boolean;
   sourceLabel: string;
   title?: string;
+  /** Keys the caller adds, for the help (the demo's 1/2). */
+  extraHelp?: ReadonlyArray<readonly [string, string]>;
 }
 
 const HEADER_LINES = 2;
@@ -57,7 +59,7 @@ export function DashboardView(p: DashboardViewProps) {
 
   let content: ReactNode;
   if (p.help) {
-    content = <HelpOverlay width={p.width} maxLines={body} />;
+    content = <HelpOverlay width={p.width} maxLines={body} {...(p.extraHelp ? { extraKeys: p.extraHelp } : {})} />;
   } else if (!s) {
     content = null;
   } else if (p.mode === 'detail' && selected) {

@@ -1,5 +1,6 @@
 /**
- * One service up close: its instances with health and the check output that explains it, and
+ * One service up close: what its callers saw of it (and the mesh errors they got), its
+ * instances with health, the check output that explains it and callers' attempts to each, and
  * the upstreams its sidecars call, endpoint by endpoint.
  */
 import { Box, Text } from 'ink';
@@ -17,8 +18,8 @@ export interface ServiceDetailProps {
   width: number;
 }
 
-/** Title, blank, two section titles with their header rows, and the blank between them. */
-const FIXED_LINES = 7;
+/** Title, callers' line, blank, two section titles with their header rows, and the blank between them. */
+const FIXED_LINES = 8;
 
 const STATE_COLOR: Record<InstanceState, string> = {
   passing: 'green',
@@ -33,6 +34,7 @@ const INSTANCE_SPECS = [
   { width: 6 },
   { width: 6 },
   { width: 7 },
+  { width: 5 },
 ];
 const UPSTREAM_SPECS = [
   { width: 'flex' as const, min: 8 },
@@ -81,11 +83,14 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
         {m ? <Text color={rateColor(m.successRate)}>{`${formatRate(m.successRate)} ok`}</Text> : null}
         {m ? <Text>{`  p50 ${formatMs(m.p50Ms)}  p99 ${formatMs(m.p99Ms)}`}</Text> : null}
       </Text>
+      <Text wrap="truncate-end" {...(m && m.meshErrorCount > 0 ? { color: 'red' } : { dimColor: true })}>
+        {truncate(callersLine(m), width)}
+      </Text>
       <Text> </Text>
       <Title>{`INSTANCES (${detail.instances.length})`}</Title>
       <Line
         gap={1}
-        cells={['INSTANCE', 'ENDPOINT', 'STATE', 'RPS', 'OK%', 'P99'].map((h, i) => ({
+        cells={['INSTANCE', 'ENDPOINT', 'STATE', 'RPS', 'OK%', 'P99', 'CONNS'].map((h, i) => ({
           text: h,
           width: iw[i]!,
           align: i >= 3 ? 'right' : 'left',
@@ -117,6 +122,14 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
   );
 }
 
+/** Whose figures the title line shows, and the mesh errors callers got. */
+function callersLine(m: Detail['metrics']): string {
+  if (!m) return '  as callers see it: no calls from the mesh in the window';
+  const who = `  as ${m.callers} caller${m.callers === 1 ? '' : 's'} saw it`;
+  const reasons = formatReasons(m.meshErrors);
+  return reasons ? `${who}; mesh errors: ${reasons}` : `${who}; no mesh errors`;
+}
+
 function Instance({ row: i, widths: w, width }: { row: InstanceRow; widths: number[]; width: number }) {
   const m = i.metrics;
   const check = i.check;
@@ -142,6 +155,7 @@ function Instance({ row: i, widths: w, width }: { row: InstanceRow; widths: numb
             ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}),
           },
           { text: m ? formatMs(m.p99Ms) : DASH, width: w[5]!, align: 'right' },
+          { text: m ? String(m.activeConnections) : DASH, width: w[6]!, align: 'right' },
         ]}
       />
       {check ? (

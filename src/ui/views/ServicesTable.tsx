@@ -1,4 +1,8 @@
-/** Services across the mesh: healthy/total instances and traffic figures; the selected row is marked. */
+/**
+ * Services across the mesh: healthy/total instances and what their callers experience (requests,
+ * success and latency as the calling sidecars saw them, and the mesh's own answers they got);
+ * the selected row is marked.
+ */
 import { Box, Text } from 'ink';
 import { columnWidths, listWindow } from '../layout.js';
 import { DASH, formatMs, formatRate, formatRps } from '../format.js';
@@ -21,6 +25,7 @@ const SPECS = [
   { width: 7 },
   { width: 6 },
   { width: 6 },
+  { width: 11 },
   { width: 7 },
   { width: 7 },
 ];
@@ -43,7 +48,7 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
     rows.findIndex((r) => r.name === selected),
   );
   const win = listWindow(rows.length, maxRows, selIndex);
-  const header = ['', 'SERVICE', 'HEALTHY', 'RPS', 'OK%', 'P50', 'P99'];
+  const header = ['', 'SERVICE', 'HEALTHY', 'RPS', 'OK%', 'MESH ERRORS', 'P50', 'P99'];
   return (
     <Box flexDirection="column" width={width}>
       <Title>{`SERVICES (${rows.length})`}</Title>
@@ -70,8 +75,14 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
                 align: 'right',
                 ...(m && rateColor(m.successRate) ? { color: rateColor(m.successRate)! } : {}),
               },
-              { text: m ? formatMs(m.p50Ms) : DASH, width: w[5]!, align: 'right' },
-              { text: m ? formatMs(m.p99Ms) : DASH, width: w[6]!, align: 'right' },
+              {
+                text: m ? String(m.meshErrorCount) : DASH,
+                width: w[5]!,
+                align: 'right',
+                ...(m && m.meshErrorCount > 0 ? { color: 'red' } : {}),
+              },
+              { text: m ? formatMs(m.p50Ms) : DASH, width: w[6]!, align: 'right' },
+              { text: m ? formatMs(m.p99Ms) : DASH, width: w[7]!, align: 'right' },
             ]}
           />
         );
