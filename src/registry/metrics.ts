@@ -115,7 +115,7 @@ export class MetricsHub {
           for (const e of u.endpoints) {
             const prevE = prevU?.endpoints.find((x) => x.endpoint === e.endpoint && x.node === e.node);
             const d = delta(e, prevE, seconds);
-            const key = `${e.endpoint}@${e.node ?? ''}`;
+            const key = `${instanceIdOf(e.endpoint, e.node)}@${e.node ?? ''}`;
             const ep =
               slot.endpoints.get(key) ??
               slot.endpoints.set(key, { ds: [], ...(e.node ? { node: e.node } : {}) }).get(key)!;
@@ -197,6 +197,11 @@ export class MetricsHub {
       services: views.sort((a, b) => a.name.localeCompare(b.name)),
     };
   }
+}
+
+/** The agent names endpoints `<instance>.<node>` (unique per upstream): the instance id again. */
+function instanceIdOf(endpoint: string, node: string | undefined): string {
+  return node !== undefined && endpoint.endsWith(`.${node}`) ? endpoint.slice(0, -node.length - 1) : endpoint;
 }
 
 function errorsOf(c: TrafficCounters): number {

@@ -365,7 +365,7 @@ describe('GET /metrics on the admin socket', () => {
       service: 'web',
       serviceId: 'web-7',
       inbound: { ...empty, tlsFailures: {} },
-      upstreams: [{ service: 'api', ...empty, endpoints: [{ endpoint: 'api-1', ...empty }] }],
+      upstreams: [{ service: 'api', ...empty, endpoints: [{ endpoint: 'api-1', node: 'node-1', ...empty }] }],
     });
   });
 });

@@ -50,7 +50,11 @@ function caller(
         node,
         inbound: { ...idle(), tlsFailures: {} },
         upstreams: [
-          { service: 'api', ...toApi, endpoints: endpoints.map((e) => ({ endpoint: 'api', node: e.node, ...e.c })) },
+          {
+            service: 'api',
+            ...toApi,
+            endpoints: endpoints.map((e) => ({ endpoint: `api.${e.node}`, node: e.node, ...e.c })),
+          },
         ],
       },
     ],

@@ -29,7 +29,7 @@ describe('the live dashboard', () => {
 
     t.press(KEYS.enter);
     await t.waitFor((s) => s.includes('UPSTREAMS (1)') && s.includes('web@host-a'), "web's detail");
-    expect(t.screen()).toContain('api.host-b');
+    expect(t.screen()).toContain('api@host-b');
     t.press(KEYS.up);
     await t.waitFor((s) => s.includes('db@host-b'), 'up moving the detail to db');
     t.press(KEYS.escape);

@@ -40,7 +40,7 @@ const webReport = (toApi: TrafficCounters, perEndpoint: Record<string, TrafficCo
         {
           service: 'api',
           ...toApi,
-          endpoints: Object.entries(perEndpoint).map(([node, c]) => ({ endpoint: 'api', node, ...c })),
+          endpoints: Object.entries(perEndpoint).map(([node, c]) => ({ endpoint: `api.${node}`, node, ...c })),
         },
       ],
     },

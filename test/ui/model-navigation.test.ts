@@ -10,7 +10,8 @@ describe('model', () => {
     expect(rows.map((r) => [r.name, r.healthy, r.total, r.metrics?.rps ?? null])).toEqual([
       ['api', 1, 2, 20],
       ['db', 1, 1, null],
-      ['web', 1, 1, 20],
+      // Nothing in the mesh calls web: no figures rather than zeros.
+      ['web', 1, 1, null],
     ]);
     expect(serviceRows(demoSnapshot({ metrics: null })).every((r) => r.metrics === null)).toBe(true);
   });
@@ -18,15 +19,16 @@ describe('model', () => {
   it('matches instance metrics by node and id, and upstreams declared or measured', () => {
     const api = serviceDetail(demoSnapshot(), 'api')!;
     expect(api.instances.map((i) => [i.node, i.state, i.metrics?.rps ?? null])).toEqual([
-      ['host-b', 'critical', null],
-      ['host-a', 'passing', 20],
+      // Callers' attempts to each instance.
+      ['host-b', 'critical', 2],
+      ['host-a', 'passing', 18],
     ]);
     const web = serviceDetail(demoSnapshot(), 'web')!;
     expect(web.upstreams).toHaveLength(1);
     expect(web.upstreams[0]).toMatchObject({
       service: 'api',
       local: '127.0.0.1:18000',
-      endpoints: [{ endpoint: 'api.host-a' }, { endpoint: 'api.host-b' }],
+      endpoints: [{ endpoint: 'api@host-a' }, { endpoint: 'api@host-b' }],
     });
     // Declared but never measured: listed, without figures.
     const quiet = serviceDetail(demoSnapshot({ metrics: null }), 'web')!;
