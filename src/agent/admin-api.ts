@@ -19,6 +19,8 @@ export interface ServiceView {
   source: ServiceSource;
   status: CheckStatus;
   checks: CheckStateView[];
+  /** Why this service's sidecar cannot serve it (e.g. an upstream port it cannot bind); absent when it can. */
+  sidecarProblem?: string;
 }
 
 export interface DefinitionProblem {
@@ -26,6 +28,15 @@ export interface DefinitionProblem {
   message: string;
   line?: number;
   column?: number;
+  /** Ids still registered from this file (its last good version); empty for a file never good. */
+  registered?: string[];
+}
+
+export interface RegisterOptions {
+  /** false: refuse to change a CLI registration with this id (`register -f` without --replace). */
+  replace?: boolean;
+  /** Check everything, change nothing (a file's services are all checked before any is registered). */
+  dryRun?: boolean;
 }
 
 export interface RegistrationResult {
@@ -44,7 +55,8 @@ export interface AgentAdminApi {
   nodeCertificateExpiry(): Promise<string>;
   services(): ServiceView[];
   definitionProblems(): DefinitionProblem[];
-  register(input: unknown): Promise<RegistrationResult>;
+  /** `replace: false`: refuse to change a CLI registration that already has this id (`register -f` without --replace). */
+  register(input: unknown, opts?: RegisterOptions): Promise<RegistrationResult>;
   deregister(id: string): Promise<RegistrationResult>;
   ttlUpdate(checkId: string, status: CheckStatus, note: string): CheckStateView;
   /** A read from the registry with this node's identity. */

@@ -3,7 +3,7 @@
  * it. Access is the socket file's: owner-only, or group `meshctl` when that group exists,
  * so callers without access are refused by the kernel before a byte is read.
  */
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -13,6 +13,7 @@ import { MeshError } from '../errors/index.js';
 import { checkStatusSchema, nameSchema } from '../api/schemas.js';
 import { installErrorHandlers } from '../api/server-errors.js';
 import type { AgentAdminApi } from './admin-api.js';
+import { claimSocketPath } from './data-dir-lock.js';
 
 export interface AdminServer {
   close(): Promise<void>;
@@ -31,7 +32,22 @@ export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstan
     services: api.services(),
     definitionProblems: api.definitionProblems(),
   }));
-  app.put('/v1/agent/services', async (req) => api.register(req.body));
+  app.put('/v1/agent/services', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const flag = (name: string): boolean | undefined => {
+      const v = q[name];
+      if (v === undefined) return undefined;
+      if (v !== 'true' && v !== 'false')
+        throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid ${name} '${String(v)}' in the query: true or false`);
+      return v === 'true';
+    };
+    const replace = flag('replace');
+    const dryRun = flag('dryRun');
+    return api.register(req.body, {
+      ...(replace === undefined ? {} : { replace }),
+      ...(dryRun === undefined ? {} : { dryRun }),
+    });
+  });
   // Read-only pass-through to the registry with this node's identity, so `meshctl status`
   // works on any host of the mesh without the admin token.
   app.get('/v1/agent/registry/*', async (req, reply) => {
@@ -85,16 +101,19 @@ export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstan
 export async function startAdminServer(api: AgentAdminApi, socketPath: string, log: Logger): Promise<AdminServer> {
   const app = buildAdminServer(api, log);
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o750 });
-  // A socket file left by a crashed agent would make listen fail with EADDRINUSE.
-  await rm(socketPath, { force: true });
+  // A live agent's socket is refused; one left by a crashed agent is removed.
+  await claimSocketPath(socketPath);
   await app.listen({ path: socketPath }).catch((e: NodeJS.ErrnoException) => {
     throw new MeshError('MESH_ERR_UNAVAILABLE', `cannot listen on ${socketPath}: ${e.code ?? e.message}`);
   });
   await restrictSocket(socketPath, log);
+  const ours = await lstat(socketPath);
   return {
     async close() {
       await app.close();
-      await rm(socketPath, { force: true });
+      // Only the file this agent made: never a socket another agent made there since.
+      const now = await lstat(socketPath).catch(() => undefined);
+      if (now && now.ino === ours.ino && now.dev === ours.dev) await rm(socketPath, { force: true });
     },
   };
 }

@@ -16,7 +16,15 @@ import { RegistrySync } from './sync.js';
 import { CheckManager, type CheckStateView } from './checks/index.js';
 import { DefinitionWatcher } from './definitions/index.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
-import type { AgentAdminApi, DefinitionProblem, RegistrationResult, RegistryRead, ServiceView } from './admin-api.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import type {
+  AgentAdminApi,
+  DefinitionProblem,
+  RegisterOptions,
+  RegistrationResult,
+  RegistryRead,
+  ServiceView,
+} from './admin-api.js';
 import { Registrations } from './registrations.js';
 import { DEFAULT_DRAIN_SECONDS } from '../proxy/limits.js';
 import { ProxyManager, type ProxyStats } from './proxies/manager.js';
@@ -47,6 +55,7 @@ export class Agent implements AgentAdminApi {
   private readonly registrations: Registrations;
   private watcher: DefinitionWatcher | undefined;
   private admin: AdminServer | undefined;
+  private lock: DataDirLock | undefined;
   readonly proxies: ProxyManager;
   private readonly metrics: MetricsReporter;
   private prometheus: PrometheusServer | undefined;
@@ -116,8 +125,17 @@ export class Agent implements AgentAdminApi {
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, paths } = await loadAgentConfig(opts.dataDir);
     const log = opts.log ?? createLogger('agent');
+    // Before anything reads or writes the state: one agent per data directory.
+    const lock = await lockDataDir(paths.dataDir);
     const agent = new Agent(config, paths, log, opts);
-    await agent.boot();
+    agent.lock = lock;
+    try {
+      await agent.boot();
+    } catch (e) {
+      // The process ends on this error; the lock goes now so a retry need not judge it stale.
+      await lock.release();
+      throw e;
+    }
     return agent;
   }
 
@@ -163,6 +181,8 @@ export class Agent implements AgentAdminApi {
     await this.sync.stop();
     await this.checks.stop();
     this.link.close();
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   /** SIGHUP: re-read agent.json (registry addresses) and the certificates, then resync. */
@@ -179,8 +199,8 @@ export class Agent implements AgentAdminApi {
 
   // ---- registrations ------------------------------------------------------------------------
 
-  register(input: unknown): Promise<RegistrationResult> {
-    return this.registrations.register(input);
+  register(input: unknown, opts: RegisterOptions = {}): Promise<RegistrationResult> {
+    return this.registrations.register(input, { kind: 'cli' }, opts);
   }
 
   deregister(id: string): Promise<RegistrationResult> {
@@ -211,7 +231,16 @@ export class Agent implements AgentAdminApi {
   }
 
   services(): ServiceView[] {
-    return this.registrations.services();
+    const problems = this.sidecarProblems();
+    return this.registrations.services().map((s) => {
+      const problem = problems.get(s.id);
+      return problem ? { ...s, sidecarProblem: problem } : s;
+    });
+  }
+
+  /** Sidecars that refused their registration's snapshot, by service id. */
+  private sidecarProblems(): Map<string, string> {
+    return new Map(this.proxies.proxies().flatMap((p) => (p.problem ? [[p.serviceId, p.problem] as const] : [])));
   }
 
   definitionProblems(): DefinitionProblem[] {
@@ -230,6 +259,7 @@ export class Agent implements AgentAdminApi {
       startedAt: this.startedAt.toISOString(),
       sync: this.sync.status(),
       services: this.state.list().length,
+      sidecarProblems: [...this.sidecarProblems()].map(([service, problem]) => ({ service, problem })),
     };
   }
 

@@ -26,8 +26,15 @@ export class AgentClient {
       await this.http.get<{ services: ServiceView[]; definitionProblems: DefinitionProblem[] }>('/v1/agent/services')
     ).body;
   }
-  async register(service: unknown): Promise<{ id: string; synced: boolean }> {
-    return (await this.http.put<{ id: string; synced: boolean }>('/v1/agent/services', service)).body;
+  async register(
+    service: unknown,
+    opts: { replace?: boolean; dryRun?: boolean } = {},
+  ): Promise<{ id: string; synced: boolean }> {
+    const query = {
+      ...(opts.replace === undefined ? {} : { replace: opts.replace }),
+      ...(opts.dryRun ? { dryRun: true } : {}),
+    };
+    return (await this.http.put<{ id: string; synced: boolean }>('/v1/agent/services', service, { query })).body;
   }
   async deregister(id: string): Promise<{ id: string; synced: boolean }> {
     return (await this.http.delete<{ id: string; synced: boolean }>(`/v1/agent/services/${encodeURIComponent(id)}`))

@@ -6,7 +6,7 @@
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MeshError } from '../errors/index.js';
 import { NAME_RE } from '../api/names.js';
 import { RegistryClient } from '../api/registry-client.js';
@@ -25,6 +25,11 @@ export interface JoinOptions {
   advertise?: string;
   socketPath?: string;
   servicesDir?: string;
+  /**
+   * The data directory was chosen (--data-dir): the socket and the services directory default
+   * to places inside it, so agents with their own data dirs never share them.
+   */
+  dataDirGiven?: boolean;
   /** Accept the registry's CA without a pinned fingerprint. */
   yes?: boolean;
   /** Asks the user to confirm an unpinned fingerprint; absent when there is no terminal. */
@@ -58,6 +63,22 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
     });
   }
   const advertise = opts.advertise ?? primaryAddress();
+  // Checked before contacting anyone: a malformed pin would only fail after the handshake.
+  if (opts.caFingerprint !== undefined && !FINGERPRINT_RE.test(opts.caFingerprint.trim())) {
+    throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `malformed --ca-fingerprint '${opts.caFingerprint}'`, {
+      hint: 'A CA fingerprint is the SHA-256 of the CA certificate: 64 hex digits, colons allowed (AB:CD:…), as `meshctl init --server` and `meshctl ca show` print it.',
+    });
+  }
+  const inside = opts.dataDirGiven === true || process.getuid?.() !== 0;
+  const socketPath = opts.socketPath ?? (inside ? join(paths.dataDir, 'agent.sock') : defaultSocketPath(paths.dataDir));
+  const servicesDir = opts.servicesDir ?? (inside ? join(paths.dataDir, 'services.d') : '/etc/meshctl/services.d');
+  if (socketPath.length > MAX_SOCKET_PATH) {
+    throw new MeshError(
+      'MESH_ERR_INVALID_ARGUMENT',
+      `the agent socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} characters (a unix socket's limit)`,
+      { hint: 'Pass a shorter --socket PATH, or use a data directory with a shorter path.' },
+    );
+  }
 
   const root = await fetchRegistryRoot(url);
   if (opts.caFingerprint !== undefined) {
@@ -91,9 +112,6 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
     client.close();
   }
 
-  const socketPath = opts.socketPath ?? defaultSocketPath(paths.dataDir);
-  const servicesDir =
-    opts.servicesDir ?? (process.getuid?.() === 0 ? '/etc/meshctl/services.d' : `${paths.dataDir}/services.d`);
   const config: AgentConfig = {
     version: 1,
     nodeName,
@@ -123,6 +141,11 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
     registry: url.origin,
   };
 }
+
+/** SHA-256 as hex, with or without colons between the bytes. */
+const FINGERPRINT_RE = /^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){31})$/;
+/** agent.json's limit (sun_path holds 108 bytes with its NUL; a margin for relative forms). */
+const MAX_SOCKET_PATH = 100;
 
 function parseRegistryUrl(s: string): URL {
   let url: URL;

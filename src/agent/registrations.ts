@@ -4,6 +4,7 @@
  * it has a sidecar. Changes are serialised and persisted in `LocalState` before they are
  * acknowledged; `publish` then brings the registry and the proxies in step.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { MeshError } from '../errors/index.js';
 import { serviceRegistrationSchema, type CheckStatus, type ServiceRegistration } from '../api/schemas.js';
@@ -12,7 +13,8 @@ import type { CheckManager } from './checks/index.js';
 import { DefinitionSet, type DefinitionError, type DefinitionEvent } from './definitions/index.js';
 import { allocateMeshPort } from './proxies/ports.js';
 import { execCheckRefusal, hasExecCheck, refuseExecThroughSocket, type ExecCheckPolicy } from './checks/exec-policy.js';
-import type { DefinitionProblem, RegistrationResult, ServiceView } from './admin-api.js';
+import { canBind } from '../util/net.js';
+import type { DefinitionProblem, RegisterOptions, RegistrationResult, ServiceView } from './admin-api.js';
 
 export interface RegistrationsOptions {
   state: LocalState;
@@ -24,6 +26,13 @@ export interface RegistrationsOptions {
   publish(): Promise<boolean>;
   /** Where exec checks may come from (checks/exec-policy.ts); off when absent. */
   execChecks?: ExecCheckPolicy;
+}
+
+/** The same registration, ignoring the mesh port the agent filled in. */
+function sameRegistration(a: ServiceRegistration, b: ServiceRegistration): boolean {
+  const { meshPort: ma, ...ra } = a;
+  const { meshPort: mb, ...rb } = b;
+  return isDeepStrictEqual(ra, rb) && (mb === undefined || ma === mb);
 }
 
 const RANK: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
@@ -43,7 +52,11 @@ export class Registrations {
     this.checks = opts.checks;
   }
 
-  async register(input: unknown, source: ServiceSource = { kind: 'cli' }): Promise<RegistrationResult> {
+  async register(
+    input: unknown,
+    source: ServiceSource = { kind: 'cli' },
+    opts: RegisterOptions = {},
+  ): Promise<RegistrationResult> {
     const parsed = serviceRegistrationSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
@@ -59,10 +72,24 @@ export class Registrations {
           hint: 'Edit or delete that file instead.',
         });
       }
+      if (
+        existing &&
+        existing.source.kind === 'cli' &&
+        opts.replace === false &&
+        !sameRegistration(existing.registration, reg)
+      )
+        throw new MeshError(
+          'MESH_ERR_CONFLICT',
+          `service '${id}' is already registered on this host (from the CLI, port ${existing.registration.port}); not replacing it`,
+          { hint: 'Pass --replace to replace it with this definition, or give the service another `id`.' },
+        );
       this.assertPortsFree(reg, id);
+      await this.assertPortsBindable(reg, existing?.registration);
+      if (opts.dryRun) return;
       await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source });
       this.checks.set(id, reg.checks);
     });
+    if (opts.dryRun) return { id, synced: false };
     return { id, synced: await this.opts.publish() };
   }
 
@@ -111,11 +138,13 @@ export class Registrations {
   }
 
   definitionProblems(): DefinitionProblem[] {
+    const inForce = new Map(this.definitions.files().map((f) => [f.file, f.services]));
     return [...this.problems].map(([file, e]) => ({
       file,
       message: e.message,
       ...(e.line ? { line: e.line } : {}),
       ...(e.column ? { column: e.column } : {}),
+      registered: (inForce.get(file) ?? []).filter((id) => this.state.get(id)?.source.kind === 'file'),
     }));
   }
 
@@ -244,6 +273,36 @@ export class Registrations {
           );
         }
       }
+    }
+  }
+
+  /**
+   * The ports the sidecar will listen on must be free before the registration is accepted: a
+   * sidecar that cannot bind an upstream's port would leave the app with nothing listening
+   * there while everything says passing. Ports this service's own sidecar holds already (a
+   * re-registration) are not probed.
+   */
+  private async assertPortsBindable(reg: ServiceRegistration, had: ServiceRegistration | undefined): Promise<void> {
+    if (!reg.proxy) return;
+    for (const u of reg.upstreams) {
+      const ours =
+        had?.proxy && had.upstreams.some((o) => o.localPort === u.localPort && o.localAddress === u.localAddress);
+      if (ours || (await canBind(u.localAddress, u.localPort))) continue;
+      throw new MeshError(
+        'MESH_ERR_CONFLICT',
+        `upstream ${u.service}: ${u.localAddress}:${u.localPort} is in use by another process on this host`,
+        {
+          hint: 'Pick another local port for the upstream (SERVICE:LOCALPORT), or stop what listens there (`ss -ltnp`).',
+        },
+      );
+    }
+    if (reg.meshPort !== undefined && !(had?.proxy && had.meshPort === reg.meshPort)) {
+      if (!(await canBind(this.opts.advertise, reg.meshPort)))
+        throw new MeshError(
+          'MESH_ERR_CONFLICT',
+          `mesh port ${this.opts.advertise}:${reg.meshPort} is in use by another process on this host`,
+          { hint: 'Pick another --mesh-port, or leave it out to get a free one from 21000-21999.' },
+        );
     }
   }
 

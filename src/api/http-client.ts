@@ -154,7 +154,10 @@ export class HttpClient {
 }
 
 function errorFromBody(status: number, body: unknown): MeshError {
-  const b = (body ?? {}) as { code?: unknown; message?: unknown; hint?: unknown };
+  // The registry and agent answer `{code, message, hint}`; a proxy's admin socket `{error: {…}}`.
+  const outer = (body ?? {}) as { error?: unknown };
+  const inner = typeof outer.error === 'object' && outer.error !== null ? outer.error : body;
+  const b = (inner ?? {}) as { code?: unknown; message?: unknown; hint?: unknown };
   const code: ErrorCode = isErrorCode(b.code) ? b.code : statusCode(status);
   const message = typeof b.message === 'string' ? b.message : `request failed with HTTP ${status}`;
   return new MeshError(code, message, typeof b.hint === 'string' ? { hint: b.hint } : {});

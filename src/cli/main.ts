@@ -13,7 +13,8 @@ const USAGE_EXIT = 64;
 async function main(argv: string[], json: boolean): Promise<number> {
   try {
     await buildProgram({ jsonErrors: json }).parseAsync(argv);
-    return 0;
+    // A command that finished but has an answer to signal (intention check's 2, a demo that failed).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     return report(e, json);
   }

@@ -148,6 +148,16 @@ export const ERRORS = {
     exit: DATAERR,
     hint: 'Remove or change the config entries that reference it first (`meshctl get config`), then delete it.',
   },
+  MESH_ERR_ALREADY_RUNNING: {
+    http: 409,
+    exit: CANTCREAT,
+    hint: 'Another agent already uses this data directory or socket: stop it first, or give this one its own --data-dir.',
+  },
+  MESH_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    http: 415,
+    exit: DATAERR,
+    hint: 'Send the body as JSON with `content-type: application/json`.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -55,6 +55,8 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   app.decorateRequest('principal', undefined);
 
   app.addHook('onRequest', async (req) => {
+    // No such route: 404 whoever asks (a 401 would suggest the path exists).
+    if (req.is404) return;
     const need = req.routeOptions.config.auth ?? 'admin';
     if (need === 'none') return;
     const bearer = req.headers.authorization !== undefined;

@@ -23,10 +23,20 @@ export function nameParam(value: unknown, what: string): string {
 /** `?index=N&wait=30s` of a blocking query. */
 export function blockingParams(query: Record<string, unknown>): { index: number; waitMs: number } | undefined {
   if (query.index === undefined) return undefined;
+  // These are query parameters: the hints say so (the default hint talks about the body).
+  const hint =
+    'Fix the query: ?index=N (the x-mesh-index of the previous answer) and optionally &wait=DURATION (e.g. 30s, at most 10m).';
   const index = Number(query.index);
   if (!Number.isSafeInteger(index) || index < 0)
-    throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid index '${String(query.index)}'`);
-  const waitMs = query.wait === undefined ? 60_000 : parseDuration(String(query.wait), 'wait');
-  if (waitMs > 600_000) throw new MeshError('MESH_ERR_BAD_REQUEST', 'wait may be at most 10m');
+    throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid index '${String(query.index)}' in the query`, { hint });
+  let waitMs = 60_000;
+  if (query.wait !== undefined) {
+    try {
+      waitMs = parseDuration(String(query.wait), 'wait');
+    } catch {
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid wait '${String(query.wait)}' in the query`, { hint });
+    }
+  }
+  if (waitMs > 600_000) throw new MeshError('MESH_ERR_BAD_REQUEST', 'wait in the query may be at most 10m', { hint });
   return { index, waitMs };
 }

@@ -79,6 +79,9 @@ export function renderFrame(snapshot: MeshSnapshot, columns = 80): string {
   );
 }
 
+/** sysexits' EX_UNAVAILABLE, as `meshctl services` exits when a sidecar cannot serve. */
+export const SIDECAR_PROBLEM_EXIT = 69;
+
 export type StatusMode = { kind: 'live'; intervalMs: number } | { kind: 'once'; columns: number } | { kind: 'json' };
 
 /** What `meshctl status` does once it has a source. Live, an unreachable registry is shown and retried; a one-shot read that fails throws. */
@@ -92,4 +95,6 @@ export async function showStatus(
   out.write(
     mode.kind === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderFrame(snapshot, mode.columns)}\n`,
   );
+  // As `meshctl services`: a sidecar on this host that cannot serve its service fails the read.
+  if ((snapshot.agent?.sidecarProblems?.length ?? 0) > 0) process.exitCode = SIDECAR_PROBLEM_EXIT;
 }

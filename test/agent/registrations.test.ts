@@ -110,7 +110,8 @@ describe('Registrations', () => {
     await regs.applyDefinitionEvent(upsert('/d/api.yaml', svc('api')));
     await regs.applyDefinitionEvent({ type: 'invalid', file: '/d/api.yaml', error: { message: 'bad', line: 3 } });
     expect(regs.services().map((s) => s.id)).toEqual(['api']);
-    expect(regs.definitionProblems()).toEqual([{ file: '/d/api.yaml', message: 'bad', line: 3 }]);
+    // What is still in force from the file, so the user is told the truth about it.
+    expect(regs.definitionProblems()).toEqual([{ file: '/d/api.yaml', message: 'bad', line: 3, registered: ['api'] }]);
     await regs.applyDefinitionEvent(upsert('/d/api.yaml', svc('api')));
     expect(regs.definitionProblems()).toEqual([]);
     await regs.applyDefinitionEvent({ type: 'remove', file: '/d/api.yaml' });
@@ -123,8 +124,36 @@ describe('Registrations', () => {
     await regs.applyDefinitionEvent(upsert('/d/api.yaml', svc('api', { port: 1234 })));
     expect(regs.services()).toMatchObject([{ id: 'api', port: 9000, source: { kind: 'cli' } }]);
     expect(regs.definitionProblems()).toEqual([
-      { file: '/d/api.yaml', message: "service 'api' is already registered from the CLI; deregister it there first" },
+      {
+        file: '/d/api.yaml',
+        message: "service 'api' is already registered from the CLI; deregister it there first",
+        registered: [],
+      },
     ]);
+  });
+
+  it('a brand-new broken file has nothing registered from it', async () => {
+    const { regs } = await make();
+    await regs.applyDefinitionEvent({ type: 'invalid', file: '/d/new.yaml', error: { message: 'bad', line: 1 } });
+    expect(regs.definitionProblems()).toEqual([{ file: '/d/new.yaml', message: 'bad', line: 1, registered: [] }]);
+  });
+
+  it('register with replace: false refuses to change a CLI registration, and a dry run changes nothing', async () => {
+    const { regs, state } = await make();
+    await regs.register({ name: 'api', port: 9000, proxy: false });
+    await expect(
+      regs.register({ name: 'api', port: 9001, proxy: false }, { kind: 'cli' }, { replace: false }),
+    ).rejects.toMatchObject({
+      code: 'MESH_ERR_CONFLICT',
+    });
+    // The same registration is no change, so no conflict.
+    await regs.register({ name: 'api', port: 9000, proxy: false }, { kind: 'cli' }, { replace: false });
+    expect(await regs.register({ name: 'new', port: 1, proxy: false }, { kind: 'cli' }, { dryRun: true })).toEqual({
+      id: 'new',
+      synced: false,
+    });
+    expect(state.get('new')).toBeUndefined();
+    expect(state.get('api')!.registration.port).toBe(9000);
   });
 
   it('reconcile after the first scan drops file services whose file went away, keeps CLI ones and broken files', async () => {

@@ -25,6 +25,12 @@ export const HOSTS = {
   golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4'],
   /** The L7 outbound forwarder's pair tests (in-process sidecars; engineer l7out's block). */
   l7out: ['127.0.10.2', '127.0.10.3'],
+  /** rel (#11): the agent's data-dir lock and socket (127.0.7.0/24). */
+  agentLock: ['127.0.7.2', '127.0.7.3'],
+  /** rel (#11): registration checks, sidecar listener errors (127.0.7.0/24). */
+  registerChecks: ['127.0.7.10', '127.0.7.11'],
+  /** rel (#11): the fault suite, test/faults (127.0.8.0/24). */
+  faults: ['127.0.8.2', '127.0.8.3', '127.0.8.4', '127.0.8.5'],
 } as const;
 
 /**

@@ -418,7 +418,7 @@ function withCheckIds(
     if (!NAME_RE.test(id))
       issues.push({
         path: [...at, 'checks', i],
-        message: `the check id made from the service name, '${id}', is too long: give this check an id:`,
+        message: `the check id made from the service name, '${id}', is too long: give this check an \`id\``,
       });
     return { ...c, id };
   });
@@ -476,7 +476,7 @@ export function definitionsFromValue(value: unknown): FormatResult {
     if (first) {
       issues.push({
         path: [...at, svc.id !== undefined ? 'id' : 'name'],
-        message: `service id '${id}' is already defined at ${formatPath(first)} in this file: give one of them another id:`,
+        message: `service id '${id}' is already defined at ${formatPath(first)} in this file: give one of them another \`id\``,
       });
     } else {
       seen.set(id, at);

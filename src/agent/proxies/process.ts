@@ -37,6 +37,11 @@ export interface ProxyProcessInfo {
   restarts: number;
   snapshotVersion: number | null;
   lastError?: string;
+  /**
+   * Why the proxy does not serve the registration as it is now: its last snapshot push was
+   * refused (a port it cannot bind, …). Cleared once a push succeeds.
+   */
+  problem?: string;
 }
 
 const HEALTH_EVERY_MS = 1_000;
@@ -53,6 +58,7 @@ export class ProxyProcess {
   private misses = 0;
   private runningVersion: number | null = null;
   private lastError: string | undefined;
+  private pushError: string | undefined;
   private nextLaunchAt = 0;
   private closed = false;
 
@@ -87,6 +93,7 @@ export class ProxyProcess {
       restarts: this.restarts,
       snapshotVersion: this.runningVersion,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.pushError ? { problem: this.pushError } : {}),
     };
   }
 
@@ -105,8 +112,13 @@ export class ProxyProcess {
     try {
       const res = await this.admin.put<{ version: number }>('/snapshot', this.desired.body);
       this.runningVersion = res.body.version;
+      this.pushError = undefined;
     } catch (e) {
       this.lastError = (e as Error).message;
+      // The proxy answered and refused the snapshot: it cannot serve this registration.
+      const code = (e as { code?: unknown }).code;
+      if ((code !== 'MESH_ERR_UNAVAILABLE' && code !== 'MESH_ERR_TIMEOUT') || /cannot listen/.test(this.lastError))
+        this.pushError = this.lastError;
     }
   }
 

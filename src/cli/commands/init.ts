@@ -14,10 +14,13 @@ export function initCommand(): Command {
       .option('--token <token>', 'with --join: a join token (from `meshctl init --server` or `meshctl token create`)')
       .option('--ca-fingerprint <sha256>', 'with --join: the CA fingerprint to pin (from `meshctl ca show`)')
       .option('--node-name <name>', "with --join: this node's name (default: the host name)", parseName('node name'))
-      .option('--socket <path>', "with --join: the agent's admin socket (default: /run/meshctl/agent.sock as root)")
+      .option(
+        '--socket <path>',
+        "with --join: the agent's admin socket (default: DATA_DIR/agent.sock; /run/meshctl/agent.sock as root without --data-dir)",
+      )
       .option(
         '--services-dir <dir>',
-        'with --join: watched directory of service definitions (default: /etc/meshctl/services.d as root)',
+        'with --join: watched directory of service definitions (default: DATA_DIR/services.d; /etc/meshctl/services.d as root without --data-dir)',
       )
       .option('-y, --yes', 'with --join: trust the registry CA without a pinned fingerprint')
       .option(
@@ -178,6 +181,7 @@ async function initJoin(opts: InitOpts): Promise<void> {
     registryUrl: opts.join!,
     token: opts.token,
     dataDir: opts.dataDir ?? defaultDataDir('agent'),
+    ...(opts.dataDir ? { dataDirGiven: true } : {}),
     ...(opts.caFingerprint ? { caFingerprint: opts.caFingerprint } : {}),
     ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
     ...(opts.advertise ? { advertise: opts.advertise } : {}),

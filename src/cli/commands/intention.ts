@@ -6,6 +6,9 @@ import { emit, withRegistry } from '../run.js';
 
 type Opts = RegistryFlags & { json?: boolean; description?: string };
 
+/** `intention check`'s exit status for a denied pair (0 allowed; errors keep their own codes). */
+export const DENIED_EXIT = 2;
+
 export function intentionCommand(): Command {
   const cmd = new Command('intention').description('allow or deny traffic from one service to another');
 
@@ -56,12 +59,16 @@ export function intentionCommand(): Command {
     withRegistryFlags(
       cmd
         .command('check')
-        .description('say whether SOURCE may connect to DESTINATION, and which intention decides')
+        .description(
+          'say whether SOURCE may connect to DESTINATION, and which intention decides (exit 0 allowed, 2 denied)',
+        )
         .argument('<source>', 'source service', parseName('service name'))
         .argument('<destination>', 'destination service', parseName('service name')),
     ),
   ).action(async (source: string, destination: string, opts: Opts) => {
     const res = await withRegistry(opts, (c) => c.checkIntention(source, destination));
+    // As `consul intention check`: exit 2 when denied, so scripts can test the answer.
+    if (res.action === 'deny') process.exitCode = DENIED_EXIT;
     emit(opts, res, (r) => {
       const by = r.matched ? `intention ${r.matched.source} -> ${r.matched.destination}` : 'the default policy';
       return [`${r.action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination} (decided by ${by})`];

@@ -4,12 +4,14 @@ import type { AgentFlags } from '../../targets/agent.js';
 import { collect, parseName, parsePort, parsePositiveInt, withAgentFlags, withJson } from '../flags.js';
 import { emit, withAgent } from '../run.js';
 import type { RegisterFlags } from '../../agent/flags-registration.js';
+import type { AgentClient } from '../../agent/client.js';
 
-type Opts = AgentFlags & RegisterFlags & { file?: string; json?: boolean };
+type Opts = AgentFlags & RegisterFlags & { file?: string; json?: boolean; replace?: boolean };
 
 export function registerCommand(): Command {
   const cmd = new Command('register').description("register services with this host's agent");
   cmd.option('-f, --file <path>', 'register the services defined in a YAML or JSON file');
+  cmd.option('--replace', 'with -f: replace services already registered from the CLI with the same id');
   withJson(withAgentFlags(cmd));
   cmd.action(async (opts: Opts) => {
     if (!opts.file)
@@ -19,12 +21,15 @@ export function registerCommand(): Command {
       );
     const { readDefinitionFile } = await import('../../agent/definitions/index.js');
     const def = await readDefinitionFile(opts.file);
-    const registered = await withAgent(opts, async (c) => {
+    const replace = opts.replace === true;
+    const { registered, ttl } = await withAgent(opts, async (c) => {
+      // Every service is checked before any is registered, so a refused file changes nothing.
+      for (const svc of def.services) await c.register(svc, { replace, dryRun: true });
       const results = [];
-      for (const svc of def.services) results.push(await c.register(svc));
-      return results;
+      for (const svc of def.services) results.push(await c.register(svc, { replace }));
+      return { registered: results, ttl: opts.json ? new Map<string, string[]>() : await ttlChecks(c) };
     });
-    emit(opts, { registered }, (r) => r.registered.map(registeredLine));
+    emit(opts, { registered }, (r) => r.registered.flatMap((x) => registeredLines(x, ttl)));
   });
 
   withJson(
@@ -67,8 +72,11 @@ export function registerCommand(): Command {
     const opts = command.optsWithGlobals<Opts>();
     const { registrationFromFlags } = await import('../../agent/flags-registration.js');
     const reg = registrationFromFlags(name, opts);
-    const res = await withAgent(opts, (c) => c.register(reg));
-    emit(opts, res, (r) => [registeredLine(r)]);
+    const { res, ttl } = await withAgent(opts, async (c) => {
+      const r = await c.register(reg);
+      return { res: r, ttl: opts.json ? new Map<string, string[]>() : await ttlChecks(c) };
+    });
+    emit(opts, res, (r) => registeredLines(r, ttl));
   });
   return cmd;
 }
@@ -77,6 +85,25 @@ function registeredLine(r: { id: string; synced: boolean }): string {
   return r.synced
     ? `Registered service '${r.id}'.`
     : `Registered service '${r.id}' on this host; the registry is unreachable, it will be synced when it is back.`;
+}
+
+/** TTL check ids by service id: the service itself must report them, so the user needs the ids. */
+async function ttlChecks(client: AgentClient): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const s of (await client.services()).services) {
+    const ids = s.checks.filter((c) => c.kind === 'ttl').map((c) => c.checkId);
+    if (ids.length > 0) out.set(s.id, ids);
+  }
+  return out;
+}
+
+function registeredLines(r: { id: string; synced: boolean }, ttl: Map<string, string[]>): string[] {
+  return [
+    registeredLine(r),
+    ...(ttl.get(r.id) ?? []).map(
+      (id) => `  TTL check '${id}': critical until reported with \`meshctl check pass ${id}\``,
+    ),
+  ];
 }
 
 export function deregisterCommand(): Command {

@@ -3,12 +3,19 @@ import type { AgentFlags } from '../../targets/agent.js';
 import { withAgentFlags, withJson } from '../flags.js';
 import { tableLines } from '../output.js';
 import { emit, withAgent } from '../run.js';
+import type { DefinitionProblem } from '../../agent/admin-api.js';
 
 export function servicesCommand(): Command {
   return withJson(
-    withAgentFlags(new Command('services').description("list this host's services with their check states")),
+    withAgentFlags(
+      new Command('services').description(
+        `list this host's services with their check states (exit ${SIDECAR_PROBLEM_EXIT} when a sidecar cannot serve its service)`,
+      ),
+    ),
   ).action(async (opts: AgentFlags & { json?: boolean }) => {
     const res = await withAgent(opts, (c) => c.services());
+    // A sidecar that cannot serve (an upstream port it cannot bind, …) is a failure to see.
+    if (res.services.some((s) => s.sidecarProblem)) process.exitCode = SIDECAR_PROBLEM_EXIT;
     emit(opts, res, (r) => [
       ...tableLines(
         ['SERVICE', 'PORT', 'PROTOCOL', 'STATUS', 'CHECKS', 'SOURCE'],
@@ -16,20 +23,39 @@ export function servicesCommand(): Command {
           s.id,
           String(s.port),
           s.protocol,
-          s.status,
+          s.sidecarProblem ? 'sidecar-error' : s.status,
           s.checks.map((c) => `${c.checkId}:${c.status}`).join(' ') || '-',
           s.source.kind === 'file' ? s.source.file : 'cli',
         ]),
         'no services registered on this host',
       ),
+      ...r.services.flatMap((s) =>
+        s.sidecarProblem ? [`  ${s.id}: sidecar cannot serve it: ${s.sidecarProblem}`] : [],
+      ),
       ...r.services
         .flatMap((s) => s.checks)
         .filter((c) => c.status !== 'passing' && c.output)
         .map((c) => `  ${c.checkId}: ${c.output.split('\n')[0]}`),
-      ...r.definitionProblems.map(
-        (p) =>
-          `invalid definition: ${p.message.includes(p.file) ? p.message : `${p.file}: ${p.message}`} (the last good version stays registered)`,
-      ),
+      ...r.definitionProblems.flatMap(problemLines),
     ]);
   });
+}
+
+/** sysexits' EX_UNAVAILABLE: a service is registered but its sidecar does not serve it. */
+export const SIDECAR_PROBLEM_EXIT = 69;
+
+/**
+ * A definition file's problem in two lines: what is wrong (one line, named by file:line:col),
+ * then what of the file is in force — its last good version only when there was one.
+ */
+export function problemLines(p: DefinitionProblem): string[] {
+  const first = (p.message.split('\n')[0] ?? '').replace(/[\s:]+$/, '');
+  const what = first.startsWith(p.file) ? first : `${p.file}: ${first}`;
+  const kept = p.registered ?? [];
+  return [
+    `invalid definition ${what}`,
+    kept.length > 0
+      ? `  still registered from its last good version: ${kept.join(', ')}`
+      : '  nothing from this file is registered',
+  ];
 }

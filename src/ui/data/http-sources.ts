@@ -59,6 +59,14 @@ async function readAgentSelf(http: HttpClient, timeoutMs: number): Promise<Agent
   const sync = (self.sync ?? {}) as { reachable?: unknown };
   const info: AgentInfo = { node: String(self.node ?? '?'), registryReachable: sync.reachable === true };
   if (typeof self.nodeCertNotAfter === 'string') info.nodeCertNotAfter = self.nodeCertNotAfter;
+  if (Array.isArray(self.sidecarProblems)) {
+    const problems = (self.sidecarProblems as Array<{ service?: unknown; problem?: unknown }>).flatMap((p) =>
+      typeof p.service === 'string' && typeof p.problem === 'string'
+        ? [{ service: p.service, problem: p.problem }]
+        : [],
+    );
+    if (problems.length > 0) info.sidecarProblems = problems;
+  }
   return info;
 }
 

@@ -15,6 +15,8 @@ export interface AgentInfo {
   registryReachable: boolean;
   /** ISO time the node certificate expires; absent when the agent could not read it. */
   nodeCertNotAfter?: string;
+  /** This host's sidecars that cannot serve their service (e.g. an upstream port they cannot bind). */
+  sidecarProblems?: Array<{ service: string; problem: string }>;
 }
 
 export interface MeshDataSource {

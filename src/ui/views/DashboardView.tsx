@@ -9,7 +9,7 @@ import type { MeshError } from '../../errors/index.js';
 import type { MeshSnapshot } from '../data/source.js';
 import { shareRows } from '../layout.js';
 import { intentionRows, nodeRows, serviceDetail, serviceRows } from '../model.js';
-import { Header } from './Header.js';
+import { Header, headerLines } from './Header.js';
 import { ServicesTable } from './ServicesTable.js';
 import { NodesList } from './NodesList.js';
 import { IntentionsList } from './IntentionsList.js';
@@ -38,7 +38,6 @@ export interface DashboardViewProps {
   extraHelp?: ReadonlyArray<readonly [string, string]>;
 }
 
-const HEADER_LINES = 2;
 /** Blank, services title + header, blank, nodes/intentions title + header. */
 const OVERVIEW_FIXED = 6;
 
@@ -54,7 +53,7 @@ export function DashboardView(p: DashboardViewProps) {
   );
 
   const footerLines = p.interactive ? 1 : 0;
-  const body = Math.max(0, p.height - HEADER_LINES - footerLines);
+  const body = Math.max(0, p.height - headerLines(s) - footerLines);
   const half = Math.floor((p.width - 2) / 2);
 
   let content: ReactNode;

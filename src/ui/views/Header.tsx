@@ -1,6 +1,7 @@
 /**
  * Two lines: who and how the registry is (trust domain, reachable, revision, store), then what
- * expires (CA, this node's certificate), the default policy and whether metrics flow.
+ * expires (CA, this node's certificate), the default policy and whether metrics flow; a third,
+ * red, when a sidecar on this host cannot serve its service.
  */
 import type { ReactNode } from 'react';
 import { Box, Text } from 'ink';
@@ -70,8 +71,26 @@ export function Header(p: HeaderProps) {
         {showTail ? <Text dimColor>{tail}</Text> : null}
       </Text>
       {second}
+      {s && sidecarLine(s) ? (
+        <Text color="red" bold wrap="truncate-end">
+          {truncate(sidecarLine(s)!, p.width)}
+        </Text>
+      ) : null}
     </Box>
   );
+}
+
+/** How many lines the header takes for this snapshot. */
+export function headerLines(s: MeshSnapshot | undefined): number {
+  return s && sidecarLine(s) ? 3 : 2;
+}
+
+function sidecarLine(s: MeshSnapshot): string | undefined {
+  const problems = s.agent?.sidecarProblems ?? [];
+  const first = problems[0];
+  if (!first) return undefined;
+  const more = problems.length > 1 ? ` (+${problems.length - 1} more: meshctl services)` : '';
+  return `✗ sidecar of ${first.service} cannot serve it: ${first.problem}${more}`;
 }
 
 function Facts({ snapshot: s, now }: { snapshot: MeshSnapshot; now: Date }) {

@@ -347,13 +347,15 @@ describe('refusals name the file, line and column', () => {
     const long = 'a'.repeat(60);
     expect(
       refuse('n.yaml', `service:\n  name: ${long}\n  port: 1\n  checks:\n    - tcp: 127.0.0.1:1\n`).message,
-    ).toMatch(/^n\.yaml:5:7: service\.checks\[0\]: the check id made from the service name, 'a{60}-tcp', is too long/);
+    ).toMatch(
+      /^n\.yaml:5:7: service\.checks\[0\]: the check id made from the service name, 'a{60}-tcp', is too long: give this check an `id` \(and 1 more problem\)$/,
+    );
   });
 
   it('duplicate ids: services in one file, and checks in one service', () => {
     const svc = refuse('dup.yaml', 'services:\n  - name: api\n    port: 1\n  - name: api\n    port: 2\n');
     expect(svc.message).toBe(
-      "dup.yaml:4:11: services[1].name: service id 'api' is already defined at services[0] in this file: give one of them another id:",
+      "dup.yaml:4:11: services[1].name: service id 'api' is already defined at services[0] in this file: give one of them another `id`",
     );
     const chk = refuse(
       'dup.yaml',
