@@ -94,7 +94,7 @@ describe('registry catalog', () => {
         413,
         'MESH_ERR_BODY_TOO_LARGE',
       ],
-      ['a body that is not JSON', 'name=api', 400, 'MESH_ERR_BAD_REQUEST'],
+      ['a body that is not JSON', 'name=api', 415, 'MESH_ERR_UNSUPPORTED_MEDIA_TYPE'],
     ];
     for (const [what, body, status, code] of cases) {
       it(`refuses ${what}`, async () => {
