@@ -190,7 +190,9 @@ describe('host agents on two loopback hosts (real processes)', () => {
     );
     expect(badToken.exitCode).toBe(77);
     expect(badToken.stderr).toMatch(/token is not valid/);
-    const badFp = await runCli([...base, '--token', mesh.joinToken, '--ca-fingerprint', 'AB:CD:EF'], mesh.env);
+    // Well-formed but another CA's (a malformed one is refused before contacting anyone: test/cli/answers.e2e.test.ts).
+    const otherFp = Array.from({ length: 32 }, () => 'AB').join(':');
+    const badFp = await runCli([...base, '--token', mesh.joinToken, '--ca-fingerprint', otherFp], mesh.env);
     expect(badFp.exitCode).toBe(77);
     expect(badFp.stderr).toMatch(/does not match the pinned/);
     const noFp = await runCli([...base, '--token', mesh.joinToken], mesh.env);

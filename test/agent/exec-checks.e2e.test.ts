@@ -81,6 +81,7 @@ describe('exec checks are refused by default (real agent)', () => {
         file,
         message:
           "service 'y' has an exec check: exec checks are off on this agent (start it with --enable-exec-checks)",
+        registered: [],
       },
     ]);
     expect(view.services).toEqual([]);

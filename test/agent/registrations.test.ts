@@ -220,6 +220,7 @@ describe('Registrations', () => {
           file,
           message:
             "service 'api' has an exec check: exec checks are off on this agent (start it with --enable-exec-checks)",
+          registered: [],
         },
       ]);
     });
