@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
 import { checkStatusSchema, nameSchema } from '../api/schemas.js';
 import { installErrorHandlers } from '../api/server-errors.js';
+import { REQUEST_TIMEOUT_MS, serverLimits } from '../api/server-limits.js';
 import type { AgentAdminApi } from './admin-api.js';
 import { claimSocketPath } from './data-dir-lock.js';
 
@@ -24,7 +25,14 @@ const ttlUpdateSchema = z.object({ status: checkStatusSchema, note: z.string().m
 
 /** The admin API's routes over `api`, not listening: tests inject requests, `startAdminServer` listens. */
 export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstance {
-  const app = Fastify({ bodyLimit: BODY_LIMIT, logger: false, forceCloseConnections: true });
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+    forceCloseConnections: true,
+    // Slow clients are cut (src/api/server-limits.ts); Fastify sets requestTimeout itself.
+    http: { ...serverLimits },
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  });
   installErrorHandlers(app, log, BODY_LIMIT);
 
   app.get('/v1/agent/self', async () => ({ ...api.self(), nodeCertNotAfter: await api.nodeCertificateExpiry() }));

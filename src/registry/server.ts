@@ -5,6 +5,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { installErrorHandlers } from '../api/server-errors.js';
+import { HANDSHAKE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, serverLimits } from '../api/server-limits.js';
 import type { RegistryContext } from './context.js';
 import { authorize, isWrongToken, resolvePrincipal, type AuthRequirement, type Principal } from './auth.js';
 import { MeshError } from '../errors/index.js';
@@ -44,7 +45,12 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
       minVersion: 'TLSv1.3',
       requestCert: true,
       rejectUnauthorized: false,
+      // Slow and silent clients are cut (src/api/server-limits.ts).
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...serverLimits,
     },
+    // Fastify sets the server's requestTimeout from its own option after creating it.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     bodyLimit: BODY_LIMIT,
     logger: false,
     // Blocking queries hold requests for minutes; closing must not wait for them.

@@ -1,0 +1,93 @@
+/**
+ * The fault suite's mesh: a registry, `api` on two hosts and `web` calling it through its
+ * sidecar's upstream listener, on the rel loopback block (127.0.8.x, ports 24100-24299).
+ */
+import { expect } from 'vitest';
+import http from 'node:http';
+import { HOSTS } from '../helpers/hosts.js';
+import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { eventually } from '../helpers/registry.js';
+
+export interface FaultMesh {
+  mesh: TestMesh;
+  web: MeshAgent;
+  api: [MeshAgent, MeshAgent];
+  apps: [TestApp, TestApp];
+  /** web's upstream listener for api. */
+  port: number;
+  close(): Promise<void>;
+}
+
+function status(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 3000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .on('error', () => resolve(0));
+  });
+}
+
+export async function startFaultMesh(port: number): Promise<FaultMesh> {
+  const [hw, h1, h2] = HOSTS.faults;
+  const mesh = await startMesh({ defaultIntention: 'allow', leaseTtl: '5s' });
+  const closeAll = async () => mesh.close();
+  try {
+    const web = await mesh.addAgent('f-web', hw);
+    const a1 = await mesh.addAgent('f-api-1', h1);
+    const a2 = await mesh.addAgent('f-api-2', h2);
+    const apps: [TestApp, TestApp] = [await startApp('api-1', h1), await startApp('api-2', h2)];
+    for (const [ag, app] of [
+      [a1, apps[0]],
+      [a2, apps[1]],
+    ] as const) {
+      const r = await ag.cli([
+        'register',
+        'service',
+        'api',
+        '--port',
+        String(app.port),
+        '--address',
+        app.address,
+        '--protocol',
+        'http',
+        '--check',
+        `http://${app.address}:${app.port}/`,
+        '--interval',
+        '500ms',
+      ]);
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+    const r = await web.cli([
+      'register',
+      'service',
+      'web',
+      '--port',
+      '9300',
+      '--protocol',
+      'http',
+      '--upstream',
+      `api:${port}`,
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    await eventually(async () => (await status(port)) === 200, {
+      what: 'web -> api through the sidecars',
+      timeoutMs: 45_000,
+    });
+    return {
+      mesh,
+      web,
+      api: [a1, a2],
+      apps,
+      port,
+      async close() {
+        for (const app of apps) await app.stop();
+        await closeAll();
+      },
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
