@@ -178,6 +178,17 @@ function transportError(e: NodeJS.ErrnoException, target: string): MeshError {
   if (e instanceof MeshError) return e;
   if (e.name === 'AbortError') return new MeshError('MESH_ERR_TIMEOUT', `request to ${target} was aborted`);
   const code = e.code ?? '';
+  // Not a trust problem but a time one: most often this host's clock is off.
+  if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
+    const what = code === 'CERT_NOT_YET_VALID' ? 'is not valid yet' : 'has expired';
+    return new MeshError(
+      'MESH_ERR_CERT_INVALID',
+      `${target}'s certificate ${what} by this host's clock (${new Date().toISOString()}; ${code})`,
+      {
+        hint: "Check this host's clock (`timedatectl`, NTP): certificates allow 2 minutes of skew. If the clock is right, the peer's certificate is outside its validity.",
+      },
+    );
+  }
   if (TLS_TRUST_ERRORS.has(code)) {
     return new MeshError(
       'MESH_ERR_CA_MISMATCH',

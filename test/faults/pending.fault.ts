@@ -31,12 +31,6 @@ const pending: Array<{ scenario: string; fault: string; expected: string; why: s
     why: 'not written yet',
   },
   {
-    scenario: 'clock skew ±2 min (faketime)',
-    fault: "an agent's clock 2 min ahead / behind",
-    expected: 'joins and serves; beyond the backdating a clear reason',
-    why: 'not written yet (leaves are backdated 1 min today: needs 2 min)',
-  },
-  {
     scenario: 'API fuzzing (fast-check)',
     fault: 'random bodies, paths and headers to the registry and agent APIs',
     expected: 'no 5xx, no crash, no state change from a rejected request',

@@ -213,7 +213,7 @@ const LEASE_TTL: DurationSpec = {
   defaultMs: 15_000,
   unit: 's',
 };
-/** The registry's floor: a leaf must outlive its 1-minute backdating by a renewal interval. */
+/** The registry's floor: a leaf must outlive its backdating by a renewal interval. */
 const LEAF_TTL: DurationSpec = {
   example: '24h',
   minMs: 120_000,
