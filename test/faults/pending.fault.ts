@@ -30,12 +30,6 @@ const pending: Array<{ scenario: string; fault: string; expected: string; why: s
     expected: 'backoff with jitter spreads them; registry answers; peak concurrent handshakes measured',
     why: 'not written yet',
   },
-  {
-    scenario: 'API fuzzing (fast-check)',
-    fault: 'random bodies, paths and headers to the registry and agent APIs',
-    expected: 'no 5xx, no crash, no state change from a rejected request',
-    why: 'not written yet (fast-check not a dependency yet)',
-  },
 ];
 
 describe('pending fault scenarios', () => {
