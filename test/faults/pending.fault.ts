@@ -13,18 +13,6 @@ const pending: Array<{ scenario: string; fault: string; expected: string; why: s
     why: 'waits for the drain of #11.5 (l7in); today the drain is capped at 5 s',
   },
   {
-    scenario: 'host cut off (netns, link down)',
-    fault: "ip link set down on an api host's veth",
-    expected: 'lease expires, callers fail over; back online, re-registered without duplicates',
-    why: 'runs today as test/agent/netns.e2e.test.ts (npm test); not yet recording a row here',
-  },
-  {
-    scenario: 'packet loss (iptables statistic in a netns)',
-    fault: '10 % of packets dropped on a host',
-    expected: 'requests succeed within their timeouts',
-    why: 'not written yet',
-  },
-  {
     scenario: '1,000 agents reconnecting after a registry restart',
     fault: 'restart the registry under 1,000 simulated agents',
     expected: 'backoff with jitter spreads them; registry answers; peak concurrent handshakes measured',
