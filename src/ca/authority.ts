@@ -9,7 +9,7 @@
  *     server certificates), and no SAN of any other type;
  *   - CA:false, keyUsage digitalSignature only, extKeyUsage from `usage`;
  *   - lifetime between 1 minute and 1 year, never past the root's own expiry;
- *     NotBefore backdated two minutes for clock skew;
+ *     NotBefore backdated one minute for clock skew;
  *   - a fresh random 16-byte serial, subject CN = the name part of the ID, AKI = root SKI.
  * Nothing else in the CSR (subject, requested extensions such as CA:true) reaches the leaf.
  */
