@@ -1,8 +1,8 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { describe, it, expect, beforeEach, afterEach, afterAll } from 'vitest';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { MeshError } from '../../src/errors/index.js';
 import { runCli } from '../helpers/cli.js';
 import { defaultUnitVars, renderUnit, type UnitVars } from '../../src/systemd/render.js';
@@ -24,14 +24,35 @@ async function rejection(p: Promise<unknown>): Promise<MeshError> {
   throw new Error('expected a MeshError, the call succeeded');
 }
 
+const HIDDEN = /^\/(home|root|run\/user|tmp|var\/tmp)(\/|$)/;
+const visible = (path: string): boolean => !HIDDEN.test(path) && !HIDDEN.test(realpathSync(path));
+
+/**
+ * A node binary the hardened unit can see, so the tests run the same whatever node runs
+ * them (an nvm node in a home directory, a node unpacked under /tmp by CI): the running one,
+ * else a node on PATH, else a copy of the running one under /var/lib, removed after.
+ */
+function visibleNode(): { path: string; cleanup: () => void } {
+  const onPath = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'node'));
+  const found = [process.execPath, ...onPath].find((p) => existsSync(p) && visible(p));
+  if (found) return { path: found, cleanup: () => {} };
+  const dir = `/var/lib/meshctl-test-node-${process.pid}`;
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(process.execPath, join(dir, 'node'));
+  return { path: join(dir, 'node'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const node = visibleNode();
+afterAll(() => node.cleanup());
+
 describe('installUnit', () => {
   let unitDir: string;
-  // Paths the hardened unit can see (not in /tmp or a home directory). The node binary is
-  // the real one when it lives outside home (it does on CI and here), so verify can run.
+  // Paths the hardened unit can see (not in /tmp or a home directory), so verify can run.
   const dataDir = `/var/lib/meshctl-test-${process.pid}`;
   // root/root: an account every host has (installUnit refuses one the host lacks).
   const vars = (over: Partial<UnitVars> = {}): UnitVars => ({
     ...defaultUnitVars('agent', { dataDir, user: 'root', group: 'root' }),
+    node: node.path,
     meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl',
     ...over,
   });
@@ -66,9 +87,7 @@ describe('installUnit', () => {
     ]);
     expect(r.warnings.some((w) => w.includes(`systemd does not load units from ${unitDir}`))).toBe(true);
     expect(r.warnings.some((w) => w.includes(`data directory ${dataDir} does not exist`))).toBe(true);
-    if (!process.execPath.startsWith('/home/') && !process.execPath.startsWith('/root/')) {
-      expect(await verifyUnit(r.unitPath)).toEqual({ ok: true, output: '' });
-    }
+    expect(await verifyUnit(r.unitPath)).toEqual({ ok: true, output: '' });
   });
 
   it('is idempotent: a second install changes nothing and leaves no temp files', async () => {
@@ -277,6 +296,7 @@ describe('runSystemctlCommands', () => {
       unitDir,
       vars: {
         ...defaultUnitVars('agent', { dataDir: '/var/lib/meshctl-x', user: 'root', group: 'root' }),
+        node: node.path,
         meshctlBin: '/opt/meshctl/lib/meshctl/bin/meshctl',
       },
       systemdRunning: true,
