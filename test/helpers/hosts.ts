@@ -31,6 +31,18 @@ export const HOSTS = {
   registerChecks: ['127.0.7.10', '127.0.7.11'],
   /** rel (#11): the fault suite, test/faults (127.0.8.0/24). */
   faults: ['127.0.8.2', '127.0.8.3', '127.0.8.4', '127.0.8.5'],
+  /** l7in (#13 §3, #14 L7 intentions): the inbound byte pipe and L7 permissions on real agents. */
+  inboundPipe: ['127.0.9.20', '127.0.9.21'],
+  l7Permissions: ['127.0.9.30', '127.0.9.31'],
+  /** policy (#14): routes, splits, subsets and hash policies on real agents: web, api v1, v1b, v2, v2b. */
+  trafficPolicy: ['127.0.11.10', '127.0.11.11', '127.0.11.12', '127.0.11.13', '127.0.11.14'],
+  /** resil (#15, 127.0.14.0/24): retries, timeouts, breakers, ejection on real agents. */
+  resilience: ['127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'],
+  resilienceBlackhole: ['127.0.14.10', '127.0.14.11'],
+  /** rel (#11): SIGTERM drain and many reconnecting agents in the fault suite. */
+  faultsDrain: ['127.0.8.10', '127.0.8.11'],
+  /** rel (#12): figures merged across two registries. */
+  haMetrics: ['127.0.13.2', '127.0.13.3', '127.0.13.4', '127.0.13.5'],
 } as const;
 
 /**
@@ -47,6 +59,8 @@ export const ETCD_PORTS = {
   notifierCompaction: 23870,
   /** policy: config entries on a real etcd (test/registry/config-entries.test.ts). */
   configEntries: 23860,
+  /** rel (#12): two registries on one etcd, figures merged. */
+  haMetrics: 23880,
 } as const;
 
 /** Fixed ports of tests that start proxy processes and must know their listeners up front (l7in: 24300–24399). */
