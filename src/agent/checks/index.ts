@@ -23,4 +23,4 @@ export {
   type CheckManagerOptions,
   type CheckRun,
   type CheckStateView,
-} from './scheduler.js';
+} from './check-manager.js';
