@@ -14,7 +14,7 @@ import { checkDefinitionSchema, nameSchema, type CheckDefinition } from '../../a
 import { MeshError } from '../../errors/index.js';
 import { formatDuration, parseDuration } from '../../util/duration.js';
 import type { CheckKind } from './types.js';
-import { formatHostPort, parseHttpTarget, parseTcpTarget } from './target.js';
+import { parseCheckTarget, parseTcpTarget } from './target.js';
 
 /** Settings shared by the checks of one command or file; a spec object may override them. */
 export interface CheckSpecOptions {
@@ -117,22 +117,17 @@ export function parseCheckSpec(input: string): ParsedSpec {
   const spec = input.trim();
   if (spec === '') throw refuse(input, 'the check spec is empty');
 
-  if (/^https?:\/\//i.test(spec)) {
-    const url = parseHttpTarget(spec);
-    if (!url.ok) throw refuse(spec, url.reason);
-    if (spec.length > 2048) throw refuse(spec, 'the URL is longer than 2048 characters');
-    return { kind: 'http', target: spec };
-  }
-  if (/^tcp:\/\//i.test(spec)) {
-    const hp = parseTcpTarget(spec);
-    if (!hp.ok) throw refuse(spec, hp.reason);
-    return { kind: 'tcp', target: formatHostPort(hp.value) };
-  }
-  if (/^exec:/i.test(spec)) {
-    const command = unquote(spec.slice('exec:'.length));
-    if (command === '') throw refuse(spec, 'the command is empty');
-    if (command.length > 2048) throw refuse(spec, 'the command is longer than 2048 characters');
-    return { kind: 'exec', target: command };
+  const kind = /^https?:\/\//i.test(spec)
+    ? 'http'
+    : /^tcp:\/\//i.test(spec)
+      ? 'tcp'
+      : /^exec:/i.test(spec)
+        ? 'exec'
+        : undefined;
+  if (kind !== undefined) {
+    const target = parseCheckTarget(kind, kind === 'exec' ? unquote(spec.slice('exec:'.length)) : spec);
+    if (!target.ok) throw refuse(spec, target.reason);
+    return { kind, target: target.value };
   }
   if (/^ttl:/i.test(spec)) {
     const ttl = spec.slice('ttl:'.length).trim();

@@ -12,7 +12,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ServiceRegistration } from '../../api/schemas.js';
 import type { DefinitionEvent } from './events.js';
-import { instanceId } from './format.js';
+import { instanceId } from './conversion.js';
 import type { DefinitionError } from './parse.js';
 
 export interface Deregistration {

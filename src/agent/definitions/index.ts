@@ -1,17 +1,13 @@
-/** Service definition files: the format, parsing with line numbers, the watched directory, and the file → services bookkeeping. */
+/** Service definition files: the format (messages, schema, conversion), parsing with line numbers, the watched directory, and the file → services bookkeeping. */
+export { formatPath, type FormatIssue, type PathSegment } from './messages.js';
 export {
   CHECK_KINDS,
   MAX_SERVICES_PER_FILE,
   definitionFileSchema,
-  definitionsFromValue,
-  formatPath,
-  instanceId,
   parseUpstreamShorthand,
   type CheckKind,
-  type FormatIssue,
-  type FormatResult,
-  type PathSegment,
-} from './format.js';
+} from './schema.js';
+export { definitionsFromValue, instanceId, type FormatResult } from './conversion.js';
 export {
   DEFINITION_EXTENSIONS,
   MAX_DEFINITION_BYTES,

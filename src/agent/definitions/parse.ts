@@ -19,7 +19,8 @@ import {
 } from 'yaml';
 import { isMeshError, MeshError } from '../../errors/index.js';
 import type { ServiceRegistration } from '../../api/schemas.js';
-import { definitionsFromValue, formatPath, type FormatIssue, type PathSegment } from './format.js';
+import { definitionsFromValue } from './conversion.js';
+import { formatPath, type FormatIssue, type PathSegment } from './messages.js';
 
 export const DEFINITION_EXTENSIONS: readonly string[] = ['.yaml', '.yml', '.json'];
 

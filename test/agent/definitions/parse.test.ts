@@ -373,10 +373,10 @@ describe('refusals name the file, line and column', () => {
       'c.yaml:5:7: service.checks[0]: a check has one kind, this one has http and tcp',
     );
     expect(refuse('c.yaml', `${base}    - http: ftp://x/\n`).message).toBe(
-      'c.yaml:5:13: service.checks[0].http: must be an http:// or https:// URL, not ftp://',
+      'c.yaml:5:13: service.checks[0].http: the URL must start with http:// or https:// (e.g. http://127.0.0.1:9000/health)',
     );
     expect(refuse('c.yaml', `${base}    - tcp: localhost\n`).message).toBe(
-      'c.yaml:5:12: service.checks[0].tcp: "localhost" is not HOST:PORT (e.g. 127.0.0.1:9000)',
+      'c.yaml:5:12: service.checks[0].tcp: expected host:port (e.g. 127.0.0.1:9000)',
     );
   });
 
