@@ -9,7 +9,13 @@ import type { CheckStatus } from '../api/schemas.js';
 import { certExpiry, createKeyAndCsr, nodeId, renewalDue } from '../ca/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { createLogger } from '../util/log.js';
-import { loadAgentConfig, type AgentConfig, type AgentPaths } from './config.js';
+import {
+  loadAgentConfig,
+  runtimeConfig,
+  type AgentPaths,
+  type AgentRuntimeConfig,
+  type AgentStartFlags,
+} from './config.js';
 import { LocalState } from './state.js';
 import { RegistryLink } from './registry-link.js';
 import { RegistrySync } from './sync.js';
@@ -26,26 +32,19 @@ import type {
   ServiceView,
 } from './admin-api.js';
 import { Registrations } from './registrations.js';
-import { DEFAULT_DRAIN_SECONDS } from '../proxy/limits.js';
 import { ProxyManager, type ProxyStats } from './proxies/manager.js';
 import { MetricsReporter } from './metrics/reporter.js';
 import { startPrometheus, type PrometheusServer } from './metrics/prometheus.js';
 
-export interface AgentOptions {
+export interface AgentOptions extends AgentStartFlags {
   dataDir: string;
   log?: Logger;
-  /** Prometheus listener (ADDR:PORT); overrides the config's metricsBind. */
-  metricsBind?: string;
-  /** Access logs for every sidecar (a directory or "stdout"); overrides the config's accessLogs. */
-  accessLogs?: string;
-  /** Run exec checks from root-owned definition files (never from the socket); off by default. */
-  enableExecChecks?: boolean;
   /** Overrides for tests. */
   fullSyncIntervalMs?: number;
 }
 
 export class Agent implements AgentAdminApi {
-  readonly config: AgentConfig;
+  readonly config: AgentRuntimeConfig;
   readonly paths: AgentPaths;
   readonly log: Logger;
   private readonly state: LocalState;
@@ -59,12 +58,11 @@ export class Agent implements AgentAdminApi {
   readonly proxies: ProxyManager;
   private readonly metrics: MetricsReporter;
   private prometheus: PrometheusServer | undefined;
-  private readonly metricsBind: string | undefined;
   private readonly startedAt = new Date();
   private readonly stopWanted: Promise<void>;
   private wantStop!: () => void;
 
-  private constructor(config: AgentConfig, paths: AgentPaths, log: Logger, opts: AgentOptions) {
+  private constructor(config: AgentRuntimeConfig, paths: AgentPaths, log: Logger, opts: AgentOptions) {
     this.config = config;
     this.paths = paths;
     this.log = log;
@@ -93,8 +91,8 @@ export class Agent implements AgentAdminApi {
       dataDir: paths.dataDir,
       // The proxy is this same CLI (`meshctl proxy run`), launched the way the agent was.
       cliEntry: process.argv[1] ?? 'meshctl',
-      ...((opts.accessLogs ?? config.accessLogs) ? { accessLogs: opts.accessLogs ?? config.accessLogs } : {}),
-      drainSeconds: config.drainSeconds ?? DEFAULT_DRAIN_SECONDS,
+      ...(config.accessLogs ? { accessLogs: config.accessLogs } : {}),
+      drainSeconds: config.drainSeconds,
     });
     this.metrics = new MetricsReporter({
       node: config.nodeName,
@@ -102,13 +100,12 @@ export class Agent implements AgentAdminApi {
       source: { collect: () => this.proxies.collectMetrics() },
       log,
     });
-    this.metricsBind = opts.metricsBind ?? config.metricsBind;
     this.registrations = new Registrations({
       state: this.state,
       checks: this.checks,
       advertise: config.advertise,
       log,
-      execChecks: { enabled: opts.enableExecChecks === true, servicesDir: config.servicesDir },
+      execChecks: { enabled: config.execChecks, servicesDir: config.servicesDir },
       publish: async () => {
         const synced = await this.sync.syncNow();
         await this.proxies.update(this.state.list());
@@ -123,7 +120,8 @@ export class Agent implements AgentAdminApi {
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
-    const { config, paths } = await loadAgentConfig(opts.dataDir);
+    const { config: file, paths } = await loadAgentConfig(opts.dataDir);
+    const config = runtimeConfig(file, opts);
     const log = opts.log ?? createLogger('agent');
     // Before anything reads or writes the state: one agent per data directory.
     const lock = await lockDataDir(paths.dataDir);
@@ -148,8 +146,8 @@ export class Agent implements AgentAdminApi {
     await this.proxies.start();
     await this.proxies.update(this.state.list());
     this.metrics.start();
-    if (this.metricsBind) {
-      this.prometheus = await startPrometheus(this.metricsBind, () => this.metrics.latest());
+    if (this.config.metricsBind) {
+      this.prometheus = await startPrometheus(this.config.metricsBind, () => this.metrics.latest());
       this.log.info({ url: this.prometheus.url }, 'serving Prometheus metrics');
     }
     this.watcher = new DefinitionWatcher({ dir: this.config.servicesDir, log: this.log });

@@ -14,7 +14,7 @@ import { createKeyAndCsr, nodeId, readSubjectAltNames, parseSpiffeId } from '../
 import { x509 } from '../ca/x509.js';
 import { primaryAddress } from '../util/net.js';
 import { ensurePrivateDir, exists, writeFileAtomic } from '../util/fs.js';
-import { agentPaths, defaultSocketPath, saveAgentConfig, type AgentConfig } from './config.js';
+import { agentPaths, defaultSocketPath, saveAgentConfig, type AgentFileConfig } from './config.js';
 
 export interface JoinOptions {
   registryUrl: string;
@@ -112,7 +112,7 @@ export async function joinMesh(opts: JoinOptions): Promise<JoinResult> {
     client.close();
   }
 
-  const config: AgentConfig = {
+  const config: AgentFileConfig = {
     version: 1,
     nodeName,
     advertise,

@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { MeshError } from '../errors/index.js';
 import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
-import type { AgentConfig, AgentPaths } from './config.js';
+import type { AgentPaths, AgentRuntimeConfig } from './config.js';
 
 export class RegistryLink {
   private clients: RegistryClient[] = [];
@@ -21,7 +21,7 @@ export class RegistryLink {
   private material: { cert: string; key: string; roots: string } | undefined;
 
   constructor(
-    config: AgentConfig,
+    config: Pick<AgentRuntimeConfig, 'registries'>,
     private readonly paths: AgentPaths,
     private readonly log?: Logger,
   ) {
