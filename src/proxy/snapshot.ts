@@ -155,6 +155,60 @@ const splitSchema = v.strictObject({
   responseHeaders: v.optional(headerModsSchema),
 });
 export type SnapshotSplit = v.InferOutput<typeof splitSchema>;
+/**
+ * Resilience settings (issue 15) as config entries set them, in milliseconds: only what an
+ * entry names is here; the proxy fills the rest with its defaults
+ * (src/proxy/outbound/http/resilience.ts), so an absent object means "all defaults".
+ */
+const timeoutMsSchema = intRange(0, 3_600_000);
+export const RETRY_CONDITIONS = ['connect-failure', 'reset', '5xx', 'gateway-error'] as const;
+const retrySchema = v.strictObject({
+  numRetries: v.optional(intRange(0, 10)),
+  retryOn: v.optional(v.pipe(v.array(v.picklist(RETRY_CONDITIONS)), v.maxLength(8))),
+  retryOnStatusCodes: v.optional(v.pipe(v.array(intRange(100, 599)), v.maxLength(32))),
+  retryNonIdempotent: v.optional(v.boolean()),
+  baseIntervalMs: v.optional(intRange(1, 60_000)),
+  maxIntervalMs: v.optional(intRange(1, 600_000)),
+});
+export type SnapshotRetry = v.InferOutput<typeof retrySchema>;
+const routeResilienceSchema = v.strictObject({
+  requestTimeoutMs: v.optional(timeoutMsSchema),
+  perTryTimeoutMs: v.optional(timeoutMsSchema),
+  retry: v.optional(retrySchema),
+});
+export type SnapshotRouteResilience = v.InferOutput<typeof routeResilienceSchema>;
+const limitSchema = intRange(1, 1_000_000);
+export const snapshotResilienceSchema = v.strictObject({
+  connectTimeoutMs: v.optional(intRange(1, 600_000)),
+  requestTimeoutMs: v.optional(timeoutMsSchema),
+  perTryTimeoutMs: v.optional(timeoutMsSchema),
+  idleTimeoutMs: v.optional(intRange(1, 3_600_000)),
+  retry: v.optional(retrySchema),
+  retryBudget: v.optional(
+    v.strictObject({
+      percent: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(100))),
+      minRetriesPerSecond: v.optional(intRange(0, 100_000)),
+      ttlMs: v.optional(intRange(1000, 600_000)),
+    }),
+  ),
+  limits: v.optional(
+    v.strictObject({
+      maxConnections: v.optional(limitSchema),
+      maxPendingRequests: v.optional(limitSchema),
+      maxConcurrentRequests: v.optional(limitSchema),
+      maxConcurrentRetries: v.optional(limitSchema),
+    }),
+  ),
+  outlier: v.optional(
+    v.strictObject({
+      intervalMs: v.optional(intRange(100, 3_600_000)),
+      consecutiveErrors: v.optional(intRange(0, 1000)),
+      baseEjectionTimeMs: v.optional(intRange(100, 3_600_000)),
+      maxEjectionPercent: v.optional(intRange(0, 100)),
+    }),
+  ),
+});
+export type SnapshotResilience = v.InferOutput<typeof snapshotResilienceSchema>;
 const routeSchema = v.strictObject({
   /** Said in mesh answers: `route 2 of service-router api`. */
   name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
@@ -166,6 +220,8 @@ const routeSchema = v.strictObject({
   /** Pick the split by this hash (sticky splitter), not at random. */
   stickyHash: v.optional(v.pipe(v.array(hashPolicySchema), v.maxLength(16))),
   splits: v.pipe(v.array(splitSchema), v.minLength(1), v.maxLength(4096)),
+  /** The route's own timeouts and retries (service-router destination), over the upstream's. */
+  resilience: v.optional(routeResilienceSchema),
 });
 export type SnapshotRoute = v.InferOutput<typeof routeSchema>;
 const targetSchema = v.strictObject({
@@ -192,6 +248,8 @@ export const snapshotUpstreamSchema = v.strictObject({
   endpoints: v.pipe(v.array(endpointSchema), v.maxLength(1024)),
   /** Routes, splits and subsets from config entries (docs/POLICY.md); absent: all of it to `endpoints`. */
   policy: v.optional(snapshotPolicySchema),
+  /** Timeouts, retries, limits, outlier ejection from service-defaults; absent: the defaults. */
+  resilience: v.optional(snapshotResilienceSchema),
 });
 export type SnapshotUpstream = v.InferOutput<typeof snapshotUpstreamSchema>;
 

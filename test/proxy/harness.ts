@@ -13,7 +13,7 @@ import {
 } from 'node:net';
 import { afterEach } from 'vitest';
 import { MeshProxy, type ProxyOptions } from '../../src/proxy/proxy.js';
-import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
+import type { ProxySnapshotInput, SnapshotResilience } from '../../src/proxy/snapshot.js';
 import type { Leaf, Pki } from './pki.js';
 
 // ---- cleanup ------------------------------------------------------------------------------
@@ -166,6 +166,8 @@ export interface UpstreamSpec {
   localPort?: number;
   loadBalancer?: 'round_robin' | 'weighted' | 'least_request' | 'random';
   endpoints: Array<{ id: string; address?: string; port: number; weight?: number; node?: string }>;
+  /** Timeouts, retries, limits, ejection (issue 15); absent: the defaults. */
+  resilience?: SnapshotResilience;
 }
 
 export interface SnapshotSpec {
@@ -212,6 +214,7 @@ export function snapshot(s: SnapshotSpec): ProxySnapshotInput {
         port: e.port,
         weight: e.weight ?? 1,
       })),
+      ...(u.resilience ? { resilience: u.resilience } : {}),
     })),
     ...(s.accessLog ? { accessLog: s.accessLog } : {}),
   };

@@ -15,6 +15,7 @@ import { createBalancer, type Balancer, type Random } from './balancers.js';
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { EndpointClient, type ClientSettings } from './http/client.js';
+import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
 /** Above this many endpoints, endpoints get compact (packed) latency histograms. */
 const COMPACT_HISTOGRAMS_ABOVE = 16;
@@ -42,6 +43,10 @@ export class Cluster {
   readonly #others = new Map<LoadBalancerName, Balancer<Endpoint>>();
   #tls: DialTls;
   readonly #settings: ClusterSettings;
+  /** Timeouts, retries, limits, ejection: the snapshot's `resilience` over the defaults. */
+  resilience: Resilience;
+  /** The process's connect and idle timeouts stand in for the defaults (tests shorten them). */
+  readonly #defaults: Resilience;
   /** Reasons sent back to the caller, built once. */
   readonly reasons: {
     readonly noEndpoints: string;
@@ -54,6 +59,12 @@ export class Cluster {
     this.service = upstream.service;
     this.protocol = upstream.protocol;
     this.#settings = settings;
+    this.#defaults = {
+      ...DEFAULT_RESILIENCE,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+    };
+    this.resilience = resolveResilience(upstream.resilience, this.#defaults);
     this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, settings.random);
     this.#tls = dialTls(upstream.service, tls);
     this.reasons = {
@@ -73,10 +84,14 @@ export class Cluster {
   update(upstream: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
     if (upstream.loadBalancer !== this.balancer.name)
       this.balancer = createBalancer<Endpoint>(upstream.loadBalancer as LoadBalancerName, this.#settings.random);
-    if (tlsRotated) {
-      this.#tls = dialTls(this.service, tls);
-      for (const e of this.endpoints) retirePool(e);
-    }
+    const before = this.resilience;
+    this.resilience = resolveResilience(upstream.resilience, this.#defaults);
+    // Pools are made with their connect and idle timeouts: new ones take the new values.
+    const poolsChanged =
+      before.connectTimeoutMs !== this.resilience.connectTimeoutMs ||
+      before.idleTimeoutMs !== this.resilience.idleTimeoutMs;
+    if (tlsRotated) this.#tls = dialTls(this.service, tls);
+    if (tlsRotated || poolsChanged) for (const e of this.endpoints) retirePool(e);
     const old = new Map(this.endpoints.map((e) => [e.id, e]));
     const next: Endpoint[] = [];
     const compact = upstream.endpoints.length > COMPACT_HISTOGRAMS_ABOVE;
@@ -112,14 +127,17 @@ export class Cluster {
 
   /** Stage 2 (L4): one mTLS connection to `endpoint`. */
   dial(endpoint: Endpoint, cb: DialCallback): void {
-    dialEndpoint(endpoint, this.#tls, this.#settings.connectTimeoutMs, true, cb);
+    dialEndpoint(endpoint, this.#tls, this.resilience.connectTimeoutMs, true, cb);
   }
 
   /** L7: the endpoint's keep-alive pool, made on first use with the current TLS settings. */
   clientFor(endpoint: Endpoint): EndpointClient {
     let client = endpoint.client;
     if (client === undefined) {
-      client = new EndpointClient(endpoint, this.#tls, this.#settings);
+      client = new EndpointClient(endpoint, this.#tls, {
+        connectTimeoutMs: this.resilience.connectTimeoutMs,
+        idleTimeoutMs: this.resilience.idleTimeoutMs,
+      });
       endpoint.client = client;
     }
     return client;

@@ -20,8 +20,8 @@ import { peerReasonOf, type Outcome, type ResponseBody } from './outcome.js';
 export const MAX_CONNECTIONS_PER_ENDPOINT = 256;
 /**
  * The client's own bound on waiting for a response head and between body chunks, so no
- * attempt can hang forever. The request timeout of the resilience settings (issue 15) is
- * shorter and comes from the pipeline.
+ * attempt can hang forever. The request and per-try timeouts (./resilience.ts, 15 s by
+ * default) are shorter: the forwarder and the pipeline abort the attempt's signal.
  */
 export const CLIENT_TIMEOUT_MS = 300_000;
 
@@ -33,23 +33,39 @@ export interface OutboundRequest {
 }
 
 /**
- * The caller's side of one exchange: aborted when the app goes away (or a deadline passes),
- * which aborts the attempt in flight and frees its upstream connection. One per exchange.
+ * Why an attempt was given up by this side: the app went away, the exchange's request timeout
+ * passed (the mesh answers 504), or only this attempt's per-try timeout passed (the attempt
+ * ends as a timeout, which a retry may follow).
+ */
+export type AbortCause = 'gone' | 'request-timeout' | 'per-try-timeout';
+
+/**
+ * The caller's side of one exchange: aborted when the app goes away or the request timeout
+ * passes, which aborts the attempt in flight and frees its upstream connection. One per
+ * exchange; `abortAttempt` ends only the attempt in flight (its per-try timeout).
  */
 export class AttemptSignal {
   aborted = false;
-  #onAbort: (() => void) | undefined;
+  /** Set with `aborted`. */
+  cause: AbortCause | undefined;
+  #onAbort: ((cause: AbortCause) => void) | undefined;
 
-  abort(): void {
+  abort(cause: AbortCause = 'gone'): void {
     if (this.aborted) return;
     this.aborted = true;
+    this.cause = cause;
+    this.abortAttempt(cause);
+  }
+
+  /** Ends the attempt in flight, if any, without ending the exchange. */
+  abortAttempt(cause: AbortCause): void {
     const f = this.#onAbort;
     this.#onAbort = undefined;
-    f?.();
+    f?.(cause);
   }
 
   /** @internal the attempt in flight. */
-  watch(f: (() => void) | undefined): void {
+  watch(f: ((cause: AbortCause) => void) | undefined): void {
     this.#onAbort = f;
   }
 }
@@ -81,6 +97,7 @@ diagnostics.subscribe('undici:client:sendHeaders', (message) => {
 });
 
 const ABORTED = new Error('the caller went away');
+const TIMED_OUT = new Error('the attempt timed out');
 
 function ignore(): void {}
 
@@ -108,9 +125,12 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
     this.#resolve(o);
   }
 
-  readonly #abort = (): void => {
-    this.#controller?.abort(ABORTED);
-    this.#settle({ kind: 'aborted' });
+  readonly #abort = (cause: AbortCause): void => {
+    const perTry = cause === 'per-try-timeout';
+    // Settled first: undici may report the abort through onResponseError at once, which must
+    // not read as a reset. Once the response began, that report cuts the body being relayed.
+    this.#settle(perTry ? { kind: 'timeout', error: TIMED_OUT, perTry: true } : { kind: 'aborted' });
+    this.#controller?.abort(perTry ? TIMED_OUT : ABORTED);
   };
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -183,7 +203,7 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
     if (err instanceof ConnectFailure) return { kind: 'connect-failure', error: err };
     if (this.#signal.aborted) return { kind: 'aborted' };
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT') return { kind: 'timeout', error: err };
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') return { kind: 'timeout', error: err, perTry: false };
     const dropped = code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
     return { kind: 'reset', stale: this.reused && dropped, code, error: err };
   }

@@ -8,6 +8,9 @@
  *   502 `connect-failure <svc>`        every endpoint was tried and none could be reached
  *   502 `upstream-reset <svc>`         the endpoint dropped the request before answering
  *   502 `upstream-bad-response <svc>`  the endpoint's response headers cannot be relayed
+ *   504 `request-timeout <svc> 15s`    no whole answer within the request timeout (the attempt
+ *                                      in flight is aborted and its connection closed; a
+ *                                      response already under way is cut)
  * Answers of the other side's inbound proxy (403 intention deny, 502 app-unavailable) pass
  * through as they came and are counted as mesh errors, not as the service's answers.
  *
@@ -53,6 +56,8 @@ class Exchange {
   /** Set only when access logging was on as the request came in. */
   traceparent: string | undefined;
   bytesOut = 0;
+  /** The request timeout's timer, cleared when the exchange ends. */
+  deadline: NodeJS.Timeout | undefined;
 
   constructor(startedAt: number, body: ReplayBody | undefined) {
     this.startedAt = startedAt;
@@ -71,6 +76,22 @@ function onResponseClose(this: Carrier): void {
   if (ex === undefined || fw === undefined) return;
   if (!this.writableFinished) ex.signal.abort();
   fw.finished(ex, this);
+}
+
+/**
+ * The request timeout passed: the attempt in flight is aborted (the pipeline then answers 504),
+ * or, when the endpoint's response is already being relayed, that relay is cut.
+ */
+function onDeadline(ex: Exchange, fw: HttpForwarder, res: ServerResponse): void {
+  ex.deadline = undefined;
+  if (res.writableFinished) return;
+  fw.timedOut(ex, res);
+  ex.signal.abort('request-timeout');
+}
+
+function timer(ms: number, f: () => void): () => void {
+  const t = setTimeout(f, ms);
+  return () => clearTimeout(t);
 }
 
 export class HttpForwarder {
@@ -111,6 +132,7 @@ export class HttpForwarder {
       now: () => performance.now(),
       started: this.#started,
       abandoned: this.#abandoned,
+      timer,
     };
   }
 
@@ -142,8 +164,10 @@ export class HttpForwarder {
     setForwarded(req, 'http');
     if (this.#ctx.accessLog.on) ex.traceparent = trace(req);
     res.on('close', onResponseClose);
+    const timeouts = this.#cluster.resilience;
+    if (timeouts.requestTimeoutMs > 0) ex.deadline = setTimeout(onDeadline, timeouts.requestTimeoutMs, ex, this, res);
     const request: OutboundRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: h };
-    runPipeline({ request, body: ex.body, routes: this.#routes, signal: ex.signal }, this.#deps).then(
+    runPipeline({ request, body: ex.body, routes: this.#routes, signal: ex.signal, timeouts }, this.#deps).then(
       (r) => this.#answer(ex, res, r),
       (err: unknown) => {
         // A bug, not an outcome: the app still gets an answer, and the log says what happened.
@@ -195,7 +219,12 @@ export class HttpForwarder {
         );
         break;
       case 'timeout':
-        ep.traffic.meshError('upstream-reset', 502);
+        ep.traffic.meshError('request-timeout', 504);
+        this.#log.warn(
+          `timeout:${ep.id}`,
+          { upstream: this.#cluster.service, endpoint: ep.id, perTry: o.perTry },
+          'outbound: the endpoint did not answer in time',
+        );
         break;
       case 'aborted':
         break;
@@ -209,7 +238,7 @@ export class HttpForwarder {
       return;
     }
     if (r.kind === 'answer') {
-      this.#meshError(res, ex, r.reason, r.service);
+      this.#meshError(res, ex, r.reason, r.detail ?? r.service);
       return;
     }
     const { response, attempt } = r;
@@ -254,6 +283,21 @@ export class HttpForwarder {
     a.endpoint.traffic.latencyMs(performance.now() - a.startedAt);
   }
 
+  /** @internal the request timeout passed (the exchange is aborted right after). */
+  timedOut(ex: Exchange, res: ServerResponse): void {
+    if (!res.headersSent) return;
+    // Relaying when the deadline passed: the app's response is cut, say so once in a while.
+    this.#log.warn(
+      `timeout-relay:${this.#cluster.service}`,
+      {
+        upstream: this.#cluster.service,
+        endpoint: ex.final?.endpoint.id,
+        timeoutMs: this.#cluster.resilience.requestTimeoutMs,
+      },
+      'outbound: the request timeout passed while the response was relayed; it is cut',
+    );
+  }
+
   /** Counts the final answer on the upstream and on the endpoint that gave it. */
   #count(ep: Endpoint, status: number, kind: MeshErrorKind | undefined): void {
     if (kind === undefined) {
@@ -265,8 +309,8 @@ export class HttpForwarder {
     }
   }
 
-  #meshError(res: ServerResponse, ex: Exchange, kind: ReasonKind, service: string): void {
-    const reason = meshReason(kind, service);
+  #meshError(res: ServerResponse, ex: Exchange, kind: ReasonKind, detail: string): void {
+    const reason = meshReason(kind, detail);
     this.#errors.add(reason);
     this.traffic.meshError(kind, REASONS[kind].status);
     ex.reason = reason;
@@ -276,6 +320,7 @@ export class HttpForwarder {
 
   /** res 'close': latency on the upstream and on the endpoint of the relayed attempt, and the access log line. */
   finished(ex: Exchange, res: ServerResponse): void {
+    clearTimeout(ex.deadline);
     const now = performance.now();
     const ms = now - ex.startedAt;
     this.traffic.latencyMs(ms);

@@ -49,10 +49,14 @@ export interface ResetOutcome {
   readonly error: Error;
 }
 
-/** No response head within the client's header timeout. */
+/**
+ * No response head in time: this attempt's per-try timeout passed (`perTry`), or the client's
+ * own bound on waiting for one. The request may have reached the app, so it is no failover.
+ */
 export interface TimeoutOutcome {
   readonly kind: 'timeout';
   readonly error: Error;
+  readonly perTry: boolean;
 }
 
 /** This side gave up on the attempt (the app went away): nothing to answer. */

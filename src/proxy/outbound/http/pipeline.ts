@@ -9,6 +9,10 @@
  * `app-unavailable`, a stale reused connection — is free, for any method, each endpoint at most
  * once, and only while the request body can be sent again. Retries (a policy, budgeted,
  * idempotent methods only: issue 15) will be a separate branch of the loop.
+ *
+ * Timeouts: the exchange's request timeout is the caller's (the forwarder aborts the signal
+ * with `request-timeout`, which ends the attempt in flight and makes this answer 504); the
+ * per-try timeout is armed here around each attempt, until its response head.
  */
 import type { Readable } from 'node:stream';
 import type { ReasonKind } from '../../../errors/reasons.js';
@@ -19,6 +23,7 @@ import { balance } from './balance.js';
 import type { AttemptSignal, OutboundRequest } from './client.js';
 import { failoverSafe, type Outcome, type ResponseOutcome } from './outcome.js';
 import type { ReplayBody } from './replay-body.js';
+import { formatTimeout, type TimeoutSettings } from './resilience.js';
 import { route, type RouteTable } from './route.js';
 import { split, type SplitTarget } from './split.js';
 
@@ -28,6 +33,7 @@ export interface PipelineInput {
   readonly body: ReplayBody | undefined;
   readonly routes: RouteTable;
   readonly signal: AttemptSignal;
+  readonly timeouts: TimeoutSettings;
 }
 
 export type PipelineResult =
@@ -38,11 +44,15 @@ export type PipelineResult =
       readonly attempt: Attempt;
       readonly target: SplitTarget;
     }
-  /** The mesh answers itself, with this reason. `attempt`: the last one made, if any. */
+  /**
+   * The mesh answers itself, with this reason. `attempt`: the last one made, if any. `detail`:
+   * the reason's detail when it says more than the service (`api 15s`).
+   */
   | {
       readonly kind: 'answer';
       readonly reason: ReasonKind;
       readonly service: string;
+      readonly detail?: string;
       readonly attempt: Attempt | undefined;
     }
   /** The app went away: nothing to answer. */
@@ -56,7 +66,11 @@ export interface PipelineDeps {
   started(attempt: Attempt): void;
   /** An attempt that will not be relayed is over (failed over, or the mesh answers for it). */
   abandoned(attempt: Attempt): void;
+  /** Calls `f` after `ms` unless the returned function is called first. */
+  timer(ms: number, f: () => void): () => void;
 }
+
+function noTimer(): void {}
 
 export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Promise<PipelineResult> {
   const r = route(input.routes, input.request);
@@ -72,12 +86,24 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
     const body = input.body === undefined ? null : input.body.attempt();
     const attempt = new Attempt(endpoint, n, cause, deps.now());
     deps.started(attempt);
-    const o = await deps.send(endpoint, input.request, body, input.signal);
-    attempt.outcome = o;
-    if (o.kind === 'aborted' || input.signal.aborted) {
+    const perTry = input.timeouts.perTryTimeoutMs;
+    const cancel = perTry > 0 ? deps.timer(perTry, () => input.signal.abortAttempt('per-try-timeout')) : noTimer;
+    let o = await deps.send(endpoint, input.request, body, input.signal);
+    cancel();
+    if (input.signal.aborted) {
       if (o.kind === 'response') o.body.discard();
-      return { kind: 'gone', attempt };
+      if (input.signal.cause !== 'request-timeout') {
+        attempt.outcome = o;
+        return { kind: 'gone', attempt };
+      }
+      // The request timeout ended this attempt: it timed out, on its endpoint's figures too.
+      o = { kind: 'timeout', error: new Error('request timeout'), perTry: false };
+      attempt.outcome = o;
+      deps.abandoned(attempt);
+      return timedOut(service, formatTimeout(input.timeouts.requestTimeoutMs), attempt);
     }
+    attempt.outcome = o;
+    if (o.kind === 'aborted') return { kind: 'gone', attempt };
     let next: Endpoint | undefined;
     if (failoverSafe(o) && (input.body === undefined || input.body.replayable)) {
       if (o.kind === 'reset') {
@@ -102,6 +128,8 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
     }
     if (o.kind === 'response') return { kind: 'relay', response: o, attempt, target };
     deps.abandoned(attempt);
+    if (o.kind === 'timeout')
+      return timedOut(service, o.perTry ? `per-try ${formatTimeout(perTry)}` : undefined, attempt);
     return {
       kind: 'answer',
       reason: o.kind === 'connect-failure' ? 'connect-failure' : 'upstream-reset',
@@ -109,4 +137,14 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
       attempt,
     };
   }
+}
+
+function timedOut(service: string, after: string | undefined, attempt: Attempt): PipelineResult {
+  return {
+    kind: 'answer',
+    reason: 'request-timeout',
+    service,
+    ...(after === undefined ? {} : { detail: `${service} ${after}` }),
+    attempt,
+  };
 }

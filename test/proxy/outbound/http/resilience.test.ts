@@ -1,0 +1,122 @@
+/**
+ * Resilience on the L7 outbound through a real pair (web sidecar → api sidecars → apps, mTLS,
+ * in this process): timeouts. Assertions are on answers and counts, never on how long things
+ * took. Loopback block 127.0.14.0/24 (HOSTS.resilience).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HOSTS } from '../../../helpers/hosts.js';
+import type { SnapshotResilience } from '../../../../src/proxy/snapshot.js';
+import { defer, get, outboundPort, startProxy, waitFor } from '../../harness.js';
+import { makePki, type Leaf, type Pki } from '../../pki.js';
+import { webApiFixture } from '../../web-api.js';
+
+const [HOST_A, HOST_B] = HOSTS.resilience;
+
+let pki: Pki;
+let apiLeaf: Leaf;
+let webLeaf: Leaf;
+
+beforeAll(async () => {
+  pki = await makePki();
+  apiLeaf = await pki.leaf('api');
+  webLeaf = await pki.leaf('web');
+});
+
+const { apiInstance, webSnapshot } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+
+/**
+ * A test app: /hang takes the request and never answers (until the test ends); /slow-body
+ * sends its head and part of the body, then stalls; anything else answers 200 with the
+ * instance's name. It counts the requests it got and the ones whose connection closed.
+ */
+async function startApp(name: string) {
+  const seen = { requests: 0, closed: 0 };
+  const held: ServerResponse[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    seen.requests += 1;
+    res.on('close', () => (seen.closed += 1));
+    if (req.url === '/hang') {
+      held.push(res);
+      return;
+    }
+    if (req.url === '/slow-body') {
+      held.push(res);
+      res.writeHead(200, { 'content-length': 1000 });
+      res.write('x'.repeat(100));
+      return;
+    }
+    res.end(name);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+async function pair(resilience: SnapshotResilience | undefined, instances = 1) {
+  const apps = [];
+  const endpoints = [];
+  for (let i = 0; i < instances; i++) {
+    const app = await startApp(`api-${i + 1}`);
+    const a = await apiInstance(`api-${i + 1}`, [HOST_A, HOST_B][i]!, { appPort: app.port });
+    apps.push(app);
+    endpoints.push(a.endpoint);
+  }
+  const web = await startProxy(webSnapshot({ service: 'api', endpoints, ...(resilience ? { resilience } : {}) }));
+  return { web, apps, port: outboundPort(web, 'api') };
+}
+
+function upstreamStats(web: Awaited<ReturnType<typeof pair>>['web']) {
+  return (web.stats().upstreams as Record<string, Record<string, unknown>>).api!;
+}
+
+describe('timeouts', () => {
+  it('with no settings, an upstream gets the 15 s request timeout and the 5 s connect timeout', async () => {
+    const { web } = await pair(undefined);
+    const cluster = web.outbound.listener('api')!.cluster;
+    expect(cluster.resilience.requestTimeoutMs).toBe(15_000);
+    expect(cluster.resilience.perTryTimeoutMs).toBe(0);
+    expect(cluster.resilience.connectTimeoutMs).toBe(5_000);
+  });
+
+  it('an endpoint that hangs: 504 request-timeout with the time, and both connections are let go', async () => {
+    const { web, apps, port } = await pair({ requestTimeoutMs: 300 });
+    const r = await get(port, '/hang');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-meshctl-reason']).toBe('request-timeout api 300ms');
+    // The attempt was aborted: its mesh connection closed, so the api sidecar let the app's go.
+    await waitFor(() => apps[0]!.seen.closed === 1, 'the app sees its request end');
+    const s = upstreamStats(web);
+    expect(s.errors).toEqual({ 'request-timeout api 300ms': 1 });
+    const ep = (s.endpoints as Record<string, { inFlight: number }>)['api-1']!;
+    expect(ep.inFlight).toBe(0);
+    // The next request is served as usual.
+    expect((await get(port, '/')).body).toBe('api-1');
+  });
+
+  it('a per-try timeout ends the attempt: 504 naming the per-try time, the app request ended', async () => {
+    const { apps, port } = await pair({ requestTimeoutMs: 10_000, perTryTimeoutMs: 200, retry: { numRetries: 0 } });
+    const r = await get(port, '/hang');
+    expect(r.status).toBe(504);
+    expect(r.headers['x-meshctl-reason']).toBe('request-timeout api per-try 200ms');
+    await waitFor(() => apps[0]!.seen.closed === 1, 'the app sees its request end');
+  });
+
+  it('a response still streaming when the request timeout passes is cut, not completed', async () => {
+    const { apps, port } = await pair({ requestTimeoutMs: 300 });
+    const err = await get(port, '/slow-body').then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    // The head (200) went out before the deadline: the app sees the body cut.
+    expect(err?.message).toMatch(/aborted|socket hang up|ECONNRESET/);
+    await waitFor(() => apps[0]!.seen.closed === 1, 'the app sees its request end');
+  });
+});
