@@ -1,6 +1,7 @@
 /** What `meshctl demo` does around the demo itself: progress, Ctrl-C, dashboard or summary. */
 import { formatTable } from '../util/table.js';
 import { startDemo, summarize, type DemoSummary, type RunningDemo } from './run.js';
+import { sleep } from '../util/async.js';
 
 export interface DemoCommandOptions {
   headless?: boolean;
@@ -46,7 +47,7 @@ export async function runDemoCommand(opts: DemoCommandOptions): Promise<DemoComm
     if (interrupted) return undefined;
     if (opts.headless) {
       const started = Date.now();
-      while (!interrupted && Date.now() - started < opts.duration) await new Promise((r) => setTimeout(r, 100));
+      while (!interrupted && Date.now() - started < opts.duration) await sleep(100);
       const s = summarize(demo, (Date.now() - started) / 1000);
       return { ...s, dir: demo.dir, lines: summaryLines(s) };
     }

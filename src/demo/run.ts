@@ -13,6 +13,7 @@ import { freePort } from '../util/net.js';
 import { LocalMesh } from './cluster.js';
 import { apiApp, webApp, type SampleApp } from './apps.js';
 import { TrafficGenerator, type TrafficSummary } from './traffic.js';
+import { sleep } from '../util/async.js';
 
 export interface DemoOptions {
   dataDir?: string;
@@ -184,7 +185,7 @@ async function waitForMesh(
     });
     if (status === 200) return;
     last = status === 0 ? 'no answer' : `HTTP ${status}`;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new MeshError(
     'MESH_ERR_TIMEOUT',

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import * as hdr from 'hdr-histogram-js';
+import { sleep } from '../util/async.js';
 
 export interface TrafficSummary {
   requests: number;
@@ -46,7 +47,7 @@ export class TrafficGenerator {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    for (let i = 0; i < 100 && this.inflight > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && this.inflight > 0; i++) await sleep(50);
     this.agent.destroy();
   }
 

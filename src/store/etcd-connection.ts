@@ -13,6 +13,7 @@ import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, n
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import { MeshError } from '../errors/index.js';
 import { closedError } from './revisioned-store.js';
+import { sleep } from '../util/async.js';
 
 export interface EtcdTlsFiles {
   /** CA that signed the etcd servers' certificates. */
@@ -140,7 +141,7 @@ export class EtcdConnection {
         const retry = kind === 'read' ? isTransient(e) : neverSent(e);
         const delay = Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
         if (!retry || Date.now() + delay > deadline) throw toStoreError(e);
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
       }
     }
   }

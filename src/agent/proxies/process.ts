@@ -6,11 +6,12 @@
 import { openSync, closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { execa } from 'execa';
-import type { Logger } from 'pino';
+import type { Logger } from '../../util/log.js';
 import { HttpClient } from '../../api/http-client.js';
 import type { ProxyHealth } from '../../proxy/proxy.js';
 import type { ProxyMetrics } from '../../api/metrics.js';
 import { Backoff } from '../../util/backoff.js';
+import { sleep } from '../../util/async.js';
 
 export interface ProxyProcessOptions {
   serviceId: string;
@@ -235,6 +236,6 @@ function alive(pid: number): boolean {
 
 async function waitForExit(pid: number, ms: number): Promise<void> {
   const end = Date.now() + ms;
-  while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  while (alive(pid) && Date.now() < end) await sleep(50);
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
