@@ -26,6 +26,20 @@ export default tseslint.config(
     },
   },
   {
+    // One logger setup (util/log.ts): components take a Logger from it, never make their own.
+    // The access log is not a component log but a data file of its own (proxy/access-log.ts).
+    files: ['src/**'],
+    ignores: ['src/util/log.ts', 'src/proxy/access-log.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'pino', message: 'Loggers come from src/util/log.ts (createLogger, silentLogger, Logger).' }],
+        },
+      ],
+    },
+  },
+  {
     // Tests feed malformed values to validators on purpose (`as any`) and match terminal escape codes.
     files: ['test/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', 'no-control-regex': 'off' },

@@ -7,7 +7,7 @@ import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { z } from 'zod';
 import { MeshError } from '../errors/index.js';
 import { checkStatusSchema, nameSchema } from '../api/schemas.js';

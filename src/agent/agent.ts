@@ -4,7 +4,7 @@
  * the local admin API the CLI uses. Proxies are supervised by `proxies/` (data plane).
  */
 import { readFile } from 'node:fs/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import type { CheckStatus } from '../api/schemas.js';
 import { certExpiry, createKeyAndCsr, nodeId, renewalDue } from '../ca/index.js';
 import { writeFileAtomic } from '../util/fs.js';

@@ -5,7 +5,7 @@
  * acknowledged; `publish` then brings the registry and the proxies in step.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { MeshError } from '../errors/index.js';
 import { serviceRegistrationSchema, type CheckStatus, type ServiceRegistration } from '../api/schemas.js';
 import { instanceId, type LocalService, type LocalState, type ServiceSource } from './state.js';

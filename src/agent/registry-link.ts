@@ -8,7 +8,7 @@
  * another registry from the index it had.
  */
 import { readFile } from 'node:fs/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { MeshError } from '../errors/index.js';
 import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
 import type { AgentPaths, AgentRuntimeConfig } from './config.js';

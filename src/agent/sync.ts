@@ -6,7 +6,7 @@
  * and removes instances of this node the host no longer owns. It never duplicates: instances
  * are keyed by (node, id).
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { MeshError } from '../errors/index.js';
 import type { CheckStatus, ServiceInstance, ServiceRegistration } from '../api/schemas.js';
 import type { RegistryLink } from './registry-link.js';

@@ -1,6 +1,6 @@
 /** One error shape for every mesh HTTP API (registry, agent): `{code, message, hint}` with the code's status. */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { MeshError, isErrorCode, toMeshError } from '../errors/index.js';
 
 export function installErrorHandlers(app: FastifyInstance, log: Logger, bodyLimit: number): void {

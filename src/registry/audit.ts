@@ -4,7 +4,7 @@
  * write to the log is reported in the registry log and never fails the request.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 
 export interface AuditEntry {
   /** Token id (admin or join), or "recovery" for the local recovery command. */

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import type { Store } from '../store/types.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { RegistryConfig } from './config.js';

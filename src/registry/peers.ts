@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import type { Store } from '../store/types.js';
 
 export const PEERS_PREFIX = 'registry/peers/';

@@ -8,7 +8,7 @@
  * `revoked/`, kept current by a store watch (so every registry of an HA set sees a removal);
  * sidecars get the revoked leaf serials in their snapshots.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import type { Store, Watcher } from '../store/types.js';
 import { normalizeSerial } from '../ca/index.js';
 import { decode } from './json-store.js';

@@ -3,7 +3,7 @@
  * registry, which merges them mesh-wide (see src/api/metrics.ts for why it lives there).
  * The latest sample also feeds the Prometheus endpoint.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../util/log.js';
 import type { NodeMetricsReport, ProxyMetrics } from '../../api/metrics.js';
 import type { RegistryLink } from '../registry-link.js';
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../util/log.js';
 import { renewAt } from '../../ca/renewal.js';
 import { MeshError } from '../../errors/index.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../util/fs.js';

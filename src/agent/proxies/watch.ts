@@ -4,7 +4,7 @@
  * (answer on change, or after `wait`), with backoff and jitter when the registry is away;
  * the last answer is kept meanwhile, so proxies fail static.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../util/log.js';
 import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
 import type { ConfigEntry, IntentionPermission } from '../../api/config-entries.js';
 import type { RegistryLink } from '../registry-link.js';
