@@ -14,6 +14,7 @@ import type { LoadBalancerName, ProxyProtocol, SnapshotUpstream } from '../snaps
 import { createBalancer, type Balancer, type Random } from './balancers.js';
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
+import { TlsSessions } from './tls-sessions.js';
 import { EndpointClient, type ClientSettings } from './http/client.js';
 import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
@@ -175,5 +176,7 @@ function dialTls(service: string, tls: ClientTls): DialTls {
     secureContext: tls.secureContext,
     // The server must be exactly the upstream service: servername is not a DNS name here.
     checkServerIdentity: cachedServerIdentityCheck({ trustDomain: tls.trustDomain, kind: 'svc', name: service }),
+    // New with every TLS material: a ticket of the old certificate or trust domain is not reused.
+    sessions: new TlsSessions(),
   };
 }

@@ -8,11 +8,18 @@
 import { connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { connectFailureReason } from '../tls-reasons.js';
 import type { Endpoint } from './endpoint.js';
+import type { TlsSessions } from './tls-sessions.js';
 
 /** What the dial needs from the snapshot: this service's key/cert/roots and who the server must be. */
 export interface DialTls {
   readonly secureContext: SecureContext;
   readonly checkServerIdentity: (hostname: string, cert: PeerCertificate) => Error | undefined;
+  /**
+   * Tickets of sessions verified against this checkServerIdentity (tls-sessions.ts). Node runs
+   * checkServerIdentity only on full handshakes: a resumed session keeps the identity checked
+   * when its ticket was issued, so a ticket must never be offered under another expectation.
+   */
+  readonly sessions?: TlsSessions;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -53,6 +60,9 @@ export function dialEndpoint(
   halfOpen: boolean,
   cb: DialCallback,
 ): void {
+  const target = `${endpoint.host}:${endpoint.port}`;
+  const sessions = tls.sessions;
+  const offered = sessions?.get(target);
   const options: ConnectionOptions & { allowHalfOpen: boolean } = {
     host: endpoint.host,
     port: endpoint.port,
@@ -63,11 +73,20 @@ export function dialEndpoint(
     rejectUnauthorized: true,
     // Node passes this on to the TLSSocket; the types do not list it.
     allowHalfOpen: halfOpen,
+    ...(offered === undefined ? {} : { session: offered }),
   };
   const socket = connect(options);
   socket.setNoDelay(true);
   socket.setTimeout(timeoutMs);
   let done = false;
+  let verified = false;
+  /** A ticket that came before 'secureConnect' (not seen with TLS 1.3, but then kept only once verified). */
+  let early: Buffer | undefined;
+  const onSession = (session: Buffer) => {
+    if (verified) sessions!.set(target, session);
+    else early = session;
+  };
+  if (sessions) socket.on('session', onSession);
   const fail = (reason: string, cause?: unknown) => {
     if (done) return;
     done = true;
@@ -75,6 +94,8 @@ export function dialEndpoint(
     // A late error from the dying socket must not become an unhandled 'error' event.
     socket.on('error', ignore);
     socket.destroy();
+    socket.off('session', onSession);
+    if (offered !== undefined) sessions!.delete(target);
     endpoint.connectFailures.add(reason);
     cb(new ConnectFailure(endpoint, reason, cause));
   };
@@ -85,6 +106,10 @@ export function dialEndpoint(
     if (done) return;
     done = true;
     cleanup();
+    // Past secureConnect, Node has checked the chain and (on a full handshake) the identity.
+    verified = true;
+    if (early !== undefined) sessions!.set(target, early);
+    if (offered !== undefined && socket.isSessionReused()) endpoint.tlsResumed += 1;
     socket.setTimeout(0);
     endpoint.connections.track(socket);
     cb(null, socket);

@@ -21,6 +21,8 @@ export class Endpoint implements Balanceable {
   /** Attempts sent to this endpoint and how they ended (connect failures count as mesh errors here). */
   readonly traffic: Traffic;
   readonly connectFailures = new ReasonCounter();
+  /** Mesh connections that resumed an earlier verified TLS session (tls-sessions.ts) instead of a full handshake. */
+  tlsResumed = 0;
   /** L7 only: the keep-alive pool; replaced on certificate rotation. */
   client: EndpointClient | undefined;
 
@@ -51,6 +53,7 @@ export class Endpoint implements Balanceable {
       connections: this.connections.connections(),
       bytes: this.connections.bytes(),
       connectFailures: this.connectFailures.toJSON(),
+      tlsResumed: this.tlsResumed,
     };
   }
 }
