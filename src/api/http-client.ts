@@ -185,7 +185,7 @@ function transportError(e: NodeJS.ErrnoException, target: string): MeshError {
       'MESH_ERR_CERT_INVALID',
       `${target}'s certificate ${what} by this host's clock (${new Date().toISOString()}; ${code})`,
       {
-        hint: "Check this host's clock (`timedatectl`, NTP): certificates allow 1 minute of skew. If the clock is right, the peer's certificate is outside its validity.",
+        hint: "Check this host's clock (`timedatectl`, NTP): certificates allow 2 minutes of skew. If the clock is right, the peer's certificate is outside its validity.",
       },
     );
   }

@@ -9,7 +9,7 @@
  *     server certificates), and no SAN of any other type;
  *   - CA:false, keyUsage digitalSignature only, extKeyUsage from `usage`;
  *   - lifetime between 1 minute and 1 year, never past the root's own expiry;
- *     NotBefore backdated one minute for clock skew;
+ *     NotBefore backdated two minutes for clock skew (CLOCK_SKEW_MS, renewal.ts);
  *   - a fresh random 16-byte serial, subject CN = the name part of the ID, AKI = root SKI.
  * Nothing else in the CSR (subject, requested extensions such as CA:true) reaches the leaf.
  */
@@ -23,7 +23,7 @@ import {
 import { MeshError } from '../errors/index.js';
 import { createKeyAndCsr } from './keys.js';
 import { decodePem } from './pem.js';
-import { CLOCK_SKEW_MS } from './root.js';
+import { CLOCK_SKEW_MS } from './renewal.js';
 import { isValidDnsName, isValidIpAddress, readSubjectAltNames } from './san.js';
 import { isValidTrustDomain, parseSpiffeId, trustDomainId, TRUST_DOMAIN_RULE } from './spiffe.js';
 import { EC_P256_KEYGEN, ECDSA_SHA256, randomSerialHex, x509 } from './x509.js';

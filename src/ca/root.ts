@@ -10,6 +10,8 @@
  * layer over @peculiar/x509, so this is the same machinery with one more extension.
  */
 import { MeshError } from '../errors/index.js';
+// Roots are backdated like the leaves (renewal.ts says why and by how much).
+import { CLOCK_SKEW_MS } from './renewal.js';
 import { isValidTrustDomain, trustDomainId, TRUST_DOMAIN_RULE } from './spiffe.js';
 import { ECDSA_SHA256, generateEcKeyPair, privateKeyToPem, randomSerialHex, x509 } from './x509.js';
 
@@ -27,12 +29,6 @@ export interface RootMaterial {
 
 export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 export const MAX_ROOT_VALIDITY_DAYS = 36500;
-/**
- * Both roots and leaves start a minute in the past so hosts with a slow clock accept them.
- * (Two minutes, as #11 asks, waits for renewal at half-life to count from the issue time: with
- * 2-minute leaves, half-life from a NotBefore 2 minutes back is at once.)
- */
-export const CLOCK_SKEW_MS = 60_000;
 /** RFC 5280's upper bound for a common name (ub-common-name). */
 const MAX_CN_LENGTH = 64;
 const DAY_MS = 24 * 60 * 60 * 1000;
