@@ -233,7 +233,8 @@ describe('proxy e2e: web → api over mTLS', () => {
 
   it('an instance whose app is down answers 502 app-unavailable from its inbound side', async () => {
     const a = await apiInstance('api-1', '127.0.0.2', { appPort: await deadPort() });
-    const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
+    // Retries off: one attempt (a 502 is retried by default).
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint], resilience: { retry: { numRetries: 0 } } });
     const r = await get(outboundPort(web, 'api'));
     expect(r.status).toBe(502);
     expect(r.headers['x-meshctl-reason']).toBe('app-unavailable api');

@@ -28,6 +28,9 @@ import {
   type HttpApp,
 } from './harness.js';
 import { makePki, type Leaf, type Pki } from './pki.js';
+
+/** One attempt per request: these tests count attempts (retries have their own tests). */
+const NO_RETRIES = { retry: { numRetries: 0 } };
 import { webApiFixture } from './web-api.js';
 
 let pki: Pki;
@@ -151,7 +154,8 @@ describe('proxy metrics: web → api', () => {
 
   it('answers 502 app-unavailable per request when the app is down, and counts it', async () => {
     const a = await apiInstance('api-1', '127.0.0.2', { appPort: await deadPort() });
-    const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
+    // Retries off: one attempt per request (a gateway error is retried by default).
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint], resilience: NO_RETRIES });
     const agent = keepAliveAgent(1);
     for (let i = 0; i < 2; i++) {
       const r = await get(outboundPort(web, 'api'), '/', { agent });
@@ -174,7 +178,11 @@ describe('proxy metrics: web → api', () => {
       endpoints: [],
     });
 
-    const dead = await webProxy({ service: 'api', endpoints: [{ id: 'dead-1', port: await deadPort() }] });
+    const dead = await webProxy({
+      service: 'api',
+      endpoints: [{ id: 'dead-1', port: await deadPort() }],
+      resilience: NO_RETRIES,
+    });
     expect((await get(outboundPort(dead, 'api'))).status).toBe(502);
     const up = metrics(dead).upstreams[0]!;
     expect(up).toMatchObject({ requests: 1, meshErrors: { 'connect-failure': 1 } });
@@ -306,7 +314,8 @@ describe('only the mesh says why', () => {
     );
     const a = await apiInstance('api-1', '127.0.0.2', { appPort: (app.address() as { port: number }).port });
     const b = await apiInstance('api-2', '127.0.0.3');
-    const web = await webProxy({ service: 'api', endpoints: [a.endpoint, b.endpoint] });
+    // Retries off: this is about failover (a retry of the 502 is a policy, not this).
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint, b.endpoint], resilience: NO_RETRIES });
     const replies = [await get(outboundPort(web, 'api'), '/'), await get(outboundPort(web, 'api'), '/')];
     const forged = replies.find((r) => r.status === 502)!;
     expect(forged.body).toBe('nope');

@@ -16,6 +16,8 @@ import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { TlsSessions } from './tls-sessions.js';
 import { EndpointClient, type ClientSettings } from './http/client.js';
+import { performance } from 'node:perf_hooks';
+import { RetryBudget } from './http/budget.js';
 import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
 /** Above this many endpoints, endpoints get compact (packed) latency histograms. */
@@ -46,6 +48,8 @@ export class Cluster {
   readonly #settings: ClusterSettings;
   /** Timeouts, retries, limits, ejection: the snapshot's `resilience` over the defaults. */
   resilience: Resilience;
+  /** Retries to this upstream over the last window, against its requests. */
+  budget: RetryBudget;
   /** The process's connect and idle timeouts stand in for the defaults (tests shorten them). */
   readonly #defaults: Resilience;
   /** Reasons sent back to the caller, built once. */
@@ -66,6 +70,7 @@ export class Cluster {
       idleTimeoutMs: settings.idleTimeoutMs,
     };
     this.resilience = resolveResilience(upstream.resilience, this.#defaults);
+    this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
     this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, settings.random);
     this.#tls = dialTls(upstream.service, tls);
     this.reasons = {
@@ -92,6 +97,8 @@ export class Cluster {
       before.connectTimeoutMs !== this.resilience.connectTimeoutMs ||
       before.idleTimeoutMs !== this.resilience.idleTimeoutMs;
     if (tlsRotated) this.#tls = dialTls(this.service, tls);
+    if (!sameFields(before.retryBudget, this.resilience.retryBudget))
+      this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
     if (tlsRotated || poolsChanged) for (const e of this.endpoints) retirePool(e);
     const old = new Map(this.endpoints.map((e) => [e.id, e]));
     const next: Endpoint[] = [];
@@ -179,4 +186,8 @@ function dialTls(service: string, tls: ClientTls): DialTls {
     // New with every TLS material: a ticket of the old certificate or trust domain is not reused.
     sessions: new TlsSessions(),
   };
+}
+
+function sameFields<T extends object>(a: T, b: T): boolean {
+  return Object.keys(a).every((k) => a[k as keyof T] === b[k as keyof T]);
 }

@@ -140,6 +140,7 @@ export class OutboundListener {
       requests: this.traffic.requests,
       responses: this.traffic.allResponses(),
       errors: this.errors.toJSON(),
+      ...(this.#http ? { resilience: this.#http.figures.toJSON() } : {}),
     };
   }
 

@@ -1,13 +1,14 @@
 /**
  * One try of a request on one endpoint: the value the pipeline records instead of flags on the
  * exchange. `cause` says why it was made — the first try, failover (nothing reached an app
- * before, free, each endpoint once) or a stale reused connection sent again — and, later,
- * `retry` (policy: budgeted, idempotent only; issue 15), which stays apart from failover.
+ * before, free, each endpoint once), a stale reused connection sent again, or a retry (policy:
+ * the previous try may have reached an app; budgeted, idempotent methods only, after a backoff),
+ * which stays apart from failover.
  */
 import type { Endpoint } from '../endpoint.js';
 import type { Outcome } from './outcome.js';
 
-export type AttemptCause = 'first' | 'failover' | 'stale';
+export type AttemptCause = 'first' | 'failover' | 'stale' | 'retry';
 
 export class Attempt {
   readonly endpoint: Endpoint;

@@ -68,6 +68,20 @@ export class AttemptSignal {
   watch(f: ((cause: AbortCause) => void) | undefined): void {
     this.#onAbort = f;
   }
+
+  #cancelDeadline: (() => void) | undefined;
+
+  /** The exchange's request timeout, armed by the pipeline once it knows the route (`cancel` stops it). */
+  setDeadline(cancel: () => void): void {
+    this.#cancelDeadline = cancel;
+  }
+
+  /** The exchange is over: its request timeout no longer runs. */
+  clearDeadline(): void {
+    const f = this.#cancelDeadline;
+    this.#cancelDeadline = undefined;
+    f?.();
+  }
 }
 
 export interface ClientSettings {

@@ -20,7 +20,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { meshReason, REASONS, type MeshErrorKind, type ReasonKind } from '../../../errors/reasons.js';
+import { meshReason, REASON_HEADER, REASONS, type MeshErrorKind, type ReasonKind } from '../../../errors/reasons.js';
 import { pathOf, roundMs } from '../../access-log.js';
 import { writeMeshAnswer } from '../../http/answer.js';
 import { clientErrorReason, fedServer, hasBody, ignore } from '../../http/common.js';
@@ -33,6 +33,8 @@ import type { Cluster } from '../cluster.js';
 import type { OutboundContext } from '../context.js';
 import type { Endpoint } from '../endpoint.js';
 import type { Attempt } from './attempt.js';
+import { ResilienceFigures } from './figures.js';
+import { failoverSafe } from './outcome.js';
 import { AttemptSignal, type OutboundRequest } from './client.js';
 import { runPipeline, type PipelineDeps, type PipelineResult } from './pipeline.js';
 import { ReplayBody } from './replay-body.js';
@@ -43,6 +45,8 @@ import { UpgradeTunnel } from './upgrade.js';
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
 const KEEP_ALIVE_SEC = Math.floor(LISTENER_KEEP_ALIVE_MS / 1000);
+/** On every answer the pipeline made attempts for: how many (failover and retries included). */
+export const ATTEMPTS_HEADER = 'x-meshctl-attempts';
 
 /** One request's way through the outbound side. */
 class Exchange {
@@ -56,8 +60,6 @@ class Exchange {
   /** Set only when access logging was on as the request came in. */
   traceparent: string | undefined;
   bytesOut = 0;
-  /** The request timeout's timer, cleared when the exchange ends. */
-  deadline: NodeJS.Timeout | undefined;
 
   constructor(startedAt: number, body: ReplayBody | undefined) {
     this.startedAt = startedAt;
@@ -78,17 +80,6 @@ function onResponseClose(this: Carrier): void {
   fw.finished(ex, this);
 }
 
-/**
- * The request timeout passed: the attempt in flight is aborted (the pipeline then answers 504),
- * or, when the endpoint's response is already being relayed, that relay is cut.
- */
-function onDeadline(ex: Exchange, fw: HttpForwarder, res: ServerResponse): void {
-  ex.deadline = undefined;
-  if (res.writableFinished) return;
-  fw.timedOut(ex, res);
-  ex.signal.abort('request-timeout');
-}
-
 function timer(ms: number, f: () => void): () => void {
   const t = setTimeout(f, ms);
   return () => clearTimeout(t);
@@ -100,6 +91,8 @@ export class HttpForwarder {
   /** The upstream's figures (owned by the listener, which outlives a cluster). */
   readonly traffic: Traffic;
   draining = false;
+  /** Retries, budget refusals, timeouts of this upstream. */
+  readonly figures = new ResilienceFigures();
   readonly #errors: ReasonCounter;
   readonly #log: ThrottledLog;
   readonly #ctx: OutboundContext;
@@ -164,10 +157,8 @@ export class HttpForwarder {
     setForwarded(req, 'http');
     if (this.#ctx.accessLog.on) ex.traceparent = trace(req);
     res.on('close', onResponseClose);
-    const timeouts = this.#cluster.resilience;
-    if (timeouts.requestTimeoutMs > 0) ex.deadline = setTimeout(onDeadline, timeouts.requestTimeoutMs, ex, this, res);
     const request: OutboundRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: h };
-    runPipeline({ request, body: ex.body, routes: this.#routes, signal: ex.signal, timeouts }, this.#deps).then(
+    runPipeline({ request, body: ex.body, routes: this.#routes, signal: ex.signal }, this.#deps).then(
       (r) => this.#answer(ex, res, r),
       (err: unknown) => {
         // A bug, not an outcome: the app still gets an answer, and the log says what happened.
@@ -180,6 +171,7 @@ export class HttpForwarder {
   readonly #started = (a: Attempt): void => {
     a.endpoint.inFlight += 1;
     a.endpoint.traffic.requests += 1;
+    if (a.cause === 'retry') this.figures.retries += 1;
   };
 
   /** An attempt that is not relayed: its figures on its endpoint, and a log line for a failover. */
@@ -197,6 +189,13 @@ export class HttpForwarder {
         );
         break;
       case 'response':
+        if (!failoverSafe(o)) {
+          // Retried: the endpoint's answer counts on the endpoint (not on the upstream, which
+          // counts only what the app got).
+          if (o.peerKind === undefined) ep.traffic.response(o.status);
+          else ep.traffic.meshError(o.peerKind, o.status);
+          break;
+        }
         ep.traffic.meshError(o.peerKind ?? 'other', o.status);
         this.#log.warn(
           `app-unavailable:${ep.id}`,
@@ -219,6 +218,7 @@ export class HttpForwarder {
         );
         break;
       case 'timeout':
+        this.figures.timeouts += 1;
         ep.traffic.meshError('request-timeout', 504);
         this.#log.warn(
           `timeout:${ep.id}`,
@@ -237,7 +237,9 @@ export class HttpForwarder {
       if (r.attempt !== undefined) this.#abandonedGone(r.attempt);
       return;
     }
+    if (r.retryDenied === 'budget') this.figures.retryBudgetExhausted += 1;
     if (r.kind === 'answer') {
+      if (r.attempt !== undefined && !res.headersSent) res.setHeader(ATTEMPTS_HEADER, r.attempt.number);
       this.#meshError(res, ex, r.reason, r.detail ?? r.service);
       return;
     }
@@ -255,6 +257,14 @@ export class HttpForwarder {
     const h = response.headers;
     fixResponseHopByHop(h, res.shouldKeepAlive && !this.draining, KEEP_ALIVE_SEC);
     if (h['transfer-encoding'] !== undefined) delete h['transfer-encoding'];
+    h[ATTEMPTS_HEADER] = String(attempt.number);
+    // The budget kept a retry from being made: the failed answer goes to the app saying so.
+    if (r.retryDenied === 'budget' && response.peerReason === undefined) {
+      const reason = meshReason('retry-budget-exhausted', r.target.cluster.service);
+      h[REASON_HEADER] = reason;
+      ex.reason = reason;
+      this.#errors.add(reason);
+    }
     try {
       res.writeHead(response.status, response.statusMessage, h);
     } catch {
@@ -272,8 +282,17 @@ export class HttpForwarder {
     this.#count(ep, response.status, response.peerKind);
     response.body.relay(res, (err) => {
       ex.bytesOut = (response.body as { bytes?: number }).bytes ?? 0;
+      if (err === undefined) return;
       // The endpoint's response was cut half-way: the app's cannot end well either.
-      if (err !== undefined) res.destroy();
+      res.destroy();
+      if (ex.signal.cause === 'request-timeout') {
+        this.figures.timeouts += 1;
+        this.#log.warn(
+          `timeout-relay:${this.#cluster.service}`,
+          { upstream: this.#cluster.service, endpoint: ep.id },
+          'outbound: the request timeout passed while the response was relayed; it is cut',
+        );
+      }
     });
   }
 
@@ -281,21 +300,6 @@ export class HttpForwarder {
   #abandonedGone(a: Attempt): void {
     a.endpoint.inFlight -= 1;
     a.endpoint.traffic.latencyMs(performance.now() - a.startedAt);
-  }
-
-  /** @internal the request timeout passed (the exchange is aborted right after). */
-  timedOut(ex: Exchange, res: ServerResponse): void {
-    if (!res.headersSent) return;
-    // Relaying when the deadline passed: the app's response is cut, say so once in a while.
-    this.#log.warn(
-      `timeout-relay:${this.#cluster.service}`,
-      {
-        upstream: this.#cluster.service,
-        endpoint: ex.final?.endpoint.id,
-        timeoutMs: this.#cluster.resilience.requestTimeoutMs,
-      },
-      'outbound: the request timeout passed while the response was relayed; it is cut',
-    );
   }
 
   /** Counts the final answer on the upstream and on the endpoint that gave it. */
@@ -320,7 +324,7 @@ export class HttpForwarder {
 
   /** res 'close': latency on the upstream and on the endpoint of the relayed attempt, and the access log line. */
   finished(ex: Exchange, res: ServerResponse): void {
-    clearTimeout(ex.deadline);
+    ex.signal.clearDeadline();
     const now = performance.now();
     const ms = now - ex.startedAt;
     this.traffic.latencyMs(ms);

@@ -1,31 +1,45 @@
 /**
  * The outbound L7 pipeline for one request:
  *
- *   route → split → loop { balance: an endpoint not tried yet; send (client); record; fail over? }
+ *   route → split → loop { balance: an endpoint not tried yet; send (client); record;
+ *                          fail over? else retry? }
  *
  * It decides, and only decides: it takes the stages' inputs and returns what to answer. The
  * forwarder writes the answer; the client is injected (`send`), so the loop is tested alone with
- * made-up outcomes. Failover — nothing reached an app: a connect failure, the peer's
- * `app-unavailable`, a stale reused connection — is free, for any method, each endpoint at most
- * once, and only while the request body can be sent again. Retries (a policy, budgeted,
- * idempotent methods only: issue 15) will be a separate branch of the loop.
+ * made-up outcomes and a fake clock.
  *
- * Timeouts: the exchange's request timeout is the caller's (the forwarder aborts the signal
- * with `request-timeout`, which ends the attempt in flight and makes this answer 504); the
- * per-try timeout is armed here around each attempt, until its response head.
+ * Failover — nothing reached an app: a connect failure, the peer's `app-unavailable`, a stale
+ * reused connection — is free, for any method, each endpoint at most once, and only while the
+ * request body can be sent again.
+ *
+ * Retry is the other branch, a policy (./retry.ts): the outcome meets a condition of the route's
+ * settings, the method is idempotent (unless the route says otherwise), the body can be sent
+ * again, attempts are left (2 in all by default), and the upstream's retry budget (./budget.ts)
+ * has one. Then, after a jittered backoff, the request goes to an endpoint not tried yet when
+ * there is one, else to any. A retry the budget refuses leaves the failed answer as it is, marked
+ * `retryDenied: 'budget'`.
+ *
+ * Timeouts: the request timeout covers the whole exchange (armed here on the signal, once the
+ * route is known; when it passes the attempt in flight or the backoff ends and this answers
+ * 504); the per-try timeout is armed around each attempt, until its response head.
  */
 import type { Readable } from 'node:stream';
 import type { ReasonKind } from '../../../errors/reasons.js';
 import type { Random } from '../balancers.js';
+import type { Cluster } from '../cluster.js';
 import type { Endpoint } from '../endpoint.js';
 import { Attempt, type AttemptCause } from './attempt.js';
 import { balance } from './balance.js';
 import type { AttemptSignal, OutboundRequest } from './client.js';
 import { failoverSafe, type Outcome, type ResponseOutcome } from './outcome.js';
 import type { ReplayBody } from './replay-body.js';
-import { formatTimeout, type TimeoutSettings } from './resilience.js';
+import { formatTimeout, routeSettings, type RouteSettings } from './resilience.js';
+import { backoffMs, isIdempotent, retryable } from './retry.js';
 import { route, type RouteTable } from './route.js';
 import { split, type SplitTarget } from './split.js';
+
+/** Why a retry the conditions allowed was not made. */
+export type RetryDenied = 'budget';
 
 export interface PipelineInput {
   readonly request: OutboundRequest;
@@ -33,7 +47,8 @@ export interface PipelineInput {
   readonly body: ReplayBody | undefined;
   readonly routes: RouteTable;
   readonly signal: AttemptSignal;
-  readonly timeouts: TimeoutSettings;
+  /** The upstream's timeouts and retries when not its cluster's (a route's own come on top). */
+  readonly settings?: RouteSettings;
 }
 
 export type PipelineResult =
@@ -43,6 +58,7 @@ export type PipelineResult =
       readonly response: ResponseOutcome;
       readonly attempt: Attempt;
       readonly target: SplitTarget;
+      readonly retryDenied?: RetryDenied;
     }
   /**
    * The mesh answers itself, with this reason. `attempt`: the last one made, if any. `detail`:
@@ -54,6 +70,7 @@ export type PipelineResult =
       readonly service: string;
       readonly detail?: string;
       readonly attempt: Attempt | undefined;
+      readonly retryDenied?: RetryDenied;
     }
   /** The app went away: nothing to answer. */
   | { readonly kind: 'gone'; readonly attempt: Attempt | undefined };
@@ -76,23 +93,34 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
   const r = route(input.routes, input.request);
   const target = r === undefined ? undefined : split(r.splits, deps.random);
   if (target === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service: '', attempt: undefined };
-  const service = target.cluster.service;
+  const cluster = target.cluster;
+  const service = cluster.service;
+  const settings = routeSettings(input.settings ?? cluster.resilience, r!.resilience);
+  const signal = input.signal;
+  if (settings.requestTimeoutMs > 0)
+    signal.setDeadline(deps.timer(settings.requestTimeoutMs, () => signal.abort('request-timeout')));
+  const requestTimedOut = (attempt: Attempt | undefined): PipelineResult =>
+    timedOut(service, formatTimeout(settings.requestTimeoutMs), attempt);
   const tried: Endpoint[] = [];
-  let endpoint = balance({ cluster: target.cluster, policy: target.policy, tried: undefined });
+  let endpoint = balance({ cluster, policy: target.policy, tried: undefined });
   if (endpoint === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service, attempt: undefined };
+  cluster.budget.request(deps.now());
+  const retry = settings.retry;
+  const mayRetry = retry.numRetries > 0 && (retry.retryNonIdempotent || isIdempotent(input.request.method));
+  let retries = 0;
   let cause: AttemptCause = 'first';
   let staleSent = false;
   for (let n = 1; ; n++) {
     const body = input.body === undefined ? null : input.body.attempt();
     const attempt = new Attempt(endpoint, n, cause, deps.now());
     deps.started(attempt);
-    const perTry = input.timeouts.perTryTimeoutMs;
-    const cancel = perTry > 0 ? deps.timer(perTry, () => input.signal.abortAttempt('per-try-timeout')) : noTimer;
-    let o = await deps.send(endpoint, input.request, body, input.signal);
+    const perTry = settings.perTryTimeoutMs;
+    const cancel = perTry > 0 ? deps.timer(perTry, () => signal.abortAttempt('per-try-timeout')) : noTimer;
+    let o = await deps.send(endpoint, input.request, body, signal);
     cancel();
-    if (input.signal.aborted) {
+    if (signal.aborted) {
       if (o.kind === 'response') o.body.discard();
-      if (input.signal.cause !== 'request-timeout') {
+      if (signal.cause !== 'request-timeout') {
         attempt.outcome = o;
         return { kind: 'gone', attempt };
       }
@@ -100,25 +128,43 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
       o = { kind: 'timeout', error: new Error('request timeout'), perTry: false };
       attempt.outcome = o;
       deps.abandoned(attempt);
-      return timedOut(service, formatTimeout(input.timeouts.requestTimeoutMs), attempt);
+      return requestTimedOut(attempt);
     }
     attempt.outcome = o;
     if (o.kind === 'aborted') return { kind: 'gone', attempt };
+    const replayable = input.body === undefined || input.body.replayable;
     let next: Endpoint | undefined;
-    if (failoverSafe(o) && (input.body === undefined || input.body.replayable)) {
+    if (failoverSafe(o) && replayable) {
       if (o.kind === 'reset') {
         // A stale pooled connection: the request never arrived, so it goes again (once), on the
         // balancer's next pick; this endpoint is not marked as tried.
         if (!staleSent) {
           staleSent = true;
           cause = 'stale';
-          next = balance({ cluster: target.cluster, policy: target.policy, tried });
+          next = balance({ cluster, policy: target.policy, tried });
         }
       } else {
         tried.push(endpoint);
         cause = 'failover';
-        next = balance({ cluster: target.cluster, policy: target.policy, tried });
+        next = balance({ cluster, policy: target.policy, tried });
       }
+    }
+    let denied: RetryDenied | undefined;
+    if (next === undefined && mayRetry && retries < retry.numRetries && replayable && retryable(o, retry)) {
+      if (!tried.includes(endpoint)) tried.push(endpoint);
+      const again = retryEndpoint(cluster, target, tried);
+      if (again !== undefined && cluster.budget.withdraw(deps.now())) {
+        retries += 1;
+        cause = 'retry';
+        if (o.kind === 'response') o.body.discard();
+        deps.abandoned(attempt);
+        const woken = await backoff(backoffMs(retries, retry, deps.random), signal, deps);
+        if (woken === 'request-timeout') return requestTimedOut(attempt);
+        if (woken === 'gone') return { kind: 'gone', attempt: undefined };
+        endpoint = again;
+        continue;
+      }
+      if (again !== undefined) denied = 'budget';
     }
     if (next !== undefined) {
       if (o.kind === 'response') o.body.discard();
@@ -126,20 +172,43 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
       endpoint = next;
       continue;
     }
-    if (o.kind === 'response') return { kind: 'relay', response: o, attempt, target };
+    const extra = denied === undefined ? {} : { retryDenied: denied };
+    if (o.kind === 'response') return { kind: 'relay', response: o, attempt, target, ...extra };
     deps.abandoned(attempt);
     if (o.kind === 'timeout')
-      return timedOut(service, o.perTry ? `per-try ${formatTimeout(perTry)}` : undefined, attempt);
+      return { ...timedOut(service, o.perTry ? `per-try ${formatTimeout(perTry)}` : undefined, attempt), ...extra };
     return {
       kind: 'answer',
       reason: o.kind === 'connect-failure' ? 'connect-failure' : 'upstream-reset',
       service,
       attempt,
+      ...extra,
     };
   }
 }
 
-function timedOut(service: string, after: string | undefined, attempt: Attempt): PipelineResult {
+/** A retry goes to an endpoint this request has not tried when there is one, else to any. */
+function retryEndpoint(cluster: Cluster, target: SplitTarget, tried: readonly Endpoint[]): Endpoint | undefined {
+  return (
+    balance({ cluster, policy: target.policy, tried }) ?? balance({ cluster, policy: target.policy, tried: undefined })
+  );
+}
+
+/** Waits `ms` before a retry; the exchange's end (app gone, request timeout) cuts it short. */
+function backoff(ms: number, signal: AttemptSignal, deps: PipelineDeps): Promise<'done' | 'gone' | 'request-timeout'> {
+  return new Promise((resolve) => {
+    const cancel = deps.timer(ms, () => {
+      signal.watch(undefined);
+      resolve('done');
+    });
+    signal.watch((cause) => {
+      cancel();
+      resolve(cause === 'request-timeout' ? 'request-timeout' : 'gone');
+    });
+  });
+}
+
+function timedOut(service: string, after: string | undefined, attempt: Attempt | undefined): PipelineResult {
   return {
     kind: 'answer',
     reason: 'request-timeout',

@@ -6,7 +6,7 @@
  * its own splits and settings, without touching the other stages.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { LoadBalancerName } from '../../snapshot.js';
+import type { LoadBalancerName, SnapshotRouteResilience } from '../../snapshot.js';
 import type { Cluster } from '../cluster.js';
 import type { SplitTarget } from './split.js';
 
@@ -24,6 +24,8 @@ export interface Route {
   matches(req: RouteRequest): boolean;
   /** Where matching requests go; at least one target. */
   readonly splits: readonly SplitTarget[];
+  /** The route's own timeouts and retries (service-router), over its upstream's. */
+  readonly resilience?: SnapshotRouteResilience;
 }
 
 /** An upstream's routes in order. */

@@ -1,6 +1,6 @@
 /**
  * Resilience on the L7 outbound through a real pair (web sidecar → api sidecars → apps, mTLS,
- * in this process): timeouts. Assertions are on answers and counts, never on how long things
+ * in this process): timeouts and retries. Assertions are on answers and counts, never on how long things
  * took. Loopback block 127.0.14.0/24 (HOSTS.resilience).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -31,7 +31,7 @@ const { apiInstance, webSnapshot } = webApiFixture(() => ({ pki, apiLeaf, webLea
  * sends its head and part of the body, then stalls; anything else answers 200 with the
  * instance's name. It counts the requests it got and the ones whose connection closed.
  */
-async function startApp(name: string) {
+async function startApp(name: string, opts: { failWith?: number } = {}) {
   const seen = { requests: 0, closed: 0 };
   const held: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -47,6 +47,11 @@ async function startApp(name: string) {
       res.write('x'.repeat(100));
       return;
     }
+    if (req.url === '/flaky' && opts.failWith !== undefined) {
+      res.writeHead(opts.failWith);
+      res.end(`${name} failed`);
+      return;
+    }
     res.end(name);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -60,16 +65,25 @@ async function startApp(name: string) {
   return { port: (server.address() as AddressInfo).port, seen };
 }
 
-async function pair(resilience: SnapshotResilience | undefined, instances = 1) {
+async function pair(
+  resilience: SnapshotResilience | undefined,
+  instances = 1,
+  failWith: Array<number | undefined> = [],
+) {
   const apps = [];
   const endpoints = [];
   for (let i = 0; i < instances; i++) {
-    const app = await startApp(`api-${i + 1}`);
+    const fail = failWith[i];
+    const app = await startApp(`api-${i + 1}`, fail === undefined ? {} : { failWith: fail });
     const a = await apiInstance(`api-${i + 1}`, [HOST_A, HOST_B][i]!, { appPort: app.port });
     apps.push(app);
     endpoints.push(a.endpoint);
   }
-  const web = await startProxy(webSnapshot({ service: 'api', endpoints, ...(resilience ? { resilience } : {}) }));
+  const web = await startProxy(
+    // The random balancer on a source that always says 0: the first endpoint not tried yet.
+    webSnapshot({ service: 'api', loadBalancer: 'random', endpoints, ...(resilience ? { resilience } : {}) }),
+    { random: () => 0 },
+  );
   return { web, apps, port: outboundPort(web, 'api') };
 }
 
@@ -118,5 +132,49 @@ describe('timeouts', () => {
     // The head (200) went out before the deadline: the app sees the body cut.
     expect(err?.message).toMatch(/aborted|socket hang up|ECONNRESET/);
     await waitFor(() => apps[0]!.seen.closed === 1, 'the app sees its request end');
+  });
+});
+
+describe('retries', () => {
+  it('a GET one instance answers 503 is retried on the other: the app gets 200 after 2 attempts, counted', async () => {
+    const { web, apps, port } = await pair(undefined, 2, [503, undefined]);
+    // api-1 first (503); the retry goes to the endpoint not tried, api-2.
+    const r = await get(port, '/flaky');
+    expect([r.status, r.body]).toEqual([200, 'api-2']);
+    expect(r.headers['x-meshctl-attempts']).toBe('2');
+    expect(apps.map((a) => a.seen.requests)).toEqual([1, 1]);
+    const s = upstreamStats(web);
+    expect(s.resilience).toEqual({ retries: 1, retryBudgetExhausted: 0, timeouts: 0 });
+    // The upstream counts what the app got; the failed attempt counts on its endpoint.
+    expect(s.responses).toEqual({ '2xx': 1 });
+    const eps = s.endpoints as Record<string, { responses: Record<string, number> }>;
+    expect(eps['api-1']!.responses).toEqual({ '5xx': 1 });
+    expect(eps['api-2']!.responses).toEqual({ '2xx': 1 });
+  });
+
+  it('a POST answered 503 is relayed as it came, after one attempt', async () => {
+    const { web, apps, port } = await pair(undefined, 2, [503, undefined]);
+    const r = await get(port, '/flaky', { method: 'POST', body: 'x' });
+    expect(r.status).toBe(503);
+    expect(r.body).toBe('api-1 failed');
+    expect(r.headers['x-meshctl-attempts']).toBe('1');
+    expect(apps.map((a) => a.seen.requests)).toEqual([1, 0]);
+    expect(upstreamStats(web).resilience).toMatchObject({ retries: 0 });
+  });
+
+  it("a POST is retried when the upstream's settings say so", async () => {
+    const { port } = await pair({ retry: { retryNonIdempotent: true } }, 2, [503, undefined]);
+    const r = await get(port, '/flaky', { method: 'POST', body: 'x' });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-meshctl-attempts']).toBe('2');
+  });
+
+  it('with the budget spent, the 503 goes to the app saying so', async () => {
+    const { web, port } = await pair({ retryBudget: { percent: 0, minRetriesPerSecond: 0 } }, 2, [503, 503]);
+    const r = await get(port, '/flaky');
+    expect(r.status).toBe(503);
+    expect(r.headers['x-meshctl-reason']).toBe('retry-budget-exhausted api');
+    expect(r.headers['x-meshctl-attempts']).toBe('1');
+    expect(upstreamStats(web).resilience).toMatchObject({ retries: 0, retryBudgetExhausted: 1 });
   });
 });
