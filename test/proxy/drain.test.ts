@@ -132,6 +132,8 @@ describe('drain on SIGTERM', () => {
               service: 'api',
               localPort: PROXY_PORTS.drainWebOutbound,
               endpoints: [{ id: 'api-1', address: API_HOST, port: PROXY_PORTS.drainApiInbound }],
+              // The request takes as long as the default request timeout (15 s): give it room.
+              resilience: { requestTimeoutMs: 30_000 },
             },
           ],
         }),
