@@ -46,13 +46,18 @@ export class HttpClient {
   private readonly url: URL;
 
   constructor(private readonly opts: HttpClientOptions) {
+    let url: URL | undefined;
     try {
-      this.url = new URL(opts.baseUrl);
+      url = new URL(opts.baseUrl);
     } catch {
+      url = undefined;
+    }
+    // 'registry:7443' parses as a URL with the scheme 'registry:'; Node would throw a TypeError on the first call.
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
       throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid URL '${opts.baseUrl}'`, {
         hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.',
       });
-    }
+    this.url = url;
     if (this.url.protocol === 'https:') {
       const tlsOpts: https.AgentOptions = { keepAlive: true, minVersion: 'TLSv1.3' };
       if (opts.ca !== undefined) tlsOpts.ca = opts.ca;
