@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { assertDistFresh } from '../helpers/dist.js';
+
+await assertDistFresh();
 
 const builtDaemon = fileURLToPath(new URL('../../dist/cli/daemon.js', import.meta.url));
 

@@ -1,6 +1,12 @@
-/** Runs the real compiled CLI (`dist/cli/main.js`, built by `npm test`) as a user would. */
+/**
+ * Runs the real compiled CLI (`dist/cli/main.js`, built by `npm test`) as a user would. A test
+ * file that imports this fails at once when dist/ is older than src/ (helpers/dist.ts).
+ */
 import { execa, type ResultPromise } from 'execa';
 import { fileURLToPath } from 'node:url';
+import { assertDistFresh } from './dist.js';
+
+await assertDistFresh();
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
