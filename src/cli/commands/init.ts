@@ -116,6 +116,22 @@ interface InitOpts {
   json?: boolean;
 }
 
+/** What a registry's init takes from the flags, on sqlite and on etcd alike. */
+function serverOptions(opts: InitOpts) {
+  return {
+    dataDir: opts.dataDir ?? defaultDataDir('registry'),
+    trustDomain: opts.trustDomain,
+    defaultIntention: opts.defaultIntention,
+    bind: opts.bind,
+    san: opts.san,
+    leaseTtlSeconds: opts.leaseTtl,
+    leafTtlSeconds: opts.leafTtl,
+    nodeCertTtlSeconds: opts.nodeCertTtl,
+    ...(opts.advertise ? { advertise: opts.advertise } : {}),
+    ...(opts.force ? { force: true } : {}),
+  };
+}
+
 async function initServerCmd(opts: InitOpts): Promise<void> {
   if (!opts.server) {
     throw new MeshError(
@@ -132,18 +148,7 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
   }
   // Loaded on use: the CA code is heavy, and every other command should start fast.
   const { initServer } = await import('../../registry/bootstrap.js');
-  const res = await initServer({
-    dataDir: opts.dataDir ?? defaultDataDir('registry'),
-    trustDomain: opts.trustDomain,
-    defaultIntention: opts.defaultIntention,
-    bind: opts.bind,
-    san: opts.san,
-    leaseTtlSeconds: opts.leaseTtl,
-    leafTtlSeconds: opts.leafTtl,
-    nodeCertTtlSeconds: opts.nodeCertTtl,
-    ...(opts.advertise ? { advertise: opts.advertise } : {}),
-    ...(opts.force ? { force: true } : {}),
-  });
+  const res = await initServer(serverOptions(opts));
   const localUrl = await saveLocalSettings(opts.save, res);
   emit(opts, { ...res, cliSettingsSaved: opts.save, localUrl }, () => [
     `Made a new mesh in ${res.dataDir}`,
@@ -251,14 +256,7 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
   }
   const { initEtcdServer } = await import('../../registry/bootstrap-etcd.js');
   const res = await initEtcdServer({
-    dataDir: opts.dataDir ?? defaultDataDir('registry'),
-    trustDomain: opts.trustDomain,
-    defaultIntention: opts.defaultIntention,
-    bind: opts.bind,
-    san: opts.san,
-    leaseTtlSeconds: opts.leaseTtl,
-    leafTtlSeconds: opts.leafTtl,
-    nodeCertTtlSeconds: opts.nodeCertTtl,
+    ...serverOptions(opts),
     etcd: {
       endpoints: opts.etcdEndpoints,
       prefix: opts.etcdPrefix,
@@ -267,8 +265,6 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
       ...(opts.etcdKey ? { keyFile: opts.etcdKey } : {}),
     },
     ...(opts.meshKey ? { meshKeyFile: opts.meshKey } : {}),
-    ...(opts.advertise ? { advertise: opts.advertise } : {}),
-    ...(opts.force ? { force: true } : {}),
   });
   const localUrl = await saveLocalSettings(opts.save, res);
   emit(opts, { ...res, cliSettingsSaved: opts.save, localUrl }, () => [
