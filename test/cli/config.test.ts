@@ -5,11 +5,10 @@
  * and token ids replaced by placeholders.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, startCli, stopAllDaemons, type CliResult } from '../helpers/cli.js';
+import { runCli, startCliRegistry, stopAllDaemons, type CliResult } from '../helpers/cli.js';
 
 const GOLDEN = new URL('./testdata/config/', import.meta.url);
 
@@ -67,22 +66,7 @@ describe('meshctl apply / get config / delete config / config history (real regi
     (JSON.parse((await ok(['get', 'config', '--json'])).stdout) as { revision: number }).revision;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshctl-configcli-'));
-    env = { MESHCTL_CONFIG_DIR: join(dir, 'config') };
-    const data = join(dir, 'reg');
-    const init = await cli([
-      'init',
-      '--server',
-      '--data-dir',
-      data,
-      '--bind',
-      '127.0.0.1:0',
-      '--advertise',
-      '127.0.0.1',
-    ]);
-    expect(init.exitCode, init.stderr).toBe(0);
-    const reg = startCli(['registry', 'start', '--data-dir', data], env);
-    env.MESHCTL_REGISTRY = (await reg.waitFor(/listening on (https:\/\/127\.0\.0\.1:\d+)/))[1]!;
+    ({ dir, env } = await startCliRegistry('meshctl-configcli-'));
     await writeFile(join(dir, 'api.yaml'), FILE_A);
   });
   afterAll(async () => {

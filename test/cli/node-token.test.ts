@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, startCli, stopAllDaemons } from '../helpers/cli.js';
+import { runCli, startCliRegistry, stopAllDaemons } from '../helpers/cli.js';
 
 /** `meshctl init --server`, `token` and `node` as an admin uses them, against a real registry process. */
 describe('meshctl token and node (real registry)', () => {
@@ -17,24 +16,9 @@ describe('meshctl token and node (real registry)', () => {
   };
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshctl-nodecli-'));
-    env = { MESHCTL_CONFIG_DIR: join(dir, 'config') };
-    const data = join(dir, 'reg');
-    const init = await cli([
-      'init',
-      '--server',
-      '--data-dir',
-      data,
-      '--bind',
-      '127.0.0.1:0',
-      '--advertise',
-      '127.0.0.1',
-    ]);
-    expect(init.exitCode, init.stderr).toBe(0);
-    initText = init.stdout;
-    const reg = startCli(['registry', 'start', '--data-dir', data], env);
-    const url = (await reg.waitFor(/listening on (https:\/\/127\.0\.0\.1:\d+)/))[1]!;
-    env.MESHCTL_REGISTRY = url;
+    const reg = await startCliRegistry('meshctl-nodecli-');
+    ({ dir, env } = reg);
+    initText = reg.init.stdout;
   });
   afterAll(async () => {
     await stopAllDaemons();

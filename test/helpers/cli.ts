@@ -3,6 +3,9 @@
  * file that imports this fails at once when dist/ is older than src/ (helpers/dist.ts).
  */
 import { execa, type ResultPromise } from 'execa';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertDistFresh } from './dist.js';
 
@@ -101,4 +104,33 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliD
 /** Stops every daemon a test started and did not stop itself (call from afterEach/afterAll). */
 export async function stopAllDaemons(): Promise<void> {
   await Promise.all([...daemons].map((d) => d.kill('SIGKILL')));
+}
+
+/** A registry made by `init --server` and run by `registry start`, as its admin's CLI sees it. */
+export interface CliRegistry {
+  dir: string;
+  /** MESHCTL_CONFIG_DIR (where init saved the admin's settings) and MESHCTL_REGISTRY. */
+  env: Record<string, string>;
+  /** What `init --server` printed. */
+  init: CliResult;
+  url: string;
+}
+
+/**
+ * `init --server` in a new temporary directory (`prefix`), on 127.0.0.1, then `registry start`.
+ * The test stops it with stopAllDaemons() and removes `dir`.
+ */
+export async function startCliRegistry(prefix: string): Promise<CliRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const env: Record<string, string> = { MESHCTL_CONFIG_DIR: join(dir, 'config') };
+  const data = join(dir, 'reg');
+  const init = await runCli(
+    ['init', '--server', '--data-dir', data, '--bind', '127.0.0.1:0', '--advertise', '127.0.0.1'],
+    env,
+  );
+  if (init.exitCode !== 0) throw new Error(`init --server failed (exit ${init.exitCode}): ${init.stderr}`);
+  const reg = startCli(['registry', 'start', '--data-dir', data], env);
+  const url = (await reg.waitFor(/listening on (https:\/\/127\.0\.0\.1:\d+)/))[1]!;
+  env.MESHCTL_REGISTRY = url;
+  return { dir, env, init, url };
 }
