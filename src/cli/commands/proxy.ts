@@ -48,6 +48,8 @@ export function proxyCommand(): Command {
     // The older spelling, in whole seconds; kept so scripts that pass it still run.
     .addOption(new Option('--drain-seconds <n>').argParser(parseDrainSeconds).hideHelp().conflicts('drain'))
     .action(async (opts: RunOpts) => {
+      const { setProxyV8Flags } = await import('../../proxy/process-flags.js');
+      setProxyV8Flags();
       const { runProxy } = await import('../../proxy/main.js');
       const running = await runProxy({
         adminSocket: opts.adminSocket,

@@ -9,12 +9,19 @@
  * and what the caller's signal aborts: no stream and no promise beyond the one `send` returns.
  */
 import diagnostics from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { ConnectFailure, dialEndpoint, type DialTls } from '../dial.js';
 import type { Endpoint } from '../endpoint.js';
 import { peerReasonOf, type Outcome, type ResponseBody } from './outcome.js';
+
+// undici's index also loads fetch, WebSocket, caches, mocks and the proxy agents: ≈ 9.5 MB of
+// RSS in every proxy process (docs/BENCHMARKS.md "RSS"), for a Pool. Its Pool module alone is
+// the same class (the index re-exports it); the lockfile pins the version this path is in, and
+// every L7 test through a proxy runs on it.
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
 /** Connections one proxy keeps to one endpoint at most; more requests wait in the pool's queue. */
 export const MAX_CONNECTIONS_PER_ENDPOINT = 256;
@@ -241,7 +248,7 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
 
 /** One endpoint's keep-alive pool. Replaced, never reconfigured: a retired pool finishes what it has and closes. */
 export class EndpointClient {
-  readonly #pool: Pool;
+  readonly #pool: UndiciPool;
 
   constructor(endpoint: Endpoint, tls: DialTls, settings: ClientSettings) {
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
