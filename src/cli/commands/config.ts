@@ -6,14 +6,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { text } from 'node:stream/consumers';
 import { CONFIG_KINDS, isConfigKind, type ConfigKind } from '../../api/config-kinds.js';
-import { entryYaml, summarize } from '../../api/config-summary.js';
+// The yaml library (≈ 2 MB of RSS) loads only for the commands that read or print YAML, not with
+// every command of the CLI (a sidecar proxy is `meshctl proxy run`, docs/BENCHMARKS.md "RSS").
 import type { ConfigEntry } from '../../api/config-entries.js';
 import { MeshError } from '../../errors/index.js';
 import type { RegistryFlags } from '../../targets/registry.js';
 import { parseIntentionName, withJson, withRegistryFlags } from '../flags.js';
 import { printJson, tableLines } from '../output.js';
 import { emit, withRegistry } from '../run.js';
-import { readConfigDocuments } from '../config-files.js';
 
 type Opts = RegistryFlags & { json?: boolean };
 
@@ -42,6 +42,7 @@ export function applyCommand(): Command {
         .option('--dry-run', 'validate against the live state and print the diff; change nothing'),
     ),
   ).action(async (opts: Opts & { file: string; dryRun?: boolean }) => {
+    const { readConfigDocuments } = await import('../config-files.js');
     const docs = await readConfigDocuments(opts.file, () => text(process.stdin));
     const res = await withRegistry(opts, (c) =>
       c.applyConfig(
@@ -98,6 +99,7 @@ export function getCommand(): Command {
           hint: 'List what is live with `meshctl get config`.',
         });
       const entries: ConfigEntry[] = res.entries.map((e) => e.entry);
+      const { entryYaml, summarize } = await import('../../api/config-summary.js');
       // -o prints the entries as files (re-appliable); --json the API's answer with revisions.
       if (!opts.json && opts.output === 'json') return printJson({ revision: res.revision, entries });
       if (!opts.json && opts.output === 'yaml') {
