@@ -1,8 +1,9 @@
 /**
  * A proxy loads only what it runs: the real `meshctl proxy run` process, serving a snapshot,
- * must not load the CA's certificate library (@peculiar/x509, asn1js and their set-up) nor
- * zod. Peer identities come from Node's own parsed certificate (src/ca/peer.ts), snapshots are
- * checked with valibot. Every module the process loads is recorded by a module hook.
+ * must not load the CA's certificate library (@peculiar/x509, asn1js and their set-up), zod,
+ * yaml (the CLI's config commands load it when they run) nor undici's index (docs/BENCHMARKS.md
+ * "RSS"). Peer identities come from Node's own parsed certificate (src/ca/peer.ts), snapshots
+ * are checked with valibot. Every module the process loads is recorded by a module hook.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -42,7 +43,7 @@ function status(socketPath: string): Promise<string | undefined> {
 
 describe('the proxy process footprint', () => {
   it.skipIf(!existsSync(CLI))(
-    'serves without loading @peculiar/x509, asn1js, reflect-metadata or zod (needs `npx tsc -p tsconfig.build.json`)',
+    "serves without loading @peculiar/x509, asn1js, reflect-metadata, zod, yaml or undici's index (needs `npx tsc -p tsconfig.build.json`)",
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'meshctl-footprint-'));
       defer(() => rm(dir, { recursive: true, force: true }));
@@ -77,7 +78,11 @@ describe('the proxy process footprint', () => {
       // The record is real: the proxy's own modules are in it.
       expect(urls.some((u) => u.endsWith('/dist/proxy/proxy.js'))).toBe(true);
       expect(urls.some((u) => u.endsWith('/dist/ca/peer.js'))).toBe(true);
-      const heavy = urls.filter((u) => /\/node_modules\/(@peculiar|asn1js|reflect-metadata|tsyringe|zod)\//.test(u));
+      const heavy = urls.filter((u) =>
+        /\/node_modules\/(@peculiar|asn1js|reflect-metadata|tsyringe|zod|yaml)\//.test(u),
+      );
+      // undici's index (fetch, WebSocket, mocks…): the client loads its Pool module alone.
+      expect(urls.filter((u) => /\/node_modules\/undici\/index\.js$/.test(u))).toEqual([]);
       expect(heavy).toEqual([]);
       expect(urls.filter((u) => /\/dist\/ca\/(x509|authority|root|keys|san)\.js$/.test(u))).toEqual([]);
     },
