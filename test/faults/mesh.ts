@@ -29,15 +29,23 @@ function status(port: number): Promise<number> {
   });
 }
 
-export async function startFaultMesh(port: number): Promise<FaultMesh> {
-  const [hw, h1, h2] = HOSTS.faults;
+export interface FaultMeshOptions {
+  /** web's host, then the two api hosts; default the first three of HOSTS.faults. */
+  hosts?: readonly [string, string, string];
+  /** Makes the api apps (default: startApp, which answers at once). */
+  app?: (name: string, address: string) => Promise<TestApp>;
+}
+
+export async function startFaultMesh(port: number, opts: FaultMeshOptions = {}): Promise<FaultMesh> {
+  const [hw, h1, h2] = opts.hosts ?? HOSTS.faults;
+  const makeApp = opts.app ?? startApp;
   const mesh = await startMesh({ defaultIntention: 'allow', leaseTtl: '5s' });
   const closeAll = async () => mesh.close();
   try {
     const web = await mesh.addAgent('f-web', hw);
     const a1 = await mesh.addAgent('f-api-1', h1);
     const a2 = await mesh.addAgent('f-api-2', h2);
-    const apps: [TestApp, TestApp] = [await startApp('api-1', h1), await startApp('api-2', h2)];
+    const apps: [TestApp, TestApp] = [await makeApp('api-1', h1), await makeApp('api-2', h2)];
     for (const [ag, app] of [
       [a1, apps[0]],
       [a2, apps[1]],

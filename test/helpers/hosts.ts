@@ -42,7 +42,7 @@ export const HOSTS = {
   resilience: ['127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'],
   resilienceBlackhole: ['127.0.14.10', '127.0.14.11'],
   /** rel (#11): SIGTERM drain and many reconnecting agents in the fault suite. */
-  faultsDrain: ['127.0.8.10', '127.0.8.11'],
+  faultsDrain: ['127.0.8.10', '127.0.8.11', '127.0.8.12'],
   /** rel (#12): figures merged across two registries. */
   haMetrics: ['127.0.13.2', '127.0.13.3', '127.0.13.4', '127.0.13.5'],
 } as const;

@@ -21,7 +21,12 @@ export interface CatalogWatchEvents {
   onChange: () => void;
 }
 
-class Loop {
+/**
+ * One blocking-query loop: asks from the last revision, and after a failure waits (exponential
+ * backoff with jitter, 250 ms to 15 s) before asking again from the same revision. Exported for
+ * the fault suite's reconnecting agents, which run this very loop.
+ */
+export class WatchLoop {
   private stopped = false;
   private readonly ac = new AbortController();
   private readonly backoff = new Backoff(250, 15_000);
@@ -71,15 +76,15 @@ class Loop {
 
 export class CatalogWatch {
   private readonly endpoints = new Map<string, InstanceView[]>();
-  private readonly loops = new Map<string, Loop>();
+  private readonly loops = new Map<string, WatchLoop>();
   private intentions: IntentionsView | undefined;
-  private intentionLoop: Loop | undefined;
+  private intentionLoop: WatchLoop | undefined;
   /** Serials of revoked service leaves, sorted; undefined until the registry first answered. */
   private revoked: string[] | undefined;
-  private revokedLoop: Loop | undefined;
+  private revokedLoop: WatchLoop | undefined;
   /** Config entries but service-intentions (those come as intentions); undefined until the registry answered. */
   private config: ConfigEntry[] | undefined;
-  private configLoop: Loop | undefined;
+  private configLoop: WatchLoop | undefined;
 
   constructor(
     private readonly link: RegistryLink,
@@ -89,7 +94,7 @@ export class CatalogWatch {
   ) {}
 
   start(): void {
-    this.intentionLoop = new Loop(
+    this.intentionLoop = new WatchLoop(
       async (index, signal) => {
         const res = await this.link.call((c) => c.intentions({ index, wait: `${this.waitSeconds}s`, signal }));
         const next: IntentionsView = {
@@ -109,7 +114,7 @@ export class CatalogWatch {
       'intentions',
     );
     this.intentionLoop.start();
-    this.revokedLoop = new Loop(
+    this.revokedLoop = new WatchLoop(
       async (index, signal) => {
         const res = await this.link.call((c) => c.revoked({ index, wait: `${this.waitSeconds}s`, signal }));
         // Node certificates never reach a proxy (they are not svc identities): leaves only.
@@ -127,7 +132,7 @@ export class CatalogWatch {
       'revoked certificates',
     );
     this.revokedLoop.start();
-    this.configLoop = new Loop(
+    this.configLoop = new WatchLoop(
       async (index, signal) => {
         const res = await this.link.call((c) => c.configEntries({}, { index, wait: `${this.waitSeconds}s`, signal }));
         const next = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
@@ -159,7 +164,7 @@ export class CatalogWatch {
     }
     for (const name of names) {
       if (this.loops.has(name)) continue;
-      const loop = new Loop(
+      const loop = new WatchLoop(
         async (index, signal) => {
           const res = await this.link.call((c) =>
             c.instances(name, { healthyOnly: true, index, wait: `${this.waitSeconds}s`, signal }),
