@@ -134,4 +134,10 @@ export interface MetricsOverview {
   windowSeconds: number;
   generatedAt: string;
   services: ServiceMetricsView[];
+  /**
+   * With several registries (etcd): how many were asked for their agents' figures (this one
+   * included) and those that did not answer, whose agents' figures are missing. Absent with one
+   * registry.
+   */
+  registries?: { asked: number; missing: string[] };
 }

@@ -13,6 +13,7 @@ import type { Revocations } from './revocations.js';
 import type { WrongTokenLimiter } from './rate-limit.js';
 import type { AuditLog } from './audit.js';
 import type { PeerDirectory } from './peers.js';
+import type { PeerMetrics } from './metrics-peers.js';
 
 /** Everything a route needs; built once by `buildRegistry`. */
 export interface RegistryContext {
@@ -31,5 +32,7 @@ export interface RegistryContext {
   audit: AuditLog;
   /** The registries serving this mesh (only this one on sqlite). */
   peers: PeerDirectory;
+  /** Reads the samples the other registries hold, for the whole mesh's figures. */
+  peerMetrics: PeerMetrics;
   log: Logger;
 }

@@ -7,7 +7,7 @@ import type { Store } from '../store/types.js';
 import { CertificateAuthority } from '../ca/index.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { loadRegistryConfig, parseBind, type RegistryConfig, type RegistryPaths } from './config.js';
-import { readMeshKey } from './mesh-key.js';
+import { readMeshKey, type MeshKey } from './mesh-key.js';
 import { openCaKey, openMeshStore, readMesh } from './shared-mesh.js';
 import { PeerDirectory } from './peers.js';
 import { Catalog } from './catalog.js';
@@ -17,6 +17,7 @@ import { ConfigEntries } from './config-entries.js';
 import { TokenStore } from './token-store.js';
 import { ChangeNotifier } from './notifier.js';
 import { MetricsHub } from './metrics.js';
+import { PeerMetrics, peerKeyOf } from './metrics-peers.js';
 import { buildRegistryServer } from './server.js';
 import type { RegistryContext } from './context.js';
 import { Revocations } from './revocations.js';
@@ -49,7 +50,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
   const log = opts.log ?? createLogger('registry');
   const storeKind = opts.store ?? config.store;
   const [serverCert, serverKey] = await Promise.all([paths.serverCert, paths.serverKey].map(readStateFile));
-  const { store, caCert, caKey } =
+  const { store, caCert, caKey, meshKey } =
     storeKind === 'etcd' ? await openSharedMesh(config, paths) : await openLocalMesh(storeKind, paths);
   let ca: CertificateAuthority;
   try {
@@ -76,6 +77,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     wrongTokens: new WrongTokenLimiter(opts.wrongTokenLimit),
     audit: new AuditLog(paths.audit, log),
     peers,
+    peerMetrics: new PeerMetrics(peers, caCert, meshKey ? peerKeyOf(meshKey) : undefined, log),
     log,
   };
   let app: FastifyInstance | undefined;
@@ -122,6 +124,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
         await peers.stop();
         notifier.stop();
         ctx.revocations.stop();
+        ctx.peerMetrics.close();
         await app!.close();
         await ctx.audit.close();
         await store.close();
@@ -132,6 +135,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     await peers.stop();
     notifier.stop();
     ctx.revocations.stop();
+    ctx.peerMetrics.close();
     await ctx.audit.close();
     await app?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -151,7 +155,7 @@ function readStateFile(p: string): Promise<string> {
 export async function openLocalMesh(
   kind: 'sqlite' | 'memory',
   paths: RegistryPaths,
-): Promise<{ store: Store; caCert: string; caKey: string }> {
+): Promise<{ store: Store; caCert: string; caKey: string; meshKey?: MeshKey }> {
   const [caCert, caKey] = await Promise.all([paths.caCert, paths.caKey].map(readStateFile));
   const store = await openStore(kind === 'sqlite' ? { kind: 'sqlite', path: paths.sqlite } : { kind: 'memory' });
   return { store, caCert: caCert!, caKey: caKey! };
@@ -164,7 +168,7 @@ export async function openLocalMesh(
 export async function openSharedMesh(
   config: RegistryConfig,
   paths: RegistryPaths,
-): Promise<{ store: Store; caCert: string; caKey: string }> {
+): Promise<{ store: Store; caCert: string; caKey: string; meshKey: MeshKey }> {
   const etcd = config.etcd;
   if (!etcd) throw new MeshError('MESH_ERR_CONFIG', `${paths.config} says store etcd but has no etcd settings`);
   const key = await readMeshKey(
@@ -199,7 +203,7 @@ export async function openSharedMesh(
         },
       );
     }
-    return { store, caCert: record.caCertPem, caKey: openCaKey(record, key, paths.meshKey) };
+    return { store, caCert: record.caCertPem, caKey: openCaKey(record, key, paths.meshKey), meshKey: key };
   } catch (e) {
     await store.close();
     throw e;

@@ -4,6 +4,12 @@
  * rates and percentiles over the last window are the difference between the newest report
  * and the oldest one inside the window, summed across nodes. A service's request figures are
  * summed over its callers' outbound figures for it; its connections and bytes over its inbounds.
+ *
+ * With several registries (etcd), each agent reports to the one it is on, so each registry
+ * holds only its own agents' samples. A registry asked for the overview adds the samples its
+ * peers hold (`localSamples()` of each, fetched by metrics-peers.ts) before merging; a node
+ * that moved between registries is taken from whichever holds its newest sample, so nothing
+ * is counted twice.
  */
 import * as hdr from 'hdr-histogram-js';
 import type {
@@ -22,6 +28,14 @@ const STALE_MS = 30_000;
 interface Sample {
   at: number;
   report: NodeMetricsReport;
+}
+
+/**
+ * The samples one registry holds, as it hands them to a peer: per node, oldest first, each
+ * with its age rather than its time, so the two registries' clocks need not agree.
+ */
+export interface NodeSamples {
+  nodes: Record<string, Array<{ ageMs: number; report: NodeMetricsReport }>>;
 }
 
 interface Delta {
@@ -76,22 +90,48 @@ export class MetricsHub {
     this.samples.set(node, list);
   }
 
+  /** This registry's own samples, fresh ones only, for a peer registry's overview. */
+  localSamples(): NodeSamples {
+    const now = this.now();
+    this.prune(now);
+    const nodes: NodeSamples['nodes'] = {};
+    for (const [node, list] of this.samples)
+      nodes[node] = list.map((x) => ({ ageMs: Math.max(0, now - x.at), report: x.report }));
+    return { nodes };
+  }
+
+  private prune(now: number): void {
+    for (const [node, list] of this.samples) {
+      const newest = list[list.length - 1];
+      if (!newest || newest.at < now - STALE_MS) this.samples.delete(node);
+    }
+  }
+
   /**
    * Per-service figures. Request figures of a service are its callers' (see ServiceMetricsView):
    * an inbound that pipes bytes sees no requests, and a caller's view is the one that counts a
-   * request once, with the outcome the caller's app got.
+   * request once, with the outcome the caller's app got. `peers` are the samples other
+   * registries hold (their agents'): a node found in several places counts once, from the
+   * place with its newest sample.
    */
-  overview(): MetricsOverview {
+  overview(peers: readonly NodeSamples[] = []): MetricsOverview {
     const now = this.now();
+    this.prune(now);
+    const all = new Map(this.samples);
+    for (const p of peers) {
+      for (const [node, list] of Object.entries(p.nodes)) {
+        const theirs = list.map((x) => ({ at: now - x.ageMs, report: x.report })).sort((a, b) => a.at - b.at);
+        const newest = theirs[theirs.length - 1];
+        if (!newest || newest.at < now - STALE_MS) continue;
+        const mine = all.get(node);
+        if (!mine || mine[mine.length - 1]!.at < newest.at) all.set(node, theirs);
+      }
+    }
     const services = new Map<string, ServiceAcc>();
     const of = (name: string) => services.get(name) ?? services.set(name, acc()).get(name)!;
 
-    for (const [node, list] of this.samples) {
-      const newest = list[list.length - 1];
-      if (!newest || newest.at < now - STALE_MS) {
-        this.samples.delete(node);
-        continue;
-      }
+    for (const [node, list] of all) {
+      const newest = list[list.length - 1]!;
       const base = list.find((s) => s.at >= newest.at - WINDOW_MS - 1000 && s !== newest) ?? list[0]!;
       const seconds = Math.max(1, (newest.at - base.at) / 1000);
       for (const p of newest.report.proxies) {

@@ -170,6 +170,60 @@ describe('metrics hub', () => {
   });
 });
 
+describe('metrics hub across registries', () => {
+  it("merges the samples a peer registry holds: a service's callers on one, its instance on the other", () => {
+    let now = 1_000_000;
+    // Registry A holds api's host, registry B web's (its caller); B's clock runs 7 s ahead.
+    const a = new MetricsHub(() => now);
+    const b = new MetricsHub(() => now + 7000);
+    a.ingest('h-api', report('h-api', counters(0, 0, [], { activeConnections: 2 })));
+    b.ingest('h-web', caller('h-web', idle(), [{ node: 'h-api', c: idle() }]));
+    now += 5000;
+    a.ingest('h-api', report('h-api', counters(0, 0, [], { activeConnections: 2 })));
+    b.ingest('h-web', caller('h-web', counters(50, 0, [1000]), [{ node: 'h-api', c: counters(50, 0, [1000]) }]));
+
+    expect(a.overview().services.find((s) => s.name === 'api')!.requests).toBe(0);
+    for (const [self, peer] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const api = self.overview([peer.localSamples()]).services.find((s) => s.name === 'api')!;
+      expect([api.requests, api.rps, api.callers, api.activeConnections]).toEqual([50, 10, 1, 2]);
+      expect(api.instances).toEqual([expect.objectContaining({ node: 'h-api', attempts: 50, activeConnections: 2 })]);
+    }
+  });
+
+  it('counts a node that moved between registries once, from its newest samples', () => {
+    let now = 0;
+    const a = new MetricsHub(() => now);
+    const b = new MetricsHub(() => now);
+    // h-web reported to A, then moved to B (A still holds its older samples).
+    a.ingest('h-web', caller('h-web', idle()));
+    now += 2000;
+    a.ingest('h-web', caller('h-web', counters(20, 0, [1000])));
+    now += 2000;
+    b.ingest('h-web', caller('h-web', counters(40, 0, [1000])));
+    now += 2000;
+    b.ingest('h-web', caller('h-web', counters(60, 0, [1000])));
+    const fromA = a.overview([b.localSamples()]).services.find((s) => s.name === 'api')!;
+    const fromB = b.overview([a.localSamples()]).services.find((s) => s.name === 'api')!;
+    // B's two samples (40 -> 60 in 2 s), not A's added on top.
+    expect([fromA.requests, fromA.rps]).toEqual([20, 10]);
+    expect([fromB.requests, fromB.rps]).toEqual([20, 10]);
+  });
+
+  it('hands a peer no node that stopped reporting', () => {
+    let now = 0;
+    const a = new MetricsHub(() => now);
+    const b = new MetricsHub(() => now);
+    b.ingest('h-web', caller('h-web', counters(10, 0, [1000])));
+    expect(Object.keys(b.localSamples().nodes)).toEqual(['h-web']);
+    now += 60_000;
+    expect(b.localSamples().nodes).toEqual({});
+    expect(a.overview([b.localSamples()]).services).toEqual([]);
+  });
+});
+
 describe('metrics API', () => {
   let t: TestRegistry;
   beforeAll(async () => {

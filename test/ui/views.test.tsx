@@ -74,6 +74,18 @@ describe('Header', () => {
     expect(f).not.toContain('cert');
   });
 
+  it('says when the figures lack a registry that did not answer (its agents are not counted)', () => {
+    const base = demoSnapshot();
+    const snap = demoSnapshot({
+      metrics: { ...base.metrics!, registries: { asked: 2, missing: ['https://10.0.0.2:7443'] } },
+    });
+    expect(frame(<Header {...headerProps} snapshot={snap} width={160} />)).toContain(
+      'metrics: 10s window, without 1 of 2 registries (https://10.0.0.2:7443 not answering)',
+    );
+    const whole = demoSnapshot({ metrics: { ...base.metrics!, registries: { asked: 2, missing: [] } } });
+    expect(frame(<Header {...headerProps} snapshot={whole} width={160} />)).not.toContain('without');
+  });
+
   it('marks expired certificates', () => {
     const snap = demoSnapshot({
       registry: registryStatus({ caNotAfter: new Date(NOW.getTime() - 2 * 3600_000).toISOString() }),

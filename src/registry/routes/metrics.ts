@@ -50,5 +50,19 @@ export function metricsRoutes(app: FastifyInstance, ctx: RegistryContext): void 
     return { accepted: true };
   });
 
-  app.get('/v1/metrics/services', { config: { auth: 'any' } }, async () => hub.overview());
+  // The whole mesh's figures: this registry's agents' and those its peers hold (metrics-peers.ts).
+  app.get('/v1/metrics/services', { config: { auth: 'any' } }, async () => {
+    if (!ctx.peerMetrics.enabled) return hub.overview();
+    const peers = await ctx.peerMetrics.fetch();
+    return {
+      ...hub.overview(peers.samples),
+      registries: { asked: 1 + peers.answered.length + peers.missing.length, missing: peers.missing },
+    };
+  });
+
+  // Another registry of the mesh reads this one's samples (it checks the peer key itself).
+  app.get('/v1/metrics/local', { config: { auth: 'none' } }, async (req) => {
+    ctx.peerMetrics.checkPeer(req.headers.authorization);
+    return hub.localSamples();
+  });
 }

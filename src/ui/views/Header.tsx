@@ -110,7 +110,13 @@ function Facts({ snapshot: s, now }: { snapshot: MeshSnapshot; now: Date }) {
       <Text color={s.defaultAction === 'deny' ? 'green' : 'yellow'}>{s.defaultAction}</Text>
       <Text>{'  metrics: '}</Text>
       {s.metrics ? (
-        <Text>{`${s.metrics.windowSeconds}s window`}</Text>
+        <>
+          <Text>{`${s.metrics.windowSeconds}s window`}</Text>
+          {/* Figures without a registry that did not answer: its agents' traffic is missing. */}
+          {s.metrics.registries && s.metrics.registries.missing.length > 0 ? (
+            <Text color="yellow">{`, without ${s.metrics.registries.missing.length} of ${s.metrics.registries.asked} registries (${s.metrics.registries.missing.join(', ')} not answering)`}</Text>
+          ) : null}
+        </>
       ) : (
         <Text color="yellow">{s.metricsProblem ?? 'not available'}</Text>
       )}
