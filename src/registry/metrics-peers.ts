@@ -17,7 +17,7 @@
  * CA. A registry without a mesh key (sqlite, memory: one registry) has no peers to ask.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Logger } from 'pino';
+import type { Logger } from '../util/log.js';
 import { HttpClient } from '../api/http-client.js';
 import { MeshError } from '../errors/index.js';
 import type { MeshKey } from './mesh-key.js';
