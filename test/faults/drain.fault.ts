@@ -23,7 +23,7 @@ const SLOW_MS = 10_000;
 const SLOW_COUNT = 6;
 
 interface SlowApp extends TestApp {
-  /** Requests that reached the app, with when. */
+  /** Requests that reached the app through the mesh, with when. */
   hits: Array<{ at: number; path: string }>;
   slowInFlight: number;
 }
@@ -39,7 +39,9 @@ async function startSlowApp(name: string, address: string): Promise<SlowApp> {
     slowInFlight: 0,
     async start() {
       server = http.createServer((req, res) => {
-        app.hits.push({ at: Date.now(), path: req.url ?? '' });
+        // The agent's own health checks come straight to the app: only requests through the mesh count.
+        if (req.headers['user-agent'] !== 'meshctl-health-check')
+          app.hits.push({ at: Date.now(), path: req.url ?? '' });
         const body = JSON.stringify({ app: name, path: req.url });
         const reply = () => {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
