@@ -227,6 +227,9 @@ export class MeshProxy {
       eventLoop: this.loopDelay.toJSON(),
       inbound: {
         listener: a ? { address: a.address, port: a.port } : null,
+        /** `pipe`: allowed connections are byte pipes to the app; `http`: each request is parsed (inbound/mode.ts). */
+        mode: ib.mode,
+        openByMode: ib.connectionsByMode(),
         connections: ib.connections.connections(),
         bytes: ib.connections.bytes(),
         refusals: ib.refusals.toJSON(),

@@ -181,7 +181,7 @@ export interface SnapshotSpec {
   inboundPort?: number;
   appPort: number;
   defaultIntention?: 'allow' | 'deny';
-  intentions?: Array<{ source: string; destination: string; action: 'allow' | 'deny' }>;
+  intentions?: ProxySnapshotInput['intentions'];
   upstreams?: UpstreamSpec[];
   roots?: string[];
   accessLog?: { enabled: boolean; path?: string };

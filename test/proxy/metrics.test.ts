@@ -31,7 +31,7 @@ import { makePki, type Leaf, type Pki } from './pki.js';
 
 /** One attempt per request: these tests count attempts (retries have their own tests). */
 const NO_RETRIES = { retry: { numRetries: 0 } };
-import { webApiFixture } from './web-api.js';
+import { ALLOW_WEB_L7, webApiFixture } from './web-api.js';
 
 let pki: Pki;
 let apiLeaf: Leaf;
@@ -111,19 +111,22 @@ describe('proxy metrics: web → api', () => {
     // The deny pushed to api-2 closed the pooled connection; the next request opened a new one.
     expect(e2.totalConnections).toBe(2);
 
-    // The inbound side of each instance counts per request, where the service is.
+    // The inbound of each instance pipes bytes (no rule needs HTTP there): it counts connections
+    // and bytes, and the mesh's own answer (the deny) where it made it; requests are the callers'.
     const ia = metrics(a.proxy).inbound;
     const ib = metrics(b.proxy).inbound;
-    expect(ia.requests).toBe(7);
-    expect(ib.requests).toBe(7);
+    expect(a.proxy.stats()).toMatchObject({ inbound: { mode: 'pipe' } });
+    expect(ia.requests).toBe(0);
+    expect(ia.responses).toEqual({});
+    expect(ia.latency).toBe('');
+    expect(ib.requests).toBe(1);
     expect(ib.meshErrors).toEqual({ 'intention-deny': 1 });
-    expect(sum(ia.responses) + sum(ib.responses)).toBe(13);
-    expect((ia.responses['5xx'] ?? 0) + (ib.responses['5xx'] ?? 0)).toBe(1);
+    expect(histogram(ib).totalCount).toBe(1);
     expect(ia.totalConnections).toBe(1);
-    expect(histogram(ia).totalCount).toBe(7);
-    expect(histogram(ib).totalCount).toBe(7);
+    expect(ib.totalConnections).toBe(2);
     expect(ia.tlsFailures).toEqual({});
     expect(ia.bytesIn).toBeGreaterThan(0);
+    expect(ia.bytesOut).toBeGreaterThan(0);
     expect(m.inbound.requests).toBe(0);
     expect(m.inbound.latency).toBe('');
     await waitFor(
@@ -132,7 +135,28 @@ describe('proxy metrics: web → api', () => {
     );
   });
 
-  it('the inbound side of an http service counts every request of a keep-alive connection', async () => {
+  it('an http inbound that parses (a rule needs HTTP there) counts every request of a keep-alive connection', async () => {
+    const a = await apiInstance('api-1', '127.0.0.2', { intentions: ALLOW_WEB_L7 });
+    const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
+    const agent = keepAliveAgent(1);
+    for (let i = 0; i < 5; i++)
+      await get(outboundPort(web, 'api'), `/k${i}`, {
+        agent,
+        method: i % 2 ? 'POST' : 'GET',
+        body: i % 2 ? 'some body' : undefined,
+      });
+    expect(a.proxy.stats()).toMatchObject({ inbound: { mode: 'http', openByMode: { pipe: 0, http: 1 } } });
+    const ib = metrics(a.proxy).inbound;
+    expect(ib.requests).toBe(5);
+    expect(ib.responses).toEqual({ '2xx': 5 });
+    expect(ib.totalConnections).toBe(1);
+    expect(histogram(ib).totalCount).toBe(5);
+    // The app saw one connection from its proxy's pool, and every request.
+    expect(a.app!.connections).toBe(1);
+    expect(a.app!.seen.map((r) => r.url)).toEqual(['/k0', '/k1', '/k2', '/k3', '/k4']);
+  });
+
+  it('an http inbound that pipes counts the connection and its bytes, and the app sees every request on it', async () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
     const agent = keepAliveAgent(1);
@@ -142,12 +166,13 @@ describe('proxy metrics: web → api', () => {
         method: i % 2 ? 'POST' : 'GET',
         body: i % 2 ? 'some body' : undefined,
       });
+    expect(a.proxy.stats()).toMatchObject({ inbound: { mode: 'pipe', openByMode: { pipe: 1, http: 0 } } });
     const ib = metrics(a.proxy).inbound;
-    expect(ib.requests).toBe(5);
-    expect(ib.responses).toEqual({ '2xx': 5 });
-    expect(ib.totalConnections).toBe(1);
-    expect(histogram(ib).totalCount).toBe(5);
-    // The app saw one connection from its proxy's pool, and every request.
+    expect(ib).toMatchObject({ requests: 0, responses: {}, meshErrors: {}, totalConnections: 1, activeConnections: 1 });
+    expect(ib.bytesIn).toBeGreaterThan(5 * 40);
+    expect(ib.bytesOut).toBeGreaterThan(5 * 40);
+    // The caller's outbound counted each request, with the app's answer.
+    expect(metrics(web).upstreams[0]).toMatchObject({ requests: 5, responses: { '2xx': 5 } });
     expect(a.app!.connections).toBe(1);
     expect(a.app!.seen.map((r) => r.url)).toEqual(['/k0', '/k1', '/k2', '/k3', '/k4']);
   });
@@ -163,7 +188,8 @@ describe('proxy metrics: web → api', () => {
       expect(r.headers['x-meshctl-reason']).toBe('app-unavailable api');
     }
     const ib = metrics(a.proxy).inbound;
-    expect(ib).toMatchObject({ requests: 2, responses: {}, meshErrors: { 'app-unavailable': 2 }, totalConnections: 1 });
+    // Each answer closes its connection (the app may be back by the next one).
+    expect(ib).toMatchObject({ requests: 2, responses: {}, meshErrors: { 'app-unavailable': 2 }, totalConnections: 2 });
     const up = metrics(web).upstreams[0]!;
     expect(up).toMatchObject({ requests: 2, responses: {}, meshErrors: { 'app-unavailable': 2 } });
   });
@@ -321,7 +347,8 @@ describe('only the mesh says why', () => {
     expect(forged.body).toBe('nope');
     expect(forged.headers['x-meshctl-reason']).toBeUndefined();
     expect(metrics(web).upstreams[0]).toMatchObject({ requests: 2, responses: { '2xx': 1, '5xx': 1 }, meshErrors: {} });
-    expect(metrics(a.proxy).inbound).toMatchObject({ requests: 1, responses: { '5xx': 1 }, meshErrors: {} });
+    // The piped inbound saw no request, and made no answer of its own.
+    expect(metrics(a.proxy).inbound).toMatchObject({ requests: 0, responses: {}, meshErrors: {} });
   });
 });
 

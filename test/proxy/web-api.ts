@@ -1,9 +1,17 @@
 /** The web → api pair most proxy tests use: api instances (app + sidecar) and a web sidecar calling them. */
 import type { MeshProxy } from '../../src/proxy/proxy.js';
+import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
 import { inboundPort, snapshot, startHttpApp, startProxy, type UpstreamSpec } from './harness.js';
 import type { Leaf, Pki } from './pki.js';
 
-export const ALLOW_WEB = [{ source: 'web', destination: 'api', action: 'allow' as const }];
+export const ALLOW_WEB: ProxySnapshotInput['intentions'] = [{ source: 'web', destination: 'api', action: 'allow' }];
+/**
+ * The same, as an L7 intention that allows every request: the api inbound then parses HTTP
+ * (inbound/mode.ts) where ALLOW_WEB leaves it a byte pipe.
+ */
+export const ALLOW_WEB_L7: ProxySnapshotInput['intentions'] = [
+  { source: 'web', destination: 'api', action: 'allow', permissions: [{ action: 'allow' }] },
+];
 
 export interface WebApiPki {
   pki: Pki;

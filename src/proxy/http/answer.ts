@@ -1,12 +1,15 @@
 /**
  * Writing HTTP answers on either side of the proxy: relaying a response that came from the
  * next hop, and the mesh's own answers, which always carry `x-meshctl-reason` so the caller
- * (and the caller's proxy) can tell them from the service's.
+ * (and the caller's proxy) can tell them from the service's. On a mesh (TLS) connection they
+ * also carry `x-meshctl-proof` (mesh-proof.ts), so the caller's proxy can tell them from an
+ * app that writes the reason header itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { REASON_HEADER } from '../../errors/reasons.js';
+import { meshProof, PROOF_HEADER } from './mesh-proof.js';
 
 export { REASON_HEADER };
 
@@ -17,8 +20,10 @@ export function writeMeshAnswer(res: ServerResponse, status: number, reason: str
     return;
   }
   const body = `${reason}\n`;
+  const proof = meshProof(res.socket);
   res.writeHead(status, {
     [REASON_HEADER]: reason,
+    ...(proof === undefined ? {} : { [PROOF_HEADER]: proof }),
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     ...(close ? { connection: 'close' } : {}),
@@ -30,8 +35,10 @@ export function writeMeshAnswer(res: ServerResponse, status: number, reason: str
 export function writeRawMeshAnswer(socket: Socket, status: number, reason: string): void {
   if (socket.destroyed || !socket.writable) return;
   const body = `${reason}\n`;
+  const proof = meshProof(socket);
+  const proofLine = proof === undefined ? '' : `${PROOF_HEADER}: ${proof}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${REASON_HEADER}: ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${REASON_HEADER}: ${reason}\r\n${proofLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 

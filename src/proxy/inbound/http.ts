@@ -1,5 +1,6 @@
 /**
- * The inbound side of an http service, per request: verified and allowed mesh connections
+ * The inbound side of an http service, per request, when a rule needs HTTP here (mode.ts; else
+ * the connection is piped, tcp.ts): verified and allowed mesh connections
  * are fed to an http.Server (never listening itself), and each request goes to the app on
  * loopback through http-proxy and a keep-alive pool, so requests, status classes and latency
  * are recorded where the service is. WebSocket upgrades are passed to the app and then piped.

@@ -4,13 +4,17 @@
  * service SPIFFE ID in our trust domain and be allowed by the intentions of the snapshot
  * current at that moment (authorize.ts).
  *
- * An allowed connection to an http service goes to InboundHttp (http.ts), which forwards each
- * request to the app; to a tcp service it becomes a byte pipe to the app (tcp.ts). A denied
- * http connection is answered `403` with `x-meshctl-reason` (deny-responder.ts); a denied tcp
- * one is closed.
+ * An allowed connection becomes a byte pipe to the app (tcp.ts), unless the service is http and
+ * a rule of the snapshot needs to see its requests (mode.ts: the access log, L7 permissions):
+ * then it goes to InboundHttp (http.ts), which forwards each request to the app. A denied
+ * caller of an http service is answered `403` with `x-meshctl-reason` (deny-responder.ts), and
+ * so is an http caller whose app cannot be reached (`502 app-unavailable`); a denied tcp
+ * connection is closed. A push that turns the mode to http closes the open pipes, so the rule
+ * that needs HTTP applies from the callers' next connection on.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { REASONS } from '../../errors/reasons.js';
 import type { Logger } from '../../util/log.js';
 import type { AccessLog } from '../access-log.js';
 import { IdentityCache } from '../identity-cache.js';
@@ -24,6 +28,7 @@ import { authorize, intentionDenies, intentionsChanged, REVOKED_CERTIFICATE } fr
 import { DenyResponder } from './deny-responder.js';
 import { InboundHttp } from './http.js';
 import { DEFAULT_LISTENER_LIMITS, MeshListener, type ListenerLimits } from './listener.js';
+import { inboundMode, type InboundMode } from './mode.js';
 import { logConnection, pipeToApp } from './tcp.js';
 
 export { DEFAULT_LISTENER_LIMITS, LIMIT_REASONS, type ListenerLimits } from './listener.js';
@@ -37,7 +42,8 @@ export interface InboundLimits extends ListenerLimits {
 interface AcceptedConnection {
   readonly peer: string;
   readonly socket: TLSSocket;
-  /** tcp: the pipe's other end; http connections reach the app through InboundHttp's pool. */
+  readonly mode: InboundMode;
+  /** pipe: the pipe's other end; http connections reach the app through InboundHttp's pool. */
   readonly app: Socket | undefined;
 }
 
@@ -57,6 +63,7 @@ export class Inbound {
   /** The address and port as the snapshot asked (port 0 = any), to tell whether a push moves the listener. */
   #requested: { address: string; port: number } | undefined;
   #snapshot: ProxySnapshot | undefined;
+  #mode: InboundMode = 'pipe';
   readonly #accepted = new Set<AcceptedConnection>();
   readonly #deny: DenyResponder;
   readonly #http: InboundHttp;
@@ -94,6 +101,22 @@ export class Inbound {
       accessLog,
       ...(limits.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: limits.headersTimeoutMs }),
     });
+  }
+
+  /** How allowed connections are served now (mode.ts); shown in `GET /stats`. */
+  get mode(): InboundMode {
+    return this.#mode;
+  }
+
+  /** Open connections served as byte pipes and through HTTP parsing. */
+  connectionsByMode(): { pipe: number; http: number } {
+    let pipe = 0;
+    let http = 0;
+    for (const c of this.#accepted) {
+      if (c.mode === 'pipe') pipe += 1;
+      else http += 1;
+    }
+    return { pipe, http };
   }
 
   /** Where the mesh port is bound, once it is. */
@@ -142,6 +165,9 @@ export class Inbound {
     const prev = this.#snapshot;
     this.#snapshot = next;
     this.#http.configure(next);
+    const mode = inboundMode(next);
+    const modeChanged = mode !== this.#mode;
+    this.#mode = mode;
     if (this.#identities?.expect.trustDomain !== next.trustDomain)
       this.#identities = new IdentityCache({ trustDomain: next.trustDomain, kind: 'svc' });
     if (fresh) {
@@ -155,6 +181,23 @@ export class Inbound {
     }
     const revokedChanged = this.#revokedSerials.update(next.revokedSerials);
     if (prev && (revokedChanged || intentionsChanged(prev, next))) this.#recheckAccepted(next);
+    if (modeChanged && mode === 'http') this.#closePipes();
+  }
+
+  /**
+   * A rule now needs HTTP on this side (L7 permissions, the access log): a pipe cannot apply it,
+   * so open pipes close and their callers reconnect, parsed. (Connections parsed already stay
+   * when the mode goes back to pipe: parsing is correct for any snapshot, only slower.)
+   */
+  #closePipes(): void {
+    let n = 0;
+    for (const conn of this.#accepted) {
+      if (conn.mode !== 'pipe' || conn.socket.destroyed) continue;
+      n += 1;
+      conn.socket.destroy();
+      conn.app?.destroy();
+    }
+    if (n > 0) this.#log.info({ connections: n, mode: this.#mode }, 'inbound pipes closed: the mode is now http');
   }
 
   #listen(snap: ProxySnapshot, address: string, port: number): Promise<MeshListener> {
@@ -187,7 +230,7 @@ export class Inbound {
     const auth = authorize(socket.getPeerX509Certificate(), snap, this.#identities!, this.#revokedSerials);
     if (auth.ok) {
       this.connections.track(socket);
-      if (snap.service.protocol === 'http') this.#toHttp(socket, auth.peer);
+      if (this.#mode === 'http') this.#toHttp(socket, auth.peer);
       else this.#toApp(socket, auth.peer, snap);
       return;
     }
@@ -225,28 +268,41 @@ export class Inbound {
     socket.destroy();
   };
 
-  #accept(socket: TLSSocket, peer: string, app: Socket | undefined): void {
-    const conn: AcceptedConnection = { peer, socket, app };
+  #accept(socket: TLSSocket, peer: string, mode: InboundMode, app: Socket | undefined): void {
+    const conn: AcceptedConnection = { peer, socket, mode, app };
     this.#accepted.add(conn);
     socket.once('close', () => this.#accepted.delete(conn));
   }
 
   /** http: requests on this connection go through InboundHttp, one by one. */
   #toHttp(socket: TLSSocket, peer: string): void {
-    this.#accept(socket, peer, undefined);
+    this.#accept(socket, peer, 'http', undefined);
     this.#http.handle(socket, peer);
   }
 
-  /** tcp: the connection becomes a byte pipe to the app. */
+  /** The connection becomes a byte pipe to the app. */
   #toApp(socket: TLSSocket, peer: string, snap: ProxySnapshot): void {
     const app = pipeToApp(socket, peer, snap, {
       traffic: this.traffic,
       errors: this.errors,
       log: this.#throttled,
       accessLog: this.#accessLog,
+      ...(snap.service.protocol === 'http' ? { unavailable: this.#appUnavailable } : {}),
     });
-    this.#accept(socket, peer, app);
+    this.#accept(socket, peer, 'pipe', app);
   }
+
+  /** A piped http connection whose app cannot be reached: each request gets `502 app-unavailable`. */
+  readonly #appUnavailable = (socket: TLSSocket, peer: string, reason: string): void => {
+    const snap = this.#snapshot;
+    this.#deny.answer(socket, {
+      status: REASONS['app-unavailable'].status,
+      reason,
+      kind: 'app-unavailable',
+      peer,
+      service: snap?.service.name ?? '',
+    });
+  };
 
   #refused(reason: string, remote: string | undefined): void {
     this.refusals.add(reason);

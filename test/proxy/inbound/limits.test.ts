@@ -62,10 +62,23 @@ function untilClose(s: Socket): Promise<string> {
   });
 }
 
-async function apiProxy(opts: Parameters<typeof startProxy>[1] = {}): Promise<{ app: HttpApp; api: MeshProxy }> {
+/**
+ * An L7 intention that lets every request in: the inbound then parses HTTP (inbound/mode.ts),
+ * which is where the head limits apply. A piped inbound leaves the head to the app's own server
+ * and its limits, as the L4 inbound does; the callers' outbound sidecars apply these limits to
+ * what their apps send.
+ */
+const PARSED = [
+  { source: '*', destination: 'api', action: 'allow' as const, permissions: [{ action: 'allow' as const }] },
+];
+
+async function apiProxy(
+  opts: Parameters<typeof startProxy>[1] = {},
+  intentions: typeof PARSED = [],
+): Promise<{ app: HttpApp; api: MeshProxy }> {
   const app = await startHttpApp('api-1');
   const api = await startProxy(
-    snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow' }),
+    snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow', intentions }),
     opts,
   );
   return { app, api };
@@ -74,7 +87,7 @@ async function apiProxy(opts: Parameters<typeof startProxy>[1] = {}): Promise<{ 
 describe('inbound limits', () => {
   it('answers a 100 KB header block with 431 and a log line; the app sees nothing', async () => {
     const { log, lines } = capturingLogger();
-    const { app, api } = await apiProxy({ log });
+    const { app, api } = await apiProxy({ log }, PARSED);
     const s = await meshClient(inboundPort(api));
     const reply = untilClose(s);
     s.write(`GET / HTTP/1.1\r\nHost: api\r\nx-big: ${'a'.repeat(100 * 1024)}\r\n\r\n`);
@@ -86,7 +99,7 @@ describe('inbound limits', () => {
   });
 
   it('cuts a client that sends its head one byte at a time, at the header timeout, with 408', async () => {
-    const { app, api } = await apiProxy({ inboundLimits: { headersTimeoutMs: 500 } });
+    const { app, api } = await apiProxy({ inboundLimits: { headersTimeoutMs: 500 } }, PARSED);
     const s = await meshClient(inboundPort(api));
     const reply = untilClose(s);
     const head = 'GET / HTTP/1.1\r\nHost: api\r\nx-slow: ' + 'b'.repeat(200);

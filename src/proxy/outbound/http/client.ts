@@ -11,6 +11,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { ConnectFailure, dialEndpoint, type DialTls } from '../dial.js';
@@ -112,7 +113,8 @@ diagnostics.subscribe('undici:client:sendHeaders', (message) => {
   const d = starting;
   starting = undefined;
   if (d === undefined) return;
-  const socket = (message as { socket: Counted }).socket;
+  const socket = (message as { socket: Socket & Counted }).socket;
+  d.socket = socket;
   d.reused = socket[SERVED] === true;
   socket[SERVED] = true;
 });
@@ -132,6 +134,8 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
   #ended = false;
   #cut: Error | undefined;
   reused = false;
+  /** The connection this attempt's request went out on: a peer's mesh answer is proven against it. */
+  socket: Socket | undefined;
   bytes = 0;
 
   constructor(signal: AttemptSignal, resolve: (o: Outcome) => void) {
@@ -170,7 +174,7 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
     if (status < 200) return;
     // Held until the pipeline relays or discards the body.
     controller.pause();
-    const peer = peerReasonOf(headers);
+    const peer = peerReasonOf(headers, this.socket);
     this.#settle({
       kind: 'response',
       status,

@@ -4,7 +4,9 @@
  * hand. Only `client.ts` turns the library's events and errors into these.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { peerReasonKind, REASON_HEADER, REASONS, type MeshErrorKind } from '../../../errors/reasons.js';
+import { isProvenOn, PROOF_HEADER } from '../../http/mesh-proof.js';
 import type { ConnectFailure } from '../dial.js';
 
 /** The body of a response that has begun: relayed to the app, or read and dropped. */
@@ -66,10 +68,25 @@ export interface AbortedOutcome {
 
 export type Outcome = ResponseOutcome | ConnectFailureOutcome | ResetOutcome | TimeoutOutcome | AbortedOutcome;
 
-/** The peer's `x-meshctl-reason` on a response, when it is one of the kinds a peer sends. */
-export function peerReasonOf(headers: IncomingHttpHeaders): { reason: string; kind: MeshErrorKind } | undefined {
+/**
+ * The peer proxy's `x-meshctl-reason` on a response that came over `socket`, when the peer made
+ * the answer itself: its `x-meshctl-proof` matches this connection's (../../http/mesh-proof.ts).
+ * A reason without that proof is the service's own header (a piped inbound does not rewrite
+ * the app's responses): it is removed, so it can neither cause a failover nor reach our app as
+ * the mesh's word. The proof itself never goes on to the app.
+ */
+export function peerReasonOf(
+  headers: IncomingHttpHeaders,
+  socket: Socket | undefined,
+): { reason: string; kind: MeshErrorKind } | undefined {
   const reason = headers[REASON_HEADER];
-  if (typeof reason !== 'string') return undefined;
+  const proof = headers[PROOF_HEADER];
+  if (proof !== undefined) delete headers[PROOF_HEADER];
+  if (reason === undefined) return undefined;
+  if (typeof reason !== 'string' || !isProvenOn(proof, socket)) {
+    delete headers[REASON_HEADER];
+    return undefined;
+  }
   return { reason, kind: peerReasonKind(reason) };
 }
 

@@ -16,6 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { meshReason, peerReasonKind, REASONS, type MeshErrorKind, type ReasonKind } from '../../../errors/reasons.js';
 import { pathOf, roundMs } from '../../access-log.js';
 import { writeRawMeshAnswer } from '../../http/answer.js';
+import { isProvenOn } from '../../http/mesh-proof.js';
 import { ignore } from '../../http/common.js';
 import { stripRequestHopByHop } from '../../http/headers.js';
 import type { ThrottledLog } from '../../log-throttle.js';
@@ -33,6 +34,7 @@ const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
 const REASON_LINE = /\r\nx-meshctl-reason:[ \t]*([^\r\n]*)/i;
+const PROOF_LINE = /\r\nx-meshctl-proof:[ \t]*([^\r\n]*)/i;
 
 interface Tunnel {
   readonly cluster: Cluster;
@@ -135,7 +137,9 @@ export class UpgradeTunnel {
       up.off('error', early);
       const headText = all.toString('latin1', 0, end + 2);
       const status = Number(STATUS_LINE.exec(headText)?.[1] ?? 0);
-      const reason = REASON_LINE.exec(headText)?.[1];
+      // The peer's reason counts only with its proof: a piped inbound relays the app's head as it is.
+      const said = REASON_LINE.exec(headText)?.[1];
+      const reason = said !== undefined && isProvenOn(PROOF_LINE.exec(headText)?.[1]?.trim(), up) ? said : undefined;
       t.reason = reason;
       this.#answered(t, status, reason === undefined ? undefined : peerReasonKind(reason));
       if (t.socket.destroyed) {

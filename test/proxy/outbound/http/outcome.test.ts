@@ -1,6 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { meshProof } from '../../../../src/proxy/http/mesh-proof.js';
 import { failoverSafe, peerReasonOf } from '../../../../src/proxy/outbound/http/outcome.js';
+import { makePki, type Pki } from '../../pki.js';
+import { tlsPair } from '../../tls-pair.js';
 import { connectFailure, reset, response } from './fixtures.js';
+
+let pki: Pki;
+beforeAll(async () => {
+  pki = await makePki();
+});
 
 describe('outcome', () => {
   it('failover is safe only where nothing reached an app', () => {
@@ -18,13 +26,33 @@ describe('outcome', () => {
     expect(failoverSafe({ kind: 'aborted' })).toBe(false);
   });
 
-  it("reads the peer's reason: a kind peers send, or other", () => {
-    expect(peerReasonOf({ 'x-meshctl-reason': 'app-unavailable api' })).toEqual({
-      reason: 'app-unavailable api',
-      kind: 'app-unavailable',
-    });
-    expect(peerReasonOf({ 'x-meshctl-reason': 'made-up thing' })?.kind).toBe('other');
-    expect(peerReasonOf({ 'x-meshctl-reason': 'connect-failure api' })?.kind).toBe('other');
-    expect(peerReasonOf({})).toBeUndefined();
+  it("reads the peer's reason when the peer proves it made the answer: a kind peers send, or other", async () => {
+    const { server, client } = await tlsPair(pki);
+    const proof = meshProof(server)!;
+    const proven = (reason: string) => ({ 'x-meshctl-reason': reason, 'x-meshctl-proof': proof });
+    const h = proven('app-unavailable api');
+    expect(peerReasonOf(h, client)).toEqual({ reason: 'app-unavailable api', kind: 'app-unavailable' });
+    // The proof is this hop's: it never goes on to the app; the reason does.
+    expect(h).toEqual({ 'x-meshctl-reason': 'app-unavailable api' });
+    expect(peerReasonOf(proven('made-up thing'), client)?.kind).toBe('other');
+    expect(peerReasonOf(proven('connect-failure api'), client)?.kind).toBe('other');
+    expect(peerReasonOf({}, client)).toBeUndefined();
+  });
+
+  it("an app's forged reason is not trusted and not passed on: no proof, a wrong one, or one of another connection", async () => {
+    const one = await tlsPair(pki);
+    const two = await tlsPair(pki);
+    const forgeries = [
+      { 'x-meshctl-reason': 'app-unavailable api' },
+      { 'x-meshctl-reason': 'app-unavailable api', 'x-meshctl-proof': '0'.repeat(32) },
+      { 'x-meshctl-reason': 'app-unavailable api', 'x-meshctl-proof': meshProof(two.server)! },
+    ];
+    for (const h of forgeries) {
+      expect(peerReasonOf(h, one.client)).toBeUndefined();
+      expect(h).toEqual({});
+    }
+    // Without the connection it came on, nothing can be proven.
+    const h = { 'x-meshctl-reason': 'app-unavailable api', 'x-meshctl-proof': meshProof(one.server)! };
+    expect(peerReasonOf(h, undefined)).toBeUndefined();
   });
 });
