@@ -36,6 +36,7 @@ export const REASONS = {
   'request-timeout': { status: 504, sender: 'outbound', failover: false, l4: false },
   'retry-budget-exhausted': { status: 503, sender: 'outbound', failover: false, l4: false },
   'intention-deny': { status: 403, sender: 'inbound', failover: false, l4: true },
+  'default-deny': { status: 403, sender: 'inbound', failover: false, l4: true },
   'app-unavailable': { status: 502, sender: 'inbound', failover: true, l4: true },
   'app-reset': { status: 502, sender: 'inbound', failover: false, l4: false },
   'app-bad-response': { status: 502, sender: 'inbound', failover: false, l4: false },

@@ -93,7 +93,7 @@ async function mesh(
       protocol,
       inboundAddress: '127.0.0.2',
       appPort: opts.appPort ?? app.port,
-      intentions: opts.intentions === 'deny' ? [] : [{ source: 'web', destination: 'api', action: 'allow' }],
+      intentions: [{ source: 'web', destination: 'api', action: opts.intentions ?? 'allow' }],
       ...(opts.apiLog === null ? {} : { accessLog: opts.apiLog ?? { enabled: true, path: apiLog } }),
     }),
   );

@@ -173,7 +173,7 @@ describe('proxy e2e: web → api over mTLS', () => {
     );
   });
 
-  it('intention deny → 403 with the reason; a pushed allow → 200', async () => {
+  it('default deny → 403 with the reason; a pushed allow → 200', async () => {
     const a = await apiInstance('api-1', '127.0.0.2', { intentions: [] }); // default deny
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
     const port = outboundPort(web, 'api');
@@ -181,8 +181,9 @@ describe('proxy e2e: web → api over mTLS', () => {
 
     const denied = await get(port, '/', { agent });
     expect(denied.status).toBe(403);
-    expect(denied.headers['x-meshctl-reason']).toBe('intention-deny web->api');
-    expect(stats(a.proxy).inbound.refusals['intention-deny web->api']).toBe(1);
+    // No intention matched the pair: the default decided, and the reason says so.
+    expect(denied.headers['x-meshctl-reason']).toBe('default-deny web->api');
+    expect(stats(a.proxy).inbound.refusals['default-deny web->api']).toBe(1);
     expect(a.app!.seen).toHaveLength(0);
 
     const next = snapshot({
@@ -202,7 +203,7 @@ describe('proxy e2e: web → api over mTLS', () => {
     expect(JSON.parse(allowed.body).app).toBe('api-1');
   });
 
-  it('a pushed deny closes connections that are already open', async () => {
+  it('a pushed deny intention closes connections that are already open', async () => {
     const a = await apiInstance('api-1', '127.0.0.2');
     const web = await webProxy({ service: 'api', endpoints: [a.endpoint] });
     const port = outboundPort(web, 'api');
@@ -218,7 +219,7 @@ describe('proxy e2e: web → api over mTLS', () => {
       inboundAddress: '127.0.0.2',
       inboundPort: a.endpoint.port,
       appPort: a.app!.port,
-      intentions: [],
+      intentions: [{ source: 'web', destination: 'api', action: 'deny' }],
     });
     await a.proxy.apply(denyAll);
     expect(stats(a.proxy).inbound.revoked['intention-deny web->api']).toBe(1);

@@ -74,7 +74,7 @@ describe('proxy metrics: web → api', () => {
     await b.deny();
     const after = [await get(port, '/x', { agent }), await get(port, '/y', { agent })];
     expect(after.map((r) => r.status).sort()).toEqual([200, 403]);
-    expect(after.find((r) => r.status === 403)!.headers['x-meshctl-reason']).toBe('intention-deny web->api');
+    expect(after.find((r) => r.status === 403)!.headers['x-meshctl-reason']).toBe('default-deny web->api');
 
     const m = metrics(web);
     expect(m).toMatchObject({ service: 'web', serviceId: 'web-1' });
@@ -84,7 +84,7 @@ describe('proxy metrics: web → api', () => {
     expect(up.requests).toBe(14);
     // The service's answers by class; the deny is the mesh's answer, counted once, under its reason.
     expect(up.responses).toEqual({ '2xx': 12, '5xx': 1 });
-    expect(up.meshErrors).toEqual({ 'intention-deny': 1 });
+    expect(up.meshErrors).toEqual({ 'default-deny': 1 });
     expect(up.activeConnections).toBe(1);
     expect(up.totalConnections).toBe(1);
     expect(up.bytesIn).toBeGreaterThan(0);
@@ -102,7 +102,7 @@ describe('proxy metrics: web → api', () => {
     const e2 = byId['api-2']!;
     expect(e1.requests).toBe(7);
     expect(e2.requests).toBe(7);
-    expect(e2.meshErrors).toEqual({ 'intention-deny': 1 });
+    expect(e2.meshErrors).toEqual({ 'default-deny': 1 });
     expect(e1.meshErrors).toEqual({});
     expect(sum(e1.responses) + sum(e2.responses)).toBe(13);
     expect((e1.responses['5xx'] ?? 0) + (e2.responses['5xx'] ?? 0)).toBe(1);
@@ -120,7 +120,7 @@ describe('proxy metrics: web → api', () => {
     expect(ia.responses).toEqual({});
     expect(ia.latency).toBe('');
     expect(ib.requests).toBe(1);
-    expect(ib.meshErrors).toEqual({ 'intention-deny': 1 });
+    expect(ib.meshErrors).toEqual({ 'default-deny': 1 });
     expect(histogram(ib).totalCount).toBe(1);
     expect(ia.totalConnections).toBe(1);
     expect(ib.totalConnections).toBe(2);

@@ -19,8 +19,20 @@ export type Authorization =
   | { readonly ok: true; readonly peer: string }
   /** The certificate is not a mesh service identity: `reason` is the identity failure. */
   | { readonly ok: false; readonly stage: 'identity'; readonly reason: string }
-  /** A mesh service the intentions deny: `reason` is the full mesh reason. */
-  | { readonly ok: false; readonly stage: 'intention'; readonly peer: string; readonly reason: string };
+  /** A mesh service the intentions (or the default) deny: `reason` is the full mesh reason. */
+  | {
+      readonly ok: false;
+      readonly stage: 'intention';
+      readonly peer: string;
+      readonly kind: IntentionDenial['kind'];
+      readonly reason: string;
+    };
+
+/** Who denied: an intention that matched the pair, or the mesh's default when none did. */
+export interface IntentionDenial {
+  readonly kind: 'intention-deny' | 'default-deny';
+  readonly reason: string;
+}
 
 /** The decision for a new connection presenting `cert`. */
 export function authorize(
@@ -34,15 +46,20 @@ export function authorize(
   // Still valid by date and chain, but no longer anyone's identity.
   if (revoked.has(cert)) return { ok: false, stage: 'identity', reason: REVOKED_CERTIFICATE };
   const denied = intentionDenies(id.name, snap);
-  if (denied !== undefined) return { ok: false, stage: 'intention', peer: id.name, reason: denied };
+  if (denied !== undefined) return { ok: false, stage: 'intention', peer: id.name, ...denied };
   return { ok: true, peer: id.name };
 }
 
-/** The `intention-deny` reason when the snapshot's intentions deny `peer`, else undefined. */
-export function intentionDenies(peer: string, snap: ProxySnapshot): string | undefined {
+/**
+ * Why the snapshot's intentions deny `peer`, else undefined: `intention-deny web->api` when an
+ * intention decided, `default-deny web->api` when none matched and the default is deny.
+ */
+export function intentionDenies(peer: string, snap: ProxySnapshot): IntentionDenial | undefined {
   const me = snap.service.name;
   const d = decideIntention(snap.intentions, peer, me, snap.defaultIntention);
-  return d.action === 'allow' ? undefined : meshReason('intention-deny', `${peer}->${me}`);
+  if (d.action === 'allow') return undefined;
+  const kind = d.matched === undefined ? 'default-deny' : 'intention-deny';
+  return { kind, reason: meshReason(kind, `${peer}->${me}`) };
 }
 
 /** Whether a push changes what authorize() decides for some peer (then open connections are re-checked). */

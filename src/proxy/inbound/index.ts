@@ -244,16 +244,16 @@ export class Inbound {
     if (snap.service.protocol === 'http') {
       this.connections.track(socket);
       this.#deny.answer(socket, {
-        status: 403,
+        status: REASONS[auth.kind].status,
         reason: auth.reason,
-        kind: 'intention-deny',
+        kind: auth.kind,
         peer: auth.peer,
         service: me,
       });
       return;
     }
     this.traffic.requests += 1;
-    this.traffic.meshError('intention-deny');
+    this.traffic.meshError(auth.kind);
     this.traffic.latencyMs(0);
     if (this.#accessLog.on)
       logConnection(
@@ -325,7 +325,7 @@ export class Inbound {
         conn.app?.destroy();
         continue;
       }
-      const reason = intentionDenies(conn.peer, next);
+      const reason = intentionDenies(conn.peer, next)?.reason;
       if (reason === undefined) continue;
       this.revoked.add(reason);
       this.#log.info({ reason }, 'inbound connection closed: intention now denies it');
