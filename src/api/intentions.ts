@@ -17,6 +17,18 @@ export function decideIntention(
   destination: string,
   defaultAction: IntentionAction,
 ): IntentionDecision {
+  const hit = decidingIntention(intentions, source, destination);
+  if (hit)
+    return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
+  return { action: defaultAction };
+}
+
+/** The intention that decides the pair (the object itself, with whatever else it carries), or undefined. */
+export function decidingIntention<T extends Pick<Intention, 'source' | 'destination'>>(
+  intentions: readonly T[],
+  source: string,
+  destination: string,
+): T | undefined {
   const order: Array<[string, string]> = [
     [source, destination],
     ['*', destination],
@@ -25,8 +37,7 @@ export function decideIntention(
   ];
   for (const [s, d] of order) {
     const hit = intentions.find((i) => i.source === s && i.destination === d);
-    if (hit)
-      return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
+    if (hit) return hit;
   }
-  return { action: defaultAction };
+  return undefined;
 }

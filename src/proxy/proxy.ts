@@ -235,6 +235,7 @@ export class MeshProxy {
         refusals: ib.refusals.toJSON(),
         revoked: ib.revoked.toJSON(),
         errors: ib.errors.toJSON(),
+        permissionDenials: ib.denials.toJSON(),
         requests: ib.traffic.requests,
         responses: ib.traffic.allResponses(),
         localResponses: { requests: ib.localResponses.requests, responses: ib.localResponses.responses() },

@@ -155,7 +155,7 @@ describe('config entries reach the sidecars through the agents', () => {
     );
   });
 
-  it('carries L7 permissions to the sidecars, denied at the connection until the inbound enforces them', async () => {
+  it('carries L7 permissions to the sidecars, the connection let in for the permissions to decide each request', async () => {
     const file = join(mesh.dir, 'intentions.yaml');
     await writeFile(
       file,
@@ -169,7 +169,7 @@ describe('config entries reach the sidecars through the agents', () => {
     expect(i).toEqual({
       source: 'web',
       destination: 'api',
-      action: 'deny',
+      action: 'allow',
       permissions: [{ action: 'allow', pathPrefix: '/api/', methods: ['GET'] }],
     });
     expect((await mesh.admin(['delete', 'config', 'service-intentions', 'api'])).exitCode).toBe(0);

@@ -44,7 +44,14 @@ export function webApiFixture(get: () => WebApiPki) {
       });
     const proxy = await startProxy(snap(1));
     const port = inboundPort(proxy);
-    return { app, proxy, endpoint: { id: name, address, port }, deny: () => proxy.apply(snap(2, [], port)) };
+    return {
+      app,
+      proxy,
+      endpoint: { id: name, address, port },
+      deny: () => proxy.apply(snap(2, [], port)),
+      /** This instance's snapshot at `version`, on the port it is bound to. */
+      snapshot: (version: number) => snap(version, undefined, port),
+    };
   }
 
   function webSnapshot(upstream: UpstreamSpec, version = 1) {

@@ -79,13 +79,13 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
 type ViewIntention = IntentionsView['intentions'][number];
 
 /**
- * An intention as the proxy gets it. A source with L7 permissions carries them; until the
- * inbound enforces permissions per request (issue 14, phase B, on the inbound's HTTP mode) such
- * a source is denied at the connection: failing closed, never letting in what a rule forbids.
+ * An intention as the proxy gets it. A source with L7 permissions carries them: the
+ * destination's inbound then parses HTTP and decides each request by them
+ * (src/proxy/inbound/permissions.ts); its connection-level action is the registry's `allow`.
  */
 function snapshotIntention(x: ViewIntention): ProxySnapshotInput['intentions'][number] {
   if (!x.permissions) return { source: x.source, destination: x.destination, action: x.action };
-  return { source: x.source, destination: x.destination, action: 'deny', permissions: x.permissions.map(permission) };
+  return { source: x.source, destination: x.destination, action: x.action, permissions: x.permissions.map(permission) };
 }
 
 function permission(

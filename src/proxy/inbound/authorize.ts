@@ -6,7 +6,7 @@
  * changes the intentions (index.ts), so a revoked caller is cut, not left until it reconnects.
  */
 import type { X509Certificate } from 'node:crypto';
-import { decideIntention } from '../../api/intentions.js';
+import { decidingIntention } from '../../api/intentions.js';
 import { meshReason } from '../../errors/reasons.js';
 import type { IdentityCache } from '../identity-cache.js';
 import type { RevokedSerials } from '../revoked.js';
@@ -56,19 +56,39 @@ export function authorize(
  */
 export function intentionDenies(peer: string, snap: ProxySnapshot): IntentionDenial | undefined {
   const me = snap.service.name;
-  const d = decideIntention(snap.intentions, peer, me, snap.defaultIntention);
-  if (d.action === 'allow') return undefined;
-  const kind = d.matched === undefined ? 'default-deny' : 'intention-deny';
-  return { kind, reason: meshReason(kind, `${peer}->${me}`) };
+  const hit = decidingIntention(snap.intentions, peer, me);
+  if (hit === undefined) {
+    return snap.defaultIntention === 'allow'
+      ? undefined
+      : { kind: 'default-deny', reason: meshReason('default-deny', `${peer}->${me}`) };
+  }
+  // L7 permissions decide each request (permissions.ts), which needs requests to see: a tcp
+  // service has none, so such a caller is refused rather than let in unchecked.
+  if (hit.permissions !== undefined && snap.service.protocol !== 'http')
+    return {
+      kind: 'intention-deny',
+      reason: meshReason('intention-deny', `${peer}->${me} (L7 permissions need an http service)`),
+    };
+  if (hit.action === 'allow') return undefined;
+  return { kind: 'intention-deny', reason: meshReason('intention-deny', `${peer}->${me}`) };
 }
 
-/** Whether a push changes what authorize() decides for some peer (then open connections are re-checked). */
+/**
+ * Whether a push changes what authorize() decides for some peer (then open connections are
+ * re-checked), or the permissions requests are decided by (which take effect per request).
+ */
 export function intentionsChanged(a: ProxySnapshot, b: ProxySnapshot): boolean {
   if (a.defaultIntention !== b.defaultIntention || a.service.name !== b.service.name || a.trustDomain !== b.trustDomain)
     return true;
   if (a.intentions.length !== b.intentions.length) return true;
   return a.intentions.some((x, i) => {
     const y = b.intentions[i]!;
-    return x.source !== y.source || x.destination !== y.destination || x.action !== y.action;
+    return (
+      x.source !== y.source ||
+      x.destination !== y.destination ||
+      x.action !== y.action ||
+      ((x.permissions !== undefined || y.permissions !== undefined) &&
+        JSON.stringify(x.permissions) !== JSON.stringify(y.permissions))
+    );
   });
 }

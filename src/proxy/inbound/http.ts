@@ -22,6 +22,8 @@ import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } fro
 import type { ThrottledLog } from '../log-throttle.js';
 import { fixResponseHopByHop, stripRequestHopByHop } from '../http/headers.js';
 import type { ProxySnapshot } from '../snapshot.js';
+import { hasL7Permissions } from './mode.js';
+import { normalizeTarget, PermissionRules } from './permissions.js';
 import type { ReasonCounter } from '../stats.js';
 import { ensureTraceparent } from '../trace.js';
 import type { Traffic } from '../traffic.js';
@@ -54,6 +56,8 @@ class InboundExchange {
   retriedStale = false;
   answered = false;
   reason: string | undefined;
+  /** Set when L7 permissions refused the request. */
+  denialKind: 'intention-deny' | 'default-deny' | undefined = undefined;
   /** Set only when access logging was on as the request came in. */
   traceparent: string | undefined;
   bytesIn = 0;
@@ -109,6 +113,8 @@ export interface InboundHttpDeps {
   readonly accessLog: AccessLog;
   /** A request head must be complete this long after its first byte (default HEADERS_TIMEOUT_MS, 10 s). */
   readonly headersTimeoutMs?: number;
+  /** Requests refused by L7 permissions, by full reason, for `GET /stats`. */
+  readonly denials: ReasonCounter;
 }
 
 export class InboundHttp {
@@ -119,6 +125,8 @@ export class InboundHttp {
   #service = '';
   #reasons = { unavailable: '', reset: '', badResponse: '' };
   #target = { host: '127.0.0.1', port: 0, protocol: 'http:' };
+  /** The snapshot's L7 permissions for this service, when it has any (permissions.ts). */
+  #rules: PermissionRules | undefined;
   /** http-proxy options, made once per snapshot rather than per request. */
   #web: httpProxy.ServerOptions = {};
   #ws: httpProxy.ServerOptions = {};
@@ -155,6 +163,7 @@ export class InboundHttp {
       // An upgrade gets a connection of its own; it never goes back to a pool.
       this.#ws = { target: this.#target, agent: false };
     }
+    this.#rules = hasL7Permissions(snap, snap.service.name) ? new PermissionRules(snap) : undefined;
     const name = snap.service.name;
     if (name !== this.#service) {
       this.#service = name;
@@ -180,10 +189,36 @@ export class InboundHttp {
     const logging = this.#deps.accessLog.on;
     if (logging) trace(req, ex);
     res.on('close', onResponseClose);
+    if (this.#rules !== undefined && this.#refused(req, ex, this.#rules)) {
+      this.#denyRequest(res, ex);
+      return;
+    }
     this.#proxy.web(req, res, this.#web, this.#onError);
     // http-proxy has piped the body by now, so counting it cannot start the flow early.
     if (logging && ex.hasBody) req.on('data', onRequestChunk);
   };
+
+  /**
+   * Decides `req` by the L7 permissions (its target normalized first, and sent on so); true,
+   * with `ex.reason` set, when they refuse it.
+   */
+  #refused(req: IncomingMessage, ex: InboundExchange, rules: PermissionRules): boolean {
+    const target = normalizeTarget(req.url ?? '/');
+    if (target !== req.url) req.url = target;
+    const denied = rules.check(ex.peer, req.method ?? '', target, req.headers);
+    if (denied === undefined) return false;
+    ex.reason = denied.reason;
+    ex.denialKind = denied.kind;
+    this.#deps.denials.add(denied.reason);
+    return true;
+  }
+
+  /** The refusal of one request: 403 with the reason, and the connection stays for the next one. */
+  #denyRequest(res: ServerResponse, ex: InboundExchange): void {
+    this.#deps.traffic.meshError(ex.denialKind!, 403);
+    // Node reads and drops a body the app was never sent, so the connection stays usable.
+    writeMeshAnswer(res, 403, ex.reason!, this.draining);
+  }
 
   readonly #onProxyReq = (proxyReq: ClientRequest, req: IncomingMessage): void => {
     const ex = exchangeOf(req);
@@ -302,6 +337,11 @@ export class InboundHttp {
     if (this.#deps.accessLog.on) trace(req, ex);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
       this.#wsMeshError(socket, ex, req, 501, meshReason('unsupported-upgrade'), 'unsupported-upgrade');
+      return;
+    }
+    if (this.#rules !== undefined && this.#refused(req, ex, this.#rules)) {
+      this.#wsAnswered(ex, req, 403, ex.denialKind);
+      writeRawMeshAnswer(socket, 403, ex.reason!);
       return;
     }
     stripRequestHopByHop(req.headers, true);

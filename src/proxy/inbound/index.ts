@@ -6,7 +6,8 @@
  *
  * An allowed connection becomes a byte pipe to the app (tcp.ts), unless the service is http and
  * a rule of the snapshot needs to see its requests (mode.ts: the access log, L7 permissions):
- * then it goes to InboundHttp (http.ts), which forwards each request to the app. A denied
+ * then it goes to InboundHttp (http.ts), which forwards each request to the app, deciding
+ * each by the caller's L7 permissions when its intention has some (permissions.ts). A denied
  * caller of an http service is answered `403` with `x-meshctl-reason` (deny-responder.ts), and
  * so is an http caller whose app cannot be reached (`502 app-unavailable`); a denied tcp
  * connection is closed. A push that turns the mode to http closes the open pipes, so the rule
@@ -83,6 +84,8 @@ export class Inbound {
   readonly revoked = new ReasonCounter();
   /** The mesh's own failures (app unavailable, ...), by full reason. */
   readonly errors = new ReasonCounter();
+  /** Requests refused by L7 permissions, by full reason (the connection stays open). */
+  readonly denials = new ReasonCounter();
   /** Requests answered by the local responder (403 deny). */
   readonly localResponses = new HttpCounter();
   /** Requests (http) or connections (tcp) into the service, and how they ended. */
@@ -97,6 +100,7 @@ export class Inbound {
     this.#http = new InboundHttp({
       traffic: this.traffic,
       errors: this.errors,
+      denials: this.denials,
       log: this.#throttled,
       accessLog,
       ...(limits.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: limits.headersTimeoutMs }),
