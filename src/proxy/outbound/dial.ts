@@ -9,6 +9,7 @@ import { connect, type ConnectionOptions, type PeerCertificate, type SecureConte
 import { connectFailureReason } from '../tls-reasons.js';
 import type { Endpoint } from './endpoint.js';
 import type { TlsSessions } from './tls-sessions.js';
+import { ignore } from '../../util/async.js';
 
 /** What the dial needs from the snapshot: this service's key/cert/roots and who the server must be. */
 export interface DialTls {
@@ -39,8 +40,6 @@ export class ConnectFailure extends Error {
     this.endpointId = endpoint.id;
   }
 }
-
-function ignore(): void {}
 
 export type DialCallback = (err: ConnectFailure | null, socket?: TLSSocket) => void;
 

@@ -17,8 +17,7 @@ import type { Cluster } from './cluster.js';
 import { connectEndpoint } from './connect.js';
 import type { OutboundContext } from './context.js';
 import type { Endpoint } from './endpoint.js';
-
-function ignore(): void {}
+import { ignore } from '../../util/async.js';
 
 export function forwardTcp(
   client: Socket,
