@@ -6,7 +6,11 @@
  * `exclude` lists endpoints already tried for this request (connect failover), so a
  * balancer never hands out the same endpoint twice for one request.
  */
-import type { LoadBalancerName } from '../snapshot.js';
+import type { SnapshotLoadBalancer } from '../snapshot.js';
+import { Maglev, RingHash, type Hashable } from './hash-balancers.js';
+
+/** Every balancer: the registration's four and the resolver's consistent-hash two. */
+export type BalancerName = SnapshotLoadBalancer['policy'];
 
 export interface Balanceable {
   /** Instance weight from the registry (1..1000). */
@@ -16,9 +20,12 @@ export interface Balanceable {
 }
 
 export interface Balancer<E extends Balanceable> {
-  readonly name: LoadBalancerName;
-  /** One of `endpoints` not in `exclude`, or undefined when none is left. */
-  pick(endpoints: readonly E[], exclude?: readonly E[]): E | undefined;
+  readonly name: BalancerName;
+  /**
+   * One of `endpoints` not in `exclude`, or undefined when none is left. `hash`: the request's
+   * hash (consistent-hash balancers place by it; the others ignore it).
+   */
+  pick(endpoints: readonly E[], exclude?: readonly E[], hash?: number): E | undefined;
 }
 
 /** A source of numbers in [0, 1), Math.random's contract. */
@@ -126,13 +133,16 @@ export class SmoothWeighted<E extends Balanceable> implements Balancer<E> {
  * Power of two choices: two distinct endpoints at random, the one with fewer requests in
  * flight wins (the first on a tie). Nearly as good as scanning for the least loaded, at
  * O(1), and it avoids every proxy piling onto the same "least loaded" endpoint at once.
+ * `choices` (the resolver's `choice_count`, 2-10) compares more at a time.
  */
 export class LeastRequest<E extends Balanceable> implements Balancer<E> {
   readonly name = 'least_request' as const;
   readonly #random: Random;
+  readonly #choices: number;
 
-  constructor(random: Random = Math.random) {
+  constructor(random: Random = Math.random, choices = 2) {
     this.#random = random;
+    this.#choices = choices;
   }
 
   pick(endpoints: readonly E[], exclude?: readonly E[]): E | undefined {
@@ -144,7 +154,13 @@ export class LeastRequest<E extends Balanceable> implements Balancer<E> {
     if (j >= i) j += 1;
     const a = candidates[i]!;
     const b = candidates[j]!;
-    return b.inFlight < a.inFlight ? b : a;
+    let best = b.inFlight < a.inFlight ? b : a;
+    // More choices: further picks at random (with replacement: cheap, and as good for small counts).
+    for (let k = 2; k < this.#choices && k < n; k++) {
+      const c = candidates[randomIndex(this.#random, n)]!;
+      if (c.inFlight < best.inFlight) best = c;
+    }
+    return best;
   }
 }
 
@@ -163,18 +179,24 @@ export class RandomPick<E extends Balanceable> implements Balancer<E> {
   }
 }
 
-export function createBalancer<E extends Balanceable>(
-  name: LoadBalancerName,
+/** A balancer by name, or by a resolver's full spec (choice count, ring sizes). */
+export function createBalancer<E extends Hashable>(
+  spec: BalancerName | SnapshotLoadBalancer,
   random: Random = Math.random,
 ): Balancer<E> {
-  switch (name) {
+  const s = typeof spec === 'string' ? { policy: spec } : spec;
+  switch (s.policy) {
     case 'round_robin':
       return new RoundRobin<E>(random);
     case 'weighted':
       return new SmoothWeighted<E>();
     case 'least_request':
-      return new LeastRequest<E>(random);
+      return new LeastRequest<E>(random, s.choiceCount);
     case 'random':
       return new RandomPick<E>(random);
+    case 'ring_hash':
+      return new RingHash<E>(random, s.minRingSize, s.maxRingSize);
+    case 'maglev':
+      return new Maglev<E>(random);
   }
 }

@@ -10,8 +10,8 @@
 import type { SecureContext } from 'node:tls';
 import { meshReason } from '../../errors/reasons.js';
 import { cachedServerIdentityCheck } from '../identity-cache.js';
-import type { LoadBalancerName, ProxyProtocol, SnapshotUpstream } from '../snapshot.js';
-import { createBalancer, type Balancer, type Random } from './balancers.js';
+import type { ProxyProtocol, SnapshotUpstream } from '../snapshot.js';
+import { createBalancer, type Balancer, type BalancerName, type Random } from './balancers.js';
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { TlsSessions } from './tls-sessions.js';
@@ -43,7 +43,7 @@ export class Cluster {
   /** The balancer of the upstream's own policy (the snapshot's `loadBalancer`): L4 and the default route use it. */
   balancer: Balancer<Endpoint>;
   /** Balancers of other policies a route or split asked for, each with its own state. */
-  readonly #others = new Map<LoadBalancerName, Balancer<Endpoint>>();
+  readonly #others = new Map<BalancerName, Balancer<Endpoint>>();
   #tls: DialTls;
   readonly #settings: ClusterSettings;
   /** Timeouts, retries, limits, ejection: the snapshot's `resilience` over the defaults. */
@@ -89,7 +89,7 @@ export class Cluster {
    */
   update(upstream: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
     if (upstream.loadBalancer !== this.balancer.name)
-      this.balancer = createBalancer<Endpoint>(upstream.loadBalancer as LoadBalancerName, this.#settings.random);
+      this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, this.#settings.random);
     const before = this.resilience;
     this.resilience = resolveResilience(upstream.resilience, this.#defaults);
     // Pools are made with their connect and idle timeouts: new ones take the new values.
@@ -123,7 +123,7 @@ export class Cluster {
   }
 
   /** The balancer of `policy` on this cluster's endpoints (the L7 balance stage's input). */
-  balancerFor(policy: LoadBalancerName): Balancer<Endpoint> {
+  balancerFor(policy: BalancerName): Balancer<Endpoint> {
     if (policy === this.balancer.name) return this.balancer;
     let b = this.#others.get(policy);
     if (b === undefined) {

@@ -15,6 +15,7 @@ import { Traffic } from '../traffic.js';
 import { Cluster, type ClientTls, type ClusterSettings } from './cluster.js';
 import type { OutboundContext } from './context.js';
 import { HttpForwarder } from './http/forwarder.js';
+import { UpstreamPolicy } from './http/policy.js';
 import { forwardTcp } from './tcp.js';
 
 /**
@@ -35,6 +36,8 @@ export class OutboundListener {
   readonly #log: ThrottledLog;
   readonly #ctx: OutboundContext;
   cluster: Cluster;
+  /** The upstream's traffic policy (routes, splits, subsets), when its snapshot has one (L7 only). */
+  #policy: UpstreamPolicy | undefined;
   #http: HttpForwarder | undefined;
   #draining = false;
   /** The app's connections to this listener. */
@@ -57,6 +60,21 @@ export class OutboundListener {
     this.#log = log;
     this.#ctx = ctx;
     server.on('connection', this.#onConnection);
+  }
+
+  /** The policy, made, updated or dropped as the snapshot says. */
+  #takePolicy(u: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
+    if (u.policy !== undefined && u.protocol === 'http') {
+      if (this.#policy === undefined) this.#policy = new UpstreamPolicy(u, tls, this.#settings);
+      else this.#policy.update(u, tls, tlsRotated);
+    } else if (this.#policy !== undefined) {
+      this.#policy.close();
+      this.#policy = undefined;
+    }
+    if (this.#http) {
+      this.#http.cluster = this.cluster;
+      this.#http.policyRoutes = this.#policy?.table;
+    }
   }
 
   /** Binds the listener; throws MESH_ERR_UNAVAILABLE when the port cannot be had. */
@@ -93,7 +111,9 @@ export class OutboundListener {
       });
     });
     server.on('error', (e) => errorLog.error({ err: e, upstream: u.service }, 'outbound listener error'));
-    return new OutboundListener(server, new Cluster(u, tls, settings), settings, log, ctx);
+    const l = new OutboundListener(server, new Cluster(u, tls, settings), settings, log, ctx);
+    l.#takePolicy(u, tls, false);
+    return l;
   }
 
   address(): AddressInfo | undefined {
@@ -105,12 +125,12 @@ export class OutboundListener {
   update(u: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
     if (u.service === this.cluster.service && u.protocol === this.cluster.protocol) {
       this.cluster.update(u, tls, tlsRotated);
-      return;
+    } else {
+      const old = this.cluster;
+      this.cluster = new Cluster(u, tls, this.#settings);
+      old.close();
     }
-    const old = this.cluster;
-    this.cluster = new Cluster(u, tls, this.#settings);
-    if (this.#http) this.#http.cluster = this.cluster;
-    old.close();
+    this.#takePolicy(u, tls, tlsRotated);
   }
 
   readonly #onConnection = (socket: Socket): void => {
@@ -125,7 +145,10 @@ export class OutboundListener {
       forwardTcp(socket, cluster, this.traffic, this.errors, this.#log, this.#ctx);
       return;
     }
-    this.#http ??= new HttpForwarder(cluster, this.traffic, this.errors, this.#log, this.#ctx);
+    if (this.#http === undefined) {
+      this.#http = new HttpForwarder(cluster, this.traffic, this.errors, this.#log, this.#ctx);
+      this.#http.policyRoutes = this.#policy?.table;
+    }
     this.#http.cluster = cluster;
     this.#http.handle(socket);
   };
@@ -135,6 +158,7 @@ export class OutboundListener {
     return {
       listener: a ? { address: a.address, port: a.port } : null,
       ...this.cluster.toJSON(),
+      ...(this.#policy ? { policy: this.#policy.toJSON() } : {}),
       connections: this.connections.connections(),
       bytes: this.connections.bytes(),
       requests: this.traffic.requests,
@@ -176,6 +200,8 @@ export class OutboundListener {
     for (const s of this.connections.open) s.destroy();
     this.cluster.close();
     this.cluster.destroy();
+    this.#policy?.close();
+    this.#policy?.destroy();
     await closed;
   }
 }

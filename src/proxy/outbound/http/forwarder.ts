@@ -38,7 +38,8 @@ import { failoverSafe } from './outcome.js';
 import { AttemptSignal, type OutboundRequest } from './client.js';
 import { runPipeline, type PipelineDeps, type PipelineResult } from './pipeline.js';
 import { ReplayBody } from './replay-body.js';
-import { defaultRoutes, type RouteTable } from './route.js';
+import { defaultRoutes, type RouteRequest, type RouteTable } from './route.js';
+import type { SplitTarget } from './split.js';
 import { setForwarded, trace } from './request.js';
 import { UpgradeTunnel } from './upgrade.js';
 
@@ -55,6 +56,8 @@ class Exchange {
   readonly body: ReplayBody | undefined;
   /** The attempt whose answer is relayed (its endpoint's in-flight count is held until the end). */
   final: Attempt | undefined;
+  /** The policy target the answer came from (its per-subset figures take the latency). */
+  target: SplitTarget | undefined;
   /** The mesh's reason, when the mesh answered (or relayed the peer's). */
   reason: string | undefined;
   /** Set only when access logging was on as the request came in. */
@@ -100,6 +103,8 @@ export class HttpForwarder {
   readonly #upgrade: UpgradeTunnel;
   #cluster!: Cluster;
   #routes!: RouteTable;
+  /** The routes of the upstream's traffic policy, when it has one (else the cluster's default route). */
+  #policyRoutes: RouteTable | undefined;
 
   constructor(
     cluster: Cluster,
@@ -133,11 +138,25 @@ export class HttpForwarder {
     return this.#cluster;
   }
 
-  /** A push replaced the cluster: new requests take the new one (and its default route). */
+  /** A push replaced the cluster (or its balancer): new requests take the new one (and its default route). */
   set cluster(c: Cluster) {
-    if (c === this.#cluster && c.balancer.name === this.#routes.routes[0]?.splits[0]?.policy) return;
+    if (
+      c === this.#cluster &&
+      (this.#policyRoutes !== undefined || c.balancer === this.#routes.routes[0]?.splits[0]?.balancer)
+    )
+      return;
     this.#cluster = c;
-    this.#routes = defaultRoutes(c, c.balancer.name);
+    this.#routes = this.#policyRoutes ?? defaultRoutes(c);
+  }
+
+  /**
+   * The upstream's traffic policy (./policy.ts) as a route table, or undefined for none: the
+   * cluster's default route, today's behaviour. Set by the listener on every push; requests
+   * already in the pipeline finish on the table they started with.
+   */
+  set policyRoutes(t: RouteTable | undefined) {
+    this.#policyRoutes = t;
+    this.#routes = t ?? defaultRoutes(this.#cluster);
   }
 
   handle(socket: Socket): void {
@@ -157,7 +176,12 @@ export class HttpForwarder {
     setForwarded(req, 'http');
     if (this.#ctx.accessLog.on) ex.traceparent = trace(req);
     res.on('close', onResponseClose);
-    const request: OutboundRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: h };
+    const request: OutboundRequest & RouteRequest = {
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: h,
+      source: req.socket.remoteAddress,
+    };
     runPipeline({ request, body: ex.body, routes: this.#routes, signal: ex.signal }, this.#deps).then(
       (r) => this.#answer(ex, res, r),
       (err: unknown) => {
@@ -240,16 +264,25 @@ export class HttpForwarder {
     if (r.retryDenied === 'budget') this.figures.retryBudgetExhausted += 1;
     if (r.kind === 'answer') {
       if (r.attempt !== undefined && !res.headersSent) res.setHeader(ATTEMPTS_HEADER, r.attempt.number);
+      if (r.target?.traffic !== undefined) {
+        ex.target = r.target;
+        r.target.traffic.requests += 1;
+        r.target.traffic.meshError(r.reason, REASONS[r.reason].status);
+      }
       this.#meshError(res, ex, r.reason, r.detail ?? r.service);
       return;
     }
-    const { response, attempt } = r;
+    const { response, attempt, target } = r;
+    if (target.traffic !== undefined) {
+      ex.target = target;
+      target.traffic.requests += 1;
+    }
     ex.body?.release();
     const ep = attempt.endpoint;
     if (res.destroyed) {
       // The app left as the answer came: counted, read and dropped.
       response.body.discard();
-      this.#count(ep, response.status, response.peerKind);
+      this.#count(ep, response.status, response.peerKind, target);
       this.#abandonedGone(attempt);
       return;
     }
@@ -265,6 +298,9 @@ export class HttpForwarder {
       ex.reason = reason;
       this.#errors.add(reason);
     }
+    // The traffic policy's response header changes: the route's, then the split target's.
+    r.route.responseHeaders?.(h);
+    target.responseHeaders?.(h);
     try {
       res.writeHead(response.status, response.statusMessage, h);
     } catch {
@@ -275,11 +311,12 @@ export class HttpForwarder {
         { upstream: this.#cluster.service, endpoint: ep.id },
         "outbound: the endpoint's response headers cannot be relayed",
       );
-      this.#meshError(res, ex, 'upstream-bad-response', r.target.cluster.service);
+      target.traffic?.meshError('upstream-bad-response', 502);
+      this.#meshError(res, ex, 'upstream-bad-response', target.name ?? target.cluster.service);
       return;
     }
     if (response.peerReason !== undefined) ex.reason = response.peerReason;
-    this.#count(ep, response.status, response.peerKind);
+    this.#count(ep, response.status, response.peerKind, target);
     response.body.relay(res, (err) => {
       ex.bytesOut = (response.body as { bytes?: number }).bytes ?? 0;
       if (err === undefined) return;
@@ -302,14 +339,17 @@ export class HttpForwarder {
     a.endpoint.traffic.latencyMs(performance.now() - a.startedAt);
   }
 
-  /** Counts the final answer on the upstream and on the endpoint that gave it. */
-  #count(ep: Endpoint, status: number, kind: MeshErrorKind | undefined): void {
+  /** Counts the final answer on the upstream, on the endpoint that gave it and on its policy target. */
+  #count(ep: Endpoint, status: number, kind: MeshErrorKind | undefined, target: SplitTarget): void {
+    const t = target.traffic;
     if (kind === undefined) {
       this.traffic.response(status);
       ep.traffic.response(status);
+      t?.response(status);
     } else {
       this.traffic.meshError(kind, status);
       ep.traffic.meshError(kind, status);
+      t?.meshError(kind, status);
     }
   }
 
@@ -328,6 +368,7 @@ export class HttpForwarder {
     const now = performance.now();
     const ms = now - ex.startedAt;
     this.traffic.latencyMs(ms);
+    ex.target?.traffic?.latencyMs(ms);
     const a = ex.final;
     if (a !== undefined) {
       ex.final = undefined;

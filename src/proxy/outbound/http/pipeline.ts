@@ -35,14 +35,15 @@ import { failoverSafe, type Outcome, type ResponseOutcome } from './outcome.js';
 import type { ReplayBody } from './replay-body.js';
 import { formatTimeout, routeSettings, type RouteSettings } from './resilience.js';
 import { backoffMs, isIdempotent, retryable } from './retry.js';
-import { route, type RouteTable } from './route.js';
+import { route, type Route, type RouteRequest, type RouteTable } from './route.js';
 import { split, type SplitTarget } from './split.js';
 
 /** Why a retry the conditions allowed was not made. */
 export type RetryDenied = 'budget';
 
 export interface PipelineInput {
-  readonly request: OutboundRequest;
+  /** The app's request (`source`: its address, for hash policies). */
+  readonly request: RouteRequest;
   /** The request body, or undefined for a request without one. */
   readonly body: ReplayBody | undefined;
   readonly routes: RouteTable;
@@ -57,6 +58,7 @@ export type PipelineResult =
       readonly kind: 'relay';
       readonly response: ResponseOutcome;
       readonly attempt: Attempt;
+      readonly route: Route;
       readonly target: SplitTarget;
       readonly retryDenied?: RetryDenied;
     }
@@ -71,6 +73,8 @@ export type PipelineResult =
       readonly detail?: string;
       readonly attempt: Attempt | undefined;
       readonly retryDenied?: RetryDenied;
+      /** The split's pick, if it got that far (its per-subset figures count the answer). */
+      readonly target?: SplitTarget | undefined;
     }
   /** The app went away: nothing to answer. */
   | { readonly kind: 'gone'; readonly attempt: Attempt | undefined };
@@ -91,19 +95,28 @@ function noTimer(): void {}
 
 export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Promise<PipelineResult> {
   const r = route(input.routes, input.request);
-  const target = r === undefined ? undefined : split(r.splits, deps.random);
+  if (r === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service: '', attempt: undefined };
+  const sticky = r.stickyHash === undefined ? undefined : r.stickyHash(input.request);
+  const target = split(r.splits, deps.random, sticky === undefined ? undefined : sticky / 4294967296);
   if (target === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service: '', attempt: undefined };
-  const cluster = target.cluster;
-  const service = cluster.service;
-  const settings = routeSettings(input.settings ?? cluster.resilience, r!.resilience);
+  const { cluster, balancer } = target;
+  // Under a traffic policy the target (`api/v2`) names what answered; without one, the service.
+  const service = target.name ?? cluster.service;
+  const request = sendable(input.request, r, target);
+  const hash = target.hash === undefined ? undefined : target.hash(input.request);
+  const settings = routeSettings(input.settings ?? cluster.resilience, r.resilience);
   const signal = input.signal;
   if (settings.requestTimeoutMs > 0)
     signal.setDeadline(deps.timer(settings.requestTimeoutMs, () => signal.abort('request-timeout')));
   const requestTimedOut = (attempt: Attempt | undefined): PipelineResult =>
-    timedOut(service, formatTimeout(settings.requestTimeoutMs), attempt);
+    timedOut(service, formatTimeout(settings.requestTimeoutMs), attempt, target);
   const tried: Endpoint[] = [];
-  let endpoint = balance({ cluster, policy: target.policy, tried: undefined });
-  if (endpoint === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service, attempt: undefined };
+  let endpoint = balance({ cluster, balancer, tried: undefined, hash });
+  if (endpoint === undefined) {
+    // `no-healthy-endpoints api/v2 (route 2 of service-router api)`: the subset and the route that led there.
+    const detail = target.name === undefined ? {} : { detail: `${service} (${r.name})` };
+    return { kind: 'answer', reason: 'no-healthy-endpoints', service, ...detail, attempt: undefined, target };
+  }
   cluster.budget.request(deps.now());
   const retry = settings.retry;
   const mayRetry = retry.numRetries > 0 && (retry.retryNonIdempotent || isIdempotent(input.request.method));
@@ -116,7 +129,7 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
     deps.started(attempt);
     const perTry = settings.perTryTimeoutMs;
     const cancel = perTry > 0 ? deps.timer(perTry, () => signal.abortAttempt('per-try-timeout')) : noTimer;
-    let o = await deps.send(endpoint, input.request, body, signal);
+    let o = await deps.send(endpoint, request, body, signal);
     cancel();
     if (signal.aborted) {
       if (o.kind === 'response') o.body.discard();
@@ -141,18 +154,18 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
         if (!staleSent) {
           staleSent = true;
           cause = 'stale';
-          next = balance({ cluster, policy: target.policy, tried });
+          next = balance({ cluster, balancer, tried, hash });
         }
       } else {
         tried.push(endpoint);
         cause = 'failover';
-        next = balance({ cluster, policy: target.policy, tried });
+        next = balance({ cluster, balancer, tried, hash });
       }
     }
     let denied: RetryDenied | undefined;
     if (next === undefined && mayRetry && retries < retry.numRetries && replayable && retryable(o, retry)) {
       if (!tried.includes(endpoint)) tried.push(endpoint);
-      const again = retryEndpoint(cluster, target, tried);
+      const again = retryEndpoint(cluster, target, tried, hash);
       if (again !== undefined && cluster.budget.withdraw(deps.now())) {
         retries += 1;
         cause = 'retry';
@@ -173,25 +186,33 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
       continue;
     }
     const extra = denied === undefined ? {} : { retryDenied: denied };
-    if (o.kind === 'response') return { kind: 'relay', response: o, attempt, target, ...extra };
+    if (o.kind === 'response') return { kind: 'relay', response: o, attempt, route: r, target, ...extra };
     deps.abandoned(attempt);
     if (o.kind === 'timeout')
-      return { ...timedOut(service, o.perTry ? `per-try ${formatTimeout(perTry)}` : undefined, attempt), ...extra };
+      return {
+        ...timedOut(service, o.perTry ? `per-try ${formatTimeout(perTry)}` : undefined, attempt, target),
+        ...extra,
+      };
     return {
       kind: 'answer',
       reason: o.kind === 'connect-failure' ? 'connect-failure' : 'upstream-reset',
       service,
       attempt,
+      target,
       ...extra,
     };
   }
 }
 
 /** A retry goes to an endpoint this request has not tried when there is one, else to any. */
-function retryEndpoint(cluster: Cluster, target: SplitTarget, tried: readonly Endpoint[]): Endpoint | undefined {
-  return (
-    balance({ cluster, policy: target.policy, tried }) ?? balance({ cluster, policy: target.policy, tried: undefined })
-  );
+function retryEndpoint(
+  cluster: Cluster,
+  target: SplitTarget,
+  tried: readonly Endpoint[],
+  hash: number | undefined,
+): Endpoint | undefined {
+  const balancer = target.balancer;
+  return balance({ cluster, balancer, tried, hash }) ?? balance({ cluster, balancer, tried: undefined, hash });
 }
 
 /** Waits `ms` before a retry; the exchange's end (app gone, request timeout) cuts it short. */
@@ -208,12 +229,31 @@ function backoff(ms: number, signal: AttemptSignal, deps: PipelineDeps): Promise
   });
 }
 
-function timedOut(service: string, after: string | undefined, attempt: Attempt | undefined): PipelineResult {
+function timedOut(
+  service: string,
+  after: string | undefined,
+  attempt: Attempt | undefined,
+  target: SplitTarget,
+): PipelineResult {
   return {
     kind: 'answer',
     reason: 'request-timeout',
     service,
     ...(after === undefined ? {} : { detail: `${service} ${after}` }),
     attempt,
+    target,
   };
+}
+
+/**
+ * The request as it goes to the target: the route's prefix rewrite, then the route's and the
+ * target's request header changes. Without any, the app's request object itself (no copy).
+ * The headers are this exchange's own (the forwarder already edits them), so they are edited
+ * in place, once, before the first attempt.
+ */
+function sendable(req: RouteRequest, r: Route, t: SplitTarget): OutboundRequest {
+  if (r.rewrite === undefined && r.requestHeaders === undefined && t.requestHeaders === undefined) return req;
+  r.requestHeaders?.(req.headers);
+  t.requestHeaders?.(req.headers);
+  return { method: req.method, path: r.rewrite === undefined ? req.path : r.rewrite(req.path), headers: req.headers };
 }

@@ -1,13 +1,15 @@
 /**
  * Stage 1, route: which route of the upstream a request takes, by its request line and
- * headers (never its body). The first route that matches wins. Today every upstream has one
- * route that matches everything and sends all of it to the upstream's own cluster; the
- * service-router (issue 14) fills the table with path, method and header matches, each with
- * its own splits and settings, without touching the other stages.
+ * headers (never its body). The first route that matches wins. An upstream without traffic
+ * policy has one route that matches everything and sends all of it to the upstream's own
+ * cluster; a service-router fills the table with path, method, header and query matches, each
+ * with its own splits, prefix rewrite and header changes (./policy.ts builds it).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { LoadBalancerName, SnapshotRouteResilience } from '../../snapshot.js';
+import type { SnapshotRouteResilience } from '../../snapshot.js';
 import type { Cluster } from '../cluster.js';
+import type { RequestHash } from './hash.js';
+import type { HeaderEdit } from './header-mods.js';
 import type { SplitTarget } from './split.js';
 
 /** What a route may look at. */
@@ -16,6 +18,8 @@ export interface RouteRequest {
   /** The request target as the app sent it (path and query). */
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
+  /** The app's address (hash policy `source_ip`). */
+  readonly source?: string | undefined;
 }
 
 export interface Route {
@@ -26,6 +30,12 @@ export interface Route {
   readonly splits: readonly SplitTarget[];
   /** The route's own timeouts and retries (service-router), over its upstream's. */
   readonly resilience?: SnapshotRouteResilience;
+  /** The request target to send (a `prefix_rewrite`): absent, it goes as it came. */
+  readonly rewrite?: (target: string) => string;
+  readonly requestHeaders?: HeaderEdit;
+  readonly responseHeaders?: HeaderEdit;
+  /** Pick the split by this hash rather than at random (a sticky splitter). */
+  readonly stickyHash?: RequestHash;
 }
 
 /** An upstream's routes in order. */
@@ -35,10 +45,10 @@ export interface RouteTable {
 
 const everything = (): boolean => true;
 
-/** The table of an upstream without traffic policy: one route, all of it to `cluster`, balanced by `policy`. */
-export function defaultRoutes(cluster: Cluster, policy: LoadBalancerName): RouteTable {
+/** The table of an upstream without traffic policy: one route, all of it to `cluster`, by its own balancer. */
+export function defaultRoutes(cluster: Cluster): RouteTable {
   return {
-    routes: [{ name: 'default', matches: everything, splits: [{ weight: 1, cluster, policy }] }],
+    routes: [{ name: 'default', matches: everything, splits: [{ weight: 1, cluster, balancer: cluster.balancer }] }],
   };
 }
 

@@ -1,21 +1,23 @@
 import { describe, expect, it } from 'vitest';
+import { createBalancer } from '../../../../src/proxy/outbound/balancers.js';
+import type { Endpoint } from '../../../../src/proxy/outbound/endpoint.js';
 import { balance } from '../../../../src/proxy/outbound/http/balance.js';
 import { cluster } from './fixtures.js';
 
 describe('balance stage', () => {
-  it("uses the cluster's own balancer for its own policy: weights count by default", () => {
+  it("uses the cluster's own balancer by default: weights count", () => {
     const c = cluster('api', [
       { id: 'a', weight: 3 },
       { id: 'b', weight: 1 },
     ]);
-    const picks = Array.from({ length: 8 }, () => balance({ cluster: c, policy: 'round_robin', tried: undefined })!.id);
+    const picks = Array.from({ length: 8 }, () => balance({ cluster: c, balancer: c.balancer, tried: undefined })!.id);
     expect(picks.join('')).toBe('aabaaaba');
   });
 
-  it('takes the policy as input: another policy gets a balancer of its own on the same endpoints', () => {
+  it('takes the balancer as input: another one works on the same endpoints with its own state', () => {
     const c = cluster('api', [{ id: 'a' }, { id: 'b' }, { id: 'c' }], 'round_robin', () => 0);
-    const random = balance({ cluster: c, policy: 'random', tried: undefined });
-    expect(random?.id).toBe('a'); // random() = 0 → the first
+    const random = createBalancer<Endpoint>('random', () => 0);
+    expect(balance({ cluster: c, balancer: random, tried: undefined })?.id).toBe('a'); // random() = 0 → the first
     expect(c.balancerFor('random')).toBe(c.balancerFor('random'));
     expect(c.balancerFor('round_robin')).toBe(c.balancer);
   });
@@ -23,7 +25,15 @@ describe('balance stage', () => {
   it('never hands out an endpoint this request has tried', () => {
     const c = cluster('api', [{ id: 'a' }, { id: 'b' }]);
     const [a, b] = c.endpoints;
-    expect(balance({ cluster: c, policy: 'least_request', tried: [a!] })).toBe(b);
-    expect(balance({ cluster: c, policy: 'round_robin', tried: [a!, b!] })).toBeUndefined();
+    expect(balance({ cluster: c, balancer: createBalancer<Endpoint>('least_request'), tried: [a!] })).toBe(b);
+    expect(balance({ cluster: c, balancer: c.balancer, tried: [a!, b!] })).toBeUndefined();
+  });
+
+  it('passes the request hash to a consistent-hash balancer: one hash, one endpoint', () => {
+    const c = cluster('api', [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]);
+    const ring = createBalancer<Endpoint>('ring_hash');
+    const seen = new Set<string>();
+    for (let i = 0; i < 50; i++) seen.add(balance({ cluster: c, balancer: ring, tried: undefined, hash: 12345 })!.id);
+    expect(seen.size).toBe(1);
   });
 });

@@ -88,7 +88,7 @@ function input(
   return {
     request: { ...request, method },
     body,
-    routes: defaultRoutes(c, 'round_robin'),
+    routes: defaultRoutes(c),
     signal: new AttemptSignal(),
     settings: { requestTimeoutMs: 15_000, perTryTimeoutMs: 0, retry: NO_RETRY, ...settings },
     cluster: c,

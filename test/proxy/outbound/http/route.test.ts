@@ -7,15 +7,15 @@ const req = (path: string, method = 'GET') => ({ method, path, headers: {} });
 describe('route stage', () => {
   it('the default table sends every request to the upstream, balanced by its policy', () => {
     const c = cluster('api', [{ id: 'a' }]);
-    const table = defaultRoutes(c, 'round_robin');
+    const table = defaultRoutes(c);
     const r = route(table, req('/anything?x=1', 'DELETE'));
     expect(r?.name).toBe('default');
-    expect(r?.splits).toEqual([{ weight: 1, cluster: c, policy: 'round_robin' }]);
+    expect(r?.splits).toEqual([{ weight: 1, cluster: c, balancer: c.balancer }]);
   });
 
   it('takes the first route that matches, and none when none does', () => {
     const c = cluster('api', [{ id: 'a' }]);
-    const splits = [{ weight: 1, cluster: c, policy: 'round_robin' as const }];
+    const splits = [{ weight: 1, cluster: c, balancer: c.balancer }];
     const routes: Route[] = [
       { name: 'admin', matches: (r) => r.path.startsWith('/admin'), splits },
       { name: 'v2', matches: (r) => r.path.startsWith('/v2'), splits },
