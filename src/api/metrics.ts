@@ -33,6 +33,16 @@ export interface EndpointMetrics extends TrafficCounters {
   endpoint: string;
   /** The instance's node (optional for reports from agents that did not send it). */
   node?: string;
+  /**
+   * Under a traffic policy: the policy target these attempts went to (`api/v2`: service and
+   * subset, or `api` for a target without subset). An instance in two subsets has a row in each.
+   */
+  subset?: string;
+}
+
+/** One traffic-policy target of an upstream (`api/v2`): its requests, counted once with their final outcome. */
+export interface SubsetMetrics extends TrafficCounters {
+  subset: string;
 }
 
 /**
@@ -43,6 +53,8 @@ export interface EndpointMetrics extends TrafficCounters {
 export interface UpstreamMetrics extends TrafficCounters {
   service: string;
   endpoints: EndpointMetrics[];
+  /** Only under a traffic policy (service-router/-splitter/-resolver): per target, so v1 and v2 compare. */
+  subsets?: SubsetMetrics[];
 }
 
 /** One proxy's figures, as an agent reports them. */
@@ -111,6 +123,11 @@ export interface ServiceMetricsView extends RequestFigures {
       activeConnections: number;
     }
   >;
+  /**
+   * Under a traffic policy: what callers saw of each subset of this service (`api/v2`), once per
+   * request, so a canary compares with its baseline. Absent when no caller has a policy for it.
+   */
+  subsets?: Array<RequestFigures & { subset: string; requests: number; failed: number }>;
   /** What this service's sidecars see of each of its upstreams (as a caller). */
   upstreams: Array<
     RequestFigures & {

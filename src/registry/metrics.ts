@@ -60,6 +60,8 @@ interface ServiceAcc {
   inbound: Map<string, { node: string; serviceId: string; d: Delta }>;
   /** What this service's sidecars saw of each of its upstreams, as a caller. */
   upstreams: Map<string, { total: Delta[]; endpoints: Map<string, { node?: string; ds: Delta[] }> }>;
+  /** Callers' figures per traffic-policy target of this service (`api/v2`). */
+  subsets: Map<string, Delta[]>;
 }
 
 const acc = (): ServiceAcc => ({
@@ -68,6 +70,7 @@ const acc = (): ServiceAcc => ({
   attempts: new Map(),
   inbound: new Map(),
   upstreams: new Map(),
+  subsets: new Map(),
 });
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
@@ -153,7 +156,9 @@ export class MetricsHub {
             own.upstreams.set(u.service, { total: [], endpoints: new Map() }).get(u.service)!;
           slot.total.push(total);
           for (const e of u.endpoints) {
-            const prevE = prevU?.endpoints.find((x) => x.endpoint === e.endpoint && x.node === e.node);
+            const prevE = prevU?.endpoints.find(
+              (x) => x.endpoint === e.endpoint && x.node === e.node && x.subset === e.subset,
+            );
             const d = delta(e, prevE, seconds);
             const key = `${instanceIdOf(e.endpoint, e.node)}@${e.node ?? ''}`;
             const ep =
@@ -161,6 +166,12 @@ export class MetricsHub {
               slot.endpoints.set(key, { ds: [], ...(e.node ? { node: e.node } : {}) }).get(key)!;
             ep.ds.push(d);
             push(dest.attempts, key, d);
+          }
+          for (const sub of u.subsets ?? []) {
+            const prevS = prevU?.subsets?.find((x) => x.subset === sub.subset);
+            // `api/v2`: the target's service is the part before the slash (a split may go to another service).
+            const svc = sub.subset.split('/')[0]!;
+            push(of(svc).subsets, sub.subset, delta(sub, prevS, seconds));
           }
         }
       }
@@ -209,6 +220,21 @@ export class MetricsHub {
         bytesInPerSec: Math.round(inbound.bytesIn / inbound.seconds),
         bytesOutPerSec: Math.round(inbound.bytesOut / inbound.seconds),
         instances: instances.sort((x, y) => x.node.localeCompare(y.node) || x.serviceId.localeCompare(y.serviceId)),
+        ...(a.subsets.size > 0
+          ? {
+              subsets: [...a.subsets]
+                .sort((x, y) => x[0].localeCompare(y[0]))
+                .map(([subset, ds]) => {
+                  const d = merge(ds);
+                  return {
+                    subset,
+                    ...requestFigures(rates(d)),
+                    requests: d.requests,
+                    failed: Math.min(d.requests, d.errors),
+                  };
+                }),
+            }
+          : {}),
         upstreams: [...a.upstreams]
           .sort((x, y) => x[0].localeCompare(y[0]))
           .map(([service, slot]) => {

@@ -158,6 +158,43 @@ describe('metrics hub', () => {
     expect(api.meshErrors).toEqual({ 'no-healthy-endpoints': 133 });
   });
 
+  it('compares the subsets of a traffic policy: per subset once per request, per instance across subsets', () => {
+    let now = 1_000_000;
+    const hub = new MetricsHub(() => now);
+    const withPolicy = (v1: TrafficCounters, v2: TrafficCounters): NodeMetricsReport => {
+      const r = caller('w1', counters(v1.requests + v2.requests, v1.responses['5xx']! + v2.responses['5xx']!, []), []);
+      r.proxies[0]!.upstreams[0]!.endpoints = [
+        { endpoint: 'api.h1', node: 'h1', subset: 'api/v1', ...v1 },
+        { endpoint: 'api.h2', node: 'h2', subset: 'api/v2', ...v2 },
+      ];
+      r.proxies[0]!.upstreams[0]!.subsets = [
+        { subset: 'api/v1', ...v1 },
+        { subset: 'api/v2', ...v2 },
+      ];
+      return r;
+    };
+    hub.ingest('w1', withPolicy(idle(), idle()));
+    now += 10_000;
+    // In 10 s: 900 to v1 (all fine), 100 to v2 of which 20 failed.
+    hub.ingest('w1', withPolicy(counters(900, 0, Array(900).fill(1000)), counters(100, 20, Array(100).fill(8000))));
+    const api = hub.overview().services.find((s) => s.name === 'api')!;
+    expect(api.requests).toBe(1000);
+    expect(api.subsets?.map((s) => [s.subset, s.requests, s.failed, s.rps])).toEqual([
+      ['api/v1', 900, 0, 90],
+      ['api/v2', 100, 20, 10],
+    ]);
+    expect(api.subsets![1]!.successRate).toBeCloseTo(0.8, 5);
+    expect(api.subsets![1]!.p99Ms).toBeCloseTo(8, 0);
+    expect(api.instances.map((i) => [i.node, i.attempts, i.failed])).toEqual([
+      ['h1', 900, 0],
+      ['h2', 100, 20],
+    ]);
+    // Without a policy there are no subset figures at all.
+    const plain = new MetricsHub(() => now);
+    plain.ingest('w1', caller('w1', counters(10, 0, [])));
+    expect(plain.overview().services.find((s) => s.name === 'api')!.subsets).toBeUndefined();
+  });
+
   it('forgets a node that stopped reporting, and treats a counter reset as a restart', () => {
     let now = 0;
     const hub = new MetricsHub(() => now);

@@ -21,7 +21,8 @@ const QUANTILES = [0.5, 0.9, 0.99, 1] as const;
 export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): Registry {
   const registry = new Registry();
   const labelsIn = ['service', 'service_id', 'node'] as const;
-  const labelsUp = ['service', 'service_id', 'node', 'upstream', 'endpoint'] as const;
+  // `subset`: the traffic-policy target (`api/v2`) of a row, "" without a policy (an empty label is no label to Prometheus).
+  const labelsUp = ['service', 'service_id', 'node', 'upstream', 'endpoint', 'subset'] as const;
   const g = (name: string, help: string, labelNames: readonly string[]) =>
     new Gauge({ name, help, labelNames, registers: [registry] });
   // Counters from the proxies are totals since each proxy started; exposed as gauges because
@@ -108,17 +109,10 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
       for (const [reason, n] of Object.entries(p.inbound.tlsFailures)) tlsIn.set({ ...base, reason }, n);
       for (const u of p.upstreams) {
         const ul = { ...base, upstream: u.service };
-        fill(
-          u,
-          { ...ul, endpoint: '' },
-          { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp },
-        );
-        for (const e of u.endpoints)
-          fill(
-            e,
-            { ...ul, endpoint: e.endpoint },
-            { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp },
-          );
+        const mUp = { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp };
+        fill(u, { ...ul, endpoint: '', subset: '' }, mUp);
+        for (const e of u.endpoints) fill(e, { ...ul, endpoint: e.endpoint, subset: e.subset ?? '' }, mUp);
+        for (const t of u.subsets ?? []) fill(t, { ...ul, endpoint: '', subset: t.subset }, mUp);
       }
     }
   };

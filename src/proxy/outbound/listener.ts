@@ -175,10 +175,23 @@ export class OutboundListener {
    * where it sends them) are not.
    */
   metrics(): UpstreamMetrics {
+    const own = this.cluster.endpoints.map((e) => ({ endpoint: e.id, node: e.node, ...e.traffic.toMetrics() }));
+    const policy = this.#policy;
+    if (policy === undefined) return { service: this.cluster.service, ...this.traffic.toMetrics(true), endpoints: own };
+    // Under a traffic policy requests go to the targets' clusters: their endpoints, each row
+    // with its target, and one row per target. The upstream's own cluster carries only
+    // WebSocket upgrades then: its rows count only when they saw any.
+    const targets = [...policy.targets()];
     return {
       service: this.cluster.service,
       ...this.traffic.toMetrics(true),
-      endpoints: this.cluster.endpoints.map((e) => ({ endpoint: e.id, node: e.node, ...e.traffic.toMetrics() })),
+      endpoints: [
+        ...own.filter((e) => e.requests > 0 || e.totalConnections > 0),
+        ...targets.flatMap((t) =>
+          t.cluster.endpoints.map((e) => ({ endpoint: e.id, node: e.node, subset: t.name, ...e.traffic.toMetrics() })),
+        ),
+      ],
+      subsets: targets.map((t) => ({ subset: t.name, ...t.traffic.toMetrics() })),
     };
   }
 

@@ -18,9 +18,20 @@ const counters = {
   bytesOut: count,
   latency: z.string().max(65_536),
 };
-const endpointSchema = z.object({ endpoint: z.string().max(128), node: nameSchema.optional(), ...counters }).strict();
+const targetName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,62}(\/[a-z0-9][a-z0-9_-]{0,62})?$/, 'SERVICE or SERVICE/SUBSET');
+const endpointSchema = z
+  .object({ endpoint: z.string().max(128), node: nameSchema.optional(), subset: targetName.optional(), ...counters })
+  .strict();
+const subsetSchema = z.object({ subset: targetName, ...counters }).strict();
 const upstreamSchema = z
-  .object({ service: nameSchema, endpoints: z.array(endpointSchema).max(1024), ...counters })
+  .object({
+    service: nameSchema,
+    endpoints: z.array(endpointSchema).max(4096),
+    subsets: z.array(subsetSchema).max(1024).optional(),
+    ...counters,
+  })
   .strict();
 const reportSchema = z
   .object({

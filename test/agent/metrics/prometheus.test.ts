@@ -34,6 +34,18 @@ const report: NodeMetricsReport = {
           ...traffic(7, [500, 1500, 25_000]),
           endpoints: [{ endpoint: 'api.host-b', ...traffic(7, [500]) }],
         },
+        {
+          service: 'pay',
+          ...traffic(20, [500]),
+          endpoints: [
+            { endpoint: 'pay-1.host-c', subset: 'pay/v1', ...traffic(18, [500]) },
+            { endpoint: 'pay-2.host-d', subset: 'pay/v2', ...traffic(2, [500]) },
+          ],
+          subsets: [
+            { subset: 'pay/v1', ...traffic(18, [500]) },
+            { subset: 'pay/v2', ...traffic(2, [500]) },
+          ],
+        },
       ],
     },
   ],
@@ -86,9 +98,24 @@ describe('agent Prometheus endpoint', () => {
     expect(Number(p99?.value)).toBeCloseTo(0.025, 2);
     expect(
       find('meshctl_upstream_requests_total')
+        .filter((m) => m.labels.upstream === 'api')
         .map((m) => m.labels.endpoint)
         .sort(),
     ).toEqual(['', 'api.host-b']);
+  });
+
+  it('labels the figures of a traffic-policy target with its subset: per endpoint and per subset', async () => {
+    server = await startPrometheus('127.0.0.1:0', () => report);
+    const families = parsePrometheusTextFormat((await scrape(server.url)).body) as Array<{
+      name: string;
+      metrics: Array<{ value: string; labels: Record<string, string> }>;
+    }>;
+    const pay = families
+      .find((f) => f.name === 'meshctl_upstream_requests_total')!
+      .metrics.filter((m) => m.labels.upstream === 'pay')
+      .map((m) => `${m.labels.endpoint ?? ''}|${m.labels.subset ?? ''}=${m.value}`)
+      .sort();
+    expect(pay).toEqual(['pay-1.host-c|pay/v1=18', 'pay-2.host-d|pay/v2=2', '|=20', '|pay/v1=18', '|pay/v2=2'].sort());
   });
 
   it('answers 404 elsewhere and serves an empty set before the first sample', async () => {
