@@ -188,7 +188,8 @@ describe('traffic policy in the outbound pipeline', () => {
     expect(r).toMatchObject({
       kind: 'answer',
       reason: 'no-healthy-endpoints',
-      service: 'api/v2 (route 2 of service-router api)',
+      service: 'api/v2',
+      detail: 'api/v2 (route 2 of service-router api)',
     });
     expect(h.sent).toEqual([]);
   });
