@@ -5,6 +5,7 @@
  * bytes pass unchanged, and a push that turns the mode to http closes open pipes.
  * Mesh clients here are raw TLS sockets with web's certificate, so the test sees the wire.
  */
+import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { meshProof } from '../../../src/proxy/http/mesh-proof.js';
@@ -41,6 +42,16 @@ interface InboundStats {
   mode: string;
   openByMode: { pipe: number; http: number };
   requests: number;
+}
+
+interface UpstreamFigures {
+  responses: Record<string, number>;
+  meshErrors: Record<string, number>;
+}
+
+/** The contract's figures (GET /metrics): the service's answers apart from the mesh's. */
+function metricsOf(p: MeshProxy): { upstreams: UpstreamFigures[] } {
+  return JSON.parse(JSON.stringify(p.metrics())) as { upstreams: UpstreamFigures[] };
 }
 
 function inboundStats(p: MeshProxy): InboundStats {
@@ -88,6 +99,38 @@ function exchange(s: TLSSocket, request: string): Promise<string> {
 
 function header(raw: string, name: string): string | undefined {
   return new RegExp(`\\r\\n${name}: *([^\\r\\n]*)`, 'i').exec(raw)?.[1];
+}
+
+/** A WebSocket upgrade request through web's outbound; resolves with the answer's status and reason. */
+function upgradeThrough(port: number): Promise<{ status: number; reason: string | undefined; proof: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: '/ws',
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': Buffer.from('0123456789abcdef').toString('base64'),
+        'sec-websocket-version': '13',
+      },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      res.resume();
+      resolve({
+        status: res.statusCode ?? 0,
+        reason: res.headers['x-meshctl-reason'] as string | undefined,
+        proof: res.headers['x-meshctl-proof'],
+      });
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, reason: undefined, proof: undefined });
+    });
+    req.end();
+  });
 }
 
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nhost: api\r\n\r\n`;
@@ -168,6 +211,37 @@ describe('the inbound of an http service as a byte pipe', () => {
     const raw = await exchange(s, GET('/'));
     expect(header(raw, 'x-meshctl-reason')).toBe('app-unavailable api');
     expect(header(raw, 'x-meshctl-proof')).toBeUndefined();
+  });
+
+  it("an upgrade through a piped inbound: the app's 502 with a forged reason is the service's; a proven app-unavailable is the mesh's", async () => {
+    const { createServer } = await import('node:http');
+    const forger = createServer((_req, res) => {
+      res.writeHead(502, { 'x-meshctl-reason': 'app-unavailable api', 'content-length': 4 });
+      res.end('nope');
+    });
+    await new Promise<void>((r) => forger.listen(0, '127.0.0.1', r));
+    defer(() => {
+      forger.closeAllConnections();
+      return new Promise<void>((r) => forger.close(() => r()));
+    });
+    const forged = await apiWith(ALLOW_WEB, (forger.address() as { port: number }).port);
+    const down = await apiWith(ALLOW_WEB, await deadPort());
+    for (const [api, kind] of [
+      [forged, 'forged'],
+      [down, 'down'],
+    ] as const) {
+      const web = await webProxy({ service: 'api', endpoints: [{ id: 'api-1', port: api.port }] });
+      const r = await upgradeThrough(outboundPort(web, 'api'));
+      const up = metricsOf(web).upstreams[0]!;
+      expect(r.status).toBe(502);
+      if (kind === 'forged') {
+        // The service's own 5xx, not a mesh error.
+        expect(up).toMatchObject({ responses: { '5xx': 1 }, meshErrors: {} });
+      } else {
+        expect(r.reason).toBe('app-unavailable api');
+        expect(up).toMatchObject({ responses: {}, meshErrors: { 'app-unavailable': 1 } });
+      }
+    }
   });
 
   it('a push that makes a rule need HTTP closes open pipes; the caller reconnects, parsed', async () => {
