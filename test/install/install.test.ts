@@ -228,7 +228,8 @@ describe('install.sh', () => {
     });
 
     // The root-only part (system user, /etc/meshctl, /var/lib/meshctl) runs in a private
-    // mount namespace over copies of /etc and /var/lib, so the host's accounts stay untouched.
+    // mount namespace over copies of /etc (without any meshctl account the host has) and an
+    // empty /var/lib, so the host's accounts stay untouched and do not change the result.
     it.skipIf(!canUseMountNamespace)(
       'as root creates the meshctl user and directories, idempotently',
       { timeout: INSTALL_TIMEOUT_MS + 60_000 },
@@ -243,6 +244,9 @@ describe('install.sh', () => {
           `cp -a /etc ${q(join(root, 'etc'))}`,
           `mount --bind ${q(join(root, 'etc'))} /etc`,
           `mount --bind ${q(join(root, 'varlib'))} /var/lib`,
+          // A host that already has a meshctl account (an earlier install) must not change what
+          // the first run does: the copy starts without one.
+          "for f in /etc/passwd /etc/shadow /etc/group /etc/gshadow; do if [ -f $f ]; then sed -i '/^meshctl:/d' $f; fi; done",
           `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,
           'echo "--- second run"',
           `bash ${q(join(checkout, 'install.sh'))} --prefix ${q(prefix)}`,

@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeEach, afterEach, afterAll } from 'vitest';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -168,8 +169,9 @@ describe('installUnit', () => {
     expect(await readdir(unitDir)).toEqual([]);
   });
 
-  it.skipIf(process.getuid?.() !== 0)(
-    'gives the data directory to the account the unit runs as (root only), and says so once (needs root to give files away)',
+  // Needs root to give files away, and a `nobody` account to give them to.
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('id', ['nobody'], { stdio: 'ignore' }).status !== 0)(
+    'gives the data directory to the account the unit runs as (root only), and says so once (needs root and a nobody account)',
     async () => {
       // Outside /tmp (PrivateTmp would hide it from the unit), made and removed by the test.
       const owned = `/var/lib/meshctl-test-own-${process.pid}`;
@@ -177,12 +179,15 @@ describe('installUnit', () => {
       try {
         await mkdir(join(owned, 'tls'), { recursive: true, mode: 0o700 });
         await writeFile(join(owned, 'tls', 'node.key'), 'key', { mode: 0o600 });
-        const v = vars({ user: 'nobody', group: 'nogroup', dataDir: owned });
+        // nobody's group is nogroup on Debian, nobody elsewhere: ask this host.
+        const group = execFileSync('id', ['-gn', 'nobody'], { encoding: 'utf8' }).trim();
+        const ids = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, 'nobody'], { encoding: 'utf8' })));
+        const v = vars({ user: 'nobody', group, dataDir: owned });
         const r = await installUnit({ kind: 'agent', unitDir, vars: v, runSystemctl: false, ownDataDir: true });
-        expect(r.actions).toContain(`gave ${owned} to nobody:nogroup (3 files; the service runs as nobody)`);
+        expect(r.actions).toContain(`gave ${owned} to nobody:${group} (3 files; the service runs as nobody)`);
         for (const p of [owned, join(owned, 'tls'), join(owned, 'tls', 'node.key')]) {
           const st = await stat(p);
-          expect([st.uid, st.gid], p).toEqual([65534, 65534]);
+          expect([st.uid, st.gid], p).toEqual(ids);
         }
         expect((await stat(join(owned, 'tls', 'node.key'))).mode & 0o777).toBe(0o600);
         const again = await installUnit({ kind: 'agent', unitDir, vars: v, runSystemctl: false, ownDataDir: true });
