@@ -33,25 +33,7 @@ describe('agent data-dir lock and socket', () => {
   };
 
   const joinHost = async (name: string, address: string, extra: string[]) => {
-    const token = await mesh.adminJson<{ token: string }>(['token', 'create', '--any-service', '--uses', '1']);
-    const r = await runCli(
-      [
-        'init',
-        '--join',
-        mesh.registryUrl,
-        '--token',
-        token.token,
-        '--ca-fingerprint',
-        mesh.caFingerprint,
-        '--node-name',
-        name,
-        '--advertise',
-        address,
-        '--json',
-        ...extra,
-      ],
-      mesh.env,
-    );
+    const r = await mesh.joinHost(name, address, ['--json', ...extra]);
     expect(r.exitCode, r.stderr).toBe(0);
     return JSON.parse(r.stdout) as { socketPath: string; servicesDir: string; dataDir: string };
   };

@@ -223,34 +223,15 @@ describe('golden output of every command (real processes)', () => {
 
   it('init --join, and node remove of a joined host', async () => {
     const join_ = async (name: string, address: string, json: boolean) => {
-      const token = JSON.parse((await admin(['token', 'create', '--any-service', '--uses', '1', '--json'])).stdout) as {
-        token: string;
-      };
       const dataDir = join(mesh.dir, `agent-${name}`);
       await mkdir(dataDir, { recursive: true });
-      return runCli(
-        [
-          'init',
-          '--join',
-          mesh.registryUrl,
-          '--token',
-          token.token,
-          '--ca-fingerprint',
-          mesh.caFingerprint,
-          '--node-name',
-          name,
-          '--advertise',
-          address,
-          '--data-dir',
-          dataDir,
-          '--socket',
-          join(dataDir, 'agent.sock'),
-          '--services-dir',
-          join(dataDir, 'services.d'),
-          ...(json ? ['--json'] : []),
-        ],
-        mesh.env,
-      );
+      const args = ['--data-dir', dataDir, '--socket', join(dataDir, 'agent.sock')];
+      return mesh.joinHost(name, address, [
+        ...args,
+        '--services-dir',
+        join(dataDir, 'services.d'),
+        ...(json ? ['--json'] : []),
+      ]);
     };
     const text = await join_('golden-b', JOIN_TEXT!, false);
     expect(text.exitCode, text.stderr).toBe(0);

@@ -37,6 +37,11 @@ export interface TestMesh {
   adminJson<T>(args: string[]): Promise<T>;
   startRegistry(): Promise<void>;
   stopRegistry(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * `meshctl init --join` for host `name` with a single-use join token of its own (any service
+   * unless `services` scopes it), then `args` (data dir, socket, --json…). Starts nothing.
+   */
+  joinHost(name: string, address: string, args: string[], opts?: { services?: string[] }): Promise<CliResult>;
   /** Joins and starts an agent, with a join token of its own: any service unless `services` scopes it. */
   addAgent(name: string, address: string, opts?: { services?: string[] }): Promise<MeshAgent>;
   close(): Promise<void>;
@@ -110,35 +115,30 @@ export async function startMesh(
       await mesh.registry?.kill(signal);
       mesh.registry = undefined;
     },
+    async joinHost(name, address, args, joinOpts = {}) {
+      const scope = joinOpts.services ? joinOpts.services.flatMap((s) => ['--service', s]) : ['--any-service'];
+      const token = await mesh.adminJson<{ token: string }>(['token', 'create', ...scope, '--uses', '1']);
+      return runCli(
+        ['init', '--join', mesh.registryUrl, '--token', token.token, '--ca-fingerprint', mesh.caFingerprint].concat([
+          '--node-name',
+          name,
+          '--advertise',
+          address,
+          ...args,
+        ]),
+        env,
+      );
+    },
     async addAgent(name, address, agentOpts = {}) {
       const dataDir = join(dir, `agent-${name}`);
       const socket = join(dataDir, 'agent.sock');
       const servicesDir = join(dataDir, 'services.d');
       await mkdir(servicesDir, { recursive: true });
-      const scope = agentOpts.services ? agentOpts.services.flatMap((s) => ['--service', s]) : ['--any-service'];
-      const token = await mesh.adminJson<{ token: string }>(['token', 'create', ...scope, '--uses', '1']);
-      const join_ = await runCli(
-        [
-          'init',
-          '--join',
-          mesh.registryUrl,
-          '--token',
-          token.token,
-          '--ca-fingerprint',
-          mesh.caFingerprint,
-          '--node-name',
-          name,
-          '--advertise',
-          address,
-          '--data-dir',
-          dataDir,
-          '--socket',
-          socket,
-          '--services-dir',
-          servicesDir,
-          '--json',
-        ],
-        env,
+      const join_ = await mesh.joinHost(
+        name,
+        address,
+        ['--data-dir', dataDir, '--socket', socket, '--services-dir', servicesDir, '--json'],
+        agentOpts,
       );
       if (join_.exitCode !== 0) throw new Error(`init --join ${name} failed: ${join_.stderr}`);
       const agent: MeshAgent = {
