@@ -9,7 +9,7 @@ import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ProxyMetrics, TrafficCounters } from '../../src/api/metrics.js';
 import { runProxy } from '../../src/proxy/main.js';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
@@ -27,23 +27,12 @@ import {
   waitFor,
   type HttpApp,
 } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { ALLOW_WEB_L7, webApiFixture } from './web-api.js';
 
 /** One attempt per request: these tests count attempts (retries have their own tests). */
 const NO_RETRIES = { retry: { numRetries: 0 } };
-import { ALLOW_WEB_L7, webApiFixture } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { apiInstance, webProxy, certs } = webApiFixture();
 
 function metrics(p: MeshProxy): Omit<ProxyMetrics, 'node'> {
   // Through JSON, as the agent gets it.
@@ -377,8 +366,8 @@ describe('GET /metrics on the admin socket', () => {
     const app: HttpApp = await startHttpApp('api-1');
     await running.proxy.apply(
       snapshot({
-        pki,
-        leaf: webLeaf,
+        pki: certs().pki,
+        leaf: certs().webLeaf,
         service: 'web',
         id: 'web-7',
         appPort: app.port,

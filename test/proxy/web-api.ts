@@ -1,8 +1,9 @@
 /** The web → api pair most proxy tests use: api instances (app + sidecar) and a web sidecar calling them. */
+import { beforeAll } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
 import { inboundPort, snapshot, startHttpApp, startProxy, type UpstreamSpec } from './harness.js';
-import type { Leaf, Pki } from './pki.js';
+import { makePki, type Leaf, type Pki } from './pki.js';
 
 export const ALLOW_WEB: ProxySnapshotInput['intentions'] = [{ source: 'web', destination: 'api', action: 'allow' }];
 /**
@@ -19,8 +20,27 @@ export interface WebApiPki {
   webLeaf: Leaf;
 }
 
-/** `get` is read at call time, so test files can fill their PKI in beforeAll. */
-export function webApiFixture(get: () => WebApiPki) {
+/**
+ * One root and the api and web leaves, made once for the calling test file (its beforeAll):
+ * the PKI fixture the pair's test files shared by copying it.
+ */
+export function webApiPki(): () => WebApiPki {
+  let made: WebApiPki | undefined;
+  beforeAll(async () => {
+    const pki = await makePki();
+    made = { pki, apiLeaf: await pki.leaf('api'), webLeaf: await pki.leaf('web') };
+  });
+  return () => {
+    if (!made) throw new Error('the test PKI is made in beforeAll: read it inside a test or a hook');
+    return made;
+  };
+}
+
+/**
+ * `get` is read at call time, so a test file may fill its PKI in its own beforeAll; without
+ * one the fixture makes its own (webApiPki), and `certs()` reads it.
+ */
+export function webApiFixture(get: () => WebApiPki = webApiPki()) {
   async function apiInstance(
     name: string,
     address: string,
@@ -63,5 +83,5 @@ export function webApiFixture(get: () => WebApiPki) {
     return startProxy(webSnapshot(upstream));
   }
 
-  return { apiInstance, webSnapshot, webProxy };
+  return { apiInstance, webSnapshot, webProxy, certs: get };
 }

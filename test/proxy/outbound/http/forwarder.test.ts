@@ -13,28 +13,17 @@ import { execa } from 'execa';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI } from '../../../helpers/cli.js';
 import { HOSTS, L7OUT_PORTS } from '../../../helpers/hosts.js';
 import type { MeshProxy } from '../../../../src/proxy/proxy.js';
 import { defer, outboundPort, startProxy, waitFor } from '../../harness.js';
-import { makePki, type Leaf, type Pki } from '../../pki.js';
 import { webApiFixture } from '../../web-api.js';
 
 const [HOST_A, HOST_B] = HOSTS.l7out;
 const WEB_PORT = L7OUT_PORTS.forwarderMemory;
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { apiInstance, webSnapshot } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { apiInstance, webSnapshot } = webApiFixture();
 
 const MB = 1024 * 1024;
 

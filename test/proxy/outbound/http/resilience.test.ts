@@ -5,26 +5,15 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HOSTS } from '../../../helpers/hosts.js';
 import type { SnapshotResilience } from '../../../../src/proxy/snapshot.js';
 import { defer, get, outboundPort, startProxy, waitFor } from '../../harness.js';
-import { makePki, type Leaf, type Pki } from '../../pki.js';
 import { webApiFixture } from '../../web-api.js';
 
 const [HOST_A, HOST_B] = HOSTS.resilience;
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { apiInstance, webSnapshot } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { apiInstance, webSnapshot } = webApiFixture();
 
 /**
  * A test app: /hang takes the request and never answers (until the test ends); /slow-body
