@@ -25,6 +25,8 @@ export const HOSTS = {
   golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4'],
   /** structure (#10): the HTTP client's unit tests (servers on port 0). */
   httpClient: ['127.0.12.10'],
+  /** structure (#10): the agent's ProxyManager with real sidecars (mesh ports 24620-24629). */
+  proxyManager: ['127.0.12.20'],
   /** The L7 outbound forwarder's pair tests (in-process sidecars; engineer l7out's block). */
   l7out: ['127.0.10.2', '127.0.10.3'],
   /** rel (#11): the agent's data-dir lock and socket (127.0.7.0/24). */
