@@ -241,6 +241,7 @@ export const tokenCreateSchema = z
       ctx.addIssue({ code: 'custom', message: 'give either services or anyService, not both' });
   });
 
+/** A token as the API shows it (never its secret or hash); the registry stores this plus the hash. */
 export interface TokenInfo {
   id: string;
   kind: 'admin' | 'join';
@@ -248,10 +249,15 @@ export interface TokenInfo {
   createdAt: string;
   expiresAt?: string;
   revoked: boolean;
+  /** Join tokens: service names or patterns a node joining with it may serve. */
   services?: string[];
+  /** Join tokens: the node may serve any service name (asked for with --any-service). */
   anyService?: boolean;
+  /** Join tokens: how many nodes may join with it; unlimited when absent. */
   maxUses?: number;
+  /** Join tokens: how many nodes have joined with it. */
   uses?: number;
+  /** Join tokens: the admin approved taking over this dead node's name. */
   replaceNode?: string;
 }
 

@@ -12,7 +12,12 @@ import { CertificateAuthority, createRoot, serviceId } from '../ca/index.js';
 import type { Store } from '../store/types.js';
 import { primaryAddress } from '../util/net.js';
 import { ensurePrivateDir, exists, writeFileAtomic } from '../util/fs.js';
-import { certificateNames, FIRST_JOIN_TOKEN_TTL_SECONDS, type InitServerOptions } from './bootstrap.js';
+import {
+  certificateNames,
+  FIRST_JOIN_TOKEN_TTL_SECONDS,
+  type InitServerOptions,
+  type RegistryInitResult,
+} from './bootstrap.js';
 import { REGISTRY_SERVICE } from './catalog.js';
 import { parseBind, registryConfigSchema, registryPaths, type EtcdSettings, type RegistryConfig } from './config.js';
 import { newMeshKey, readMeshKey, writeMeshKey, type MeshKey } from './mesh-key.js';
@@ -26,26 +31,16 @@ export interface InitEtcdServerOptions extends InitServerOptions {
   readonly meshKeyFile?: string;
 }
 
-export interface InitEtcdServerResult {
+export interface InitEtcdServerResult extends RegistryInitResult {
   /** false: this host made the mesh; true: it joined the mesh already in etcd. */
   joined: boolean;
-  dataDir: string;
-  trustDomain: string;
-  defaultIntention: 'allow' | 'deny';
-  bind: string;
-  advertiseUrl: string;
-  caFingerprint: string;
-  caCertPath: string;
   meshKeyPath: string;
   etcdEndpoints: string[];
   /** Made only by the first host (the others use the same tokens). */
   adminToken?: string;
   joinToken?: string;
-  leaseTtlSeconds: number;
-  leafTtlSeconds: number;
   /** What to run on the other registry hosts (after copying mesh.key there). */
   otherRegistryCommand: string;
-  files: string[];
 }
 
 export async function initEtcdServer(opts: InitEtcdServerOptions): Promise<InitEtcdServerResult> {

@@ -35,7 +35,8 @@ export interface InitServerOptions {
   nodeCertTtlSeconds?: number;
 }
 
-export interface InitServerResult {
+/** What every registry init reports, on sqlite or on etcd. */
+export interface RegistryInitResult {
   dataDir: string;
   trustDomain: string;
   defaultIntention: 'allow' | 'deny';
@@ -43,15 +44,18 @@ export interface InitServerResult {
   advertiseUrl: string;
   caFingerprint: string;
   caCertPath: string;
+  leaseTtlSeconds: number;
+  leafTtlSeconds: number;
+  files: string[];
+}
+
+export interface InitServerResult extends RegistryInitResult {
   adminToken: string;
   joinToken: string;
   /** The first join token: one use, until this time, no services. */
   joinTokenExpiresAt: string;
   joinTokenUses: number;
-  leaseTtlSeconds: number;
-  leafTtlSeconds: number;
   nodeCertTtlSeconds: number;
-  files: string[];
 }
 
 export const FIRST_JOIN_TOKEN_TTL_SECONDS = 86_400;

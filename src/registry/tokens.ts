@@ -8,27 +8,13 @@
  * lives and how many nodes may join with it.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { TokenInfo } from '../api/schemas.js';
 
-export type TokenKind = 'admin' | 'join';
+export type TokenKind = TokenInfo['kind'];
 
-export interface TokenRecord {
-  id: string;
-  kind: TokenKind;
+/** What the store holds of a token: what the API shows, and the hash of its secret. */
+export interface TokenRecord extends TokenInfo {
   hash: string;
-  description: string;
-  createdAt: string;
-  expiresAt?: string;
-  revoked: boolean;
-  /** Join tokens: service names or patterns a node joining with it may serve. */
-  services?: string[];
-  /** Join tokens: the node may serve any service name (asked for with --any-service). */
-  anyService?: boolean;
-  /** Join tokens: how many nodes may join with it; unlimited when absent. */
-  maxUses?: number;
-  /** Join tokens: how many nodes have joined with it. */
-  uses?: number;
-  /** Join tokens: the admin approved taking over this dead node's name. */
-  replaceNode?: string;
 }
 
 export interface TokenScope {
