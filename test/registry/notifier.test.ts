@@ -14,8 +14,12 @@ function storeWithLostWatch(): { store: Store; mem: MemoryStore; lose(): void } 
   let first: WatchOptions | undefined;
   let calls = 0;
   const store = new Proxy(mem, {
-    get(target, prop, receiver) {
-      if (prop !== 'watch') return Reflect.get(target, prop, receiver) as unknown;
+    get(target, prop) {
+      // Methods run on the store itself: its #private state is not reachable through a Proxy.
+      if (prop !== 'watch') {
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      }
       return (prefix: string, onBatch: Parameters<Store['watch']>[1], opts: WatchOptions = {}) => {
         calls += 1;
         if (calls === 1) {
