@@ -4,6 +4,7 @@
  * otherwise a code for what went wrong on the way (unreachable, timeout, CA mismatch).
  */
 import https from 'node:https';
+import { ResumingAgent } from './resuming-agent.js';
 import http from 'node:http';
 import { MeshError, isErrorCode, type ErrorCode } from '../errors/index.js';
 
@@ -63,7 +64,8 @@ export class HttpClient {
       if (opts.ca !== undefined) tlsOpts.ca = opts.ca;
       if (opts.cert !== undefined) tlsOpts.cert = opts.cert;
       if (opts.key !== undefined) tlsOpts.key = opts.key;
-      this.agent = new https.Agent(tlsOpts);
+      // Keeps its TLS session when a connection fails, to resume when the server is back.
+      this.agent = new ResumingAgent(tlsOpts);
     } else {
       this.agent = new http.Agent({ keepAlive: true });
     }

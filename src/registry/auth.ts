@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { MeshError } from '../errors/index.js';
 import { IdentityCache } from '../ca/index.js';
+import { validityOf } from '../ca/peer.js';
 import type { TokenStore } from './token-store.js';
 
 export type Principal =
@@ -105,6 +106,17 @@ function nodePrincipal(socket: TLSSocket, trustDomain: string): (Principal & { k
       'MESH_ERR_UNAUTHENTICATED',
       `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this mesh CA')}`,
     );
+  }
+  if (socket.isSessionReused()) {
+    // A resumed TLS session (session-tickets.ts) skipped the handshake's certificate checks: the
+    // chain was checked when the session was made, the dates are checked here.
+    const { notBefore, notAfter } = validityOf(cert);
+    const now = Date.now();
+    if (now < notBefore.getTime() || now > notAfter.getTime())
+      throw new MeshError(
+        'MESH_ERR_UNAUTHENTICATED',
+        `client certificate refused: ${now > notAfter.getTime() ? `expired at ${notAfter.toISOString()}` : `not valid before ${notBefore.toISOString()}`} (resumed TLS session)`,
+      );
   }
   const id = nodeIdentityCache(trustDomain).check(cert);
   if (!id.ok) throw new MeshError('MESH_ERR_UNAUTHENTICATED', `client certificate refused: ${id.reason}`);

@@ -85,7 +85,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Running
     await ctx.tokens.seed(config.bootstrapTokens);
     await ctx.revocations.start();
     await notifier.start();
-    app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert });
+    app = buildRegistryServer(ctx, { certPem: serverCert!, keyPem: serverKey!, caPem: caCert, ticketSecret: caKey });
     const { host, port } = parseBind(opts.bind ?? config.bind);
     // Agents reconnect all at once (a registry restart, a failover from another registry): with
     // Node's default backlog of 511 the kernel drops the SYNs beyond it, and those clients wait

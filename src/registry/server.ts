@@ -3,6 +3,7 @@
  * TLS 1.3 only, client certificates requested (nodes authenticate with them) but not required
  * (the CLI uses the admin token), every route's auth declared in its config.
  */
+import type { Server as TlsServer } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { installErrorHandlers } from '../api/server-errors.js';
 import { HANDSHAKE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, serverLimits } from '../api/server-limits.js';
@@ -18,6 +19,7 @@ import { tokenRoutes } from './routes/tokens.js';
 import { watchRoutes } from './routes/watch.js';
 import { systemRoutes } from './routes/system.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { msUntilNextKeys, TICKET_LIFETIME_SECONDS, ticketKeysFor } from './session-tickets.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,6 +34,11 @@ export interface RegistryTls {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /**
+   * What the session ticket keys are derived from (the CA key: every registry of the mesh has
+   * it), so sessions resume after a restart; without it, Node's per-process keys.
+   */
+  ticketSecret?: string;
 }
 
 export const BODY_LIMIT = 64 * 1024;
@@ -47,6 +54,9 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
       rejectUnauthorized: false,
       // Slow and silent clients are cut (src/api/server-limits.ts).
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...(tls.ticketSecret !== undefined
+        ? { ticketKeys: ticketKeysFor(tls.ticketSecret), sessionTimeout: TICKET_LIFETIME_SECONDS }
+        : {}),
       ...serverLimits,
     },
     // Fastify sets the server's requestTimeout from its own option after creating it.
@@ -59,6 +69,21 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
   });
 
   app.decorateRequest('principal', undefined);
+
+  if (tls.ticketSecret !== undefined) {
+    // A new set of ticket keys each day, the same on every registry of the mesh.
+    const secret = tls.ticketSecret;
+    let timer: NodeJS.Timeout | undefined;
+    const rotate = () => {
+      timer = setTimeout(() => {
+        (app.server as unknown as TlsServer).setTicketKeys(ticketKeysFor(secret));
+        rotate();
+      }, msUntilNextKeys() + 1000);
+      timer.unref();
+    };
+    rotate();
+    app.addHook('onClose', async () => clearTimeout(timer));
+  }
 
   app.addHook('onRequest', async (req) => {
     // No such route: 404 whoever asks (a 401 would suggest the path exists).

@@ -36,7 +36,7 @@ const WINDOW_MS = 100;
  * the connections themselves are untouched.
  */
 function watchHandshakes(port: number) {
-  const attempts: Array<{ start: number; end?: number; ok?: boolean }> = [];
+  const attempts: Array<{ start: number; end?: number; ok?: boolean; resumed?: boolean }> = [];
   let inFlight = 0;
   let peak = 0;
   const original = tls.connect;
@@ -44,7 +44,7 @@ function watchHandshakes(port: number) {
     const socket = original(...args);
     const o = args.find((a): a is tls.ConnectionOptions => typeof a === 'object' && a !== null);
     if (Number(o?.port) !== port) return socket;
-    const a: { start: number; end?: number; ok?: boolean } = { start: Date.now() };
+    const a: { start: number; end?: number; ok?: boolean; resumed?: boolean } = { start: Date.now() };
     attempts.push(a);
     inFlight += 1;
     peak = Math.max(peak, inFlight);
@@ -54,7 +54,10 @@ function watchHandshakes(port: number) {
       a.ok = ok;
       inFlight -= 1;
     };
-    socket.once('secureConnect', () => done(true));
+    socket.once('secureConnect', () => {
+      a.resumed = socket.isSessionReused();
+      done(true);
+    });
     socket.once('close', () => done(false));
     return socket;
   }) as typeof tls.connect;
@@ -201,6 +204,7 @@ describe('1,000 agents reconnecting after a registry restart', () => {
       byWindow.set(w, (byWindow.get(w) ?? 0) + 1);
     }
     const busiest = Math.max(0, ...byWindow.values());
+    const resumed = after.filter((a) => a.resumed).length;
     const starts = after.map((a) => a.start - t0).sort((x, y) => x - y);
     const pct = (p: number) => starts[Math.min(starts.length - 1, Math.floor((starts.length * p) / 100))] ?? 0;
     // Handshakes to the restarted registry that did not complete (cut, or timed out).
@@ -212,7 +216,7 @@ describe('1,000 agents reconnecting after a registry restart', () => {
       {
         scenario: '1,000 agents reconnecting after a registry restart',
         load: `${AGENTS} watching agents (the agent's WatchLoop, in-process; ${NODES} joined node certificates), an admin probe every 250 ms`,
-        fault: `registry SIGTERM, down ${DOWN_MS / 1000} s (+ its start), restarted; ${refusedWhileDown} connection attempts refused while down; after it: ${after.length} handshakes (${failedHandshakes} more did not complete), started at p10/p50/p90 ${pct(10)}/${pct(50)}/${pct(90)} ms, busiest ${WINDOW_MS} ms: ${busiest}, peak ${handshakes.peak} in flight at once; all back in ${(backMs / 1000).toFixed(1)} s; ${probes} probes, ${probeFailures.length} failed, slowest ${maxProbeMs} ms; a change made at once was answered in ${putMs} ms`,
+        fault: `registry SIGTERM, down ${DOWN_MS / 1000} s (+ its start), restarted; ${refusedWhileDown} connection attempts refused while down; after it: ${after.length} handshakes, ${resumed} of them resumed sessions (${failedHandshakes} more did not complete), started at p10/p50/p90 ${pct(10)}/${pct(50)}/${pct(90)} ms, busiest ${WINDOW_MS} ms: ${busiest}, peak ${handshakes.peak} in flight at once; all back in ${(backMs / 1000).toFixed(1)} s; ${probes} probes, ${probeFailures.length} failed, slowest ${maxProbeMs} ms; a change made at once was answered in ${putMs} ms`,
         sent: after.length + probes,
         failed: missing + probeFailures.length,
         lostWrites: '—',
