@@ -20,7 +20,7 @@ const SELF = fileURLToPath(import.meta.url);
 
 if (process.argv[2] === '--serve') {
   const m = JSON.parse(process.argv[3]);
-  const { ticketKeysFor, TICKET_LIFETIME_SECONDS } = await distImport('registry/session-tickets.js');
+  const { ticketOptions } = await distImport('registry/session-tickets.js');
   const server = https.createServer(
     {
       cert: m.cert,
@@ -29,8 +29,7 @@ if (process.argv[2] === '--serve') {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
-      ticketKeys: ticketKeysFor('bench'),
-      sessionTimeout: TICKET_LIFETIME_SECONDS,
+      ...ticketOptions('bench'),
     },
     (req, res) => {
       if (req.url === '/cpu') {

@@ -19,7 +19,7 @@ import { tokenRoutes } from './routes/tokens.js';
 import { watchRoutes } from './routes/watch.js';
 import { systemRoutes } from './routes/system.js';
 import { metricsRoutes } from './routes/metrics.js';
-import { msUntilNextKeys, TICKET_LIFETIME_SECONDS, ticketKeysFor } from './session-tickets.js';
+import { msUntilNextKeys, ticketKeysFor, ticketOptions } from './session-tickets.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,9 +54,7 @@ export function buildRegistryServer(ctx: RegistryContext, tls: RegistryTls): Fas
       rejectUnauthorized: false,
       // Slow and silent clients are cut (src/api/server-limits.ts).
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-      ...(tls.ticketSecret !== undefined
-        ? { ticketKeys: ticketKeysFor(tls.ticketSecret), sessionTimeout: TICKET_LIFETIME_SECONDS }
-        : {}),
+      ...(tls.ticketSecret !== undefined ? ticketOptions(tls.ticketSecret) : {}),
       ...serverLimits,
     },
     // Fastify sets the server's requestTimeout from its own option after creating it.

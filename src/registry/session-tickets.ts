@@ -18,6 +18,9 @@ const DAY_MS = 86_400_000;
 /** How long a ticket may be used (TLS 1.3 allows up to 7 days); keys change daily anyway. */
 export const TICKET_LIFETIME_SECONDS = 86_400;
 
+/** The same on every registry and every start (OpenSSL resumes only a session of its context). */
+export const SESSION_ID_CONTEXT = 'meshctl-registry';
+
 /** The 48 bytes Node's `ticketKeys` takes, for the day `now` falls in (UTC). */
 export function ticketKeysFor(secret: string, now = Date.now()): Buffer {
   const day = Math.floor(now / DAY_MS);
@@ -27,4 +30,21 @@ export function ticketKeysFor(secret: string, now = Date.now()): Buffer {
 /** Milliseconds until the next day's keys. */
 export function msUntilNextKeys(now = Date.now()): number {
   return DAY_MS - (now % DAY_MS);
+}
+
+/**
+ * The registry's TLS server options for them: the day's keys, the ticket lifetime, and a fixed
+ * session context (Node's default is a hash of the command line, so a registry restarted with
+ * other flags, e.g. another --bind, would refuse every session the last one made).
+ */
+export function ticketOptions(secret: string): {
+  ticketKeys: Buffer;
+  sessionTimeout: number;
+  sessionIdContext: string;
+} {
+  return {
+    ticketKeys: ticketKeysFor(secret),
+    sessionTimeout: TICKET_LIFETIME_SECONDS,
+    sessionIdContext: SESSION_ID_CONTEXT,
+  };
 }

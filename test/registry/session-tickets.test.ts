@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResumingAgent } from '../../src/api/resuming-agent.js';
 import { nodeId, serviceId } from '../../src/ca/index.js';
 import { resolvePrincipal } from '../../src/registry/auth.js';
-import { msUntilNextKeys, ticketKeysFor, TICKET_LIFETIME_SECONDS } from '../../src/registry/session-tickets.js';
+import { msUntilNextKeys, ticketKeysFor, ticketOptions } from '../../src/registry/session-tickets.js';
 import type { TokenStore } from '../../src/registry/token-store.js';
 import { makePki, TD, type Leaf, type Pki } from '../proxy/pki.js';
 
@@ -44,8 +44,8 @@ async function serve(secret: string, port = 0): Promise<https.Server> {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
-      ticketKeys: ticketKeysFor(secret),
-      sessionTimeout: TICKET_LIFETIME_SECONDS,
+      // The registry's own ticket settings (src/registry/server.ts uses the same).
+      ...ticketOptions(secret),
     },
     (req, res) => {
       const resumed = (req.socket as import('node:tls').TLSSocket).isSessionReused();
