@@ -35,6 +35,7 @@ export const REASONS = {
   'upstream-bad-response': { status: 502, sender: 'outbound', failover: false, l4: false },
   'request-timeout': { status: 504, sender: 'outbound', failover: false, l4: false },
   'retry-budget-exhausted': { status: 503, sender: 'outbound', failover: false, l4: false },
+  'circuit-open': { status: 503, sender: 'outbound', failover: false, l4: false },
   'intention-deny': { status: 403, sender: 'inbound', failover: false, l4: true },
   'default-deny': { status: 403, sender: 'inbound', failover: false, l4: true },
   'app-unavailable': { status: 502, sender: 'inbound', failover: true, l4: true },

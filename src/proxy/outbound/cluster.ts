@@ -15,8 +15,9 @@ import { createBalancer, type Balancer, type BalancerName, type Random } from '.
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { TlsSessions } from './tls-sessions.js';
-import { EndpointClient, type ClientSettings } from './http/client.js';
+import { EndpointClient, MAX_CONNECTIONS_PER_ENDPOINT, type ClientSettings } from './http/client.js';
 import { performance } from 'node:perf_hooks';
+import { CircuitBreaker } from './http/breaker.js';
 import { RetryBudget } from './http/budget.js';
 import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
@@ -50,6 +51,8 @@ export class Cluster {
   resilience: Resilience;
   /** Retries to this upstream over the last window, against its requests. */
   budget: RetryBudget;
+  /** In-flight requests and retries against the limits (kept across snapshots, limits updated). */
+  readonly breaker: CircuitBreaker;
   /** The process's connect and idle timeouts stand in for the defaults (tests shorten them). */
   readonly #defaults: Resilience;
   /** Reasons sent back to the caller, built once. */
@@ -71,6 +74,7 @@ export class Cluster {
     };
     this.resilience = resolveResilience(upstream.resilience, this.#defaults);
     this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
+    this.breaker = new CircuitBreaker(this.resilience.limits);
     this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, settings.random);
     this.#tls = dialTls(upstream.service, tls);
     this.reasons = {
@@ -95,7 +99,10 @@ export class Cluster {
     // Pools are made with their connect and idle timeouts: new ones take the new values.
     const poolsChanged =
       before.connectTimeoutMs !== this.resilience.connectTimeoutMs ||
-      before.idleTimeoutMs !== this.resilience.idleTimeoutMs;
+      before.idleTimeoutMs !== this.resilience.idleTimeoutMs ||
+      before.limits.maxConnections !== this.resilience.limits.maxConnections;
+    // Set on every update but the constructor's first (which makes the breaker after this).
+    if (this.breaker !== undefined) this.breaker.limits = this.resilience.limits;
     if (tlsRotated) this.#tls = dialTls(this.service, tls);
     if (!sameFields(before.retryBudget, this.resilience.retryBudget))
       this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
@@ -115,6 +122,11 @@ export class Cluster {
     }
     for (const gone of old.values()) retirePool(gone);
     this.endpoints = next;
+  }
+
+  /** Connections of one endpoint's pool: the upstream's max_connections, at most the pool's own bound. */
+  get connectionsPerEndpoint(): number {
+    return Math.min(MAX_CONNECTIONS_PER_ENDPOINT, this.breaker.limits.maxConnections);
   }
 
   /** The balancer's choice among the endpoints not yet tried for this request (L4). */
@@ -145,6 +157,7 @@ export class Cluster {
       client = new EndpointClient(endpoint, this.#tls, {
         connectTimeoutMs: this.resilience.connectTimeoutMs,
         idleTimeoutMs: this.resilience.idleTimeoutMs,
+        connections: this.connectionsPerEndpoint,
       });
       endpoint.client = client;
     }

@@ -164,7 +164,9 @@ export class OutboundListener {
       requests: this.traffic.requests,
       responses: this.traffic.allResponses(),
       errors: this.errors.toJSON(),
-      ...(this.#http ? { resilience: this.#http.figures.toJSON() } : {}),
+      ...(this.#http
+        ? { resilience: { ...this.#http.figures.toJSON(), circuitOpen: { ...this.cluster.breaker.overflows } } }
+        : {}),
     };
   }
 

@@ -6,6 +6,7 @@
  * which stays apart from failover.
  */
 import type { Endpoint } from '../endpoint.js';
+import type { CircuitBreaker } from './breaker.js';
 import type { Outcome } from './outcome.js';
 
 export type AttemptCause = 'first' | 'failover' | 'stale' | 'retry';
@@ -18,6 +19,14 @@ export class Attempt {
   /** performance.now() when it began. */
   readonly startedAt: number;
   outcome: Outcome | undefined;
+  /** A retry holds one of its upstream's concurrent-retry slots until it ends. */
+  retrySlot: CircuitBreaker | undefined;
+
+  /** The attempt is over (abandoned, or its answer relayed to the end): its slot goes back. */
+  end(): void {
+    this.retrySlot?.endRetry();
+    this.retrySlot = undefined;
+  }
 
   constructor(endpoint: Endpoint, number: number, cause: AttemptCause, startedAt: number) {
     this.endpoint = endpoint;

@@ -96,6 +96,8 @@ export interface ClientSettings {
   readonly connectTimeoutMs: number;
   /** How long an idle pooled connection is kept (the server's Keep-Alive hint may shorten it). */
   readonly idleTimeoutMs: number;
+  /** The pool's connections (max_connections of the upstream); MAX_CONNECTIONS_PER_ENDPOINT when absent. */
+  readonly connections?: number;
 }
 
 // A pooled connection the far side closed just as it was reused must be told from a request
@@ -257,7 +259,7 @@ export class EndpointClient {
   constructor(endpoint: Endpoint, tls: DialTls, settings: ClientSettings) {
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
     this.#pool = new Pool(`https://${host}:${endpoint.port}`, {
-      connections: MAX_CONNECTIONS_PER_ENDPOINT,
+      connections: settings.connections ?? MAX_CONNECTIONS_PER_ENDPOINT,
       pipelining: 1,
       keepAliveTimeout: settings.idleTimeoutMs,
       keepAliveMaxTimeout: settings.idleTimeoutMs,

@@ -33,6 +33,7 @@ import type { Cluster } from '../cluster.js';
 import type { OutboundContext } from '../context.js';
 import type { Endpoint } from '../endpoint.js';
 import type { Attempt } from './attempt.js';
+import type { CircuitBreaker } from './breaker.js';
 import { ResilienceFigures } from './figures.js';
 import { failoverSafe } from './outcome.js';
 import { AttemptSignal, type OutboundRequest } from './client.js';
@@ -60,6 +61,8 @@ class Exchange {
   target: SplitTarget | undefined;
   /** The mesh's reason, when the mesh answered (or relayed the peer's). */
   reason: string | undefined;
+  /** The upstream's breaker whose request slot this exchange holds (released when it ends). */
+  breaker: CircuitBreaker | undefined;
   /** Set only when access logging was on as the request came in. */
   traceparent: string | undefined;
   bytesOut = 0;
@@ -176,6 +179,13 @@ export class HttpForwarder {
     setForwarded(req, 'http');
     if (this.#ctx.accessLog.on) ex.traceparent = trace(req);
     res.on('close', onResponseClose);
+    const breaker = this.#cluster.breaker;
+    if (!breaker.tryRequest()) {
+      // max_concurrent_requests in flight already: refused at once, never queued.
+      this.#meshError(res, ex, 'circuit-open', `${this.#cluster.service} ${breaker.detail('max-requests')}`);
+      return;
+    }
+    ex.breaker = breaker;
     const request: OutboundRequest & RouteRequest = {
       method: req.method ?? 'GET',
       path: req.url ?? '/',
@@ -202,6 +212,7 @@ export class HttpForwarder {
   readonly #abandoned = (a: Attempt): void => {
     const ep = a.endpoint;
     ep.inFlight -= 1;
+    a.end();
     const o = a.outcome!;
     switch (o.kind) {
       case 'connect-failure':
@@ -291,9 +302,13 @@ export class HttpForwarder {
     fixResponseHopByHop(h, res.shouldKeepAlive && !this.draining, KEEP_ALIVE_SEC);
     if (h['transfer-encoding'] !== undefined) delete h['transfer-encoding'];
     h[ATTEMPTS_HEADER] = String(attempt.number);
-    // The budget kept a retry from being made: the failed answer goes to the app saying so.
-    if (r.retryDenied === 'budget' && response.peerReason === undefined) {
-      const reason = meshReason('retry-budget-exhausted', r.target.cluster.service);
+    // The budget or the retry limit kept a retry from being made: the failed answer says so.
+    if (r.retryDenied !== undefined && response.peerReason === undefined) {
+      const c = r.target.cluster;
+      const reason =
+        r.retryDenied === 'budget'
+          ? meshReason('retry-budget-exhausted', c.service)
+          : meshReason('circuit-open', `${c.service} ${c.breaker.detail('max-retries')}`);
       h[REASON_HEADER] = reason;
       ex.reason = reason;
       this.#errors.add(reason);
@@ -336,6 +351,7 @@ export class HttpForwarder {
   /** The app left while an attempt was in flight: the attempt ends, counted on nobody's answer. */
   #abandonedGone(a: Attempt): void {
     a.endpoint.inFlight -= 1;
+    a.end();
     a.endpoint.traffic.latencyMs(performance.now() - a.startedAt);
   }
 
@@ -365,6 +381,10 @@ export class HttpForwarder {
   /** res 'close': latency on the upstream and on the endpoint of the relayed attempt, and the access log line. */
   finished(ex: Exchange, res: ServerResponse): void {
     ex.signal.clearDeadline();
+    if (ex.breaker !== undefined) {
+      ex.breaker.endRequest();
+      ex.breaker = undefined;
+    }
     const now = performance.now();
     const ms = now - ex.startedAt;
     this.traffic.latencyMs(ms);
@@ -373,6 +393,7 @@ export class HttpForwarder {
     if (a !== undefined) {
       ex.final = undefined;
       a.endpoint.inFlight -= 1;
+      a.end();
       a.endpoint.traffic.latencyMs(now - a.startedAt);
     }
     ex.body?.release();

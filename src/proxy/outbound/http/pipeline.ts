@@ -27,6 +27,7 @@ import type { Readable } from 'node:stream';
 import type { ReasonKind } from '../../../errors/reasons.js';
 import type { Random } from '../balancers.js';
 import type { Cluster } from '../cluster.js';
+import type { CircuitBreaker, CircuitLimit } from './breaker.js';
 import type { Endpoint } from '../endpoint.js';
 import { Attempt, type AttemptCause } from './attempt.js';
 import { balance } from './balance.js';
@@ -38,8 +39,8 @@ import { backoffMs, isIdempotent, retryable } from './retry.js';
 import { route, type Route, type RouteRequest, type RouteTable } from './route.js';
 import { split, type SplitTarget } from './split.js';
 
-/** Why a retry the conditions allowed was not made. */
-export type RetryDenied = 'budget';
+/** Why a retry the conditions allowed was not made: the budget was spent, or max_concurrent_retries reached. */
+export type RetryDenied = 'budget' | 'overflow';
 
 export interface PipelineInput {
   /** The app's request (`source`: its address, for hash policies). */
@@ -121,11 +122,21 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
   const retry = settings.retry;
   const mayRetry = retry.numRetries > 0 && (retry.retryNonIdempotent || isIdempotent(input.request.method));
   let retries = 0;
+  /** The concurrent-retry slot taken for the next attempt (a retry). */
+  let retrySlot: CircuitBreaker | undefined;
   let cause: AttemptCause = 'first';
   let staleSent = false;
   for (let n = 1; ; n++) {
+    if (!cluster.breaker.tryPending(endpoint.inFlight, cluster.connectionsPerEndpoint)) {
+      // As many attempts wait for a connection to this endpoint as the upstream allows: no queueing.
+      signal.clearDeadline();
+      if (retrySlot !== undefined) retrySlot.endRetry();
+      return circuitOpen(service, cluster, 'max-pending', undefined);
+    }
     const body = input.body === undefined ? null : input.body.attempt();
     const attempt = new Attempt(endpoint, n, cause, deps.now());
+    if (cause === 'retry') attempt.retrySlot = retrySlot;
+    retrySlot = undefined;
     deps.started(attempt);
     const perTry = settings.perTryTimeoutMs;
     const cancel = perTry > 0 ? deps.timer(perTry, () => signal.abortAttempt('per-try-timeout')) : noTimer;
@@ -166,18 +177,27 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
     if (next === undefined && mayRetry && retries < retry.numRetries && replayable && retryable(o, retry)) {
       if (!tried.includes(endpoint)) tried.push(endpoint);
       const again = retryEndpoint(cluster, target, tried, hash);
-      if (again !== undefined && cluster.budget.withdraw(deps.now())) {
+      const slot = again !== undefined && cluster.breaker.tryRetry();
+      if (!slot) denied = 'overflow';
+      else if (!cluster.budget.withdraw(deps.now())) {
+        cluster.breaker.endRetry();
+        denied = 'budget';
+      } else {
+        retrySlot = cluster.breaker;
         retries += 1;
         cause = 'retry';
         if (o.kind === 'response') o.body.discard();
         deps.abandoned(attempt);
         const woken = await backoff(backoffMs(retries, retry, deps.random), signal, deps);
-        if (woken === 'request-timeout') return requestTimedOut(attempt);
-        if (woken === 'gone') return { kind: 'gone', attempt: undefined };
-        endpoint = again;
+        if (woken !== 'done') {
+          // No retry made after all: its slot goes back.
+          cluster.breaker.endRetry();
+          return woken === 'request-timeout' ? requestTimedOut(attempt) : { kind: 'gone', attempt: undefined };
+        }
+        endpoint = again!;
         continue;
       }
-      if (again !== undefined) denied = 'budget';
+      if (again === undefined) denied = undefined;
     }
     if (next !== undefined) {
       if (o.kind === 'response') o.body.discard();
@@ -227,6 +247,21 @@ function backoff(ms: number, signal: AttemptSignal, deps: PipelineDeps): Promise
       resolve(cause === 'request-timeout' ? 'request-timeout' : 'gone');
     });
   });
+}
+
+function circuitOpen(
+  service: string,
+  cluster: Cluster,
+  limit: CircuitLimit,
+  attempt: Attempt | undefined,
+): PipelineResult {
+  return {
+    kind: 'answer',
+    reason: 'circuit-open',
+    service,
+    detail: `${service} ${cluster.breaker.detail(limit)}`,
+    attempt,
+  };
 }
 
 function timedOut(

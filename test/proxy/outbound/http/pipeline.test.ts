@@ -370,4 +370,37 @@ describe('pipeline: retries', () => {
     expect(r).toMatchObject({ kind: 'answer', reason: 'request-timeout', detail: 'api 15s' });
     expect(h.sent).toEqual(['a']);
   });
+
+  it('max_concurrent_retries reached: the failed answer is relayed, marked overflow; slots come back', async () => {
+    const inp = retrying(['a', 'b']);
+    const breaker = inp.cluster.breaker;
+    breaker.limits = { ...breaker.limits, maxConcurrentRetries: 1 };
+    breaker.retries = 1; // another request's retry is in flight
+    const h = harness({ a: [response(503)], b: [response(200)] }, { auto: true });
+    expect(await runPipeline(inp, h.deps)).toMatchObject({ kind: 'relay', retryDenied: 'overflow' });
+    expect(breaker.overflows['max-retries']).toBe(1);
+
+    breaker.retries = 0;
+    const h2 = harness({ a: [response(503)], b: [response(200)] }, { auto: true });
+    const r = await runPipeline(inp, h2.deps);
+    expect(r.kind === 'relay' && r.response.status).toBe(200);
+    // The retry holds its slot until it ends (the forwarder ends the relayed attempt).
+    expect(breaker.retries).toBe(1);
+    if (r.kind === 'relay') r.attempt.end();
+    expect(breaker.retries).toBe(0);
+  });
+
+  it('max_pending_requests reached on the endpoint: circuit-open at once, no attempt', async () => {
+    const inp = retrying(['a']);
+    const c = inp.cluster;
+    c.breaker.limits = { ...c.breaker.limits, maxPendingRequests: 2, maxConnections: 1 };
+    c.endpoints[0]!.inFlight = 3; // one on the connection, two waiting
+    const h = harness({ a: [response(200)] });
+    expect(await runPipeline(inp, h.deps)).toMatchObject({
+      kind: 'answer',
+      reason: 'circuit-open',
+      detail: 'api max-pending 2',
+    });
+    expect(h.sent).toEqual([]);
+  });
 });

@@ -1,6 +1,6 @@
 /**
  * Resilience on the L7 outbound through a real pair (web sidecar → api sidecars → apps, mTLS,
- * in this process): timeouts and retries. Assertions are on answers and counts, never on how long things
+ * in this process): timeouts, retries, circuit breaking. Assertions are on answers and counts, never on how long things
  * took. Loopback block 127.0.14.0/24 (HOSTS.resilience).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -51,7 +51,11 @@ async function startApp(name: string, opts: { failWith?: number } = {}) {
         server.close(() => resolve());
       }),
   );
-  return { port: (server.address() as AddressInfo).port, seen };
+  /** Answers the held requests (200 `released`). */
+  const release = (): void => {
+    for (const res of held.splice(0)) res.end('released');
+  };
+  return { port: (server.address() as AddressInfo).port, seen, release };
 }
 
 async function pair(
@@ -133,7 +137,12 @@ describe('retries', () => {
     expect(r.headers['x-meshctl-attempts']).toBe('2');
     expect(apps.map((a) => a.seen.requests)).toEqual([1, 1]);
     const s = upstreamStats(web);
-    expect(s.resilience).toEqual({ retries: 1, retryBudgetExhausted: 0, timeouts: 0 });
+    expect(s.resilience).toEqual({
+      retries: 1,
+      retryBudgetExhausted: 0,
+      timeouts: 0,
+      circuitOpen: { 'max-requests': 0, 'max-pending': 0, 'max-retries': 0 },
+    });
     // The upstream counts what the app got; the failed attempt counts on its endpoint.
     expect(s.responses).toEqual({ '2xx': 1 });
     const eps = s.endpoints as Record<string, { responses: Record<string, number> }>;
@@ -165,5 +174,51 @@ describe('retries', () => {
     expect(r.headers['x-meshctl-reason']).toBe('retry-budget-exhausted api');
     expect(r.headers['x-meshctl-attempts']).toBe('1');
     expect(upstreamStats(web).resilience).toMatchObject({ retries: 0, retryBudgetExhausted: 1 });
+  });
+});
+
+describe('circuit breaking', () => {
+  it('past max_concurrent_requests the excess gets 503 circuit-open at once; the others are served', async () => {
+    const { web, apps, port } = await pair({ requestTimeoutMs: 60_000, limits: { maxConcurrentRequests: 2 } }, 1);
+    // Two requests the app holds fill the upstream's two slots.
+    const held = [get(port, '/hang'), get(port, '/hang')];
+    await waitFor(() => apps[0]!.seen.requests === 2, 'two requests held by the app');
+    const refused = await Promise.all([get(port, '/'), get(port, '/')]);
+    for (const r of refused) {
+      expect(r.status).toBe(503);
+      expect(r.headers['x-meshctl-reason']).toBe('circuit-open api max-requests 2');
+    }
+    // The app never saw the refused ones.
+    expect(apps[0]!.seen.requests).toBe(2);
+    const s = upstreamStats(web);
+    expect(s.resilience).toMatchObject({ circuitOpen: { 'max-requests': 2 } });
+    expect(s.errors).toEqual({ 'circuit-open api max-requests 2': 2 });
+    // Slots come back as requests end: the held ones are answered, then a new one is served.
+    apps[0]!.release();
+    expect((await Promise.all(held)).map((r) => r.body)).toEqual(['released', 'released']);
+    await waitFor(() => web.outbound.listener('api')!.cluster.breaker.requests === 0, 'the slots are free');
+    expect((await get(port, '/')).status).toBe(200);
+  });
+
+  it('past max_pending_requests an attempt waiting for a connection is refused: one connection, none pending', async () => {
+    const { web, apps, port } = await pair(
+      { requestTimeoutMs: 60_000, limits: { maxConnections: 1, maxPendingRequests: 1 } },
+      1,
+    );
+    const held = [get(port, '/hang'), get(port, '/hang')];
+    // One on the connection, one waiting for it.
+    await waitFor(() => apps[0]!.seen.requests === 1, 'one request on the one connection');
+    await waitFor(
+      () => web.outbound.listener('api')!.cluster.endpoints[0]!.inFlight === 2,
+      'a second attempt waiting for the connection',
+    );
+    const r = await get(port, '/');
+    expect(r.status).toBe(503);
+    expect(r.headers['x-meshctl-reason']).toBe('circuit-open api max-pending 1');
+    // The first is answered, then the waiting one gets the connection and is held in turn.
+    apps[0]!.release();
+    await waitFor(() => apps[0]!.seen.requests === 2, 'the waiting attempt got the connection');
+    apps[0]!.release();
+    expect((await Promise.all(held)).map((x) => x.status)).toEqual([200, 200]);
   });
 });
