@@ -9,6 +9,7 @@
  * to exactly what is stored.
  */
 import { z } from 'zod';
+import { routeDestinationResilience, serviceDefaultsResilience } from './config-resilience.js';
 import { nameSchema } from './schemas.js';
 
 import type { ConfigKind } from './config-kinds.js';
@@ -101,6 +102,8 @@ export const serviceDefaultsSchema = z
     protocol: z.enum(['http', 'tcp']).optional(),
     /** How callers balance over this service's instances when no resolver says otherwise. */
     load_balancer: loadBalancerSchema.optional(),
+    /** Timeouts, retries, retry budget, limits, passive health check of callers (./config-resilience.ts). */
+    ...serviceDefaultsResilience,
   })
   .strict();
 export type ServiceDefaults = z.infer<typeof serviceDefaultsSchema>;
@@ -221,6 +224,8 @@ const routeDestination = z
     prefix_rewrite: pathSchema.optional(),
     request_headers: headerModifiers.optional(),
     response_headers: headerModifiers.optional(),
+    /** The route's own timeouts and retries, over the service-defaults' (./config-resilience.ts). */
+    ...routeDestinationResilience,
   })
   .strict();
 export type RouteDestination = z.infer<typeof routeDestination>;

@@ -16,6 +16,7 @@ import type {
 } from '../../api/config-entries.js';
 import type { InstanceView } from '../../api/schemas.js';
 import { matchesFilter, parseFilter, type FilterExpr } from '../../api/filter.js';
+import { compileRouteResilience } from './resilience.js';
 import type {
   SnapshotHashPolicy,
   SnapshotHeaderMods,
@@ -152,6 +153,7 @@ export function compilePolicy(i: CompileInputs): SnapshotPolicy | undefined {
       ...mods('responseHeaders', r.destination?.response_headers),
       ...(sticky ? { stickyHash: sticky } : {}),
       splits,
+      ...withResilience(compileRouteResilience(r.destination)),
     });
   });
   // What no route matches: the upstream's splitter, else its resolver's default subset.
@@ -166,6 +168,10 @@ export function compilePolicy(i: CompileInputs): SnapshotPolicy | undefined {
     splits: splitsOf(upstream, 100, new Set()),
   });
   return { routes, targets: [...targets.values()] };
+}
+
+function withResilience(r: SnapshotRoute['resilience']): Pick<SnapshotRoute, 'resilience'> {
+  return r === undefined ? {} : { resilience: r };
 }
 
 function withHeaders(

@@ -4,7 +4,8 @@ import type { InstanceView } from '../../api/schemas.js';
 import type { LocalService } from '../state.js';
 import type { IntentionsView } from './watch.js';
 import type { Leaf } from './leaf.js';
-import type { ConfigEntry, IntentionPermission } from '../../api/config-entries.js';
+import type { ConfigEntry, IntentionPermission, ServiceDefaults } from '../../api/config-entries.js';
+import { compileResilience } from './resilience.js';
 import { compilePolicy, indexEntries } from './policy.js';
 
 export interface SnapshotInputs {
@@ -60,6 +61,11 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
               endpointId: i.endpointId,
             })
           : undefined;
+      // Timeouts, retries, limits, ejection: the called service's defaults (HTTP only).
+      const resilience =
+        protocol === 'http'
+          ? compileResilience(entries.get(`service-defaults/${u.service}`) as ServiceDefaults | undefined)
+          : undefined;
       return {
         service: u.service,
         protocol,
@@ -70,6 +76,7 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
           .filter((x) => x.meshPort !== undefined && x.status !== 'critical')
           .map((x) => ({ id: i.endpointId(x), node: x.node, address: x.address, port: x.meshPort!, weight: x.weight })),
         ...(policy ? { policy } : {}),
+        ...(resilience ? { resilience } : {}),
       };
     }),
     ...(i.accessLog ? { accessLog: i.accessLog } : {}),

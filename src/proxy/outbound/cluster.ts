@@ -19,6 +19,7 @@ import { EndpointClient, MAX_CONNECTIONS_PER_ENDPOINT, type ClientSettings } fro
 import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './http/breaker.js';
 import { RetryBudget } from './http/budget.js';
+import { OutlierDetector } from './http/outlier.js';
 import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
 /** Above this many endpoints, endpoints get compact (packed) latency histograms. */
@@ -53,6 +54,8 @@ export class Cluster {
   budget: RetryBudget;
   /** In-flight requests and retries against the limits (kept across snapshots, limits updated). */
   readonly breaker: CircuitBreaker;
+  /** Outlier ejection over `endpoints`: the balance stage picks from `outlier.available()`. */
+  readonly outlier: OutlierDetector;
   /** The process's connect and idle timeouts stand in for the defaults (tests shorten them). */
   readonly #defaults: Resilience;
   /** Reasons sent back to the caller, built once. */
@@ -75,6 +78,7 @@ export class Cluster {
     this.resilience = resolveResilience(upstream.resilience, this.#defaults);
     this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
     this.breaker = new CircuitBreaker(this.resilience.limits);
+    this.outlier = new OutlierDetector(this.resilience.outlier);
     this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, settings.random);
     this.#tls = dialTls(upstream.service, tls);
     this.reasons = {
@@ -102,7 +106,8 @@ export class Cluster {
       before.idleTimeoutMs !== this.resilience.idleTimeoutMs ||
       before.limits.maxConnections !== this.resilience.limits.maxConnections;
     // Set on every update but the constructor's first (which makes the breaker after this).
-    if (this.breaker !== undefined) this.breaker.limits = this.resilience.limits;
+    this.breaker.limits = this.resilience.limits;
+    this.outlier.settings = this.resilience.outlier;
     if (tlsRotated) this.#tls = dialTls(this.service, tls);
     if (!sameFields(before.retryBudget, this.resilience.retryBudget))
       this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
@@ -122,6 +127,7 @@ export class Cluster {
     }
     for (const gone of old.values()) retirePool(gone);
     this.endpoints = next;
+    this.outlier.setEndpoints(next, performance.now());
   }
 
   /** Connections of one endpoint's pool: the upstream's max_connections, at most the pool's own bound. */

@@ -7,6 +7,7 @@ import type { SnapshotEndpoint } from '../snapshot.js';
 import { Traffic } from '../traffic.js';
 import type { Balanceable } from './balancers.js';
 import type { EndpointClient } from './http/client.js';
+import { newOutlierState, type OutlierState } from './http/outlier.js';
 
 export class Endpoint implements Balanceable {
   readonly id: string;
@@ -23,6 +24,8 @@ export class Endpoint implements Balanceable {
   readonly connectFailures = new ReasonCounter();
   /** Mesh connections that resumed an earlier verified TLS session (tls-sessions.ts) instead of a full handshake. */
   tlsResumed = 0;
+  /** Outlier ejection's view of it (L7): failures in a row, ejected until when. */
+  readonly outlier: OutlierState = newOutlierState();
   /** L7 only: the keep-alive pool; replaced on certificate rotation. */
   client: EndpointClient | undefined;
 
@@ -48,6 +51,8 @@ export class Endpoint implements Balanceable {
       port: this.port,
       weight: this.weight,
       inFlight: this.inFlight,
+      ejected: this.outlier.ejectedUntil > 0,
+      ejections: this.outlier.ejections,
       requests: this.traffic.requests,
       responses: this.traffic.allResponses(),
       connections: this.connections.connections(),

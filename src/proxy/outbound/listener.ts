@@ -165,7 +165,14 @@ export class OutboundListener {
       responses: this.traffic.allResponses(),
       errors: this.errors.toJSON(),
       ...(this.#http
-        ? { resilience: { ...this.#http.figures.toJSON(), circuitOpen: { ...this.cluster.breaker.overflows } } }
+        ? {
+            resilience: {
+              ...this.#http.figures.toJSON(),
+              circuitOpen: { ...this.cluster.breaker.overflows },
+              ejections: this.cluster.outlier.total,
+              ejected: this.cluster.outlier.ejectedCount,
+            },
+          }
         : {}),
     };
   }

@@ -134,6 +134,7 @@ export class HttpForwarder {
       started: this.#started,
       abandoned: this.#abandoned,
       timer,
+      ejected: this.#ejected,
     };
   }
 
@@ -199,6 +200,22 @@ export class HttpForwarder {
         this.#log.warn(`pipeline:${this.#cluster.service}`, { err }, 'outbound: the pipeline failed');
         this.#meshError(res, ex, 'upstream-reset', this.#cluster.service);
       },
+    );
+  };
+
+  readonly #ejected = (ep: Endpoint, c: Cluster): void => {
+    const st = ep.outlier;
+    // Not throttled away: one line per ejection (the key names it), rare by construction.
+    this.#log.warn(
+      `eject:${ep.id}:${c.outlier.total}`,
+      {
+        upstream: c.service,
+        endpoint: ep.id,
+        ejections: st.ejections,
+        forMs: Math.round(st.ejectedUntil - performance.now()),
+        ejectedNow: c.outlier.ejectedCount,
+      },
+      'outbound: endpoint ejected as an outlier (consecutive failures); it comes back by itself',
     );
   };
 

@@ -35,6 +35,7 @@ import type { AttemptSignal, OutboundRequest } from './client.js';
 import { failoverSafe, type Outcome, type ResponseOutcome } from './outcome.js';
 import type { ReplayBody } from './replay-body.js';
 import { formatTimeout, routeSettings, type RouteSettings } from './resilience.js';
+import { verdictOf } from './outlier.js';
 import { backoffMs, isIdempotent, retryable } from './retry.js';
 import { route, type Route, type RouteRequest, type RouteTable } from './route.js';
 import { split, type SplitTarget } from './split.js';
@@ -90,6 +91,8 @@ export interface PipelineDeps {
   abandoned(attempt: Attempt): void;
   /** Calls `f` after `ms` unless the returned function is called first. */
   timer(ms: number, f: () => void): () => void;
+  /** Outlier ejection has just left `endpoint` out. */
+  ejected?(endpoint: Endpoint, cluster: Cluster): void;
 }
 
 function noTimer(): void {}
@@ -112,7 +115,7 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
   const requestTimedOut = (attempt: Attempt | undefined): PipelineResult =>
     timedOut(service, formatTimeout(settings.requestTimeoutMs), attempt, target);
   const tried: Endpoint[] = [];
-  let endpoint = balance({ cluster, balancer, tried: undefined, hash });
+  let endpoint = balance({ cluster, balancer, tried: undefined, hash, now: deps.now() });
   if (endpoint === undefined) {
     // `no-healthy-endpoints api/v2 (route 2 of service-router api)`: the subset and the route that led there.
     const detail = target.name === undefined ? {} : { detail: `${service} (${r.name})` };
@@ -151,11 +154,13 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
       // The request timeout ended this attempt: it timed out, on its endpoint's figures too.
       o = { kind: 'timeout', error: new Error('request timeout'), perTry: false };
       attempt.outcome = o;
+      judge(cluster, endpoint, o, deps);
       deps.abandoned(attempt);
       return requestTimedOut(attempt);
     }
     attempt.outcome = o;
     if (o.kind === 'aborted') return { kind: 'gone', attempt };
+    if (!(o.kind === 'reset' && o.stale)) judge(cluster, endpoint, o, deps);
     const replayable = input.body === undefined || input.body.replayable;
     let next: Endpoint | undefined;
     if (failoverSafe(o) && replayable) {
@@ -165,18 +170,18 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
         if (!staleSent) {
           staleSent = true;
           cause = 'stale';
-          next = balance({ cluster, balancer, tried, hash });
+          next = balance({ cluster, balancer, tried, hash, now: deps.now() });
         }
       } else {
         tried.push(endpoint);
         cause = 'failover';
-        next = balance({ cluster, balancer, tried, hash });
+        next = balance({ cluster, balancer, tried, hash, now: deps.now() });
       }
     }
     let denied: RetryDenied | undefined;
     if (next === undefined && mayRetry && retries < retry.numRetries && replayable && retryable(o, retry)) {
       if (!tried.includes(endpoint)) tried.push(endpoint);
-      const again = retryEndpoint(cluster, target, tried, hash);
+      const again = retryEndpoint(cluster, target, tried, hash, deps.now());
       const slot = again !== undefined && cluster.breaker.tryRetry();
       if (!slot) denied = 'overflow';
       else if (!cluster.budget.withdraw(deps.now())) {
@@ -224,15 +229,24 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
   }
 }
 
+/** Outlier ejection learns how the attempt went; an ejection is told to the caller (it logs). */
+function judge(cluster: Cluster, endpoint: Endpoint, o: Outcome, deps: PipelineDeps): void {
+  const v = verdictOf(o);
+  if (v !== undefined && cluster.outlier.record(endpoint, v, deps.now())) deps.ejected?.(endpoint, cluster);
+}
+
 /** A retry goes to an endpoint this request has not tried when there is one, else to any. */
 function retryEndpoint(
   cluster: Cluster,
   target: SplitTarget,
   tried: readonly Endpoint[],
   hash: number | undefined,
+  now: number,
 ): Endpoint | undefined {
   const balancer = target.balancer;
-  return balance({ cluster, balancer, tried, hash }) ?? balance({ cluster, balancer, tried: undefined, hash });
+  return (
+    balance({ cluster, balancer, tried, hash, now }) ?? balance({ cluster, balancer, tried: undefined, hash, now })
+  );
 }
 
 /** Waits `ms` before a retry; the exchange's end (app gone, request timeout) cuts it short. */

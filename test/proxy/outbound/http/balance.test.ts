@@ -10,14 +10,17 @@ describe('balance stage', () => {
       { id: 'a', weight: 3 },
       { id: 'b', weight: 1 },
     ]);
-    const picks = Array.from({ length: 8 }, () => balance({ cluster: c, balancer: c.balancer, tried: undefined })!.id);
+    const picks = Array.from(
+      { length: 8 },
+      () => balance({ cluster: c, balancer: c.balancer, tried: undefined, now: 0 })!.id,
+    );
     expect(picks.join('')).toBe('aabaaaba');
   });
 
   it('takes the balancer as input: another one works on the same endpoints with its own state', () => {
     const c = cluster('api', [{ id: 'a' }, { id: 'b' }, { id: 'c' }], 'round_robin', () => 0);
     const random = createBalancer<Endpoint>('random', () => 0);
-    expect(balance({ cluster: c, balancer: random, tried: undefined })?.id).toBe('a'); // random() = 0 → the first
+    expect(balance({ cluster: c, balancer: random, tried: undefined, now: 0 })?.id).toBe('a'); // random() = 0 → the first
     expect(c.balancerFor('random')).toBe(c.balancerFor('random'));
     expect(c.balancerFor('round_robin')).toBe(c.balancer);
   });
@@ -25,15 +28,16 @@ describe('balance stage', () => {
   it('never hands out an endpoint this request has tried', () => {
     const c = cluster('api', [{ id: 'a' }, { id: 'b' }]);
     const [a, b] = c.endpoints;
-    expect(balance({ cluster: c, balancer: createBalancer<Endpoint>('least_request'), tried: [a!] })).toBe(b);
-    expect(balance({ cluster: c, balancer: c.balancer, tried: [a!, b!] })).toBeUndefined();
+    expect(balance({ cluster: c, balancer: createBalancer<Endpoint>('least_request'), tried: [a!], now: 0 })).toBe(b);
+    expect(balance({ cluster: c, balancer: c.balancer, tried: [a!, b!], now: 0 })).toBeUndefined();
   });
 
   it('passes the request hash to a consistent-hash balancer: one hash, one endpoint', () => {
     const c = cluster('api', [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]);
     const ring = createBalancer<Endpoint>('ring_hash');
     const seen = new Set<string>();
-    for (let i = 0; i < 50; i++) seen.add(balance({ cluster: c, balancer: ring, tried: undefined, hash: 12345 })!.id);
+    for (let i = 0; i < 50; i++)
+      seen.add(balance({ cluster: c, balancer: ring, tried: undefined, hash: 12345, now: 0 })!.id);
     expect(seen.size).toBe(1);
   });
 });

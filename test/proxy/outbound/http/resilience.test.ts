@@ -20,13 +20,13 @@ const { apiInstance, webSnapshot } = webApiFixture();
  * sends its head and part of the body, then stalls; anything else answers 200 with the
  * instance's name. It counts the requests it got and the ones whose connection closed.
  */
-async function startApp(name: string, opts: { failWith?: number } = {}) {
+async function startApp(name: string, opts: { failWith?: number; hangAll?: boolean } = {}) {
   const seen = { requests: 0, closed: 0 };
   const held: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     seen.requests += 1;
     res.on('close', () => (seen.closed += 1));
-    if (req.url === '/hang') {
+    if (req.url === '/hang' || opts.hangAll) {
       held.push(res);
       return;
     }
@@ -61,13 +61,16 @@ async function startApp(name: string, opts: { failWith?: number } = {}) {
 async function pair(
   resilience: SnapshotResilience | undefined,
   instances = 1,
-  failWith: Array<number | undefined> = [],
+  failWith: Array<number | 'hang' | undefined> = [],
 ) {
   const apps = [];
   const endpoints = [];
   for (let i = 0; i < instances; i++) {
     const fail = failWith[i];
-    const app = await startApp(`api-${i + 1}`, fail === undefined ? {} : { failWith: fail });
+    const app = await startApp(
+      `api-${i + 1}`,
+      fail === undefined ? {} : fail === 'hang' ? { hangAll: true } : { failWith: fail },
+    );
     const a = await apiInstance(`api-${i + 1}`, [HOST_A, HOST_B][i]!, { appPort: app.port });
     apps.push(app);
     endpoints.push(a.endpoint);
@@ -142,6 +145,8 @@ describe('retries', () => {
       retryBudgetExhausted: 0,
       timeouts: 0,
       circuitOpen: { 'max-requests': 0, 'max-pending': 0, 'max-retries': 0 },
+      ejections: 0,
+      ejected: 0,
     });
     // The upstream counts what the app got; the failed attempt counts on its endpoint.
     expect(s.responses).toEqual({ '2xx': 1 });
@@ -220,5 +225,32 @@ describe('circuit breaking', () => {
     await waitFor(() => apps[0]!.seen.requests === 2, 'the waiting attempt got the connection');
     apps[0]!.release();
     expect((await Promise.all(held)).map((x) => x.status)).toEqual([200, 200]);
+  });
+});
+
+describe('outlier ejection', () => {
+  it('an instance that hangs: its requests time out with 504, then it is ejected and the rest go to the other', async () => {
+    const { web, apps, port } = await pair(
+      {
+        requestTimeoutMs: 300,
+        retry: { numRetries: 0 },
+        outlier: { consecutiveErrors: 2, baseEjectionTimeMs: 60_000 },
+      },
+      2,
+      ['hang', undefined],
+    );
+    const replies = [];
+    for (let i = 0; i < 12; i++) replies.push(await get(port, '/'));
+    const timedOut = replies.filter((r) => r.status === 504);
+    // Exactly the two timeouts that eject it; every other request was answered by api-2.
+    expect(timedOut.map((r) => r.headers['x-meshctl-reason'])).toEqual([
+      'request-timeout api 300ms',
+      'request-timeout api 300ms',
+    ]);
+    expect(replies.filter((r) => r.status === 200).map((r) => r.body)).toEqual(Array(10).fill('api-2'));
+    expect(apps[0]!.seen.requests).toBe(2);
+    const s = upstreamStats(web);
+    expect(s.resilience).toMatchObject({ ejections: 1, ejected: 1, timeouts: 2 });
+    expect((s.endpoints as Record<string, { ejected: boolean }>)['api-1']!.ejected).toBe(true);
   });
 });
