@@ -55,6 +55,24 @@ export interface UpstreamMetrics extends TrafficCounters {
   endpoints: EndpointMetrics[];
   /** Only under a traffic policy (service-router/-splitter/-resolver): per target, so v1 and v2 compare. */
   subsets?: SubsetMetrics[];
+  /** What resilience did on this upstream (L7 upstreams; absent from older proxies). */
+  resilience?: ResilienceCounters;
+}
+
+/** Totals since the sidecar started (issue 15). */
+export interface ResilienceCounters {
+  /** Retry attempts made (failover is not counted). */
+  retries: number;
+  /** Retries the budget refused. */
+  retryBudgetExhausted: number;
+  /** Attempts or exchanges ended by a request or per-try timeout. */
+  timeouts: number;
+  /** Requests or retries refused by a circuit limit, by limit (max-requests, max-pending, max-retries). */
+  circuitOpen: Record<string, number>;
+  /** Endpoints ejected as outliers, in all. */
+  ejections: number;
+  /** Endpoints out right now. */
+  ejected: number;
 }
 
 /** One proxy's figures, as an agent reports them. */

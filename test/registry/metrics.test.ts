@@ -281,5 +281,16 @@ describe('metrics API', () => {
     await expect(
       client.reportMetrics('host-m', { sampledAt: 0, proxies: [{ nope: true }] } as unknown as NodeMetricsReport),
     ).rejects.toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
+    // A caller's upstream with its resilience figures (issue 15) is taken.
+    const withResilience = caller('host-m', counters(10, 0, [500]));
+    withResilience.proxies[0]!.upstreams[0]!.resilience = {
+      retries: 1,
+      retryBudgetExhausted: 0,
+      timeouts: 0,
+      circuitOpen: { 'max-requests': 0 },
+      ejections: 0,
+      ejected: 0,
+    };
+    await client.reportMetrics('host-m', withResilience);
   });
 });

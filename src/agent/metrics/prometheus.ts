@@ -67,6 +67,29 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
     'quantile',
   ]);
 
+  // What resilience did per upstream (issue 15): totals since the sidecar started.
+  const retriesUp = g(
+    'meshctl_upstream_retries_total',
+    'Retry attempts to an upstream (failover not counted)',
+    labelsUp,
+  );
+  const budgetUp = g(
+    'meshctl_upstream_retry_budget_exhausted_total',
+    'Retries the retry budget refused (the failed answer went to the app)',
+    labelsUp,
+  );
+  const timeoutsUp = g(
+    'meshctl_upstream_timeouts_total',
+    'Attempts or exchanges ended by a request or per-try timeout',
+    labelsUp,
+  );
+  const circuitUp = g('meshctl_upstream_circuit_open_total', 'Requests or retries refused by a circuit limit', [
+    ...labelsUp,
+    'limit',
+  ]);
+  const ejectionsUp = g('meshctl_upstream_ejections_total', 'Endpoints ejected as outliers', labelsUp);
+  const ejectedUp = g('meshctl_upstream_ejected_endpoints', 'Endpoints ejected as outliers right now', labelsUp);
+
   const fill = (
     c: TrafficCounters,
     labels: Record<string, string>,
@@ -111,6 +134,16 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
         const ul = { ...base, upstream: u.service };
         const mUp = { req: reqUp, resp: respUp, mesh: meshUp, conn: connUp, bytes: bytesUp, lat: latUp };
         fill(u, { ...ul, endpoint: '', subset: '' }, mUp);
+        const res = u.resilience;
+        if (res) {
+          const l = { ...ul, endpoint: '', subset: '' };
+          retriesUp.set(l, res.retries);
+          budgetUp.set(l, res.retryBudgetExhausted);
+          timeoutsUp.set(l, res.timeouts);
+          for (const [limit, n] of Object.entries(res.circuitOpen)) circuitUp.set({ ...l, limit }, n);
+          ejectionsUp.set(l, res.ejections);
+          ejectedUp.set(l, res.ejected);
+        }
         for (const e of u.endpoints) fill(e, { ...ul, endpoint: e.endpoint, subset: e.subset ?? '' }, mUp);
         for (const t of u.subsets ?? []) fill(t, { ...ul, endpoint: '', subset: t.subset }, mUp);
       }

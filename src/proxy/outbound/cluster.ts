@@ -187,6 +187,7 @@ export class Cluster {
     return {
       protocol: this.protocol,
       loadBalancer: this.balancer.name,
+      settings: settingsJSON(this.resilience),
       endpoints: Object.fromEntries(this.endpoints.map((e) => [e.id, e.toJSON()])),
     };
   }
@@ -209,4 +210,12 @@ function dialTls(service: string, tls: ClientTls): DialTls {
 
 function sameFields<T extends object>(a: T, b: T): boolean {
   return Object.keys(a).every((k) => a[k as keyof T] === b[k as keyof T]);
+}
+
+/** The settings in force, as `GET /stats` shows them (sets as lists). */
+function settingsJSON(r: Resilience): Record<string, unknown> {
+  return {
+    ...r,
+    retry: { ...r.retry, retryOn: [...r.retry.retryOn], retryOnStatusCodes: [...r.retry.retryOnStatusCodes] },
+  };
 }

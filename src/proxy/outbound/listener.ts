@@ -9,7 +9,7 @@ import { MeshError } from '../../errors/index.js';
 import type { Logger } from '../../util/log.js';
 import type { ThrottledLog } from '../log-throttle.js';
 import type { SnapshotUpstream } from '../snapshot.js';
-import type { UpstreamMetrics } from '../../api/metrics.js';
+import type { ResilienceCounters, UpstreamMetrics } from '../../api/metrics.js';
 import { ConnectionCounter, ReasonCounter } from '../stats.js';
 import { Traffic } from '../traffic.js';
 import { Cluster, type ClientTls, type ClusterSettings } from './cluster.js';
@@ -164,16 +164,7 @@ export class OutboundListener {
       requests: this.traffic.requests,
       responses: this.traffic.allResponses(),
       errors: this.errors.toJSON(),
-      ...(this.#http
-        ? {
-            resilience: {
-              ...this.#http.figures.toJSON(),
-              circuitOpen: { ...this.cluster.breaker.overflows },
-              ejections: this.cluster.outlier.total,
-              ejected: this.cluster.outlier.ejectedCount,
-            },
-          }
-        : {}),
+      ...(this.#http ? { resilience: this.#resilience(this.#http) } : {}),
     };
   }
 
@@ -186,7 +177,9 @@ export class OutboundListener {
   metrics(): UpstreamMetrics {
     const own = this.cluster.endpoints.map((e) => ({ endpoint: e.id, node: e.node, ...e.traffic.toMetrics() }));
     const policy = this.#policy;
-    if (policy === undefined) return { service: this.cluster.service, ...this.traffic.toMetrics(true), endpoints: own };
+    const resilience = this.#http ? { resilience: this.#resilience(this.#http) } : {};
+    if (policy === undefined)
+      return { service: this.cluster.service, ...this.traffic.toMetrics(true), endpoints: own, ...resilience };
     // Under a traffic policy requests go to the targets' clusters: their endpoints, each row
     // with its target, and one row per target. The upstream's own cluster carries only
     // WebSocket upgrades then: its rows count only when they saw any.
@@ -201,7 +194,25 @@ export class OutboundListener {
         ),
       ],
       subsets: targets.map((t) => ({ subset: t.name, ...t.traffic.toMetrics() })),
+      ...resilience,
     };
+  }
+
+  /** The upstream's own cluster and, under a traffic policy, its targets' (each has a breaker and an outlier detector). */
+  #clusters(): Cluster[] {
+    return this.#policy ? [this.cluster, ...[...this.#policy.targets()].map((t) => t.cluster)] : [this.cluster];
+  }
+
+  #resilience(http: HttpForwarder): ResilienceCounters {
+    const circuitOpen: Record<string, number> = {};
+    let ejections = 0;
+    let ejected = 0;
+    for (const c of this.#clusters()) {
+      for (const [limit, n] of Object.entries(c.breaker.overflows)) circuitOpen[limit] = (circuitOpen[limit] ?? 0) + n;
+      ejections += c.outlier.total;
+      ejected += c.outlier.ejectedCount;
+    }
+    return { ...http.figures.toJSON(), circuitOpen, ejections, ejected };
   }
 
   /**

@@ -25,12 +25,23 @@ const endpointSchema = z
   .object({ endpoint: z.string().max(128), node: nameSchema.optional(), subset: targetName.optional(), ...counters })
   .strict();
 const subsetSchema = z.object({ subset: targetName, ...counters }).strict();
+const resilienceSchema = z
+  .object({
+    retries: count,
+    retryBudgetExhausted: count,
+    timeouts: count,
+    circuitOpen: countMap,
+    ejections: count,
+    ejected: count,
+  })
+  .strict();
 const upstreamSchema = z
   .object({
     service: nameSchema,
     endpoints: z.array(endpointSchema).max(4096),
     subsets: z.array(subsetSchema).max(1024).optional(),
     ...counters,
+    resilience: resilienceSchema.optional(),
   })
   .strict();
 const reportSchema = z

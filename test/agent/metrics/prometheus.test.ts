@@ -33,6 +33,14 @@ const report: NodeMetricsReport = {
           service: 'api',
           ...traffic(7, [500, 1500, 25_000]),
           endpoints: [{ endpoint: 'api.host-b', ...traffic(7, [500]) }],
+          resilience: {
+            retries: 5,
+            retryBudgetExhausted: 1,
+            timeouts: 2,
+            circuitOpen: { 'max-requests': 3, 'max-pending': 0, 'max-retries': 4 },
+            ejections: 6,
+            ejected: 1,
+          },
         },
         {
           service: 'pay',
@@ -102,6 +110,16 @@ describe('agent Prometheus endpoint', () => {
         .map((m) => m.labels.endpoint)
         .sort(),
     ).toEqual(['', 'api.host-b']);
+    // What resilience did, per upstream (endpoint="").
+    const one = (name: string) => find(name).map((m) => [m.labels.upstream, m.labels.endpoint, m.value]);
+    expect(one('meshctl_upstream_retries_total')).toEqual([['api', '', '5']]);
+    expect(one('meshctl_upstream_retry_budget_exhausted_total')).toEqual([['api', '', '1']]);
+    expect(one('meshctl_upstream_timeouts_total')).toEqual([['api', '', '2']]);
+    expect(one('meshctl_upstream_ejections_total')).toEqual([['api', '', '6']]);
+    expect(one('meshctl_upstream_ejected_endpoints')).toEqual([['api', '', '1']]);
+    expect(
+      Object.fromEntries(find('meshctl_upstream_circuit_open_total').map((m) => [m.labels.limit, m.value])),
+    ).toEqual({ 'max-requests': '3', 'max-pending': '0', 'max-retries': '4' });
   });
 
   it('labels the figures of a traffic-policy target with its subset: per endpoint and per subset', async () => {

@@ -11,7 +11,7 @@ export class ResilienceFigures {
   /** Exchanges answered 504 or cut because a request or per-try timeout passed. */
   timeouts = 0;
 
-  toJSON(): Record<string, number> {
+  toJSON(): { retries: number; retryBudgetExhausted: number; timeouts: number } {
     return {
       retries: this.retries,
       retryBudgetExhausted: this.retryBudgetExhausted,

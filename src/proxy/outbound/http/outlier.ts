@@ -74,9 +74,11 @@ export class OutlierDetector {
       }
       return false;
     }
-    st.consecutive += 1;
     const s = this.settings;
-    if (s.consecutiveErrors === 0 || st.consecutive < s.consecutiveErrors || st.ejectedUntil > now) return false;
+    // Off: nothing is counted, so turning it on later starts from zero.
+    if (s.consecutiveErrors === 0) return false;
+    st.consecutive += 1;
+    if (st.consecutive < s.consecutiveErrors || st.ejectedUntil > now) return false;
     if (this.#ejected >= this.#maxEjected()) return false;
     st.consecutive = 0;
     st.ejections += 1;
