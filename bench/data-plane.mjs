@@ -26,8 +26,11 @@ export const DEFAULT_SCENARIOS = [
   'haproxy-pair-close',
   'meshctl-l4-pair-close',
 ];
-/** Everything --scenarios accepts (node-http-proxy and node-undici are opt-in reference points). */
-export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'node-http-proxy', 'node-undici'];
+/**
+ * Everything --scenarios accepts (node-http-proxy and node-undici are opt-in reference points;
+ * meshctl-l7-pair-resilience-off the L7 pair without timeouts, retries, limits or ejection).
+ */
+export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'meshctl-l7-pair-resilience-off', 'node-http-proxy', 'node-undici'];
 
 /**
  * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,

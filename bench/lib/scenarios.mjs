@@ -5,7 +5,12 @@
  *   haproxy-pair        load → haproxy (tcp) 127.0.0.2 ─mTLS→ haproxy (tcp) 127.0.0.3 → upstream
  *   haproxy-http-pair   the same with both haproxies in http mode (keep-alive, connection reuse)
  *   meshctl-l4-pair     load → web proxy (tcp upstream api) 127.0.0.2 ─mTLS→ api proxy 127.0.0.3 → upstream
- *   meshctl-l7-pair     the same with protocol http
+ *   meshctl-l7-pair     the same with protocol http (the default resilience: 15 s request timeout,
+ *                       retries, budget, circuit limits, outlier ejection)
+ *   meshctl-l7-pair-resilience-off
+ *                       (opt-in) the same pair with every resilience feature off (no request
+ *                       timeout, no retries, outlier ejection off, limits out of reach): what
+ *                       the defaults cost, side by side
  *   node-http-proxy     (opt-in) load → bench/ref-proxy.mjs → upstream: one plain http-proxy hop, the
  *                       floor of the library the L7 proxy is built on
  *   node-undici         (opt-in) load → bench/ref-undici.mjs → upstream: the same hop with undici's
@@ -85,7 +90,21 @@ export function haproxyConfig({ mode, side, listen, target, crtFile, caFile }) {
 }
 
 /** A meshctl proxy snapshot, in the schema of src/proxy/snapshot.ts. */
-export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, upstream }) {
+/** The upstream settings of the resilience-off pair: nothing armed, nothing counted against a limit. */
+const RESILIENCE_OFF = {
+  requestTimeoutMs: 0,
+  perTryTimeoutMs: 0,
+  retry: { numRetries: 0 },
+  limits: {
+    maxConnections: 1_000_000,
+    maxPendingRequests: 1_000_000,
+    maxConcurrentRequests: 1_000_000,
+    maxConcurrentRetries: 1_000_000,
+  },
+  outlier: { consecutiveErrors: 0 },
+};
+
+export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, upstream, resilienceOff = false }) {
   const leaf = service === 'web' ? mesh.web : mesh.api;
   return {
     version: 1,
@@ -111,6 +130,7 @@ export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, u
                 weight: 1,
               },
             ],
+            ...(resilienceOff ? { resilience: RESILIENCE_OFF } : {}),
           },
         ]
       : [],
@@ -247,9 +267,10 @@ export async function startScenarios(o) {
       }
     }
 
-    for (const [name, protocol] of [
-      ['meshctl-l4-pair', 'tcp'],
-      ['meshctl-l7-pair', 'http'],
+    for (const [name, protocol, resilienceOff] of [
+      ['meshctl-l4-pair', 'tcp', false],
+      ['meshctl-l7-pair', 'http', false],
+      ['meshctl-l7-pair-resilience-off', 'http', true],
     ]) {
       if (!mesh || !want(name)) continue;
       const local = { host: WEB_HOST, port: await freePort(WEB_HOST) };
@@ -271,6 +292,7 @@ export async function startScenarios(o) {
           inbound: { address: WEB_HOST, port: 0 },
           appPort: 1,
           upstream: { local, endpoint },
+          resilienceOff,
         }),
       };
       const hops = [];
@@ -310,7 +332,7 @@ export async function startScenarios(o) {
         kind: 'meshctl',
         url: `http://${local.host}:${local.port}/`,
         hops,
-        note: `meshctl proxy run, protocol ${protocol}, intention web→api allow`,
+        note: `meshctl proxy run, protocol ${protocol}, intention web→api allow${resilienceOff ? ', resilience off' : ''}`,
       });
     }
 
@@ -346,6 +368,7 @@ export async function startScenarios(o) {
       'haproxy-http-pair',
       'meshctl-l4-pair',
       'meshctl-l7-pair',
+      'meshctl-l7-pair-resilience-off',
       'haproxy-pair-close',
       'meshctl-l4-pair-close',
       'node-http-proxy',

@@ -35,7 +35,11 @@ export interface AccessLogEntry {
   /** Outbound: the endpoint (instance id) that served the request. */
   endpoint?: string;
   /** Set when the mesh answered by itself (`x-meshctl-reason`). */
-  reason?: string;
+  reason?: string | undefined;
+  /** Outbound HTTP: attempts made for the request (failover and retries included). */
+  attempts?: number;
+  /** Outbound HTTP: what resilience did, one flag per cause (`retried`, `timeout`, `circuit-open`, …). */
+  flags?: readonly string[];
   traceparent?: string;
   /** TCP: the peer's address. */
   peer?: string;

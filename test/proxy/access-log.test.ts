@@ -141,6 +141,7 @@ describe('access logs', () => {
       bytesIn: 5,
       bytesOut: Buffer.byteLength(r.body),
       endpoint: 'api-1',
+      attempts: 1,
       traceparent: TRACE,
     });
     expect(inb).toEqual({
@@ -195,6 +196,14 @@ describe('access logs', () => {
     }
     const out = await waitLines(m.webLog, bad.length);
     expect(out.map((l) => l.traceparent)).toEqual(seen.map((h) => h.traceparent));
+  });
+
+  it('flags what resilience did on the outbound line: a retried gateway error after 2 attempts', async () => {
+    // The app is down: the api sidecar answers 502 app-unavailable, a gateway error, retried once.
+    const m = await mesh({ appPort: await deadPort(), apiLog: null });
+    expect((await get(m.port, '/x')).status).toBe(502);
+    const [out] = await waitLines(m.webLog, 1);
+    expect(out).toMatchObject({ status: 502, reason: 'app-unavailable api', attempts: 2, flags: ['retried'] });
   });
 
   it('names the reason when the mesh answered: a deny on both sides, no endpoints on the outbound side', async () => {

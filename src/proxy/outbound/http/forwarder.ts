@@ -47,6 +47,35 @@ import { UpgradeTunnel } from './upgrade.js';
 /** How long the app's idle keep-alive connections to us are kept. */
 export const LISTENER_KEEP_ALIVE_MS = 5_000;
 const KEEP_ALIVE_SEC = Math.floor(LISTENER_KEEP_ALIVE_MS / 1000);
+/**
+ * Access log flags: `failover` (another endpoint after one nothing reached), `retried`,
+ * `retry-budget-exhausted`, `retry-overflow` (max_concurrent_retries), `timeout` (request or
+ * per-try), `circuit-open` (a limit refused the request).
+ */
+export type ResilienceFlag =
+  'failover' | 'retried' | 'retry-budget-exhausted' | 'retry-overflow' | 'timeout' | 'circuit-open';
+
+function flag(ex: Exchange, f: ResilienceFlag): void {
+  if (ex.traceparent === undefined) return;
+  ex.flags ??= [];
+  if (!ex.flags.includes(f)) ex.flags.push(f);
+}
+
+/** The flags an answer's last attempt and the pipeline's result say. */
+function resultFlags(ex: Exchange, r: PipelineResult): void {
+  if (ex.traceparent === undefined || r.kind === 'gone') return;
+  const a = r.attempt;
+  if (a !== undefined) {
+    ex.attempts = a.number;
+    if (a.cause === 'retry') flag(ex, 'retried');
+    if (a.cause === 'failover') flag(ex, 'failover');
+  }
+  if (r.retryDenied === 'budget') flag(ex, 'retry-budget-exhausted');
+  if (r.retryDenied === 'overflow') flag(ex, 'retry-overflow');
+  if (r.kind === 'answer' && r.reason === 'request-timeout') flag(ex, 'timeout');
+  if (r.kind === 'answer' && r.reason === 'circuit-open') flag(ex, 'circuit-open');
+}
+
 /** On every answer the pipeline made attempts for: how many (failover and retries included). */
 export const ATTEMPTS_HEADER = 'x-meshctl-attempts';
 
@@ -63,6 +92,10 @@ class Exchange {
   reason: string | undefined;
   /** The upstream's breaker whose request slot this exchange holds (released when it ends). */
   breaker: CircuitBreaker | undefined;
+  /** Attempts made (failover and retries included); 0 when none was. */
+  attempts = 0;
+  /** What resilience did, for the access log line (one flag per cause, as Envoy's response flags). */
+  flags: ResilienceFlag[] | undefined;
   /** Set only when access logging was on as the request came in. */
   traceparent: string | undefined;
   bytesOut = 0;
@@ -183,6 +216,7 @@ export class HttpForwarder {
     const breaker = this.#cluster.breaker;
     if (!breaker.tryRequest()) {
       // max_concurrent_requests in flight already: refused at once, never queued.
+      flag(ex, 'circuit-open');
       this.#meshError(res, ex, 'circuit-open', `${this.#cluster.service} ${breaker.detail('max-requests')}`);
       return;
     }
@@ -290,6 +324,7 @@ export class HttpForwarder {
       return;
     }
     if (r.retryDenied === 'budget') this.figures.retryBudgetExhausted += 1;
+    resultFlags(ex, r);
     if (r.kind === 'answer') {
       if (r.attempt !== undefined && !res.headersSent) res.setHeader(ATTEMPTS_HEADER, r.attempt.number);
       if (r.target?.traffic !== undefined) {
@@ -356,6 +391,7 @@ export class HttpForwarder {
       res.destroy();
       if (ex.signal.cause === 'request-timeout') {
         this.figures.timeouts += 1;
+        flag(ex, 'timeout');
         this.#log.warn(
           `timeout-relay:${this.#cluster.service}`,
           { upstream: this.#cluster.service, endpoint: ep.id },
@@ -432,6 +468,8 @@ export class HttpForwarder {
       bytesOut: ex.bytesOut,
       endpoint: ep?.id,
       reason: ex.reason,
+      ...(ex.attempts > 0 ? { attempts: ex.attempts } : {}),
+      ...(ex.flags ? { flags: ex.flags } : {}),
       traceparent: ex.traceparent,
     });
   }
