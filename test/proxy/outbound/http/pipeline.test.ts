@@ -403,4 +403,23 @@ describe('pipeline: retries', () => {
     });
     expect(h.sent).toEqual([]);
   });
+
+  it("a route's own settings override the upstream's: its POSTs are retried, its timeout armed", async () => {
+    const inp = retrying(['a', 'b'], {}, 'POST');
+    const base = inp.routes.routes[0]!;
+    const routes = {
+      routes: [{ ...base, resilience: { requestTimeoutMs: 5000, retry: { retryNonIdempotent: true } } }],
+    };
+    const h = harness({ a: [response(503)], b: [response(200)] }, { auto: false });
+    const running = runPipeline({ ...inp, routes }, h.deps);
+    // The route's 5 s request timeout is armed (the upstream's here is none).
+    expect(h.timers.map((t) => t.ms)).toEqual([5000]);
+    await new Promise((r) => setImmediate(r));
+    // The backoff before the retry; run it (not the deadline).
+    const backoffTimer = h.timers[1]!;
+    backoffTimer.f();
+    const r = await running;
+    expect(r.kind === 'relay' && r.response.status).toBe(200);
+    expect(h.sent).toEqual(['a', 'b']);
+  });
 });
