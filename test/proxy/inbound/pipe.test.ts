@@ -234,9 +234,12 @@ describe('the inbound of an http service as a byte pipe', () => {
       const r = await upgradeThrough(outboundPort(web, 'api'));
       const up = metricsOf(web).upstreams[0]!;
       expect(r.status).toBe(502);
+      // The hop's proof never reaches the app.
+      expect(r.proof).toBeUndefined();
       if (kind === 'forged') {
-        // The service's own 5xx, not a mesh error.
+        // The service's own 5xx, not a mesh error, and its header is not passed off as the mesh's.
         expect(up).toMatchObject({ responses: { '5xx': 1 }, meshErrors: {} });
+        expect(r.reason).toBeUndefined();
       } else {
         expect(r.reason).toBe('app-unavailable api');
         expect(up).toMatchObject({ responses: {}, meshErrors: { 'app-unavailable': 1 } });

@@ -139,14 +139,15 @@ export class UpgradeTunnel {
       const status = Number(STATUS_LINE.exec(headText)?.[1] ?? 0);
       // The peer's reason counts only with its proof: a piped inbound relays the app's head as it is.
       const said = REASON_LINE.exec(headText)?.[1];
-      const reason = said !== undefined && isProvenOn(PROOF_LINE.exec(headText)?.[1]?.trim(), up) ? said : undefined;
+      const proof = PROOF_LINE.exec(headText)?.[1];
+      const reason = said !== undefined && isProvenOn(proof?.trim(), up) ? said : undefined;
       t.reason = reason;
       this.#answered(t, status, reason === undefined ? undefined : peerReasonKind(reason));
       if (t.socket.destroyed) {
         up.destroy();
         return;
       }
-      t.socket.write(all);
+      t.socket.write(proof === undefined && said === reason ? all : withoutMeshLines(all, headText, end, reason));
       pipeSockets(t.socket, up);
     };
     up.on('data', onData);
@@ -201,6 +202,16 @@ export class UpgradeTunnel {
       });
     }
   }
+}
+
+/**
+ * The endpoint's response head as the app gets it, as for requests (outcome.ts peerReasonOf):
+ * without the hop's proof, and without a reason the peer did not prove (the service's own).
+ */
+function withoutMeshLines(all: Buffer, headText: string, end: number, proven: string | undefined): Buffer {
+  let head = headText.replace(PROOF_LINE, '');
+  if (proven === undefined) head = head.replace(REASON_LINE, '');
+  return Buffer.concat([Buffer.from(head, 'latin1'), all.subarray(end + 2)]);
 }
 
 /** The request head as it goes to the endpoint (Node's parser has checked every header). */
