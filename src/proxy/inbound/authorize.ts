@@ -8,6 +8,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { decidingIntention } from '../../api/intentions.js';
 import { meshReason } from '../../errors/reasons.js';
+import { validityOf } from '../../ca/peer.js';
 import type { IdentityCache } from '../identity-cache.js';
 import type { RevokedSerials } from '../revoked.js';
 import type { ProxySnapshot } from '../snapshot.js';
@@ -34,20 +35,34 @@ export interface IntentionDenial {
   readonly reason: string;
 }
 
-/** The decision for a new connection presenting `cert`. */
+/**
+ * The decision for a new connection presenting `cert`. `resumed`: the TLS session was resumed,
+ * so TLS did not check the certificate's dates this time (only at the ticket's full handshake).
+ */
 export function authorize(
   cert: X509Certificate | undefined,
   snap: ProxySnapshot,
   identities: IdentityCache,
   revoked: RevokedSerials,
+  resumed = false,
 ): Authorization {
   const id = identities.check(cert);
   if (!id.ok) return { ok: false, stage: 'identity', reason: id.reason };
+  const dates = resumed ? outOfDate(cert!) : undefined;
+  if (dates !== undefined) return { ok: false, stage: 'identity', reason: dates };
   // Still valid by date and chain, but no longer anyone's identity.
   if (revoked.has(cert)) return { ok: false, stage: 'identity', reason: REVOKED_CERTIFICATE };
   const denied = intentionDenies(id.name, snap);
   if (denied !== undefined) return { ok: false, stage: 'intention', peer: id.name, ...denied };
   return { ok: true, peer: id.name };
+}
+
+/** 'expired' or 'not-yet-valid' (TLS's own reasons) when `cert` is outside its validity now. */
+export function outOfDate(cert: X509Certificate, now = Date.now()): 'expired' | 'not-yet-valid' | undefined {
+  const { notBefore, notAfter } = validityOf(cert);
+  if (now > notAfter.getTime()) return 'expired';
+  if (now < notBefore.getTime()) return 'not-yet-valid';
+  return undefined;
 }
 
 /**

@@ -231,7 +231,13 @@ export class Inbound {
       return;
     }
     // The native certificate object: its fingerprint needs no parsing in JS.
-    const auth = authorize(socket.getPeerX509Certificate(), snap, this.#identities!, this.#revokedSerials);
+    const auth = authorize(
+      socket.getPeerX509Certificate(),
+      snap,
+      this.#identities!,
+      this.#revokedSerials,
+      socket.isSessionReused(),
+    );
     if (auth.ok) {
       this.connections.track(socket);
       if (this.#mode === 'http') this.#toHttp(socket, auth.peer);

@@ -61,7 +61,8 @@ export function dialEndpoint(
 ): void {
   const target = `${endpoint.host}:${endpoint.port}`;
   const sessions = tls.sessions;
-  const offered = sessions?.get(target);
+  const entry = sessions?.get(target);
+  const offered = entry?.session;
   const options: ConnectionOptions & { allowHalfOpen: boolean } = {
     host: endpoint.host,
     port: endpoint.port,
@@ -79,10 +80,12 @@ export function dialEndpoint(
   socket.setTimeout(timeoutMs);
   let done = false;
   let verified = false;
+  /** NotAfter (ms) of the server certificate the session was verified with (resumed: the ticket's). */
+  let serverNotAfter = 0;
   /** A ticket that came before 'secureConnect' (not seen with TLS 1.3, but then kept only once verified). */
   let early: Buffer | undefined;
   const onSession = (session: Buffer) => {
-    if (verified) sessions!.set(target, session);
+    if (verified) sessions!.set(target, session, serverNotAfter);
     else early = session;
   };
   if (sessions) socket.on('session', onSession);
@@ -107,8 +110,13 @@ export function dialEndpoint(
     cleanup();
     // Past secureConnect, Node has checked the chain and (on a full handshake) the identity.
     verified = true;
-    if (early !== undefined) sessions!.set(target, early);
-    if (offered !== undefined && socket.isSessionReused()) endpoint.tlsResumed += 1;
+    if (sessions) {
+      const resumed = entry !== undefined && socket.isSessionReused();
+      serverNotAfter = resumed ? entry.notAfter : Date.parse(socket.getPeerCertificate().valid_to);
+      if (Number.isNaN(serverNotAfter)) serverNotAfter = 0;
+      if (early !== undefined) sessions.set(target, early, serverNotAfter);
+    }
+    if (entry !== undefined && socket.isSessionReused()) endpoint.tlsResumed += 1;
     socket.setTimeout(0);
     endpoint.connections.track(socket);
     cb(null, socket);

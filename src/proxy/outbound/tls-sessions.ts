@@ -17,7 +17,7 @@ const MAX_TARGETS = 1024;
 
 export class TlsSessions {
   readonly #max: number;
-  readonly #byTarget = new Map<string, Buffer>();
+  readonly #byTarget = new Map<string, { readonly session: Buffer; readonly notAfter: number }>();
 
   constructor(maxTargets = MAX_TARGETS) {
     this.#max = Math.max(1, maxTargets);
@@ -27,16 +27,25 @@ export class TlsSessions {
     return this.#byTarget.size;
   }
 
-  /** The newest ticket for `target` (host:port), if any. */
-  get(target: string): Buffer | undefined {
-    return this.#byTarget.get(target);
+  /**
+   * The newest ticket for `target` (host:port) and the server certificate's NotAfter (ms) it was
+   * verified with, unless that has passed: TLS checks no dates on a resumed session, and a client
+   * does not even see the server's certificate then, so a ticket is not offered past it.
+   */
+  get(target: string, now = Date.now()): { readonly session: Buffer; readonly notAfter: number } | undefined {
+    const e = this.#byTarget.get(target);
+    if (e !== undefined && now >= e.notAfter) {
+      this.#byTarget.delete(target);
+      return undefined;
+    }
+    return e;
   }
 
   /** Keeps `session` for `target`, replacing the one before (servers hand out a fresh ticket per connection). */
-  set(target: string, session: Buffer): void {
+  set(target: string, session: Buffer, notAfter: number): void {
     if (!this.#byTarget.delete(target) && this.#byTarget.size >= this.#max)
       this.#byTarget.delete(this.#byTarget.keys().next().value!);
-    this.#byTarget.set(target, session);
+    this.#byTarget.set(target, { session, notAfter });
   }
 
   /** Forgets `target`'s ticket (its connection failed: the next dial runs a full handshake). */

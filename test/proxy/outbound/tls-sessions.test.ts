@@ -23,6 +23,7 @@ import {
   waitFor,
 } from '../harness.js';
 import { makePki, type Leaf, type Pki } from '../pki.js';
+import { serviceId } from '../../../src/ca/index.js';
 
 let pki: Pki;
 let apiLeaf: Leaf;
@@ -166,6 +167,55 @@ describe('outbound TLS session resumption', () => {
         (api.stats() as { inbound: { refusals: Record<string, number> } }).inbound.refusals['revoked-certificate'] ===
         1,
       'revoked-certificate counted',
+    );
+  });
+
+  // TLS checks certificate dates only at a full handshake, so the proxies check them on a
+  // resumed session themselves. A leaf that expires a few seconds into the test makes the case.
+  async function shortLived(service: string): Promise<{ leaf: Leaf; notAfter: number }> {
+    const notAfter = Math.floor(Date.now() / 1000) * 1000 + 3_000;
+    const leaf = await pki.forge({
+      uris: [serviceId(pki.trustDomain, service)],
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(notAfter),
+    });
+    return { leaf, notAfter };
+  }
+  const pastExpiry = (notAfter: number) =>
+    waitFor(() => Date.now() > notAfter + 1_000, 'the certificate to expire', 10_000);
+
+  it('offers no ticket once the server certificate it was verified with has expired', async () => {
+    const { leaf, notAfter } = await shortLived('db');
+    const db = await echoServer(leaf);
+    const web = await startProxy(
+      webSnapshot(webLeaf, 1, [{ service: 'db', protocol: 'tcp', endpoints: [{ id: 'db-1', port: db.port }] }]),
+    );
+    expect(await tcpExchange(outboundPort(web, 'db'), 'a', { halfClose: true })).toBe('a');
+    await pastExpiry(notAfter);
+    expect(await tcpExchange(outboundPort(web, 'db'), 'late', { halfClose: true })).toBe('');
+    // No ticket offered past the server certificate's NotAfter: a full handshake, which TLS refuses.
+    expect(db.seen.map((s) => s.reused)).toEqual([false]);
+    const ep = endpointStats(web, 'db', 'db-1');
+    expect(ep.connectFailures).toEqual({ expired: 1 });
+    expect(ep.tlsResumed).toBe(0);
+  });
+
+  it("the inbound refuses a resumed session whose client certificate expired since the ticket's handshake", async () => {
+    const app = await startEchoApp('api:');
+    const api = await startProxy(
+      snapshot({ pki, leaf: apiLeaf, service: 'api', protocol: 'tcp', appPort: app.port, defaultIntention: 'allow' }),
+    );
+    const { leaf, notAfter } = await shortLived('web');
+    const web = await startProxy(
+      webSnapshot(leaf, 1, [{ service: 'api', protocol: 'tcp', endpoints: [{ id: 'api-1', port: inboundPort(api) }] }]),
+    );
+    expect(await tcpExchange(outboundPort(web, 'api'), 'x', { halfClose: true })).toBe('api:xbye:1');
+    await pastExpiry(notAfter);
+    expect(await tcpExchange(outboundPort(web, 'api'), 'y', { halfClose: true })).toBe('');
+    expect(endpointStats(web, 'api', 'api-1').tlsResumed).toBe(1);
+    await waitFor(
+      () => (api.stats() as { inbound: { refusals: Record<string, number> } }).inbound.refusals['expired'] === 1,
+      'expired counted',
     );
   });
 });
