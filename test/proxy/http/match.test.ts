@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compileMatch, compilePermissions, rewritePrefix, type MatchRequest } from '../../../src/proxy/http/match.js';
+import {
+  compileMatch,
+  compilePermissions,
+  literalPrefix,
+  rewritePrefix,
+  type MatchRequest,
+} from '../../../src/proxy/http/match.js';
 
 const req = (method: string, path: string, headers: Record<string, string | string[]> = {}): MatchRequest => ({
   method,
@@ -67,5 +73,35 @@ describe('request matching (routes and L7 permissions)', () => {
     expect(decide(req('GET', '/admin'))).toEqual({ action: 'deny', number: 1, label: 'permission 1: /admin' });
     expect(decide(req('DELETE', '/api/users'))).toEqual({ action: 'deny', number: 3, label: 'permission 3: DELETE' });
     expect(decide(req('POST', '/api/users'))).toBeUndefined();
+  });
+});
+
+describe('regex literal prefix (a string compare before the regex)', () => {
+  it('is the leading literal text that every full match starts with', () => {
+    expect(literalPrefix('/api/v1/users/[0-9]+')).toBe('/api/v1/users/');
+    expect(literalPrefix('^/admin/.*')).toBe('/admin/');
+    expect(literalPrefix('/ab*c')).toBe('/a');
+    expect(literalPrefix('/ab?c')).toBe('/a');
+    expect(literalPrefix('/ab{2}')).toBe('/a');
+    expect(literalPrefix('/ab+')).toBe('/ab');
+    expect(literalPrefix('/a|/b')).toBe('');
+    expect(literalPrefix('(/x)')).toBe('');
+    expect(literalPrefix('\\d+')).toBe('');
+  });
+
+  it('never changes what a pattern matches', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['/ab*c', '/ac', true],
+      ['/ab*c', '/abbbc', true],
+      ['/ab?c', '/ac', true],
+      ['/api/v[0-9]+/users', '/api/v2/users', true],
+      ['/api/v[0-9]+/users', '/apx/v2/users', false],
+      ['/a|/b', '/b', true],
+      ['^/admin/.*', '/admin/x', true],
+    ];
+    for (const [pattern, path, want] of cases)
+      expect(compileMatch({ pathRegex: pattern })({ method: 'GET', path, headers: {} }), `${pattern} ~ ${path}`).toBe(
+        want,
+      );
   });
 });

@@ -161,7 +161,8 @@ export class HttpForwarder {
     );
     this.server.on('clientError', this.#onClientError);
     this.#deps = {
-      send: (ep, request, body, signal) => this.#cluster.clientFor(ep).send(request, body, signal),
+      // The target's cluster: under a traffic policy it may be another service than the upstream's.
+      send: (ep, request, body, signal, cluster) => cluster.clientFor(ep).send(request, body, signal),
       random,
       now: () => performance.now(),
       started: this.#started,

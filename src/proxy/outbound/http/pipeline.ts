@@ -82,7 +82,14 @@ export type PipelineResult =
   | { readonly kind: 'gone'; readonly attempt: Attempt | undefined };
 
 export interface PipelineDeps {
-  send(endpoint: Endpoint, request: OutboundRequest, body: Readable | null, signal: AttemptSignal): Promise<Outcome>;
+  /** `cluster`: the endpoint's (a policy target's, whose TLS identity check names its service). */
+  send(
+    endpoint: Endpoint,
+    request: OutboundRequest,
+    body: Readable | null,
+    signal: AttemptSignal,
+    cluster: Cluster,
+  ): Promise<Outcome>;
   readonly random: Random;
   now(): number;
   /** An attempt begins (the endpoint's figures count it). */
@@ -143,7 +150,7 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
     deps.started(attempt);
     const perTry = settings.perTryTimeoutMs;
     const cancel = perTry > 0 ? deps.timer(perTry, () => signal.abortAttempt('per-try-timeout')) : noTimer;
-    let o = await deps.send(endpoint, request, body, signal);
+    let o = await deps.send(endpoint, request, body, signal, cluster);
     cancel();
     if (signal.aborted) {
       if (o.kind === 'response') o.body.discard();
