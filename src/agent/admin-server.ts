@@ -60,7 +60,7 @@ export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstan
   // works on any host of the mesh without the admin token.
   app.get('/v1/agent/registry/*', async (req, reply) => {
     const rest = (req.params as { '*': string })['*'];
-    if (!/^(status(\/peers)?|catalog\/[a-z/._-]+|intentions|ca\/roots|metrics\/[a-z/._-]+)$/.test(rest)) {
+    if (!/^(status(\/peers)?|catalog\/[a-z/._-]+|intentions|config|ca\/roots|metrics\/[a-z/._-]+)$/.test(rest)) {
       throw new MeshError(
         'MESH_ERR_FORBIDDEN',
         `the agent only passes through read-only registry endpoints, not /v1/${rest}`,

@@ -5,6 +5,7 @@
 import type { InstanceView, CheckStatus } from '../api/schemas.js';
 import type { ServiceMetricsView } from '../api/metrics.js';
 import type { MeshSnapshot } from './data/source.js';
+import { policyDetail, type PolicyDetail } from './policy.js';
 
 /**
  * A service's request figures as its callers' sidecars saw them (once per request, after
@@ -89,6 +90,8 @@ export interface ServiceDetail {
   total: number;
   metrics: ServiceRow['metrics'];
   instances: InstanceRow[];
+  /** Its routes, splits (configured and live weights) and subsets with their figures; null without policy. */
+  policy: PolicyDetail | null;
   upstreams: UpstreamRow[];
 }
 
@@ -223,6 +226,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
     total: summary.instances,
     metrics: callerFigures(m),
     instances,
+    policy: policyDetail(s.config, name, m),
     upstreams,
   };
 }

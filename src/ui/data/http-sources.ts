@@ -8,6 +8,7 @@
 import { HttpClient } from '../../api/http-client.js';
 import type { RegistryClient, RegistryPeer, RegistryStatus } from '../../api/registry-client.js';
 import type { InstanceView, Intention, IntentionAction, NodeView, ServiceSummary } from '../../api/schemas.js';
+import type { ConfigEntry, StoredConfigEntry } from '../../api/config-entries.js';
 import type { MetricsOverview } from '../../api/metrics.js';
 import type { AgentInfo, MeshDataSource } from './source.js';
 
@@ -45,6 +46,9 @@ abstract class HttpMeshSource implements MeshDataSource {
   }
   metrics(): Promise<MetricsOverview> {
     return this.read<MetricsOverview>('metrics/services');
+  }
+  async configEntries(): Promise<ConfigEntry[]> {
+    return (await this.read<{ entries: StoredConfigEntry[] }>('config')).entries.map((e) => e.entry);
   }
   async peers(): Promise<RegistryPeer[]> {
     return (await this.read<{ peers: RegistryPeer[] }>('status/peers')).peers;

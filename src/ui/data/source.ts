@@ -6,6 +6,7 @@
 import { MeshError, toMeshError } from '../../errors/index.js';
 import type { RegistryPeer, RegistryStatus } from '../../api/registry-client.js';
 import type { InstanceView, Intention, IntentionAction, NodeView, ServiceSummary } from '../../api/schemas.js';
+import type { ConfigEntry } from '../../api/config-entries.js';
 import type { MetricsOverview } from '../../api/metrics.js';
 
 /** This host's agent as the dashboard shows it. */
@@ -28,6 +29,8 @@ export interface MeshDataSource {
   nodes(): Promise<NodeView[]>;
   intentions(): Promise<{ intentions: Intention[]; defaultAction: IntentionAction }>;
   metrics(): Promise<MetricsOverview>;
+  /** Live config entries (traffic policy); absent on sources that cannot read them. */
+  configEntries?(): Promise<ConfigEntry[]>;
   /** The registries serving the mesh (several on etcd); absent on sources that cannot say. */
   peers?(): Promise<RegistryPeer[]>;
   /** This host's agent, when there is one to ask; undefined otherwise. */
@@ -51,6 +54,8 @@ export interface MeshSnapshot {
   metrics: MetricsOverview | null;
   /** Why metrics are missing, when they are. */
   metricsProblem: string | null;
+  /** Live config entries (routes, splits, subsets for the service detail); empty when none or unreadable. */
+  config?: ConfigEntry[];
   agent: AgentInfo | null;
 }
 
@@ -66,6 +71,8 @@ export async function gatherMesh(source: MeshDataSource, now: () => Date = () =>
   );
   const agent = source.agent();
   const peers = (source.peers?.() ?? Promise.resolve([])).catch(() => [] as RegistryPeer[]);
+  // Optional like the metrics: a registry (or agent) from before config entries still gives a full dashboard.
+  const config = (source.configEntries?.() ?? Promise.resolve([])).catch(() => [] as ConfigEntry[]);
   // Settle the optional reads even when a required one fails, so none is left rejecting unobserved.
   agent.catch(() => undefined);
   const [registry, services, instances, nodes, intentions] = await Promise.all([
@@ -78,7 +85,7 @@ export async function gatherMesh(source: MeshDataSource, now: () => Date = () =>
     await metrics;
     throw toMeshError(e, 'MESH_ERR_UNAVAILABLE');
   });
-  const [met, ag, registries] = await Promise.all([metrics, agent, peers]);
+  const [met, ag, registries, entries] = await Promise.all([metrics, agent, peers, config]);
   return {
     source: source.label,
     fetchedAt: now().toISOString(),
@@ -91,6 +98,7 @@ export async function gatherMesh(source: MeshDataSource, now: () => Date = () =>
     defaultAction: intentions.defaultAction,
     metrics: met.m,
     metricsProblem: met.problem,
+    config: entries,
     agent: ag ?? null,
   };
 }

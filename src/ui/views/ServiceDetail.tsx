@@ -1,12 +1,14 @@
 /**
  * One service up close: what its callers saw of it (and the mesh errors they got), its
- * instances with health, the check output that explains it and callers' attempts to each, and
- * the upstreams its sidecars call, endpoint by endpoint.
+ * instances with health, the check output that explains it and callers' attempts to each, its
+ * traffic policy (routes, splits with configured and live weights, subsets with their figures),
+ * and the upstreams its sidecars call, endpoint by endpoint.
  */
 import { Box, Text } from 'ink';
 import { columnWidths, fitBlocks, shareRows } from '../layout.js';
 import { DASH, firstLine, formatMs, formatRate, formatReasons, formatRps, truncate } from '../format.js';
 import type { InstanceRow, InstanceState, ServiceDetail as Detail, UpstreamRow } from '../model.js';
+import type { PolicyDetail } from '../policy.js';
 import { Line, More, Title } from './Line.js';
 import { healthColor, rateColor } from './ServicesTable.js';
 
@@ -45,6 +47,20 @@ const UPSTREAM_SPECS = [
   { width: 7 },
 ];
 
+const SUBSET_SPECS = [{ width: 12 }, { width: 'flex' as const, min: 8 }, { width: 6 }, { width: 6 }, { width: 7 }];
+
+/** Lines the policy section takes: title, route header + routes, one split line, subset header + subsets, blank. */
+export function policyLines(p: PolicyDetail | null): number {
+  if (!p) return 0;
+  return (
+    1 +
+    (p.routes.length > 0 ? 1 + p.routes.length : 0) +
+    (p.splits.length > 0 ? 1 : 0) +
+    (p.subsets.length > 0 ? 1 + p.subsets.length : 0) +
+    1
+  );
+}
+
 const instanceLines = (i: InstanceRow) => (i.check ? 2 : 1);
 const upstreamLines = (u: UpstreamRow) =>
   1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
@@ -65,7 +81,7 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       1,
       xs.reduce((a, b) => a + b, 0),
     );
-  const [iRoom, uRoom] = shareRows(maxLines - FIXED_LINES, sum(iHeights), sum(uHeights));
+  const [iRoom, uRoom] = shareRows(maxLines - FIXED_LINES - policyLines(detail.policy), sum(iHeights), sum(uHeights));
   const iFit = fitBlocks(iHeights, iRoom);
   const uFit = fitBlocks(uHeights, uRoom);
   const m = detail.metrics;
@@ -103,6 +119,7 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       ))}
       {iFit.more > 0 ? <More count={iFit.more} /> : null}
       <Text> </Text>
+      {detail.policy ? <Policy policy={detail.policy} width={width} /> : null}
       <Title>{`UPSTREAMS (${detail.upstreams.length})`}</Title>
       <Line
         gap={1}
@@ -212,6 +229,71 @@ function Upstream({ row: u, widths: w, width }: { row: UpstreamRow; widths: numb
           {truncate(`    mesh errors: ${reasons}`, width)}
         </Text>
       ) : null}
+    </>
+  );
+}
+
+function Policy({ policy: p, width }: { policy: PolicyDetail; width: number }) {
+  const sw = columnWidths(SUBSET_SPECS, width, 1);
+  const routeWidth = Math.max(8, Math.floor((width - 8) / 2));
+  const splits = p.splits
+    .map((s) => `${s.target} ${s.weight}%${s.livePercent === null ? '' : ` (live ${s.livePercent}%)`}`)
+    .join('   ');
+  return (
+    <>
+      <Title>{`TRAFFIC POLICY${p.loadBalancer ? `  balancer ${p.loadBalancer}` : ''}`}</Title>
+      {p.routes.length > 0 ? (
+        <Line
+          gap={1}
+          cells={[
+            { text: 'ROUTE', width: 6, dim: true },
+            { text: 'MATCH', width: routeWidth, dim: true },
+            { text: 'DESTINATION', width: width - routeWidth - 8, dim: true },
+          ]}
+        />
+      ) : null}
+      {p.routes.map((r) => (
+        <Line
+          key={r.number}
+          gap={1}
+          cells={[
+            { text: String(r.number), width: 6 },
+            { text: r.match, width: routeWidth },
+            { text: `→ ${r.destination}`, width: width - routeWidth - 8 },
+          ]}
+        />
+      ))}
+      {splits ? <Text wrap="truncate-end">{truncate(`SPLIT  ${splits}`, width)}</Text> : null}
+      {p.subsets.length > 0 ? (
+        <Line
+          gap={1}
+          cells={['SUBSET', 'FILTER', 'RPS', 'OK%', 'P99'].map((h, i) => ({
+            text: h,
+            width: sw[i]!,
+            align: i >= 2 ? 'right' : 'left',
+            dim: true,
+          }))}
+        />
+      ) : null}
+      {p.subsets.map((s) => (
+        <Line
+          key={s.name}
+          gap={1}
+          cells={[
+            { text: `${s.name}${s.isDefault ? ' (default)' : ''}`, width: sw[0]! },
+            { text: s.filter, width: sw[1]!, dim: true },
+            { text: s.rps === null ? DASH : formatRps(s.rps), width: sw[2]!, align: 'right' },
+            {
+              text: formatRate(s.successRate),
+              width: sw[3]!,
+              align: 'right',
+              ...(rateColor(s.successRate) ? { color: rateColor(s.successRate)! } : {}),
+            },
+            { text: formatMs(s.p99Ms), width: sw[4]!, align: 'right' },
+          ]}
+        />
+      ))}
+      <Text> </Text>
     </>
   );
 }
