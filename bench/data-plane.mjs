@@ -28,9 +28,16 @@ export const DEFAULT_SCENARIOS = [
 ];
 /**
  * Everything --scenarios accepts (node-http-proxy and node-undici are opt-in reference points;
- * meshctl-l7-pair-resilience-off the L7 pair without timeouts, retries, limits or ejection).
+ * meshctl-l7-pair-resilience-off the L7 pair without timeouts, retries, limits or ejection;
+ * meshctl-l7-policy-pair, the L7 pair with a traffic policy: run it beside meshctl-l7-pair).
  */
-export const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, 'meshctl-l7-pair-resilience-off', 'node-http-proxy', 'node-undici'];
+export const ALL_SCENARIOS = [
+  ...DEFAULT_SCENARIOS,
+  'meshctl-l7-pair-resilience-off',
+  'meshctl-l7-policy-pair',
+  'node-http-proxy',
+  'node-undici',
+];
 
 /**
  * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,

@@ -69,6 +69,9 @@ export function summarizeDataPlane(dp) {
       rps: per(rps),
       rpsVsHaproxy: ratio('haproxy-pair', rps),
       rpsVsDirect: ratio('direct', rps),
+      // The cost of traffic policy: the same pair with and without it, round by round.
+      rpsVsL7Pair: s.name === 'meshctl-l7-policy-pair' ? ratio('meshctl-l7-pair', rps) : undefined,
+      cpuVsL7Pair: s.name === 'meshctl-l7-policy-pair' ? ratio('meshctl-l7-pair', cpuSum) : undefined,
       ratios,
       p50Ms: per((r) => r.latency?.latencyMs.p50),
       p99Ms: per(p99),
@@ -120,6 +123,16 @@ export function evaluateTargets(dpSummary, cp) {
       (vsHttp?.p99AddedWorst ?? Infinity) <= 2,
       l7 ? `median ${fmt(vsHttp?.p99Added)}×; L7 +p99 ${fmt(l7.p99AddedMs, 2)} ms` : '',
     );
+    const pol = dpSummary['meshctl-l7-policy-pair'];
+    if (pol)
+      add(
+        'L7 pair with 50 routes (10 regex) + a 90/10 split, throughput / the same pair without policy (#14)',
+        '≥ 0.9×',
+        pol.rpsVsL7Pair,
+        '×',
+        (pol.rpsVsL7Pair ?? 0) >= 0.9,
+        `CPU per request ${fmt(pol.cpuVsL7Pair)}×`,
+      );
     add('L4 pair throughput / haproxy-pair', '≥ 0.8×', vsTcp?.rps, '×', (vsTcp?.rps ?? 0) >= 0.8);
     add("L4 CPU per request per hop / haproxy's", '≤ 1.5×', vsTcp?.cpu, '×', (vsTcp?.cpu ?? Infinity) <= 1.5);
     const close = l4close?.ratios['haproxy-pair-close'];

@@ -11,6 +11,9 @@
  *                       (opt-in) the same pair with every resilience feature off (no request
  *                       timeout, no retries, outlier ejection off, limits out of reach): what
  *                       the defaults cost, side by side
+ *   meshctl-l7-policy-pair  the L7 pair with a traffic policy on web's upstream: 50 routes (10 of
+ *                       them regexes) that the bench's GET / walks past, then a 90/10 split over two
+ *                       subsets (both the one api endpoint): the cost of policy, next to the pair without
  *   node-http-proxy     (opt-in) load → bench/ref-proxy.mjs → upstream: one plain http-proxy hop, the
  *                       floor of the library the L7 proxy is built on
  *   node-undici         (opt-in) load → bench/ref-undici.mjs → upstream: the same hop with undici's
@@ -104,7 +107,17 @@ const RESILIENCE_OFF = {
   outlier: { consecutiveErrors: 0 },
 };
 
-export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, upstream, resilienceOff = false }) {
+export function proxySnapshot({
+  mesh,
+  service,
+  id,
+  protocol,
+  inbound,
+  appPort,
+  upstream,
+  resilienceOff = false,
+  policy,
+}) {
   const leaf = service === 'web' ? mesh.web : mesh.api;
   return {
     version: 1,
@@ -131,10 +144,48 @@ export function proxySnapshot({ mesh, service, id, protocol, inbound, appPort, u
               },
             ],
             ...(resilienceOff ? { resilience: RESILIENCE_OFF } : {}),
+            ...(policy ? { policy } : {}),
           },
         ]
       : [],
   };
+}
+
+/**
+ * The traffic policy of meshctl-l7-policy-pair, as the agent compiles it (src/agent/proxies/policy.ts):
+ * 50 routes the bench's `GET /` matches none of — path regexes, headers, exact paths, prefixes
+ * with a method — so every request is tested against all of them, then the splitter's catch-all
+ * route, 90/10 over two subsets. Both subsets hold the one api endpoint: the figure is the cost
+ * of routing and splitting, not of a second upstream.
+ */
+export function benchPolicy(endpoint) {
+  const routes = [];
+  for (let i = 0; i < 50; i++) {
+    const match = [
+      { pathRegex: `/api/v${i}/users/[0-9]+(/orders/[0-9]+)?` },
+      { headers: [{ name: 'x-bench-route', exact: String(i) }] },
+      { pathExact: `/exact/${i}` },
+      { pathPrefix: `/prefix/${i}/`, methods: ['POST', 'PUT'] },
+      { pathPrefix: `/p${i}/`, headers: [{ name: 'x-tenant', prefix: 'team-' }] },
+    ][i % 5];
+    routes.push({ name: `route ${i + 1} of service-router api`, match, splits: [{ weight: 100, target: 'api/v2' }] });
+  }
+  routes.push({
+    name: 'service-splitter api',
+    splits: [
+      { weight: 90, target: 'api/v1' },
+      { weight: 10, target: 'api/v2' },
+    ],
+  });
+  const ep = { id: 'api-1', node: 'bench-api', address: endpoint.host, port: endpoint.port, weight: 1 };
+  const target = (subset) => ({
+    name: `api/${subset}`,
+    service: 'api',
+    subset,
+    loadBalancer: { policy: 'round_robin' },
+    endpoints: [ep],
+  });
+  return { routes, targets: [target('v1'), target('v2')] };
 }
 
 /** One GET; resolves with status and body (to check a scenario works before measuring it). */
@@ -267,10 +318,11 @@ export async function startScenarios(o) {
       }
     }
 
-    for (const [name, protocol, resilienceOff] of [
-      ['meshctl-l4-pair', 'tcp', false],
-      ['meshctl-l7-pair', 'http', false],
-      ['meshctl-l7-pair-resilience-off', 'http', true],
+    for (const [name, protocol, resilienceOff, withPolicy] of [
+      ['meshctl-l4-pair', 'tcp', false, false],
+      ['meshctl-l7-pair', 'http', false, false],
+      ['meshctl-l7-pair-resilience-off', 'http', true, false],
+      ['meshctl-l7-policy-pair', 'http', false, true],
     ]) {
       if (!mesh || !want(name)) continue;
       const local = { host: WEB_HOST, port: await freePort(WEB_HOST) };
@@ -293,6 +345,7 @@ export async function startScenarios(o) {
           appPort: 1,
           upstream: { local, endpoint },
           resilienceOff,
+          policy: withPolicy ? benchPolicy(endpoint) : undefined,
         }),
       };
       const hops = [];
@@ -332,7 +385,9 @@ export async function startScenarios(o) {
         kind: 'meshctl',
         url: `http://${local.host}:${local.port}/`,
         hops,
-        note: `meshctl proxy run, protocol ${protocol}, intention web→api allow${resilienceOff ? ', resilience off' : ''}`,
+        note: `meshctl proxy run, protocol ${protocol}, intention web→api allow${resilienceOff ? ', resilience off' : ''}${
+          withPolicy ? '; 50 routes (10 regex) + a 90/10 split on the upstream' : ''
+        }`,
       });
     }
 
@@ -369,6 +424,7 @@ export async function startScenarios(o) {
       'meshctl-l4-pair',
       'meshctl-l7-pair',
       'meshctl-l7-pair-resilience-off',
+      'meshctl-l7-policy-pair',
       'haproxy-pair-close',
       'meshctl-l4-pair-close',
       'node-http-proxy',
