@@ -47,44 +47,44 @@ export class Agent implements AgentAdminApi {
   readonly config: AgentRuntimeConfig;
   readonly paths: AgentPaths;
   readonly log: Logger;
-  private readonly state: LocalState;
-  private readonly link: RegistryLink;
-  private readonly checks: CheckManager;
-  private readonly sync: RegistrySync;
-  private readonly registrations: Registrations;
-  private watcher: DefinitionWatcher | undefined;
-  private admin: AdminServer | undefined;
-  private lock: DataDirLock | undefined;
+  readonly #state: LocalState;
+  readonly #link: RegistryLink;
+  readonly #checks: CheckManager;
+  readonly #sync: RegistrySync;
+  readonly #registrations: Registrations;
+  #watcher: DefinitionWatcher | undefined;
+  #admin: AdminServer | undefined;
+  #lock: DataDirLock | undefined;
   readonly proxies: ProxyManager;
-  private readonly metrics: MetricsReporter;
-  private prometheus: PrometheusServer | undefined;
-  private readonly startedAt = new Date();
-  private readonly stopWanted: Promise<void>;
-  private wantStop!: () => void;
+  readonly #metrics: MetricsReporter;
+  #prometheus: PrometheusServer | undefined;
+  readonly #startedAt = new Date();
+  readonly #stopWanted: Promise<void>;
+  #wantStop!: () => void;
 
   private constructor(config: AgentRuntimeConfig, paths: AgentPaths, log: Logger, opts: AgentOptions) {
     this.config = config;
     this.paths = paths;
     this.log = log;
-    this.state = new LocalState(paths.state);
-    this.link = new RegistryLink(config, paths, this.log);
-    this.checks = new CheckManager({ logger: log });
-    this.sync = new RegistrySync({
-      link: this.link,
-      state: this.state,
+    this.#state = new LocalState(paths.state);
+    this.#link = new RegistryLink(config, paths, this.log);
+    this.#checks = new CheckManager({ logger: log });
+    this.#sync = new RegistrySync({
+      link: this.#link,
+      state: this.#state,
       nodeName: config.nodeName,
       advertise: config.advertise,
       leaseTtlSeconds: config.leaseTtlSeconds,
       checkState: (inst, check) => {
-        const s = this.checks.states(inst).find((c) => c.checkId === check);
+        const s = this.#checks.states(inst).find((c) => c.checkId === check);
         return s && { status: s.status, output: s.output };
       },
       log,
-      afterSync: () => this.renewNodeCertificateIfDue(),
+      afterSync: () => this.#renewNodeCertificateIfDue(),
       ...(opts.fullSyncIntervalMs ? { fullSyncIntervalMs: opts.fullSyncIntervalMs } : {}),
     });
     this.proxies = new ProxyManager({
-      link: this.link,
+      link: this.#link,
       log,
       trustDomain: config.trustDomain,
       advertise: config.advertise,
@@ -94,28 +94,28 @@ export class Agent implements AgentAdminApi {
       ...(config.accessLogs ? { accessLogs: config.accessLogs } : {}),
       drainSeconds: config.drainSeconds,
     });
-    this.metrics = new MetricsReporter({
+    this.#metrics = new MetricsReporter({
       node: config.nodeName,
-      link: this.link,
+      link: this.#link,
       source: { collect: () => this.proxies.collectMetrics() },
       log,
     });
-    this.registrations = new Registrations({
-      state: this.state,
-      checks: this.checks,
+    this.#registrations = new Registrations({
+      state: this.#state,
+      checks: this.#checks,
       advertise: config.advertise,
       log,
       execChecks: { enabled: config.execChecks, servicesDir: config.servicesDir },
       publish: async () => {
-        const synced = await this.sync.syncNow();
-        await this.proxies.update(this.state.list());
+        const synced = await this.#sync.syncNow();
+        await this.proxies.update(this.#state.list());
         return synced;
       },
     });
-    this.stopWanted = new Promise((resolve) => (this.wantStop = resolve));
-    this.checks.on('change', (ch) => {
+    this.#stopWanted = new Promise((resolve) => (this.#wantStop = resolve));
+    this.#checks.on('change', (ch) => {
       this.log.info({ service: ch.instanceId, check: ch.checkId, from: ch.previous, to: ch.status }, 'check changed');
-      void this.sync.reportCheck(ch.instanceId, ch.checkId, { status: ch.status, output: ch.output });
+      void this.#sync.reportCheck(ch.instanceId, ch.checkId, { status: ch.status, output: ch.output });
     });
   }
 
@@ -126,9 +126,9 @@ export class Agent implements AgentAdminApi {
     // Before anything reads or writes the state: one agent per data directory.
     const lock = await lockDataDir(paths.dataDir);
     const agent = new Agent(config, paths, log, opts);
-    agent.lock = lock;
+    agent.#lock = lock;
     try {
-      await agent.boot();
+      await agent.#boot();
     } catch (e) {
       // The process ends on this error; the lock goes now so a retry need not judge it stale.
       await lock.release();
@@ -137,50 +137,50 @@ export class Agent implements AgentAdminApi {
     return agent;
   }
 
-  private async boot(): Promise<void> {
-    await this.state.load();
-    await this.link.load();
-    for (const svc of this.state.list()) this.checks.set(svc.id, this.registrations.runnableChecks(svc));
-    this.admin = await startAdminServer(this, this.config.socketPath, this.log);
-    this.sync.start();
+  async #boot(): Promise<void> {
+    await this.#state.load();
+    await this.#link.load();
+    for (const svc of this.#state.list()) this.#checks.set(svc.id, this.#registrations.runnableChecks(svc));
+    this.#admin = await startAdminServer(this, this.config.socketPath, this.log);
+    this.#sync.start();
     await this.proxies.start();
-    await this.proxies.update(this.state.list());
-    this.metrics.start();
+    await this.proxies.update(this.#state.list());
+    this.#metrics.start();
     if (this.config.metricsBind) {
-      this.prometheus = await startPrometheus(this.config.metricsBind, () => this.metrics.latest());
-      this.log.info({ url: this.prometheus.url }, 'serving Prometheus metrics');
+      this.#prometheus = await startPrometheus(this.config.metricsBind, () => this.#metrics.latest());
+      this.log.info({ url: this.#prometheus.url }, 'serving Prometheus metrics');
     }
-    this.watcher = new DefinitionWatcher({ dir: this.config.servicesDir, log: this.log });
-    this.watcher.on('change', (ev) => {
-      void this.registrations.applyDefinitionEvent(ev);
+    this.#watcher = new DefinitionWatcher({ dir: this.config.servicesDir, log: this.log });
+    this.#watcher.on('change', (ev) => {
+      void this.#registrations.applyDefinitionEvent(ev);
     });
-    this.watcher.on('directory', ({ dir, exists }) =>
+    this.#watcher.on('directory', ({ dir, exists }) =>
       this.log.info(
         { dir, exists },
         exists ? 'watching service definitions' : 'service definition directory is missing; watching for it',
       ),
     );
-    this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'definition watcher error'));
-    await this.watcher.start();
-    await this.registrations.reconcileFileServices();
+    this.#watcher.on('error', (err) => this.log.warn({ err: err.message }, 'definition watcher error'));
+    await this.#watcher.start();
+    await this.#registrations.reconcileFileServices();
     this.log.info(
-      { node: this.config.nodeName, socket: this.config.socketPath, services: this.state.list().length },
+      { node: this.config.nodeName, socket: this.config.socketPath, services: this.#state.list().length },
       'agent started',
     );
   }
 
   /** Stops without deregistering anything: a restart must not flap the catalog. */
   async stop(): Promise<void> {
-    await this.watcher?.close();
-    this.metrics.stop();
-    await this.prometheus?.close();
+    await this.#watcher?.close();
+    this.#metrics.stop();
+    await this.#prometheus?.close();
     await this.proxies.stop();
-    await this.admin?.close();
-    await this.sync.stop();
-    await this.checks.stop();
-    this.link.close();
-    await this.lock?.release();
-    this.lock = undefined;
+    await this.#admin?.close();
+    await this.#sync.stop();
+    await this.#checks.stop();
+    this.#link.close();
+    await this.#lock?.release();
+    this.#lock = undefined;
   }
 
   /** SIGHUP: re-read agent.json (registry addresses) and the certificates, then resync. */
@@ -188,61 +188,61 @@ export class Agent implements AgentAdminApi {
     const { config } = await loadAgentConfig(this.paths.dataDir);
     if (JSON.stringify(config.registries) !== JSON.stringify(this.config.registries)) {
       this.log.info({ registries: config.registries }, 'registry addresses changed');
-      this.link.setRegistries(config.registries);
+      this.#link.setRegistries(config.registries);
     }
-    await this.link.load();
-    await this.sync.syncNow();
+    await this.#link.load();
+    await this.#sync.syncNow();
     this.log.info('reloaded');
   }
 
   // ---- registrations ------------------------------------------------------------------------
 
   register(input: unknown, opts: RegisterOptions = {}): Promise<RegistrationResult> {
-    return this.registrations.register(input, { kind: 'cli' }, opts);
+    return this.#registrations.register(input, { kind: 'cli' }, opts);
   }
 
   deregister(id: string): Promise<RegistrationResult> {
-    return this.registrations.deregister(id);
+    return this.#registrations.deregister(id);
   }
 
   ttlUpdate(checkId: string, status: CheckStatus, note: string): CheckStateView {
-    return this.checks.ttlUpdate(checkId, status, note);
+    return this.#checks.ttlUpdate(checkId, status, note);
   }
 
   /** `meshctl agent leave`: everything of this host leaves the catalog, and the agent stops. */
   async leave(): Promise<void> {
-    await this.registrations.exclusive(async () => {
-      await this.link.call((c) => c.leave(this.config.nodeName));
-      await this.state.clear();
+    await this.#registrations.exclusive(async () => {
+      await this.#link.call((c) => c.leave(this.config.nodeName));
+      await this.#state.clear();
       await this.proxies.stop({ shutdownProxies: true });
     });
   }
 
   /** Asks whoever runs the agent to stop it (see `stopRequested`); the agent never kills its own process. */
   requestStop(): void {
-    this.wantStop();
+    this.#wantStop();
   }
 
   /** Resolves when the agent asked to be stopped (after `meshctl agent leave`). */
   stopRequested(): Promise<void> {
-    return this.stopWanted;
+    return this.#stopWanted;
   }
 
   services(): ServiceView[] {
-    const problems = this.sidecarProblems();
-    return this.registrations.services().map((s) => {
+    const problems = this.#sidecarProblems();
+    return this.#registrations.services().map((s) => {
       const problem = problems.get(s.id);
       return problem ? { ...s, sidecarProblem: problem } : s;
     });
   }
 
   /** Sidecars that refused their registration's snapshot, by service id. */
-  private sidecarProblems(): Map<string, string> {
+  #sidecarProblems(): Map<string, string> {
     return new Map(this.proxies.proxies().flatMap((p) => (p.problem ? [[p.serviceId, p.problem] as const] : [])));
   }
 
   definitionProblems(): DefinitionProblem[] {
-    return this.registrations.definitionProblems();
+    return this.#registrations.definitionProblems();
   }
 
   self(): Record<string, unknown> {
@@ -254,16 +254,16 @@ export class Agent implements AgentAdminApi {
       socket: this.config.socketPath,
       servicesDir: this.config.servicesDir,
       pid: process.pid,
-      startedAt: this.startedAt.toISOString(),
-      sync: this.sync.status(),
-      services: this.state.list().length,
-      sidecarProblems: [...this.sidecarProblems()].map(([service, problem]) => ({ service, problem })),
+      startedAt: this.#startedAt.toISOString(),
+      sync: this.#sync.status(),
+      services: this.#state.list().length,
+      sidecarProblems: [...this.#sidecarProblems()].map(([service, problem]) => ({ service, problem })),
     };
   }
 
   /** A read from the registry with this node's identity (for `meshctl status` on this host). */
   registryGet(path: string, query: Record<string, string>): Promise<RegistryRead> {
-    return this.link.call((c) => c.http.get<unknown>(path, { query }));
+    return this.#link.call((c) => c.http.get<unknown>(path, { query }));
   }
 
   proxyStats(): Promise<ProxyStats[]> {
@@ -276,7 +276,7 @@ export class Agent implements AgentAdminApi {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private async renewNodeCertificateIfDue(): Promise<void> {
+  async #renewNodeCertificateIfDue(): Promise<void> {
     const pem = await readFile(this.paths.nodeCert, 'utf8');
     const { X509Certificate } = await import('node:crypto');
     const x = new X509Certificate(pem);
@@ -285,11 +285,11 @@ export class Agent implements AgentAdminApi {
     const { keyPem, csrPem } = await createKeyAndCsr({
       spiffeId: nodeId(this.config.trustDomain, this.config.nodeName),
     });
-    const res = await this.link.call((c) => c.renewNodeCertificate(this.config.nodeName, csrPem));
+    const res = await this.#link.call((c) => c.renewNodeCertificate(this.config.nodeName, csrPem));
     await writeFileAtomic(this.paths.nodeKey, keyPem, 0o600);
     await writeFileAtomic(this.paths.nodeCert, res.certificate, 0o600);
     await writeFileAtomic(this.paths.roots, res.roots.join(''), 0o600);
-    await this.link.load();
+    await this.#link.load();
     this.log.info({ notAfter: res.notAfter }, 'renewed the node certificate');
   }
 }

@@ -38,18 +38,18 @@ function sameRegistration(a: ServiceRegistration, b: ServiceRegistration): boole
 const RANK: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
 
 export class Registrations {
-  private readonly opts: RegistrationsOptions;
-  private readonly state: LocalState;
-  private readonly checks: CheckManager;
-  private readonly definitions = new DefinitionSet();
-  private readonly problems = new Map<string, DefinitionError>();
+  readonly #opts: RegistrationsOptions;
+  readonly #state: LocalState;
+  readonly #checks: CheckManager;
+  readonly #definitions = new DefinitionSet();
+  readonly #problems = new Map<string, DefinitionError>();
   /** Serialises changes to local registrations (CLI and file events). */
-  private changing: Promise<unknown> = Promise.resolve();
+  #changing: Promise<unknown> = Promise.resolve();
 
   constructor(opts: RegistrationsOptions) {
-    this.opts = opts;
-    this.state = opts.state;
-    this.checks = opts.checks;
+    this.#opts = opts;
+    this.#state = opts.state;
+    this.#checks = opts.checks;
   }
 
   async register(
@@ -64,9 +64,9 @@ export class Registrations {
     }
     const reg = parsed.data;
     const id = instanceId(reg);
-    if (source.kind === 'cli' && hasExecCheck(reg.checks)) throw refuseExecThroughSocket(id, this.execPolicy);
+    if (source.kind === 'cli' && hasExecCheck(reg.checks)) throw refuseExecThroughSocket(id, this.#execPolicy);
     await this.exclusive(async () => {
-      const existing = this.state.get(id);
+      const existing = this.#state.get(id);
       if (existing && existing.source.kind === 'file' && source.kind === 'cli') {
         throw new MeshError('MESH_ERR_CONFLICT', `service '${id}' is defined in ${existing.source.file}`, {
           hint: 'Edit or delete that file instead.',
@@ -83,19 +83,19 @@ export class Registrations {
           `service '${id}' is already registered on this host (from the CLI, port ${existing.registration.port}); not replacing it`,
           { hint: 'Pass --replace to replace it with this definition, or give the service another `id`.' },
         );
-      this.assertPortsFree(reg, id);
-      await this.assertPortsBindable(reg, existing?.registration);
+      this.#assertPortsFree(reg, id);
+      await this.#assertPortsBindable(reg, existing?.registration);
       if (opts.dryRun) return;
-      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source });
-      this.checks.set(id, reg.checks);
+      await this.#state.upsert({ id, registration: await this.#withMeshPort(reg, id), source });
+      this.#checks.set(id, reg.checks);
     });
     if (opts.dryRun) return { id, synced: false };
-    return { id, synced: await this.opts.publish() };
+    return { id, synced: await this.#opts.publish() };
   }
 
   async deregister(id: string): Promise<RegistrationResult> {
     await this.exclusive(async () => {
-      const existing = this.state.get(id);
+      const existing = this.#state.get(id);
       if (!existing)
         throw new MeshError('MESH_ERR_NOT_FOUND', `no service '${id}' is registered on this host`, {
           hint: 'See `meshctl services`.',
@@ -105,21 +105,21 @@ export class Registrations {
           hint: 'Delete that file to deregister it.',
         });
       }
-      await this.state.remove(id);
-      this.checks.remove(id);
+      await this.#state.remove(id);
+      this.#checks.remove(id);
     });
-    return { id, synced: await this.opts.publish() };
+    return { id, synced: await this.#opts.publish() };
   }
 
   /** Runs `fn` with no other registration change in flight (e.g. leaving the mesh). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.changing.catch(() => undefined).then(fn);
-    this.changing = next.catch(() => undefined);
+    const next = this.#changing.catch(() => undefined).then(fn);
+    this.#changing = next.catch(() => undefined);
     return next;
   }
 
-  private get execPolicy(): ExecCheckPolicy {
-    return this.opts.execChecks ?? { enabled: false, servicesDir: '' };
+  get #execPolicy(): ExecCheckPolicy {
+    return this.#opts.execChecks ?? { enabled: false, servicesDir: '' };
   }
 
   /**
@@ -127,30 +127,30 @@ export class Registrations {
    * agent that allows them (a state file from before the rule may hold others).
    */
   runnableChecks(svc: LocalService): ServiceRegistration['checks'] {
-    const execOk = this.execPolicy.enabled && svc.source.kind === 'file';
+    const execOk = this.#execPolicy.enabled && svc.source.kind === 'file';
     if (execOk || !hasExecCheck(svc.registration.checks)) return svc.registration.checks;
-    this.opts.log.warn({ service: svc.id }, 'exec checks of this service are not run: not allowed from its source');
+    this.#opts.log.warn({ service: svc.id }, 'exec checks of this service are not run: not allowed from its source');
     return svc.registration.checks.filter((c) => c.kind !== 'exec');
   }
 
   services(): ServiceView[] {
-    return this.state.list().map((s) => this.view(s));
+    return this.#state.list().map((s) => this.#view(s));
   }
 
   definitionProblems(): DefinitionProblem[] {
-    const inForce = new Map(this.definitions.files().map((f) => [f.file, f.services]));
-    return [...this.problems].map(([file, e]) => ({
+    const inForce = new Map(this.#definitions.files().map((f) => [f.file, f.services]));
+    return [...this.#problems].map(([file, e]) => ({
       file,
       message: e.message,
       ...(e.line ? { line: e.line } : {}),
       ...(e.column ? { column: e.column } : {}),
-      registered: (inForce.get(file) ?? []).filter((id) => this.state.get(id)?.source.kind === 'file'),
+      registered: (inForce.get(file) ?? []).filter((id) => this.#state.get(id)?.source.kind === 'file'),
     }));
   }
 
   /** A definition watcher event, applied in turn with every other change. */
   applyDefinitionEvent(ev: DefinitionEvent): Promise<void> {
-    return this.exclusive(() => this.applyDefinitions(ev));
+    return this.exclusive(() => this.#applyDefinitions(ev));
   }
 
   /**
@@ -159,28 +159,28 @@ export class Registrations {
    */
   reconcileFileServices(): Promise<void> {
     return this.exclusive(async () => {
-      const files = new Map(this.definitions.files().map((f) => [f.file, f]));
+      const files = new Map(this.#definitions.files().map((f) => [f.file, f]));
       let changed = false;
-      for (const svc of this.state.list()) {
+      for (const svc of this.#state.list()) {
         if (svc.source.kind !== 'file') continue;
         const f = files.get(svc.source.file);
         const keep = f !== undefined && (f.state !== 'ok' || f.services.includes(svc.id));
         if (!keep) {
-          await this.state.remove(svc.id);
-          this.checks.remove(svc.id);
+          await this.#state.remove(svc.id);
+          this.#checks.remove(svc.id);
           changed = true;
         }
       }
-      if (changed) this.publishInBackground();
+      if (changed) this.#publishInBackground();
     });
   }
 
   /** File events are not waited on by anyone: a failed publish is logged, and the next sync retries. */
-  private publishInBackground(): void {
-    this.opts
+  #publishInBackground(): void {
+    this.#opts
       .publish()
       .catch((e: unknown) =>
-        this.opts.log.warn({ err: (e as Error).message }, 'could not publish a definition change'),
+        this.#opts.log.warn({ err: (e as Error).message }, 'could not publish a definition change'),
       );
   }
 
@@ -188,11 +188,11 @@ export class Registrations {
    * A file whose services carry an exec check the policy does not allow is taken as a broken
    * file: reported, and whatever it defined before stays as it was.
    */
-  private async screenExecChecks(ev: DefinitionEvent): Promise<DefinitionEvent> {
+  async #screenExecChecks(ev: DefinitionEvent): Promise<DefinitionEvent> {
     if (ev.type !== 'upsert') return ev;
     const svc = ev.services.find((r) => hasExecCheck(r.checks));
     if (!svc) return ev;
-    const why = await execCheckRefusal(ev.file, this.execPolicy);
+    const why = await execCheckRefusal(ev.file, this.#execPolicy);
     if (!why) return ev;
     return {
       type: 'invalid',
@@ -201,45 +201,45 @@ export class Registrations {
     };
   }
 
-  private async applyDefinitions(input: DefinitionEvent): Promise<void> {
-    const ev = await this.screenExecChecks(input);
-    const changes = this.definitions.apply(ev);
-    if (ev.type !== 'invalid') this.problems.delete(ev.file);
+  async #applyDefinitions(input: DefinitionEvent): Promise<void> {
+    const ev = await this.#screenExecChecks(input);
+    const changes = this.#definitions.apply(ev);
+    if (ev.type !== 'invalid') this.#problems.delete(ev.file);
     for (const inv of changes.invalid) {
-      this.problems.set(inv.file, inv.error);
-      this.opts.log.warn(
+      this.#problems.set(inv.file, inv.error);
+      this.#opts.log.warn(
         { file: inv.file, line: inv.error.line, err: inv.error.message },
         'invalid service definition; keeping the last good registration from it',
       );
     }
     let changed = false;
     for (const d of changes.deregister) {
-      const cur = this.state.get(d.id);
+      const cur = this.#state.get(d.id);
       if (cur?.source.kind === 'file') {
-        await this.state.remove(d.id);
-        this.checks.remove(d.id);
+        await this.#state.remove(d.id);
+        this.#checks.remove(d.id);
         changed = true;
       }
     }
     for (const reg of changes.register) {
       const id = instanceId(reg);
-      const file = this.definitions.fileOf(id) ?? ev.file;
-      const cur = this.state.get(id);
+      const file = this.#definitions.fileOf(id) ?? ev.file;
+      const cur = this.#state.get(id);
       if (cur && cur.source.kind === 'cli') {
-        this.problems.set(file, {
+        this.#problems.set(file, {
           message: `service '${id}' is already registered from the CLI; deregister it there first`,
         });
         continue;
       }
-      await this.state.upsert({ id, registration: await this.withMeshPort(reg, id), source: { kind: 'file', file } });
-      this.checks.set(id, reg.checks);
+      await this.#state.upsert({ id, registration: await this.#withMeshPort(reg, id), source: { kind: 'file', file } });
+      this.#checks.set(id, reg.checks);
       changed = true;
     }
-    if (changed) this.publishInBackground();
+    if (changed) this.#publishInBackground();
   }
 
-  private view(s: LocalService): ServiceView {
-    const checks = this.checks.states(s.id);
+  #view(s: LocalService): ServiceView {
+    const checks = this.#checks.states(s.id);
     let status: CheckStatus = 'passing';
     for (const c of checks) if (RANK[c.status] > RANK[status]) status = c.status;
     const r = s.registration;
@@ -259,8 +259,8 @@ export class Registrations {
   }
 
   /** Two local services must not claim the same upstream listener port. */
-  private assertPortsFree(reg: ServiceRegistration, id: string): void {
-    for (const other of this.state.list()) {
+  #assertPortsFree(reg: ServiceRegistration, id: string): void {
+    for (const other of this.#state.list()) {
       if (other.id === id) continue;
       for (const u of reg.upstreams) {
         if (
@@ -282,7 +282,7 @@ export class Registrations {
    * there while everything says passing. Ports this service's own sidecar holds already (a
    * re-registration) are not probed.
    */
-  private async assertPortsBindable(reg: ServiceRegistration, had: ServiceRegistration | undefined): Promise<void> {
+  async #assertPortsBindable(reg: ServiceRegistration, had: ServiceRegistration | undefined): Promise<void> {
     if (!reg.proxy) return;
     for (const u of reg.upstreams) {
       const ours =
@@ -297,10 +297,10 @@ export class Registrations {
       );
     }
     if (reg.meshPort !== undefined && !(had?.proxy && had.meshPort === reg.meshPort)) {
-      if (!(await canBind(this.opts.advertise, reg.meshPort)))
+      if (!(await canBind(this.#opts.advertise, reg.meshPort)))
         throw new MeshError(
           'MESH_ERR_CONFLICT',
-          `mesh port ${this.opts.advertise}:${reg.meshPort} is in use by another process on this host`,
+          `mesh port ${this.#opts.advertise}:${reg.meshPort} is in use by another process on this host`,
           { hint: 'Pick another --mesh-port, or leave it out to get a free one from 21000-21999.' },
         );
     }
@@ -310,14 +310,14 @@ export class Registrations {
    * A service with a sidecar needs a mesh port: the one it asked for, the one it already had
    * (stable across restarts and file edits), or a free one from the range.
    */
-  private async withMeshPort(reg: ServiceRegistration, id: string): Promise<ServiceRegistration> {
+  async #withMeshPort(reg: ServiceRegistration, id: string): Promise<ServiceRegistration> {
     if (!reg.proxy || reg.meshPort !== undefined) return reg;
-    const had = this.state.get(id)?.registration.meshPort;
+    const had = this.#state.get(id)?.registration.meshPort;
     if (had !== undefined) return { ...reg, meshPort: had };
     const taken = new Set(
-      this.state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])),
+      this.#state.list().flatMap((s) => (s.registration.meshPort === undefined ? [] : [s.registration.meshPort])),
     );
-    const port = await allocateMeshPort(this.opts.advertise, taken);
+    const port = await allocateMeshPort(this.#opts.advertise, taken);
     if (port === undefined)
       throw new MeshError('MESH_ERR_CONFLICT', 'no free mesh port left in 21000-21999 on this host', {
         hint: 'Give the service a --mesh-port, or deregister unused services.',

@@ -14,43 +14,44 @@ import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
 import type { AgentPaths, AgentRuntimeConfig } from './config.js';
 
 export class RegistryLink {
-  private clients: RegistryClient[] = [];
-  private current = 0;
-  private configured: string[];
-  private discovered: string[] = [];
-  private material: { cert: string; key: string; roots: string } | undefined;
+  #clients: RegistryClient[] = [];
+  #current = 0;
+  #configured: string[];
+  #discovered: string[] = [];
+  #material: { cert: string; key: string; roots: string } | undefined;
 
-  constructor(
-    config: Pick<AgentRuntimeConfig, 'registries'>,
-    private readonly paths: AgentPaths,
-    private readonly log?: Logger,
-  ) {
-    this.configured = [...config.registries];
+  readonly #paths: AgentPaths;
+  readonly #log: Logger | undefined;
+
+  constructor(config: Pick<AgentRuntimeConfig, 'registries'>, paths: AgentPaths, log?: Logger) {
+    this.#paths = paths;
+    this.#log = log;
+    this.#configured = [...config.registries];
   }
 
   /** New registry addresses (config reload); takes effect with the next `load()`. */
   setRegistries(urls: readonly string[]): void {
-    this.configured = [...urls];
-    this.current = 0;
+    this.#configured = [...urls];
+    this.#current = 0;
   }
 
   /** Every registry this agent may use, configured ones first. */
   get registries(): string[] {
-    return [...this.configured, ...this.discovered.filter((u) => !this.configured.includes(u))];
+    return [...this.#configured, ...this.#discovered.filter((u) => !this.#configured.includes(u))];
   }
 
   /** (Re)reads the node certificate, key and roots, e.g. after renewal. */
   async load(): Promise<void> {
     const [cert, key, roots] = await Promise.all(
-      [this.paths.nodeCert, this.paths.nodeKey, this.paths.roots].map((p) => readFile(p, 'utf8')),
+      [this.#paths.nodeCert, this.#paths.nodeKey, this.#paths.roots].map((p) => readFile(p, 'utf8')),
     );
-    this.material = { cert: cert!, key: key!, roots: roots! };
-    this.rebuild(this.url);
+    this.#material = { cert: cert!, key: key!, roots: roots! };
+    this.#rebuild(this.url);
   }
 
   get url(): string {
     const all = this.registries;
-    return all[this.current] ?? all[0]!;
+    return all[this.#current] ?? all[0]!;
   }
 
   /**
@@ -60,23 +61,23 @@ export class RegistryLink {
   async refreshPeers(): Promise<void> {
     const { peers } = await this.call((c) => c.peers());
     const urls = peers.map((p) => p.url).sort();
-    if (JSON.stringify(urls) === JSON.stringify([...this.discovered].sort())) return;
-    this.discovered = urls;
-    if (this.material) this.rebuild(this.url);
+    if (JSON.stringify(urls) === JSON.stringify([...this.#discovered].sort())) return;
+    this.#discovered = urls;
+    if (this.#material) this.#rebuild(this.url);
   }
 
   /** Runs `fn` against the current registry, trying the others in turn when it is unreachable. */
   async call<T>(fn: (c: RegistryClient) => Promise<T>): Promise<T> {
-    if (this.clients.length === 0) throw new MeshError('MESH_ERR_UNAVAILABLE', 'registry link not loaded');
+    if (this.#clients.length === 0) throw new MeshError('MESH_ERR_UNAVAILABLE', 'registry link not loaded');
     let last: unknown;
-    const clients = this.clients;
+    const clients = this.#clients;
     for (let i = 0; i < clients.length; i++) {
-      const idx = (this.current + i) % clients.length;
+      const idx = (this.#current + i) % clients.length;
       try {
         const res = await fn(clients[idx]!);
-        if (clients === this.clients && idx !== this.current) {
-          this.log?.info({ from: this.url, to: this.registries[idx] }, 'moved to another registry');
-          this.current = idx;
+        if (clients === this.#clients && idx !== this.#current) {
+          this.#log?.info({ from: this.url, to: this.registries[idx] }, 'moved to another registry');
+          this.#current = idx;
         }
         return res;
       } catch (e) {
@@ -88,21 +89,21 @@ export class RegistryLink {
   }
 
   close(): void {
-    for (const c of this.clients) c.close();
-    this.clients = [];
+    for (const c of this.#clients) c.close();
+    this.#clients = [];
   }
 
   /** New clients for the current registry list, staying on `keep` if it is still listed. */
-  private rebuild(keep: string | undefined): void {
-    const m = this.material;
+  #rebuild(keep: string | undefined): void {
+    const m = this.#material;
     if (!m) return;
     const all = this.registries;
     const next = all.map(
       (baseUrl) => new RegistryClient({ baseUrl, ca: m.roots, cert: m.cert, key: m.key, timeoutMs: 10_000 }),
     );
-    const old = this.clients;
-    this.clients = next;
-    this.current = Math.max(0, keep === undefined ? 0 : all.indexOf(keep));
+    const old = this.#clients;
+    this.#clients = next;
+    this.#current = Math.max(0, keep === undefined ? 0 : all.indexOf(keep));
     // In-flight calls on the old clients finish first; a closed pool would fail them.
     setTimeout(() => {
       for (const c of old) c.close();

@@ -36,16 +36,20 @@ const stateSchema = z
   .strict();
 
 export class LocalState {
-  private services = new Map<string, LocalService>();
+  #services = new Map<string, LocalService>();
   /** Writes are serialised so a later state never lands before an earlier one. */
-  private writing: Promise<void> = Promise.resolve();
+  #writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly file: string) {}
+  readonly #file: string;
+
+  constructor(file: string) {
+    this.#file = file;
+  }
 
   async load(): Promise<void> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = await readFile(this.#file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
@@ -56,44 +60,44 @@ export class LocalState {
     } catch (e) {
       throw new MeshError(
         'MESH_ERR_CONFIG',
-        `the agent state file ${this.file} is damaged: ${(e as Error).message.slice(0, 200)}`,
+        `the agent state file ${this.#file} is damaged: ${(e as Error).message.slice(0, 200)}`,
         {
           hint: "Restore it from backup, or move it away and re-register this host's services.",
         },
       );
     }
-    this.services = new Map(parsed.services.map((s) => [s.id, s]));
+    this.#services = new Map(parsed.services.map((s) => [s.id, s]));
   }
 
   list(): LocalService[] {
-    return [...this.services.values()].sort((a, b) => a.id.localeCompare(b.id));
+    return [...this.#services.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
   get(id: string): LocalService | undefined {
-    return this.services.get(id);
+    return this.#services.get(id);
   }
 
   /** Adds or replaces, then persists; resolves only once the new state is on disk. */
   async upsert(svc: LocalService): Promise<void> {
-    this.services.set(svc.id, svc);
-    await this.persist();
+    this.#services.set(svc.id, svc);
+    await this.#persist();
   }
 
   async remove(id: string): Promise<boolean> {
-    const had = this.services.delete(id);
-    if (had) await this.persist();
+    const had = this.#services.delete(id);
+    if (had) await this.#persist();
     return had;
   }
 
   async clear(): Promise<void> {
-    this.services.clear();
-    await this.persist();
+    this.#services.clear();
+    await this.#persist();
   }
 
-  private persist(): Promise<void> {
+  #persist(): Promise<void> {
     const snapshot = JSON.stringify({ version: 1, services: this.list() }, null, 2) + '\n';
-    this.writing = this.writing.catch(() => undefined).then(() => writeFileAtomic(this.file, snapshot, 0o600));
-    return this.writing;
+    this.#writing = this.#writing.catch(() => undefined).then(() => writeFileAtomic(this.#file, snapshot, 0o600));
+    return this.#writing;
   }
 }
 

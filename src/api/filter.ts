@@ -75,76 +75,80 @@ function tokenize(src: string): Token[] {
 const META_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
 
 class Parser {
-  private pos = 0;
-  constructor(private readonly toks: Token[]) {}
+  #pos = 0;
+  readonly #toks: Token[];
+
+  constructor(toks: Token[]) {
+    this.#toks = toks;
+  }
 
   parse(): FilterExpr {
-    const e = this.or();
-    const t = this.peek();
+    const e = this.#or();
+    const t = this.#peek();
     if (t.kind !== 'end') throw new FilterSyntaxError(t.col, `expected "and", "or" or the end, found ${show(t)}`);
     return e;
   }
 
-  private peek(): Token {
-    return this.toks[this.pos]!;
+  #peek(): Token {
+    return this.#toks[this.#pos]!;
   }
-  private next(): Token {
-    return this.toks[this.pos++]!;
+  #next(): Token {
+    return this.#toks[this.#pos++]!;
   }
-  private isWord(text: string): boolean {
-    const t = this.peek();
+  #isWord(text: string): boolean {
+    const t = this.#peek();
     return t.kind === 'word' && t.text === text;
   }
 
-  private or(): FilterExpr {
-    let left = this.and();
-    while (this.isWord('or')) {
-      this.next();
-      left = { type: 'or', left, right: this.and() };
+  #or(): FilterExpr {
+    let left = this.#and();
+    while (this.#isWord('or')) {
+      this.#next();
+      left = { type: 'or', left, right: this.#and() };
     }
     return left;
   }
 
-  private and(): FilterExpr {
-    let left = this.unary();
-    while (this.isWord('and')) {
-      this.next();
-      left = { type: 'and', left, right: this.unary() };
+  #and(): FilterExpr {
+    let left = this.#unary();
+    while (this.#isWord('and')) {
+      this.#next();
+      left = { type: 'and', left, right: this.#unary() };
     }
     return left;
   }
 
-  private unary(): FilterExpr {
-    if (this.isWord('not')) {
-      this.next();
-      return { type: 'not', expr: this.unary() };
+  #unary(): FilterExpr {
+    if (this.#isWord('not')) {
+      this.#next();
+      return { type: 'not', expr: this.#unary() };
     }
-    const t = this.peek();
+    const t = this.#peek();
     if (t.kind === 'op' && t.text === '(') {
-      this.next();
-      const e = this.or();
-      const close = this.next();
+      this.#next();
+      const e = this.#or();
+      const close = this.#next();
       if (!(close.kind === 'op' && close.text === ')'))
         throw new FilterSyntaxError(close.col, `expected ")", found ${show(close)}`);
       return e;
     }
-    return this.comparison();
+    return this.#comparison();
   }
 
-  private comparison(): FilterExpr {
-    const sel = this.next();
+  #comparison(): FilterExpr {
+    const sel = this.#next();
     if (sel.kind !== 'word')
       throw new FilterSyntaxError(sel.col, `expected Service.Meta.KEY or Service.Tags, found ${show(sel)}`);
     if (sel.text === 'Service.Tags') {
       let op: 'contains' | 'not contains' = 'contains';
-      if (this.isWord('not')) {
-        this.next();
+      if (this.#isWord('not')) {
+        this.#next();
         op = 'not contains';
       }
-      const kw = this.next();
+      const kw = this.#next();
       if (!(kw.kind === 'word' && kw.text === 'contains'))
         throw new FilterSyntaxError(kw.col, `expected "contains" after Service.Tags, found ${show(kw)}`);
-      return { type: 'tag', op, value: this.value(op) };
+      return { type: 'tag', op, value: this.#value(op) };
     }
     if (sel.text.startsWith('Service.Meta.')) {
       const key = sel.text.slice('Service.Meta.'.length);
@@ -153,10 +157,10 @@ class Parser {
           sel.col + 'Service.Meta.'.length,
           `"${key}" is not a meta key (1-64 letters, digits, "_", "." or "-")`,
         );
-      const op = this.next();
+      const op = this.#next();
       if (!(op.kind === 'op' && (op.text === '==' || op.text === '!=')))
         throw new FilterSyntaxError(op.col, `expected "==" or "!=" after ${sel.text}, found ${show(op)}`);
-      return { type: 'meta', key, op: op.text, value: this.value(op.text) };
+      return { type: 'meta', key, op: op.text, value: this.#value(op.text) };
     }
     throw new FilterSyntaxError(
       sel.col,
@@ -164,8 +168,8 @@ class Parser {
     );
   }
 
-  private value(after: string): string {
-    const v = this.next();
+  #value(after: string): string {
+    const v = this.#next();
     if (v.kind === 'string') return v.text;
     if (v.kind === 'word' && !['and', 'or', 'not'].includes(v.text)) return v.text;
     throw new FilterSyntaxError(v.col, `expected a value after "${after}", found ${show(v)}`);

@@ -43,10 +43,13 @@ const TLS_TRUST_ERRORS = new Set([
 ]);
 
 export class HttpClient {
-  private readonly agent: http.Agent;
-  private readonly url: URL;
+  readonly #agent: http.Agent;
+  readonly #url: URL;
 
-  constructor(private readonly opts: HttpClientOptions) {
+  readonly #opts: HttpClientOptions;
+
+  constructor(opts: HttpClientOptions) {
+    this.#opts = opts;
     let url: URL | undefined;
     try {
       url = new URL(opts.baseUrl);
@@ -58,21 +61,21 @@ export class HttpClient {
       throw new MeshError('MESH_ERR_INVALID_ARGUMENT', `invalid URL '${opts.baseUrl}'`, {
         hint: 'Use https://HOST:PORT, e.g. https://10.0.0.5:7443.',
       });
-    this.url = url;
-    if (this.url.protocol === 'https:') {
+    this.#url = url;
+    if (this.#url.protocol === 'https:') {
       const tlsOpts: https.AgentOptions = { keepAlive: true, minVersion: 'TLSv1.3' };
       if (opts.ca !== undefined) tlsOpts.ca = opts.ca;
       if (opts.cert !== undefined) tlsOpts.cert = opts.cert;
       if (opts.key !== undefined) tlsOpts.key = opts.key;
       // Keeps its TLS session when a connection fails, to resume when the server is back.
-      this.agent = new ResumingAgent(tlsOpts);
+      this.#agent = new ResumingAgent(tlsOpts);
     } else {
-      this.agent = new http.Agent({ keepAlive: true });
+      this.#agent = new http.Agent({ keepAlive: true });
     }
   }
 
   close(): void {
-    this.agent.destroy();
+    this.#agent.destroy();
   }
 
   get<T>(path: string, o: RequestOptions = {}): Promise<JsonResponse<T>> {
@@ -89,7 +92,7 @@ export class HttpClient {
   }
 
   request<T>(method: string, path: string, o: RequestOptions = {}): Promise<JsonResponse<T>> {
-    const url = new URL(path, this.url);
+    const url = new URL(path, this.#url);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
     const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
@@ -97,10 +100,10 @@ export class HttpClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.#opts.token) headers.authorization = `Bearer ${this.#opts.token}`;
     const mod = url.protocol === 'https:' ? https : http;
-    const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs ?? 15_000;
-    const target = this.opts.socketPath ? `unix:${this.opts.socketPath}` : url.host;
+    const timeoutMs = o.timeoutMs ?? this.#opts.timeoutMs ?? 15_000;
+    const target = this.#opts.socketPath ? `unix:${this.#opts.socketPath}` : url.host;
 
     return new Promise<JsonResponse<T>>((resolve, reject) => {
       const req = mod.request(
@@ -111,8 +114,8 @@ export class HttpClient {
           port: url.port,
           path: url.pathname + url.search,
           headers,
-          agent: this.agent,
-          ...(this.opts.socketPath ? { socketPath: this.opts.socketPath } : {}),
+          agent: this.#agent,
+          ...(this.#opts.socketPath ? { socketPath: this.#opts.socketPath } : {}),
           ...(o.signal ? { signal: o.signal } : {}),
         },
         (res) => {

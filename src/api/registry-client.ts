@@ -88,7 +88,7 @@ export class RegistryClient {
     this.http.close();
   }
 
-  private blocking(b: Blocking | undefined): {
+  #blocking(b: Blocking | undefined): {
     query: Record<string, string | number | undefined>;
     timeoutMs?: number;
     signal?: AbortSignal;
@@ -176,7 +176,7 @@ export class RegistryClient {
   }
   async revoked(b?: Blocking): Promise<{ revision: number; revoked: RevokedCertificate[] }> {
     return (
-      await this.http.get<{ revision: number; revoked: RevokedCertificate[] }>('/v1/ca/revoked', this.blocking(b))
+      await this.http.get<{ revision: number; revoked: RevokedCertificate[] }>('/v1/ca/revoked', this.#blocking(b))
     ).body;
   }
   async leave(node: string): Promise<{ revision: number }> {
@@ -185,14 +185,14 @@ export class RegistryClient {
 
   async services(b?: Blocking): Promise<{ revision: number; services: ServiceSummary[] }> {
     return (
-      await this.http.get<{ revision: number; services: ServiceSummary[] }>('/v1/catalog/services', this.blocking(b))
+      await this.http.get<{ revision: number; services: ServiceSummary[] }>('/v1/catalog/services', this.#blocking(b))
     ).body;
   }
   async instances(
     service: string,
     opts: { healthyOnly?: boolean } & Blocking = {},
   ): Promise<{ revision: number; instances: InstanceView[] }> {
-    const o = this.blocking(opts);
+    const o = this.#blocking(opts);
     if (opts.healthyOnly) o.query.healthy = 'true';
     return (
       await this.http.get<{ revision: number; instances: InstanceView[] }>(`/v1/catalog/service/${enc(service)}`, o)
@@ -200,11 +200,11 @@ export class RegistryClient {
   }
   async allInstances(b?: Blocking): Promise<{ revision: number; instances: InstanceView[] }> {
     return (
-      await this.http.get<{ revision: number; instances: InstanceView[] }>('/v1/catalog/instances', this.blocking(b))
+      await this.http.get<{ revision: number; instances: InstanceView[] }>('/v1/catalog/instances', this.#blocking(b))
     ).body;
   }
   async nodes(b?: Blocking): Promise<{ revision: number; nodes: NodeView[] }> {
-    return (await this.http.get<{ revision: number; nodes: NodeView[] }>('/v1/catalog/nodes', this.blocking(b))).body;
+    return (await this.http.get<{ revision: number; nodes: NodeView[] }>('/v1/catalog/nodes', this.#blocking(b))).body;
   }
   async register(
     service: ServiceRegistration | Record<string, unknown>,
@@ -243,7 +243,7 @@ export class RegistryClient {
     return (
       await this.http.get<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }>(
         '/v1/intentions',
-        this.blocking(b),
+        this.#blocking(b),
       )
     ).body;
   }
@@ -278,7 +278,7 @@ export class RegistryClient {
     filter: { kind?: ConfigKind; name?: string } = {},
     b?: Blocking,
   ): Promise<{ revision: number; entries: StoredConfigEntry[] }> {
-    const req = this.blocking(b);
+    const req = this.#blocking(b);
     return (
       await this.http.get<{ revision: number; entries: StoredConfigEntry[] }>('/v1/config', {
         ...req,

@@ -31,14 +31,14 @@ export class LocalMesh {
   admin: RegistryClient | undefined;
   init: InitServerResult | undefined;
   readonly agents: LocalAgent[] = [];
-  private registry: ResultPromise | undefined;
-  private readonly cli: string;
+  #registry: ResultPromise | undefined;
+  readonly #cli: string;
 
   constructor(
     readonly dir: string,
     opts: { cliEntry?: string } = {},
   ) {
-    this.cli = opts.cliEntry ?? process.argv[1] ?? 'meshctl';
+    this.#cli = opts.cliEntry ?? process.argv[1] ?? 'meshctl';
   }
 
   async startRegistry(): Promise<void> {
@@ -51,8 +51,8 @@ export class LocalMesh {
       leaseTtlSeconds: 5,
       force: true,
     });
-    const proc = this.spawn(['registry', 'start', '--data-dir', dataDir], join(this.dir, 'registry.log'));
-    this.registry = proc;
+    const proc = this.#spawn(['registry', 'start', '--data-dir', dataDir], join(this.dir, 'registry.log'));
+    this.#registry = proc;
     let m: RegExpMatchArray;
     try {
       m = await waitForLine(proc, /listening on (https:\/\/127\.0\.0\.1:\d+)/, 'the registry', 60_000);
@@ -89,7 +89,7 @@ export class LocalMesh {
     // time; a demo has nothing worth 30 s of waiting in flight.
     const { config, paths } = await loadAgentConfig(dataDir);
     await saveAgentConfig(paths, { ...config, drainSeconds: DEMO_DRAIN_SECONDS });
-    const proc = this.spawn(['agent', 'start', '--data-dir', dataDir], join(this.dir, `agent-${name}.log`));
+    const proc = this.#spawn(['agent', 'start', '--data-dir', dataDir], join(this.dir, `agent-${name}.log`));
     try {
       // Printed by `agent start` itself (not a log line), whatever the log level.
       await waitForLine(proc, /meshctl agent running as node/, `agent ${name}`, 60_000);
@@ -113,13 +113,13 @@ export class LocalMesh {
       }),
     );
     this.admin?.close();
-    if (this.registry) await endProcess(this.registry, 5_000);
-    this.registry = undefined;
+    if (this.#registry) await endProcess(this.#registry, 5_000);
+    this.#registry = undefined;
     await killStrays(this.dir);
   }
 
-  private spawn(args: string[], logFile: string): ResultPromise {
-    const proc = execa(process.execPath, [this.cli, ...args], {
+  #spawn(args: string[], logFile: string): ResultPromise {
+    const proc = execa(process.execPath, [this.#cli, ...args], {
       reject: false,
       stdin: 'ignore',
       all: true,

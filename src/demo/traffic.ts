@@ -16,15 +16,15 @@ export interface TrafficSummary {
 }
 
 export class TrafficGenerator {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  private readonly histogram = hdr.build({
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  readonly #histogram = hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 60_000_000,
     numberOfSignificantValueDigits: 3,
   });
-  private timer: NodeJS.Timeout | undefined;
-  private inflight = 0;
-  private readonly s: TrafficSummary = {
+  #timer: NodeJS.Timeout | undefined;
+  #inflight = 0;
+  readonly #s: TrafficSummary = {
     requests: 0,
     ok: 0,
     failed: 0,
@@ -35,67 +35,70 @@ export class TrafficGenerator {
     maxMs: 0,
   };
 
-  constructor(
-    private readonly target: { host: string; port: number },
-    private readonly rps = 20,
-  ) {}
+  readonly #target: { host: string; port: number };
+  readonly #rps;
+
+  constructor(target: { host: string; port: number }, rps = 20) {
+    this.#target = target;
+    this.#rps = rps;
+  }
 
   start(): void {
-    const every = Math.max(1, Math.round(1000 / this.rps));
-    this.timer = setInterval(() => this.fire(), every);
+    const every = Math.max(1, Math.round(1000 / this.#rps));
+    this.#timer = setInterval(() => this.#fire(), every);
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    for (let i = 0; i < 100 && this.inflight > 0; i++) await sleep(50);
-    this.agent.destroy();
+    clearInterval(this.#timer);
+    for (let i = 0; i < 100 && this.#inflight > 0; i++) await sleep(50);
+    this.#agent.destroy();
   }
 
   summary(): TrafficSummary {
     return {
-      ...this.s,
-      byStatus: { ...this.s.byStatus },
-      byInstance: { ...this.s.byInstance },
-      p50Ms: this.histogram.getValueAtPercentile(50) / 1000,
-      p99Ms: this.histogram.getValueAtPercentile(99) / 1000,
-      maxMs: this.histogram.maxValue / 1000,
+      ...this.#s,
+      byStatus: { ...this.#s.byStatus },
+      byInstance: { ...this.#s.byInstance },
+      p50Ms: this.#histogram.getValueAtPercentile(50) / 1000,
+      p99Ms: this.#histogram.getValueAtPercentile(99) / 1000,
+      maxMs: this.#histogram.maxValue / 1000,
     };
   }
 
-  private fire(): void {
-    if (this.inflight > 200) return;
-    this.inflight += 1;
+  #fire(): void {
+    if (this.#inflight > 200) return;
+    this.#inflight += 1;
     const t0 = process.hrtime.bigint();
     // A W3C traceparent, so the demo shows propagation in access logs.
     const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
     const req = http.get(
-      { ...this.target, path: '/', agent: this.agent, timeout: 5000, headers: { traceparent } },
+      { ...this.#target, path: '/', agent: this.#agent, timeout: 5000, headers: { traceparent } },
       (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => {
           const code = res.statusCode ?? 0;
-          this.record(t0, String(code), code >= 200 && code < 400);
+          this.#record(t0, String(code), code >= 200 && code < 400);
           try {
             const inst = (JSON.parse(body) as { api?: { instance?: string } }).api?.instance;
-            if (inst) this.s.byInstance[inst] = (this.s.byInstance[inst] ?? 0) + 1;
+            if (inst) this.#s.byInstance[inst] = (this.#s.byInstance[inst] ?? 0) + 1;
           } catch {
             // Not JSON: an error page, counted by status already.
           }
         });
-        res.on('error', () => this.record(t0, 'error', false));
+        res.on('error', () => this.#record(t0, 'error', false));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => this.record(t0, 'error', false));
+    req.on('error', () => this.#record(t0, 'error', false));
   }
 
-  private record(t0: bigint, status: string, ok: boolean): void {
-    this.inflight -= 1;
-    this.s.requests += 1;
-    if (ok) this.s.ok += 1;
-    else this.s.failed += 1;
-    this.s.byStatus[status] = (this.s.byStatus[status] ?? 0) + 1;
-    this.histogram.recordValue(Math.max(1, Number((process.hrtime.bigint() - t0) / 1000n)));
+  #record(t0: bigint, status: string, ok: boolean): void {
+    this.#inflight -= 1;
+    this.#s.requests += 1;
+    if (ok) this.#s.ok += 1;
+    else this.#s.failed += 1;
+    this.#s.byStatus[status] = (this.#s.byStatus[status] ?? 0) + 1;
+    this.#histogram.recordValue(Math.max(1, Number((process.hrtime.bigint() - t0) / 1000n)));
   }
 }

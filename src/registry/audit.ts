@@ -20,14 +20,17 @@ export class AuditLog {
   readonly #stream: WriteStream | undefined;
   #broken = false;
 
+  readonly #log: Logger;
+
   constructor(
     readonly path: string | undefined,
-    private readonly log: Logger,
+    log: Logger,
   ) {
+    this.#log = log;
     if (!path) return;
     this.#stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
     this.#stream.on('error', (err) => {
-      if (!this.#broken) this.log.error({ err: err.message, path }, 'cannot write the audit log');
+      if (!this.#broken) this.#log.error({ err: err.message, path }, 'cannot write the audit log');
       this.#broken = true;
     });
   }

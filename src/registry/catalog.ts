@@ -16,7 +16,11 @@ import { isHealthy, toView } from './health.js';
 export const REGISTRY_SERVICE = 'meshctl-registry';
 
 export class Catalog {
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   /** Creates or updates the instance (node, id); keeps reported check states for checks that remain. */
   async register(
@@ -32,7 +36,7 @@ export class Catalog {
     }
     const id = reg.id ?? reg.name;
     // An id belongs to one service per node: refuse re-using it for another name.
-    const other = await this.findById(node, id);
+    const other = await this.#findById(node, id);
     if (other && other.name !== reg.name) {
       throw new MeshError(
         'MESH_ERR_CONFLICT',
@@ -41,7 +45,7 @@ export class Catalog {
     }
     const now = new Date().toISOString();
     const key = keys.instance(reg.name, node, id);
-    const res = await updateJson<ServiceInstance>(this.store, key, (cur) => {
+    const res = await updateJson<ServiceInstance>(this.#store, key, (cur) => {
       const checkStates: ServiceInstance['checkStates'] = {};
       for (const c of reg.checks) {
         const prev = cur?.checkStates[c.id];
@@ -65,9 +69,9 @@ export class Catalog {
   }
 
   async deregister(node: string, id: string): Promise<{ revision: number; deleted: boolean }> {
-    const inst = await this.findById(node, id);
+    const inst = await this.#findById(node, id);
     if (!inst) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
-    const res = await this.store.delete(keys.instance(inst.name, node, id));
+    const res = await this.#store.delete(keys.instance(inst.name, node, id));
     return { revision: res.revision, deleted: res.deleted > 0 };
   }
 
@@ -78,12 +82,12 @@ export class Catalog {
     status: CheckStatus,
     output: string,
   ): Promise<{ revision: number; changed: boolean }> {
-    const inst = await this.findById(node, id);
+    const inst = await this.#findById(node, id);
     if (!inst) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
     if (!inst.checks.some((c) => c.id === checkId)) {
       throw new MeshError('MESH_ERR_NOT_FOUND', `instance '${id}' on node '${node}' has no check '${checkId}'`);
     }
-    const res = await updateJson<ServiceInstance>(this.store, keys.instance(inst.name, node, id), (cur) => {
+    const res = await updateJson<ServiceInstance>(this.#store, keys.instance(inst.name, node, id), (cur) => {
       if (!cur) return undefined;
       const prev = cur.checkStates[checkId];
       if (prev && prev.status === status && prev.output === output) return undefined;
@@ -101,7 +105,7 @@ export class Catalog {
     service: string,
     opts: { healthyOnly?: boolean } = {},
   ): Promise<{ revision: number; instances: InstanceView[] }> {
-    const res = await this.store.txn({
+    const res = await this.#store.txn({
       compare: [],
       success: [
         { type: 'range', prefix: keys.servicePrefix(service) },
@@ -118,7 +122,7 @@ export class Catalog {
   }
 
   async allInstances(): Promise<{ revision: number; instances: InstanceView[] }> {
-    const res = await this.store.txn({
+    const res = await this.#store.txn({
       compare: [],
       success: [
         { type: 'range', prefix: PREFIX.services },
@@ -152,11 +156,11 @@ export class Catalog {
 
   /** Instances registered on one node (keys are service-first, so this is a scan). */
   async onNode(node: string): Promise<ServiceInstance[]> {
-    const r = await this.store.range(PREFIX.services);
+    const r = await this.#store.range(PREFIX.services);
     return r.kvs.filter((kv) => parseInstanceKey(kv.key)?.node === node).map((kv) => decode<ServiceInstance>(kv));
   }
 
-  private async findById(node: string, id: string): Promise<ServiceInstance | undefined> {
+  async #findById(node: string, id: string): Promise<ServiceInstance | undefined> {
     return (await this.onNode(node)).find((i) => i.id === id);
   }
 }

@@ -9,10 +9,14 @@ import { decode } from './json-store.js';
 import { PREFIX } from './keys.js';
 
 export class Intentions {
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   async list(): Promise<{ revision: number; intentions: Intention[] }> {
-    const r = await this.store.range(PREFIX.intentions);
+    const r = await this.#store.range(PREFIX.intentions);
     return { revision: r.revision, intentions: r.kvs.map((kv) => decode<Intention>(kv)) };
   }
 }

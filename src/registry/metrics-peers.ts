@@ -41,24 +41,34 @@ export interface PeerFigures {
 }
 
 export class PeerMetrics {
-  private readonly clients = new Map<string, HttpClient>();
+  readonly #clients = new Map<string, HttpClient>();
+
+  readonly #peers: PeerDirectory;
+  readonly #caPem: string;
+  readonly #peerKey: string | undefined;
+  readonly #log: Logger;
 
   constructor(
-    private readonly peers: PeerDirectory,
-    private readonly caPem: string,
+    peers: PeerDirectory,
+    caPem: string,
     /** Undefined on a registry without a mesh key: then it has no peers to ask. */
-    private readonly peerKey: string | undefined,
-    private readonly log: Logger,
-  ) {}
+    peerKey: string | undefined,
+    log: Logger,
+  ) {
+    this.#peers = peers;
+    this.#caPem = caPem;
+    this.#peerKey = peerKey;
+    this.#log = log;
+  }
 
   /** Whether this registry takes part (it has a mesh key). */
   get enabled(): boolean {
-    return this.peerKey !== undefined;
+    return this.#peerKey !== undefined;
   }
 
   /** Throws unless the request carries this mesh's peer key. */
   checkPeer(authorization: string | undefined): void {
-    const want = this.peerKey === undefined ? undefined : Buffer.from(`Bearer ${this.peerKey}`);
+    const want = this.#peerKey === undefined ? undefined : Buffer.from(`Bearer ${this.#peerKey}`);
     const got = Buffer.from(authorization ?? '');
     if (want === undefined || got.length !== want.length || !timingSafeEqual(got, want))
       throw new MeshError(
@@ -70,26 +80,26 @@ export class PeerMetrics {
   /** The samples every other registry of the mesh holds, asked side by side. */
   async fetch(): Promise<PeerFigures> {
     const out: PeerFigures = { samples: [], answered: [], missing: [] };
-    if (this.peerKey === undefined) return out;
-    const others = (await this.peers.list().catch(() => [])).filter((p) => p.id !== this.peers.self.id);
+    if (this.#peerKey === undefined) return out;
+    const others = (await this.#peers.list().catch(() => [])).filter((p) => p.id !== this.#peers.self.id);
     await Promise.all(
       others.map(async (p) => {
         try {
-          const r = await this.client(p.url).get<NodeSamples>('/v1/metrics/local', { timeoutMs: PEER_TIMEOUT_MS });
+          const r = await this.#client(p.url).get<NodeSamples>('/v1/metrics/local', { timeoutMs: PEER_TIMEOUT_MS });
           if (typeof r.body?.nodes !== 'object' || r.body.nodes === null) throw new Error('not a samples answer');
           out.samples.push(r.body);
           out.answered.push(p.url);
         } catch (e) {
-          this.log.debug({ peer: p.url, err: (e as Error).message }, "could not read a peer registry's figures");
+          this.#log.debug({ peer: p.url, err: (e as Error).message }, "could not read a peer registry's figures");
           out.missing.push(p.url);
         }
       }),
     );
     // Peers gone from the directory: drop their connections.
-    for (const [url, c] of this.clients)
+    for (const [url, c] of this.#clients)
       if (!others.some((p) => p.url === url)) {
         c.close();
-        this.clients.delete(url);
+        this.#clients.delete(url);
       }
     out.answered.sort();
     out.missing.sort();
@@ -97,15 +107,15 @@ export class PeerMetrics {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
   }
 
-  private client(url: string): HttpClient {
-    let c = this.clients.get(url);
+  #client(url: string): HttpClient {
+    let c = this.#clients.get(url);
     if (!c) {
-      c = new HttpClient({ baseUrl: url, ca: this.caPem, token: this.peerKey!, timeoutMs: PEER_TIMEOUT_MS });
-      this.clients.set(url, c);
+      c = new HttpClient({ baseUrl: url, ca: this.#caPem, token: this.#peerKey!, timeoutMs: PEER_TIMEOUT_MS });
+      this.#clients.set(url, c);
     }
     return c;
   }

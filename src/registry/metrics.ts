@@ -80,33 +80,37 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
 }
 
 export class MetricsHub {
-  private readonly samples = new Map<string, Sample[]>();
+  readonly #samples = new Map<string, Sample[]>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
 
   ingest(node: string, report: NodeMetricsReport): void {
-    const at = this.now();
-    const list = this.samples.get(node) ?? [];
+    const at = this.#now();
+    const list = this.#samples.get(node) ?? [];
     list.push({ at, report });
     // Keep one sample older than the window, as the base of the difference.
     while (list.length > 2 && list[1]!.at <= at - WINDOW_MS) list.shift();
-    this.samples.set(node, list);
+    this.#samples.set(node, list);
   }
 
   /** This registry's own samples, fresh ones only, for a peer registry's overview. */
   localSamples(): NodeSamples {
-    const now = this.now();
-    this.prune(now);
+    const now = this.#now();
+    this.#prune(now);
     const nodes: NodeSamples['nodes'] = {};
-    for (const [node, list] of this.samples)
+    for (const [node, list] of this.#samples)
       nodes[node] = list.map((x) => ({ ageMs: Math.max(0, now - x.at), report: x.report }));
     return { nodes };
   }
 
-  private prune(now: number): void {
-    for (const [node, list] of this.samples) {
+  #prune(now: number): void {
+    for (const [node, list] of this.#samples) {
       const newest = list[list.length - 1];
-      if (!newest || newest.at < now - STALE_MS) this.samples.delete(node);
+      if (!newest || newest.at < now - STALE_MS) this.#samples.delete(node);
     }
   }
 
@@ -118,9 +122,9 @@ export class MetricsHub {
    * place with its newest sample.
    */
   overview(peers: readonly NodeSamples[] = []): MetricsOverview {
-    const now = this.now();
-    this.prune(now);
-    const all = new Map(this.samples);
+    const now = this.#now();
+    this.#prune(now);
+    const all = new Map(this.#samples);
     for (const p of peers) {
       for (const [node, list] of Object.entries(p.nodes)) {
         const theirs = list.map((x) => ({ at: now - x.ageMs, report: x.report })).sort((a, b) => a.at - b.at);

@@ -24,16 +24,17 @@ export function peerId(url: string): string {
 
 export class PeerDirectory {
   self: Peer;
-  private lease = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private failures = 0;
+  #lease = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #failures = 0;
 
-  constructor(
-    private readonly store: Store,
-    url: string,
-    private readonly log: Logger,
-  ) {
+  readonly #store: Store;
+  readonly #log: Logger;
+
+  constructor(store: Store, url: string, log: Logger) {
+    this.#store = store;
+    this.#log = log;
     this.self = { id: peerId(url), url, startedAt: new Date().toISOString(), store: store.kind };
   }
 
@@ -43,12 +44,12 @@ export class PeerDirectory {
    */
   async start(url?: string): Promise<void> {
     if (url !== undefined && url !== this.self.url) this.self = { ...this.self, id: peerId(url), url };
-    await this.announce();
-    this.schedule(KEEPALIVE_MS);
+    await this.#announce();
+    this.#schedule(KEEPALIVE_MS);
   }
 
   async list(): Promise<Peer[]> {
-    const { kvs } = await this.store.range(PEERS_PREFIX);
+    const { kvs } = await this.#store.range(PEERS_PREFIX);
     const out: Peer[] = [];
     for (const kv of kvs) {
       try {
@@ -63,38 +64,38 @@ export class PeerDirectory {
 
   /** Leaves the list at once (a clean stop), rather than when the lease runs out. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    if (this.lease) await this.store.revokeLease(this.lease).catch(() => undefined);
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    if (this.#lease) await this.#store.revokeLease(this.#lease).catch(() => undefined);
   }
 
-  private async announce(): Promise<void> {
-    const lease = await this.store.grantLease(LEASE_TTL_SECONDS);
-    await this.store.put(`${PEERS_PREFIX}${this.self.id}`, JSON.stringify(this.self), { lease: lease.id });
-    this.lease = lease.id;
+  async #announce(): Promise<void> {
+    const lease = await this.#store.grantLease(LEASE_TTL_SECONDS);
+    await this.#store.put(`${PEERS_PREFIX}${this.self.id}`, JSON.stringify(this.self), { lease: lease.id });
+    this.#lease = lease.id;
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.beat(), ms);
-    this.timer.unref();
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#beat(), ms);
+    this.#timer.unref();
   }
 
-  private async beat(): Promise<void> {
+  async #beat(): Promise<void> {
     try {
       try {
-        await this.store.keepAlive(this.lease);
+        await this.#store.keepAlive(this.#lease);
       } catch (e) {
         // The lease ran out (store away longer than the TTL): list ourselves again.
         if ((e as { code?: string }).code !== 'MESH_ERR_LEASE_NOT_FOUND') throw e;
-        await this.announce();
+        await this.#announce();
       }
-      this.failures = 0;
-      this.schedule(KEEPALIVE_MS);
+      this.#failures = 0;
+      this.#schedule(KEEPALIVE_MS);
     } catch (e) {
-      this.failures += 1;
-      if (this.failures === 1) this.log.warn({ err: e }, 'cannot keep this registry listed among its peers');
-      this.schedule(Math.random() * Math.min(RETRY_CAP_MS, 100 * 2 ** this.failures));
+      this.#failures += 1;
+      if (this.#failures === 1) this.#log.warn({ err: e }, 'cannot keep this registry listed among its peers');
+      this.#schedule(Math.random() * Math.min(RETRY_CAP_MS, 100 * 2 ** this.#failures));
     }
   }
 }

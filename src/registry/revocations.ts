@@ -46,18 +46,21 @@ export class Revocations {
   #stopped = false;
   #failures = 0;
 
-  constructor(
-    private readonly store: Store,
-    private readonly log?: Logger,
-  ) {}
+  readonly #store: Store;
+  readonly #log: Logger | undefined;
+
+  constructor(store: Store, log?: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
 
   /** Loads the revocation list and follows it. */
   async start(): Promise<void> {
     this.#stopped = false;
-    const r = await this.store.range(PREFIX.revoked);
+    const r = await this.#store.range(PREFIX.revoked);
     this.#revoked.clear();
     for (const kv of r.kvs) this.#remember(decode<RevokedRecord>(kv));
-    this.#watcher = this.store.watch(
+    this.#watcher = this.#store.watch(
       PREFIX.revoked,
       (batch) => {
         for (const ev of batch.events) {
@@ -72,7 +75,7 @@ export class Revocations {
     if (!this.#pruneTimer) {
       this.#pruneTimer = setInterval(() => {
         this.pruneExpired().catch((e: unknown) =>
-          this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not drop expired revocations'),
+          this.#log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not drop expired revocations'),
         );
       }, PRUNE_INTERVAL_MS);
       this.#pruneTimer.unref();
@@ -103,9 +106,9 @@ export class Revocations {
   /** Records a certificate the CA just issued to `node`; drops the node's entries that have expired. */
   async recordIssued(rec: Omit<IssuedRecord, 'issuedAt'>): Promise<void> {
     const now = Date.now();
-    const mine = await this.store.range(keys.issuedPrefix(rec.node));
+    const mine = await this.#store.range(keys.issuedPrefix(rec.node));
     const expired = mine.kvs.filter((kv) => Date.parse(decode<IssuedRecord>(kv).notAfter) <= now);
-    await this.store.txn({
+    await this.#store.txn({
       compare: [],
       success: [this.issuedOp(rec), ...expired.map((kv) => ({ type: 'delete' as const, key: kv.key }))],
     });
@@ -117,7 +120,7 @@ export class Revocations {
    */
   async revokeIssued(node: string, reason: string, which?: (rec: IssuedRecord) => boolean): Promise<string[]> {
     const now = new Date();
-    const mine = await this.store.range(keys.issuedPrefix(node));
+    const mine = await this.#store.range(keys.issuedPrefix(node));
     const ops: Array<{ type: 'put'; key: string; value: string } | { type: 'delete'; key: string }> = [];
     const serials: string[] = [];
     for (const kv of mine.kvs) {
@@ -130,16 +133,16 @@ export class Revocations {
       ops.push({ type: 'put', key: keys.revoked(rec.serial), value: JSON.stringify(revoked) });
       serials.push(rec.serial);
     }
-    if (ops.length > 0) await this.store.txn({ compare: [], success: [...ops, ...(await this.#expiredOps(now))] });
+    if (ops.length > 0) await this.#store.txn({ compare: [], success: [...ops, ...(await this.#expiredOps(now))] });
     // This registry refuses them from now on, before its own watch hears of the write.
     for (const s of serials) this.#revoked.set(s, Number.MAX_SAFE_INTEGER);
-    if (serials.length > 0) this.log?.info({ node, serials: serials.length, reason }, 'certificates revoked');
+    if (serials.length > 0) this.#log?.info({ node, serials: serials.length, reason }, 'certificates revoked');
     return serials;
   }
 
   /** The revocation list as sidecars need it: serials of certificates not yet expired. */
   async list(): Promise<{ revision: number; revoked: RevokedRecord[] }> {
-    const r = await this.store.range(PREFIX.revoked);
+    const r = await this.#store.range(PREFIX.revoked);
     const now = Date.now();
     const revoked = r.kvs.map((kv) => decode<RevokedRecord>(kv)).filter((x) => Date.parse(x.notAfter) > now);
     return { revision: r.revision, revoked };
@@ -151,19 +154,19 @@ export class Revocations {
    * their blocking queries). Several registries may prune at once; deletes are idempotent.
    */
   async pruneExpired(now = new Date()): Promise<number> {
-    const [revoked, issued] = await Promise.all([this.store.range(PREFIX.revoked), this.store.range(PREFIX.issued)]);
+    const [revoked, issued] = await Promise.all([this.#store.range(PREFIX.revoked), this.#store.range(PREFIX.issued)]);
     const gone = [...revoked.kvs, ...issued.kvs]
       .filter((kv) => Date.parse(decode<IssuedRecord>(kv).notAfter) <= now.getTime())
       .map((kv) => ({ type: 'delete' as const, key: kv.key }));
     if (gone.length === 0) return 0;
     // etcd takes at most 128 operations per transaction by default.
-    for (let i = 0; i < gone.length; i += 100) await this.store.txn({ compare: [], success: gone.slice(i, i + 100) });
-    this.log?.info({ records: gone.length }, 'dropped expired certificate records');
+    for (let i = 0; i < gone.length; i += 100) await this.#store.txn({ compare: [], success: gone.slice(i, i + 100) });
+    this.#log?.info({ records: gone.length }, 'dropped expired certificate records');
     return gone.length;
   }
 
   async #expiredOps(now: Date): Promise<Array<{ type: 'delete'; key: string }>> {
-    const r = await this.store.range(PREFIX.revoked);
+    const r = await this.#store.range(PREFIX.revoked);
     return r.kvs
       .filter((kv) => Date.parse(decode<RevokedRecord>(kv).notAfter) <= now.getTime())
       .map((kv) => ({ type: 'delete' as const, key: kv.key }));
@@ -176,7 +179,7 @@ export class Revocations {
   /** The watch broke (history compacted, store closed): read the list afresh after a pause. */
   #reloadLater(err: Error): void {
     if (this.#stopped) return;
-    this.log?.warn({ err: err.message }, 'revocation watch failed; reloading the list');
+    this.#log?.warn({ err: err.message }, 'revocation watch failed; reloading the list');
     this.#watcher = undefined;
     clearTimeout(this.#reloadTimer);
     const delay = Math.min(RELOAD_MAX_MS, RELOAD_BASE_MS * 2 ** this.#failures) * (0.5 + Math.random());

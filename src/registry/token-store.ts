@@ -23,13 +23,17 @@ export type TokenCheck =
   | { ok: false; reason: 'revoked' | 'expired' | 'used-up'; id: string; record: TokenRecord };
 
 export class TokenStore {
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   /** Puts each record unless a record with its id exists (so a revoked bootstrap token stays revoked). */
   async seed(records: readonly TokenRecord[]): Promise<number> {
     let added = 0;
     for (const r of records) {
-      const res = await this.store.txn({
+      const res = await this.#store.txn({
         compare: [{ key: keys.token(r.id), target: 'exists', value: false }],
         success: [{ type: 'put', key: keys.token(r.id), value: JSON.stringify(r) }],
       });
@@ -45,17 +49,17 @@ export class TokenStore {
     scope: TokenScope = {},
   ): Promise<{ token: string; info: TokenInfo }> {
     const t = newToken(kind, description, ttlSeconds, new Date(), scope);
-    await this.store.put(keys.token(t.record.id), JSON.stringify(t.record));
+    await this.#store.put(keys.token(t.record.id), JSON.stringify(t.record));
     return { token: t.token, info: toInfo(t.record) };
   }
 
   async list(): Promise<TokenInfo[]> {
-    const r = await this.store.range(PREFIX.tokens);
+    const r = await this.#store.range(PREFIX.tokens);
     return r.kvs.map((kv) => toInfo(decode<TokenRecord>(kv)));
   }
 
   async get(id: string): Promise<{ record: TokenRecord; kv: KeyValue } | undefined> {
-    const kv = await this.store.get(keys.token(id));
+    const kv = await this.#store.get(keys.token(id));
     return kv ? { record: decode<TokenRecord>(kv), kv } : undefined;
   }
 
@@ -65,7 +69,7 @@ export class TokenStore {
    */
   async revoke(id: string): Promise<TokenInfo> {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const all = await this.store.range(PREFIX.tokens);
+      const all = await this.#store.range(PREFIX.tokens);
       const kv = all.kvs.find((x) => x.key === keys.token(id));
       if (!kv)
         throw new MeshError('MESH_ERR_NOT_FOUND', `no token with id '${id}'`, {
@@ -87,7 +91,7 @@ export class TokenStore {
         op: '=' as const,
         value: all.kvs.find((x) => x.key === keys.token(r.id))!.modRevision,
       }));
-      const res = await this.store.txn({
+      const res = await this.#store.txn({
         compare: [...compare, { key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision }],
         success: [{ type: 'put', key: kv.key, value: JSON.stringify(next) }],
       });
@@ -100,7 +104,7 @@ export class TokenStore {
   async check(token: string, now = new Date()): Promise<TokenCheck> {
     const parsed = parseToken(token);
     if (!parsed) return { ok: false, reason: 'invalid' };
-    const rec = await getJson<TokenRecord>(this.store, keys.token(parsed.id));
+    const rec = await getJson<TokenRecord>(this.#store, keys.token(parsed.id));
     if (!rec || !secretMatches(rec, parsed.secret)) return { ok: false, reason: 'invalid' };
     const unusable = tokenUnusable(rec, now);
     if (unusable) return { ok: false, reason: unusable, id: rec.id, record: rec };

@@ -9,21 +9,21 @@ import type { KeyValue } from './types.js';
 export const DEFAULT_ETCD_PREFIX = '/meshctl/';
 
 export class EtcdCodec {
-  private readonly ns: Buffer;
-  private readonly nsEnd: Buffer;
+  readonly #ns: Buffer;
+  readonly #nsEnd: Buffer;
 
   constructor(prefix: string) {
-    this.ns = Buffer.from(prefix, 'utf8');
-    this.nsEnd = bytePrefixEnd(this.ns);
+    this.#ns = Buffer.from(prefix, 'utf8');
+    this.#nsEnd = bytePrefixEnd(this.#ns);
   }
 
   key(key: string): Buffer {
-    return Buffer.concat([this.ns, Buffer.from(key, 'utf8')]);
+    return Buffer.concat([this.#ns, Buffer.from(key, 'utf8')]);
   }
 
   /** [start, end) of every key that starts with `prefix` inside the namespace. */
   range(prefix: string): { key: Buffer; range_end: Buffer } {
-    if (prefix === '') return { key: this.ns, range_end: this.nsEnd };
+    if (prefix === '') return { key: this.#ns, range_end: this.#nsEnd };
     const start = this.key(prefix);
     return { key: start, range_end: bytePrefixEnd(start) };
   }
@@ -34,7 +34,7 @@ export class EtcdCodec {
   }
 
   strip(raw: Buffer): string {
-    return raw.subarray(this.ns.length).toString('utf8');
+    return raw.subarray(this.#ns.length).toString('utf8');
   }
 
   kv(raw: IKeyValue): KeyValue {

@@ -53,15 +53,15 @@ export type CallKind = 'read' | 'write';
 export class EtcdConnection {
   readonly client: Etcd3;
   readonly endpoints: readonly string[];
-  private readonly timeoutMs: number;
-  private readonly options: IOptions;
-  private watchAt: number;
-  private readonly watchClients = new Map<number, Etcd3>();
-  private closed = false;
+  readonly #timeoutMs: number;
+  readonly #options: IOptions;
+  #watchAt: number;
+  readonly #watchClients = new Map<number, Etcd3>();
+  #closed = false;
 
   constructor(opts: EtcdConnectionOptions) {
     this.endpoints = checkEndpoints(opts.endpoints);
-    this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     const secure = this.endpoints[0]?.startsWith('https:') ?? false;
     if (opts.tls && !secure) {
       throw new MeshError('MESH_ERR_CONFIG', 'etcd TLS files are set but the etcd endpoints are http://', {
@@ -90,8 +90,8 @@ export class EtcdConnection {
     };
     if (opts.tls) options.credentials = readTls(opts.tls);
     this.client = new Etcd3(options);
-    this.options = options;
-    this.watchAt = Math.floor(Math.random() * this.endpoints.length);
+    this.#options = options;
+    this.#watchAt = Math.floor(Math.random() * this.endpoints.length);
   }
 
   /**
@@ -101,23 +101,23 @@ export class EtcdConnection {
    * this store's watches to the next member.
    */
   watchMember(): { client: Etcd3; index: number } {
-    const index = this.watchAt;
-    let client = this.watchClients.get(index);
+    const index = this.#watchAt;
+    let client = this.#watchClients.get(index);
     if (!client) {
-      client = new Etcd3({ ...this.options, hosts: [this.endpoints[index] as string] });
-      this.watchClients.set(index, client);
+      client = new Etcd3({ ...this.#options, hosts: [this.endpoints[index] as string] });
+      this.#watchClients.set(index, client);
     }
     return { client, index };
   }
 
   /** A watch stream on member `index` failed: the store's watches move on (once per failure of that member). */
   watchMemberFailed(index: number): void {
-    if (index === this.watchAt) this.watchAt = (index + 1) % this.endpoints.length;
+    if (index === this.#watchAt) this.#watchAt = (index + 1) % this.endpoints.length;
   }
 
   /** Options of one unary call: a deadline and the require-leader flag. */
   unary(): CallOptions {
-    return { deadline: Date.now() + this.timeoutMs, interceptors: [requireLeader] };
+    return { deadline: Date.now() + this.#timeoutMs, interceptors: [requireLeader] };
   }
 
   /** Options of a long-lived stream (watch, keep-alive): no deadline. */
@@ -131,13 +131,13 @@ export class EtcdConnection {
    * failure shows the request never left this process or was refused before being proposed.
    */
   async call<T>(kind: CallKind, fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = Date.now() + this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw closedError();
+      if (this.#closed) throw closedError();
       try {
         return await fn();
       } catch (e) {
-        if (this.closed) throw closedError();
+        if (this.#closed) throw closedError();
         const retry = kind === 'read' ? isTransient(e) : neverSent(e);
         const delay = Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
         if (!retry || Date.now() + delay > deadline) throw toStoreError(e);
@@ -147,14 +147,14 @@ export class EtcdConnection {
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.#closed;
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     this.client.close();
-    for (const c of this.watchClients.values()) c.close();
+    for (const c of this.#watchClients.values()) c.close();
   }
 }
 

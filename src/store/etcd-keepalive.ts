@@ -18,18 +18,22 @@ interface Pending {
 const TIMEOUT_MS = 5_000;
 
 export class KeepAliveChannel {
-  private current: { stream: KeepAliveStream; pending: Pending[] } | undefined;
-  private opening: Promise<{ stream: KeepAliveStream; pending: Pending[] }> | undefined;
-  private closed = false;
+  #current: { stream: KeepAliveStream; pending: Pending[] } | undefined;
+  #opening: Promise<{ stream: KeepAliveStream; pending: Pending[] }> | undefined;
+  #closed = false;
 
-  constructor(private readonly conn: EtcdConnection) {}
+  readonly #conn: EtcdConnection;
+
+  constructor(conn: EtcdConnection) {
+    this.#conn = conn;
+  }
 
   /** Refreshes the lease once; resolves with its TTL in seconds (0: not found). */
   async once(id: number): Promise<number> {
-    const ch = await this.open();
+    const ch = await this.#open();
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.reset(ch, unavailable('etcd did not answer a lease keep-alive in time'));
+        this.#reset(ch, unavailable('etcd did not answer a lease keep-alive in time'));
       }, TIMEOUT_MS);
       ch.pending.push({
         id: String(id),
@@ -47,15 +51,15 @@ export class KeepAliveChannel {
   }
 
   close(): void {
-    this.closed = true;
-    if (this.current) this.reset(this.current, unavailable('the store is closed'));
+    this.#closed = true;
+    if (this.#current) this.#reset(this.#current, unavailable('the store is closed'));
   }
 
-  private open(): Promise<{ stream: KeepAliveStream; pending: Pending[] }> {
-    if (this.closed) return Promise.reject(unavailable('the store is closed'));
-    if (this.current) return Promise.resolve(this.current);
-    this.opening ??= this.conn.client.leaseClient
-      .leaseKeepAlive(this.conn.stream())
+  #open(): Promise<{ stream: KeepAliveStream; pending: Pending[] }> {
+    if (this.#closed) return Promise.reject(unavailable('the store is closed'));
+    if (this.#current) return Promise.resolve(this.#current);
+    this.#opening ??= this.#conn.client.leaseClient
+      .leaseKeepAlive(this.#conn.stream())
       .then((stream) => {
         const ch = { stream, pending: [] as Pending[] };
         stream.on('data', (res: ILeaseKeepAliveResponse) => {
@@ -63,21 +67,21 @@ export class KeepAliveChannel {
           const [p] = i < 0 ? [] : ch.pending.splice(i, 1);
           p?.resolve(Number(res.TTL));
         });
-        stream.on('error', (e: Error) => this.reset(ch, unavailable(e.message)));
-        stream.on('end', () => this.reset(ch, unavailable('etcd ended the keep-alive stream')));
-        if (this.closed) this.reset(ch, unavailable('the store is closed'));
-        else this.current = ch;
+        stream.on('error', (e: Error) => this.#reset(ch, unavailable(e.message)));
+        stream.on('end', () => this.#reset(ch, unavailable('etcd ended the keep-alive stream')));
+        if (this.#closed) this.#reset(ch, unavailable('the store is closed'));
+        else this.#current = ch;
         return ch;
       })
       .finally(() => {
-        this.opening = undefined;
+        this.#opening = undefined;
       });
-    return this.opening;
+    return this.#opening;
   }
 
   /** Drops a stream and fails what waits on it; callers retry on a fresh stream. */
-  private reset(ch: { stream: KeepAliveStream; pending: Pending[] }, err: MeshError): void {
-    if (this.current === ch) this.current = undefined;
+  #reset(ch: { stream: KeepAliveStream; pending: Pending[] }, err: MeshError): void {
+    if (this.#current === ch) this.#current = undefined;
     const waiting = ch.pending.splice(0);
     for (const p of waiting) p.reject(err);
     ch.stream.on('error', () => {});

@@ -22,95 +22,108 @@ type Etcd3Client = EtcdConnection['client'];
 
 export class EtcdWatch implements Watcher {
   /** Next revision this watcher must deliver; undefined until etcd says where "now" is. */
-  private next: number | undefined;
-  private stream: WatchStream | undefined;
-  private done = false;
-  private failures = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  #next: number | undefined;
+  #stream: WatchStream | undefined;
+  #done = false;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** Member the current stream is on (index into the store's endpoints). */
-  private member = 0;
+  #member = 0;
+
+  readonly #conn: EtcdConnection;
+  readonly #codec: EtcdCodec;
+  readonly #prefix: string;
+  readonly #onBatch: (batch: WatchBatch) => void;
+  readonly #opts: WatchOptions;
+  readonly #onEnd: (w: EtcdWatch) => void;
 
   constructor(
-    private readonly conn: EtcdConnection,
-    private readonly codec: EtcdCodec,
-    private readonly prefix: string,
-    private readonly onBatch: (batch: WatchBatch) => void,
-    private readonly opts: WatchOptions,
-    private readonly onEnd: (w: EtcdWatch) => void,
+    conn: EtcdConnection,
+    codec: EtcdCodec,
+    prefix: string,
+    onBatch: (batch: WatchBatch) => void,
+    opts: WatchOptions,
+    onEnd: (w: EtcdWatch) => void,
   ) {
-    this.next = opts.fromRevision;
-    this.open();
+    this.#conn = conn;
+    this.#codec = codec;
+    this.#prefix = prefix;
+    this.#onBatch = onBatch;
+    this.#opts = opts;
+    this.#onEnd = onEnd;
+    this.#next = opts.fromRevision;
+    this.#open();
   }
 
   cancel(): void {
-    if (this.done) return;
-    this.done = true;
-    clearTimeout(this.retryTimer);
-    this.dropStream();
-    this.onEnd(this);
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#retryTimer);
+    this.#dropStream();
+    this.#onEnd(this);
   }
 
-  private open(): void {
-    if (this.done) return;
-    const { client, index } = this.conn.watchMember();
-    this.member = index;
-    this.watchOn(client).then(
+  #open(): void {
+    if (this.#done) return;
+    const { client, index } = this.#conn.watchMember();
+    this.#member = index;
+    this.#watchOn(client).then(
       (stream) => {
-        if (this.done) {
+        if (this.#done) {
           stream.cancel();
           return;
         }
-        this.stream = stream;
-        stream.on('data', (res: IWatchResponse) => this.onResponse(stream, res));
-        stream.on('error', () => this.lost(stream));
-        stream.on('end', () => this.lost(stream));
+        this.#stream = stream;
+        stream.on('data', (res: IWatchResponse) => this.#onResponse(stream, res));
+        stream.on('error', () => this.#lost(stream));
+        stream.on('end', () => this.#lost(stream));
         stream.write({
           create_request: {
-            ...this.codec.range(this.prefix),
-            start_revision: this.next ?? 0,
+            ...this.#codec.range(this.#prefix),
+            start_revision: this.#next ?? 0,
             prev_kv: true,
           },
         });
       },
       () => {
-        this.conn.watchMemberFailed(index);
-        this.retryLater();
+        this.#conn.watchMemberFailed(index);
+        this.#retryLater();
       },
     );
   }
 
-  private watchOn(client: Etcd3Client): Promise<WatchStream> {
-    return client.watchClient.watch(this.conn.stream());
+  #watchOn(client: Etcd3Client): Promise<WatchStream> {
+    return client.watchClient.watch(this.#conn.stream());
   }
 
-  private onResponse(stream: WatchStream, res: IWatchResponse): void {
-    if (this.done || stream !== this.stream) return;
+  #onResponse(stream: WatchStream, res: IWatchResponse): void {
+    if (this.#done || stream !== this.#stream) return;
     if (res.created) {
-      this.failures = 0;
-      if (this.next === undefined) this.next = Number(res.header.revision) + 1;
+      this.#failures = 0;
+      if (this.#next === undefined) this.#next = Number(res.header.revision) + 1;
     }
     if (res.canceled) {
       const compacted = Number(res.compact_revision);
       if (compacted > 0) {
-        this.fail(
+        this.#fail(
           new MeshError(
             'MESH_ERR_STORE_COMPACTED',
-            `revision ${this.next ?? 0} is compacted in etcd; the oldest revision it can replay is ${compacted}`,
-            { details: { fromRevision: this.next, compactedRevision: compacted } },
+            `revision ${this.#next ?? 0} is compacted in etcd; the oldest revision it can replay is ${compacted}`,
+            { details: { fromRevision: this.#next, compactedRevision: compacted } },
           ),
         );
       } else {
-        this.lost(stream);
+        this.#lost(stream);
       }
       return;
     }
-    for (const batch of this.batches(res)) {
-      if (this.done) return;
+    for (const batch of this.#batches(res)) {
+      if (this.#done) return;
       // etcd never sends a revision twice on one stream; a reconnect starts after the last one.
-      if (this.next !== undefined && batch.revision < this.next) continue;
-      this.next = batch.revision + 1;
+      if (this.#next !== undefined && batch.revision < this.#next) continue;
+      this.#next = batch.revision + 1;
       try {
-        this.onBatch(batch);
+        this.#onBatch(batch);
       } catch {
         // A throwing callback is the caller's bug; it must not end the watch or the stream.
       }
@@ -118,18 +131,18 @@ export class EtcdWatch implements Watcher {
   }
 
   /** etcd sends a revision's events together; one batch per revision, in order. */
-  private batches(res: IWatchResponse): WatchBatch[] {
+  #batches(res: IWatchResponse): WatchBatch[] {
     const out: Array<{ revision: number; events: WatchEvent[] }> = [];
     for (const ev of res.events) {
-      const kv = this.codec.kv(ev.kv);
+      const kv = this.#codec.kv(ev.kv);
       const event: WatchEvent =
         ev.type === 'Delete'
           ? {
               type: 'delete',
               kv: { ...kv, value: '' },
-              ...(ev.prev_kv ? { prevKv: this.codec.kv(ev.prev_kv) } : {}),
+              ...(ev.prev_kv ? { prevKv: this.#codec.kv(ev.prev_kv) } : {}),
             }
-          : { type: 'put', kv, ...(ev.prev_kv ? { prevKv: this.codec.kv(ev.prev_kv) } : {}) };
+          : { type: 'put', kv, ...(ev.prev_kv ? { prevKv: this.#codec.kv(ev.prev_kv) } : {}) };
       const last = out[out.length - 1];
       if (last && last.revision === kv.modRevision) last.events.push(event);
       else out.push({ revision: kv.modRevision, events: [event] });
@@ -137,26 +150,26 @@ export class EtcdWatch implements Watcher {
     return out;
   }
 
-  private lost(stream: WatchStream): void {
-    if (this.done || stream !== this.stream) return;
-    this.conn.watchMemberFailed(this.member);
-    this.dropStream();
-    this.retryLater();
+  #lost(stream: WatchStream): void {
+    if (this.#done || stream !== this.#stream) return;
+    this.#conn.watchMemberFailed(this.#member);
+    this.#dropStream();
+    this.#retryLater();
   }
 
-  private retryLater(): void {
-    if (this.done) return;
-    if (this.conn.isClosed) {
+  #retryLater(): void {
+    if (this.#done) return;
+    if (this.#conn.isClosed) {
       this.cancel();
       return;
     }
-    const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.failures);
-    this.failures = Math.min(this.failures + 1, 16);
-    this.retryTimer = setTimeout(() => this.open(), delay);
+    const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.#failures);
+    this.#failures = Math.min(this.#failures + 1, 16);
+    this.#retryTimer = setTimeout(() => this.#open(), delay);
   }
 
-  private fail(err: MeshError): void {
-    const onError = this.opts.onError;
+  #fail(err: MeshError): void {
+    const onError = this.#opts.onError;
     this.cancel();
     try {
       onError?.(err);
@@ -165,9 +178,9 @@ export class EtcdWatch implements Watcher {
     }
   }
 
-  private dropStream(): void {
-    const s = this.stream;
-    this.stream = undefined;
+  #dropStream(): void {
+    const s = this.#stream;
+    this.#stream = undefined;
     if (!s) return;
     // Keep a listener: grpc-js emits 'error' (CANCELLED) after cancel().
     s.on('error', () => {});

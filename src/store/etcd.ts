@@ -54,21 +54,21 @@ const MAX_TTL_SECONDS = 9_000_000_000;
 
 export class EtcdStore implements Store {
   readonly kind = 'etcd' as const;
-  private readonly conn: EtcdConnection;
-  private readonly codec: EtcdCodec;
-  private readonly keepAlives: KeepAliveChannel;
-  private readonly watches = new Set<EtcdWatch>();
-  private readonly historyLimit: number | undefined;
-  private readonly onBackgroundError: (err: MeshError) => void;
+  readonly #conn: EtcdConnection;
+  readonly #codec: EtcdCodec;
+  readonly #keepAlives: KeepAliveChannel;
+  readonly #watches = new Set<EtcdWatch>();
+  readonly #historyLimit: number | undefined;
+  readonly #onBackgroundError: (err: MeshError) => void;
   /**
    * Highest revision any etcd answer showed this store. A watch "from now" starts right after
    * it: everything the caller saw happen is excluded, nothing after it can be missed.
    */
-  private seen = 0;
+  #seen = 0;
   /** Lowest revision known to be replayable (compaction only moves it up). */
-  private knownCompacted = 1;
-  private compacting: Promise<void> | undefined;
-  private closed = false;
+  #knownCompacted = 1;
+  #compacting: Promise<void> | undefined;
+  #closed = false;
 
   private constructor(opts: EtcdStoreOptions) {
     const limit = opts.historyLimit;
@@ -83,11 +83,11 @@ export class EtcdStore implements Store {
       throw new MeshError('MESH_ERR_CONFIG', 'the etcd key prefix must be a non-empty string');
     }
     checkPrefix(prefix);
-    this.historyLimit = limit;
-    this.onBackgroundError = opts.onBackgroundError ?? ((err) => process.emitWarning(err));
-    this.conn = new EtcdConnection(opts);
-    this.codec = new EtcdCodec(prefix);
-    this.keepAlives = new KeepAliveChannel(this.conn);
+    this.#historyLimit = limit;
+    this.#onBackgroundError = opts.onBackgroundError ?? ((err) => process.emitWarning(err));
+    this.#conn = new EtcdConnection(opts);
+    this.#codec = new EtcdCodec(prefix);
+    this.#keepAlives = new KeepAliveChannel(this.#conn);
   }
 
   /** Connects and checks that etcd answers (a read), so a wrong endpoint fails here, clearly. */
@@ -107,27 +107,27 @@ export class EtcdStore implements Store {
   }
 
   get endpoints(): readonly string[] {
-    return this.conn.endpoints;
+    return this.#conn.endpoints;
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
-    this.ensureOpen();
+    this.#ensureOpen();
     checkKey(key);
-    const res = await this.conn.call('read', () =>
-      this.conn.client.kv.range({ key: this.codec.key(key) }, this.conn.unary()),
+    const res = await this.#conn.call('read', () =>
+      this.#conn.client.kv.range({ key: this.#codec.key(key) }, this.#conn.unary()),
     );
-    this.saw(res.header.revision);
+    this.#saw(res.header.revision);
     const raw = res.kvs[0];
-    return raw ? this.codec.kv(raw) : undefined;
+    return raw ? this.#codec.kv(raw) : undefined;
   }
 
   async range(prefix: string): Promise<RangeResult> {
-    this.ensureOpen();
+    this.#ensureOpen();
     checkPrefix(prefix);
-    const res = await this.conn.call('read', () =>
-      this.conn.client.kv.range(this.codec.range(prefix), this.conn.unary()),
+    const res = await this.#conn.call('read', () =>
+      this.#conn.client.kv.range(this.#codec.range(prefix), this.#conn.unary()),
     );
-    return { kvs: res.kvs.map((kv) => this.codec.kv(kv)), revision: this.saw(res.header.revision) };
+    return { kvs: res.kvs.map((kv) => this.#codec.kv(kv)), revision: this.#saw(res.header.revision) };
   }
 
   async put(key: string, value: string, opts: PutOptions = {}): Promise<WriteResult> {
@@ -146,44 +146,44 @@ export class EtcdStore implements Store {
   }
 
   async txn(req: TxnRequest): Promise<TxnResult> {
-    this.ensureOpen();
+    this.#ensureOpen();
     const { compares, success, failure } = checkTxnRequest(req);
     const writes = [...success, ...failure].some((op) => op.type !== 'get' && op.type !== 'range');
-    const res = await this.conn.call(writes ? 'write' : 'read', () =>
-      this.conn.client.kv.txn(
+    const res = await this.#conn.call(writes ? 'write' : 'read', () =>
+      this.#conn.client.kv.txn(
         {
-          compare: compares.map((c) => this.compare(c)),
-          success: success.map((op) => this.requestOp(op)),
-          failure: failure.map((op) => this.requestOp(op)),
+          compare: compares.map((c) => this.#compare(c)),
+          success: success.map((op) => this.#requestOp(op)),
+          failure: failure.map((op) => this.#requestOp(op)),
         },
-        this.conn.unary(),
+        this.#conn.unary(),
       ),
     );
     const ops = res.succeeded ? success : failure;
-    const revision = this.saw(res.header.revision);
+    const revision = this.#saw(res.header.revision);
     const result: TxnResult = {
       succeeded: res.succeeded,
       revision,
-      results: res.responses.map((r, i) => this.opResult(ops[i], r)),
+      results: res.responses.map((r, i) => this.#opResult(ops[i], r)),
     };
-    if (writes) await this.maybeCompact(revision);
+    if (writes) await this.#maybeCompact(revision);
     return result;
   }
 
   async revision(): Promise<number> {
-    this.ensureOpen();
-    const res = await this.conn.call('read', () =>
-      this.conn.client.kv.range({ key: this.codec.probeKey(), count_only: true }, this.conn.unary()),
+    this.#ensureOpen();
+    const res = await this.#conn.call('read', () =>
+      this.#conn.client.kv.range({ key: this.#codec.probeKey(), count_only: true }, this.#conn.unary()),
     );
-    return this.saw(res.header.revision);
+    return this.#saw(res.header.revision);
   }
 
   watch(prefix: string, onBatch: (batch: WatchBatch) => void, opts: WatchOptions = {}): Watcher {
     const from = checkWatchArgs(prefix, onBatch, opts);
-    if (this.closed) return failedWatch(opts.onError, closedError());
-    const start = { ...opts, fromRevision: from ?? this.seen + 1 };
-    const w = new EtcdWatch(this.conn, this.codec, prefix, onBatch, start, (done) => this.watches.delete(done));
-    this.watches.add(w);
+    if (this.#closed) return failedWatch(opts.onError, closedError());
+    const start = { ...opts, fromRevision: from ?? this.#seen + 1 };
+    const w = new EtcdWatch(this.#conn, this.#codec, prefix, onBatch, start, (done) => this.#watches.delete(done));
+    this.#watches.add(w);
     return w;
   }
 
@@ -192,21 +192,21 @@ export class EtcdStore implements Store {
    * fails: the lowest readable revision is found by binary search from the last one known.
    */
   async compactedRevision(): Promise<number> {
-    this.ensureOpen();
+    this.#ensureOpen();
     let hi = await this.revision();
-    let lo = Math.min(this.knownCompacted, hi);
-    if (await this.readableAt(lo)) return lo;
+    let lo = Math.min(this.#knownCompacted, hi);
+    if (await this.#readableAt(lo)) return lo;
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
-      if (await this.readableAt(mid)) hi = mid;
+      if (await this.#readableAt(mid)) hi = mid;
       else lo = mid;
     }
-    this.knownCompacted = Math.max(this.knownCompacted, hi);
+    this.#knownCompacted = Math.max(this.#knownCompacted, hi);
     return hi;
   }
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
-    this.ensureOpen();
+    this.#ensureOpen();
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
       throw new MeshError(
         'MESH_ERR_INVALID_ARGUMENT',
@@ -217,8 +217,8 @@ export class EtcdStore implements Store {
     for (;;) {
       const id = randomInt(1, 2 ** 48);
       try {
-        const res = await this.conn.call('write', () =>
-          this.conn.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: id }, this.conn.unary()),
+        const res = await this.#conn.call('write', () =>
+          this.#conn.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: id }, this.#conn.unary()),
         );
         if (res.error) throw new MeshError('MESH_ERR_STORE', `etcd refused the lease: ${res.error}`);
         return { id, ttl: Number(res.TTL) };
@@ -229,25 +229,25 @@ export class EtcdStore implements Store {
   }
 
   async keepAlive(id: number): Promise<Lease> {
-    this.ensureOpen();
+    this.#ensureOpen();
     checkLeaseId(id);
     // A keep-alive is idempotent, so it is retried like a read.
-    const ttl = await this.conn.call('read', () => this.keepAlives.once(id));
+    const ttl = await this.#conn.call('read', () => this.#keepAlives.once(id));
     if (ttl <= 0) throw leaseNotFound(id);
     return { id, ttl };
   }
 
   async revokeLease(id: number): Promise<void> {
-    this.ensureOpen();
+    this.#ensureOpen();
     checkLeaseId(id);
-    await this.conn.call('write', () => this.conn.client.leaseClient.leaseRevoke({ ID: id }, this.conn.unary()));
+    await this.#conn.call('write', () => this.#conn.client.leaseClient.leaseRevoke({ ID: id }, this.#conn.unary()));
   }
 
   async leaseTimeToLive(id: number): Promise<number | undefined> {
-    this.ensureOpen();
+    this.#ensureOpen();
     checkLeaseId(id);
-    const res = await this.conn.call('read', () =>
-      this.conn.client.leaseClient.leaseTimeToLive({ ID: id }, this.conn.unary()),
+    const res = await this.#conn.call('read', () =>
+      this.#conn.client.leaseClient.leaseTimeToLive({ ID: id }, this.#conn.unary()),
     );
     const ttl = Number(res.TTL);
     // etcd truncates to whole seconds; a live lease never shows 0.
@@ -255,28 +255,28 @@ export class EtcdStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const w of [...this.watches]) w.cancel();
-    this.keepAlives.close();
-    await this.compacting?.catch(() => undefined);
-    this.conn.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of [...this.#watches]) w.cancel();
+    this.#keepAlives.close();
+    await this.#compacting?.catch(() => undefined);
+    this.#conn.close();
   }
 
-  private saw(revision: string): number {
+  #saw(revision: string): number {
     const r = Number(revision);
-    if (r > this.seen) this.seen = r;
+    if (r > this.#seen) this.#seen = r;
     return r;
   }
 
-  private ensureOpen(): void {
-    if (this.closed) throw closedError();
+  #ensureOpen(): void {
+    if (this.#closed) throw closedError();
   }
 
-  private async readableAt(revision: number): Promise<boolean> {
+  async #readableAt(revision: number): Promise<boolean> {
     try {
-      await this.conn.call('read', () =>
-        this.conn.client.kv.range({ key: this.codec.probeKey(), revision, count_only: true }, this.conn.unary()),
+      await this.#conn.call('read', () =>
+        this.#conn.client.kv.range({ key: this.#codec.probeKey(), revision, count_only: true }, this.#conn.unary()),
       );
       return true;
     } catch (e) {
@@ -289,34 +289,34 @@ export class EtcdStore implements Store {
    * Keeps at least `historyLimit` revisions; compacts in steps of one limit so that
    * compaction runs once per `historyLimit` writes, not on every write.
    */
-  private async maybeCompact(revision: number): Promise<void> {
-    const limit = this.historyLimit;
-    if (limit === undefined || this.compacting) return;
+  async #maybeCompact(revision: number): Promise<void> {
+    const limit = this.#historyLimit;
+    if (limit === undefined || this.#compacting) return;
     const target = revision - limit + 1;
-    if (target - this.knownCompacted < limit) return;
-    this.compacting = this.conn
-      .call('write', () => this.conn.client.kv.compact({ revision: target }, this.conn.unary()))
+    if (target - this.#knownCompacted < limit) return;
+    this.#compacting = this.#conn
+      .call('write', () => this.#conn.client.kv.compact({ revision: target }, this.#conn.unary()))
       .then(
         () => {
-          this.knownCompacted = Math.max(this.knownCompacted, target);
+          this.#knownCompacted = Math.max(this.#knownCompacted, target);
         },
         (e: unknown) => {
           // Another registry compacted further already: that is the same outcome.
           if (e instanceof MeshError && e.code === 'MESH_ERR_STORE_COMPACTED') {
-            this.knownCompacted = Math.max(this.knownCompacted, target);
-          } else if (!this.closed) {
-            this.onBackgroundError(e instanceof MeshError ? e : new MeshError('MESH_ERR_STORE', String(e)));
+            this.#knownCompacted = Math.max(this.#knownCompacted, target);
+          } else if (!this.#closed) {
+            this.#onBackgroundError(e instanceof MeshError ? e : new MeshError('MESH_ERR_STORE', String(e)));
           }
         },
       )
       .finally(() => {
-        this.compacting = undefined;
+        this.#compacting = undefined;
       });
-    await this.compacting;
+    await this.#compacting;
   }
 
-  private compare(c: Compare): ICompare {
-    const key = this.codec.key(c.key);
+  #compare(c: Compare): ICompare {
+    const key = this.#codec.key(c.key);
     switch (c.target) {
       case 'exists':
         // etcd has no "exists": a key exists when its createRevision is above 0.
@@ -332,44 +332,44 @@ export class EtcdStore implements Store {
     }
   }
 
-  private requestOp(op: Op): IRequestOp {
+  #requestOp(op: Op): IRequestOp {
     switch (op.type) {
       case 'put':
         checkValue(op.value);
         return {
           request_put: {
-            key: this.codec.key(op.key),
+            key: this.#codec.key(op.key),
             value: Buffer.from(op.value, 'utf8'),
             lease: op.lease ?? 0,
             prev_kv: true,
           },
         };
       case 'delete':
-        return { request_delete_range: { key: this.codec.key(op.key) } };
+        return { request_delete_range: { key: this.#codec.key(op.key) } };
       case 'deletePrefix':
-        return { request_delete_range: this.codec.range(op.prefix) };
+        return { request_delete_range: this.#codec.range(op.prefix) };
       case 'get':
-        return { request_range: { key: this.codec.key(op.key) } };
+        return { request_range: { key: this.#codec.key(op.key) } };
       case 'range':
-        return { request_range: this.codec.range(op.prefix) };
+        return { request_range: this.#codec.range(op.prefix) };
     }
   }
 
-  private opResult(op: Op | undefined, r: IResponseOp): OpResult {
+  #opResult(op: Op | undefined, r: IResponseOp): OpResult {
     switch (op?.type) {
       case 'put': {
         const prev = r.response_put?.prev_kv;
-        return prev ? { type: 'put', prev: this.codec.kv(prev) } : { type: 'put' };
+        return prev ? { type: 'put', prev: this.#codec.kv(prev) } : { type: 'put' };
       }
       case 'delete':
       case 'deletePrefix':
         return { type: 'delete', deleted: Number(r.response_delete_range?.deleted ?? 0) };
       case 'get': {
         const raw = r.response_range?.kvs[0];
-        return raw ? { type: 'get', kv: this.codec.kv(raw) } : { type: 'get' };
+        return raw ? { type: 'get', kv: this.#codec.kv(raw) } : { type: 'get' };
       }
       case 'range':
-        return { type: 'range', kvs: (r.response_range?.kvs ?? []).map((kv) => this.codec.kv(kv)) };
+        return { type: 'range', kvs: (r.response_range?.kvs ?? []).map((kv) => this.#codec.kv(kv)) };
       default:
         throw new MeshError('MESH_ERR_INTERNAL', 'etcd answered a txn with more results than ops');
     }

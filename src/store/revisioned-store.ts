@@ -76,20 +76,20 @@ export interface RevisionedStoreOptions {
 export abstract class RevisionedStore implements Store {
   abstract readonly kind: Store['kind'];
 
-  private rev: number;
-  private compacted: number;
-  private lastLeaseId: number;
-  private closed = false;
-  private readonly historyLimit: number;
-  private readonly hub = new WatchHub();
-  private readonly clock: LeaseClock;
-  private readonly view: StateView;
-  private readonly onBackgroundError: (err: MeshError) => void;
+  #rev: number;
+  #compacted: number;
+  #lastLeaseId: number;
+  #closed = false;
+  readonly #historyLimit: number;
+  readonly #hub = new WatchHub();
+  readonly #clock: LeaseClock;
+  readonly #view: StateView;
+  readonly #onBackgroundError: (err: MeshError) => void;
 
-  protected constructor(
-    private readonly backend: StoreBackend,
-    opts: RevisionedStoreOptions = {},
-  ) {
+  readonly #backend: StoreBackend;
+
+  protected constructor(backend: StoreBackend, opts: RevisionedStoreOptions = {}) {
+    this.#backend = backend;
     const limit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new MeshError(
@@ -97,151 +97,151 @@ export abstract class RevisionedStore implements Store {
         `store historyLimit must be a positive integer, got ${String(limit)}`,
       );
     }
-    this.historyLimit = limit;
-    this.onBackgroundError = opts.onBackgroundError ?? ((err) => process.emitWarning(err));
-    this.clock = new LeaseClock((ids) => this.expire(ids));
-    this.view = {
+    this.#historyLimit = limit;
+    this.#onBackgroundError = opts.onBackgroundError ?? ((err) => process.emitWarning(err));
+    this.#clock = new LeaseClock((ids) => this.#expire(ids));
+    this.#view = {
       get: (key) => backend.get(key),
       range: (prefix) => backend.range(prefix),
-      leaseExists: (id) => this.clock.has(id),
+      leaseExists: (id) => this.#clock.has(id),
     };
     const state = backend.load();
-    this.rev = state.revision;
-    this.compacted = state.compactedRevision;
-    this.lastLeaseId = state.lastLeaseId;
+    this.#rev = state.revision;
+    this.#compacted = state.compactedRevision;
+    this.#lastLeaseId = state.lastLeaseId;
     // Every lease found at open gets a full TTL, so its holder has time to keep it alive.
-    for (const lease of state.leases) this.clock.set(lease.id, lease.ttl);
+    for (const lease of state.leases) this.#clock.set(lease.id, lease.ttl);
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
-    return this.run(() => {
+    return this.#run(() => {
       checkKey(key);
-      return this.backend.get(key);
+      return this.#backend.get(key);
     });
   }
 
   async range(prefix: string): Promise<RangeResult> {
-    return this.run(() => {
+    return this.#run(() => {
       checkPrefix(prefix);
-      return { kvs: this.backend.range(prefix), revision: this.rev };
+      return { kvs: this.#backend.range(prefix), revision: this.#rev };
     });
   }
 
   async put(key: string, value: string, opts: PutOptions = {}): Promise<WriteResult> {
-    return this.run(() => {
+    return this.#run(() => {
       const op =
         opts.lease === undefined
           ? { type: 'put' as const, key, value }
           : { type: 'put' as const, key, value, lease: opts.lease };
-      return { revision: this.write({ compare: [], success: [op] }).revision };
+      return { revision: this.#write({ compare: [], success: [op] }).revision };
     });
   }
 
   async delete(key: string): Promise<WriteResult & { deleted: number }> {
-    return this.run(() => this.deleted(this.write({ compare: [], success: [{ type: 'delete', key }] })));
+    return this.#run(() => this.#deleted(this.#write({ compare: [], success: [{ type: 'delete', key }] })));
   }
 
   async deletePrefix(prefix: string): Promise<WriteResult & { deleted: number }> {
-    return this.run(() => this.deleted(this.write({ compare: [], success: [{ type: 'deletePrefix', prefix }] })));
+    return this.#run(() => this.#deleted(this.#write({ compare: [], success: [{ type: 'deletePrefix', prefix }] })));
   }
 
   async txn(req: TxnRequest): Promise<TxnResult> {
-    return this.run(() => this.write(req));
+    return this.#run(() => this.#write(req));
   }
 
   async revision(): Promise<number> {
-    return this.run(() => this.rev);
+    return this.#run(() => this.#rev);
   }
 
   async compactedRevision(): Promise<number> {
-    return this.run(() => this.compacted);
+    return this.#run(() => this.#compacted);
   }
 
   watch(prefix: string, onBatch: (batch: WatchBatch) => void, opts: WatchOptions = {}): Watcher {
     const from = checkWatchArgs(prefix, onBatch, opts);
-    if (this.closed) return failedWatch(opts.onError, closedError());
-    if (from === undefined) return this.hub.add(prefix, onBatch, [], this.rev + 1);
-    if (from < this.compacted) {
+    if (this.#closed) return failedWatch(opts.onError, closedError());
+    if (from === undefined) return this.#hub.add(prefix, onBatch, [], this.#rev + 1);
+    if (from < this.#compacted) {
       return failedWatch(
         opts.onError,
         new MeshError(
           'MESH_ERR_STORE_COMPACTED',
-          `revision ${from} is compacted; the oldest revision the store can replay is ${this.compacted}`,
-          { details: { fromRevision: from, compactedRevision: this.compacted } },
+          `revision ${from} is compacted; the oldest revision the store can replay is ${this.#compacted}`,
+          { details: { fromRevision: from, compactedRevision: this.#compacted } },
         ),
       );
     }
     let replay: WatchBatch[];
     try {
-      replay = from <= this.rev ? this.backend.history(prefix, from) : [];
+      replay = from <= this.#rev ? this.#backend.history(prefix, from) : [];
     } catch (e) {
       return failedWatch(opts.onError, toMeshError(e, 'MESH_ERR_STORE'));
     }
     // Same synchronous step as the history read: no commit can fall between the two.
-    return this.hub.add(prefix, onBatch, replay, Math.max(from, this.rev + 1));
+    return this.#hub.add(prefix, onBatch, replay, Math.max(from, this.#rev + 1));
   }
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
-    return this.run(() => {
+    return this.#run(() => {
       if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
         throw new MeshError(
           'MESH_ERR_INVALID_ARGUMENT',
           `lease TTL must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${String(ttlSeconds)}`,
         );
       }
-      this.reapExpired();
-      const lease: Lease = { id: this.lastLeaseId + 1, ttl: ttlSeconds };
-      this.commit(new Map(), [], { grantLease: lease });
-      this.lastLeaseId = lease.id;
-      this.clock.set(lease.id, lease.ttl);
+      this.#reapExpired();
+      const lease: Lease = { id: this.#lastLeaseId + 1, ttl: ttlSeconds };
+      this.#commit(new Map(), [], { grantLease: lease });
+      this.#lastLeaseId = lease.id;
+      this.#clock.set(lease.id, lease.ttl);
       return lease;
     });
   }
 
   async keepAlive(id: number): Promise<Lease> {
-    return this.run(() => {
+    return this.#run(() => {
       checkLeaseId(id);
-      this.reapExpired();
-      const ttl = this.clock.ttl(id);
+      this.#reapExpired();
+      const ttl = this.#clock.ttl(id);
       if (ttl === undefined) throw leaseNotFound(id);
-      this.clock.set(id, ttl);
+      this.#clock.set(id, ttl);
       return { id, ttl };
     });
   }
 
   async revokeLease(id: number): Promise<void> {
-    return this.run(() => {
+    return this.#run(() => {
       checkLeaseId(id);
-      this.reapExpired();
-      if (!this.clock.has(id)) throw leaseNotFound(id);
-      this.revoke(id);
+      this.#reapExpired();
+      if (!this.#clock.has(id)) throw leaseNotFound(id);
+      this.#revoke(id);
     });
   }
 
   async leaseTimeToLive(id: number): Promise<number | undefined> {
-    return this.run(() => {
+    return this.#run(() => {
       checkLeaseId(id);
-      const ms = this.clock.remainingMs(id);
+      const ms = this.#clock.remainingMs(id);
       // Whole seconds rounded up, as etcd reports them; a live lease never shows 0.
       return ms === undefined ? undefined : Math.ceil(ms / 1000);
     });
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.clock.stop();
-    this.hub.closeAll();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clock.stop();
+    this.#hub.closeAll();
     try {
-      this.backend.close();
+      this.#backend.close();
     } catch (e) {
       throw toMeshError(e, 'MESH_ERR_STORE');
     }
   }
 
   /** Runs an operation, refusing after close and reporting backend failures as MESH_ERR_STORE. */
-  private run<T>(fn: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(closedError());
+  #run<T>(fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
     try {
       return Promise.resolve(fn());
     } catch (e) {
@@ -249,61 +249,61 @@ export abstract class RevisionedStore implements Store {
     }
   }
 
-  private write(req: TxnRequest): TxnResult {
+  #write(req: TxnRequest): TxnResult {
     // Writes first retire leases past their deadline, so no write sees a lease that is due.
-    this.reapExpired();
-    const plan = planTxn(this.view, req, this.rev);
-    this.commit(plan.writes, plan.events, {});
-    return { succeeded: plan.succeeded, revision: this.rev, results: plan.results };
+    this.#reapExpired();
+    const plan = planTxn(this.#view, req, this.#rev);
+    this.#commit(plan.writes, plan.events, {});
+    return { succeeded: plan.succeeded, revision: this.#rev, results: plan.results };
   }
 
-  private deleted(r: TxnResult): WriteResult & { deleted: number } {
+  #deleted(r: TxnResult): WriteResult & { deleted: number } {
     const first = r.results[0];
     return { revision: r.revision, deleted: first?.type === 'delete' ? first.deleted : 0 };
   }
 
   /** Persists a change, then (only once it is stored) moves the revision and tells watchers. */
-  private commit(
+  #commit(
     writes: ReadonlyMap<string, KeyValue | null>,
     events: WatchEvent[],
     leases: { grantLease?: Lease; revokeLease?: number },
   ): void {
     const moved = events.length > 0;
     if (!moved && leases.grantLease === undefined && leases.revokeLease === undefined) return;
-    const revision = moved ? this.rev + 1 : this.rev;
-    const compactedRevision = Math.max(this.compacted, revision - this.historyLimit + 1);
+    const revision = moved ? this.#rev + 1 : this.#rev;
+    const compactedRevision = Math.max(this.#compacted, revision - this.#historyLimit + 1);
     const batch: WatchBatch | undefined = moved ? { revision, events } : undefined;
-    this.backend.commit({ revision, compactedRevision, writes, ...(batch ? { batch } : {}), ...leases });
-    this.rev = revision;
-    this.compacted = compactedRevision;
-    if (batch) this.hub.publish(batch);
+    this.#backend.commit({ revision, compactedRevision, writes, ...(batch ? { batch } : {}), ...leases });
+    this.#rev = revision;
+    this.#compacted = compactedRevision;
+    if (batch) this.#hub.publish(batch);
   }
 
   /** Deletes the lease and its keys in one revision. */
-  private revoke(id: number): void {
-    const keys = this.backend.leaseKeys(id);
+  #revoke(id: number): void {
+    const keys = this.#backend.leaseKeys(id);
     const plan = planTxn(
-      this.view,
+      this.#view,
       { compare: [], success: keys.map((key) => ({ type: 'delete' as const, key })) },
-      this.rev,
+      this.#rev,
     );
-    this.commit(plan.writes, plan.events, { revokeLease: id });
-    this.clock.delete(id);
+    this.#commit(plan.writes, plan.events, { revokeLease: id });
+    this.#clock.delete(id);
   }
 
-  private reapExpired(): void {
-    for (const id of this.clock.expired()) this.revoke(id);
+  #reapExpired(): void {
+    for (const id of this.#clock.expired()) this.#revoke(id);
   }
 
-  private expire(ids: number[]): void {
-    if (this.closed) return;
+  #expire(ids: number[]): void {
+    if (this.#closed) return;
     for (const id of ids) {
-      if (!this.clock.has(id)) continue;
+      if (!this.#clock.has(id)) continue;
       try {
-        this.revoke(id);
+        this.#revoke(id);
       } catch (e) {
         // Left in place: the next tick tries again.
-        this.onBackgroundError(toMeshError(e, 'MESH_ERR_STORE'));
+        this.#onBackgroundError(toMeshError(e, 'MESH_ERR_STORE'));
       }
     }
   }

@@ -86,63 +86,66 @@ const KV_COLUMNS = 'key, value, create_revision, mod_revision, version, lease';
 
 /** A statement per prefix shape: '' (everything), bounded [prefix, end), or open-ended. */
 class PrefixQuery<Row> {
-  private readonly all;
-  private readonly bounded;
-  private readonly from;
+  readonly #all;
+  readonly #bounded;
+  readonly #from;
 
   constructor(db: Database.Database, select: string, where: string, order: string) {
     const and = where ? `${where} AND ` : '';
-    this.all = db.prepare<unknown[], Row>(`${select} ${where ? `WHERE ${where}` : ''} ORDER BY ${order}`);
-    this.bounded = db.prepare<unknown[], Row>(`${select} WHERE ${and}key >= ? AND key < ? ORDER BY ${order}`);
-    this.from = db.prepare<unknown[], Row>(`${select} WHERE ${and}key >= ? ORDER BY ${order}`);
+    this.#all = db.prepare<unknown[], Row>(`${select} ${where ? `WHERE ${where}` : ''} ORDER BY ${order}`);
+    this.#bounded = db.prepare<unknown[], Row>(`${select} WHERE ${and}key >= ? AND key < ? ORDER BY ${order}`);
+    this.#from = db.prepare<unknown[], Row>(`${select} WHERE ${and}key >= ? ORDER BY ${order}`);
   }
 
   /** `lead` binds the `where` clause's own parameters. */
   run(prefix: string, ...lead: number[]): Row[] {
-    if (prefix === '') return this.all.all(...lead);
+    if (prefix === '') return this.#all.all(...lead);
     // A range on the key's bytes, not LIKE: LIKE treats % and _ as wildcards and folds case.
     const end = prefixEnd(prefix);
-    return end === undefined ? this.from.all(...lead, prefix) : this.bounded.all(...lead, prefix, end);
+    return end === undefined ? this.#from.all(...lead, prefix) : this.#bounded.all(...lead, prefix, end);
   }
 }
 
 class SqliteBackend implements StoreBackend {
-  private readonly getStmt;
-  private readonly rangeQuery;
-  private readonly historyQuery;
-  private readonly leaseKeysStmt;
-  private readonly upsertStmt;
-  private readonly deleteStmt;
-  private readonly insertEventStmt;
-  private readonly compactStmt;
-  private readonly setMetaStmt;
-  private readonly insertLeaseStmt;
-  private readonly deleteLeaseStmt;
-  private readonly commitTxn;
-  private compacted = 0;
+  readonly #getStmt;
+  readonly #rangeQuery;
+  readonly #historyQuery;
+  readonly #leaseKeysStmt;
+  readonly #upsertStmt;
+  readonly #deleteStmt;
+  readonly #insertEventStmt;
+  readonly #compactStmt;
+  readonly #setMetaStmt;
+  readonly #insertLeaseStmt;
+  readonly #deleteLeaseStmt;
+  readonly #commitTxn;
+  #compacted = 0;
 
-  private constructor(private readonly db: Database.Database) {
-    this.getStmt = db.prepare<[string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`);
-    this.rangeQuery = new PrefixQuery<KvRow>(db, `SELECT ${KV_COLUMNS} FROM kv`, '', 'key');
-    this.historyQuery = new PrefixQuery<{ revision: number; event: string }>(
+  readonly #db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#getStmt = db.prepare<[string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`);
+    this.#rangeQuery = new PrefixQuery<KvRow>(db, `SELECT ${KV_COLUMNS} FROM kv`, '', 'key');
+    this.#historyQuery = new PrefixQuery<{ revision: number; event: string }>(
       db,
       'SELECT revision, event FROM events',
       'revision >= ?',
       'revision, seq',
     );
-    this.leaseKeysStmt = db.prepare<[number], string>('SELECT key FROM kv WHERE lease = ? ORDER BY key').pluck();
-    this.upsertStmt = db.prepare<[string, string, number, number, number, number]>(
+    this.#leaseKeysStmt = db.prepare<[number], string>('SELECT key FROM kv WHERE lease = ? ORDER BY key').pluck();
+    this.#upsertStmt = db.prepare<[string, string, number, number, number, number]>(
       `INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`,
     );
-    this.deleteStmt = db.prepare<[string]>('DELETE FROM kv WHERE key = ?');
-    this.insertEventStmt = db.prepare<[number, number, string, string]>(
+    this.#deleteStmt = db.prepare<[string]>('DELETE FROM kv WHERE key = ?');
+    this.#insertEventStmt = db.prepare<[number, number, string, string]>(
       'INSERT INTO events (revision, seq, key, event) VALUES (?, ?, ?, ?)',
     );
-    this.compactStmt = db.prepare<[number]>('DELETE FROM events WHERE revision < ?');
-    this.setMetaStmt = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
-    this.insertLeaseStmt = db.prepare<[number, number]>('INSERT INTO leases (id, ttl) VALUES (?, ?)');
-    this.deleteLeaseStmt = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
-    this.commitTxn = db.transaction((c: Commit) => this.apply(c));
+    this.#compactStmt = db.prepare<[number]>('DELETE FROM events WHERE revision < ?');
+    this.#setMetaStmt = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
+    this.#insertLeaseStmt = db.prepare<[number, number]>('INSERT INTO leases (id, ttl) VALUES (?, ?)');
+    this.#deleteLeaseStmt = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
+    this.#commitTxn = db.transaction((c: Commit) => this.#apply(c));
   }
 
   static open(path: string, busyTimeoutMs: number): SqliteBackend {
@@ -170,38 +173,38 @@ class SqliteBackend implements StoreBackend {
 
   load(): StoredState {
     const meta = new Map(
-      this.db
+      this.#db
         .prepare<[], { name: string; value: number }>('SELECT name, value FROM meta')
         .all()
         .map((r) => [r.name, r.value]),
     );
-    const leases = this.db.prepare<[], Lease>('SELECT id, ttl FROM leases ORDER BY id').all();
+    const leases = this.#db.prepare<[], Lease>('SELECT id, ttl FROM leases ORDER BY id').all();
     const revision = meta.get('revision');
     const compactedRevision = meta.get('compacted_revision');
     const lastLeaseId = meta.get('last_lease_id');
     if (revision === undefined || compactedRevision === undefined || lastLeaseId === undefined) {
-      throw new MeshError('MESH_ERR_STORE', `store file ${this.db.name} is damaged: its meta table is incomplete`);
+      throw new MeshError('MESH_ERR_STORE', `store file ${this.#db.name} is damaged: its meta table is incomplete`);
     }
-    this.compacted = compactedRevision;
+    this.#compacted = compactedRevision;
     return { revision, compactedRevision, lastLeaseId, leases };
   }
 
   get(key: string): KeyValue | undefined {
-    const row = this.getStmt.get(key);
+    const row = this.#getStmt.get(key);
     return row ? toKeyValue(row) : undefined;
   }
 
   range(prefix: string): KeyValue[] {
-    return this.rangeQuery.run(prefix).map(toKeyValue);
+    return this.#rangeQuery.run(prefix).map(toKeyValue);
   }
 
   leaseKeys(leaseId: number): string[] {
-    return this.leaseKeysStmt.all(leaseId);
+    return this.#leaseKeysStmt.all(leaseId);
   }
 
   history(prefix: string, fromRevision: number): WatchBatch[] {
     const out: { revision: number; events: WatchEvent[] }[] = [];
-    for (const row of this.historyQuery.run(prefix, fromRevision)) {
+    for (const row of this.#historyQuery.run(prefix, fromRevision)) {
       const event = JSON.parse(row.event) as WatchEvent;
       const last = out[out.length - 1];
       if (last && last.revision === row.revision) last.events.push(event);
@@ -211,34 +214,34 @@ class SqliteBackend implements StoreBackend {
   }
 
   commit(c: Commit): void {
-    this.commitTxn.immediate(c);
+    this.#commitTxn.immediate(c);
     // Only once committed: a rolled-back commit leaves our copy in step with the file.
-    this.compacted = c.compactedRevision;
+    this.#compacted = c.compactedRevision;
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 
-  private apply(c: Commit): void {
+  #apply(c: Commit): void {
     for (const [key, kv] of c.writes) {
-      if (kv === null) this.deleteStmt.run(key);
-      else this.upsertStmt.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+      if (kv === null) this.#deleteStmt.run(key);
+      else this.#upsertStmt.run(kv.key, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease);
     }
     const batch = c.batch;
     if (batch) {
-      batch.events.forEach((e, seq) => this.insertEventStmt.run(batch.revision, seq, e.kv.key, JSON.stringify(e)));
-      this.setMetaStmt.run(c.revision, 'revision');
+      batch.events.forEach((e, seq) => this.#insertEventStmt.run(batch.revision, seq, e.kv.key, JSON.stringify(e)));
+      this.#setMetaStmt.run(c.revision, 'revision');
     }
-    if (c.compactedRevision !== this.compacted) {
-      this.compactStmt.run(c.compactedRevision);
-      this.setMetaStmt.run(c.compactedRevision, 'compacted_revision');
+    if (c.compactedRevision !== this.#compacted) {
+      this.#compactStmt.run(c.compactedRevision);
+      this.#setMetaStmt.run(c.compactedRevision, 'compacted_revision');
     }
     if (c.grantLease) {
-      this.insertLeaseStmt.run(c.grantLease.id, c.grantLease.ttl);
-      this.setMetaStmt.run(c.grantLease.id, 'last_lease_id');
+      this.#insertLeaseStmt.run(c.grantLease.id, c.grantLease.ttl);
+      this.#setMetaStmt.run(c.grantLease.id, 'last_lease_id');
     }
-    if (c.revokeLease !== undefined) this.deleteLeaseStmt.run(c.revokeLease);
+    if (c.revokeLease !== undefined) this.#deleteLeaseStmt.run(c.revokeLease);
   }
 }
 

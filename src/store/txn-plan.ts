@@ -175,12 +175,16 @@ function duplicate(key: string): MeshError {
 class Overlay {
   readonly writes = new Map<string, KeyValue | null>();
 
-  constructor(private readonly base: StateView) {}
+  readonly #base: StateView;
+
+  constructor(base: StateView) {
+    this.#base = base;
+  }
 
   get(key: string): KeyValue | undefined {
     const pending = this.writes.get(key);
     if (pending !== undefined) return pending ?? undefined;
-    return this.base.get(key);
+    return this.#base.get(key);
   }
 
   set(key: string, kv: KeyValue | null): void {
@@ -188,7 +192,7 @@ class Overlay {
   }
 
   range(prefix: string): KeyValue[] {
-    const kvs = this.base.range(prefix);
+    const kvs = this.#base.range(prefix);
     if (this.writes.size === 0) return kvs;
     const merged = new Map<string, KeyValue>(kvs.map((kv) => [kv.key, kv]));
     for (const [key, kv] of this.writes) {

@@ -1,26 +1,30 @@
 /** Exponential backoff with full jitter, bounded: every retry loop (agent, dashboard) uses this. */
 export class Backoff {
-  private attempt = 0;
+  #attempt = 0;
 
-  constructor(
-    private readonly minMs = 500,
-    private readonly maxMs = 30_000,
-    private readonly random: () => number = Math.random,
-  ) {}
+  readonly #minMs;
+  readonly #maxMs;
+  readonly #random: () => number;
+
+  constructor(minMs = 500, maxMs = 30_000, random: () => number = Math.random) {
+    this.#minMs = minMs;
+    this.#maxMs = maxMs;
+    this.#random = random;
+  }
 
   /** Delay before the next try: grows ×2 per failure up to maxMs, jittered to 50–100% of that. */
   next(): number {
-    const ceiling = Math.min(this.maxMs, this.minMs * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 30);
-    return Math.round(ceiling * (0.5 + this.random() / 2));
+    const ceiling = Math.min(this.#maxMs, this.#minMs * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 30);
+    return Math.round(ceiling * (0.5 + this.#random() / 2));
   }
 
   reset(): void {
-    this.attempt = 0;
+    this.#attempt = 0;
   }
 
   get failures(): number {
-    return this.attempt;
+    return this.#attempt;
   }
 }
 

@@ -94,16 +94,16 @@ interface Entry {
 }
 
 export class CheckManager extends EventEmitter<CheckManagerEvents> {
-  private readonly instances = new Map<string, Map<string, Entry>>();
-  private readonly inflight = new Set<Promise<void>>();
-  private readonly log: Logger;
-  private readonly maxFirstRunDelayMs: number;
-  private stopped = false;
+  readonly #instances = new Map<string, Map<string, Entry>>();
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #log: Logger;
+  readonly #maxFirstRunDelayMs: number;
+  #stopped = false;
 
   constructor(opts: CheckManagerOptions = {}) {
     super();
-    this.log = opts.logger ?? silentLogger();
-    this.maxFirstRunDelayMs = opts.maxFirstRunDelayMs ?? DEFAULT_MAX_FIRST_RUN_DELAY_MS;
+    this.#log = opts.logger ?? silentLogger();
+    this.#maxFirstRunDelayMs = opts.maxFirstRunDelayMs ?? DEFAULT_MAX_FIRST_RUN_DELAY_MS;
   }
 
   /**
@@ -113,14 +113,14 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
    * service, but its threshold counters start over. Invalid input throws and changes nothing.
    */
   set(instanceId: string, defs: readonly CheckDefinition[]): void {
-    this.assertRunning();
+    this.#assertRunning();
     if (instanceId === '') throw new MeshError('MESH_ERR_INVALID_ARGUMENT', 'instance id must not be empty');
     const valid = validateDefs(instanceId, defs);
     if (valid.length === 0) {
       this.remove(instanceId);
       return;
     }
-    const current = this.instances.get(instanceId) ?? new Map<string, Entry>();
+    const current = this.#instances.get(instanceId) ?? new Map<string, Entry>();
     const next = new Map<string, Entry>();
     for (const def of valid) {
       const key = canonicalKey(def);
@@ -129,21 +129,21 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
         next.set(def.id, old);
         continue;
       }
-      const entry = this.createEntry(instanceId, def, key, old);
+      const entry = this.#createEntry(instanceId, def, key, old);
       next.set(def.id, entry);
-      if (old) this.retire(old);
-      this.start(entry, old?.running);
+      if (old) this.#retire(old);
+      this.#start(entry, old?.running);
     }
-    for (const [id, old] of current) if (!next.has(id)) this.retire(old);
-    this.instances.set(instanceId, next);
+    for (const [id, old] of current) if (!next.has(id)) this.#retire(old);
+    this.#instances.set(instanceId, next);
   }
 
   /** Stops and forgets every check of the instance. Returns whether it had any. */
   remove(instanceId: string): boolean {
-    const entries = this.instances.get(instanceId);
+    const entries = this.#instances.get(instanceId);
     if (!entries) return false;
-    for (const entry of entries.values()) this.retire(entry);
-    this.instances.delete(instanceId);
+    for (const entry of entries.values()) this.#retire(entry);
+    this.#instances.delete(instanceId);
     return true;
   }
 
@@ -152,7 +152,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
    * per instance; when several instances use the same id, `instanceId` picks one.
    */
   ttlUpdate(checkId: string, status: CheckStatus, note = '', opts: { instanceId?: string } = {}): CheckStateView {
-    this.assertRunning();
+    this.#assertRunning();
     if (!checkStatusSchema.safeParse(status).success) {
       throw new MeshError(
         'MESH_ERR_INVALID_ARGUMENT',
@@ -160,7 +160,7 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
       );
     }
     const matches: Entry[] = [];
-    for (const [instanceId, entries] of this.instances) {
+    for (const [instanceId, entries] of this.#instances) {
       if (opts.instanceId !== undefined && opts.instanceId !== instanceId) continue;
       const entry = entries.get(checkId);
       if (entry) matches.push(entry);
@@ -187,14 +187,14 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
         `check '${checkId}' is of kind ${entry.def.kind}; only TTL checks take pass/warn/fail reports`,
       );
     }
-    this.record(entry, entry.ttl.update(status, note));
+    this.#record(entry, entry.ttl.update(status, note));
     return view(entry);
   }
 
   /** The state of every check (of one instance, if given), sorted by instance and check id. */
   states(instanceId?: string): CheckStateView[] {
     const out: CheckStateView[] = [];
-    for (const [id, entries] of this.instances) {
+    for (const [id, entries] of this.#instances) {
       if (instanceId !== undefined && id !== instanceId) continue;
       for (const entry of entries.values()) out.push(view(entry));
     }
@@ -203,16 +203,16 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
 
   /** Stops every check, cancels runs in flight and resolves when they have ended. Idempotent. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const id of [...this.instances.keys()]) this.remove(id);
-    await Promise.allSettled([...this.inflight]);
+    this.#stopped = true;
+    for (const id of [...this.#instances.keys()]) this.remove(id);
+    await Promise.allSettled([...this.#inflight]);
   }
 
-  private assertRunning(): void {
-    if (this.stopped) throw new MeshError('MESH_ERR_UNAVAILABLE', 'the health checker has been stopped');
+  #assertRunning(): void {
+    if (this.#stopped) throw new MeshError('MESH_ERR_UNAVAILABLE', 'the health checker has been stopped');
   }
 
-  private createEntry(instanceId: string, def: CheckDefinition, key: string, old: Entry | undefined): Entry {
+  #createEntry(instanceId: string, def: CheckDefinition, key: string, old: Entry | undefined): Entry {
     // TTL reports are taken as they come, so their filter has thresholds of one.
     const isTtl = def.kind === 'ttl';
     const initial = old?.filter.status ?? 'critical';
@@ -232,28 +232,28 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
     };
   }
 
-  private start(entry: Entry, predecessor: Promise<void> | undefined): void {
+  #start(entry: Entry, predecessor: Promise<void> | undefined): void {
     if (entry.def.kind === 'ttl') {
       entry.ttl = new TtlCheck(entry.def.ttlMs!, (result) => {
-        if (!entry.retired) this.record(entry, result);
+        if (!entry.retired) this.#record(entry, result);
       });
       entry.ttl.start();
       return;
     }
-    const delay = Math.floor(Math.random() * Math.min(entry.def.intervalMs, this.maxFirstRunDelayMs));
+    const delay = Math.floor(Math.random() * Math.min(entry.def.intervalMs, this.#maxFirstRunDelayMs));
     // A replaced definition's last run may still be winding down; do not overlap it.
-    if (predecessor) void predecessor.then(() => this.schedule(entry, delay));
-    else this.schedule(entry, delay);
+    if (predecessor) void predecessor.then(() => this.#schedule(entry, delay));
+    else this.#schedule(entry, delay);
   }
 
-  private schedule(entry: Entry, delayMs: number): void {
+  #schedule(entry: Entry, delayMs: number): void {
     if (entry.retired) return;
-    entry.timer = setTimeout(() => this.run(entry), delayMs);
+    entry.timer = setTimeout(() => this.#run(entry), delayMs);
     // Check timers alone must not keep the process alive; stop() clears them anyway.
     entry.timer.unref();
   }
 
-  private run(entry: Entry): void {
+  #run(entry: Entry): void {
     entry.timer = undefined;
     if (entry.retired) return;
     const runner = runnerFor(entry.def.kind);
@@ -270,41 +270,41 @@ export class CheckManager extends EventEmitter<CheckManagerEvents> {
       .then((result) => {
         entry.abort = undefined;
         if (entry.retired) return;
-        this.record(entry, result);
-        this.schedule(entry, Math.max(0, entry.def.intervalMs - (Date.now() - started)));
+        this.#record(entry, result);
+        this.#schedule(entry, Math.max(0, entry.def.intervalMs - (Date.now() - started)));
       })
       .finally(() => {
-        this.inflight.delete(done);
+        this.#inflight.delete(done);
         if (entry.running === done) entry.running = undefined;
       });
     entry.running = done;
-    this.inflight.add(done);
+    this.#inflight.add(done);
   }
 
-  private record(entry: Entry, result: CheckResult): void {
+  #record(entry: Entry, result: CheckResult): void {
     const now = new Date();
     const previous = entry.filter.status;
     const status = entry.filter.observe(result.status);
     entry.output = result.output;
     entry.lastRunAt = now;
     const base = { instanceId: entry.instanceId, checkId: entry.def.id, kind: entry.def.kind, at: now.toISOString() };
-    this.guarded('run', () => this.emit('run', { ...base, result, status }));
+    this.#guarded('run', () => this.emit('run', { ...base, result, status }));
     if (status !== previous) {
       entry.statusSince = now;
-      this.guarded('change', () => this.emit('change', { ...base, previous, status, output: result.output }));
+      this.#guarded('change', () => this.emit('change', { ...base, previous, status, output: result.output }));
     }
   }
 
   /** A throwing listener must not break the check loop (nor surface as an unhandled rejection). */
-  private guarded(event: keyof CheckManagerEvents, emit: () => void): void {
+  #guarded(event: keyof CheckManagerEvents, emit: () => void): void {
     try {
       emit();
     } catch (err) {
-      this.log.error({ err, event }, 'health check listener threw');
+      this.#log.error({ err, event }, 'health check listener threw');
     }
   }
 
-  private retire(entry: Entry): void {
+  #retire(entry: Entry): void {
     entry.retired = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;

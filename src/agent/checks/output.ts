@@ -31,14 +31,18 @@ export function utf8Prefix(bytes: Uint8Array, max: number): string {
  * check cannot grow the agent's memory.
  */
 export class OutputCollector {
-  private readonly chunks: Buffer[] = [];
-  private kept = 0;
-  private dropped = 0;
+  readonly #chunks: Buffer[] = [];
+  #kept = 0;
+  #dropped = 0;
 
-  constructor(private readonly limit = OUTPUT_LIMIT) {}
+  readonly #limit;
+
+  constructor(limit = OUTPUT_LIMIT) {
+    this.#limit = limit;
+  }
 
   get full(): boolean {
-    return this.kept >= this.limit;
+    return this.#kept >= this.#limit;
   }
 
   add(chunk: Uint8Array | string): void {
@@ -46,22 +50,22 @@ export class OutputCollector {
       typeof chunk === 'string'
         ? Buffer.from(chunk, 'utf8')
         : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const room = this.limit - this.kept;
+    const room = this.#limit - this.#kept;
     if (room <= 0) {
-      this.dropped += buf.length;
+      this.#dropped += buf.length;
       return;
     }
     const take = Math.min(buf.length, room);
-    this.chunks.push(Buffer.from(buf.subarray(0, take)));
-    this.kept += take;
-    this.dropped += buf.length - take;
+    this.#chunks.push(Buffer.from(buf.subarray(0, take)));
+    this.#kept += take;
+    this.#dropped += buf.length - take;
   }
 
   /** The collected text, truncated with a marker when anything was dropped. */
   text(): string {
-    const all = Buffer.concat(this.chunks);
-    if (this.dropped === 0) return truncateOutput(all.toString('utf8'), this.limit);
-    const room = Math.max(0, this.limit - Buffer.byteLength(MARKER));
+    const all = Buffer.concat(this.#chunks);
+    if (this.#dropped === 0) return truncateOutput(all.toString('utf8'), this.#limit);
+    const room = Math.max(0, this.#limit - Buffer.byteLength(MARKER));
     return utf8Prefix(all, room) + MARKER;
   }
 }

@@ -8,50 +8,51 @@
 import type { CheckStatus } from './types.js';
 
 export class StatusFilter {
-  private current: CheckStatus;
-  private successes = 0;
-  private failures = 0;
+  #current: CheckStatus;
+  #successes = 0;
+  #failures = 0;
 
-  constructor(
-    private readonly successBeforePassing: number,
-    private readonly failuresBeforeCritical: number,
-    initial: CheckStatus = 'critical',
-  ) {
-    this.current = initial;
+  readonly #successBeforePassing: number;
+  readonly #failuresBeforeCritical: number;
+
+  constructor(successBeforePassing: number, failuresBeforeCritical: number, initial: CheckStatus = 'critical') {
+    this.#successBeforePassing = successBeforePassing;
+    this.#failuresBeforeCritical = failuresBeforeCritical;
+    this.#current = initial;
   }
 
   /** The status to report. */
   get status(): CheckStatus {
-    return this.current;
+    return this.#current;
   }
 
   get consecutiveSuccesses(): number {
-    return this.successes;
+    return this.#successes;
   }
 
   get consecutiveFailures(): number {
-    return this.failures;
+    return this.#failures;
   }
 
   /** Feeds one run's raw status; returns the status to report after it. */
   observe(raw: CheckStatus): CheckStatus {
     switch (raw) {
       case 'passing':
-        this.successes++;
-        this.failures = 0;
-        if (this.successes >= this.successBeforePassing) this.current = 'passing';
+        this.#successes++;
+        this.#failures = 0;
+        if (this.#successes >= this.#successBeforePassing) this.#current = 'passing';
         break;
       case 'critical':
-        this.failures++;
-        this.successes = 0;
-        if (this.failures >= this.failuresBeforeCritical) this.current = 'critical';
+        this.#failures++;
+        this.#successes = 0;
+        if (this.#failures >= this.#failuresBeforeCritical) this.#current = 'critical';
         break;
       case 'warning':
-        this.successes = 0;
-        this.failures = 0;
-        this.current = 'warning';
+        this.#successes = 0;
+        this.#failures = 0;
+        this.#current = 'warning';
         break;
     }
-    return this.current;
+    return this.#current;
   }
 }

@@ -9,39 +9,43 @@ import type { CheckResult, CheckStatus } from './types.js';
 import { truncateOutput } from './output.js';
 
 export class TtlCheck {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  readonly #onExpire: (result: CheckResult) => void;
 
   constructor(
     readonly ttlMs: number,
-    private readonly onExpire: (result: CheckResult) => void,
-  ) {}
+    onExpire: (result: CheckResult) => void,
+  ) {
+    this.#onExpire = onExpire;
+  }
 
   /** Starts the countdown (at registration: a TTL check never reported to expires too). */
   start(): void {
-    this.arm();
+    this.#arm();
   }
 
   /** Records a report and restarts the countdown; returns the state it sets. */
   update(status: CheckStatus, note = ''): CheckResult {
-    this.arm();
+    this.#arm();
     return { status, output: truncateOutput(note) };
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
-  private arm(): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.onExpire({ status: 'critical', output: `TTL expired: no update within ${formatDuration(this.ttlMs)}` });
+  #arm(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#onExpire({ status: 'critical', output: `TTL expired: no update within ${formatDuration(this.ttlMs)}` });
     }, this.ttlMs);
     // A TTL countdown alone must not keep the agent process alive.
-    this.timer.unref();
+    this.#timer.unref();
   }
 }

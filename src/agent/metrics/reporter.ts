@@ -13,41 +13,43 @@ export interface MetricsSource {
 }
 
 export class MetricsReporter {
-  private timer: NodeJS.Timeout | undefined;
-  private last: NodeMetricsReport | undefined;
-  private failures = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #last: NodeMetricsReport | undefined;
+  #failures = 0;
 
-  constructor(
-    private readonly o: { node: string; link: RegistryLink; source: MetricsSource; log: Logger; everyMs?: number },
-  ) {}
+  readonly #o: { node: string; link: RegistryLink; source: MetricsSource; log: Logger; everyMs?: number };
+
+  constructor(o: { node: string; link: RegistryLink; source: MetricsSource; log: Logger; everyMs?: number }) {
+    this.#o = o;
+  }
 
   start(): void {
     const tick = async () => {
       await this.sampleAndPush();
-      this.timer = setTimeout(() => void tick(), this.o.everyMs ?? 2000);
-      this.timer.unref();
+      this.#timer = setTimeout(() => void tick(), this.#o.everyMs ?? 2000);
+      this.#timer.unref();
     };
     void tick();
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    clearTimeout(this.#timer);
   }
 
   latest(): NodeMetricsReport | undefined {
-    return this.last;
+    return this.#last;
   }
 
   async sampleAndPush(): Promise<void> {
-    const proxies = (await this.o.source.collect().catch(() => [])).map((p) => ({ ...p, node: this.o.node }));
-    this.last = { sampledAt: Date.now(), proxies };
+    const proxies = (await this.#o.source.collect().catch(() => [])).map((p) => ({ ...p, node: this.#o.node }));
+    this.#last = { sampledAt: Date.now(), proxies };
     try {
-      await this.o.link.call((c) => c.reportMetrics(this.o.node, this.last!));
-      this.failures = 0;
+      await this.#o.link.call((c) => c.reportMetrics(this.#o.node, this.#last!));
+      this.#failures = 0;
     } catch (e) {
       // Figures are best effort: the next sample carries the totals anyway.
-      if (this.failures++ === 0)
-        this.o.log.debug({ err: (e as Error).message }, 'could not push metrics to the registry');
+      if (this.#failures++ === 0)
+        this.#o.log.debug({ err: (e as Error).message }, 'could not push metrics to the registry');
     }
   }
 }

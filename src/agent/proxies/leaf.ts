@@ -20,21 +20,26 @@ export interface Leaf {
 }
 
 export class LeafStore {
-  constructor(
-    private readonly dir: string,
-    private readonly link: RegistryLink,
-    private readonly trustDomain: string,
-    private readonly ttlSeconds?: number,
-  ) {}
+  readonly #dir: string;
+  readonly #link: RegistryLink;
+  readonly #trustDomain: string;
+  readonly #ttlSeconds: number | undefined;
 
-  private paths(id: string) {
-    const d = join(this.dir, id);
+  constructor(dir: string, link: RegistryLink, trustDomain: string, ttlSeconds?: number) {
+    this.#dir = dir;
+    this.#link = link;
+    this.#trustDomain = trustDomain;
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  #paths(id: string) {
+    const d = join(this.#dir, id);
     return { dir: d, key: join(d, 'leaf.key'), cert: join(d, 'leaf.pem'), roots: join(d, 'roots.pem') };
   }
 
   /** The stored leaf, if any (valid or not). */
   async load(id: string): Promise<Leaf | undefined> {
-    const p = this.paths(id);
+    const p = this.#paths(id);
     try {
       const [certPem, keyPem, roots] = await Promise.all([
         readFile(p.cert, 'utf8'),
@@ -61,9 +66,9 @@ export class LeafStore {
 
   /** Makes a new key + CSR here and has the registry sign it. */
   async issue(id: string, service: string): Promise<Leaf> {
-    const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: serviceId(this.trustDomain, service) });
-    const res = await this.link.call((c) => c.sign(service, csrPem, this.ttlSeconds));
-    const p = this.paths(id);
+    const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: serviceId(this.#trustDomain, service) });
+    const res = await this.#link.call((c) => c.sign(service, csrPem, this.#ttlSeconds));
+    const p = this.#paths(id);
     await ensurePrivateDir(p.dir);
     await writeFileAtomic(p.key, keyPem, 0o600);
     await writeFileAtomic(p.cert, res.certificate, 0o600);
@@ -78,7 +83,7 @@ export class LeafStore {
   }
 
   async remove(id: string): Promise<void> {
-    await rm(this.paths(id).dir, { recursive: true, force: true });
+    await rm(this.#paths(id).dir, { recursive: true, force: true });
   }
 }
 

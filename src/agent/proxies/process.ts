@@ -49,159 +49,162 @@ const HEALTH_EVERY_MS = 1_000;
 const MISSES_BEFORE_RESTART = 3;
 
 export class ProxyProcess {
-  private readonly admin: HttpClient;
-  private readonly backoff = new Backoff(250, 30_000);
-  private timer: NodeJS.Timeout | undefined;
-  private pid: number | undefined;
-  private state: ProxyProcessState = 'starting';
-  private adopted = false;
-  private restarts = 0;
-  private misses = 0;
-  private runningVersion: number | null = null;
-  private lastError: string | undefined;
-  private pushError: string | undefined;
-  private nextLaunchAt = 0;
-  private closed = false;
+  readonly #admin: HttpClient;
+  readonly #backoff = new Backoff(250, 30_000);
+  #timer: NodeJS.Timeout | undefined;
+  #pid: number | undefined;
+  #state: ProxyProcessState = 'starting';
+  #adopted = false;
+  #restarts = 0;
+  #misses = 0;
+  #runningVersion: number | null = null;
+  #lastError: string | undefined;
+  #pushError: string | undefined;
+  #nextLaunchAt = 0;
+  #closed = false;
 
   /** The snapshot to serve; pushed whenever the proxy reports another version. */
   desired: { version: number; body: unknown } | undefined;
 
-  constructor(private readonly o: ProxyProcessOptions) {
-    this.admin = new HttpClient({ baseUrl: 'http://proxy', socketPath: o.adminSocket, timeoutMs: 3_000 });
+  readonly #o: ProxyProcessOptions;
+
+  constructor(o: ProxyProcessOptions) {
+    this.#o = o;
+    this.#admin = new HttpClient({ baseUrl: 'http://proxy', socketPath: o.adminSocket, timeoutMs: 3_000 });
   }
 
   /** Adopts a proxy already serving this service, or launches one. */
   async start(): Promise<void> {
-    const h = await this.health();
-    if (h && h.serviceId === this.o.serviceId && h.status !== 'draining' && h.status !== 'stopped') {
-      this.pid = h.pid;
-      this.adopted = true;
-      this.state = 'running';
-      this.runningVersion = h.version;
-      this.o.log.info({ service: this.o.serviceId, proxyPid: h.pid }, 'adopted running proxy');
+    const h = await this.#health();
+    if (h && h.serviceId === this.#o.serviceId && h.status !== 'draining' && h.status !== 'stopped') {
+      this.#pid = h.pid;
+      this.#adopted = true;
+      this.#state = 'running';
+      this.#runningVersion = h.version;
+      this.#o.log.info({ service: this.#o.serviceId, proxyPid: h.pid }, 'adopted running proxy');
     } else {
-      await this.launch();
+      await this.#launch();
     }
-    await this.tick();
+    await this.#tick();
   }
 
   info(): ProxyProcessInfo {
     return {
-      serviceId: this.o.serviceId,
-      state: this.state,
-      pid: this.pid,
-      adopted: this.adopted,
-      restarts: this.restarts,
-      snapshotVersion: this.runningVersion,
-      ...(this.lastError ? { lastError: this.lastError } : {}),
-      ...(this.pushError ? { problem: this.pushError } : {}),
+      serviceId: this.#o.serviceId,
+      state: this.#state,
+      pid: this.#pid,
+      adopted: this.#adopted,
+      restarts: this.#restarts,
+      snapshotVersion: this.#runningVersion,
+      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#pushError ? { problem: this.#pushError } : {}),
     };
   }
 
   /** The proxy's figures in the shape agents report (see src/api/metrics.ts). */
   async metrics(): Promise<Omit<ProxyMetrics, 'node'>> {
-    return (await this.admin.get<Omit<ProxyMetrics, 'node'>>('/metrics')).body;
+    return (await this.#admin.get<Omit<ProxyMetrics, 'node'>>('/metrics')).body;
   }
 
   async stats(): Promise<unknown> {
-    return (await this.admin.get<unknown>('/stats')).body;
+    return (await this.#admin.get<unknown>('/stats')).body;
   }
 
   /** Pushes the desired snapshot now (also done on every health tick until it sticks). */
   async push(): Promise<void> {
-    if (!this.desired || this.runningVersion === this.desired.version) return;
+    if (!this.desired || this.#runningVersion === this.desired.version) return;
     try {
-      const res = await this.admin.put<{ version: number }>('/snapshot', this.desired.body);
-      this.runningVersion = res.body.version;
-      this.pushError = undefined;
+      const res = await this.#admin.put<{ version: number }>('/snapshot', this.desired.body);
+      this.#runningVersion = res.body.version;
+      this.#pushError = undefined;
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.#lastError = (e as Error).message;
       // The proxy answered and refused the snapshot: it cannot serve this registration.
       const code = (e as { code?: unknown }).code;
-      if ((code !== 'MESH_ERR_UNAVAILABLE' && code !== 'MESH_ERR_TIMEOUT') || /cannot listen/.test(this.lastError))
-        this.pushError = this.lastError;
+      if ((code !== 'MESH_ERR_UNAVAILABLE' && code !== 'MESH_ERR_TIMEOUT') || /cannot listen/.test(this.#lastError))
+        this.#pushError = this.#lastError;
     }
   }
 
   /** Stops watching; the process keeps running (agent restart) unless `shutdown` is set. */
   async close(opts: { shutdown?: boolean } = {}): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
+    this.#closed = true;
+    clearTimeout(this.#timer);
     if (opts.shutdown) {
-      await this.admin.post('/shutdown', { drainSeconds: this.o.drainSeconds }).catch(() => undefined);
-      if (this.pid !== undefined) await waitForExit(this.pid, this.o.drainSeconds * 1000 + EXIT_GRACE_MS);
-      await rm(this.o.adminSocket, { force: true });
+      await this.#admin.post('/shutdown', { drainSeconds: this.#o.drainSeconds }).catch(() => undefined);
+      if (this.#pid !== undefined) await waitForExit(this.#pid, this.#o.drainSeconds * 1000 + EXIT_GRACE_MS);
+      await rm(this.#o.adminSocket, { force: true });
     }
-    this.admin.close();
-    this.state = 'stopped';
+    this.#admin.close();
+    this.#state = 'stopped';
   }
 
-  private async health(): Promise<ProxyHealth | undefined> {
+  async #health(): Promise<ProxyHealth | undefined> {
     try {
-      return (await this.admin.get<ProxyHealth>('/health')).body;
+      return (await this.#admin.get<ProxyHealth>('/health')).body;
     } catch {
       return undefined;
     }
   }
 
-  private schedule(): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => void this.tick(), HEALTH_EVERY_MS);
-    this.timer.unref();
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => void this.#tick(), HEALTH_EVERY_MS);
+    this.#timer.unref();
   }
 
-  private async tick(): Promise<void> {
-    if (this.closed) return;
+  async #tick(): Promise<void> {
+    if (this.#closed) return;
     try {
-      const h = await this.health();
+      const h = await this.#health();
       if (h && h.status !== 'stopped') {
-        this.misses = 0;
-        this.state = 'running';
-        this.pid = h.pid;
-        this.runningVersion = h.version;
-        this.backoff.reset();
+        this.#misses = 0;
+        this.#state = 'running';
+        this.#pid = h.pid;
+        this.#runningVersion = h.version;
+        this.#backoff.reset();
         await this.push();
-      } else if (this.pid !== undefined && alive(this.pid) && ++this.misses < MISSES_BEFORE_RESTART) {
+      } else if (this.#pid !== undefined && alive(this.#pid) && ++this.#misses < MISSES_BEFORE_RESTART) {
         // Still starting up, or briefly busy: give it a moment.
-      } else if (Date.now() >= this.nextLaunchAt) {
-        if (this.pid !== undefined && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
-        this.restarts += 1;
-        this.o.log.warn(
-          { service: this.o.serviceId, proxyPid: this.pid, restarts: this.restarts },
+      } else if (Date.now() >= this.#nextLaunchAt) {
+        if (this.#pid !== undefined && alive(this.#pid)) process.kill(this.#pid, 'SIGKILL');
+        this.#restarts += 1;
+        this.#o.log.warn(
+          { service: this.#o.serviceId, proxyPid: this.#pid, restarts: this.#restarts },
           'proxy is not answering; relaunching',
         );
-        await this.launch();
+        await this.#launch();
       }
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.#lastError = (e as Error).message;
     } finally {
-      this.schedule();
+      this.#schedule();
     }
   }
 
-  private async launch(): Promise<void> {
-    this.state = 'starting';
-    this.misses = 0;
-    this.runningVersion = null;
-    this.nextLaunchAt = Date.now() + this.backoff.next();
+  async #launch(): Promise<void> {
+    this.#state = 'starting';
+    this.#misses = 0;
+    this.#runningVersion = null;
+    this.#nextLaunchAt = Date.now() + this.#backoff.next();
     // The proxy writes straight to its own log file (an inherited fd, not a pipe through the
     // agent), so it keeps logging after the agent exits. execa accepts any fd at run time;
     // its types only list small literals, hence the cast.
-    const fd = openSync(this.o.logFile, 'a', 0o600) as 3;
+    const fd = openSync(this.#o.logFile, 'a', 0o600) as 3;
     try {
       const child = execa(
         process.execPath,
         [
-          this.o.cliEntry,
+          this.#o.cliEntry,
           'proxy',
           'run',
           '--admin-socket',
-          this.o.adminSocket,
+          this.#o.adminSocket,
           '--snapshot',
-          this.o.snapshotFile,
+          this.#o.snapshotFile,
           // SIGTERM (systemctl kill, a reboot) drains as long as a shutdown the agent asks for.
           '--drain',
-          `${this.o.drainSeconds}s`,
+          `${this.#o.drainSeconds}s`,
         ],
         {
           detached: true,
@@ -211,14 +214,14 @@ export class ProxyProcess {
           stderr: fd,
         },
       );
-      this.pid = child.pid;
+      this.#pid = child.pid;
       child.unref();
       // Only to notice a quick death sooner than the next health tick.
       void child.then((r) => {
-        if (!this.closed && r.exitCode !== 0 && this.pid === child.pid)
-          this.lastError = `proxy exited with ${String(r.exitCode ?? r.signal)}`;
+        if (!this.#closed && r.exitCode !== 0 && this.#pid === child.pid)
+          this.#lastError = `proxy exited with ${String(r.exitCode ?? r.signal)}`;
       });
-      this.o.log.info({ service: this.o.serviceId, proxyPid: child.pid }, 'launched proxy');
+      this.#o.log.info({ service: this.#o.serviceId, proxyPid: child.pid }, 'launched proxy');
     } finally {
       closeSync(fd);
     }

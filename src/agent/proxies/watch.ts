@@ -27,45 +27,49 @@ export interface CatalogWatchEvents {
  * the fault suite's reconnecting agents, which run this very loop.
  */
 export class WatchLoop {
-  private stopped = false;
-  private readonly ac = new AbortController();
-  private readonly backoff = new Backoff(250, 15_000);
-  private timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  readonly #ac = new AbortController();
+  readonly #backoff = new Backoff(250, 15_000);
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly step: (index: number, signal: AbortSignal) => Promise<number>,
-    private readonly log: Logger,
-    private readonly what: string,
-  ) {}
+  readonly #step: (index: number, signal: AbortSignal) => Promise<number>;
+  readonly #log: Logger;
+  readonly #what: string;
+
+  constructor(step: (index: number, signal: AbortSignal) => Promise<number>, log: Logger, what: string) {
+    this.#step = step;
+    this.#log = log;
+    this.#what = what;
+  }
 
   start(): void {
-    void this.run(0);
+    void this.#run(0);
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.ac.abort();
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#ac.abort();
   }
 
-  private async run(index: number): Promise<void> {
-    while (!this.stopped) {
+  async #run(index: number): Promise<void> {
+    while (!this.#stopped) {
       try {
-        const next = await this.step(index, this.ac.signal);
+        const next = await this.#step(index, this.#ac.signal);
         // A revision going backwards means the registry lost data: start over.
         index = next < index ? 0 : next;
-        this.backoff.reset();
+        this.#backoff.reset();
       } catch (e) {
-        if (this.stopped) return;
-        const delay = this.backoff.next();
-        if (this.backoff.failures === 1)
-          this.log.warn(
-            { err: (e as Error).message, watch: this.what },
+        if (this.#stopped) return;
+        const delay = this.#backoff.next();
+        if (this.#backoff.failures === 1)
+          this.#log.warn(
+            { err: (e as Error).message, watch: this.#what },
             'registry watch failed; keeping the last answer and retrying',
           );
         await new Promise<void>((r) => {
-          this.timer = setTimeout(r, delay);
-          this.timer.unref();
+          this.#timer = setTimeout(r, delay);
+          this.#timer.unref();
         });
         // The index is kept: every registry of the mesh shares the store's revisions, so the
         // next try (on whichever registry answers) resumes where this one stopped.
@@ -75,28 +79,33 @@ export class WatchLoop {
 }
 
 export class CatalogWatch {
-  private readonly endpoints = new Map<string, InstanceView[]>();
-  private readonly loops = new Map<string, WatchLoop>();
-  private intentions: IntentionsView | undefined;
-  private intentionLoop: WatchLoop | undefined;
+  readonly #endpoints = new Map<string, InstanceView[]>();
+  readonly #loops = new Map<string, WatchLoop>();
+  #intentions: IntentionsView | undefined;
+  #intentionLoop: WatchLoop | undefined;
   /** Serials of revoked service leaves, sorted; undefined until the registry first answered. */
-  private revoked: string[] | undefined;
-  private revokedLoop: WatchLoop | undefined;
+  #revoked: string[] | undefined;
+  #revokedLoop: WatchLoop | undefined;
   /** Config entries but service-intentions (those come as intentions); undefined until the registry answered. */
-  private config: ConfigEntry[] | undefined;
-  private configLoop: WatchLoop | undefined;
+  #config: ConfigEntry[] | undefined;
+  #configLoop: WatchLoop | undefined;
 
-  constructor(
-    private readonly link: RegistryLink,
-    private readonly log: Logger,
-    private readonly onChange: () => void,
-    private readonly waitSeconds = 300,
-  ) {}
+  readonly #link: RegistryLink;
+  readonly #log: Logger;
+  readonly #onChange: () => void;
+  readonly #waitSeconds;
+
+  constructor(link: RegistryLink, log: Logger, onChange: () => void, waitSeconds = 300) {
+    this.#link = link;
+    this.#log = log;
+    this.#onChange = onChange;
+    this.#waitSeconds = waitSeconds;
+  }
 
   start(): void {
-    this.intentionLoop = new WatchLoop(
+    this.#intentionLoop = new WatchLoop(
       async (index, signal) => {
-        const res = await this.link.call((c) => c.intentions({ index, wait: `${this.waitSeconds}s`, signal }));
+        const res = await this.#link.call((c) => c.intentions({ index, wait: `${this.#waitSeconds}s`, signal }));
         const next: IntentionsView = {
           defaultAction: res.defaultAction,
           intentions: res.intentions.map((i) => {
@@ -104,105 +113,105 @@ export class CatalogWatch {
             return { source: i.source, destination: i.destination, action: i.action, ...(p ? { permissions: p } : {}) };
           }),
         };
-        if (JSON.stringify(next) !== JSON.stringify(this.intentions)) {
-          this.intentions = next;
-          this.onChange();
+        if (JSON.stringify(next) !== JSON.stringify(this.#intentions)) {
+          this.#intentions = next;
+          this.#onChange();
         }
         return res.revision;
       },
-      this.log,
+      this.#log,
       'intentions',
     );
-    this.intentionLoop.start();
-    this.revokedLoop = new WatchLoop(
+    this.#intentionLoop.start();
+    this.#revokedLoop = new WatchLoop(
       async (index, signal) => {
-        const res = await this.link.call((c) => c.revoked({ index, wait: `${this.waitSeconds}s`, signal }));
+        const res = await this.#link.call((c) => c.revoked({ index, wait: `${this.#waitSeconds}s`, signal }));
         // Node certificates never reach a proxy (they are not svc identities): leaves only.
         const next = res.revoked
           .filter((r) => r.kind === 'leaf')
           .map((r) => normalizeSerial(r.serial))
           .sort();
-        if (JSON.stringify(next) !== JSON.stringify(this.revoked)) {
-          this.revoked = next;
-          this.onChange();
+        if (JSON.stringify(next) !== JSON.stringify(this.#revoked)) {
+          this.#revoked = next;
+          this.#onChange();
         }
         return res.revision;
       },
-      this.log,
+      this.#log,
       'revoked certificates',
     );
-    this.revokedLoop.start();
-    this.configLoop = new WatchLoop(
+    this.#revokedLoop.start();
+    this.#configLoop = new WatchLoop(
       async (index, signal) => {
-        const res = await this.link.call((c) => c.configEntries({}, { index, wait: `${this.waitSeconds}s`, signal }));
+        const res = await this.#link.call((c) => c.configEntries({}, { index, wait: `${this.#waitSeconds}s`, signal }));
         const next = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
-        if (JSON.stringify(next) !== JSON.stringify(this.config)) {
-          this.config = next;
-          this.onChange();
+        if (JSON.stringify(next) !== JSON.stringify(this.#config)) {
+          this.#config = next;
+          this.#onChange();
         }
         return res.revision;
       },
-      this.log,
+      this.#log,
       'config entries',
     );
-    this.configLoop.start();
+    this.#configLoop.start();
   }
 
   /** Config entries (routers, splitters, resolvers, defaults); undefined until the registry answered. */
   configEntries(): ConfigEntry[] | undefined {
-    return this.config;
+    return this.#config;
   }
 
   /** Watches exactly these upstream services (starting and stopping loops as needed). */
   setServices(names: ReadonlySet<string>): void {
-    for (const [name, loop] of this.loops) {
+    for (const [name, loop] of this.#loops) {
       if (!names.has(name)) {
         loop.stop();
-        this.loops.delete(name);
-        this.endpoints.delete(name);
+        this.#loops.delete(name);
+        this.#endpoints.delete(name);
       }
     }
     for (const name of names) {
-      if (this.loops.has(name)) continue;
+      if (this.#loops.has(name)) continue;
       const loop = new WatchLoop(
         async (index, signal) => {
-          const res = await this.link.call((c) =>
-            c.instances(name, { healthyOnly: true, index, wait: `${this.waitSeconds}s`, signal }),
+          const res = await this.#link.call((c) =>
+            c.instances(name, { healthyOnly: true, index, wait: `${this.#waitSeconds}s`, signal }),
           );
-          const prev = this.endpoints.get(name);
+          const prev = this.#endpoints.get(name);
           if (!prev || JSON.stringify(endpointKey(prev)) !== JSON.stringify(endpointKey(res.instances))) {
-            this.endpoints.set(name, res.instances);
-            this.onChange();
+            this.#endpoints.set(name, res.instances);
+            this.#onChange();
           }
           return res.revision;
         },
-        this.log,
+        this.#log,
         `service ${name}`,
       );
-      this.loops.set(name, loop);
+      this.#loops.set(name, loop);
       loop.start();
     }
   }
 
   instancesOf(name: string): InstanceView[] | undefined {
-    return this.endpoints.get(name);
+    return this.#endpoints.get(name);
   }
 
   intentionsView(): IntentionsView | undefined {
-    return this.intentions;
+    return this.#intentions;
   }
 
   /** Revoked leaf serials; undefined until the registry answered (a proxy keeps serving the list it has). */
   revokedSerials(): string[] | undefined {
-    return this.revoked;
+    return this.#revoked;
   }
 
   stop(): void {
-    this.intentionLoop?.stop();
-    this.revokedLoop?.stop();
-    this.configLoop?.stop();
-    for (const l of this.loops.values()) l.stop();
-    this.loops.clear();
+    this.#intentionLoop?.stop();
+    this.#revokedLoop?.stop();
+    this.#configLoop?.stop();
+    for (const l of this.#loops.values()) l.stop();
+    this.#loops.clear();
   }
 }
 

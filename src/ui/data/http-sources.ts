@@ -17,15 +17,19 @@ export const DEFAULT_READ_TIMEOUT_MS = 4_000;
 abstract class HttpMeshSource implements MeshDataSource {
   abstract readonly label: string;
 
+  readonly #prefix: string;
+
   constructor(
     protected readonly http: HttpClient,
     /** `/v1/` on the registry, `/v1/agent/registry/` on the agent. */
-    private readonly prefix: string,
+    prefix: string,
     protected readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.#prefix = prefix;
+  }
 
   protected async read<T>(path: string): Promise<T> {
-    return (await this.http.get<T>(`${this.prefix}${path}`, { timeoutMs: this.timeoutMs })).body;
+    return (await this.http.get<T>(`${this.#prefix}${path}`, { timeoutMs: this.timeoutMs })).body;
   }
 
   status(): Promise<RegistryStatus> {
@@ -81,27 +85,27 @@ function agentHttp(socketPath: string, timeoutMs: number): HttpClient {
 /** Straight to the registry. A local agent, when given, only adds this node's certificate expiry. */
 export class RegistrySource extends HttpMeshSource {
   readonly label: string;
-  private readonly agentHttp: HttpClient | undefined;
+  readonly #agentHttp: HttpClient | undefined;
 
-  constructor(
-    private readonly client: RegistryClient,
-    opts: { baseUrl: string; agentSocket?: string; timeoutMs?: number },
-  ) {
+  readonly #client: RegistryClient;
+
+  constructor(client: RegistryClient, opts: { baseUrl: string; agentSocket?: string; timeoutMs?: number }) {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     super(client.http, '/v1/', timeoutMs);
+    this.#client = client;
     this.label = `registry ${opts.baseUrl}`;
-    this.agentHttp = opts.agentSocket === undefined ? undefined : agentHttp(opts.agentSocket, timeoutMs);
+    this.#agentHttp = opts.agentSocket === undefined ? undefined : agentHttp(opts.agentSocket, timeoutMs);
   }
 
   async agent(): Promise<AgentInfo | undefined> {
-    if (!this.agentHttp) return undefined;
+    if (!this.#agentHttp) return undefined;
     // Best effort: the registry is the source here, so a stopped local agent hides one line, no more.
-    return readAgentSelf(this.agentHttp, this.timeoutMs).catch(() => undefined);
+    return readAgentSelf(this.#agentHttp, this.timeoutMs).catch(() => undefined);
   }
 
   close(): void {
-    this.client.close();
-    this.agentHttp?.close();
+    this.#client.close();
+    this.#agentHttp?.close();
   }
 }
 
