@@ -12,7 +12,7 @@ import { fork } from 'node:child_process';
 import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { distImport } from './lib/dist.mjs';
+import { registryPki } from './lib/registry-pki.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -42,19 +42,12 @@ if (process.argv[2] === '--serve') {
 } else {
   const { values } = parseArgs({ options: { connections: { type: 'string', default: '2000' } } });
   const n = Number(values.connections);
-  const { createRoot, CertificateAuthority, createKeyAndCsr, nodeId, serviceId } = await distImport('ca/index.js');
-  const root = await createRoot({ trustDomain: 'mesh.local' });
-  const ca = await CertificateAuthority.load({ ...root, trustDomain: 'mesh.local' });
-  const srv = await ca.issueServerCertificate({
-    spiffeId: serviceId('mesh.local', 'meshctl-registry'),
-    ipAddresses: ['127.0.0.1'],
-  });
-  const { keyPem, csrPem } = await createKeyAndCsr({ spiffeId: nodeId('mesh.local', 'n1') });
-  const { certPem } = await ca.signCsr(csrPem, { expectedId: nodeId('mesh.local', 'n1') });
-  const child = fork(SELF, ['--serve', JSON.stringify({ ca: root.certPem, cert: srv.certPem, key: srv.keyPem })]);
+  const { rootPem, server: srv, node } = await registryPki();
+  const { certPem, keyPem } = node;
+  const child = fork(SELF, ['--serve', JSON.stringify({ ca: rootPem, cert: srv.certPem, key: srv.keyPem })]);
   try {
     const port = await new Promise((resolve) => child.once('message', resolve));
-    const tlsOpts = { ca: root.certPem, cert: certPem, key: keyPem, checkServerIdentity: () => undefined };
+    const tlsOpts = { ca: rootPem, cert: certPem, key: keyPem, checkServerIdentity: () => undefined };
     const agent = new https.Agent({ keepAlive: true, ...tlsOpts });
     const get = (path, a) =>
       new Promise((resolve, reject) => {

@@ -95,35 +95,14 @@ describe('L7 permissions on real agents: web may only GET /api/* on api', () => 
     for (const name of ['api', 'search']) {
       const app = await startApp(name, HOST_API!);
       apps.push(app);
-      const reg = await api.cli([
-        'register',
-        'service',
-        name,
-        '--port',
-        String(app.port),
-        '--address',
-        HOST_API!,
-        '--protocol',
-        'http',
-      ]);
-      expect(reg.exitCode, reg.stderr).toBe(0);
+      await api.register({ name, port: app.port, protocol: 'http' });
     }
-    const reg = await web.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_WEB!,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP_API}`,
-      '--upstream',
-      `search:${UP_SEARCH}`,
-    ]);
-    expect(reg.exitCode, reg.stderr).toBe(0);
+    await web.register({
+      name: 'web',
+      port: 9300,
+      protocol: 'http',
+      upstreams: [`api:${UP_API}`, `search:${UP_SEARCH}`],
+    });
     expect((await mesh.admin(['intention', 'allow', 'web', 'search'])).exitCode).toBe(0);
     const file = join(mesh.dir, 'intentions.yaml');
     await writeFile(file, await policyExample());

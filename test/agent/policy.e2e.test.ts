@@ -78,35 +78,9 @@ describe('config entries reach the sidecars through the agents', () => {
       const agent = await mesh.addAgent(name, host, { services: ['api'] });
       const app = await startApp(name, host);
       apps.push(app);
-      const reg = await agent.cli([
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        host,
-        '--protocol',
-        'http',
-        '--meta',
-        `version=${version}`,
-      ]);
-      expect(reg.exitCode, reg.stderr).toBe(0);
+      await agent.register({ name: 'api', port: app.port, protocol: 'http', meta: { version } });
     }
-    const reg = await web.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_WEB!,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
-    expect(reg.exitCode, reg.stderr).toBe(0);
+    await web.register({ name: 'web', port: 9300, protocol: 'http', upstreams: [`api:${UP}`] });
     await eventually(async () => (await webSnapshot())?.upstreams[0]?.endpoints.length === 2 || undefined, {
       what: "web's snapshot with both api instances",
       timeoutMs: 60_000,

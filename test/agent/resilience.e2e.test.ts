@@ -172,33 +172,9 @@ describe('resilience through real agents and sidecars', () => {
       const a = await mesh.addAgent(name, host, { services: ['api'] });
       const app = await steeredApp(name, host);
       apps.push(app);
-      const reg = await a.cli([
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        host,
-        '--protocol',
-        'http',
-      ]);
-      expect(reg.exitCode, reg.stderr).toBe(0);
+      await a.register({ name: 'api', port: app.port, protocol: 'http' });
     }
-    const reg = await web.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_WEB!,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
-    expect(reg.exitCode, reg.stderr).toBe(0);
+    await web.register({ name: 'web', port: 9300, protocol: 'http', upstreams: [`api:${UP}`] });
     await eventually(
       async () => {
         const rs = await load(UP, 6, 1).catch(() => []);

@@ -114,36 +114,10 @@ describe('traffic policy on real agents and sidecars', () => {
         const agent = await mesh.addAgent(name, host, { services: ['api'] });
         const app = await startApp(name, host);
         apps.push(app);
-        const reg = await agent.cli([
-          'register',
-          'service',
-          'api',
-          '--port',
-          String(app.port),
-          '--address',
-          host,
-          '--protocol',
-          'http',
-          '--meta',
-          `version=${version}`,
-        ]);
-        expect(reg.exitCode, reg.stderr).toBe(0);
+        await agent.register({ name: 'api', port: app.port, protocol: 'http', meta: { version } });
       }),
     );
-    const reg = await web.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_WEB!,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
-    expect(reg.exitCode, reg.stderr).toBe(0);
+    await web.register({ name: 'web', port: 9300, protocol: 'http', upstreams: [`api:${UP}`] });
     // All four instances answer before any policy: today's behaviour, round robin over them.
     const seen = new Set<string>();
     await eventually(

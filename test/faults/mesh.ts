@@ -2,10 +2,8 @@
  * The fault suite's mesh: a registry, `api` on two hosts and `web` calling it through its
  * sidecar's upstream listener, on the rel loopback block (127.0.8.x, ports 24100-24299).
  */
-import { expect } from 'vitest';
-import http from 'node:http';
 import { HOSTS } from '../helpers/hosts.js';
-import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { getStatus, startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 export interface FaultMesh {
@@ -16,17 +14,6 @@ export interface FaultMesh {
   /** web's upstream listener for api. */
   port: number;
   close(): Promise<void>;
-}
-
-function status(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 3000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      })
-      .on('error', () => resolve(0));
-  });
 }
 
 export interface FaultMeshOptions {
@@ -50,36 +37,16 @@ export async function startFaultMesh(port: number, opts: FaultMeshOptions = {}):
       [a1, apps[0]],
       [a2, apps[1]],
     ] as const) {
-      const r = await ag.cli([
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        app.address,
-        '--protocol',
-        'http',
-        '--check',
-        `http://${app.address}:${app.port}/`,
-        '--interval',
-        '500ms',
-      ]);
-      expect(r.exitCode, r.stderr).toBe(0);
+      await ag.register({
+        name: 'api',
+        port: app.port,
+        address: app.address,
+        protocol: 'http',
+        extra: ['--check', `http://${app.address}:${app.port}/`, '--interval', '500ms'],
+      });
     }
-    const r = await web.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${port}`,
-    ]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    await eventually(async () => (await status(port)) === 200, {
+    await web.register({ name: 'web', port: 9300, protocol: 'http', upstreams: [`api:${port}`] });
+    await eventually(async () => (await getStatus(port, { timeoutMs: 3000 })) === 200, {
       what: 'web -> api through the sidecars',
       timeoutMs: 45_000,
     });

@@ -15,7 +15,7 @@ import { createKeyAndCsr, nodeId } from '../../src/ca/index.js';
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { ETCD_PORTS, HOSTS } from '../helpers/hosts.js';
-import { killProxies, startApp, type TestApp } from '../helpers/mesh.js';
+import { getStatus, killProxies, registerArgs, startApp, type TestApp } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [REG_A, REG_B, HOST_1, HOST_2, HOST_3] = HOSTS.ha;
@@ -23,16 +23,7 @@ const UP = 18650;
 const LOOP_NODE = 'loop-node';
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-function get(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: httpAgent, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-  });
-}
+const get = (port: number) => getStatus(port, { agent: httpAgent });
 
 interface Made {
   adminToken?: string;
@@ -154,30 +145,11 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     api = await startApp('api', HOST_1!);
     const reg = (i: number, args: string[]) =>
       runCli([...args, '--data-dir', agents[i]!.dataDir], env).then((r) => expect(r.exitCode, r.stderr).toBe(0));
-    await reg(0, [
-      'register',
-      'service',
-      'api',
-      '--port',
-      String(api.port),
-      '--address',
-      HOST_1!,
-      '--protocol',
-      'http',
-    ]);
-    await reg(1, [
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_2!,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
+    await reg(0, registerArgs({ name: 'api', port: api.port, address: HOST_1!, protocol: 'http' }));
+    await reg(
+      1,
+      registerArgs({ name: 'web', port: 9300, address: HOST_2!, protocol: 'http', upstreams: [`api:${UP}`] }),
+    );
     await eventually(async () => (await get(UP)) === 200, {
       what: 'web -> api through the sidecars',
       timeoutMs: 60_000,

@@ -17,7 +17,7 @@ import type { MetricsOverview, ServiceMetricsView } from '../../src/api/metrics.
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { ETCD_PORTS, HOSTS } from '../helpers/hosts.js';
-import { killProxies, startApp, type TestApp } from '../helpers/mesh.js';
+import { getStatus, killProxies, registerArgs, startApp, type TestApp } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [REG_A, REG_B, API_HOST, WEB_HOST] = HOSTS.haMetrics;
@@ -29,16 +29,7 @@ const A = url(REG_A, PORT_A);
 const B = url(REG_B, PORT_B);
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-function get(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: httpAgent, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-  });
-}
+const get = (port: number) => getStatus(port, { agent: httpAgent });
 
 interface Made {
   adminToken?: string;
@@ -145,30 +136,11 @@ describe('HA: figures merged across two registries on etcd', () => {
       const r = await runCli([...args, '--data-dir', dataDir], env);
       expect(r.exitCode, r.stderr).toBe(0);
     };
-    await reg(apiDir, [
-      'register',
-      'service',
-      'api',
-      '--port',
-      String(api.port),
-      '--address',
-      API_HOST,
-      '--protocol',
-      'http',
-    ]);
-    await reg(webDir, [
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      WEB_HOST,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
+    await reg(apiDir, registerArgs({ name: 'api', port: api.port, address: API_HOST!, protocol: 'http' }));
+    await reg(
+      webDir,
+      registerArgs({ name: 'web', port: 9300, address: WEB_HOST!, protocol: 'http', upstreams: [`api:${UP}`] }),
+    );
     await eventually(async () => (await get(UP)) === 200, {
       what: 'web -> api through the sidecars',
       timeoutMs: 60_000,

@@ -19,8 +19,55 @@ export interface MeshAgent {
   daemon: CliDaemon | undefined;
   /** Runs a CLI command against this agent (adds --data-dir). */
   cli(args: string[]): Promise<CliResult>;
+  /** `meshctl register service` on this agent (address: the agent's own unless given); throws with stderr if refused. */
+  register(service: ServiceSpec): Promise<void>;
   start(): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** A service as the tests register it with `meshctl register service`. */
+export interface ServiceSpec {
+  name: string;
+  port: number;
+  address?: string;
+  protocol?: 'http' | 'tcp';
+  meta?: Record<string, string>;
+  /** `api:15001`, one per upstream. */
+  upstreams?: string[];
+  /** More flags as given (`--check URL --interval 500ms`). */
+  extra?: string[];
+}
+
+/** The `meshctl register service …` arguments for `s` (without --data-dir). */
+export function registerArgs(s: ServiceSpec & { address: string }): string[] {
+  return [
+    'register',
+    'service',
+    s.name,
+    '--port',
+    String(s.port),
+    '--address',
+    s.address,
+    ...(s.protocol === undefined ? [] : ['--protocol', s.protocol]),
+    ...Object.entries(s.meta ?? {}).flatMap(([k, v]) => ['--meta', `${k}=${v}`]),
+    ...(s.upstreams ?? []).flatMap((u) => ['--upstream', u]),
+    ...(s.extra ?? []),
+  ];
+}
+
+/** GET / on 127.0.0.1:`port`: its status once the body is read, or 0 on an error or after `timeoutMs`. */
+export function getStatus(port: number, opts: { agent?: http.Agent; timeoutMs?: number } = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(
+      { host: '127.0.0.1', port, path: '/', agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5_000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
+  });
 }
 
 export interface TestMesh {
@@ -149,6 +196,10 @@ export async function startMesh(
         servicesDir,
         daemon: undefined,
         cli: (args) => runCli([...args, '--data-dir', dataDir], env),
+        async register(service) {
+          const r = await agent.cli(registerArgs({ address, ...service }));
+          if (r.exitCode !== 0) throw new Error(`register service ${service.name} on ${name} failed: ${r.stderr}`);
+        },
         async start() {
           const d = startCli(['agent', 'start', '--data-dir', dataDir], env);
           await d.waitFor(/agent started/);
