@@ -13,7 +13,7 @@ import {
 } from 'node:net';
 import { afterEach } from 'vitest';
 import { MeshProxy, type ProxyOptions } from '../../src/proxy/proxy.js';
-import type { ProxySnapshotInput, SnapshotResilience } from '../../src/proxy/snapshot.js';
+import type { ProxySnapshotInput, SnapshotPolicy, SnapshotResilience } from '../../src/proxy/snapshot.js';
 import type { Leaf, Pki } from './pki.js';
 
 // ---- cleanup ------------------------------------------------------------------------------
@@ -168,6 +168,8 @@ export interface UpstreamSpec {
   endpoints: Array<{ id: string; address?: string; port: number; weight?: number; node?: string }>;
   /** Timeouts, retries, limits, ejection (issue 15); absent: the defaults. */
   resilience?: SnapshotResilience;
+  /** Traffic policy as the agent compiles it (issue 14); absent: one route to the upstream. */
+  policy?: SnapshotPolicy;
 }
 
 export interface SnapshotSpec {
@@ -215,6 +217,7 @@ export function snapshot(s: SnapshotSpec): ProxySnapshotInput {
         weight: e.weight ?? 1,
       })),
       ...(u.resilience ? { resilience: u.resilience } : {}),
+      ...(u.policy ? { policy: u.policy } : {}),
     })),
     ...(s.accessLog ? { accessLog: s.accessLog } : {}),
   };

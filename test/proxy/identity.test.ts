@@ -8,6 +8,7 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import {
+  deadPort,
   defer,
   get,
   inboundPort,
@@ -228,6 +229,66 @@ describe('outbound refuses bad servers', () => {
     expect(r.headers['x-meshctl-reason']).toBe('connect-failure api');
     const ep = (web.stats() as any).upstreams.api.endpoints['api-x'];
     expect(ep.connectFailures).toEqual({ [reason]: 1 });
+    expect(bad.requests()).toBe(0);
+  });
+
+  /**
+   * web's upstream `api` whose only route splits every request to service `canary` (a policy
+   * target in another service): the attempt checks the server's identity as `canary`, the
+   * target's service, not as the upstream's.
+   */
+  async function webSplittingToCanary(endpointPort: number): Promise<MeshProxy> {
+    const canaryEndpoint = { id: 'canary-1.n1', node: 'n1', address: '127.0.0.1', port: endpointPort, weight: 1 };
+    return startProxy(
+      snapshot({
+        pki,
+        leaf: webLeaf,
+        service: 'web',
+        appPort: 1,
+        upstreams: [
+          {
+            service: 'api',
+            endpoints: [{ id: 'api-x', port: await deadPort() }],
+            policy: {
+              routes: [{ name: 'service-splitter api', splits: [{ weight: 100, target: 'canary' }] }],
+              targets: [
+                {
+                  name: 'canary',
+                  service: 'canary',
+                  loadBalancer: { policy: 'round_robin' },
+                  endpoints: [canaryEndpoint],
+                },
+              ],
+            },
+          },
+        ],
+      }),
+    );
+  }
+
+  it("checks a split target's own service identity when the target is another service", async () => {
+    const app = await startHttpApp('canary-1');
+    const canary = await startProxy(
+      snapshot({
+        pki,
+        leaf: await pki.leaf('canary'),
+        service: 'canary',
+        appPort: app.port,
+        defaultIntention: 'allow',
+      }),
+    );
+    const web = await webSplittingToCanary(inboundPort(canary));
+    const r = await get(outboundPort(web, 'api'), '/');
+    expect(r.status).toBe(200);
+    expect(app.seen).toHaveLength(1);
+  });
+
+  it("refuses a split target's server presenting the upstream's identity instead of the target's", async () => {
+    const bad = await impostor(apiLeaf);
+    const web = await webSplittingToCanary(bad.port);
+    const r = await get(outboundPort(web, 'api'), '/');
+    expect(r.status).toBe(502);
+    expect(r.headers['x-meshctl-reason']).toMatch(/^connect-failure canary/);
     expect(bad.requests()).toBe(0);
   });
 
