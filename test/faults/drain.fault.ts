@@ -133,7 +133,7 @@ describe('SIGTERM drain of a sidecar', () => {
     await f?.close();
   });
 
-  it('lets the requests in flight finish, sends new ones elsewhere, and fails none', async () => {
+  it('lets the requests in flight finish and fails none (new requests over open piped connections are counted)', async () => {
     const [api1] = apps;
     const [pid, ...others] = await sidecarPids(f.api[0].dataDir);
     if (pid === undefined || others.length > 0)
