@@ -4,6 +4,7 @@ import httpProxy from 'http-proxy';
 import type { Socket } from 'node:net';
 import { meshReason, REASONS, type ReasonKind } from '../../errors/reasons.js';
 import { writeRawMeshAnswer } from './answer.js';
+import { ignore } from '../../util/async.js';
 
 /** Whether a request carries a body (decides replay on failover and body accounting). */
 export function hasBody(req: IncomingMessage): boolean {
@@ -30,9 +31,6 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void 
   }
   socket.destroy();
 }
-
-/** A no-op error listener, shared so no closure is made per socket. */
-export function ignore(): void {}
 
 /**
  * A request head must be complete this long after its first byte, or the client gets 408 and is

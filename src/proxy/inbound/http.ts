@@ -27,7 +27,8 @@ import { normalizeTarget, PermissionRules } from './permissions.js';
 import type { ReasonCounter } from '../stats.js';
 import { ensureTraceparent } from '../trace.js';
 import type { Traffic } from '../traffic.js';
-import { clientErrorReason, fedServer, forwarder, hasBody, ignore, onClientError } from '../http/common.js';
+import { clientErrorReason, fedServer, forwarder, hasBody, onClientError } from '../http/common.js';
+import { ignore } from '../../util/async.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle

@@ -16,6 +16,7 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { REASONS } from '../../errors/reasons.js';
+import { ignore, sleep } from '../../util/async.js';
 import type { Logger } from '../../util/log.js';
 import type { AccessLog } from '../access-log.js';
 import { IdentityCache } from '../identity-cache.js';
@@ -53,8 +54,6 @@ export interface PreparedInbound {
   commit(): void;
   rollback(): Promise<void>;
 }
-
-function ignore(): void {}
 
 export class Inbound {
   readonly #log: Logger;
@@ -358,7 +357,7 @@ export class Inbound {
     while (this.connections.active > 0 && Date.now() < deadline) {
       this.#deny.closeIdle();
       this.#http.closeIdle();
-      await sleep(50);
+      await sleep(50, { unref: true });
     }
     this.#http.closeAll();
     for (const s of this.connections.open) s.destroy();
@@ -367,8 +366,4 @@ export class Inbound {
     this.#deny.close();
     await closing;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -6,6 +6,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { MeshError } from '../../errors/index.js';
+import { sleep } from '../../util/async.js';
 import type { Logger } from '../../util/log.js';
 import type { ThrottledLog } from '../log-throttle.js';
 import type { SnapshotUpstream } from '../snapshot.js';
@@ -227,7 +228,7 @@ export class OutboundListener {
     const deadline = Date.now() + drainMs;
     while (this.connections.active > 0 && Date.now() < deadline) {
       this.#http?.closeIdle();
-      await sleep(50);
+      await sleep(50, { unref: true });
     }
     this.#http?.closeAll();
     for (const s of this.connections.open) s.destroy();
@@ -237,8 +238,4 @@ export class OutboundListener {
     this.#policy?.destroy();
     await closed;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

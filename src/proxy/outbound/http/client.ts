@@ -14,6 +14,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import { ignore } from '../../../util/async.js';
 import { ConnectFailure, dialEndpoint, type DialTls } from '../dial.js';
 import type { Endpoint } from '../endpoint.js';
 import { peerReasonOf, type Outcome, type ResponseBody } from './outcome.js';
@@ -123,8 +124,6 @@ diagnostics.subscribe('undici:client:sendHeaders', (message) => {
 
 const ABORTED = new Error('the caller went away');
 const TIMED_OUT = new Error('the attempt timed out');
-
-function ignore(): void {}
 
 class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
   readonly #resolve: (o: Outcome) => void;

@@ -17,7 +17,7 @@ import { meshReason, peerReasonKind, REASONS, type MeshErrorKind, type ReasonKin
 import { pathOf, roundMs } from '../../access-log.js';
 import { writeRawMeshAnswer } from '../../http/answer.js';
 import { isProvenOn } from '../../http/mesh-proof.js';
-import { ignore } from '../../http/common.js';
+import { ignore } from '../../../util/async.js';
 import { stripRequestHopByHop } from '../../http/headers.js';
 import type { ThrottledLog } from '../../log-throttle.js';
 import { pipeSockets } from '../../pipe.js';
