@@ -58,11 +58,15 @@ interface Live {
 }
 
 export class ConfigEntries {
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   /** Every live entry, sorted by kind then name, with the revision read at. */
   async list(kind?: ConfigKind, name?: string): Promise<{ revision: number; entries: StoredConfigEntry[] }> {
-    const live = await this.read();
+    const live = await this.#read();
     const entries = [...live.entries.values()]
       .filter((s) => (kind === undefined || s.entry.kind === kind) && (name === undefined || s.entry.name === name))
       .sort((a, b) => cmp(a.entry.kind, b.entry.kind) || cmp(a.entry.name, b.entry.name));
@@ -93,7 +97,7 @@ export class ConfigEntries {
       seen.set(ref, d.label);
     }
     for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const live = await this.read();
+      const live = await this.#read();
       const next = new Map([...live.entries].map(([k, v]) => [k, v.entry]));
       const changes: ApplyResult['changes'] = [];
       const changed: ConfigEntry[] = [];
@@ -115,9 +119,9 @@ export class ConfigEntries {
       const diff = changed.map((e) => entryDiff(live.entries.get(entryRef(e))?.entry, e)).join('');
       if (opts.dryRun || changed.length === 0) return { dryRun: opts.dryRun, revision: live.revision, changes, diff };
       const ops = changed.flatMap((e) =>
-        this.writeOps(e, live, opts.who, live.entries.has(entryRef(e)) ? 'update' : 'create'),
+        this.#writeOps(e, live, opts.who, live.entries.has(entryRef(e)) ? 'update' : 'create'),
       );
-      const res = await this.commit(live, ops);
+      const res = await this.#commit(live, ops);
       if (res !== undefined) return { dryRun: false, revision: res, changes, diff };
     }
     throw new MeshError('MESH_ERR_CONFLICT', 'config entries kept changing while this apply was validated; try again');
@@ -126,7 +130,7 @@ export class ConfigEntries {
   /** Deletes one entry, refused with MESH_ERR_CONFIG_IN_USE while another entry names it. */
   async delete(kind: ConfigKind, name: string, whoDid: string): Promise<{ revision: number }> {
     for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const live = await this.read();
+      const live = await this.#read();
       const ref = entryRef({ kind, name });
       const cur = live.entries.get(ref);
       if (!cur)
@@ -142,8 +146,8 @@ export class ConfigEntries {
           { details: users },
         );
       }
-      const ops: Op[] = [...this.deleteOps(cur.entry, live), history(whoDid, kind, name, 'delete', '')];
-      const res = await this.commit(live, ops);
+      const ops: Op[] = [...this.#deleteOps(cur.entry, live), history(whoDid, kind, name, 'delete', '')];
+      const res = await this.#commit(live, ops);
       if (res !== undefined) return { revision: res };
     }
     throw new MeshError('MESH_ERR_CONFLICT', 'config entries kept changing during the delete; try again');
@@ -158,16 +162,16 @@ export class ConfigEntries {
     whoDid: string,
   ): Promise<{ intention: Intention; revision: number }> {
     for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const live = await this.read();
+      const live = await this.#read();
       const ref = entryRef({ kind: 'service-intentions', name: destination });
       const cur = live.entries.get(ref)?.entry as ServiceIntentions | undefined;
       const src: IntentionSource = { name: source, action, ...(description ? { description } : {}) };
       const sources = [...(cur?.sources ?? []).filter((s) => s.name !== source), src];
       const entry = normalize({ kind: 'service-intentions', name: destination, sources });
-      const ops = this.writeOps(entry, live, whoDid, cur ? 'update' : 'create');
-      const res = await this.commit(live, ops);
+      const ops = this.#writeOps(entry, live, whoDid, cur ? 'update' : 'create');
+      const res = await this.#commit(live, ops);
       if (res !== undefined) {
-        const kv = await this.store.get(keys.intention(source, destination));
+        const kv = await this.#store.get(keys.intention(source, destination));
         return { intention: toIntention(JSON.parse(kv!.value) as IntentionRecord), revision: res };
       }
     }
@@ -177,7 +181,7 @@ export class ConfigEntries {
   /** `meshctl intention delete`. */
   async removeIntention(source: string, destination: string, whoDid: string): Promise<{ revision: number }> {
     for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const live = await this.read();
+      const live = await this.#read();
       if (!live.intentions.has(keys.intention(source, destination)))
         throw new MeshError('MESH_ERR_NOT_FOUND', `no intention ${source} -> ${destination}`, {
           hint: 'List intentions with `meshctl intention list`.',
@@ -187,9 +191,9 @@ export class ConfigEntries {
       const sources = cur.sources.filter((s) => s.name !== source);
       const ops =
         sources.length === 0
-          ? [...this.deleteOps(cur, live), history(whoDid, cur.kind, cur.name, 'delete', '')]
-          : this.writeOps({ ...cur, sources }, live, whoDid, 'update');
-      const res = await this.commit(live, ops);
+          ? [...this.#deleteOps(cur, live), history(whoDid, cur.kind, cur.name, 'delete', '')]
+          : this.#writeOps({ ...cur, sources }, live, whoDid, 'update');
+      const res = await this.#commit(live, ops);
       if (res !== undefined) return { revision: res };
     }
     throw new MeshError('MESH_ERR_CONFLICT', 'intentions kept changing; try again');
@@ -197,7 +201,7 @@ export class ConfigEntries {
 
   /** Every change, oldest first; of one entry when kind and name are given. */
   async history(kind?: ConfigKind, name?: string): Promise<{ revision: number; changes: ConfigHistoryRecord[] }> {
-    const r = await this.store.range(PREFIX.configHistory);
+    const r = await this.#store.range(PREFIX.configHistory);
     const changes = r.kvs
       .map((kv) => ({
         ...(JSON.parse(kv.value) as Omit<ConfigHistoryRecord, 'revision'>),
@@ -219,9 +223,9 @@ export class ConfigEntries {
     };
   }
 
-  private async read(): Promise<Live> {
+  async #read(): Promise<Live> {
     // One transaction of reads: entries, intentions and the version from the same revision.
-    const r = await this.store.txn({
+    const r = await this.#store.txn({
       compare: [],
       success: [
         { type: 'range', prefix: PREFIX.config },
@@ -258,15 +262,15 @@ export class ConfigEntries {
   }
 
   /** Commits ops if no config write came in since `live` was read; the new revision, or undefined to retry. */
-  private async commit(live: Live, ops: Op[]): Promise<number | undefined> {
-    const res = await this.store.txn({
+  async #commit(live: Live, ops: Op[]): Promise<number | undefined> {
+    const res = await this.#store.txn({
       compare: [{ key: VERSION_KEY, target: 'modRevision', op: '=', value: live.versionMod }],
       success: [...ops, { type: 'put', key: VERSION_KEY, value: new Date().toISOString() }],
     });
     return res.succeeded ? res.revision : undefined;
   }
 
-  private writeOps(entry: ConfigEntry, live: Live, whoDid: string, op: ConfigChangeOp): Op[] {
+  #writeOps(entry: ConfigEntry, live: Live, whoDid: string, op: ConfigChangeOp): Op[] {
     const out: Op[] = [];
     if (entry.kind === 'service-intentions') {
       const now = new Date().toISOString();
@@ -297,7 +301,7 @@ export class ConfigEntries {
     return out;
   }
 
-  private deleteOps(entry: ConfigEntry, live: Live): Op[] {
+  #deleteOps(entry: ConfigEntry, live: Live): Op[] {
     if (entry.kind !== 'service-intentions') return [{ type: 'delete', key: configKey(entry.kind, entry.name) }];
     return [...live.intentions]
       .filter(([, v]) => v.record.destination === entry.name)
