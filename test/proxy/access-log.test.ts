@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isValidTraceparent } from '../../src/proxy/trace.js';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import {
@@ -25,17 +25,9 @@ import {
   waitFor,
   type HttpApp,
 } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
+const certs = webApiPki();
 
 type Line = Record<string, unknown>;
 
@@ -86,8 +78,8 @@ async function mesh(
   const protocol = opts.protocol ?? 'http';
   const api = await startProxy(
     snapshot({
-      pki,
-      leaf: apiLeaf,
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
       service: 'api',
       id: 'api-1',
       protocol,
@@ -99,8 +91,8 @@ async function mesh(
   );
   const web = await startProxy(
     snapshot({
-      pki,
-      leaf: webLeaf,
+      pki: certs().pki,
+      leaf: certs().webLeaf,
       service: 'web',
       appPort: 1,
       upstreams: [
@@ -234,8 +226,8 @@ describe('access logs', () => {
     const path = join(dir, 'none.log');
     const lonely = await startProxy(
       snapshot({
-        pki,
-        leaf: webLeaf,
+        pki: certs().pki,
+        leaf: certs().webLeaf,
         service: 'web',
         appPort: 1,
         upstreams: [{ service: 'api', endpoints: [] }],
@@ -299,8 +291,8 @@ describe('access logs', () => {
     const snap = (version: number, accessLog?: { enabled: boolean; path?: string }) =>
       snapshot({
         version,
-        pki,
-        leaf: webLeaf,
+        pki: certs().pki,
+        leaf: certs().webLeaf,
         service: 'web',
         appPort: app.port,
         upstreams: [{ service: 'api', endpoints: [] }],

@@ -11,25 +11,17 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
 import { HOSTS, PROXY_PORTS } from '../helpers/hosts.js';
 import { defer, get, portOf, snapshot, waitFor, type Reply } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
 const API_HOST = HOSTS.drain[0];
 /** How long the app takes to answer the in-flight request: longer than the old 5 s drain. */
 const SLOW_MS = 15_000;
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
+const certs = webApiPki();
 
 function health(socketPath: string): Promise<{ status?: string } | undefined> {
   return new Promise((resolve) => {
@@ -110,8 +102,8 @@ describe('drain on SIGTERM', () => {
         dir,
         'api',
         snapshot({
-          pki,
-          leaf: apiLeaf,
+          pki: certs().pki,
+          leaf: certs().apiLeaf,
           service: 'api',
           inboundAddress: API_HOST,
           inboundPort: PROXY_PORTS.drainApiInbound,
@@ -123,8 +115,8 @@ describe('drain on SIGTERM', () => {
         dir,
         'web',
         snapshot({
-          pki,
-          leaf: webLeaf,
+          pki: certs().pki,
+          leaf: certs().webLeaf,
           service: 'web',
           appPort: 1,
           upstreams: [

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import {
   deadPort,
@@ -17,20 +17,11 @@ import {
   tcpExchange,
   waitFor,
 } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
-import { ALLOW_WEB, webApiFixture } from './web-api.js';
+import { ALLOW_WEB, webApiFixture, webApiPki } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
+const certs = webApiPki();
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { apiInstance, webProxy } = webApiFixture(certs);
 
 function stats(p: MeshProxy) {
   return p.stats() as {
@@ -188,8 +179,8 @@ describe('proxy e2e: web → api over mTLS', () => {
 
     const next = snapshot({
       version: 2,
-      pki,
-      leaf: apiLeaf,
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
       service: 'api',
       id: 'api-1',
       inboundAddress: '127.0.0.2',
@@ -212,8 +203,8 @@ describe('proxy e2e: web → api over mTLS', () => {
 
     const denyAll = snapshot({
       version: 2,
-      pki,
-      leaf: apiLeaf,
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
       service: 'api',
       id: 'api-1',
       inboundAddress: '127.0.0.2',

@@ -10,20 +10,12 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
 import { defer, get, outboundPort, snapshot, startHttpApp, startProxy, waitFor } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
+const certs = webApiPki();
 
 function health(socketPath: string): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -84,8 +76,8 @@ describe('the proxy process', () => {
         JSON.stringify(
           snapshot({
             version: 5,
-            pki,
-            leaf: apiLeaf,
+            pki: certs().pki,
+            leaf: certs().apiLeaf,
             service: 'api',
             id: 'api-1',
             inboundAddress: '127.0.0.2',
@@ -104,7 +96,9 @@ describe('the proxy process', () => {
       const upstreams = [
         { service: 'api', endpoints: [{ id: 'api-1', address: '127.0.0.2', port: h1.inbound.port as number }] },
       ];
-      const web = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams }));
+      const web = await startProxy(
+        snapshot({ pki: certs().pki, leaf: certs().webLeaf, service: 'web', appPort: 1, upstreams }),
+      );
       const r1 = await get(outboundPort(web, 'api'), '/one');
       expect(r1.status).toBe(200);
       expect(JSON.parse(r1.body).app).toBe('api-1');
@@ -119,8 +113,8 @@ describe('the proxy process', () => {
         JSON.stringify(
           snapshot({
             version: 5,
-            pki,
-            leaf: apiLeaf,
+            pki: certs().pki,
+            leaf: certs().apiLeaf,
             service: 'api',
             id: 'api-1',
             inboundAddress: '127.0.0.2',

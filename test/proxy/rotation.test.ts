@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   defer,
   get,
@@ -17,17 +17,10 @@ import {
   startHttpApp,
   startProxy,
 } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import type { Leaf } from './pki.js';
+import { webApiPki } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
+const certs = webApiPki();
 
 const TWO_MINUTES = 120_000;
 const ALLOW = [{ source: 'web', destination: 'api', action: 'allow' as const }];
@@ -40,7 +33,14 @@ async function meshClient(
 ): Promise<{ socket: TLSSocket; serverSerial: string; ask(path: string): Promise<string> }> {
   const socket = await new Promise<TLSSocket>((resolve, reject) => {
     const s = tlsConnect(
-      { host, port, ca: [pki.rootPem], key: leaf.keyPem, cert: leaf.certPem, checkServerIdentity: () => undefined },
+      {
+        host,
+        port,
+        ca: [certs().pki.rootPem],
+        key: leaf.keyPem,
+        cert: leaf.certPem,
+        checkServerIdentity: () => undefined,
+      },
       () => resolve(s),
     );
     s.on('error', reject);
@@ -73,19 +73,19 @@ describe('certificate rotation', () => {
   it('inbound: new handshakes present the new certificate, open connections stay up', async () => {
     const app = await startHttpApp('api-1');
     const api = await startProxy(
-      snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, intentions: ALLOW }),
+      snapshot({ pki: certs().pki, leaf: certs().apiLeaf, service: 'api', appPort: app.port, intentions: ALLOW }),
     );
     const port = inboundPort(api);
 
-    const before = await meshClient(port, webLeaf);
-    expect(before.serverSerial).toBe(apiLeaf.serial);
+    const before = await meshClient(port, certs().webLeaf);
+    expect(before.serverSerial).toBe(certs().apiLeaf.serial);
     expect(await before.ask('/one')).toMatch(/^HTTP\/1\.1 200/);
 
-    const fresh = await pki.leaf('api', TWO_MINUTES);
+    const fresh = await certs().pki.leaf('api', TWO_MINUTES);
     await api.apply(
       snapshot({
         version: 2,
-        pki,
+        pki: certs().pki,
         leaf: fresh,
         service: 'api',
         appPort: app.port,
@@ -96,9 +96,9 @@ describe('certificate rotation', () => {
 
     // The connection made before the push still works, still under the old certificate.
     expect(await before.ask('/two')).toMatch(/^HTTP\/1\.1 200/);
-    expect(before.socket.getPeerCertificate().serialNumber).toBe(apiLeaf.serial);
+    expect(before.socket.getPeerCertificate().serialNumber).toBe(certs().apiLeaf.serial);
     // A new handshake gets the new certificate.
-    const after = await meshClient(port, webLeaf);
+    const after = await meshClient(port, certs().webLeaf);
     expect(after.serverSerial).toBe(fresh.serial);
     expect(await after.ask('/three')).toMatch(/^HTTP\/1\.1 200/);
     expect(app.seen.map((r) => r.url)).toEqual(['/one', '/two', '/three']);
@@ -109,9 +109,9 @@ describe('certificate rotation', () => {
     const handshakes: string[] = [];
     const observer = createHttpsServer(
       {
-        key: apiLeaf.keyPem,
-        cert: apiLeaf.certPem,
-        ca: [pki.rootPem],
+        key: certs().apiLeaf.keyPem,
+        cert: certs().apiLeaf.certPem,
+        ca: [certs().pki.rootPem],
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.3',
@@ -131,19 +131,21 @@ describe('certificate rotation', () => {
     });
 
     const upstreams = [{ service: 'api', endpoints: [{ id: 'api-1', port: portOf(observer) }] }];
-    const web = await startProxy(snapshot({ pki, leaf: webLeaf, service: 'web', appPort: 1, upstreams }));
+    const web = await startProxy(
+      snapshot({ pki: certs().pki, leaf: certs().webLeaf, service: 'web', appPort: 1, upstreams }),
+    );
     const port = outboundPort(web, 'api');
     const agent = keepAliveAgent(1);
 
-    expect((await get(port, '/', { agent })).body).toBe(webLeaf.serial);
+    expect((await get(port, '/', { agent })).body).toBe(certs().webLeaf.serial);
     // A slow request in flight on a second connection across the push must complete too.
     const slow = get(port, '/slow');
 
-    const fresh = await pki.leaf('web', TWO_MINUTES);
+    const fresh = await certs().pki.leaf('web', TWO_MINUTES);
     const pushed = web.apply(
       snapshot({
         version: 2,
-        pki,
+        pki: certs().pki,
         leaf: fresh,
         service: 'web',
         appPort: 1,
@@ -163,10 +165,10 @@ describe('certificate rotation', () => {
       if (i === 5) await pushed;
     }
     expect(failures).toEqual([]);
-    expect((await slow).body).toBe(webLeaf.serial);
+    expect((await slow).body).toBe(certs().webLeaf.serial);
     // After the push has taken effect, every answer names the new certificate.
     expect(bodies.at(-1)).toBe(fresh.serial);
-    expect(bodies.filter((b) => b !== webLeaf.serial && b !== fresh.serial)).toEqual([]);
+    expect(bodies.filter((b) => b !== certs().webLeaf.serial && b !== fresh.serial)).toEqual([]);
     // New handshakes use the new certificate; the old one is never used again once it is gone.
     const firstNew = handshakes.indexOf(fresh.serial);
     expect(firstNew).toBeGreaterThan(0);
@@ -180,8 +182,8 @@ describe('certificate rotation', () => {
     const app = await startHttpApp('api-1');
     const api = await startProxy(
       snapshot({
-        pki,
-        leaf: apiLeaf,
+        pki: certs().pki,
+        leaf: certs().apiLeaf,
         service: 'api',
         appPort: app.port,
         inboundAddress: '127.0.0.2',
@@ -191,8 +193,8 @@ describe('certificate rotation', () => {
     const endpoint = { id: 'api-1', address: '127.0.0.2', port: inboundPort(api) };
     const web = await startProxy(
       snapshot({
-        pki,
-        leaf: webLeaf,
+        pki: certs().pki,
+        leaf: certs().webLeaf,
         service: 'web',
         appPort: 1,
         upstreams: [{ service: 'api', endpoints: [endpoint] }],
@@ -216,12 +218,12 @@ describe('certificate rotation', () => {
       }
     };
     const loops = [load(), load()];
-    const apiFresh = await pki.leaf('api', TWO_MINUTES);
-    const webFresh = await pki.leaf('web', TWO_MINUTES);
+    const apiFresh = await certs().pki.leaf('api', TWO_MINUTES);
+    const webFresh = await certs().pki.leaf('web', TWO_MINUTES);
     await api.apply(
       snapshot({
         version: 2,
-        pki,
+        pki: certs().pki,
         leaf: apiFresh,
         service: 'api',
         appPort: app.port,
@@ -233,7 +235,7 @@ describe('certificate rotation', () => {
     await web.apply(
       snapshot({
         version: 2,
-        pki,
+        pki: certs().pki,
         leaf: webFresh,
         service: 'web',
         appPort: 1,

@@ -8,20 +8,12 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MeshProxy } from '../../../src/proxy/proxy.js';
 import { defer, inboundPort, snapshot, startHttpApp, startProxy, waitFor, type HttpApp } from '../harness.js';
-import { makePki, type Leaf, type Pki } from '../pki.js';
+import { webApiPki } from '../web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
+const certs = webApiPki();
 
 function refusals(p: MeshProxy): Record<string, number> {
   return (p.stats() as { inbound: { refusals: Record<string, number> } }).inbound.refusals;
@@ -40,9 +32,9 @@ function meshClient(port: number): Promise<TLSSocket> {
     const s = tlsConnect({
       host: '127.0.0.1',
       port,
-      ca: [pki.rootPem],
-      key: webLeaf.keyPem,
-      cert: webLeaf.certPem,
+      ca: [certs().pki.rootPem],
+      key: certs().webLeaf.keyPem,
+      cert: certs().webLeaf.certPem,
       checkServerIdentity: () => undefined,
     });
     defer(() => s.destroy());
@@ -78,7 +70,14 @@ async function apiProxy(
 ): Promise<{ app: HttpApp; api: MeshProxy }> {
   const app = await startHttpApp('api-1');
   const api = await startProxy(
-    snapshot({ pki, leaf: apiLeaf, service: 'api', appPort: app.port, defaultIntention: 'allow', intentions }),
+    snapshot({
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
+      service: 'api',
+      appPort: app.port,
+      defaultIntention: 'allow',
+      intentions,
+    }),
     opts,
   );
   return { app, api };

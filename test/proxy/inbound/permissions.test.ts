@@ -4,12 +4,11 @@
  * the permission named and the keep-alive connection goes on. Unit cases on PermissionRules,
  * then a real pair (web's outbound → api's inbound over mTLS).
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { normalizeTarget, PermissionRules } from '../../../src/proxy/inbound/permissions.js';
 import type { ProxySnapshot, ProxySnapshotInput } from '../../../src/proxy/snapshot.js';
 import { get, keepAliveAgent, outboundPort } from '../harness.js';
-import { makePki, type Leaf, type Pki } from '../pki.js';
-import { webApiFixture } from '../web-api.js';
+import { webApiFixture, webApiPki } from '../web-api.js';
 
 type Intentions = ProxySnapshotInput['intentions'];
 
@@ -100,17 +99,9 @@ describe('request targets are normalized before they are decided', () => {
   });
 });
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
+const certs = webApiPki();
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { apiInstance, webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { apiInstance, webProxy } = webApiFixture(certs);
 
 describe('L7 permissions through a real pair', () => {
   it('allows GET /api/*, refuses DELETE and /admin with 403 naming the permission, on the same keep-alive connections', async () => {

@@ -7,7 +7,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { meshProof } from '../../../src/proxy/http/mesh-proof.js';
 import type { MeshProxy } from '../../../src/proxy/proxy.js';
 import type { ProxySnapshotInput } from '../../../src/proxy/snapshot.js';
@@ -23,20 +23,11 @@ import {
   startProxy,
   waitFor,
 } from '../harness.js';
-import { makePki, type Leaf, type Pki } from '../pki.js';
-import { ALLOW_WEB, ALLOW_WEB_L7, webApiFixture } from '../web-api.js';
+import { ALLOW_WEB, ALLOW_WEB_L7, webApiFixture, webApiPki } from '../web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-let webLeaf: Leaf;
+const certs = webApiPki();
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-});
-
-const { webProxy } = webApiFixture(() => ({ pki, apiLeaf, webLeaf }));
+const { webProxy } = webApiFixture(certs);
 
 interface InboundStats {
   mode: string;
@@ -64,9 +55,9 @@ function meshClient(port: number): Promise<TLSSocket> {
     const s = tlsConnect({
       host: '127.0.0.1',
       port,
-      ca: [pki.rootPem],
-      key: webLeaf.keyPem,
-      cert: webLeaf.certPem,
+      ca: [certs().pki.rootPem],
+      key: certs().webLeaf.keyPem,
+      cert: certs().webLeaf.certPem,
       checkServerIdentity: () => undefined,
     });
     defer(() => s.destroy());
@@ -140,8 +131,8 @@ async function apiWith(intentions: ProxySnapshotInput['intentions'], appPort?: n
   const snap = (version: number, i: ProxySnapshotInput['intentions'], port = 0) =>
     snapshot({
       version,
-      pki,
-      leaf: apiLeaf,
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
       service: 'api',
       appPort: appPort ?? app!.port,
       inboundPort: port,
