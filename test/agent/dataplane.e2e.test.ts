@@ -77,39 +77,22 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
       [a, apiA],
       [b, apiB],
     ] as const) {
-      const r = await ag.cli([
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        app.address,
-        '--protocol',
-        'http',
-        '--check',
-        `http://${app.address}:${app.port}/`,
-        '--interval',
-        '300ms',
-      ]);
-      expect(r.exitCode, r.stderr).toBe(0);
+      await ag.register({
+        name: 'api',
+        port: app.port,
+        address: app.address,
+        protocol: 'http',
+        extra: ['--check', `http://${app.address}:${app.port}/`, '--interval', '300ms'],
+      });
     }
-    const r = await c.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_C,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-      '--meta',
-      'access-log=on',
-    ]);
-    expect(r.exitCode, r.stderr).toBe(0);
+    await c.register({
+      name: 'web',
+      port: 9300,
+      address: HOST_C,
+      protocol: 'http',
+      upstreams: [`api:${UP}`],
+      meta: { 'access-log': 'on' },
+    });
     // The sidecar is up once the mesh answers for itself (403 under default deny).
     await eventually(async () => (await get(UP)).reason === 'default-deny web->api', {
       what: 'web sidecar serving',

@@ -86,32 +86,8 @@ describe("revocation reaches the sidecars: a removed node's leaves are refused a
     a = await mesh.addAgent('host-a', HOST_A, { services: ['api'] });
     x = await mesh.addAgent('nodex', HOST_X, { services: ['web'] });
     api = await startApp('api-a', HOST_A);
-    const reg = await a.cli([
-      'register',
-      'service',
-      'api',
-      '--port',
-      String(api.port),
-      '--address',
-      HOST_A,
-      '--protocol',
-      'http',
-    ]);
-    expect(reg.exitCode, reg.stderr).toBe(0);
-    const web = await x.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9300',
-      '--address',
-      HOST_X,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
-    expect(web.exitCode, web.stderr).toBe(0);
+    await a.register({ name: 'api', port: api.port, address: HOST_A, protocol: 'http' });
+    await x.register({ name: 'web', port: 9300, address: HOST_X, protocol: 'http', upstreams: [`api:${UP}`] });
     expect((await mesh.admin(['intention', 'allow', 'web', 'api'])).exitCode).toBe(0);
     meshPort = await eventually(
       async () =>

@@ -56,32 +56,8 @@ describe('leaf rotation through the agents (service certificates of 2 minutes)',
     a = await mesh.addAgent('rot-a', HOST_A);
     c = await mesh.addAgent('rot-c', HOST_B);
     app = await startApp('api-rot', HOST_A);
-    const r1 = await a.cli([
-      'register',
-      'service',
-      'api',
-      '--port',
-      String(app.port),
-      '--address',
-      app.address,
-      '--protocol',
-      'http',
-    ]);
-    expect(r1.exitCode, r1.stderr).toBe(0);
-    const r2 = await c.cli([
-      'register',
-      'service',
-      'web',
-      '--port',
-      '9400',
-      '--address',
-      HOST_B,
-      '--protocol',
-      'http',
-      '--upstream',
-      `api:${UP}`,
-    ]);
-    expect(r2.exitCode, r2.stderr).toBe(0);
+    await a.register({ name: 'api', port: app.port, address: app.address, protocol: 'http' });
+    await c.register({ name: 'web', port: 9400, address: HOST_B, protocol: 'http', upstreams: [`api:${UP}`] });
     await eventually(async () => (await get()).status === 200, {
       what: 'web → api through the sidecars',
       timeoutMs: 30_000,
