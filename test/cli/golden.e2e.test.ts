@@ -267,4 +267,21 @@ describe('golden output of every command (real processes)', () => {
       await expectGolden(`${name}.json`, clean(`exit ${json.exitCode}\n${json.stderr}`));
     }
   });
+  it('daemons: a bad flag is refused before anything starts, as text and as JSON', async () => {
+    // Their output once running is one stderr line (not pinned); a refused flag is pinned, and
+    // --json after it makes the error JSON as for every other command.
+    for (const [name, args] of [
+      ['error-registry-start', ['registry', 'start', '--bogus']],
+      ['error-agent-start', ['agent', 'start', '--bogus']],
+    ] as const) {
+      const text = await runCli([...args]);
+      const json = await runCli([...args, '--json']);
+      expect(text.exitCode).toBe(64);
+      expect(json.exitCode).toBe(64);
+      expect(text.stdout + json.stdout).toBe('');
+      expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'MESH_ERR_USAGE' } });
+      await expectGolden(`${name}.txt`, clean(`exit ${text.exitCode}\n${text.stderr}`));
+      await expectGolden(`${name}.json`, clean(`exit ${json.exitCode}\n${json.stderr}`));
+    }
+  });
 });
