@@ -9,19 +9,13 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/util/log.js';
 import { runProxy, type RunningProxy } from '../../src/proxy/main.js';
 import { defer, get, snapshot, startHttpApp } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
-let pki: Pki;
-let apiLeaf: Leaf;
-
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-});
+const certs = webApiPki();
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-proxy-admin-'));
@@ -95,7 +89,7 @@ describe('admin socket', () => {
       sock,
       'PUT',
       '/snapshot',
-      snapshot({ version: 7, pki, leaf: apiLeaf, service: 'api', id: 'api-1', appPort: app.port }),
+      snapshot({ version: 7, pki: certs().pki, leaf: certs().apiLeaf, service: 'api', id: 'api-1', appPort: app.port }),
     );
     expect(put).toEqual({ status: 200, json: { version: 7 } });
 
@@ -108,7 +102,7 @@ describe('admin socket', () => {
     expect(shown.json.version).toBe(7);
     expect(shown.json.tls.keyPem).toBe('[redacted]');
     expect(JSON.stringify(shown.json)).not.toContain('PRIVATE KEY');
-    expect(shown.json.tls.certPem).toBe(apiLeaf.certPem);
+    expect(shown.json.tls.certPem).toBe(certs().apiLeaf.certPem);
 
     const stats = (await admin(sock, 'GET', '/stats')).json;
     expect(stats).toMatchObject({
@@ -124,8 +118,8 @@ describe('admin socket', () => {
     const app = await startHttpApp('api-1');
     const v1 = snapshot({
       version: 1,
-      pki,
-      leaf: apiLeaf,
+      pki: certs().pki,
+      leaf: certs().apiLeaf,
       service: 'api',
       appPort: app.port,
       upstreams: [{ service: 'db', endpoints: [] }],
@@ -160,8 +154,8 @@ describe('admin socket', () => {
       '/snapshot',
       snapshot({
         version: 3,
-        pki,
-        leaf: apiLeaf,
+        pki: certs().pki,
+        leaf: certs().apiLeaf,
         service: 'api',
         appPort: app.port,
         defaultIntention: 'allow',
@@ -201,7 +195,7 @@ describe('admin socket', () => {
       sock,
       'PUT',
       '/snapshot',
-      snapshot({ version: 1, pki, leaf: apiLeaf, service: 'api', appPort: app.port }),
+      snapshot({ version: 1, pki: certs().pki, leaf: certs().apiLeaf, service: 'api', appPort: app.port }),
     );
     const r = await admin(sock, 'POST', '/shutdown', { drainSeconds: 0.5 });
     expect(r).toEqual({ status: 202, json: { status: 'draining', drainMs: 500 } });
@@ -247,7 +241,9 @@ describe('admin socket', () => {
     const good = join(dir, 'good.json');
     await writeFile(
       good,
-      JSON.stringify(snapshot({ version: 4, pki, leaf: apiLeaf, service: 'api', appPort: app.port })),
+      JSON.stringify(
+        snapshot({ version: 4, pki: certs().pki, leaf: certs().apiLeaf, service: 'api', appPort: app.port }),
+      ),
     );
     const a = await start({ snapshotFile: good });
     expect(a.running.startupProblem).toBeUndefined();

@@ -3,21 +3,18 @@
  * connection derive the same value, another connection (or a plain socket) cannot.
  */
 import { createServer, connect as netConnect, type Socket } from 'node:net';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isProvenMeshAnswer, meshProof, PROOF_HEADER } from '../../../src/proxy/http/mesh-proof.js';
 import { defer } from '../harness.js';
-import { makePki, type Pki } from '../pki.js';
+import { webApiPki } from '../web-api.js';
 import { tlsPair } from '../tls-pair.js';
 
-let pki: Pki;
-beforeAll(async () => {
-  pki = await makePki();
-});
+const certs = webApiPki();
 
 describe('mesh proof', () => {
   it('is the same value at both ends of one TLS connection, and another connection has another', async () => {
-    const one = await tlsPair(pki);
-    const two = await tlsPair(pki);
+    const one = await tlsPair(certs().pki);
+    const two = await tlsPair(certs().pki);
     const p = meshProof(one.server)!;
     expect(p).toMatch(/^[0-9a-f]{32}$/);
     expect(meshProof(one.client)).toBe(p);
@@ -27,8 +24,8 @@ describe('mesh proof', () => {
   });
 
   it('proves an answer only on the connection it was made for', async () => {
-    const one = await tlsPair(pki);
-    const two = await tlsPair(pki);
+    const one = await tlsPair(certs().pki);
+    const two = await tlsPair(certs().pki);
     const headers = { 'x-meshctl-reason': 'app-unavailable api', [PROOF_HEADER]: meshProof(one.server)! };
     expect(isProvenMeshAnswer(headers, one.client)).toBe(true);
     expect(isProvenMeshAnswer(headers, two.client)).toBe(false);

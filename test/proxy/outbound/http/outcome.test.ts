@@ -1,14 +1,11 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { meshProof } from '../../../../src/proxy/http/mesh-proof.js';
 import { failoverSafe, peerReasonOf } from '../../../../src/proxy/outbound/http/outcome.js';
-import { makePki, type Pki } from '../../pki.js';
+import { webApiPki } from '../../web-api.js';
 import { tlsPair } from '../../tls-pair.js';
 import { connectFailure, reset, response } from './fixtures.js';
 
-let pki: Pki;
-beforeAll(async () => {
-  pki = await makePki();
-});
+const certs = webApiPki();
 
 describe('outcome', () => {
   it('failover is safe only where nothing reached an app', () => {
@@ -27,7 +24,7 @@ describe('outcome', () => {
   });
 
   it("reads the peer's reason when the peer proves it made the answer: a kind peers send, or other", async () => {
-    const { server, client } = await tlsPair(pki);
+    const { server, client } = await tlsPair(certs().pki);
     const proof = meshProof(server)!;
     const proven = (reason: string) => ({ 'x-meshctl-reason': reason, 'x-meshctl-proof': proof });
     const h = proven('app-unavailable api');
@@ -40,8 +37,8 @@ describe('outcome', () => {
   });
 
   it("an app's forged reason is not trusted and not passed on: no proof, a wrong one, or one of another connection", async () => {
-    const one = await tlsPair(pki);
-    const two = await tlsPair(pki);
+    const one = await tlsPair(certs().pki);
+    const two = await tlsPair(certs().pki);
     const forgeries = [
       { 'x-meshctl-reason': 'app-unavailable api' },
       { 'x-meshctl-reason': 'app-unavailable api', 'x-meshctl-proof': '0'.repeat(32) },
