@@ -18,6 +18,8 @@ import { LoopDelay } from './loop-delay.js';
 import { Inbound, type InboundLimits } from './inbound/index.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
+import { RevokedServers } from './outbound/revoked-servers.js';
+import { REVOKED_CERTIFICATE } from './revoked.js';
 import {
   certTimeProblem,
   parseSnapshot,
@@ -79,6 +81,8 @@ export class MeshProxy {
   #snapshot: ProxySnapshot | undefined;
   #appliedAt: Date | undefined;
   #secureContext: SecureContext | undefined;
+  /** Server leaves the outbound refuses (snapshot.revokedSerials), one list for every cluster. */
+  readonly #revokedServers = new RevokedServers();
   #stopping = false;
   #stopped = false;
   #shutdown: Promise<void> | undefined;
@@ -160,7 +164,7 @@ export class MeshProxy {
 
     const rotated = !cur || tlsChanged(cur.tls, next.tls) || cur.trustDomain !== next.trustDomain;
     const secureContext = rotated || !this.#secureContext ? buildSecureContext(next.tls) : this.#secureContext;
-    const clientTls = { secureContext, trustDomain: next.trustDomain };
+    const clientTls = { secureContext, trustDomain: next.trustDomain, revoked: this.#revokedServers };
 
     const inbound = await this.inbound.prepare(next);
     let outbound;
@@ -172,6 +176,12 @@ export class MeshProxy {
     }
     inbound.commit();
     outbound.commit();
+    const cut = this.#revokedServers.update(next.revokedSerials);
+    if (cut > 0)
+      this.#log.warn(
+        { connections: cut, reason: REVOKED_CERTIFICATE },
+        'outbound connections closed: server certificate revoked',
+      );
     this.accessLog.configure(next.accessLog);
     this.#snapshot = next;
     this.#secureContext = secureContext;

@@ -1,11 +1,14 @@
 /**
  * Serials of revoked mesh certificates, from the snapshot: the leaves of a node the admin
  * removed (`meshctl node remove`), still valid by date and chain but no longer anyone's
- * identity. The inbound proxy refuses them on new connections and closes open ones at once,
- * instead of waiting for them to expire.
+ * identity. The inbound refuses such clients and the outbound such servers, on new connections,
+ * and both close the open ones at once, instead of waiting for them to expire.
  */
 import type { X509Certificate } from 'node:crypto';
 import { normalizeSerial } from '../ca/serial.js';
+
+/** The refusal's reason on either side: a client's leaf at the inbound, a server's at the outbound. */
+export const REVOKED_CERTIFICATE = 'revoked-certificate';
 
 export class RevokedSerials {
   #serials: ReadonlySet<string> = new Set();
@@ -26,7 +29,11 @@ export class RevokedSerials {
 
   /** Whether the peer's certificate is on the list (never for no certificate: TLS refuses those first). */
   has(cert: X509Certificate | undefined): boolean {
-    if (this.#serials.size === 0 || !cert) return false;
-    return this.#serials.has(normalizeSerial(cert.serialNumber));
+    return this.hasSerial(cert?.serialNumber);
+  }
+
+  hasSerial(serial: string | undefined): boolean {
+    if (this.#serials.size === 0 || !serial) return false;
+    return this.#serials.has(normalizeSerial(serial));
   }
 }

@@ -302,7 +302,8 @@ export const proxySnapshotSchema = v.strictObject({
   upstreams: v.pipe(v.array(snapshotUpstreamSchema), v.maxLength(64)),
   /**
    * Serials (uppercase hex) of revoked service leaves not yet expired: the inbound refuses a
-   * client presenting one and closes its open connections (src/proxy/revoked.ts).
+   * client presenting one, the outbound a server presenting one, and both close the open
+   * connections made with it (src/proxy/revoked.ts, outbound/revoked-servers.ts).
    */
   revokedSerials: v.optional(
     v.pipe(

@@ -10,11 +10,8 @@ import { decidingIntention } from '../../api/intentions.js';
 import { meshReason } from '../../errors/reasons.js';
 import { validityOf } from '../../ca/peer.js';
 import type { IdentityCache } from '../identity-cache.js';
-import type { RevokedSerials } from '../revoked.js';
+import { REVOKED_CERTIFICATE, type RevokedSerials } from '../revoked.js';
 import type { ProxySnapshot } from '../snapshot.js';
-
-/** A client certificate on the snapshot's revocation list (a removed node's leaf). */
-export const REVOKED_CERTIFICATE = 'revoked-certificate';
 
 export type Authorization =
   | { readonly ok: true; readonly peer: string }

@@ -15,6 +15,7 @@ import { createBalancer, type Balancer, type BalancerName, type Random } from '.
 import { dialEndpoint, type DialCallback, type DialTls } from './dial.js';
 import { Endpoint } from './endpoint.js';
 import { TlsSessions } from './tls-sessions.js';
+import type { RevokedServers } from './revoked-servers.js';
 import { EndpointClient, MAX_CONNECTIONS_PER_ENDPOINT, type ClientSettings } from './http/client.js';
 import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './http/breaker.js';
@@ -35,6 +36,8 @@ export interface ClusterSettings extends ClientSettings {
 export interface ClientTls {
   readonly secureContext: SecureContext;
   readonly trustDomain: string;
+  /** The proxy's one list of revoked server leaves, updated in place by each push. */
+  readonly revoked?: RevokedServers;
 }
 
 export class Cluster {
@@ -205,6 +208,7 @@ function dialTls(service: string, tls: ClientTls): DialTls {
     checkServerIdentity: cachedServerIdentityCheck({ trustDomain: tls.trustDomain, kind: 'svc', name: service }),
     // New with every TLS material: a ticket of the old certificate or trust domain is not reused.
     sessions: new TlsSessions(),
+    ...(tls.revoked ? { revoked: tls.revoked } : {}),
   };
 }
 

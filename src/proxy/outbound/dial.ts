@@ -9,6 +9,8 @@ import { connect, type ConnectionOptions, type PeerCertificate, type SecureConte
 import { connectFailureReason } from '../tls-reasons.js';
 import type { Endpoint } from './endpoint.js';
 import type { TlsSessions } from './tls-sessions.js';
+import type { RevokedServers } from './revoked-servers.js';
+import { REVOKED_CERTIFICATE } from '../revoked.js';
 import { ignore } from '../../util/async.js';
 
 /** What the dial needs from the snapshot: this service's key/cert/roots and who the server must be. */
@@ -21,6 +23,8 @@ export interface DialTls {
    * when its ticket was issued, so a ticket must never be offered under another expectation.
    */
   readonly sessions?: TlsSessions;
+  /** Server leaves on the snapshot's revoked list, refused after the handshake (revoked-servers.ts). */
+  readonly revoked?: RevokedServers;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -80,12 +84,13 @@ export function dialEndpoint(
   socket.setTimeout(timeoutMs);
   let done = false;
   let verified = false;
-  /** NotAfter (ms) of the server certificate the session was verified with (resumed: the ticket's). */
+  /** The server leaf the session was verified with (resumed: the ticket's): NotAfter (ms) and serial. */
   let serverNotAfter = 0;
+  let serverSerial = '';
   /** A ticket that came before 'secureConnect' (not seen with TLS 1.3, but then kept only once verified). */
   let early: Buffer | undefined;
   const onSession = (session: Buffer) => {
-    if (verified) sessions!.set(target, session, serverNotAfter);
+    if (verified) sessions!.set(target, session, serverNotAfter, serverSerial);
     else early = session;
   };
   if (sessions) socket.on('session', onSession);
@@ -106,19 +111,29 @@ export function dialEndpoint(
   const onClose = () => fail('connection-closed');
   const onSecure = () => {
     if (done) return;
+    // Past secureConnect, Node has checked the chain and (on a full handshake) the identity.
+    const resumed = entry !== undefined && socket.isSessionReused();
+    if (resumed) {
+      serverNotAfter = entry.notAfter;
+      serverSerial = entry.serial;
+    } else if (sessions || tls.revoked) {
+      const peer = socket.getPeerCertificate();
+      serverNotAfter = Date.parse(peer.valid_to);
+      if (Number.isNaN(serverNotAfter)) serverNotAfter = 0;
+      serverSerial = peer.serialNumber ?? '';
+    }
+    if (tls.revoked?.refuses(serverSerial)) {
+      fail(REVOKED_CERTIFICATE);
+      return;
+    }
     done = true;
     cleanup();
-    // Past secureConnect, Node has checked the chain and (on a full handshake) the identity.
     verified = true;
-    if (sessions) {
-      const resumed = entry !== undefined && socket.isSessionReused();
-      serverNotAfter = resumed ? entry.notAfter : Date.parse(socket.getPeerCertificate().valid_to);
-      if (Number.isNaN(serverNotAfter)) serverNotAfter = 0;
-      if (early !== undefined) sessions.set(target, early, serverNotAfter);
-    }
-    if (entry !== undefined && socket.isSessionReused()) endpoint.tlsResumed += 1;
+    if (sessions && early !== undefined) sessions.set(target, early, serverNotAfter, serverSerial);
+    if (resumed) endpoint.tlsResumed += 1;
     socket.setTimeout(0);
     endpoint.connections.track(socket);
+    tls.revoked?.track(socket, serverSerial);
     cb(null, socket);
   };
   function cleanup() {

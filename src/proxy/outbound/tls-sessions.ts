@@ -12,12 +12,19 @@
  * (inbound authorize), and its ticket lifetime bounds how long one session is resumed.
  */
 
+/** A ticket and what was verified with it: the server leaf's NotAfter (ms) and serial. */
+export interface TlsSession {
+  readonly session: Buffer;
+  readonly notAfter: number;
+  readonly serial: string;
+}
+
 /** Endpoints one cluster keeps tickets for at most; the oldest goes first. */
 const MAX_TARGETS = 1024;
 
 export class TlsSessions {
   readonly #max: number;
-  readonly #byTarget = new Map<string, { readonly session: Buffer; readonly notAfter: number }>();
+  readonly #byTarget = new Map<string, TlsSession>();
 
   constructor(maxTargets = MAX_TARGETS) {
     this.#max = Math.max(1, maxTargets);
@@ -32,7 +39,7 @@ export class TlsSessions {
    * verified with, unless that has passed: TLS checks no dates on a resumed session, and a client
    * does not even see the server's certificate then, so a ticket is not offered past it.
    */
-  get(target: string, now = Date.now()): { readonly session: Buffer; readonly notAfter: number } | undefined {
+  get(target: string, now = Date.now()): TlsSession | undefined {
     const e = this.#byTarget.get(target);
     if (e !== undefined && now >= e.notAfter) {
       this.#byTarget.delete(target);
@@ -42,10 +49,10 @@ export class TlsSessions {
   }
 
   /** Keeps `session` for `target`, replacing the one before (servers hand out a fresh ticket per connection). */
-  set(target: string, session: Buffer, notAfter: number): void {
+  set(target: string, session: Buffer, notAfter: number, serial: string): void {
     if (!this.#byTarget.delete(target) && this.#byTarget.size >= this.#max)
       this.#byTarget.delete(this.#byTarget.keys().next().value!);
-    this.#byTarget.set(target, { session, notAfter });
+    this.#byTarget.set(target, { session, notAfter, serial });
   }
 
   /** Forgets `target`'s ticket (its connection failed: the next dial runs a full handshake). */
