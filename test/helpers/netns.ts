@@ -39,10 +39,14 @@ export interface TestNetwork {
 }
 
 const PREFIX = 'mshtest';
+/** Names of namespaces, links and the bridge start with this (a test file may pass its own). */
+export interface NetnsNames {
+  prefix?: string;
+}
 
-export async function netnsAvailable(): Promise<boolean> {
+export async function netnsAvailable({ prefix = PREFIX }: NetnsNames = {}): Promise<boolean> {
   if (process.getuid?.() !== 0) return false;
-  const probe = `${PREFIX}-probe-${randomBytes(2).toString('hex')}`;
+  const probe = `${prefix}-probe-${randomBytes(2).toString('hex')}`;
   const add = await execa('ip', ['netns', 'add', probe], { reject: false });
   if (add.exitCode !== 0) return false;
   await execa('ip', ['netns', 'del', probe], { reject: false });
@@ -54,10 +58,10 @@ async function ip(...args: string[]): Promise<void> {
 }
 
 /** Makes `count` hosts on a fresh bridge; subnet 10.213.N.0/24 with N picked from the id. */
-export async function createNetwork(names: string[]): Promise<TestNetwork> {
+export async function createNetwork(names: string[], { prefix = PREFIX }: NetnsNames = {}): Promise<TestNetwork> {
   const id = randomBytes(2).toString('hex');
   const octet = (parseInt(id, 16) % 200) + 20;
-  const bridge = `${PREFIX}${id}`;
+  const bridge = `${prefix}${id}`;
   const gateway = `10.213.${octet}.1`;
   const hosts: NetHost[] = [];
   const procs = new Set<ResultPromise>();
@@ -104,8 +108,8 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
     await ip('addr', 'add', `${gateway}/24`, 'dev', bridge);
     await ip('link', 'set', bridge, 'up');
     for (const [i, name] of names.entries()) {
-      const ns = `${PREFIX}-${id}-${i}`;
-      const hostVeth = `${PREFIX}${id}v${i}`;
+      const ns = `${prefix}-${id}-${i}`;
+      const hostVeth = `${prefix}${id}v${i}`;
       const address = `10.213.${octet}.${10 + i}`;
       await ip('netns', 'add', ns);
       await ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
@@ -125,11 +129,11 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
 }
 
 /** What `ip` shows of this network: for tests that check nothing is left behind. */
-export async function leftovers(id: string): Promise<string[]> {
+export async function leftovers(id: string, { prefix = PREFIX }: NetnsNames = {}): Promise<string[]> {
   const ns = (await execa('ip', ['netns', 'list'], { reject: false })).stdout;
   const links = (await execa('ip', ['-o', 'link', 'show'], { reject: false })).stdout;
   return [...ns.split('\n'), ...links.split('\n')].filter(
-    (l) => l.includes(`${PREFIX}${id}`) || l.includes(`${PREFIX}-${id}`),
+    (l) => l.includes(`${prefix}${id}`) || l.includes(`${prefix}-${id}`),
   );
 }
 
@@ -163,9 +167,9 @@ const PROBE = fileURLToPath(new URL('./http-probe.mjs', import.meta.url));
  * bridge, each host runs a real agent in its namespace (joined with a single-use token scoped
  * to its one service), api hosts run an app on :9000 with an HTTP check, web may call api.
  */
-export async function startNetnsMesh(): Promise<NetnsMesh> {
+export async function startNetnsMesh(names: NetnsNames = {}): Promise<NetnsMesh> {
   const [A, B, W] = [0, 1, 2];
-  const net = await createNetwork(['host-a', 'host-b', 'host-w']);
+  const net = await createNetwork(['host-a', 'host-b', 'host-w'], names);
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-netns-'));
   const env = { MESHCTL_CONFIG_DIR: join(dir, 'cli') };
   const close = async () => {
