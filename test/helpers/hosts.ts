@@ -43,6 +43,8 @@ export const HOSTS = {
   /** resil (#15, 127.0.14.0/24): retries, timeouts, breakers, ejection on real agents. */
   resilience: ['127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'],
   resilienceBlackhole: ['127.0.14.10', '127.0.14.11'],
+  /** resil2 (#15, 127.0.15.0/24): the web sidecar's memory under overload past max_concurrent_requests. */
+  resilienceOverload: ['127.0.15.2', '127.0.15.3'],
   /** rel (#11): SIGTERM drain and many reconnecting agents in the fault suite. */
   faultsDrain: ['127.0.8.10', '127.0.8.11', '127.0.8.12'],
   /** rel (#12): figures merged across two registries. */
