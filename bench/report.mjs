@@ -72,6 +72,10 @@ export function summarizeDataPlane(dp) {
       // The cost of traffic policy: the same pair with and without it, round by round.
       rpsVsL7Pair: s.name === 'meshctl-l7-policy-pair' ? ratio('meshctl-l7-pair', rps) : undefined,
       cpuVsL7Pair: s.name === 'meshctl-l7-policy-pair' ? ratio('meshctl-l7-pair', cpuSum) : undefined,
+      // The cost of the default resilience (#15): the L7 pair against the same pair with it off,
+      // round by round (the bench alternates which of the two runs first).
+      rpsVsResilienceOff: s.name === 'meshctl-l7-pair' ? ratio('meshctl-l7-pair-resilience-off', rps) : undefined,
+      cpuVsResilienceOff: s.name === 'meshctl-l7-pair' ? ratio('meshctl-l7-pair-resilience-off', cpuSum) : undefined,
       ratios,
       p50Ms: per((r) => r.latency?.latencyMs.p50),
       p99Ms: per(p99),
@@ -132,6 +136,15 @@ export function evaluateTargets(dpSummary, cp) {
         '×',
         (pol.rpsVsL7Pair ?? 0) >= 0.9,
         `CPU per request ${fmt(pol.cpuVsL7Pair)}×`,
+      );
+    if (l7?.rpsVsResilienceOff !== undefined)
+      add(
+        'L7 pair with the default resilience, throughput / the same pair with it off (#15)',
+        '≥ 0.95×',
+        l7.rpsVsResilienceOff,
+        '×',
+        l7.rpsVsResilienceOff >= 0.95,
+        `CPU per request (out + in) ${fmt(l7.cpuVsResilienceOff, 3)}×`,
       );
     add('L4 pair throughput / haproxy-pair', '≥ 0.8×', vsTcp?.rps, '×', (vsTcp?.rps ?? 0) >= 0.8);
     add("L4 CPU per request per hop / haproxy's", '≤ 1.5×', vsTcp?.cpu, '×', (vsTcp?.cpu ?? Infinity) <= 1.5);
