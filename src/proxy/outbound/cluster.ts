@@ -37,7 +37,7 @@ export interface ClientTls {
   readonly secureContext: SecureContext;
   readonly trustDomain: string;
   /** The proxy's one list of revoked server leaves, updated in place by each push. */
-  readonly revoked?: RevokedServers;
+  readonly revoked: RevokedServers;
 }
 
 export class Cluster {
@@ -208,7 +208,7 @@ function dialTls(service: string, tls: ClientTls): DialTls {
     checkServerIdentity: cachedServerIdentityCheck({ trustDomain: tls.trustDomain, kind: 'svc', name: service }),
     // New with every TLS material: a ticket of the old certificate or trust domain is not reused.
     sessions: new TlsSessions(),
-    ...(tls.revoked ? { revoked: tls.revoked } : {}),
+    revoked: tls.revoked,
   };
 }
 

@@ -24,7 +24,7 @@ export interface DialTls {
    */
   readonly sessions?: TlsSessions;
   /** Server leaves on the snapshot's revoked list, refused after the handshake (revoked-servers.ts). */
-  readonly revoked?: RevokedServers;
+  readonly revoked: RevokedServers;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -116,13 +116,13 @@ export function dialEndpoint(
     if (resumed) {
       serverNotAfter = entry.notAfter;
       serverSerial = entry.serial;
-    } else if (sessions || tls.revoked) {
+    } else {
       const peer = socket.getPeerCertificate();
       serverNotAfter = Date.parse(peer.valid_to);
       if (Number.isNaN(serverNotAfter)) serverNotAfter = 0;
       serverSerial = peer.serialNumber ?? '';
     }
-    if (tls.revoked?.refuses(serverSerial)) {
+    if (tls.revoked.refuses(serverSerial)) {
       fail(REVOKED_CERTIFICATE);
       return;
     }
@@ -133,7 +133,7 @@ export function dialEndpoint(
     if (resumed) endpoint.tlsResumed += 1;
     socket.setTimeout(0);
     endpoint.connections.track(socket);
-    tls.revoked?.track(socket, serverSerial);
+    tls.revoked.track(socket, serverSerial);
     cb(null, socket);
   };
   function cleanup() {

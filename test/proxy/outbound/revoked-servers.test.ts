@@ -23,18 +23,19 @@ import {
   type HttpApp,
   type UpstreamSpec,
 } from '../harness.js';
-import { makePki, type Leaf, type Pki } from '../pki.js';
+import type { Leaf, Pki } from '../pki.js';
+import { webApiPki } from '../web-api.js';
 
+const certs = webApiPki();
 let pki: Pki;
-let removedApiLeaf: Leaf;
 let apiLeaf: Leaf;
 let webLeaf: Leaf;
+/** A second api leaf, as a removed node's instance of api would hold. */
+let removedApiLeaf: Leaf;
 
 beforeAll(async () => {
-  pki = await makePki();
+  ({ pki, apiLeaf, webLeaf } = certs());
   removedApiLeaf = await pki.leaf('api');
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
 });
 
 type EndpointStats = { connections: { active: number }; connectFailures: Record<string, number>; tlsResumed: number };

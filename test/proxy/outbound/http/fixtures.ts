@@ -1,5 +1,6 @@
 /** Clusters and outcomes made by hand for the pipeline's stage tests (no sockets). */
 import { createSecureContext } from 'node:tls';
+import { RevokedServers } from '../../../../src/proxy/outbound/revoked-servers.js';
 import type { Random } from '../../../../src/proxy/outbound/balancers.js';
 import { Cluster } from '../../../../src/proxy/outbound/cluster.js';
 import type { ConnectFailure } from '../../../../src/proxy/outbound/dial.js';
@@ -27,7 +28,7 @@ export function cluster(
         weight: e.weight ?? 1,
       })),
     },
-    { secureContext: createSecureContext(), trustDomain: 'test.mesh' },
+    { secureContext: createSecureContext(), trustDomain: 'test.mesh', revoked: new RevokedServers() },
     { connectTimeoutMs: 1000, idleTimeoutMs: 1000, random },
   );
 }

@@ -1,4 +1,5 @@
 import { createSecureContext } from 'node:tls';
+import { RevokedServers } from '../../../../src/proxy/outbound/revoked-servers.js';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/proxy/outbound/balancers.js';
 import type { Endpoint } from '../../../../src/proxy/outbound/endpoint.js';
@@ -9,7 +10,7 @@ import { route } from '../../../../src/proxy/outbound/http/route.js';
 import type { SnapshotPolicy, SnapshotUpstream } from '../../../../src/proxy/snapshot.js';
 import { response } from './fixtures.js';
 
-const tls = { secureContext: createSecureContext(), trustDomain: 'test.mesh' };
+const tls = { secureContext: createSecureContext(), trustDomain: 'test.mesh', revoked: new RevokedServers() };
 const settings = { connectTimeoutMs: 1000, idleTimeoutMs: 1000, random: () => 0 };
 
 const ep = (id: string, port: number) => ({ id, node: 'n1', address: '127.0.0.1', port, weight: 1 });
