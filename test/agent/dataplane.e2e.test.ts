@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 import { HOSTS } from '../helpers/hosts.js';
 
@@ -259,17 +259,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
   it('a restarted agent adopts its running proxy instead of launching a new one', async () => {
     const before = JSON.parse((await c.cli(['agent', 'info', '--json'])).stdout) as { node: string };
     expect(before.node).toBe('host-c');
-    const proxies = await new Promise<Array<{ info: { pid: number; adopted: boolean } }>>((resolve, reject) => {
-      http
-        .get({ socketPath: c.socket, path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () =>
-            resolve((JSON.parse(body) as { proxies: Array<{ info: { pid: number; adopted: boolean } }> }).proxies),
-          );
-        })
-        .on('error', reject);
-    });
+    const proxies = await agentProxies(c.socket);
     expect(proxies).toHaveLength(1);
     expect(proxies[0]!.info.adopted).toBe(true);
   });

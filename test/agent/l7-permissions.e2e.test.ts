@@ -11,7 +11,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
-import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST_WEB, HOST_API] = HOSTS.l7Permissions;
@@ -23,21 +23,8 @@ interface InboundStats {
 }
 
 /** The `GET /stats` of each sidecar an agent runs, by service id. */
-function sidecarStats(agent: MeshAgent): Promise<Record<string, { inbound: InboundStats }>> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: agent.socket, path: '/v1/agent/proxies' }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => {
-          const list = (
-            JSON.parse(body) as { proxies: Array<{ info: { serviceId: string }; stats: { inbound: InboundStats } }> }
-          ).proxies;
-          resolve(Object.fromEntries(list.map((p) => [p.info.serviceId, p.stats])));
-        });
-      })
-      .on('error', reject);
-  });
+async function sidecarStats(agent: MeshAgent): Promise<Record<string, { inbound: InboundStats }>> {
+  return Object.fromEntries((await agentProxies(agent.socket)).map((p) => [p.info.serviceId, p.stats]));
 }
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });

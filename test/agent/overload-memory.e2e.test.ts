@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
-import { startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST_WEB, HOST_API] = HOSTS.resilienceOverload;
@@ -82,17 +82,7 @@ describe('overload past max_concurrent_requests through real agents and sidecars
     held.push(res);
   });
 
-  const proxies = (): Promise<Array<{ info: { serviceId: string; pid: number }; stats: any }>> =>
-    new Promise((resolve, reject) => {
-      http
-        .get({ socketPath: web.socket, path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve((JSON.parse(body) as { proxies: any[] }).proxies));
-        })
-        .on('error', reject);
-    });
-  const webProxy = async () => (await proxies()).find((p) => p.info.serviceId === 'web')!;
+  const webProxy = async () => (await agentProxies(web.socket)).find((p) => p.info.serviceId === 'web')!;
 
   beforeAll(async () => {
     mesh = await startMesh({ defaultIntention: 'allow' });

@@ -6,12 +6,11 @@
  * policy (today's behaviour). The snapshot is read where the agent writes it for its proxy.
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxySnapshot } from '../../src/proxy/snapshot.js';
 import { HOSTS } from '../helpers/hosts.js';
-import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST_WEB, HOST_V1, HOST_V2] = HOSTS.policy;
@@ -43,21 +42,8 @@ describe('config entries reach the sidecars through the agents', () => {
   const UP = 18000 + Math.floor(Math.random() * 1000);
 
   /** The snapshot version web's sidecar serves (it refuses a snapshot it cannot parse), from the agent. */
-  function servedVersion(): Promise<number | null> {
-    return new Promise((resolve, reject) => {
-      http
-        .get({ socketPath: web.socket, path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => {
-            const list = (
-              JSON.parse(body) as { proxies: Array<{ info: { serviceId: string; snapshotVersion: number | null } }> }
-            ).proxies;
-            resolve(list.find((p) => p.info.serviceId === 'web')?.info.snapshotVersion ?? null);
-          });
-        })
-        .on('error', reject);
-    });
+  async function servedVersion(): Promise<number | null> {
+    return (await agentProxies(web.socket)).find((p) => p.info.serviceId === 'web')?.info.snapshotVersion ?? null;
   }
 
   /** The snapshot the web agent last wrote for its sidecar. */

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
-import { startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST_WEB, HOST_A, HOST_B] = HOSTS.resilience;
@@ -126,19 +126,8 @@ describe('resilience through real agents and sidecars', () => {
   const UP = 24810;
 
   /** web's sidecar figures for the api upstream, as its agent reports them. */
-  function upstream(): Promise<Record<string, any>> {
-    return new Promise((resolve, reject) => {
-      http
-        .get({ socketPath: web.socket, path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => {
-            const list = (JSON.parse(body) as { proxies: Array<{ info: { serviceId: string }; stats: any }> }).proxies;
-            resolve(list.find((p) => p.info.serviceId === 'web')?.stats?.upstreams?.api ?? {});
-          });
-        })
-        .on('error', reject);
-    });
+  async function upstream(): Promise<Record<string, any>> {
+    return (await agentProxies(web.socket)).find((p) => p.info.serviceId === 'web')?.stats?.upstreams?.api ?? {};
   }
 
   /** Applies service-defaults for api (YAML body after kind/name) and waits until web's sidecar serves it. */
@@ -339,17 +328,7 @@ describe('resilience through real agents and sidecars', () => {
     await applyDefaults('connect_timeout: 1s\n', (u) => u.settings?.connectTimeoutMs === 1000);
     // api-2's sidecar stopped (SIGSTOP): the kernel still accepts its connections, nobody answers TLS.
     const api2 = mesh.agents.find((a) => a.name === 'api-2')!;
-    const pid = await new Promise<number>((resolve, reject) => {
-      http
-        .get({ socketPath: api2.socket, path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () =>
-            resolve((JSON.parse(body) as { proxies: Array<{ info: { pid: number } }> }).proxies[0]!.info.pid),
-          );
-        })
-        .on('error', reject);
-    });
+    const pid = (await agentProxies(api2.socket))[0]!.info.pid;
     const before = (await upstream()).endpoints as Record<string, { connectFailures: Record<string, number> }>;
     const timeoutsBefore = Object.values(before).reduce((n, e) => n + (e.connectFailures['connect-timeout'] ?? 0), 0);
     process.kill(pid, 'SIGSTOP');

@@ -9,13 +9,12 @@
  * while the test runs: removal must revoke the renewed certificate and the one before alike.
  */
 import { X509Certificate } from 'node:crypto';
-import http from 'node:http';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
-import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
+import { agentProxies, startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { rawRequest } from '../helpers/https.js';
 import { eventually } from '../helpers/registry.js';
 import { CLOCK_SKEW_MS } from '../../src/ca/renewal.js';
@@ -28,19 +27,8 @@ interface InboundStats {
 }
 
 /** The inbound stats of the agent's one sidecar, from its admin socket. */
-function sidecarInbound(agent: MeshAgent): Promise<InboundStats> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: agent.socket, path: '/v1/agent/proxies' }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => {
-          const proxies = (JSON.parse(body) as { proxies: Array<{ stats: { inbound: InboundStats } }> }).proxies;
-          resolve(proxies[0]!.stats.inbound);
-        });
-      })
-      .on('error', reject);
-  });
+async function sidecarInbound(agent: MeshAgent): Promise<InboundStats> {
+  return (await agentProxies(agent.socket))[0]!.stats.inbound as InboundStats;
 }
 
 interface Dialled {

@@ -7,13 +7,13 @@
  * of test/helpers/netns.ts (its namespaces prefixed `resil2-`). Pass/fail is on counts; the time
  * each request took is printed and recorded, not asserted.
  */
-import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { recordAndCheck, recordFault } from './record.js';
 import { leftovers, netnsAvailable, startNetnsMesh, type NetnsMesh } from '../helpers/netns.js';
+import { agentProxies } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const NAMES = { prefix: 'resil2' };
@@ -51,19 +51,9 @@ describe.skipIf(!canRun)('a black-holed endpoint: SYNs to its mesh port dropped'
   });
 
   /** web's sidecar figures for the api upstream, as web's agent reports them. */
-  const upstream = (): Promise<Record<string, any>> =>
-    new Promise((resolve, reject) => {
-      http
-        .get({ socketPath: join(mesh.dir, 'host-w', 'agent.sock'), path: '/v1/agent/proxies' }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => {
-            const list = (JSON.parse(body) as { proxies: Array<{ info: { serviceId: string }; stats: any }> }).proxies;
-            resolve(list.find((p) => p.info.serviceId === 'web')?.stats?.upstreams?.api ?? {});
-          });
-        })
-        .on('error', reject);
-    });
+  const upstream = async (): Promise<Record<string, any>> =>
+    (await agentProxies(join(mesh.dir, 'host-w', 'agent.sock'))).find((p) => p.info.serviceId === 'web')?.stats
+      ?.upstreams?.api ?? {};
   const endpointOf = async (node: string): Promise<EndpointFigures> => {
     const eps = Object.values(((await upstream()).endpoints ?? {}) as Record<string, EndpointFigures>);
     const ep = eps.find((e) => e.node === node);

@@ -55,6 +55,31 @@ export function registerArgs(s: ServiceSpec & { address: string }): string[] {
   ];
 }
 
+/** One sidecar as its agent reports it (`GET /v1/agent/proxies`): what the agent knows of it, and its `GET /stats`. */
+export interface AgentProxy {
+  info: { serviceId: string; pid: number; adopted: boolean; snapshotVersion: number | null };
+  stats: any;
+}
+
+/** The sidecars the agent on `socketPath` runs, as it reports them. */
+export function agentProxies(socketPath: string): Promise<AgentProxy[]> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: '/v1/agent/proxies' }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { proxies: AgentProxy[] }).proxies);
+          } catch (e) {
+            reject(new Error(`GET /v1/agent/proxies answered ${res.statusCode}: ${body.slice(0, 200)}`, { cause: e }));
+          }
+        });
+      })
+      .on('error', reject);
+  });
+}
+
 /** GET / on 127.0.0.1:`port`: its status once the body is read, or 0 on an error or after `timeoutMs`. */
 export function getStatus(port: number, opts: { agent?: http.Agent; timeoutMs?: number } = {}): Promise<number> {
   return new Promise((resolve) => {
