@@ -16,17 +16,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
 import { HOSTS } from '../helpers/hosts.js';
 import { defer, snapshot, startHttpApp, waitFor } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import type { Leaf, Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
 const HOOK = fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url));
 const HOST = HOSTS.footprint[0];
 
+const certs = webApiPki();
 let pki: Pki;
 let apiLeaf: Leaf;
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
+beforeAll(() => {
+  ({ pki, apiLeaf } = certs());
 });
 
 function status(socketPath: string): Promise<string | undefined> {

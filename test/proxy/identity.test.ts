@@ -20,22 +20,21 @@ import {
   waitFor,
   type HttpApp,
 } from './harness.js';
-import { badLeaves, makePki, type Leaf, type Pki } from './pki.js';
+import type { Leaf, Pki } from './pki.js';
+import { webApiPki, type BadLeaves } from './web-api.js';
 
+const certs = webApiPki({ leaves: { db: 'db' }, bad: ['web', 'api'] });
 let pki: Pki;
 let apiLeaf: Leaf;
 let webLeaf: Leaf;
 let dbLeaf: Leaf;
-let badWeb: Awaited<ReturnType<typeof badLeaves>>;
-let badApi: Awaited<ReturnType<typeof badLeaves>>;
+let badWeb: BadLeaves;
+let badApi: BadLeaves;
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-  dbLeaf = await pki.leaf('db');
-  badWeb = await badLeaves(pki, 'web');
-  badApi = await badLeaves(pki, 'api');
+beforeAll(() => {
+  ({ pki, apiLeaf, webLeaf } = certs());
+  dbLeaf = certs().leaves.db;
+  ({ web: badWeb, api: badApi } = certs().bad);
 });
 
 function refusals(p: MeshProxy): Record<string, number> {

@@ -8,18 +8,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import { parseSnapshot } from '../../src/proxy/snapshot.js';
 import { inboundPort, snapshot, startHttpApp, startProxy, waitFor, type HttpApp } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import type { Leaf, Pki } from './pki.js';
+import { webApiPki } from './web-api.js';
 
+/** otherWeb: a second web leaf, as another instance of web holds. */
+const certs = webApiPki({ leaves: { otherWeb: 'web' } });
 let pki: Pki;
 let apiLeaf: Leaf;
 let webLeaf: Leaf;
 let otherWebLeaf: Leaf;
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-  otherWebLeaf = await pki.leaf('web');
+beforeAll(() => {
+  ({ pki, apiLeaf, webLeaf } = certs());
+  otherWebLeaf = certs().leaves.otherWeb;
 });
 
 function inboundStats(p: MeshProxy): { refusals: Record<string, number>; revoked: Record<string, number> } {

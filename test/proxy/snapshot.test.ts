@@ -3,18 +3,18 @@ import { isMeshError } from '../../src/errors/index.js';
 import { certTimeProblem, parseSnapshot, redactSnapshot } from '../../src/proxy/snapshot.js';
 import { buildSecureContext } from '../../src/proxy/tls-material.js';
 import { snapshot } from './harness.js';
-import { badLeaves, makePki, type Leaf, type Pki } from './pki.js';
+import type { Leaf, Pki } from './pki.js';
+import { webApiPki, type BadLeaves } from './web-api.js';
 
+const certs = webApiPki({ bad: ['api'] });
 let pki: Pki;
 let apiLeaf: Leaf;
 let webLeaf: Leaf;
-let bad: Awaited<ReturnType<typeof badLeaves>>;
+let bad: BadLeaves;
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  webLeaf = await pki.leaf('web');
-  bad = await badLeaves(pki, 'api');
+beforeAll(() => {
+  ({ pki, apiLeaf, webLeaf } = certs());
+  bad = certs().bad.api;
 });
 
 function base(): Record<string, any> {

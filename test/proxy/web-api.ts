@@ -3,7 +3,7 @@ import { beforeAll } from 'vitest';
 import type { MeshProxy } from '../../src/proxy/proxy.js';
 import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
 import { inboundPort, snapshot, startHttpApp, startProxy, type UpstreamSpec } from './harness.js';
-import { makePki, type Leaf, type Pki } from './pki.js';
+import { badLeaves, makePki, type BadLeafKind, type Leaf, type Pki } from './pki.js';
 
 export const ALLOW_WEB: ProxySnapshotInput['intentions'] = [{ source: 'web', destination: 'api', action: 'allow' }];
 /**
@@ -20,15 +20,39 @@ export interface WebApiPki {
   webLeaf: Leaf;
 }
 
+export type BadLeaves = Record<BadLeafKind, Leaf>;
+
+export interface WebApiPkiOptions<L extends string, B extends string> {
+  /** More leaves from the same root, by the name the test reads them under → their service (two may share one). */
+  leaves?: Record<L, string>;
+  /** Services to make the bad-certificate set for (badLeaves in pki.ts). */
+  bad?: readonly B[];
+}
+
+export type WebApiPkiWith<L extends string, B extends string> = WebApiPki & {
+  leaves: Record<L, Leaf>;
+  bad: Record<B, BadLeaves>;
+};
+
 /**
  * One root and the api and web leaves, made once for the calling test file (its beforeAll):
- * the PKI fixture the pair's test files shared by copying it.
+ * the PKI fixture the pair's test files shared by copying it. A file that needs more leaves
+ * (another service, a second leaf for the same one) or the bad-certificate set names them in
+ * `opts`, so it still has one fixture rather than a beforeAll of its own.
  */
-export function webApiPki(): () => WebApiPki {
-  let made: WebApiPki | undefined;
+export function webApiPki<L extends string = never, B extends string = never>(
+  opts: WebApiPkiOptions<L, B> = {},
+): () => WebApiPkiWith<L, B> {
+  let made: WebApiPkiWith<L, B> | undefined;
   beforeAll(async () => {
     const pki = await makePki();
-    made = { pki, apiLeaf: await pki.leaf('api'), webLeaf: await pki.leaf('web') };
+    const leaves = {} as Record<L, Leaf>;
+    for (const [name, service] of Object.entries(opts.leaves ?? {}) as [L, string][]) {
+      leaves[name] = await pki.leaf(service);
+    }
+    const bad = {} as Record<B, BadLeaves>;
+    for (const service of opts.bad ?? []) bad[service] = await badLeaves(pki, service);
+    made = { pki, apiLeaf: await pki.leaf('api'), webLeaf: await pki.leaf('web'), leaves, bad };
   });
   return () => {
     if (!made) throw new Error('the test PKI is made in beforeAll: read it inside a test or a hook');

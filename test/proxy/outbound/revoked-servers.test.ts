@@ -26,16 +26,16 @@ import {
 import type { Leaf, Pki } from '../pki.js';
 import { webApiPki } from '../web-api.js';
 
-const certs = webApiPki();
+/** removedApi: a second api leaf, as a removed node's instance of api would hold. */
+const certs = webApiPki({ leaves: { removedApi: 'api' } });
 let pki: Pki;
 let apiLeaf: Leaf;
 let webLeaf: Leaf;
-/** A second api leaf, as a removed node's instance of api would hold. */
 let removedApiLeaf: Leaf;
 
-beforeAll(async () => {
+beforeAll(() => {
   ({ pki, apiLeaf, webLeaf } = certs());
-  removedApiLeaf = await pki.leaf('api');
+  removedApiLeaf = certs().leaves.removedApi;
 });
 
 type EndpointStats = { connections: { active: number }; connectFailures: Record<string, number>; tlsResumed: number };

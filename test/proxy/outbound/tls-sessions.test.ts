@@ -22,21 +22,21 @@ import {
   tcpExchange,
   waitFor,
 } from '../harness.js';
-import { makePki, type Leaf, type Pki } from '../pki.js';
+import type { Leaf, Pki } from '../pki.js';
+import { webApiPki } from '../web-api.js';
 import { serviceId } from '../../../src/ca/index.js';
 
+/** web2: a second web leaf, as a rotated certificate of the same service. */
+const certs = webApiPki({ leaves: { db: 'db', web2: 'web' } });
 let pki: Pki;
 let apiLeaf: Leaf;
 let dbLeaf: Leaf;
 let webLeaf: Leaf;
 let webLeaf2: Leaf;
 
-beforeAll(async () => {
-  pki = await makePki();
-  apiLeaf = await pki.leaf('api');
-  dbLeaf = await pki.leaf('db');
-  webLeaf = await pki.leaf('web');
-  webLeaf2 = await pki.leaf('web');
+beforeAll(() => {
+  ({ pki, apiLeaf, webLeaf } = certs());
+  ({ db: dbLeaf, web2: webLeaf2 } = certs().leaves);
 });
 
 interface Seen {
