@@ -80,11 +80,15 @@ process.on('message', (m) => {
     count = m.count;
     perIdentity = m.perIdentity;
     clients = m.identities.map((id) => {
-      const c = new RegistryClient({ baseUrl: m.baseUrl, ca: m.caPem, cert: id.certPem, key: id.keyPem });
       // Keep every watcher's connection between rounds (Node keeps 256 idle sockets by default),
       // so later rounds measure the change, not new handshakes.
-      c.http.agent.maxFreeSockets = Math.max(256, perIdentity);
-      return c;
+      return new RegistryClient({
+        baseUrl: m.baseUrl,
+        ca: m.caPem,
+        cert: id.certPem,
+        key: id.keyPem,
+        maxFreeSockets: Math.max(256, perIdentity),
+      });
     });
     process.send({ cmd: 'ready' });
   } else if (m.cmd === 'arm') {

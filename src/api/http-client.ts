@@ -18,6 +18,12 @@ export interface HttpClientOptions {
   /** For the agent's unix socket. */
   socketPath?: string;
   timeoutMs?: number;
+  /**
+   * Idle keep-alive connections kept for reuse (Node's default: 256). A client that holds many
+   * blocking queries at once (the control-plane bench's simulated agents) sets it to as many,
+   * so its next round reuses the connections instead of making new TLS handshakes.
+   */
+  maxFreeSockets?: number;
 }
 
 export interface RequestOptions {
@@ -64,13 +70,17 @@ export class HttpClient {
     this.#url = url;
     if (this.#url.protocol === 'https:') {
       const tlsOpts: https.AgentOptions = { keepAlive: true, minVersion: 'TLSv1.3' };
+      if (opts.maxFreeSockets !== undefined) tlsOpts.maxFreeSockets = opts.maxFreeSockets;
       if (opts.ca !== undefined) tlsOpts.ca = opts.ca;
       if (opts.cert !== undefined) tlsOpts.cert = opts.cert;
       if (opts.key !== undefined) tlsOpts.key = opts.key;
       // Keeps its TLS session when a connection fails, to resume when the server is back.
       this.#agent = new ResumingAgent(tlsOpts);
     } else {
-      this.#agent = new http.Agent({ keepAlive: true });
+      this.#agent = new http.Agent({
+        keepAlive: true,
+        ...(opts.maxFreeSockets !== undefined ? { maxFreeSockets: opts.maxFreeSockets } : {}),
+      });
     }
   }
 

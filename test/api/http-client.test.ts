@@ -125,6 +125,41 @@ describe('HttpClient requests', () => {
     }
   });
 
+  it('keeps as many idle connections as maxFreeSockets says, so the next burst opens none', async () => {
+    // A server that holds requests until `burst` are in, so the client must open one connection each.
+    const burst = 300;
+    const held: ServerResponse[] = [];
+    let connections = 0;
+    const s = createServer((_req, res) => {
+      held.push(res);
+      if (held.length === burst) for (const r of held.splice(0)) r.writeHead(200).end('{}');
+    });
+    s.on('connection', () => (connections += 1));
+    await listen(s, 0, HOST);
+    const url = `http://${HOST}:${(s.address() as AddressInfo).port}`;
+    const newConnections = async (c: HttpClient): Promise<number> => {
+      const before = connections;
+      await Promise.all(Array.from({ length: burst }, () => c.get('/')));
+      // Sockets go back to the pool on the next turns of the event loop.
+      await new Promise((r) => setTimeout(r, 50));
+      return connections - before;
+    };
+    const kept = new HttpClient({ baseUrl: url, maxFreeSockets: burst });
+    const dflt = new HttpClient({ baseUrl: url });
+    try {
+      expect(await newConnections(kept)).toBe(burst);
+      expect(await newConnections(kept)).toBe(0);
+      // Node keeps 256 by default: the rest of a burst past that reconnects.
+      expect(await newConnections(dflt)).toBe(burst);
+      expect(await newConnections(dflt)).toBe(burst - 256);
+    } finally {
+      kept.close();
+      dflt.close();
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  });
+
   it.each(['registry:7443', '10.0.0.5:7443', 'ftp://10.0.0.5/', 'https://'])(
     'refuses the base URL %s before sending anything',
     (baseUrl) => {
