@@ -40,21 +40,19 @@ describe('host agents on two loopback hosts (real processes)', () => {
       [a, appA],
       [b, appB],
     ] as const) {
-      const r = await agent.cli([
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        app.address,
-        '--check',
-        `http://${app.address}:${app.port}/health`,
-        '--interval',
-        '300ms',
-        '--failures-before-critical',
-        '2',
-      ]);
+      const r = await agent.register({
+        name: 'api',
+        port: app.port,
+        address: app.address,
+        extra: [
+          '--check',
+          `http://${app.address}:${app.port}/health`,
+          '--interval',
+          '300ms',
+          '--failures-before-critical',
+          '2',
+        ],
+      });
       expect(r.stderr).toBe('');
       expect(r.stdout).toContain("Registered service 'api'");
     }
@@ -113,8 +111,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
   it('loses nothing acknowledged when the registry restarts, and the agents carry on', async () => {
     await mesh.stopRegistry('SIGKILL');
     // Registered while the registry is down: acknowledged by the agent, synced later.
-    const r = await a.cli(['register', 'service', 'cache', '--port', '6379', '--address', HOST_A]);
-    expect(r.exitCode).toBe(0);
+    const r = await a.register({ name: 'cache', port: 6379 });
     expect(r.stdout).toMatch(/unreachable/);
     await mesh.startRegistry();
     await eventually(async () => (await instances('cache')).instances.length === 1, {
@@ -217,7 +214,7 @@ describe('host agents on two loopback hosts (real processes)', () => {
     await eventually(async () => (await a.daemon!.output()).includes('registry addresses changed'), {
       what: 'reload logged',
     });
-    const r = await a.cli(['register', 'service', 'after-reload', '--port', '7777', '--address', HOST_A, '--no-proxy']);
+    const r = await a.register({ name: 'after-reload', port: 7777, proxy: false });
     expect(r.stdout).toContain("Registered service 'after-reload'.");
     await eventually(async () => (await instances('after-reload')).instances.length === 1, {
       what: 'registered through the second registry address',

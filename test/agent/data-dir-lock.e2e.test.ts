@@ -40,8 +40,7 @@ describe('agent data-dir lock and socket', () => {
 
   it('refuses a second agent on the same data dir, naming the first, and keeps its registrations', async () => {
     const a = mesh.agents[0]!;
-    const reg = await a.cli(['register', 'service', 'keep-me', '--port', '9400', '--no-proxy']);
-    expect(reg.exitCode, reg.stderr).toBe(0);
+    await a.register({ name: 'keep-me', port: 9400, proxy: false });
     const second = await runCli(['agent', 'start', '--data-dir', a.dataDir], mesh.env);
     expect(second.exitCode).toBe(73);
     expect(second.stderr).toContain(`MESH_ERR_ALREADY_RUNNING`);

@@ -10,7 +10,7 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
-import { startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
+import { registerArgs, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST] = HOSTS.execChecks;
@@ -41,18 +41,15 @@ describe('exec checks are refused by default (real agent)', () => {
   }
 
   it('refuses an exec check registered through the socket, registers nothing and runs nothing', async () => {
-    const r = await agent.cli([
-      'register',
-      'service',
-      'x',
-      '--port',
-      '9',
-      '--no-proxy',
-      '--check',
-      `exec:sh -c 'id > ${marker}'`,
-      '--interval',
-      '200ms',
-    ]);
+    const r = await agent.cli(
+      registerArgs({
+        name: 'x',
+        port: 9,
+        address: agent.address,
+        proxy: false,
+        extra: ['--check', `exec:sh -c 'id > ${marker}'`, '--interval', '200ms'],
+      }),
+    );
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("service 'x': exec checks cannot be registered through the agent socket");
     expect(r.stderr).toContain('--enable-exec-checks');

@@ -11,7 +11,7 @@ import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { HOSTS } from '../helpers/hosts.js';
-import { startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
+import { registerArgs, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 import { stopAllDaemons } from '../helpers/cli.js';
 
@@ -39,7 +39,9 @@ describe('register checks and what services/status say', () => {
       .services;
 
   it('refuses an upstream port another process holds, before anything is registered', async () => {
-    const r = await a.cli(['register', 'service', 't1', '--port', '9500', '--upstream', `api:${takenPort}`]);
+    const r = await a.cli(
+      registerArgs({ name: 't1', port: 9500, address: a.address, upstreams: [`api:${takenPort}`] }),
+    );
     expect(r.exitCode).toBe(65);
     expect(r.stderr).toContain(`upstream api: 127.0.0.1:${takenPort} is in use by another process on this host`);
     expect(r.stderr).toContain('MESH_ERR_CONFLICT');
@@ -79,7 +81,7 @@ describe('register checks and what services/status say', () => {
   });
 
   it('`register -f` does not replace a CLI registration of the same id unless --replace, and changes nothing when refused', async () => {
-    expect((await a.cli(['register', 'service', 'cli-one', '--port', '9510', '--no-proxy'])).exitCode).toBe(0);
+    await a.register({ name: 'cli-one', port: 9510, proxy: false });
     const file = join(mesh.dir, 'two.yaml');
     await writeFile(
       file,
@@ -102,8 +104,7 @@ describe('register checks and what services/status say', () => {
   });
 
   it('names the TTL checks a registration made, with how to report them', async () => {
-    const r = await a.cli(['register', 'service', 'batch', '--port', '9520', '--no-proxy', '--check', 'ttl:30s']);
-    expect(r.exitCode, r.stderr).toBe(0);
+    const r = await a.register({ name: 'batch', port: 9520, proxy: false, extra: ['--check', 'ttl:30s'] });
     expect(r.stdout).toContain("Registered service 'batch'.");
     expect(r.stdout).toContain("TTL check 'batch-ttl': critical until reported with `meshctl check pass batch-ttl`");
     expect((await a.cli(['check', 'pass', 'batch-ttl'])).exitCode).toBe(0);

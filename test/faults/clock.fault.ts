@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { killProxies, startApp, type TestApp } from '../helpers/mesh.js';
+import { killProxies, registerArgs, startApp, type TestApp } from '../helpers/mesh.js';
 import { runCli, startCli, stopAllDaemons, type CliDaemon } from '../helpers/cli.js';
 import { eventually } from '../helpers/registry.js';
 import { HOSTS } from '../helpers/hosts.js';
@@ -86,49 +86,19 @@ describe.skipIf(!existsSync(LIB))('clock skew', () => {
   };
 
   it('2 minutes behind (the backdating): joins and serves', async () => {
-    const token = await f.mesh.adminJson<{ token: string }>(['token', 'create', '--any-service', '--uses', '1']);
     const env = { ...f.mesh.env, ...skewed('-2m') };
-    const j = await runCli(
-      [
-        'init',
-        '--join',
-        f.mesh.registryUrl,
-        '--token',
-        token.token,
-        '--ca-fingerprint',
-        f.mesh.caFingerprint,
-        '--node-name',
-        'f-skew',
-        '--advertise',
-        host,
-        '--data-dir',
-        dataDir,
-      ],
-      env,
-    );
+    const j = await f.mesh.joinHost('f-skew', host, ['--data-dir', dataDir], { env: skewed('-2m') });
     if (j.exitCode !== 0) throw new Error(`join at -2m failed: ${j.stderr}`);
     agent = startCli(['agent', 'start', '--data-dir', dataDir], env);
     await agent.waitFor(/agent started/);
-    const r = await runCli(
-      [
-        'register',
-        'service',
-        'api',
-        '--port',
-        String(app.port),
-        '--address',
-        host,
-        '--protocol',
-        'http',
-        '--check',
-        `http://${host}:${app.port}/`,
-        '--interval',
-        '500ms',
-        '--data-dir',
-        dataDir,
-      ],
-      env,
-    );
+    const spec = {
+      name: 'api',
+      port: app.port,
+      address: host,
+      protocol: 'http' as const,
+      extra: ['--check', `http://${host}:${app.port}/`, '--interval', '500ms'],
+    };
+    const r = await runCli([...registerArgs(spec), '--data-dir', dataDir], env);
     if (r.exitCode !== 0) throw new Error(r.stderr);
     await onlySkewedServes('-2m');
   });
@@ -153,25 +123,9 @@ describe.skipIf(!existsSync(LIB))('clock skew', () => {
   });
 
   it('5 minutes behind (beyond the backdating): refused at join, with a message about the clock', async () => {
-    const token = await f.mesh.adminJson<{ token: string }>(['token', 'create', '--any-service', '--uses', '1']);
-    const j = await runCli(
-      [
-        'init',
-        '--join',
-        f.mesh.registryUrl,
-        '--token',
-        token.token,
-        '--ca-fingerprint',
-        f.mesh.caFingerprint,
-        '--node-name',
-        'f-skew-5',
-        '--advertise',
-        host,
-        '--data-dir',
-        join(f.mesh.dir, 'agent-skew-5'),
-      ],
-      { ...f.mesh.env, ...skewed('-5m') },
-    );
+    const j = await f.mesh.joinHost('f-skew-5', host, ['--data-dir', join(f.mesh.dir, 'agent-skew-5')], {
+      env: skewed('-5m'),
+    });
     const clear = /not valid yet by this host's clock/.test(j.stderr) && /clock/.test(j.stderr);
     const row = {
       scenario: 'clock skew -5m (beyond the backdating)',

@@ -19,8 +19,11 @@ export interface MeshAgent {
   daemon: CliDaemon | undefined;
   /** Runs a CLI command against this agent (adds --data-dir). */
   cli(args: string[]): Promise<CliResult>;
-  /** `meshctl register service` on this agent (address: the agent's own unless given); throws with stderr if refused. */
-  register(service: ServiceSpec): Promise<void>;
+  /**
+   * `meshctl register service` on this agent (address: the agent's own unless given); throws with
+   * stderr if refused, else gives the result so a test can read what the command printed.
+   */
+  register(service: ServiceSpec): Promise<CliResult>;
   start(): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -34,6 +37,8 @@ export interface ServiceSpec {
   meta?: Record<string, string>;
   /** `api:15001`, one per upstream. */
   upstreams?: string[];
+  /** false: `--no-proxy` (no sidecar). */
+  proxy?: false;
   /** More flags as given (`--check URL --interval 500ms`). */
   extra?: string[];
 }
@@ -51,6 +56,7 @@ export function registerArgs(s: ServiceSpec & { address: string }): string[] {
     ...(s.protocol === undefined ? [] : ['--protocol', s.protocol]),
     ...Object.entries(s.meta ?? {}).flatMap(([k, v]) => ['--meta', `${k}=${v}`]),
     ...(s.upstreams ?? []).flatMap((u) => ['--upstream', u]),
+    ...(s.proxy === false ? ['--no-proxy'] : []),
     ...(s.extra ?? []),
   ];
 }
@@ -111,9 +117,15 @@ export interface TestMesh {
   stopRegistry(signal?: NodeJS.Signals): Promise<void>;
   /**
    * `meshctl init --join` for host `name` with a single-use join token of its own (any service
-   * unless `services` scopes it), then `args` (data dir, socket, --json…). Starts nothing.
+   * unless `services` scopes it), then `args` (data dir, socket, --json…), with `env` added to
+   * the CLI's environment (a skewed clock). Starts nothing.
    */
-  joinHost(name: string, address: string, args: string[], opts?: { services?: string[] }): Promise<CliResult>;
+  joinHost(
+    name: string,
+    address: string,
+    args: string[],
+    opts?: { services?: string[]; env?: Record<string, string> },
+  ): Promise<CliResult>;
   /** Joins and starts an agent, with a join token of its own: any service unless `services` scopes it. */
   addAgent(name: string, address: string, opts?: { services?: string[] }): Promise<MeshAgent>;
   close(): Promise<void>;
@@ -198,7 +210,7 @@ export async function startMesh(
           address,
           ...args,
         ]),
-        env,
+        { ...env, ...joinOpts.env },
       );
     },
     async addAgent(name, address, agentOpts = {}) {
@@ -224,6 +236,7 @@ export async function startMesh(
         async register(service) {
           const r = await agent.cli(registerArgs({ address, ...service }));
           if (r.exitCode !== 0) throw new Error(`register service ${service.name} on ${name} failed: ${r.stderr}`);
+          return r;
         },
         async start() {
           const d = startCli(['agent', 'start', '--data-dir', dataDir], env);

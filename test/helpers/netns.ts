@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI, runCli, startCli, stopAllDaemons } from './cli.js';
+import { registerArgs, type ServiceSpec } from './mesh.js';
 
 export interface NetHost {
   name: string;
@@ -238,19 +239,20 @@ export async function startNetnsMesh(names: NetnsNames = {}): Promise<NetnsMesh>
       // Apps listen where their sidecar forwards: on loopback (and the host address, for the check).
       if (i !== W) void net.exec(host, process.execPath, [APP, '0.0.0.0', '9000', `api-${host.name}`]);
     }
-    const register = (h: NetHost, args: string[]) =>
-      runCli(
-        ['register', 'service', ...args, '--address', h.address, '--protocol', 'http', '--data-dir', join(dir, h.name)],
-        env,
-      );
+    const register = (h: NetHost, s: ServiceSpec) =>
+      runCli([...registerArgs({ address: h.address, protocol: 'http', ...s }), '--data-dir', join(dir, h.name)], env);
     for (const i of [A, B]) {
       const h = net.hosts[i]!;
       must(
         'register api',
-        await register(h, ['api', '--port', '9000', '--check', `http://${h.address}:9000/`, '--interval', '500ms']),
+        await register(h, {
+          name: 'api',
+          port: 9000,
+          extra: ['--check', `http://${h.address}:9000/`, '--interval', '500ms'],
+        }),
       );
     }
-    must('register web', await register(net.hosts[W]!, ['web', '--port', '9100', '--upstream', 'api:18000']));
+    must('register web', await register(net.hosts[W]!, { name: 'web', port: 9100, upstreams: ['api:18000'] }));
     must('intention allow', await admin(['intention', 'allow', 'web', 'api']));
 
     const probe = async (host: NetHost, count: number): Promise<ProbeResult> => {

@@ -229,8 +229,7 @@ describe("meshctl status through this host's agent", () => {
   let mesh: TestMesh;
   beforeAll(async () => {
     mesh = await startMesh({ agents: [{ name: 'host-a', address: '127.0.0.2' }] });
-    const r = await mesh.agents[0]!.cli(['register', 'service', 'cache', '--port', '6379', '--no-proxy']);
-    if (r.exitCode !== 0) throw new Error(`register failed: ${r.stderr}`);
+    await mesh.agents[0]!.register({ name: 'cache', port: 6379, proxy: false });
   }, 120_000);
   afterAll(async () => {
     await mesh?.close();
