@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './http/breaker.js';
 import { RetryBudget } from './http/budget.js';
 import { OutlierDetector } from './http/outlier.js';
+import type { SharedPools } from './http/shared-pools.js';
 import { DEFAULT_RESILIENCE, resolveResilience, type Resilience } from './http/resilience.js';
 
 /** Above this many endpoints, endpoints get compact (packed) latency histograms. */
@@ -61,6 +62,8 @@ export class Cluster {
   readonly outlier: OutlierDetector;
   /** The process's connect and idle timeouts stand in for the defaults (tests shorten them). */
   readonly #defaults: Resilience;
+  /** The pools of a traffic policy's targets, shared by targets that reach the same instance; undefined: pools of its own. */
+  readonly #pools: SharedPools | undefined;
   /** Reasons sent back to the caller, built once. */
   readonly reasons: {
     readonly noEndpoints: string;
@@ -69,10 +72,11 @@ export class Cluster {
     readonly badResponse: string;
   };
 
-  constructor(upstream: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings) {
+  constructor(upstream: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, pools?: SharedPools) {
     this.service = upstream.service;
     this.protocol = upstream.protocol;
     this.#settings = settings;
+    this.#pools = pools;
     this.#defaults = {
       ...DEFAULT_RESILIENCE,
       connectTimeoutMs: settings.connectTimeoutMs,
@@ -114,7 +118,7 @@ export class Cluster {
     if (tlsRotated) this.#tls = dialTls(this.service, tls);
     if (!sameFields(before.retryBudget, this.resilience.retryBudget))
       this.budget = new RetryBudget(this.resilience.retryBudget, performance.now());
-    if (tlsRotated || poolsChanged) for (const e of this.endpoints) retirePool(e);
+    if (tlsRotated || poolsChanged) for (const e of this.endpoints) this.#retirePool(e);
     const old = new Map(this.endpoints.map((e) => [e.id, e]));
     const next: Endpoint[] = [];
     const compact = upstream.endpoints.length > COMPACT_HISTOGRAMS_ABOVE;
@@ -128,7 +132,7 @@ export class Cluster {
         next.push(new Endpoint(spec, compact));
       }
     }
-    for (const gone of old.values()) retirePool(gone);
+    for (const gone of old.values()) this.#retirePool(gone);
     this.endpoints = next;
     this.outlier.setEndpoints(next, performance.now());
   }
@@ -163,11 +167,15 @@ export class Cluster {
   clientFor(endpoint: Endpoint): EndpointClient {
     let client = endpoint.client;
     if (client === undefined) {
-      client = new EndpointClient(endpoint, this.#tls, {
+      const settings = {
         connectTimeoutMs: this.resilience.connectTimeoutMs,
         idleTimeoutMs: this.resilience.idleTimeoutMs,
         connections: this.connectionsPerEndpoint,
-      });
+      };
+      client =
+        this.#pools === undefined
+          ? new EndpointClient(endpoint, this.#tls, settings)
+          : this.#pools.acquire(this.service, endpoint, this.#tls, settings);
       endpoint.client = client;
     }
     return client;
@@ -175,7 +183,16 @@ export class Cluster {
 
   /** Retires every pool (the cluster is going away). */
   close(): void {
-    for (const e of this.endpoints) retirePool(e);
+    for (const e of this.endpoints) this.#retirePool(e);
+  }
+
+  /** This cluster is done with the endpoint's pool: retired, or (shared) let go. */
+  #retirePool(e: Endpoint): void {
+    const client = e.client;
+    if (client === undefined) return;
+    e.client = undefined;
+    if (this.#pools === undefined) client.retire();
+    else this.#pools.release(client);
   }
 
   /** Destroys every pooled connection, in use or not (shutdown after the drain). */
@@ -194,11 +211,6 @@ export class Cluster {
       endpoints: Object.fromEntries(this.endpoints.map((e) => [e.id, e.toJSON()])),
     };
   }
-}
-
-function retirePool(e: Endpoint): void {
-  e.client?.retire();
-  e.client = undefined;
 }
 
 function dialTls(service: string, tls: ClientTls): DialTls {

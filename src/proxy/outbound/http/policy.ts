@@ -2,8 +2,9 @@
  * An upstream's traffic policy in the sidecar: the snapshot's `upstreams[].policy` (compiled by
  * the agent from service-router, service-splitter and service-resolver entries) turned into the
  * pipeline's RouteTable. Each policy target (a service, or one subset of it) is a Cluster of its
- * own, with its own endpoints, pools, balancer and figures; a newer snapshot updates them in
- * place (pools, balancer state and counters stay while the target and its balancer do).
+ * own, with its own endpoints, balancer and figures; a newer snapshot updates them in place
+ * (pools, balancer state and counters stay while the target and its balancer do). The targets'
+ * keep-alive pools are shared: one per (service, host, port), whichever targets reach it.
  *
  * An upstream without `policy` has no UpstreamPolicy: the forwarder uses defaultRoutes(), which
  * is exactly the behaviour from before config entries.
@@ -16,6 +17,7 @@ import { Cluster, type ClientTls, type ClusterSettings } from '../cluster.js';
 import type { Endpoint } from '../endpoint.js';
 import { compileHash, type RequestHash } from './hash.js';
 import { compileHeaderMods } from './header-mods.js';
+import { SharedPools } from './shared-pools.js';
 import type { Route, RouteTable } from './route.js';
 import type { SplitTarget } from './split.js';
 
@@ -55,6 +57,8 @@ function lbKey(lb: SnapshotLoadBalancer): string {
 export class UpstreamPolicy {
   readonly #settings: ClusterSettings;
   readonly #targets = new Map<string, PolicyTarget>();
+  /** One pool per (target service, host, port), whichever targets reach it (./shared-pools.ts). */
+  readonly #pools = new SharedPools();
   #table: RouteTable = { routes: [] };
 
   constructor(u: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings) {
@@ -85,7 +89,7 @@ export class UpstreamPolicy {
           name: t.name,
           service: t.service,
           subset: t.subset,
-          cluster: new Cluster(spec, tls, this.#settings),
+          cluster: new Cluster(spec, tls, this.#settings, this.#pools),
           balancer: createBalancer<Endpoint>(t.loadBalancer, this.#settings.random),
           lbKey: key,
           hash: compileHash(t.loadBalancer.hashPolicies),
@@ -117,6 +121,12 @@ export class UpstreamPolicy {
   /** Destroys every pooled connection (shutdown after the drain). */
   destroy(): void {
     for (const s of this.#targets.values()) s.cluster.destroy();
+    this.#pools.destroy();
+  }
+
+  /** Pools held by the targets (each shared by every target reaching its instance). */
+  get pools(): number {
+    return this.#pools.size;
   }
 
   toJSON(): Record<string, unknown> {
