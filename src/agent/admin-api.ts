@@ -21,6 +21,8 @@ export interface ServiceView {
   checks: CheckStateView[];
   /** Why this service's sidecar cannot serve it (e.g. an upstream port it cannot bind); absent when it can. */
   sidecarProblem?: string;
+  /** Its sidecar drains (was told to stop): withdrawn from callers while requests in flight finish. */
+  draining?: true;
 }
 
 export interface DefinitionProblem {
@@ -62,6 +64,8 @@ export interface AgentAdminApi {
   /** A read from the registry with this node's identity. */
   registryGet(path: string, query: Record<string, string>): Promise<RegistryRead>;
   proxyStats(): Promise<ProxyStats[]>;
+  /** A sidecar (process `pid`) was told to stop: withdraw its instance; resolves once the registry has it. */
+  sidecarDraining(serviceId: string, pid: number): Promise<{ withdrawn: true }>;
   /** Deregisters everything of this host; the agent keeps running until `requestStop`. */
   leave(): Promise<void>;
   /** Asks the agent's owner to stop it (after `leave` has been answered). */

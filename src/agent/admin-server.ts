@@ -15,6 +15,7 @@ import { installErrorHandlers } from '../api/server-errors.js';
 import { REQUEST_TIMEOUT_MS, serverLimits } from '../api/server-limits.js';
 import type { AgentAdminApi } from './admin-api.js';
 import { claimSocketPath } from './data-dir-lock.js';
+import { sidecarDrainingSchema } from '../api/sidecar-draining.js';
 
 export interface AdminServer {
   close(): Promise<void>;
@@ -72,6 +73,18 @@ export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstan
     return res.body;
   });
   app.get('/v1/agent/proxies', async () => ({ proxies: await api.proxyStats() }));
+  // A sidecar told to stop, before it drains (src/api/sidecar-draining.ts).
+  app.post('/v1/agent/proxies/:id/draining', async (req) => {
+    const id = nameSchema.safeParse((req.params as { id: string }).id);
+    if (!id.success)
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
+    const body = sidecarDrainingSchema.safeParse(req.body ?? {});
+    if (!body.success)
+      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid draining notice: ${body.error.issues[0]?.message}`, {
+        hint: 'The body is {"pid": N}, the pid of the sidecar that drains.',
+      });
+    return api.sidecarDraining(id.data, body.data.pid);
+  });
   app.delete('/v1/agent/services/:id', async (req) => {
     const id = nameSchema.safeParse((req.params as { id: string }).id);
     if (!id.success)

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../util/log.js';
+import { MeshError } from '../errors/index.js';
 import type { CheckStatus } from '../api/schemas.js';
 import { certExpiry, createKeyAndCsr, nodeId, renewalDue } from '../ca/index.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -60,6 +61,8 @@ export class Agent implements AgentAdminApi {
   #prometheus: PrometheusServer | undefined;
   readonly #startedAt = new Date();
   readonly #stopWanted: Promise<void>;
+  /** The last draining report to the registry per service (true: the registry has it). */
+  readonly #withdrawals = new Map<string, Promise<boolean>>();
   #wantStop!: () => void;
 
   private constructor(config: AgentRuntimeConfig, paths: AgentPaths, log: Logger, opts: AgentOptions) {
@@ -79,6 +82,7 @@ export class Agent implements AgentAdminApi {
         const s = this.#checks.states(inst).find((c) => c.checkId === check);
         return s && { status: s.status, output: s.output };
       },
+      draining: (inst) => this.proxies.draining(inst),
       log,
       afterSync: () => this.#renewNodeCertificateIfDue(),
       ...(opts.fullSyncIntervalMs ? { fullSyncIntervalMs: opts.fullSyncIntervalMs } : {}),
@@ -93,6 +97,8 @@ export class Agent implements AgentAdminApi {
       cliEntry: process.argv[1] ?? 'meshctl',
       ...(config.accessLogs ? { accessLogs: config.accessLogs } : {}),
       drainSeconds: config.drainSeconds,
+      agentSocket: config.socketPath,
+      onDraining: (id, draining) => this.#withdrawals.set(id, this.#sync.reportDraining(id, draining)),
     });
     this.#metrics = new MetricsReporter({
       node: config.nodeName,
@@ -230,10 +236,34 @@ export class Agent implements AgentAdminApi {
 
   services(): ServiceView[] {
     const problems = this.#sidecarProblems();
+    const draining = new Set(this.proxies.proxies().flatMap((p) => (p.draining ? [p.serviceId] : [])));
     return this.#registrations.services().map((s) => {
       const problem = problems.get(s.id);
-      return problem ? { ...s, sidecarProblem: problem } : s;
+      return {
+        ...s,
+        ...(problem ? { sidecarProblem: problem } : {}),
+        ...(draining.has(s.id) ? { draining: true } : {}),
+      };
     });
+  }
+
+  /**
+   * A sidecar told to stop says so before it drains: the instance goes critical (draining) in
+   * the registry, so callers drop it while it still serves. Answers once the registry has it.
+   */
+  async sidecarDraining(serviceId: string, pid: number): Promise<{ withdrawn: true }> {
+    if (!this.proxies.sidecarDraining(serviceId, pid))
+      throw new MeshError('MESH_ERR_NOT_FOUND', `this agent runs no sidecar for '${serviceId}'`, {
+        hint: 'A sidecar of a service being deregistered need not be withdrawn: the registry no longer has it.',
+      });
+    const reported = (await this.#withdrawals.get(serviceId)) ?? false;
+    if (!reported && !(await this.#sync.reportDraining(serviceId, true)))
+      throw new MeshError(
+        'MESH_ERR_UNAVAILABLE',
+        `the registry did not take '${serviceId}' as draining; the next sync will carry it`,
+        { hint: 'The sidecar drains anyway; callers drop it when their connections close.' },
+      );
+    return { withdrawn: true };
   }
 
   /** Sidecars that refused their registration's snapshot, by service id. */

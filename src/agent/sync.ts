@@ -26,6 +26,8 @@ export interface SyncOptions {
   leaseTtlSeconds: number;
   /** Current reported state of a check on this host. */
   checkState: (instanceId: string, checkId: string) => CheckReport | undefined;
+  /** Whether this instance's sidecar drains now (the registry then has it critical). */
+  draining?: (instanceId: string) => boolean;
   log: Logger;
   fullSyncIntervalMs?: number;
   /** Called after each successful full sync (e.g. to renew the node certificate). */
@@ -101,6 +103,21 @@ export class RegistrySync {
     });
   }
 
+  /**
+   * Tells the registry at once that an instance's sidecar drains (or serves again); true once
+   * the registry has it. Not queued behind a full sync: a draining sidecar waits for this. If
+   * the registry is unreachable the next full sync carries it.
+   */
+  async reportDraining(instanceId: string, draining: boolean): Promise<boolean> {
+    try {
+      await this.#o.link.call((c) => c.setDraining(this.#o.nodeName, instanceId, draining));
+      return true;
+    } catch (e) {
+      this.#failed(e);
+      return false;
+    }
+  }
+
   #serial(fn: () => Promise<boolean>): Promise<boolean> {
     const next = this.#running.catch(() => undefined).then(fn);
     this.#running = next.then(
@@ -161,11 +178,15 @@ export class RegistrySync {
       for (const svc of local) {
         const inst = remoteById.get(svc.id);
         let checkStates = inst?.checkStates ?? {};
+        let remoteDraining = inst?.drainingSince !== undefined;
         if (!inst || !sameRegistration(svc.registration, inst, advertise)) {
           const res = await this.#registerOne(svc.id, svc.registration);
           if (!res) continue;
           checkStates = res.instance.checkStates;
+          remoteDraining = res.instance.drainingSince !== undefined;
         }
+        const draining = this.#o.draining?.(svc.id) ?? false;
+        if (draining !== remoteDraining) await link.call((c) => c.setDraining(nodeName, svc.id, draining));
         for (const check of svc.registration.checks) {
           const mine = this.#o.checkState(svc.id, check.id);
           const theirs = checkStates[check.id];

@@ -237,6 +237,16 @@ export class RegistryClient {
     ).body;
   }
 
+  /** The instance's sidecar drains (critical until it serves again) or serves again. */
+  async setDraining(node: string, id: string, draining: boolean): Promise<{ revision: number; changed: boolean }> {
+    return (
+      await this.http.put<{ revision: number; changed: boolean }>(
+        `/v1/health/node/${enc(node)}/service/${enc(id)}/draining`,
+        { draining },
+      )
+    ).body;
+  }
+
   async intentions(
     b?: Blocking,
   ): Promise<{ revision: number; intentions: Intention[]; defaultAction: IntentionAction }> {

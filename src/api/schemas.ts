@@ -101,6 +101,11 @@ export interface ServiceInstance extends Omit<ServiceRegistration, 'id' | 'addre
   address: string;
   /** Check id → last reported state. A check not reported yet is critical. */
   checkStates: Record<string, CheckState>;
+  /**
+   * Set while the instance's sidecar drains (its agent said so when the sidecar was told to
+   * stop): the instance is critical meanwhile, so callers drop it before its listeners close.
+   */
+  drainingSince?: string;
   registeredAt: string;
   updatedAt: string;
 }
@@ -127,6 +132,9 @@ export const healthUpdateSchema = z
     output: z.string().max(65536).default(''),
   })
   .strict();
+
+/** `PUT /v1/health/node/:node/service/:id/draining`: the instance's sidecar drains (true) or serves again (false). */
+export const drainingUpdateSchema = z.object({ draining: z.boolean() }).strict();
 
 export const nodeRecordSchema = z
   .object({

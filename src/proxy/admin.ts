@@ -7,7 +7,7 @@
  *   GET  /stats      counters per inbound and per upstream / endpoint (for people)
  *   GET  /metrics    the metrics contract (src/api/metrics.ts) the agent gathers; 404 before the first snapshot
  *   GET  /health     status, pid, service id, snapshot version, start time
- *   POST /shutdown   {drainSeconds?} → 202; stop accepting, drain, exit
+ *   POST /shutdown   {drainSeconds?, withdrawn?} → 202; tell the agent (unless withdrawn: it knows), stop accepting, drain, exit
  *
  * Errors are the mesh's error JSON ({code, message, hint}) with the code's HTTP status.
  */
@@ -26,8 +26,8 @@ export const MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024;
 
 export interface AdminOptions {
   readonly log: Logger;
-  /** Called after POST /shutdown has been answered. */
-  readonly onShutdown: (drainMs: number) => void;
+  /** Called after POST /shutdown has been answered; `withdrawn`: the caller (the agent) withdrew the instance already. */
+  readonly onShutdown: (drainMs: number, withdrawn: boolean) => void;
   readonly defaultDrainMs: number;
 }
 
@@ -82,17 +82,26 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-function drainMsOf(body: unknown, fallbackMs: number): number {
-  if (body === undefined || body === null) return fallbackMs;
-  const d = (body as { drainSeconds?: unknown }).drainSeconds;
-  if (typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'drainSeconds')) {
-    throw new MeshError('MESH_ERR_BAD_REQUEST', 'the shutdown body may only hold {"drainSeconds": N}');
+function shutdownOf(body: unknown, fallbackMs: number): { drainMs: number; withdrawn: boolean } {
+  if (body === undefined || body === null) return { drainMs: fallbackMs, withdrawn: false };
+  const { drainSeconds: d, withdrawn: w } = body as { drainSeconds?: unknown; withdrawn?: unknown };
+  if (
+    typeof body !== 'object' ||
+    Array.isArray(body) ||
+    Object.keys(body).some((k) => k !== 'drainSeconds' && k !== 'withdrawn')
+  ) {
+    throw new MeshError(
+      'MESH_ERR_BAD_REQUEST',
+      'the shutdown body may only hold {"drainSeconds": N, "withdrawn": true|false}',
+    );
   }
-  if (d === undefined) return fallbackMs;
+  if (w !== undefined && typeof w !== 'boolean')
+    throw new MeshError('MESH_ERR_BAD_REQUEST', 'withdrawn must be true or false');
+  if (d === undefined) return { drainMs: fallbackMs, withdrawn: w === true };
   if (typeof d !== 'number' || !Number.isFinite(d) || d < 0 || d > MAX_DRAIN_SECONDS) {
     throw new MeshError('MESH_ERR_BAD_REQUEST', `drainSeconds must be a number from 0 to ${MAX_DRAIN_SECONDS}`);
   }
-  return Math.round(d * 1000);
+  return { drainMs: Math.round(d * 1000), withdrawn: w === true };
 }
 
 /** The request router, without the socket: tests may also drive it through any http.Server. */
@@ -137,14 +146,14 @@ export function adminHandler(
         return;
       case 'POST /shutdown': {
         const text = await readBody(req, 4096);
-        const drainMs = drainMsOf(
+        const { drainMs, withdrawn } = shutdownOf(
           text.trim() === '' ? undefined : parseJson(text, 'the shutdown body'),
           opts.defaultDrainMs,
         );
         sendJson(res, 202, { status: 'draining', drainMs });
         if (!shuttingDown) {
           shuttingDown = true;
-          res.once('finish', () => opts.onShutdown(drainMs));
+          res.once('finish', () => opts.onShutdown(drainMs, withdrawn));
         }
         return;
       }

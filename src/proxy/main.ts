@@ -3,6 +3,8 @@
  * is given — so a proxy restarted while the agent and the registry are down still serves
  * ("fail static") — opens the admin socket, and runs until SIGTERM/SIGINT or
  * POST /shutdown, then drains and exits. Without pushes it keeps its last good snapshot.
+ * Told to stop, it first tells its agent (when it has one), which withdraws the instance from
+ * callers; it serves as before until the agent answered (at most WITHDRAW_WAIT_MS), then drains.
  */
 import { readFile } from 'node:fs/promises';
 import { MeshError, toMeshError } from '../errors/index.js';
@@ -17,6 +19,10 @@ export interface RunProxyOptions {
   readonly snapshotFile?: string;
   /** Drain time on SIGTERM / SIGINT / POST /shutdown without drainSeconds; default 30 s (DEFAULT_DRAIN_MS). */
   readonly drainMs?: number;
+  /** The agent's admin socket: told to stop, the proxy tells the agent first (src/api/sidecar-draining.ts). */
+  readonly agentSocket?: string;
+  /** How long the proxy waits for the agent's answer before it drains anyway; default WITHDRAW_WAIT_MS. */
+  readonly withdrawWaitMs?: number;
   /** Install SIGTERM/SIGINT handlers (the process entry does; in-process tests do not). Default true. */
   readonly handleSignals?: boolean;
   readonly log?: Logger;
@@ -28,11 +34,20 @@ export interface RunningProxy {
   readonly admin: AdminServer;
   /** Why the snapshot file was not used, when it was given but could not be served. */
   readonly startupProblem: MeshError | undefined;
-  /** Drains and stops (idempotent); resolves when everything is closed. */
-  shutdown(drainMs?: number): Promise<void>;
+  /**
+   * Tells the agent (unless `withdrawn`: whoever asked knows already), drains and stops
+   * (idempotent); resolves when everything is closed.
+   */
+  shutdown(drainMs?: number, opts?: { withdrawn?: boolean }): Promise<void>;
   /** Resolves once the proxy has stopped, however the stop was asked for. */
   readonly closed: Promise<void>;
 }
+
+/**
+ * Long enough for the agent to reach the registry (one write), short enough that a stop is
+ * not held up when the agent or registry is slow: past it the proxy drains anyway.
+ */
+export const WITHDRAW_WAIT_MS = 2_000;
 
 async function loadSnapshotFile(proxy: MeshProxy, file: string): Promise<void> {
   let text: string;
@@ -95,13 +110,38 @@ export async function runProxy(opts: RunProxyOptions): Promise<RunningProxy> {
   let stopping: Promise<void> | undefined;
   let admin: AdminServer;
 
+  /** Asks the agent to withdraw this instance from callers, and waits (bounded) for its answer. */
+  const withdraw = async (): Promise<void> => {
+    const serviceId = proxy.health().serviceId;
+    if (opts.agentSocket === undefined || serviceId === null) {
+      log.info('no agent to tell (no --agent-socket or no snapshot); draining at once');
+      return;
+    }
+    const started = Date.now();
+    try {
+      // Loaded on use: a serving proxy never needs the JSON client.
+      const { tellAgentDraining } = await import('../api/sidecar-draining.js');
+      await tellAgentDraining(opts.agentSocket, serviceId, process.pid, opts.withdrawWaitMs ?? WITHDRAW_WAIT_MS);
+      log.info({ service: serviceId, tookMs: Date.now() - started }, 'the agent withdrew this instance; draining');
+    } catch (e) {
+      const err = toMeshError(e);
+      log.warn(
+        { service: serviceId, err: err.message, code: err.code, tookMs: Date.now() - started },
+        'the agent did not withdraw this instance; draining at once',
+      );
+    }
+  };
+
   const onSignal = (sig: NodeJS.Signals) => {
     log.info({ signal: sig }, 'signal received, shutting down');
     void shutdown(drainMs);
   };
-  const shutdown = (ms: number = drainMs): Promise<void> => {
+  const shutdown = (ms: number = drainMs, o: { withdrawn?: boolean } = {}): Promise<void> => {
     stopping ??= (async () => {
       try {
+        // From here health says draining; listeners keep serving until the agent answered.
+        proxy.markDraining();
+        if (o.withdrawn !== true) await withdraw();
         await proxy.shutdown(ms);
       } finally {
         await admin.close();
@@ -119,7 +159,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<RunningProxy> {
     admin = await startAdmin(proxy, opts.adminSocket, {
       log,
       defaultDrainMs: drainMs,
-      onShutdown: (ms) => void shutdown(ms),
+      onShutdown: (ms, withdrawn) => void shutdown(ms, { withdrawn }),
     });
   } catch (e) {
     await proxy.shutdown(0);

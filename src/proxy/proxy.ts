@@ -85,6 +85,8 @@ export class MeshProxy {
   readonly #revokedServers = new RevokedServers();
   #stopping = false;
   #stopped = false;
+  /** Told to stop and being withdrawn from callers: still serving, but no longer for long. */
+  #withdrawing = false;
   #shutdown: Promise<void> | undefined;
   /** Pushes run one at a time, in arrival order. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -207,7 +209,7 @@ export class MeshProxy {
 
   get state(): ProxyState {
     if (this.#stopped) return 'stopped';
-    if (this.#stopping) return 'draining';
+    if (this.#stopping || this.#withdrawing) return 'draining';
     return this.#snapshot ? 'serving' : 'waiting-for-snapshot';
   }
 
@@ -268,6 +270,14 @@ export class MeshProxy {
       inbound: { ...ib.traffic.toMetrics(), tlsFailures: ib.tlsFailures.toJSON() },
       upstreams: this.outbound.metrics(),
     };
+  }
+
+  /**
+   * Told to stop, before the drain: health says `draining` (so an agent that missed the notice
+   * still withdraws the instance) while everything keeps serving as before.
+   */
+  markDraining(): void {
+    this.#withdrawing = true;
   }
 
   /**

@@ -58,6 +58,8 @@ export class Catalog {
         node,
         address: address ?? nodeAddress,
         checkStates,
+        // A drain outlasts a re-registration: only the agent's draining update ends it.
+        ...(cur?.drainingSince !== undefined ? { drainingSince: cur.drainingSince } : {}),
         registeredAt: cur?.registeredAt ?? now,
         updatedAt: now,
       };
@@ -95,6 +97,23 @@ export class Catalog {
         ...cur,
         checkStates: { ...cur.checkStates, [checkId]: { status, output, updatedAt: new Date().toISOString() } },
       };
+    });
+    if (!res.value) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
+    return { revision: res.revision, changed: res.changed };
+  }
+
+  /**
+   * Marks the instance draining (critical, so callers drop it) or serving again. Unchanged
+   * states do not bump the revision.
+   */
+  async setDraining(node: string, id: string, draining: boolean): Promise<{ revision: number; changed: boolean }> {
+    const inst = await this.#findById(node, id);
+    if (!inst) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
+    const res = await updateJson<ServiceInstance>(this.#store, keys.instance(inst.name, node, id), (cur) => {
+      if (!cur || (cur.drainingSince !== undefined) === draining) return undefined;
+      const { drainingSince: _since, ...rest } = cur;
+      const now = new Date().toISOString();
+      return draining ? { ...rest, drainingSince: now, updatedAt: now } : { ...rest, updatedAt: now };
     });
     if (!res.value) throw new MeshError('MESH_ERR_NOT_FOUND', `no instance '${id}' on node '${node}'`);
     return { revision: res.revision, changed: res.changed };

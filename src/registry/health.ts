@@ -5,10 +5,11 @@ const RANK: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 
 
 /**
  * Worst check wins; a check never reported is critical (as in Consul, an instance is not
- * trusted before its first check passes); an instance whose node's lease expired is critical.
+ * trusted before its first check passes); an instance whose node's lease expired is critical,
+ * and so is one whose sidecar drains (callers must stop sending before its listeners close).
  */
 export function instanceStatus(instance: ServiceInstance, nodeAlive: boolean): CheckStatus {
-  if (!nodeAlive) return 'critical';
+  if (!nodeAlive || instance.drainingSince !== undefined) return 'critical';
   let worst: CheckStatus = 'passing';
   for (const check of instance.checks) {
     const state = instance.checkStates[check.id]?.status ?? 'critical';

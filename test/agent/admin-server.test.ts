@@ -32,6 +32,7 @@ function recordingApi(fail: Partial<Record<keyof AgentAdminApi, MeshError>> = {}
     registryGet: async (path, query) =>
       call('registryGet', [path, query], { body: { services: [] }, headers: { 'x-mesh-index': '42' } }),
     proxyStats: async () => call('proxyStats', undefined, []),
+    sidecarDraining: async (serviceId, pid) => call('sidecarDraining', [serviceId, pid], { withdrawn: true as const }),
     leave: async () => call('leave', undefined, undefined),
     requestStop: () => call('requestStop', undefined, undefined),
     reload: async () => call('reload', undefined, undefined),
@@ -144,5 +145,20 @@ describe('agent admin server routes (injected, not listening)', () => {
     const nf = await app.inject({ method: 'GET', url: '/v1/agent/nope' });
     expect(nf.statusCode).toBe(404);
     expect(nf.json()).toMatchObject({ code: 'MESH_ERR_NOT_FOUND' });
+  });
+
+  it('POST /v1/agent/proxies/:id/draining hands the sidecar and its pid to the agent; a bad notice changes nothing', async () => {
+    const { app, calls } = build();
+    const ok = await app.inject({ method: 'POST', url: '/v1/agent/proxies/api-1/draining', payload: { pid: 4242 } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ withdrawn: true });
+    for (const payload of [{}, { pid: 'x' }, { pid: 1, extra: true }]) {
+      const bad = await app.inject({ method: 'POST', url: '/v1/agent/proxies/api-1/draining', payload });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({ code: 'MESH_ERR_BAD_REQUEST' });
+    }
+    const badId = await app.inject({ method: 'POST', url: '/v1/agent/proxies/Bad_Id!/draining', payload: { pid: 1 } });
+    expect(badId.statusCode).toBe(400);
+    expect(calls).toEqual(['sidecarDraining ["api-1",4242]']);
   });
 });

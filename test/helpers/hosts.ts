@@ -33,6 +33,8 @@ export const HOSTS = {
   agentLock: ['127.0.7.2', '127.0.7.3'],
   /** rel (#11): registration checks, sidecar listener errors (127.0.7.0/24). */
   registerChecks: ['127.0.7.10', '127.0.7.11'],
+  /** rel (#11): a sidecar told to stop is withdrawn from callers before it drains: web, api. */
+  withdraw: ['127.0.7.20', '127.0.7.21'],
   /** rel (#11): the fault suite, test/faults (127.0.8.0/24). */
   faults: ['127.0.8.2', '127.0.8.3', '127.0.8.4', '127.0.8.5'],
   /** l7in (#13 §3, #14 L7 intentions): the inbound byte pipe and L7 permissions on real agents. */

@@ -9,8 +9,10 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/util/log.js';
+import { silentLogger, type Logger } from '../../src/util/log.js';
 import { runProxy, type RunningProxy } from '../../src/proxy/main.js';
 import { defer, get, snapshot, startHttpApp } from './harness.js';
 import { webApiPki } from './web-api.js';
@@ -41,8 +43,23 @@ function admin(socketPath: string, method: string, path: string, body?: unknown)
   });
 }
 
+/** A real logger whose lines the test reads (what an operator would find in the sidecar's log). */
+function recordingLogger(): { log: Logger; messages: () => string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return {
+    log: pino({ level: 'info' }, sink) as Logger,
+    messages: () => lines.map((l) => (JSON.parse(l) as { msg: string }).msg),
+  };
+}
+
 async function start(
-  opts: { snapshotFile?: string } = {},
+  opts: { snapshotFile?: string; agentSocket?: string; log?: Logger } = {},
 ): Promise<{ running: RunningProxy; sock: string; dir: string }> {
   const dir = await tempDir();
   const sock = join(dir, 'api.sock');
@@ -202,6 +219,45 @@ describe('admin socket', () => {
     await running.closed;
     expect(running.proxy.state).toBe('stopped');
     await expect(stat(sock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('told to stop with no agent answering on its agent socket, says so in its log and drains at once', async () => {
+    const { log, messages } = recordingLogger();
+    const dir = await tempDir();
+    const { sock, running } = await start({ agentSocket: join(dir, 'no-agent.sock'), log });
+    const app = await startHttpApp('api-1');
+    await admin(
+      sock,
+      'PUT',
+      '/snapshot',
+      snapshot({ version: 1, pki: certs().pki, leaf: certs().apiLeaf, service: 'api', id: 'api-1', appPort: app.port }),
+    );
+    const stopped = running.shutdown(0);
+    // From the stop on, health says draining (an agent that missed the notice withdraws it from that).
+    expect(running.proxy.health().status).toBe('draining');
+    await stopped;
+    expect(messages()).toContain('the agent did not withdraw this instance; draining at once');
+    expect(messages()).not.toContain('the agent withdrew this instance; draining');
+  });
+
+  it('POST /shutdown with withdrawn: true (the agent withdrew it already) asks no agent; a bad withdrawn is refused', async () => {
+    const { log, messages } = recordingLogger();
+    const dir = await tempDir();
+    const { sock, running } = await start({ agentSocket: join(dir, 'no-agent.sock'), log });
+    const app = await startHttpApp('api-1');
+    await admin(
+      sock,
+      'PUT',
+      '/snapshot',
+      snapshot({ version: 1, pki: certs().pki, leaf: certs().apiLeaf, service: 'api', id: 'api-1', appPort: app.port }),
+    );
+    expect((await admin(sock, 'POST', '/shutdown', { withdrawn: 'yes' })).status).toBe(400);
+    expect(running.proxy.state).toBe('serving');
+    const r = await admin(sock, 'POST', '/shutdown', { drainSeconds: 0, withdrawn: true });
+    expect(r).toEqual({ status: 202, json: { status: 'draining', drainMs: 0 } });
+    await running.closed;
+    expect(messages()).not.toContain('the agent did not withdraw this instance; draining at once');
+    expect(messages()).toContain('proxy stopped');
   });
 
   it('replaces a stale socket left by a killed proxy, but never a live one or a plain file', async () => {

@@ -49,6 +49,39 @@ describe('registry catalog', () => {
     expect((await t.admin.instances('db', { healthyOnly: true })).instances).toHaveLength(0);
   });
 
+  it('takes an instance out of discovery while its sidecar drains, through re-registration, and back after', async () => {
+    await nodeA.register({ name: 'drainer', port: 7100 });
+    expect((await t.admin.instances('drainer', { healthyOnly: true })).instances).toHaveLength(1);
+    const marked = await nodeA.setDraining('host-a', 'drainer', true);
+    expect(marked.changed).toBe(true);
+    expect((await nodeA.setDraining('host-a', 'drainer', true)).changed).toBe(false);
+    const [inst] = (await t.admin.instances('drainer')).instances;
+    expect(inst).toMatchObject({ status: 'critical', drainingSince: expect.any(String) });
+    expect((await t.admin.instances('drainer', { healthyOnly: true })).instances).toHaveLength(0);
+    expect((await t.admin.services()).services.find((x) => x.name === 'drainer')).toMatchObject({ healthy: 0 });
+    // An agent re-registering (another port) does not end the drain: only its draining update does.
+    await nodeA.register({ name: 'drainer', port: 7101 });
+    expect((await t.admin.instances('drainer')).instances[0]).toMatchObject({ port: 7101, status: 'critical' });
+    await nodeA.setDraining('host-a', 'drainer', false);
+    const [back] = (await t.admin.instances('drainer')).instances;
+    expect(back?.status).toBe('passing');
+    expect(back?.drainingSince).toBeUndefined();
+    // Only the node itself (or the admin) says so, and only of an instance it has.
+    await expect(nodeB.setDraining('host-a', 'drainer', true)).rejects.toMatchObject({ code: 'MESH_ERR_FORBIDDEN' });
+    await expect(nodeA.setDraining('host-a', 'nope', true)).rejects.toMatchObject({ code: 'MESH_ERR_NOT_FOUND' });
+    const bad = await rawRequest(t.url, {
+      method: 'PUT',
+      path: '/v1/health/node/host-a/service/drainer/draining',
+      ca: t.caPem,
+      token: t.init.adminToken,
+      body: JSON.stringify({ draining: 'yes' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('MESH_ERR_BAD_REQUEST');
+    expect((await t.admin.instances('drainer')).instances[0]?.status).toBe('passing');
+    await nodeA.deregister('host-a', 'drainer');
+  });
+
   it('refuses registering on another node', async () => {
     await expect(nodeA.register(api(), 'host-b')).rejects.toMatchObject({ code: 'MESH_ERR_FORBIDDEN' });
   });

@@ -37,6 +37,10 @@ export interface ProxyManagerOptions {
   accessLogs?: string;
   /** Each sidecar's drain when it stops (`proxy run --drain-seconds`). */
   drainSeconds: number;
+  /** The agent's admin socket, given to each sidecar so it can say it drains. */
+  agentSocket?: string;
+  /** A sidecar started draining (true) or a new one serves after a drain (false). */
+  onDraining?: (serviceId: string, draining: boolean) => void;
 }
 
 interface Managed {
@@ -109,6 +113,8 @@ export class ProxyManager {
         logFile: join(this.#dirs.proxies, `${id}.log`),
         cliEntry: this.#o.cliEntry,
         drainSeconds: this.#o.drainSeconds,
+        ...(this.#o.agentSocket ? { agentSocket: this.#o.agentSocket } : {}),
+        ...(this.#o.onDraining ? { onDraining: this.#o.onDraining } : {}),
         log: this.#o.log,
       });
       const entry: Managed = {
@@ -140,6 +146,22 @@ export class ProxyManager {
         ),
       ),
     );
+  }
+
+  /** Whether the sidecar of this local service drains now. */
+  draining(serviceId: string): boolean {
+    return this.#managed.get(serviceId)?.proc.draining ?? false;
+  }
+
+  /**
+   * The sidecar of `serviceId` (process `pid`) says it drains. False when this agent runs no
+   * sidecar for it (a service being deregistered: the registry no longer has it anyway).
+   */
+  sidecarDraining(serviceId: string, pid: number): boolean {
+    const m = this.#managed.get(serviceId);
+    if (!m) return false;
+    m.proc.markDraining(pid);
+    return true;
   }
 
   proxies(): ProxyProcessInfo[] {

@@ -22,6 +22,10 @@ export interface ProxyProcessOptions {
   cliEntry: string;
   /** How long the proxy lets in-flight requests finish when it stops. */
   drainSeconds: number;
+  /** The agent's admin socket, where the proxy says it drains (`proxy run --agent-socket`). */
+  agentSocket?: string;
+  /** Called when the proxy starts draining, and when a proxy serves again after a drain. */
+  onDraining?: (serviceId: string, draining: boolean) => void;
   log: Logger;
 }
 
@@ -38,6 +42,8 @@ export interface ProxyProcessInfo {
   restarts: number;
   snapshotVersion: number | null;
   lastError?: string;
+  /** The proxy drains (told to stop): its instance is withdrawn from callers until a new proxy serves. */
+  draining?: boolean;
   /**
    * Why the proxy does not serve the registration as it is now: its last snapshot push was
    * refused (a port it cannot bind, …). Cleared once a push succeeds.
@@ -62,6 +68,8 @@ export class ProxyProcess {
   #pushError: string | undefined;
   #nextLaunchAt = 0;
   #closed = false;
+  /** The pid of the proxy that drains; a proxy never serves again once it drains, so another pid ends it. */
+  #drainingPid: number | undefined;
 
   /** The snapshot to serve; pushed whenever the proxy reports another version. */
   desired: { version: number; body: unknown } | undefined;
@@ -96,6 +104,7 @@ export class ProxyProcess {
       adopted: this.#adopted,
       restarts: this.#restarts,
       snapshotVersion: this.#runningVersion,
+      ...(this.#drainingPid !== undefined ? { draining: true } : {}),
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
       ...(this.#pushError ? { problem: this.#pushError } : {}),
     };
@@ -108,6 +117,26 @@ export class ProxyProcess {
 
   async stats(): Promise<unknown> {
     return (await this.#admin.get<unknown>('/stats')).body;
+  }
+
+  get draining(): boolean {
+    return this.#drainingPid !== undefined;
+  }
+
+  /** The proxy (pid) said it drains, or its health says so. */
+  markDraining(pid: number): void {
+    if (this.#drainingPid === pid) return;
+    this.#drainingPid = pid;
+    this.#o.log.info({ service: this.#o.serviceId, proxyPid: pid }, 'proxy drains; withdrawing the instance');
+    this.#o.onDraining?.(this.#o.serviceId, true);
+  }
+
+  /** Another proxy than the one that drained serves: the instance is back for callers. */
+  #servingAgain(pid: number): void {
+    if (this.#drainingPid === undefined || this.#drainingPid === pid) return;
+    this.#drainingPid = undefined;
+    this.#o.log.info({ service: this.#o.serviceId, proxyPid: pid }, 'a new proxy serves; the instance is back');
+    this.#o.onDraining?.(this.#o.serviceId, false);
   }
 
   /** Pushes the desired snapshot now (also done on every health tick until it sticks). */
@@ -131,7 +160,10 @@ export class ProxyProcess {
     this.#closed = true;
     clearTimeout(this.#timer);
     if (opts.shutdown) {
-      await this.#admin.post('/shutdown', { drainSeconds: this.#o.drainSeconds }).catch(() => undefined);
+      // The agent deregistered the service (or the host left) before: no need to tell it back.
+      await this.#admin
+        .post('/shutdown', { drainSeconds: this.#o.drainSeconds, withdrawn: true })
+        .catch(() => undefined);
       if (this.#pid !== undefined) await waitForExit(this.#pid, this.#o.drainSeconds * 1000 + EXIT_GRACE_MS);
       await rm(this.#o.adminSocket, { force: true });
     }
@@ -163,6 +195,9 @@ export class ProxyProcess {
         this.#pid = h.pid;
         this.#runningVersion = h.version;
         this.#backoff.reset();
+        // Also for a proxy that could not reach the agent when it was told to stop.
+        if (h.status === 'draining') this.markDraining(h.pid);
+        else if (h.status === 'serving') this.#servingAgain(h.pid);
         await this.push();
       } else if (this.#pid !== undefined && alive(this.#pid) && ++this.#misses < MISSES_BEFORE_RESTART) {
         // Still starting up, or briefly busy: give it a moment.
@@ -205,6 +240,8 @@ export class ProxyProcess {
           // SIGTERM (systemctl kill, a reboot) drains as long as a shutdown the agent asks for.
           '--drain',
           `${this.#o.drainSeconds}s`,
+          // Told to stop, the proxy tells the agent first, so callers drop the instance before it drains.
+          ...(this.#o.agentSocket ? ['--agent-socket', this.#o.agentSocket] : []),
         ],
         {
           detached: true,

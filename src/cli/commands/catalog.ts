@@ -62,7 +62,7 @@ export function catalogCommand(): Command {
           i.address,
           String(i.port),
           i.meshPort === undefined ? '-' : String(i.meshPort),
-          i.nodeAlive ? i.status : 'critical (node down)',
+          !i.nodeAlive ? 'critical (node down)' : i.drainingSince !== undefined ? 'critical (draining)' : i.status,
           String(i.weight),
           i.tags.join(','),
         ]),

@@ -18,6 +18,7 @@ interface RunOpts {
   snapshot?: string;
   drain?: number;
   drainSeconds?: number;
+  agentSocket?: string;
 }
 
 export function proxyCommand(): Command {
@@ -45,6 +46,10 @@ export function proxyCommand(): Command {
         },
       ),
     )
+    .option(
+      '--agent-socket <path>',
+      "the agent's admin socket: on shutdown the proxy asks the agent to withdraw it from callers first (the agent gives it)",
+    )
     // The older spelling, in whole seconds; kept so scripts that pass it still run.
     .addOption(new Option('--drain-seconds <n>').argParser(parseDrainSeconds).hideHelp().conflicts('drain'))
     .action(async (opts: RunOpts) => {
@@ -56,6 +61,7 @@ export function proxyCommand(): Command {
         ...(opts.snapshot !== undefined ? { snapshotFile: opts.snapshot } : {}),
         ...(opts.drainSeconds !== undefined ? { drainMs: opts.drainSeconds * 1000 } : {}),
         ...(opts.drain !== undefined ? { drainMs: opts.drain } : {}),
+        ...(opts.agentSocket !== undefined ? { agentSocket: opts.agentSocket } : {}),
       });
       if (running.startupProblem) {
         process.stderr.write(`warning: ${running.startupProblem.message}\n  hint: ${running.startupProblem.hint}\n`);

@@ -23,7 +23,7 @@ export function servicesCommand(): Command {
           s.id,
           String(s.port),
           s.protocol,
-          s.sidecarProblem ? 'sidecar-error' : s.status,
+          s.sidecarProblem ? 'sidecar-error' : s.draining ? 'draining' : s.status,
           s.checks.map((c) => `${c.checkId}:${c.status}`).join(' ') || '-',
           s.source.kind === 'file' ? s.source.file : 'cli',
         ]),
@@ -31,6 +31,12 @@ export function servicesCommand(): Command {
       ),
       ...r.services.flatMap((s) =>
         s.sidecarProblem ? [`  ${s.id}: sidecar cannot serve it: ${s.sidecarProblem}`] : [],
+      ),
+      // Draining is a stop on purpose, not a failure: said apart, and the exit stays 0.
+      ...r.services.flatMap((s) =>
+        s.draining && !s.sidecarProblem
+          ? [`  ${s.id}: sidecar draining: withdrawn from callers while requests in flight finish`]
+          : [],
       ),
       ...r.services
         .flatMap((s) => s.checks)

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { MeshError } from '../../errors/index.js';
-import { healthUpdateSchema, registerRequestSchema } from '../../api/schemas.js';
+import { drainingUpdateSchema, healthUpdateSchema, registerRequestSchema } from '../../api/schemas.js';
 import type { RegistryContext } from '../context.js';
 import { assertActsFor } from '../auth.js';
 import { assertMayServe } from '../authz.js';
@@ -83,5 +83,15 @@ export function catalogRoutes(app: FastifyInstance, ctx: RegistryContext): void 
     const body = parseOrThrow(healthUpdateSchema, req.body);
     // Keep stored output bounded whatever the check printed.
     return ctx.catalog.updateCheck(node, id, check, body.status, body.output.slice(0, 4096));
+  });
+
+  // The agent says its sidecar for this instance drains (or serves again): see Catalog.setDraining.
+  app.put('/v1/health/node/:node/service/:id/draining', { config: { auth: 'any' } }, async (req) => {
+    const p = req.params as { node: string; id: string };
+    const node = nameParam(p.node, 'node name');
+    const id = nameParam(p.id, 'instance id');
+    assertActsFor(req.principal, node);
+    const body = parseOrThrow(drainingUpdateSchema, req.body);
+    return ctx.catalog.setDraining(node, id, body.draining);
   });
 }
