@@ -1,11 +1,11 @@
 /**
  * SIGTERM drain of a sidecar (#11.5) in a real mesh: api-1's sidecar gets SIGTERM while slow
  * requests (10 s each) are in flight through it and a steady load runs through web's sidecar.
- * With the default drain (30 s) the slow requests finish with the app's 200, the draining
- * sidecar takes no new connection, and nothing fails. Since the http inbound pipes bytes
- * (issue 13 §3) it cannot close a caller's open keep-alive connection between requests, so
- * new requests on such a connection can still reach api-1 while it drains (docs/DATAPLANE.md
- * "Drain"): the row counts them and does not fail on them; issue 11.5 keeps that open.
+ * The sidecar first tells its agent, which marks api-1 draining in the registry, so web's
+ * sidecar drops it while api-1 still drains (the http inbound pipes bytes, issue 13 §3, so it
+ * cannot close web's keep-alive connections itself: docs/DATAPLANE.md "Drain"). With the
+ * default drain (30 s) the slow requests finish with the app's 200 and nothing fails; no
+ * request made after web's sidecar stopped listing api-1 reaches api-1.
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import http from 'node:http';
@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { TestApp } from '../helpers/mesh.js';
 import { stopAllDaemons } from '../helpers/cli.js';
 import { eventually } from '../helpers/registry.js';
+import { agentProxies } from '../helpers/mesh.js';
 import { HOSTS } from '../helpers/hosts.js';
 import { startFaultMesh, type FaultMesh } from './mesh.js';
 import { describeLoad, failureSummary, underLoad, type LoadOptions } from './load.js';
@@ -133,7 +134,7 @@ describe('SIGTERM drain of a sidecar', () => {
     await f?.close();
   });
 
-  it('lets the requests in flight finish and fails none (new requests over open piped connections are counted)', async () => {
+  it('withdraws api-1 from web before it drains: in-flight requests finish, none fails, none made after reaches api-1', async () => {
     const [api1] = apps;
     const [pid, ...others] = await sidecarPids(f.api[0].dataDir);
     if (pid === undefined || others.length > 0)
@@ -145,39 +146,78 @@ describe('SIGTERM drain of a sidecar', () => {
     await eventually(async () => api1.slowInFlight >= 2, { what: 'slow requests in flight at api-1', timeoutMs: 5000 });
     const inFlightAtApi1 = api1.slowInFlight;
 
-    const load: LoadOptions = { port: f.port, count: 300, perSecond: 20 };
+    // web's sidecar names api-1's endpoint by instance id and node.
+    const api1Endpoint = `api.${f.api[0].name}`;
+    const webLists = async () => {
+      const [web] = await agentProxies(f.web.socket);
+      return Object.keys(web?.stats?.upstreams?.api?.endpoints ?? {});
+    };
+    if (!(await webLists()).includes(api1Endpoint)) throw new Error(`web's sidecar does not list ${api1Endpoint}`);
+
+    const load: LoadOptions = { port: f.port, count: 300, perSecond: 20, numbered: true };
     let termAt = 0;
     let exitAt = 0;
+    /** When the test first saw web's sidecar without api-1 (after reading its /stats); 0: not while api-1 drained. */
+    let withdrawnAt = 0;
     const r = await underLoad(
       load,
       async () => {
         termAt = Date.now();
         process.kill(pid, 'SIGTERM');
+        const watching = (async () => {
+          while (alive(pid) && withdrawnAt === 0) {
+            const listed = await webLists().catch(() => [api1Endpoint]);
+            if (!listed.includes(api1Endpoint) && alive(pid)) withdrawnAt = Date.now();
+            else await new Promise((res) => setTimeout(res, 25));
+          }
+        })();
         // The drain ends when the slow requests are answered; the agent then relaunches the sidecar.
         await eventually(async () => !alive(pid), { what: "api-1's draining sidecar to exit", timeoutMs: 40_000 });
         exitAt = Date.now();
+        await watching;
       },
       1000,
     );
     const slowAnswers = await Promise.all(slow);
     const slowFailed = slowAnswers.filter((a) => a.status !== 200);
-    // New requests reaching api-1's app while its sidecar drained (a little slack for one
-    // already on its way when the signal landed).
-    const newAtApi1 = api1.hits.filter((h) => h.path === '/' && h.at > termAt + 200 && h.at < exitAt).length;
+    // Load requests that reached api-1's app through its draining sidecar (before it exited:
+    // the relaunched one serves only after), by number; those made after web's sidecar had
+    // dropped api-1 must be none (the web sidecar could not pick api-1 for them).
+    const numbered = api1.hits.flatMap((h) => {
+      if (h.at > exitAt) return [];
+      const m = /^\/\?n=(\d+)$/.exec(h.path);
+      return m ? [Number(m[1])] : [];
+    });
+    const madeAfterWithdrawal = withdrawnAt === 0 ? [] : numbered.filter((n) => (r.sentAt[n] ?? 0) > withdrawnAt);
+    const beforeWithdrawal = numbered.filter((n) => (r.sentAt[n] ?? 0) > termAt && !madeAfterWithdrawal.includes(n));
     const drainedMs = exitAt - termAt;
 
     recordAndCheck(
       {
         scenario: 'SIGTERM drain of a sidecar',
         load: `${describeLoad(load)} + ${SLOW_COUNT} requests of ${SLOW_MS / 1000} s`,
-        fault: `SIGTERM api-1's sidecar (default drain 30 s) with ${inFlightAtApi1} slow requests in flight through it; it exited after ${(drainedMs / 1000).toFixed(1)} s; new requests reaching api-1 meanwhile: ${newAtApi1}`,
+        fault: `SIGTERM api-1's sidecar (default drain 30 s) with ${inFlightAtApi1} slow requests in flight through it; web dropped api-1 ${withdrawnAt === 0 ? 'only after it exited' : `${((withdrawnAt - termAt) / 1000).toFixed(1)} s after the signal`}; api-1 exited after ${(drainedMs / 1000).toFixed(1)} s; new requests at api-1 made after web dropped it: ${madeAfterWithdrawal.length} (before: ${beforeWithdrawal.length})`,
         sent: r.sent + slowAnswers.length,
         failed: r.failed.length + slowFailed.length,
         lostWrites: '—',
-        expected: 'in-flight requests finish (200), 0 failed (requests on open piped connections counted)',
+        expected:
+          'api-1 withdrawn from web while it drains; 0 new requests at api-1 after; in-flight finish (200); 0 failed',
       },
-      r.failed.length === 0 && slowFailed.length === 0 && r.sent === load.count,
-      [failureSummary(r), slowFailed.map((a) => `slow ${a.status} ${a.reason}`).join(', ')].filter(Boolean).join('; '),
+      r.failed.length === 0 &&
+        slowFailed.length === 0 &&
+        r.sent === load.count &&
+        withdrawnAt !== 0 &&
+        madeAfterWithdrawal.length === 0,
+      [
+        failureSummary(r),
+        slowFailed.map((a) => `slow ${a.status} ${a.reason}`).join(', '),
+        withdrawnAt === 0 ? "web's sidecar listed api-1 until it exited" : '',
+        madeAfterWithdrawal.length > 0
+          ? `${madeAfterWithdrawal.length} requests made after withdrawal reached api-1`
+          : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
     );
   });
 });

@@ -9,6 +9,8 @@ export interface LoadResult {
   sent: number;
   ok: number;
   failed: Array<{ status: number; reason: string }>;
+  /** When request i was made (before it was written), by the test's clock. */
+  sentAt: number[];
 }
 
 export interface LoadOptions {
@@ -17,16 +19,19 @@ export interface LoadOptions {
   count: number;
   perSecond: number;
   timeoutMs?: number;
+  /** Request i asks for `/?n=i`, so the app can tell which requests reached it. */
+  numbered?: boolean;
 }
 
 export function describeLoad(o: LoadOptions): string {
   return `${o.count} GET at ${o.perSecond}/s`;
 }
 
-function once(o: LoadOptions, agent: http.Agent): Promise<{ status: number; reason: string }> {
+function once(o: LoadOptions, agent: http.Agent, i: number): Promise<{ status: number; reason: string }> {
   return new Promise((resolve) => {
+    const path = o.numbered ? `/?n=${i}` : '/';
     const req = http.get(
-      { host: o.host ?? '127.0.0.1', port: o.port, path: '/', agent, timeout: o.timeoutMs ?? 5000 },
+      { host: o.host ?? '127.0.0.1', port: o.port, path, agent, timeout: o.timeoutMs ?? 5000 },
       (res) => {
         res.resume();
         res.on('end', () =>
@@ -43,7 +48,7 @@ function once(o: LoadOptions, agent: http.Agent): Promise<{ status: number; reas
 /** Runs the load while `during` runs (started after `leadMs`), and until all `count` requests are answered. */
 export async function underLoad(o: LoadOptions, during: () => Promise<void>, leadMs = 500): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const result: LoadResult = { sent: 0, ok: 0, failed: [] };
+  const result: LoadResult = { sent: 0, ok: 0, failed: [], sentAt: [] };
   const every = 1000 / o.perSecond;
   const started = Date.now();
   const inflight = new Set<Promise<void>>();
@@ -53,7 +58,8 @@ export async function underLoad(o: LoadOptions, during: () => Promise<void>, lea
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       result.sent += 1;
-      const p = once(o, agent).then((a) => {
+      result.sentAt.push(Date.now());
+      const p = once(o, agent, i).then((a) => {
         if (a.status === 200) result.ok += 1;
         else result.failed.push(a);
       });
