@@ -14,7 +14,7 @@ import type { ICompare, IRequestOp, IResponseOp } from 'etcd3';
 import { MeshError } from '../errors/index.js';
 import { checkKey, checkPrefix, checkValue } from './keys.js';
 import { DEFAULT_ETCD_PREFIX, EtcdCodec } from './etcd-codec.js';
-import { EtcdConnection, type EtcdConnectionOptions } from './etcd-connection.js';
+import { EtcdConnection, neverSent, type EtcdConnectionOptions } from './etcd-connection.js';
 import { KeepAliveChannel } from './etcd-keepalive.js';
 import { EtcdWatch } from './etcd-watch.js';
 import { checkLeaseId, checkWatchArgs, closedError, failedWatch, leaseNotFound } from './revisioned-store.js';
@@ -98,6 +98,15 @@ export class EtcdStore implements Store {
     } catch (e) {
       await store.close();
       const err = e instanceof MeshError ? e : new MeshError('MESH_ERR_STORE', String(e));
+      // Nobody answering shows as whichever of gRPC's errors or the breaker's came first (refused,
+      // no connection yet, breaker open): one message says what that means; gRPC's is in details.
+      if (neverSent(err.cause ?? e)) {
+        throw new MeshError('MESH_ERR_STORE_UNAVAILABLE', `cannot reach etcd at ${opts.endpoints.join(',')}`, {
+          cause: e,
+          hint: 'Check the endpoint URLs and that etcd runs there: `etcdctl --endpoints URL endpoint health`.',
+          details: { error: err.message },
+        });
+      }
       throw new MeshError(err.code, `cannot use etcd at ${opts.endpoints.join(',')}: ${err.message}`, {
         cause: e,
         hint: err.hint,

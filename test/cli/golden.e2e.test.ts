@@ -5,15 +5,19 @@
  * test/cli/testdata/ to the byte. UPDATE_GOLDEN=1 rewrites the files after an intended change.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { startEtcdCluster } from '../helpers/etcd.js';
 import { expectGolden, scrub, sortRows } from '../helpers/golden.js';
-import { HOSTS } from '../helpers/hosts.js';
+import { ETCD_PORTS, HOSTS } from '../helpers/hosts.js';
 import { startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 
 const [HOST, JOIN_TEXT, JOIN_JSON] = HOSTS.golden;
+/** No etcd listens here (structure's port block): the refusal of an endpoint nobody answers on. */
+const UNUSED_ETCD = `http://${HOSTS.golden[3]}:${ETCD_PORTS.goldenUnused}`;
 
 describe('golden output of every command (real processes)', () => {
   let mesh: TestMesh;
@@ -251,37 +255,129 @@ describe('golden output of every command (real processes)', () => {
     await pin('agent-leave', onAgent, ['agent', 'leave'], { json: false });
   });
 
+  /**
+   * A refused command, run as text and as --json: nothing on stdout, the same exit code, a
+   * MESH_ERR_ code in the JSON; both pinned with their exit code.
+   */
+  const pinRefusal = async (
+    name: string,
+    run: (args: string[]) => Promise<CliResult>,
+    args: readonly string[],
+    /** What the JSON carries that differs between runs (its own placeholder). */
+    varies: ReadonlyArray<readonly [RegExp, string]> = [],
+  ) => {
+    const text = await run([...args]);
+    const json = await run([...args, '--json']);
+    const stderr = varies.reduce((out, [re, to]) => out.replace(re, to), json.stderr);
+    expect(text.exitCode, `${name}: ${text.stderr}`).not.toBe(0);
+    expect(json.exitCode).toBe(text.exitCode);
+    expect(text.stdout + json.stdout).toBe('');
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: expect.stringMatching(/^MESH_ERR_/) } });
+    await expectGolden(`${name}.txt`, clean(`exit ${text.exitCode}\n${text.stderr}`));
+    await expectGolden(`${name}.json`, clean(`exit ${json.exitCode}\n${stderr}`));
+  };
+
   it('errors: text and --json', async () => {
-    for (const [name, args] of [
-      ['error-usage', ['catalog', 'instances', 'api', '--bogus']],
-      ['error-bad-flag', ['token', 'create', '--ttl', '10']],
-      ['error-not-found', ['node', 'show', 'nosuch']],
-    ] as const) {
-      const text = await admin([...args]);
-      const json = await admin([...args, '--json']);
-      expect(text.exitCode).not.toBe(0);
-      expect(json.exitCode).toBe(text.exitCode);
-      expect(text.stdout + json.stdout).toBe('');
-      expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: expect.stringMatching(/^MESH_ERR_/) } });
-      await expectGolden(`${name}.txt`, clean(`exit ${text.exitCode}\n${text.stderr}`));
-      await expectGolden(`${name}.json`, clean(`exit ${json.exitCode}\n${json.stderr}`));
-    }
+    await pinRefusal('error-usage', admin, ['catalog', 'instances', 'api', '--bogus']);
+    await pinRefusal('error-bad-flag', admin, ['token', 'create', '--ttl', '10']);
+    await pinRefusal('error-not-found', admin, ['node', 'show', 'nosuch']);
   });
+
   it('daemons: a bad flag is refused before anything starts, as text and as JSON', async () => {
     // Their output once running is one stderr line (not pinned); a refused flag is pinned, and
     // --json after it makes the error JSON as for every other command.
-    for (const [name, args] of [
-      ['error-registry-start', ['registry', 'start', '--bogus']],
-      ['error-agent-start', ['agent', 'start', '--bogus']],
-    ] as const) {
-      const text = await runCli([...args]);
-      const json = await runCli([...args, '--json']);
-      expect(text.exitCode).toBe(64);
-      expect(json.exitCode).toBe(64);
-      expect(text.stdout + json.stdout).toBe('');
-      expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'MESH_ERR_USAGE' } });
-      await expectGolden(`${name}.txt`, clean(`exit ${text.exitCode}\n${text.stderr}`));
-      await expectGolden(`${name}.json`, clean(`exit ${json.exitCode}\n${json.stderr}`));
+    await pinRefusal('error-registry-start', runCli, ['registry', 'start', '--bogus']);
+    await pinRefusal('error-agent-start', runCli, ['agent', 'start', '--bogus']);
+  });
+
+  it('demo: its bad flags, refused before anything starts', async () => {
+    // A run's own summary (request counts, latencies) differs every time: test/demo pins it.
+    await pinRefusal('error-demo-rps', runCli, ['demo', '--rps', '0']);
+    await pinRefusal('error-demo-duration', runCli, ['demo', '--duration', '10']);
+  });
+
+  it('agent install, registry install: what they refuse, before writing a unit', async () => {
+    // What an install prints depends on the machine (systemd running, where node and meshctl
+    // live: the unit refuses paths under /tmp or a home): test/systemd covers it.
+    const units = join(mesh.dir, 'units');
+    await mkdir(units, { recursive: true });
+    const cli = (args: string[]) => runCli(args, mesh.env);
+    const agentInstall = ['agent', 'install', '--unit-dir', units, '--data-dir', join(mesh.dir, 'agent-x')];
+    const registryInstall = ['registry', 'install', '--unit-dir', units];
+    await pinRefusal('error-agent-install-user', cli, [...agentInstall, '--user', 'meshctl-no-such-user']);
+    await pinRefusal('error-registry-install-store', cli, [...registryInstall, '--store', 'bogus']);
+    // The mesh's registry is on sqlite: a unit for etcd would fail at its first start.
+    const sqliteDir = join(mesh.dir, 'registry');
+    await pinRefusal('error-registry-install-mismatch', cli, [
+      ...registryInstall,
+      '--store',
+      'etcd',
+      '--data-dir',
+      sqliteDir,
+    ]);
+    const none = join(mesh.dir, 'no-registry');
+    await pinRefusal('error-registry-install-uninit', cli, [...registryInstall, '--store', 'etcd', '--data-dir', none]);
+    expect(await readdir(units)).toEqual([]);
+  });
+
+  it('init --server --store etcd: what it refuses, writing nothing', async () => {
+    const dataDir = join(mesh.dir, 'etcd-refused');
+    const init = (args: string[]) =>
+      runCli(['init', '--server', '--data-dir', dataDir, '--no-save', ...args], mesh.env);
+    await pinRefusal('error-init-etcd-endpoints', init, ['--store', 'etcd']);
+    await pinRefusal('error-init-etcd-store', init, ['--etcd-endpoints', UNUSED_ETCD]);
+    // Which of gRPC's errors comes first (refused, no connection yet, breaker open) varies: the
+    // message does not; gRPC's own is kept under details.
+    await pinRefusal(
+      'error-init-etcd-unreachable',
+      init,
+      ['--store', 'etcd', '--etcd-endpoints', UNUSED_ETCD],
+      [[/"details":\{"error":"[^"]*"\}/, '"details":{"error":"<gRPC error>"}']],
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('init --server --store etcd: a new mesh, and a second registry joining it (text and --json)', async () => {
+    const etcd = await startEtcdCluster({ basePort: ETCD_PORTS.golden, dir: join(mesh.dir, 'etcd'), size: 1 });
+    try {
+      // Text and JSON each make their own mesh (their own key prefix) and join it with its mesh key.
+      const init = (host: string, prefix: string, args: string[]) =>
+        runCli(
+          [
+            'init',
+            '--server',
+            '--store',
+            'etcd',
+            '--etcd-endpoints',
+            etcd.endpoints.join(','),
+            '--etcd-prefix',
+            prefix,
+            '--data-dir',
+            join(mesh.dir, `etcd-${host}`),
+            '--bind',
+            '127.0.0.1:0',
+            '--advertise',
+            '127.0.0.1',
+            '--no-save',
+            ...args,
+          ],
+          mesh.env,
+        );
+      for (const [suffix, json] of [
+        ['txt', []],
+        ['json', ['--json']],
+      ] as const) {
+        const prefix = `/golden-${suffix}/`;
+        const made = await init(`first-${suffix}`, prefix, [...json]);
+        expect(made.exitCode, made.stderr).toBe(0);
+        await expectGolden(`init-server-etcd.${suffix}`, clean(made.stdout));
+        const meshKey = join(mesh.dir, `etcd-first-${suffix}`, 'mesh.key');
+        const joined = await init(`second-${suffix}`, prefix, ['--mesh-key', meshKey, ...json]);
+        expect(joined.exitCode, joined.stderr).toBe(0);
+        await expectGolden(`init-server-etcd-join.${suffix}`, clean(joined.stdout));
+      }
+    } finally {
+      await etcd.stop();
     }
   });
 });

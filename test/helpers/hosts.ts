@@ -22,7 +22,8 @@ export const HOSTS = {
   /** sec's block: the demo's hosts join with scoped tokens. */
   demoScopes: ['127.0.6.5', '127.0.6.6'],
   /** The CLI's golden files: one running agent, two joined hosts that never start. */
-  golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4'],
+  /** The CLI's golden files: one running agent, two joined hosts that never start, one address nobody listens on. */
+  golden: ['127.0.12.2', '127.0.12.3', '127.0.12.4', '127.0.12.5'],
   /** structure (#10): the HTTP client's unit tests (servers on port 0). */
   httpClient: ['127.0.12.10'],
   /** structure (#10): the agent's ProxyManager with real sidecars (mesh ports 24620-24629). */
@@ -69,6 +70,10 @@ export const ETCD_PORTS = {
   configEntries: 23860,
   /** rel (#12): two registries on one etcd, figures merged. */
   haMetrics: 23880,
+  /** structure (#10, its block 24600–24699): the golden files of `init --server --store etcd`. */
+  golden: 24690,
+  /** Nothing listens here: the golden of the refusal of an etcd nobody answers on. */
+  goldenUnused: 24699,
 } as const;
 
 /** Fixed ports of tests that start proxy processes and must know their listeners up front (l7in: 24300–24399). */
