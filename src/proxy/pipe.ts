@@ -5,6 +5,7 @@
  * flowing; the pair is torn down together on any error or abort.
  */
 import type { Socket } from 'node:net';
+import { countChunk } from './relay-gc.js';
 
 /** Ends the pipe: both sockets are destroyed (idempotent). */
 function teardown(a: Socket, b: Socket): void {
@@ -29,6 +30,9 @@ export function pipeSockets(a: Socket, b: Socket): void {
   b.once('close', () => {
     if (!b.readableEnded || !b.writableFinished) a.destroy();
   });
+  // Counted: each chunk is a read buffer to be collected (relay-gc.ts).
+  a.on('data', countChunk);
+  b.on('data', countChunk);
   a.pipe(b);
   b.pipe(a);
 }

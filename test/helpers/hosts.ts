@@ -11,6 +11,8 @@ export const HOSTS = {
   /** l7in's block (127.0.9.0/24): the proxy process footprint, limits, drain. */
   footprint: ['127.0.9.2'],
   drain: ['127.0.9.10', '127.0.9.11'],
+  /** perf (#13): 50 MB bodies through a pair of sidecar processes (web, api). */
+  bodyMemory: ['127.0.9.40', '127.0.9.41'],
   /** Two registries (first two) and three agents on one etcd: the HA test. */
   ha: ['127.0.5.2', '127.0.5.3', '127.0.5.4', '127.0.5.5', '127.0.5.6'],
   /** policy's block (127.0.11.0/24): web and api v1/v2 for config entries reaching the sidecars. */
@@ -84,6 +86,12 @@ export const PROXY_PORTS = {
 } as const;
 
 /** Fixed ports of engineer l7out's tests (block 24400–24499). */
+/** perf's ports (24300-24399): the body-memory pair's listeners, two of each (one per case). */
+export const PERF_PORTS = {
+  bodyMemoryWeb: 24300,
+  bodyMemoryApi: 24310,
+} as const;
+
 export const L7OUT_PORTS = {
   /** The web sidecar process of the forwarder's memory test, on HOSTS.l7out[1]. */
   forwarderMemory: 24400,

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { REASON_HEADER } from '../../errors/reasons.js';
+import { countChunk } from '../relay-gc.js';
 import { meshProof, PROOF_HEADER } from './mesh-proof.js';
 
 export { REASON_HEADER };
@@ -67,6 +68,8 @@ export function relayResponse(res: ServerResponse, proxyRes: IncomingMessage): b
   (proxyRes as Relayed)[DOWNSTREAM] = res;
   // 'close' comes once; on() spares the wrapper once() makes per call.
   proxyRes.on('close', onRelayedClose);
+  // Counted: each chunk is a read buffer to be collected (relay-gc.ts).
+  proxyRes.on('data', countChunk);
   proxyRes.pipe(res);
   return true;
 }

@@ -29,6 +29,7 @@ import { ensureTraceparent } from '../trace.js';
 import type { Traffic } from '../traffic.js';
 import { clientErrorReason, fedServer, forwarder, hasBody, onClientError } from '../http/common.js';
 import { ignore } from '../../util/async.js';
+import { countChunk } from '../relay-gc.js';
 
 /**
  * How long an idle mesh connection is kept. Longer than the callers' pools keep theirs idle
@@ -196,7 +197,10 @@ export class InboundHttp {
     }
     this.#proxy.web(req, res, this.#web, this.#onError);
     // http-proxy has piped the body by now, so counting it cannot start the flow early.
-    if (logging && ex.hasBody) req.on('data', onRequestChunk);
+    if (ex.hasBody) {
+      req.on('data', countChunk);
+      if (logging) req.on('data', onRequestChunk);
+    }
   };
 
   /**

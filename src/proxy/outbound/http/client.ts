@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { ignore } from '../../../util/async.js';
+import { relayed } from '../../relay-gc.js';
 import { ConnectFailure, dialEndpoint, type DialTls } from '../dial.js';
 import type { Endpoint } from '../endpoint.js';
 import { peerReasonOf, type Outcome, type ResponseBody } from './outcome.js';
@@ -189,6 +190,7 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytes += chunk.length;
+    relayed(chunk.length);
     const res = this.#res;
     if (res === undefined || res.destroyed) return;
     if (!res.write(chunk)) {

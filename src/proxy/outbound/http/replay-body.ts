@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { relayed } from '../../relay-gc.js';
 
 /** Request bodies up to this size are kept while in flight, to be sent again to another endpoint. */
 export const MAX_REPLAY_BYTES = 64 * 1024;
@@ -96,6 +97,7 @@ export class ReplayBody {
 
   readonly #onData = (chunk: Buffer): void => {
     this.bytes += chunk.length;
+    relayed(chunk.length);
     if (this.#kept !== undefined) {
       if (this.bytes > this.#limit) this.#kept = undefined;
       else this.#kept.push(chunk);

@@ -1,0 +1,57 @@
+/**
+ * Bounds the memory a proxy holds in read buffers it is done with (issue 13 §1: a 50 MB body
+ * through the pair with each sidecar growing < 20 MB). Every chunk a proxy relays was read
+ * into a buffer of its own (a socket read, a TLS record, the HTTP parser's copy of a body
+ * chunk), dead a moment later, but freed only when V8 next collects the young generation. A
+ * relay allocates almost no JavaScript objects per byte, so that collection comes late: V8
+ * forces one only once the young generation's dead buffers reach 32 MB (2 × its default
+ * semi-space), and each sidecar's RSS grew by 27–36 MB over a 50 MB upload and download
+ * (docs/BENCHMARKS.md "Large bodies"). So the relay counts the bytes it passes on, and after
+ * every RELAY_GC_BYTES asks V8 for a young-generation collection (a scavenge: its cost is the
+ * live young objects, a fraction of a millisecond here, and the dead buffers cost nothing).
+ * Requests with small bodies pass far fewer bytes than they allocate objects, so V8's own
+ * collections come long before the count, and this adds at most one collection per
+ * RELAY_GC_BYTES relayed.
+ *
+ * Only `meshctl proxy run` turns it on (enableRelayGc, from process-flags.ts); in a process
+ * that did not, counting is all it does.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Relayed bytes between two collections the proxy asks for. */
+export const RELAY_GC_BYTES = 8 * 1024 * 1024;
+
+type GcFunction = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async' }) => void;
+
+let gc: GcFunction | undefined;
+let pending = 0;
+
+/** `n` bytes were read and passed on (a body chunk, a piped chunk). */
+export function relayed(n: number): void {
+  pending += n;
+  if (pending < RELAY_GC_BYTES || gc === undefined) return;
+  pending = 0;
+  gc({ type: 'minor' });
+}
+
+/** A 'data' listener that counts the chunk: for sockets and messages whose flow is piped. */
+export function countChunk(chunk: Buffer): void {
+  relayed(chunk.length);
+}
+
+/**
+ * Turns the collections on for this process. V8 exposes its `gc` function only to contexts
+ * made while `--expose-gc` is set: one is made for it (as jest's leak detection does), and the
+ * flag is cleared again so no other context gets it.
+ */
+export function enableRelayGc(): void {
+  const own = (globalThis as { gc?: GcFunction }).gc;
+  if (own !== undefined) {
+    gc = own;
+    return;
+  }
+  setFlagsFromString('--expose-gc');
+  gc = runInNewContext('gc') as GcFunction;
+  setFlagsFromString('--no-expose-gc');
+}

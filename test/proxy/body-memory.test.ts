@@ -1,0 +1,236 @@
+/**
+ * Large bodies through the L7 pair with bounded memory (issue 13): a 50 MB upload and a 50 MB
+ * download go app → web sidecar → mTLS → api sidecar → app, both sidecars as their own
+ * `meshctl proxy run` processes, and each sidecar's peak resident set (the kernel's VmHWM, reset
+ * after a warm-up exchange) grows by less than a fixed bound over the two bodies. The bound is
+ * generous against what was measured (docs/BENCHMARKS.md "Large bodies"), and memory, unlike
+ * time, does not swing with the box's load. The api inbound is run both ways: a byte pipe (an
+ * allow intention) and parsing HTTP (an L7 permission). Loopback block 127.0.9.40-41.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/cli.js';
+import { HOSTS, PERF_PORTS } from '../helpers/hosts.js';
+import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
+import { defer, snapshot, waitFor } from './harness.js';
+import { ALLOW_WEB, ALLOW_WEB_L7, webApiPki } from './web-api.js';
+
+const [HOST_WEB, HOST_API] = HOSTS.bodyMemory;
+const MB = 1024 * 1024;
+const BODY = 50 * MB;
+/** Issue 13's bar: each sidecar's RSS grows by less than this over a 50 MB upload and a 50 MB download. */
+const BOUND_MB = 20;
+
+const certs = webApiPki();
+
+/**
+ * PUT /sink counts the body and answers the count; GET /source?mb=N streams N MiB in 64 KiB
+ * chunks with backpressure; anything else answers "ok".
+ */
+async function startStreamApp(): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/sink') {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => res.end(String(n)));
+      return;
+    }
+    if (url.pathname === '/source') {
+      const total = Number(url.searchParams.get('mb')) * MB;
+      res.writeHead(200, { 'content-length': total });
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    req.resume();
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return (server.address() as AddressInfo).port;
+}
+
+/** A sidecar as its own process, serving `snap` from its file; stopped after the test. */
+async function sidecar(
+  dir: string,
+  name: string,
+  snap: ProxySnapshotInput,
+): Promise<{ pid: number; proc: ResultPromise }> {
+  const file = join(dir, `${name}.snapshot.json`);
+  await writeFile(file, JSON.stringify(snap), { mode: 0o600 });
+  const proc = execa(
+    process.execPath,
+    [CLI, 'proxy', 'run', '--admin-socket', join(dir, `${name}.sock`), '--snapshot', file, '--drain-seconds', '0'],
+    { env: { MESHCTL_LOG_LEVEL: 'warn' }, reject: false, stdin: 'ignore', all: true },
+  );
+  defer(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await proc;
+    }
+  });
+  return { pid: proc.pid!, proc };
+}
+
+async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(s)?.[1];
+  if (kb === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(kb) / 1024;
+}
+
+/** Resets the process's peak RSS to its current RSS (Linux; the test owns the process); false if refused. */
+async function resetPeak(pid: number): Promise<boolean> {
+  try {
+    await writeFile(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One request through the web sidecar; an upload of `upload` bytes in 64 KiB writes with backpressure. */
+function send(
+  port: number,
+  opts: { method?: string; path: string; upload?: number },
+): Promise<{ status: number; bytes: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: HOST_WEB, port, path: opts.path, method: opts.method ?? 'GET', agent: false },
+      (res) => {
+        let bytes = 0;
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (text.length < 256) text += c.toString('utf8');
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (opts.upload === undefined) {
+      req.end();
+      return;
+    }
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    let left = opts.upload;
+    const pump = (): void => {
+      while (left > 0) {
+        left -= chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+describe('50 MB bodies through the L7 pair, each sidecar its own process', () => {
+  for (const [mode, intentions, webPort, apiPort] of [
+    ['piped', ALLOW_WEB, PERF_PORTS.bodyMemoryWeb, PERF_PORTS.bodyMemoryApi],
+    ['HTTP-parsing', ALLOW_WEB_L7, PERF_PORTS.bodyMemoryWeb + 1, PERF_PORTS.bodyMemoryApi + 1],
+  ] as const) {
+    it.skipIf(!existsSync(CLI))(
+      `a 50 MB upload and a 50 MB download, ${mode} api inbound: each sidecar's peak RSS grows < ${BOUND_MB} MB`,
+      async () => {
+        const { pki, apiLeaf, webLeaf } = certs();
+        const dir = await mkdtemp(join(tmpdir(), 'meshctl-body-memory-'));
+        defer(() => rm(dir, { recursive: true, force: true }));
+        const appPort = await startStreamApp();
+        const api = await sidecar(
+          dir,
+          'api',
+          snapshot({
+            pki,
+            leaf: apiLeaf,
+            service: 'api',
+            inboundAddress: HOST_API,
+            inboundPort: apiPort,
+            appPort,
+            intentions,
+          }),
+        );
+        const webSnap = snapshot({
+          pki,
+          leaf: webLeaf,
+          service: 'web',
+          appPort: 1,
+          upstreams: [{ service: 'api', endpoints: [{ id: 'api-1', address: HOST_API, port: apiPort }] }],
+        });
+        webSnap.upstreams[0] = { ...webSnap.upstreams[0]!, localAddress: HOST_WEB!, localPort: webPort };
+        const web = await sidecar(dir, 'web', webSnap);
+        await waitFor(
+          async () => (await send(webPort, { path: '/' }).catch(() => undefined))?.status === 200,
+          'the pair serving',
+          20_000,
+        ).catch(async (e: unknown) => {
+          api.proc.kill('SIGKILL');
+          web.proc.kill('SIGKILL');
+          throw new Error(`${String(e)}: web: ${String((await web.proc).all)} api: ${String((await api.proc).all)}`);
+        });
+
+        // Warm-up, one smaller exchange each way: pool, TLS, JIT, the parsers and every piece's
+        // buffers in place. Then the peaks are reset to where the processes stand.
+        expect((await send(webPort, { method: 'PUT', path: '/sink', upload: 4 * MB })).text).toBe(String(4 * MB));
+        expect((await send(webPort, { path: '/source?mb=4' })).bytes).toBe(4 * MB);
+        const pids = { web: web.pid, api: api.pid };
+        const base = { web: await procStatus(web.pid, 'VmRSS'), api: await procStatus(api.pid, 'VmRSS') };
+        const reset = (await resetPeak(web.pid)) && (await resetPeak(api.pid));
+        const sampled = { ...base };
+        const sampler = setInterval(() => {
+          for (const k of ['web', 'api'] as const)
+            void procStatus(pids[k], 'VmRSS')
+              .then((mb) => (sampled[k] = Math.max(sampled[k], mb)))
+              .catch(() => undefined);
+        }, 20);
+        defer(() => clearInterval(sampler));
+
+        const up = await send(webPort, { method: 'PUT', path: '/sink', upload: BODY });
+        const down = await send(webPort, { path: '/source?mb=50' });
+        clearInterval(sampler);
+        expect(up).toMatchObject({ status: 200, text: String(BODY) });
+        expect(down).toMatchObject({ status: 200, bytes: BODY });
+
+        const growth: Record<string, number> = {};
+        for (const k of ['web', 'api'] as const) {
+          const peak = Math.max(sampled[k], reset ? await procStatus(pids[k], 'VmHWM') : 0);
+          growth[k] = peak - base[k];
+          console.info(
+            `${mode}: ${k} sidecar RSS ${base[k].toFixed(1)} MB after the warm-up, peak ${peak.toFixed(1)} MB (${reset ? 'VmHWM reset' : 'sampled'}), growth ${growth[k]!.toFixed(1)} MB`,
+          );
+        }
+        expect(growth.web).toBeLessThan(BOUND_MB);
+        expect(growth.api).toBeLessThan(BOUND_MB);
+      },
+      120_000,
+    );
+  }
+});
