@@ -15,8 +15,9 @@ async function minorGcsDuring(f: () => void): Promise<number> {
   f();
   await new Promise((resolve) => setTimeout(resolve, 50));
   obs.disconnect();
-  return seen.filter((e) => (e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
-    .length;
+  return seen.filter(
+    (e) => (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR,
+  ).length;
 }
 
 describe('relay-gc', () => {
