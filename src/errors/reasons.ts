@@ -1,7 +1,7 @@
 /**
  * The mesh's reasons: every answer a mesh proxy makes itself (rather than relaying the
  * service's) carries `x-meshctl-reason: <kind> <detail>`, e.g. `no-healthy-endpoints api` or
- * `intention-deny web->api`. The kind is the stable part: metrics count mesh errors by kind,
+ * `intention-deny web -> api`. The kind is the stable part: metrics count mesh errors by kind,
  * the caller's proxy decides on failover by kind, and docs/REASONS.md lists every kind (a test
  * keeps the two in step). The detail names the service or the pair and may change.
  *
@@ -55,9 +55,17 @@ export const OTHER_REASON = 'other';
 /** What mesh errors are counted under: a defined kind, or `other`. */
 export type MeshErrorKind = ReasonKind | typeof OTHER_REASON;
 
-/** The header value: the kind, then what it is about (a service, `source->destination`). */
+/** The header value: the kind, then what it is about (a service, `source -> destination`). */
 export function meshReason(kind: ReasonKind, detail?: string): string {
   return detail === undefined || detail === '' ? kind : `${kind} ${detail}`;
+}
+
+/**
+ * A caller and a destination in a reason's detail, `web -> api`: spelled as the `intention`
+ * commands print a pair (`Denied: web -> api`), so a refusal reads like the rule behind it.
+ */
+export function reasonPair(source: string, destination: string): string {
+  return `${source} -> ${destination}`;
 }
 
 /** `app-unavailable api` → `app-unavailable`: the reason's kind as written, known or not. */

@@ -94,7 +94,7 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
       meta: { 'access-log': 'on' },
     });
     // The sidecar is up once the mesh answers for itself (403 under default deny).
-    await eventually(async () => (await get(UP)).reason === 'default-deny web->api', {
+    await eventually(async () => (await get(UP)).reason === 'default-deny web -> api', {
       what: 'web sidecar serving',
       timeoutMs: 30_000,
     });
@@ -108,15 +108,15 @@ describe('data plane: sidecars with mTLS, discovery, load balancing and intentio
 
   it('denies by default with 403 and the reason; allows after an intention; denies again after delete', async () => {
     const denied = await get(UP);
-    expect(denied).toMatchObject({ status: 403, reason: 'default-deny web->api' });
+    expect(denied).toMatchObject({ status: 403, reason: 'default-deny web -> api' });
     expect((await mesh.admin(['intention', 'allow', 'web', 'api'])).exitCode).toBe(0);
     await eventually(async () => (await get(UP)).status === 200, { what: 'allow reaches the proxies' });
     expect((await mesh.admin(['intention', 'delete', 'web', 'api'])).exitCode).toBe(0);
     await eventually(async () => (await get(UP)).status === 403, { what: 'delete reaches the proxies' });
-    expect((await get(UP)).reason).toBe('default-deny web->api');
+    expect((await get(UP)).reason).toBe('default-deny web -> api');
     // An intention that denies the pair is named as such, not as the default.
     expect((await mesh.admin(['intention', 'deny', 'web', 'api'])).exitCode).toBe(0);
-    await eventually(async () => (await get(UP)).reason === 'intention-deny web->api', {
+    await eventually(async () => (await get(UP)).reason === 'intention-deny web -> api', {
       what: 'the deny intention reaches the proxies',
     });
     await mesh.admin(['intention', 'allow', 'web', 'api']);

@@ -121,8 +121,8 @@ describe('L7 permissions on real agents: web may only GET /api/* on api', () => 
 
     expect(ok).toMatchObject({ status: 200, reason: undefined });
     expect(JSON.parse(ok.body)).toMatchObject({ app: 'api', path: '/api/users' });
-    expect(del).toMatchObject({ status: 403, reason: 'intention-deny web->api (permission 3: /)' });
-    expect(admin).toMatchObject({ status: 403, reason: 'intention-deny web->api (permission 1: /admin)' });
+    expect(del).toMatchObject({ status: 403, reason: 'intention-deny web -> api (permission 3: /)' });
+    expect(admin).toMatchObject({ status: 403, reason: 'intention-deny web -> api (permission 1: /admin)' });
     expect(again.status).toBe(200);
     // One connection from the app to web's sidecar for all four...
     expect(new Set([ok, del, admin, again].map((a) => a.localPort)).size).toBe(1);
@@ -130,8 +130,8 @@ describe('L7 permissions on real agents: web may only GET /api/* on api', () => 
     const after = (await sidecarStats(api)).api!.inbound;
     expect(after.connections.total).toBe(before.connections.total);
     expect(after.permissionDenials).toMatchObject({
-      'intention-deny web->api (permission 3: /)': 1,
-      'intention-deny web->api (permission 1: /admin)': 1,
+      'intention-deny web -> api (permission 3: /)': 1,
+      'intention-deny web -> api (permission 1: /admin)': 1,
     });
   });
 

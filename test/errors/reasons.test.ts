@@ -42,7 +42,7 @@ describe('mesh reasons', () => {
 
   it('are the kind and a detail; the kind is the first word', () => {
     expect(meshReason('no-healthy-endpoints', 'api')).toBe('no-healthy-endpoints api');
-    expect(meshReason('intention-deny', 'web->api')).toBe('intention-deny web->api');
+    expect(meshReason('intention-deny', 'web -> api')).toBe('intention-deny web -> api');
     expect(meshReason('unsupported-upgrade')).toBe('unsupported-upgrade');
     expect(reasonKind('app-unavailable api')).toBe('app-unavailable');
     expect(reasonKind('unsupported-upgrade')).toBe('unsupported-upgrade');
@@ -52,7 +52,7 @@ describe('mesh reasons', () => {
   });
 
   it("count a peer's reason by its kind only when an inbound sends that kind", () => {
-    expect(peerReasonKind('intention-deny web->api')).toBe('intention-deny');
+    expect(peerReasonKind('intention-deny web -> api')).toBe('intention-deny');
     expect(peerReasonKind('app-unavailable api')).toBe('app-unavailable');
     expect(peerReasonKind('unsupported-upgrade')).toBe('unsupported-upgrade');
     // Only outbounds send these: a peer claiming one is not believed.

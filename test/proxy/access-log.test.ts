@@ -207,7 +207,7 @@ describe('access logs', () => {
     expect(out).toMatchObject({
       direction: 'outbound',
       status: 403,
-      reason: 'intention-deny web->api',
+      reason: 'intention-deny web -> api',
       endpoint: 'api-1',
       traceparent: TRACE,
     });
@@ -217,7 +217,7 @@ describe('access logs', () => {
       destination: 'api',
       path: '/private',
       status: 403,
-      reason: 'intention-deny web->api',
+      reason: 'intention-deny web -> api',
       traceparent: TRACE,
     });
     expect(m.app.seen).toHaveLength(0);

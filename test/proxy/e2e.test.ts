@@ -173,8 +173,8 @@ describe('proxy e2e: web → api over mTLS', () => {
     const denied = await get(port, '/', { agent });
     expect(denied.status).toBe(403);
     // No intention matched the pair: the default decided, and the reason says so.
-    expect(denied.headers['x-meshctl-reason']).toBe('default-deny web->api');
-    expect(stats(a.proxy).inbound.refusals['default-deny web->api']).toBe(1);
+    expect(denied.headers['x-meshctl-reason']).toBe('default-deny web -> api');
+    expect(stats(a.proxy).inbound.refusals['default-deny web -> api']).toBe(1);
     expect(a.app!.seen).toHaveLength(0);
 
     const next = snapshot({
@@ -213,14 +213,14 @@ describe('proxy e2e: web → api over mTLS', () => {
       intentions: [{ source: 'web', destination: 'api', action: 'deny' }],
     });
     await a.proxy.apply(denyAll);
-    expect(stats(a.proxy).inbound.revoked['intention-deny web->api']).toBe(1);
+    expect(stats(a.proxy).inbound.revoked['intention-deny web -> api']).toBe(1);
     await waitFor(
       () => stats(web).upstreams.api!.endpoints['api-1']!.connections.active === 0,
       'pooled connection closed',
     );
     const r = await get(port, '/', { agent });
     expect(r.status).toBe(403);
-    expect(r.headers['x-meshctl-reason']).toBe('intention-deny web->api');
+    expect(r.headers['x-meshctl-reason']).toBe('intention-deny web -> api');
   });
 
   it('an instance whose app is down answers 502 app-unavailable from its inbound side', async () => {

@@ -170,7 +170,7 @@ describe('inbound refuses bad clients', () => {
     const r = await probe(inboundPort(api), webLeaf);
     expect(r.handshake).toBe(true);
     expect(r.data).toBe('');
-    expect(refusals(api)['default-deny web->api']).toBe(1);
+    expect(refusals(api)['default-deny web -> api']).toBe(1);
     expect(app.connections).toBe(0);
   });
 });

@@ -7,7 +7,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { decidingIntention } from '../../api/intentions.js';
-import { meshReason } from '../../errors/reasons.js';
+import { meshReason, reasonPair } from '../../errors/reasons.js';
 import { validityOf } from '../../ca/peer.js';
 import type { IdentityCache } from '../identity-cache.js';
 import { REVOKED_CERTIFICATE, type RevokedSerials } from '../revoked.js';
@@ -63,26 +63,27 @@ export function outOfDate(cert: X509Certificate, now = Date.now()): 'expired' | 
 }
 
 /**
- * Why the snapshot's intentions deny `peer`, else undefined: `intention-deny web->api` when an
- * intention decided, `default-deny web->api` when none matched and the default is deny.
+ * Why the snapshot's intentions deny `peer`, else undefined: `intention-deny web -> api` when an
+ * intention decided, `default-deny web -> api` when none matched and the default is deny.
  */
 export function intentionDenies(peer: string, snap: ProxySnapshot): IntentionDenial | undefined {
   const me = snap.service.name;
+  const pair = reasonPair(peer, me);
   const hit = decidingIntention(snap.intentions, peer, me);
   if (hit === undefined) {
     return snap.defaultIntention === 'allow'
       ? undefined
-      : { kind: 'default-deny', reason: meshReason('default-deny', `${peer}->${me}`) };
+      : { kind: 'default-deny', reason: meshReason('default-deny', pair) };
   }
   // L7 permissions decide each request (permissions.ts), which needs requests to see: a tcp
   // service has none, so such a caller is refused rather than let in unchecked.
   if (hit.permissions !== undefined && snap.service.protocol !== 'http')
     return {
       kind: 'intention-deny',
-      reason: meshReason('intention-deny', `${peer}->${me} (L7 permissions need an http service)`),
+      reason: meshReason('intention-deny', `${pair} (L7 permissions need an http service)`),
     };
   if (hit.action === 'allow') return undefined;
-  return { kind: 'intention-deny', reason: meshReason('intention-deny', `${peer}->${me}`) };
+  return { kind: 'intention-deny', reason: meshReason('intention-deny', pair) };
 }
 
 /**

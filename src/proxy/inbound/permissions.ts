@@ -4,7 +4,7 @@
  * carries permissions, the connection is let in and each request on it is decided by them. The
  * first permission that matches decides (allow or deny); a request none matches gets the mesh's
  * default intention, as in Consul. A denied request is answered `403` with
- * `intention-deny web->api (permission 2: DELETE /admin)` (or `default-deny web->api (no
+ * `intention-deny web -> api (permission 2: DELETE /admin)` (or `default-deny web -> api (no
  * permission matched)`), and the keep-alive connection stays open for the next request.
  *
  * Paths are matched after normalization (dot segments resolved, `\` as `/`, repeated slashes
@@ -14,7 +14,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { decidingIntention } from '../../api/intentions.js';
-import { meshReason } from '../../errors/reasons.js';
+import { meshReason, reasonPair } from '../../errors/reasons.js';
 import { compilePermissions, type MatchRequest, type PermissionDecision } from '../http/match.js';
 import type { ProxySnapshot } from '../snapshot.js';
 
@@ -51,7 +51,7 @@ export class PermissionRules {
     const decide = this.#deciderFor(peer);
     if (decide === null) return undefined;
     const d = decide({ method, path: target, headers });
-    const pair = `${peer}->${this.#snap.service.name}`;
+    const pair = reasonPair(peer, this.#snap.service.name);
     if (d !== undefined) return d.action === 'allow' ? undefined : denial('intention-deny', `${pair} (${d.label})`);
     return this.#snap.defaultIntention === 'allow'
       ? undefined

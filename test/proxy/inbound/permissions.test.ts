@@ -36,10 +36,10 @@ describe('permission rules', () => {
     expect(r.check('web', 'GET', '/api/users?x=1', {})).toBeUndefined();
     expect(r.check('web', 'DELETE', '/api/users', {})).toEqual({
       kind: 'intention-deny',
-      reason: 'intention-deny web->api (permission 3: /)',
+      reason: 'intention-deny web -> api (permission 3: /)',
     });
-    expect(r.check('web', 'GET', '/admin', {})?.reason).toBe('intention-deny web->api (permission 1: /admin)');
-    expect(r.check('web', 'GET', '/api', {})?.reason).toBe('intention-deny web->api (permission 3: /)');
+    expect(r.check('web', 'GET', '/admin', {})?.reason).toBe('intention-deny web -> api (permission 1: /admin)');
+    expect(r.check('web', 'GET', '/api', {})?.reason).toBe('intention-deny web -> api (permission 3: /)');
   });
 
   it('a request no permission matches gets the default intention', () => {
@@ -48,7 +48,7 @@ describe('permission rules', () => {
     ];
     expect(rules(only, 'deny').check('web', 'POST', '/', {})).toEqual({
       kind: 'default-deny',
-      reason: 'default-deny web->api (no permission matched)',
+      reason: 'default-deny web -> api (no permission matched)',
     });
     expect(rules(only, 'allow').check('web', 'POST', '/', {})).toBeUndefined();
   });
@@ -60,7 +60,7 @@ describe('permission rules', () => {
     ];
     const r = rules(both);
     expect(r.check('batch', 'DELETE', '/x', {})).toBeUndefined();
-    expect(r.check('web', 'DELETE', '/x', {})?.reason).toBe('intention-deny web->api (permission 1: DELETE)');
+    expect(r.check('web', 'DELETE', '/x', {})?.reason).toBe('intention-deny web -> api (permission 1: DELETE)');
     expect(r.check('web', 'GET', '/x', {})?.kind).toBe('default-deny');
   });
 
@@ -94,7 +94,7 @@ describe('request targets are normalized before they are decided', () => {
   it('so a prefix rule cannot be passed by a path that means another one', () => {
     const r = rules(WEB_GET_API);
     expect(r.check('web', 'GET', normalizeTarget('/api/../admin'), {})?.reason).toBe(
-      'intention-deny web->api (permission 1: /admin)',
+      'intention-deny web -> api (permission 1: /admin)',
     );
   });
 });
@@ -122,11 +122,11 @@ describe('L7 permissions through a real pair', () => {
 
     expect(ok.status).toBe(200);
     expect(del.status).toBe(403);
-    expect(del.headers['x-meshctl-reason']).toBe('intention-deny web->api (permission 3: /)');
-    expect(post.headers['x-meshctl-reason']).toBe('intention-deny web->api (permission 3: /)');
+    expect(del.headers['x-meshctl-reason']).toBe('intention-deny web -> api (permission 3: /)');
+    expect(post.headers['x-meshctl-reason']).toBe('intention-deny web -> api (permission 3: /)');
     expect(admin.status).toBe(403);
-    expect(admin.headers['x-meshctl-reason']).toBe('intention-deny web->api (permission 1: /admin)');
-    expect(dotted.headers['x-meshctl-reason']).toBe('intention-deny web->api (permission 1: /admin)');
+    expect(admin.headers['x-meshctl-reason']).toBe('intention-deny web -> api (permission 1: /admin)');
+    expect(dotted.headers['x-meshctl-reason']).toBe('intention-deny web -> api (permission 1: /admin)');
     expect(again.status).toBe(200);
     // The proof is the mesh hop's; the app gets none.
     expect(del.headers['x-meshctl-proof']).toBeUndefined();
@@ -138,8 +138,8 @@ describe('L7 permissions through a real pair', () => {
     expect(stats.inbound.mode).toBe('http');
     expect(stats.inbound.connections.total).toBe(1);
     expect(stats.inbound.permissionDenials).toEqual({
-      'intention-deny web->api (permission 3: /)': 2,
-      'intention-deny web->api (permission 1: /admin)': 2,
+      'intention-deny web -> api (permission 3: /)': 2,
+      'intention-deny web -> api (permission 1: /admin)': 2,
     });
     expect(a.app!.connections).toBe(1);
     expect(a.app!.seen.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /api/users', 'GET /api/again']);
@@ -164,6 +164,6 @@ describe('L7 permissions through a real pair', () => {
       ],
     });
     const r = await get(port, '/api/x', { agent });
-    expect(r.headers['x-meshctl-reason']).toBe('intention-deny web->api (permission 1: /api/)');
+    expect(r.headers['x-meshctl-reason']).toBe('intention-deny web -> api (permission 1: /api/)');
   });
 });

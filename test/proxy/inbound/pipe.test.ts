@@ -168,7 +168,7 @@ describe('the inbound of an http service as a byte pipe', () => {
     const s = await meshClient(api.port);
     const raw = await exchange(s, GET('/'));
     expect(raw).toMatch(/^HTTP\/1\.1 403 /);
-    expect(header(raw, 'x-meshctl-reason')).toBe('default-deny web->api');
+    expect(header(raw, 'x-meshctl-reason')).toBe('default-deny web -> api');
     expect(header(raw, 'x-meshctl-proof')).toBe(meshProof(s));
     await waitFor(() => s.destroyed || s.readableEnded, 'the denied connection closes');
     expect(api.app!.seen).toEqual([]);
@@ -276,7 +276,7 @@ describe('the inbound of an http service as a byte pipe', () => {
     await api.push(2, [{ source: 'web', destination: 'api', action: 'deny' }]);
     await waitFor(() => s.destroyed || s.readableEnded, 'the pipe of a now denied caller closes');
     expect((api.proxy.stats() as { inbound: { revoked: Record<string, number> } }).inbound.revoked).toEqual({
-      'intention-deny web->api': 1,
+      'intention-deny web -> api': 1,
     });
   });
 });

@@ -17,7 +17,7 @@ describe('outcome', () => {
     expect(failoverSafe(response(200))).toBe(false);
     expect(failoverSafe(response(502))).toBe(false); // the service's own 502
     expect(failoverSafe(response(502, 'app-reset api'))).toBe(false); // the app had the request
-    expect(failoverSafe(response(403, 'intention-deny web->api'))).toBe(false);
+    expect(failoverSafe(response(403, 'intention-deny web -> api'))).toBe(false);
     expect(failoverSafe(response(200, 'app-unavailable api'))).toBe(false); // not the reason's status
     expect(failoverSafe({ kind: 'timeout', error: new Error('t'), perTry: true })).toBe(false);
     expect(failoverSafe({ kind: 'aborted' })).toBe(false);
