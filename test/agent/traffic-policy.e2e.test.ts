@@ -5,7 +5,8 @@
  * a 90/10 split over 2,000 requests lands within 5 sigma of the binomial; a header route
  * reaches only v2; a prefix route reaches v2 with the rewritten path; a cookie hash keeps one
  * cookie on one instance; a subset without instances answers 503 naming the subset and the
- * route; changing the split during a steady loop drops no request.
+ * route; a WebSocket upgrade takes the same routes; `meshctl status --json` shows the figures
+ * per subset; changing the split during a steady loop drops no request.
  * Loopback block HOSTS.trafficPolicy (127.0.11.10-14); web's upstream port is in policy's
  * range 24500–24599 (TEAM.md).
  */
@@ -55,6 +56,64 @@ function call(path: string, headers: Record<string, string> = {}): Promise<Answe
     req.on('error', reject);
     req.end();
   });
+}
+
+interface Tunnel {
+  status: number;
+  app: string | undefined;
+  path: string | undefined;
+  /** What the app sent back through the tunnel for `ping`, or the mesh's reason. */
+  echoed: string;
+  reason: string | undefined;
+}
+
+/** A WebSocket-style upgrade from web's app through the sidecars; on 101, one exchange through the tunnel. */
+function upgrade(path: string, headers: Record<string, string> = {}): Promise<Tunnel> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port: UP,
+      path,
+      agent: false,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', ...headers },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          app: undefined,
+          path: undefined,
+          echoed: '',
+          reason: res.headers['x-meshctl-reason'] as string | undefined,
+        }),
+      );
+    });
+    req.on('upgrade', (res, socket) => {
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (!got.endsWith('ping')) return;
+        socket.destroy();
+        resolve({
+          status: res.statusCode ?? 0,
+          app: res.headers['x-app'] as string | undefined,
+          path: res.headers['x-path'] as string | undefined,
+          echoed: got,
+          reason: undefined,
+        });
+      });
+      socket.write('ping');
+    });
+    req.end();
+  });
+}
+
+interface SubsetFigures {
+  subset: string;
+  requests: number;
+  failed: number;
 }
 
 const RESOLVER = `kind: service-resolver
@@ -196,6 +255,40 @@ describe('traffic policy on real agents and sidecars', () => {
     const a = await call('/v3/x');
     expect(a.status).toBe(503);
     expect(a.reason).toBe('no-healthy-endpoints api/v3 (route 3 of service-router api)');
+  });
+
+  it('a WebSocket upgrade takes the routes: the header route and the prefix route (rewritten) tunnel to v2 only', async () => {
+    for (let i = 0; i < 10; i++) {
+      const t = await upgrade('/ws', { 'x-canary': '1', cookie: `session=ws-${i}` });
+      expect(t.status).toBe(101);
+      expect(isV2(t.app), `went to ${t.app}`).toBe(true);
+      expect(t.echoed).toBe(`${t.app}:ping`);
+    }
+    const t = await upgrade('/v2/chat?room=7');
+    expect([t.status, isV2(t.app), t.path]).toEqual([101, true, '/chat?room=7']);
+    const none = await upgrade('/v3/ws');
+    expect([none.status, none.reason]).toEqual([503, 'no-healthy-endpoints api/v3 (route 3 of service-router api)']);
+  });
+
+  it('meshctl status --json shows the figures per subset: v1 and v2 served, v3 failed', async () => {
+    // The sidecars report every few seconds; the registry's window holds the tests above.
+    const subsets = await eventually(
+      async () => {
+        const r = await mesh.admin(['status', '--json']);
+        expect(r.exitCode, r.stderr).toBe(0);
+        const s = JSON.parse(r.stdout) as {
+          metrics?: { services: Array<{ name: string; subsets?: SubsetFigures[] }> };
+        };
+        const got = s.metrics?.services.find((x) => x.name === 'api')?.subsets ?? [];
+        const by = new Map(got.map((x) => [x.subset, x]));
+        const ok = (by.get('api/v1')?.requests ?? 0) > 0 && (by.get('api/v2')?.requests ?? 0) > 0;
+        return ok && (by.get('api/v3')?.failed ?? 0) > 0 ? by : undefined;
+      },
+      { what: 'per-subset figures of api in meshctl status', timeoutMs: 30_000 },
+    );
+    expect(subsets.get('api/v1')!.failed).toBe(0);
+    expect(subsets.get('api/v2')!.failed).toBe(0);
+    expect(subsets.get('api/v3')!.failed).toBe(subsets.get('api/v3')!.requests);
   });
 
   it('changing the split with apply -f during a steady loop drops no request', async () => {

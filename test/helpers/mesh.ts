@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { runCli, startCli, type CliDaemon, type CliResult } from './cli.js';
 
 export interface MeshAgent {
@@ -311,6 +311,16 @@ export async function startApp(name: string, address: string, port = 0): Promise
         const body = JSON.stringify({ app: name, path: req.url, headers: req.headers });
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         res.end(body);
+      });
+      // An Upgrade (WebSocket-like: no frames) is accepted with a 101 naming the app and the
+      // path it got, then each chunk comes back prefixed with the app's name.
+      server.on('upgrade', (req, socket: Socket) => {
+        socket.on('error', () => socket.destroy());
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${String(req.headers.upgrade)}\r\nConnection: Upgrade\r\nx-app: ${name}\r\nx-path: ${req.url ?? ''}\r\n\r\n`,
+        );
+        socket.on('data', (d: Buffer) => socket.write(`${name}:${d.toString('utf8')}`));
+        socket.on('end', () => socket.end());
       });
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);

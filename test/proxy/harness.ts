@@ -70,6 +70,8 @@ export interface HttpApp {
   readonly server: Server;
   /** Requests seen, with the headers the app got. */
   readonly seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders; body: string }>;
+  /** WebSocket upgrades accepted, with the target and headers the app got. */
+  readonly upgrades: Array<{ url: string; headers: IncomingHttpHeaders }>;
   /** Raw TCP connections the app accepted. */
   connections: number;
   close(): Promise<void>;
@@ -84,6 +86,7 @@ const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
  */
 export async function startHttpApp(name: string): Promise<HttpApp> {
   const seen: HttpApp['seen'] = [];
+  const upgrades: HttpApp['upgrades'] = [];
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -107,6 +110,7 @@ export async function startHttpApp(name: string): Promise<HttpApp> {
   });
   server.keepAliveTimeout = 30_000;
   server.on('upgrade', (req, socket: Socket) => {
+    upgrades.push({ url: req.url ?? '', headers: req.headers });
     const key = String(req.headers['sec-websocket-key'] ?? '');
     const accept = createHash('sha1')
       .update(key + WS_GUID)
@@ -123,6 +127,7 @@ export async function startHttpApp(name: string): Promise<HttpApp> {
     port: 0,
     server,
     seen,
+    upgrades,
     connections: 0,
     close: () => closeServer(server),
   };

@@ -28,12 +28,18 @@ export type ConnectResult =
 /**
  * Connects to the cluster. `wanted()` is asked before each attempt: when the caller has
  * gone (the app closed its socket), the attempts stop and a late connection is closed.
+ * `pick`: the next endpoint not tried yet (a policy target's balancer); the cluster's own by default.
  */
-export function connectEndpoint(cluster: Cluster, wanted: () => boolean, cb: (r: ConnectResult) => void): void {
+export function connectEndpoint(
+  cluster: Cluster,
+  wanted: () => boolean,
+  cb: (r: ConnectResult) => void,
+  pick: (tried: readonly Endpoint[]) => Endpoint | undefined = (tried) => cluster.pickEndpoint(tried),
+): void {
   const tried: Endpoint[] = [];
   const failures: ConnectFailure[] = [];
   const next = (): void => {
-    const endpoint = cluster.pickEndpoint(tried);
+    const endpoint = pick(tried);
     if (!endpoint) {
       const none = tried.length === 0;
       cb({

@@ -182,8 +182,9 @@ export class OutboundListener {
     if (policy === undefined)
       return { service: this.cluster.service, ...this.traffic.toMetrics(true), endpoints: own, ...resilience };
     // Under a traffic policy requests go to the targets' clusters: their endpoints, each row
-    // with its target, and one row per target. The upstream's own cluster carries only
-    // WebSocket upgrades then: its rows count only when they saw any.
+    // with its target, and one row per target. Upgrades take the routes too, so the upstream's
+    // own cluster carries nothing then unless it did before the policy: its rows count only
+    // when they saw any.
     const targets = [...policy.targets()];
     return {
       service: this.cluster.service,

@@ -156,9 +156,9 @@ export class HttpForwarder {
     this.#errors = errors;
     this.#log = log;
     this.#ctx = ctx;
-    this.#upgrade = new UpgradeTunnel(traffic, errors, log, ctx);
+    this.#upgrade = new UpgradeTunnel(traffic, errors, log, ctx, random);
     this.server = fedServer(LISTENER_KEEP_ALIVE_MS, this.#onRequest, (req, socket, head) =>
-      this.#upgrade.handle(this.#cluster, req, socket, head),
+      this.#upgrade.handle(this.#cluster, this.#routes, req, socket, head),
     );
     this.server.on('clientError', this.#onClientError);
     this.#deps = {

@@ -1,13 +1,18 @@
 /**
- * WebSocket (`Upgrade`) requests: a tunnel, off the per-request path. The request head goes
- * out on a connection of its own to an endpoint (the L4 attempt stage, with its failover on
+ * WebSocket (`Upgrade`) requests: a tunnel, off the per-request path. The request takes the
+ * upstream's routes like any request — route (first match) → split → the target's balancer, the
+ * route's prefix rewrite and request header changes — so a router or splitter sends a WebSocket
+ * where it sends the same request without `Upgrade`. The request head then goes out on a
+ * connection of its own to an endpoint of the target (the L4 attempt stage, with its failover on
  * connect failures), the endpoint's response head is read only far enough to count it (status,
  * the peer's `x-meshctl-reason`), and from then on the two sockets are a byte pipe both ways —
  * the same pipe as L4. Nothing here parses WebSocket frames, and no HTTP library is needed:
- * the connection leaves HTTP at the 101.
+ * the connection leaves HTTP at the 101, so response header changes do not apply to it.
+ * Retries, timeouts and outlier ejection are the request path's; a tunnel has failover only.
  *
  * An upgrade is counted and timed to its answer, not over the WebSocket's life, so that
  * long-lived sockets do not swamp request latency; it holds its endpoint (in flight) until closed.
+ * Under a traffic policy it counts on its target's (per-subset) figures too.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -23,11 +28,14 @@ import type { ThrottledLog } from '../../log-throttle.js';
 import { pipeSockets } from '../../pipe.js';
 import type { ReasonCounter } from '../../stats.js';
 import type { Traffic } from '../../traffic.js';
+import type { Random } from '../balancers.js';
 import type { Cluster } from '../cluster.js';
 import { connectEndpoint } from '../connect.js';
 import type { OutboundContext } from '../context.js';
 import type { Endpoint } from '../endpoint.js';
 import { setForwarded, trace } from './request.js';
+import { route, type RouteRequest, type RouteTable } from './route.js';
+import { split, type SplitTarget } from './split.js';
 
 /** The endpoint's response head must fit in this much, or the upgrade is refused as a bad response. */
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
@@ -37,7 +45,12 @@ const REASON_LINE = /\r\nx-meshctl-reason:[ \t]*([^\r\n]*)/i;
 const PROOF_LINE = /\r\nx-meshctl-proof:[ \t]*([^\r\n]*)/i;
 
 interface Tunnel {
-  readonly cluster: Cluster;
+  /** The target's cluster once routed (before: the upstream's, for the refusals that come first). */
+  cluster: Cluster;
+  /** What its reasons name: the target (`api/v2`) under a traffic policy, else the service. */
+  service: string;
+  /** The policy target, whose per-subset figures count the upgrade. */
+  target: SplitTarget | undefined;
   readonly req: IncomingMessage;
   readonly socket: Socket;
   readonly startedAt: number;
@@ -51,20 +64,25 @@ export class UpgradeTunnel {
   readonly #errors: ReasonCounter;
   readonly #log: ThrottledLog;
   readonly #ctx: OutboundContext;
+  readonly #random: Random;
 
-  constructor(traffic: Traffic, errors: ReasonCounter, log: ThrottledLog, ctx: OutboundContext) {
+  constructor(traffic: Traffic, errors: ReasonCounter, log: ThrottledLog, ctx: OutboundContext, random: Random) {
     this.#traffic = traffic;
     this.#errors = errors;
     this.#log = log;
     this.#ctx = ctx;
+    this.#random = random;
   }
 
-  handle(cluster: Cluster, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  /** `routes`: the upstream's (its policy's, or the default route to `cluster`). */
+  handle(cluster: Cluster, routes: RouteTable, req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', ignore);
     socket.setNoDelay(true);
     this.#traffic.requests += 1;
     const t: Tunnel = {
       cluster,
+      service: cluster.service,
+      target: undefined,
       req,
       socket,
       startedAt: performance.now(),
@@ -78,17 +96,47 @@ export class UpgradeTunnel {
     }
     stripRequestHopByHop(req.headers, true);
     setForwarded(req, 'ws');
+    // Routed as the pipeline routes a request (pipeline.ts): same stages, same order.
+    const request: RouteRequest = {
+      method: req.method,
+      path: req.url ?? '/',
+      headers: req.headers,
+      source: socket.remoteAddress,
+    };
+    const r = route(routes, request);
+    const sticky = r?.stickyHash === undefined ? undefined : r.stickyHash(request);
+    const target = r && split(r.splits, this.#random, sticky === undefined ? undefined : sticky / 4294967296);
+    if (r === undefined || target === undefined) {
+      this.#refuse(t, 'no-healthy-endpoints', '');
+      return;
+    }
+    const to = target.cluster;
+    t.cluster = to;
+    t.service = target.name ?? to.service;
+    if (target.traffic !== undefined) {
+      t.target = target;
+      target.traffic.requests += 1;
+    }
+    if (r.rewrite !== undefined) req.url = r.rewrite(request.path);
+    r.requestHeaders?.(req.headers);
+    target.requestHeaders?.(req.headers);
+    const hash = target.hash === undefined ? undefined : target.hash(request);
+    const balancer = target.balancer;
     connectEndpoint(
-      cluster,
+      to,
       () => !socket.destroyed,
-      (r) => {
-        if (!r.ok) {
-          if (r.kind === undefined) socket.destroy();
-          else this.#refuse(t, r.kind, cluster.service);
+      (c) => {
+        if (!c.ok) {
+          if (c.kind === undefined) socket.destroy();
+          else if (c.kind === 'no-healthy-endpoints' && target.name !== undefined)
+            // `no-healthy-endpoints api/v2 (route 2 of service-router api)`, as for a request.
+            this.#refuse(t, c.kind, `${t.service} (${r.name})`);
+          else this.#refuse(t, c.kind, t.service);
           return;
         }
-        this.#open(t, r.socket, r.endpoint, head);
+        this.#open(t, c.socket, c.endpoint, head);
       },
+      (tried) => balancer.pick(to.endpoints, tried, hash),
     );
   }
 
@@ -109,7 +157,7 @@ export class UpgradeTunnel {
       up.off('data', onData);
       up.destroy();
       endpoint.traffic.meshError('upstream-reset', 502);
-      this.#refuse(t, 'upstream-reset', t.cluster.service);
+      this.#refuse(t, 'upstream-reset', t.service);
     };
     const onData = (d: Buffer): void => {
       chunks.push(d);
@@ -124,7 +172,7 @@ export class UpgradeTunnel {
           up.off('data', onData);
           up.destroy();
           endpoint.traffic.meshError('upstream-bad-response', 502);
-          this.#refuse(t, 'upstream-bad-response', t.cluster.service);
+          this.#refuse(t, 'upstream-bad-response', t.service);
         } else if (chunks.length > 1) {
           chunks.length = 0;
           chunks.push(all);
@@ -168,16 +216,20 @@ export class UpgradeTunnel {
   #answered(t: Tunnel, status: number, kind: MeshErrorKind | undefined): void {
     const now = performance.now();
     const ep = t.endpoint;
+    const sub = t.target?.traffic;
     if (kind === undefined) {
       this.#traffic.response(status);
       ep?.traffic.response(status);
+      sub?.response(status);
     } else {
       this.#traffic.meshError(kind, status);
+      sub?.meshError(kind, status);
       // The mesh's own refusals before an endpoint answered are not the endpoint's.
       if (ep !== undefined && REASONS[kind as ReasonKind]?.sender !== 'outbound') ep.traffic.meshError(kind, status);
     }
     this.#traffic.latencyMs(now - t.startedAt);
     ep?.traffic.latencyMs(now - t.startedAt);
+    sub?.latencyMs(now - t.startedAt);
     if (kind === 'upstream-reset' || kind === 'upstream-bad-response')
       this.#log.warn(
         `upgrade:${kind}:${t.cluster.service}`,
