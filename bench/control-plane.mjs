@@ -9,6 +9,7 @@
  *
  * timed from the change being acknowledged (the PUT answered) to each watcher's answer.
  * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3] [--store sqlite|memory|etcd] [--profile DIR]
+ *   [--etcd-port BASE] (the etcd cluster's first client port; its 6 ports from there, default 23830)
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -80,7 +81,7 @@ function watcherProcess(dir, i) {
  * The mesh under test. sqlite/memory: one registry. etcd: a 3-member etcd cluster of the bench's
  * own and two registries on it (the second joined with the first's mesh key), the way docs/HA.md
  * runs them; the watchers are shared between the two.
- * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string }} o
+ * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number }} o
  */
 async function startMesh(o) {
   const { initServer } = await distImport('registry/bootstrap.js');
@@ -105,7 +106,7 @@ async function startMesh(o) {
       const { initEtcdServer } = await distImport('registry/bootstrap-etcd.js');
       const { openMeshStore, readMesh, openCaKey } = await distImport('registry/shared-mesh.js');
       const { readMeshKey } = await distImport('registry/mesh-key.js');
-      etcd = await startEtcd({ dir: join(o.dir, 'cp-etcd') });
+      etcd = await startEtcd({ dir: join(o.dir, 'cp-etcd'), basePort: o.etcdBasePort });
       const ports = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
       const common = { advertise: '127.0.0.1', defaultIntention: 'deny', etcd: { endpoints: etcd.endpoints } };
       init = await initEtcdServer({ ...common, dataDir: join(o.dir, 'cp-registry-a'), bind: `127.0.0.1:${ports[0]}` });
@@ -177,7 +178,7 @@ async function makeIdentities(ca, trustDomain, count, log) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { RegistryClient } = await distImport('api/registry-client.js');
@@ -426,10 +427,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         rounds: { type: 'string', default: '3' },
         store: { type: 'string', default: 'sqlite' },
         profile: { type: 'string' },
+        'etcd-port': { type: 'string' },
       },
     }));
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  }
+  const etcdPort = values['etcd-port'] === undefined ? undefined : Number(values['etcd-port']);
+  if (etcdPort !== undefined && !(Number.isInteger(etcdPort) && etcdPort >= 1024 && etcdPort <= 65530)) {
+    console.error(`error: --etcd-port takes a port from 1024 to 65530 (got '${values['etcd-port']}')`);
     process.exit(2);
   }
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-cp-'));
@@ -440,6 +447,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       store: values.store,
       dir,
       profileDir: values.profile,
+      etcdBasePort: etcdPort,
       log: (s) => console.log(s),
     });
     console.log(
