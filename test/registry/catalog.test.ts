@@ -190,6 +190,39 @@ describe('registry catalog', () => {
     expect(res.instances.map((i) => i.name)).toEqual(['web']);
   });
 
+  it('a woken blocking query answers JSON with its length and the revision it shows in x-mesh-index', async () => {
+    const first = await t.admin.instances('cache');
+    const waiting = rawRequest(t.url, {
+      path: `/v1/catalog/service/cache?index=${first.revision}&wait=30s`,
+      ca: t.caPem,
+      token: t.init.adminToken,
+    });
+    await eventually(async () => (await t.admin.status()).blockingQueries > 0);
+    await nodeA.register({ name: 'cache', port: 6379 });
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(res.body)));
+    expect(res.body.revision).toBeGreaterThan(first.revision);
+    expect(res.headers['x-mesh-index']).toBe(String(res.body.revision));
+    expect((res.body.instances as Array<{ name: string }>).map((i) => i.name)).toEqual(['cache']);
+  });
+
+  it('a client that hangs up during a blocking query leaves no waiter behind', async () => {
+    const first = await t.admin.instances('queue');
+    const ac = new AbortController();
+    const waiting = t.admin.instances('queue', { index: first.revision, wait: '5m', signal: ac.signal });
+    waiting.catch(() => undefined);
+    await eventually(async () => (await t.admin.status()).blockingQueries === 1);
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ code: 'MESH_ERR_TIMEOUT' });
+    await eventually(async () => (await t.admin.status()).blockingQueries === 0, { what: 'the waiter to go' });
+    // The registry still answers the next watcher of the same query.
+    const next = t.admin.instances('queue', { index: first.revision, wait: '30s' });
+    await nodeA.register({ name: 'queue', port: 5672 });
+    expect((await next).instances.map((i) => i.name)).toEqual(['queue']);
+  });
+
   it('returns a blocking query at once when the index is already stale', async () => {
     const res = await t.admin.instances('api', { index: 1, wait: '30s' });
     expect(res.instances.length).toBeGreaterThan(0);

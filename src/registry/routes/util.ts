@@ -27,6 +27,12 @@ function readKey(req: FastifyRequest): string {
  * Answers a read, first waiting (Consul-style blocking query) when the client passed
  * `?index=N`: until one of `groups` changes after N, or `wait` runs out. The watchers one
  * change wakes share one read and one serialized body (shared-reads.ts).
+ *
+ * The answer goes straight onto the raw response (`reply.hijack()`): the body is already the
+ * JSON bytes, so fastify's send path (serializer choice, onSend/content-length handling, its
+ * promise per reply) would only add work to each of the thousands of answers one change sends.
+ * Errors before that point (bad query, store unavailable) still go to fastify's error handler.
+ * A client that went away while waiting gets no read and no answer.
  */
 export async function blockingRead<T extends { revision: number }>(
   ctx: RegistryContext,
@@ -34,22 +40,26 @@ export async function blockingRead<T extends { revision: number }>(
   reply: FastifyReply,
   groups: readonly string[],
   read: () => Promise<T>,
-): Promise<Buffer> {
+): Promise<void> {
   const shared = sharedReadsOf(ctx);
   const arrival = shared.arrival();
   const params = blockingParams(req.query as Record<string, unknown>);
+  const res = reply.raw;
   let need = 0;
   if (params) {
-    const ac = new AbortController();
-    const onClose = () => ac.abort();
-    req.raw.once('close', onClose);
-    try {
-      need = await ctx.notifier.wait(groups, params.index, params.waitMs, ac.signal);
-    } finally {
-      req.raw.off('close', onClose);
+    need = await ctx.notifier.wait(groups, params.index, params.waitMs, req.raw);
+    if (res.destroyed) {
+      reply.hijack();
+      return;
     }
   }
   const answer = await shared.read(readKey(req), arrival, ctx.notifier.revision, need, read);
-  void reply.header('x-mesh-index', String(answer.revision)).type('application/json; charset=utf-8');
-  return answer.body;
+  reply.hijack();
+  if (res.destroyed) return;
+  res.writeHead(200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': answer.body.length,
+    'x-mesh-index': String(answer.revision),
+  });
+  res.end(answer.body);
 }
