@@ -16,6 +16,7 @@ import {
   certificateNames,
   FIRST_JOIN_TOKEN_TTL_SECONDS,
   type InitServerOptions,
+  type FirstTokens,
   type RegistryInitResult,
 } from './bootstrap.js';
 import { REGISTRY_SERVICE } from './catalog.js';
@@ -31,14 +32,12 @@ export interface InitEtcdServerOptions extends InitServerOptions {
   readonly meshKeyFile?: string;
 }
 
-export interface InitEtcdServerResult extends RegistryInitResult {
+/** The tokens are made only by the first host (the others use the same ones): absent on a join. */
+export interface InitEtcdServerResult extends RegistryInitResult, Partial<FirstTokens> {
   /** false: this host made the mesh; true: it joined the mesh already in etcd. */
   joined: boolean;
   meshKeyPath: string;
   etcdEndpoints: string[];
-  /** Made only by the first host (the others use the same tokens). */
-  adminToken?: string;
-  joinToken?: string;
   /** What to run on the other registry hosts (after copying mesh.key there). */
   otherRegistryCommand: string;
 }
@@ -130,10 +129,17 @@ export async function initEtcdServer(opts: InitEtcdServerOptions): Promise<InitE
       caCertPath: paths.caCert,
       meshKeyPath: paths.meshKey,
       etcdEndpoints: etcd.endpoints,
-      ...(admin ? { adminToken: admin.token } : {}),
-      ...(join ? { joinToken: join.token } : {}),
+      ...(admin && join
+        ? {
+            adminToken: admin.token,
+            joinToken: join.token,
+            joinTokenExpiresAt: join.record.expiresAt!,
+            joinTokenUses: join.record.maxUses!,
+          }
+        : {}),
       leaseTtlSeconds: settings.leaseTtlSeconds,
       leafTtlSeconds: settings.leafTtlSeconds,
+      nodeCertTtlSeconds: settings.nodeCertTtlSeconds,
       otherRegistryCommand: `meshctl init --server --store etcd ${flags.join(' ')} --mesh-key ${paths.meshKey}`,
       files: [paths.meshKey, ...writes.map(([f]) => f)],
     };

@@ -46,17 +46,20 @@ export interface RegistryInitResult {
   caCertPath: string;
   leaseTtlSeconds: number;
   leafTtlSeconds: number;
+  nodeCertTtlSeconds: number;
   files: string[];
 }
 
-export interface InitServerResult extends RegistryInitResult {
+/** The tokens the host that makes a mesh prints once (on sqlite and on etcd alike). */
+export interface FirstTokens {
   adminToken: string;
   joinToken: string;
   /** The first join token: one use, until this time, no services. */
   joinTokenExpiresAt: string;
   joinTokenUses: number;
-  nodeCertTtlSeconds: number;
 }
+
+export interface InitServerResult extends RegistryInitResult, FirstTokens {}
 
 export const FIRST_JOIN_TOKEN_TTL_SECONDS = 86_400;
 

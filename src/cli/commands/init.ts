@@ -3,6 +3,7 @@ import { formatDuration } from '../../util/duration.js';
 import { MeshError } from '../../errors/index.js';
 import { openSettings, defaultDataDir } from '../../targets/settings.js';
 import { collect, durationOption, parseName, withJson, type DurationSpec } from '../flags.js';
+import type { FirstTokens, RegistryInitResult } from '../../registry/bootstrap.js';
 import { emit } from '../run.js';
 
 export function initCommand(): Command {
@@ -152,13 +153,36 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
   const localUrl = await saveLocalSettings(opts.save, res);
   emit(opts, { ...res, cliSettingsSaved: opts.save, localUrl }, () => [
     `Made a new mesh in ${res.dataDir}`,
+    ...meshLines(res),
+    '',
+    ...tokenLines(res, opts.save),
+    ...nextSteps(res),
+  ]);
+}
+
+/** What an init on sqlite and one on etcd both print of the mesh's settings. */
+function meshLines(res: RegistryInitResult): string[] {
+  const lifetimes = [
+    `node lease ${formatDuration(res.leaseTtlSeconds * 1000)}`,
+    `service certificates ${formatDuration(res.leafTtlSeconds * 1000)}`,
+    `node certificates ${formatDuration(res.nodeCertTtlSeconds * 1000)}`,
+  ];
+  return [
     `  trust domain       ${res.trustDomain}`,
     `  default intention  ${res.defaultIntention}`,
     `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
     `  CA fingerprint     ${res.caFingerprint}`,
-    `  lifetimes          node lease ${formatDuration(res.leaseTtlSeconds * 1000)}, service certificates ${formatDuration(res.leafTtlSeconds * 1000)}, node certificates ${formatDuration(res.nodeCertTtlSeconds * 1000)}`,
-    '',
-    "Admin token (shown once; saved in this user's CLI settings" + (opts.save ? ')' : ' — not saved: --no-save)') + ':',
+    `  lifetimes          ${lifetimes.join(', ')}`,
+  ];
+}
+
+/** The tokens the host that made the mesh shows once; a registry joining a mesh in etcd made none. */
+function tokenLines(res: Partial<FirstTokens>, saved: boolean): string[] {
+  if (!res.adminToken || !res.joinToken) {
+    return ["Tokens are the mesh's: use the admin token printed by the first registry host.", ''];
+  }
+  return [
+    "Admin token (shown once; saved in this user's CLI settings" + (saved ? ')' : ' — not saved: --no-save)') + ':',
     `  ${res.adminToken}`,
     `Join token (one host, expires ${res.joinTokenExpiresAt}; the host may serve no services until you allow them):`,
     `  ${res.joinToken}`,
@@ -167,13 +191,31 @@ async function initServerCmd(opts: InitOpts): Promise<void> {
     "  meshctl token create --service api [--service 'batch-*'] [--uses 3] [--ttl 24h]",
     'or allow services on a joined node: meshctl node allow NODE api',
     '',
-    'Next steps:',
-    `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
-    '                           (or as a service: meshctl registry install --now)',
-    '  2. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
-    `                             --ca-fingerprint ${res.caFingerprint}`,
-    '  3. check:                meshctl catalog nodes',
-  ]);
+  ];
+}
+
+/** The numbered next steps; a registry on etcd has one more: the other registry hosts. */
+function nextSteps(res: RegistryInitResult, otherRegistryCommand?: string): string[] {
+  const steps: string[][] = [
+    [
+      `start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
+      '                           (or as a service: meshctl registry install --now)',
+    ],
+    ...(otherRegistryCommand
+      ? [
+          [
+            'on each other registry host, copy the mesh key there (0600), then:',
+            `                           ${otherRegistryCommand}`,
+          ],
+        ]
+      : []),
+    [
+      `on every host:        meshctl init --join ${res.advertiseUrl} --token <join token> \\`,
+      `                             --ca-fingerprint ${res.caFingerprint}`,
+    ],
+    ['check:                meshctl catalog nodes'],
+  ];
+  return ['Next steps:', ...steps.flatMap(([first, ...rest], i) => [`  ${i + 1}. ${first!}`, ...rest])];
 }
 
 async function initJoin(opts: InitOpts): Promise<void> {
@@ -271,29 +313,11 @@ async function initEtcdServerCmd(opts: InitOpts): Promise<void> {
     res.joined
       ? `Added this host as a registry of mesh ${res.trustDomain} (found in etcd at ${res.etcdEndpoints.join(',')})`
       : `Made a new mesh in etcd at ${res.etcdEndpoints.join(',')} (this registry's files in ${res.dataDir})`,
-    `  trust domain       ${res.trustDomain}`,
-    `  default intention  ${res.defaultIntention}`,
-    `  registry           ${res.bind} (agents join at ${res.advertiseUrl})`,
-    `  CA fingerprint     ${res.caFingerprint}`,
+    ...meshLines(res),
     `  mesh key           ${res.meshKeyPath} (seals the CA key in etcd; keep it secret, back it up)`,
     '',
-    ...(res.adminToken && res.joinToken
-      ? [
-          "Admin token (shown once; saved in this user's CLI settings" +
-            (opts.save ? ')' : ' — not saved: --no-save)') +
-            ':',
-          `  ${res.adminToken}`,
-          'Join token (for agents; make more with `meshctl token create`):',
-          `  ${res.joinToken}`,
-          '',
-        ]
-      : ["Tokens are the mesh's: use the admin token printed by the first registry host.", '']),
-    'Next steps:',
-    `  1. start the registry:   meshctl registry start --data-dir ${res.dataDir}`,
-    '  2. on each other registry host, copy the mesh key there (0600), then:',
-    `                           ${res.otherRegistryCommand}`,
-    '  3. on every host:        meshctl init --join ' + res.advertiseUrl + ' --token <join token> \\',
-    `                             --ca-fingerprint ${res.caFingerprint}`,
+    ...tokenLines(res, opts.save),
+    ...nextSteps(res, res.otherRegistryCommand),
   ]);
 }
 
