@@ -28,6 +28,8 @@ export interface ServiceRow {
   name: string;
   healthy: number;
   total: number;
+  /** Instances withdrawn because their sidecar drains (counted out of healthy, on purpose). */
+  draining: number;
   /** null when the registry has no figures for it (no metrics endpoint, or nobody in the mesh called it). */
   metrics: CallerFigures | null;
 }
@@ -48,7 +50,8 @@ export interface IntentionRow {
   action: 'allow' | 'deny';
 }
 
-export type InstanceState = CheckStatus | 'node-down';
+/** `draining`: its sidecar was told to stop and callers no longer get it (not a failure). */
+export type InstanceState = CheckStatus | 'node-down' | 'draining';
 
 export interface InstanceRow {
   id: string;
@@ -117,6 +120,11 @@ function callerFigures(m: ServiceMetricsView | undefined): CallerFigures | null 
   };
 }
 
+/** Instances of a service that drain, on live nodes. */
+function drainingOf(s: MeshSnapshot, name: string): number {
+  return s.instances.filter((i) => i.name === name && i.nodeAlive && i.drainingSince !== undefined).length;
+}
+
 export function serviceRows(s: MeshSnapshot): ServiceRow[] {
   const metrics = metricsByService(s);
   return s.services.map((svc) => {
@@ -125,6 +133,7 @@ export function serviceRows(s: MeshSnapshot): ServiceRow[] {
       name: svc.name,
       healthy: svc.healthy,
       total: svc.instances,
+      draining: drainingOf(s, svc.name),
       metrics: callerFigures(m),
     };
   });
@@ -148,7 +157,13 @@ export function intentionRows(s: MeshSnapshot): IntentionRow[] {
 }
 
 const SEVERITY: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
-const STATE_ORDER: Record<InstanceState, number> = { 'node-down': 0, critical: 1, warning: 2, passing: 3 };
+const STATE_ORDER: Record<InstanceState, number> = {
+  'node-down': 0,
+  critical: 1,
+  draining: 2,
+  warning: 3,
+  passing: 4,
+};
 
 function worstCheck(i: InstanceView): InstanceRow['check'] {
   const ids = Object.keys(i.checkStates);
@@ -182,7 +197,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
         id: i.id,
         node: i.node,
         endpoint: endpointOf(i),
-        state: i.nodeAlive ? i.status : 'node-down',
+        state: !i.nodeAlive ? 'node-down' : i.drainingSince !== undefined ? 'draining' : i.status,
         metrics: im
           ? { rps: im.rps, successRate: im.successRate, p99Ms: im.p99Ms, activeConnections: im.activeConnections }
           : null,

@@ -131,6 +131,8 @@ describe('a sidecar told to stop is withdrawn from callers before it drains', ()
     expect(table.stdout).toMatch(/^api\s+\d+\s+http\s+draining\s/m);
     const catalog = await mesh.admin(['catalog', 'instances', 'api']);
     expect(catalog.stdout).toContain('critical (draining)');
+    const status = await mesh.admin(['status', '--once']);
+    expect(status.stdout).toMatch(/api \(1 draining\)\s+0\/1/);
 
     // The request in flight finishes with the app's answer; then the agent relaunches the
     // sidecar, and once it serves the instance is passing again and web lists it.

@@ -245,6 +245,44 @@ describe('ServiceDetail', () => {
     expect(f).toContain('as callers see it: no calls from the mesh in the window');
   });
 
+  it('shows an instance whose sidecar drains as draining (withdrawn on purpose), not as a failing check', () => {
+    const snap = demoSnapshot({
+      instances: [
+        instance('api', 'host-a', {
+          meshPort: 21000,
+          status: 'critical',
+          drainingSince: NOW.toISOString(),
+          checks: [
+            {
+              id: 'api-http',
+              kind: 'http',
+              target: 'http://127.0.0.1:9000/health',
+              intervalMs: 1000,
+              timeoutMs: 500,
+              successBeforePassing: 1,
+              failuresBeforeCritical: 1,
+            },
+          ],
+          checkStates: { 'api-http': { status: 'passing', output: '200 OK', updatedAt: NOW.toISOString() } },
+        }),
+        instance('api', 'host-b', { meshPort: 21001 }),
+      ],
+      services: [{ name: 'api', instances: 2, healthy: 1, tags: [], protocols: ['http'] }],
+    });
+    const f = frame(<ServiceDetail name="api" detail={serviceDetail(snap, 'api')} maxLines={20} width={80} />);
+    const lines = f.split('\n');
+    const a = lines.findIndex((l) => l.startsWith('api@host-a'));
+    expect(lines[a]).toMatch(/127\.0\.0\.2:21000\s+draining/);
+    expect(lines[a + 1]).toContain('↳ sidecar draining: withdrawn from callers while requests in flight finish');
+    expect(f).not.toContain('critical');
+    // The overview says why api is 1/2.
+    const overview = frame(
+      <ServicesTable rows={serviceRows(snap)} maxRows={10} width={80} selected={undefined} interactive={false} />,
+    );
+    expect(overview).toMatch(/api \(1 draining\)\s+1\/2/);
+    expect(renderFrame(snap, 100)).toContain('api (1 draining)');
+  });
+
   it('shows a node that went down, and truncates a long check output to the width', () => {
     const snap = demoSnapshot({
       instances: [

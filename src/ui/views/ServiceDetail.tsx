@@ -28,6 +28,7 @@ const STATE_COLOR: Record<InstanceState, string> = {
   warning: 'yellow',
   critical: 'red',
   'node-down': 'red',
+  draining: 'yellow',
 };
 const INSTANCE_SPECS = [
   { width: 'flex' as const, min: 8 },
@@ -61,7 +62,7 @@ export function policyLines(p: PolicyDetail | null): number {
   );
 }
 
-const instanceLines = (i: InstanceRow) => (i.check ? 2 : 1);
+const instanceLines = (i: InstanceRow) => (i.check || i.state === 'draining' ? 2 : 1);
 const upstreamLines = (u: UpstreamRow) =>
   1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
 
@@ -175,7 +176,11 @@ function Instance({ row: i, widths: w, width }: { row: InstanceRow; widths: numb
           { text: m ? String(m.activeConnections) : DASH, width: w[6]!, align: 'right' },
         ]}
       />
-      {check ? (
+      {i.state === 'draining' ? (
+        <Text wrap="truncate-end" color="yellow">
+          {truncate('  ↳ sidecar draining: withdrawn from callers while requests in flight finish', width)}
+        </Text>
+      ) : check ? (
         <Text wrap="truncate-end" color={STATE_COLOR[check.status]} dimColor={check.status === 'passing'}>
           {truncate(`  ↳ ${check.id}: ${firstLine(check.output) || '(no output)'}${more}`, width)}
         </Text>

@@ -66,7 +66,13 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
             gap={1}
             cells={[
               { text: isSel ? '›' : '', width: w[0]!, color: 'cyan', bold: true },
-              { text: r.name, width: w[1]!, bold: isSel, ...(isSel ? { color: 'cyan' } : {}) },
+              {
+                // A drain is on purpose: said by name, so 1/2 is not read as a failure.
+                text: r.draining > 0 ? `${r.name} (${r.draining} draining)` : r.name,
+                width: w[1]!,
+                bold: isSel,
+                ...(isSel ? { color: 'cyan' } : {}),
+              },
               { text: `${r.healthy}/${r.total}`, width: w[2]!, align: 'right', color: healthColor(r.healthy, r.total) },
               { text: m ? formatRps(m.rps) : DASH, width: w[3]!, align: 'right' },
               {
