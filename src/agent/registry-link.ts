@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from '../util/log.js';
 import { MeshError } from '../errors/index.js';
 import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
+import { SharedTlsSession } from '../api/resuming-agent.js';
 import type { AgentPaths, AgentRuntimeConfig } from './config.js';
 
 export class RegistryLink {
@@ -18,7 +19,8 @@ export class RegistryLink {
   #current = 0;
   #configured: string[];
   #discovered: string[] = [];
-  #material: { cert: string; key: string; roots: string } | undefined;
+  /** The node certificate, key and roots, with the TLS session every registry's client shares. */
+  #material: { cert: string; key: string; roots: string; session: SharedTlsSession } | undefined;
 
   readonly #paths: AgentPaths;
   readonly #log: Logger | undefined;
@@ -45,7 +47,8 @@ export class RegistryLink {
     const [cert, key, roots] = await Promise.all(
       [this.#paths.nodeCert, this.#paths.nodeKey, this.#paths.roots].map((p) => readFile(p, 'utf8')),
     );
-    this.#material = { cert: cert!, key: key!, roots: roots! };
+    // A new certificate gets a new session: a resumed old one would show the registry the old certificate.
+    this.#material = { cert: cert!, key: key!, roots: roots!, session: new SharedTlsSession() };
     this.#rebuild(this.url);
   }
 
@@ -99,7 +102,16 @@ export class RegistryLink {
     if (!m) return;
     const all = this.registries;
     const next = all.map(
-      (baseUrl) => new RegistryClient({ baseUrl, ca: m.roots, cert: m.cert, key: m.key, timeoutMs: 10_000 }),
+      // One session for all: a failover to another registry of the mesh resumes it.
+      (baseUrl) =>
+        new RegistryClient({
+          baseUrl,
+          ca: m.roots,
+          cert: m.cert,
+          key: m.key,
+          timeoutMs: 10_000,
+          tlsSession: m.session,
+        }),
     );
     const old = this.#clients;
     this.#clients = next;

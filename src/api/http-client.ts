@@ -4,7 +4,7 @@
  * otherwise a code for what went wrong on the way (unreachable, timeout, CA mismatch).
  */
 import https from 'node:https';
-import { ResumingAgent } from './resuming-agent.js';
+import { ResumingAgent, type SharedTlsSession } from './resuming-agent.js';
 import http from 'node:http';
 import { MeshError, isErrorCode, type ErrorCode } from '../errors/index.js';
 
@@ -24,6 +24,11 @@ export interface HttpClientOptions {
    * so its next round reuses the connections instead of making new TLS handshakes.
    */
   maxFreeSockets?: number;
+  /**
+   * A TLS session shared with other clients of the same certificate to other servers of the
+   * mesh (an agent's clients of every registry), so a failover resumes it; by default its own.
+   */
+  tlsSession?: SharedTlsSession;
 }
 
 export interface RequestOptions {
@@ -75,7 +80,7 @@ export class HttpClient {
       if (opts.cert !== undefined) tlsOpts.cert = opts.cert;
       if (opts.key !== undefined) tlsOpts.key = opts.key;
       // Keeps its TLS session when a connection fails, to resume when the server is back.
-      this.#agent = new ResumingAgent(tlsOpts);
+      this.#agent = new ResumingAgent(tlsOpts, opts.tlsSession);
     } else {
       this.#agent = new http.Agent({
         keepAlive: true,

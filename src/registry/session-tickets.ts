@@ -5,8 +5,8 @@
  * or verified: 45–52 % less server CPU per connection in a bare Node measurement,
  * docs/BENCHMARKS.md) instead of a full handshake at the moment the registry is busiest. Node's
  * default is a random key per process, so after a restart every agent shook hands in full.
- * (Every registry of a mesh would take the same ticket, but an agent keeps one session per
- * registry address, so a failover to another registry is still a full handshake.)
+ * Every registry of a mesh takes the same tickets, and an agent's clients of all its registries
+ * share one session (src/api/resuming-agent.ts), so a failover to another registry resumes too.
  *
  * A resumed session skips the certificate checks of a handshake, so the registry checks the
  * client certificate's dates itself on resumed connections (auth.ts), and revocation on every

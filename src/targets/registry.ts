@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { MeshError } from '../errors/index.js';
 import { FAILOVER_CODES, RegistryClient } from '../api/registry-client.js';
+import { SharedTlsSession } from '../api/resuming-agent.js';
 import { openSettings } from './settings.js';
 
 export interface RegistryFlags {
@@ -51,9 +52,12 @@ export async function registryClientFor(flags: RegistryFlags): Promise<RegistryC
       );
     }
   }
+  // The probe's TLS session serves the client that follows (and any registry of the mesh).
+  const tlsSession = new SharedTlsSession();
   const make = (baseUrl: string, timeoutMs?: number) =>
     new RegistryClient({
       baseUrl,
+      tlsSession,
       ...(ca ? { ca } : {}),
       ...(t.token ? { token: t.token } : {}),
       ...(timeoutMs ? { timeoutMs } : {}),

@@ -1,14 +1,16 @@
 /**
  * TLS sessions that survive a registry restart (src/registry/session-tickets.ts) and the client
  * side that keeps its session through refused connections (src/api/resuming-agent.ts), over
- * real TLS 1.3 sockets; and the date check a resumed session gets instead of the handshake's.
+ * real TLS 1.3 sockets; clients sharing one session across the registries of a mesh (failover
+ * resumes); and the date and revocation checks a resumed session gets instead of the handshake's.
  */
+import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResumingAgent } from '../../src/api/resuming-agent.js';
+import { ResumingAgent, SharedTlsSession } from '../../src/api/resuming-agent.js';
 import { nodeId, serviceId } from '../../src/ca/index.js';
-import { resolvePrincipal } from '../../src/registry/auth.js';
+import { resolvePrincipal, type RevocationCheck } from '../../src/registry/auth.js';
 import { msUntilNextKeys, ticketKeysFor, ticketOptions } from '../../src/registry/session-tickets.js';
 import type { TokenStore } from '../../src/registry/token-store.js';
 import { makePki, TD, type Leaf, type Pki } from '../proxy/pki.js';
@@ -35,7 +37,7 @@ afterAll(async () => {
 });
 
 /** A registry-like TLS server: who is calling (resolvePrincipal) and whether the session was resumed. */
-async function serve(secret: string, port = 0): Promise<https.Server> {
+async function serve(secret: string, port = 0, revocations?: RevocationCheck): Promise<https.Server> {
   const s = https.createServer(
     {
       cert: server.certPem,
@@ -49,7 +51,7 @@ async function serve(secret: string, port = 0): Promise<https.Server> {
     },
     (req, res) => {
       const resumed = (req.socket as import('node:tls').TLSSocket).isSessionReused();
-      resolvePrincipal(req, {} as TokenStore, TD).then(
+      resolvePrincipal(req, {} as TokenStore, TD, revocations).then(
         (p) => res.end(JSON.stringify({ resumed, principal: p })),
         (e: Error) => res.end(JSON.stringify({ resumed, refused: e.message })),
       );
@@ -145,5 +147,61 @@ describe('session tickets across a registry restart', () => {
     );
     await stop(s);
     agent.destroy();
+  });
+
+  it('clients sharing one session resume it on another registry of the mesh; each their own does not', async () => {
+    const tlsOpts = { ca: pki.rootPem, cert: node.certPem, key: node.keyPem, keepAlive: false };
+    // Two registries of one mesh: the same ticket secret (the CA key), other ports.
+    const a = await serve('the ca key');
+    const b = await serve('the ca key');
+    const [pa, pb] = [a, b].map((s) => (s.address() as AddressInfo).port) as [number, number];
+    const shared = new SharedTlsSession();
+    const [toA, toB] = [new ResumingAgent(tlsOpts, shared), new ResumingAgent(tlsOpts, shared)];
+    const [ownA, ownB] = [new ResumingAgent(tlsOpts), new ResumingAgent(tlsOpts)];
+    for (const x of [toA, ownA]) expect(await get(x, pa)).toMatchObject({ resumed: false, principal: { node: 'n1' } });
+    // Failover: registry b has never seen this client; the shared session resumes there.
+    expect(await get(toB, pb)).toMatchObject({ resumed: true, principal: { node: 'n1' } });
+    expect(await get(ownB, pb)).toMatchObject({ resumed: false, principal: { node: 'n1' } });
+    // Another mesh's registry does not take it; the full handshake's session replaces it.
+    const other = await serve('another ca key');
+    const po = (other.address() as AddressInfo).port;
+    expect(await get(toB, po)).toMatchObject({ resumed: false, principal: { node: 'n1' } });
+    expect(await get(toA, po)).toMatchObject({ resumed: true });
+    for (const s of [a, b, other]) await stop(s);
+    for (const x of [toA, toB, ownA, ownB]) x.destroy();
+  });
+
+  it('another registry refuses a resumed session of a revoked node or of a certificate expired since', async () => {
+    const shortLived = await pki.forge({
+      uris: [nodeId(TD, 'n3')],
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 2_000),
+    });
+    const revoked = new Set<string>();
+    const a = await serve('the ca key');
+    const b = await serve('the ca key', 0, revoked);
+    const [pa, pb] = [a, b].map((s) => (s.address() as AddressInfo).port) as [number, number];
+    const mk = (leaf: Leaf, shared: SharedTlsSession) =>
+      new ResumingAgent({ ca: pki.rootPem, cert: leaf.certPem, key: leaf.keyPem, keepAlive: false }, shared);
+    const nodeSession = new SharedTlsSession();
+    const [nodeA, nodeB] = [mk(node, nodeSession), mk(node, nodeSession)];
+    expect(await get(nodeA, pa)).toMatchObject({ resumed: false, principal: { node: 'n1' } });
+    revoked.add(new X509Certificate(node.certPem).serialNumber);
+    const r = await get(nodeB, pb);
+    expect(r).toMatchObject({ resumed: true });
+    expect((r as { refused?: string }).refused).toMatch(/the certificate of node 'n1' \(serial .*\) has been revoked/);
+
+    const shortSession = new SharedTlsSession();
+    const [shortA, shortB] = [mk(shortLived, shortSession), mk(shortLived, shortSession)];
+    expect(await get(shortA, pa)).toMatchObject({ resumed: false, principal: { node: 'n3' } });
+    // X.509 times have whole seconds: wait past the expiry for sure.
+    await new Promise((res) => setTimeout(res, 3_500));
+    const e = await get(shortB, pb);
+    expect(e).toMatchObject({ resumed: true });
+    expect((e as { refused?: string }).refused).toMatch(
+      /client certificate refused: expired at .* \(resumed TLS session\)/,
+    );
+    for (const s of [a, b]) await stop(s);
+    for (const x of [nodeA, nodeB, shortA, shortB]) x.destroy();
   });
 });
