@@ -103,58 +103,75 @@ export class CatalogWatch {
   }
 
   start(): void {
-    this.#intentionLoop = new WatchLoop(
-      async (index, signal) => {
-        const res = await this.#link.call((c) => c.intentions({ index, wait: `${this.#waitSeconds}s`, signal }));
-        const next: IntentionsView = {
+    this.#intentionLoop = this.#follow(
+      'intentions',
+      async (q) => {
+        const res = await this.#link.call((c) => c.intentions(q));
+        const view: IntentionsView = {
           defaultAction: res.defaultAction,
           intentions: res.intentions.map((i) => {
             const p = (i as { permissions?: IntentionPermission[] }).permissions;
             return { source: i.source, destination: i.destination, action: i.action, ...(p ? { permissions: p } : {}) };
           }),
         };
-        if (JSON.stringify(next) !== JSON.stringify(this.#intentions)) {
-          this.#intentions = next;
-          this.#onChange();
-        }
-        return res.revision;
+        return { view, revision: res.revision };
       },
-      this.#log,
-      'intentions',
+      () => this.#intentions,
+      (view) => (this.#intentions = view),
     );
-    this.#intentionLoop.start();
-    this.#revokedLoop = new WatchLoop(
-      async (index, signal) => {
-        const res = await this.#link.call((c) => c.revoked({ index, wait: `${this.#waitSeconds}s`, signal }));
+    this.#revokedLoop = this.#follow(
+      'revoked certificates',
+      async (q) => {
+        const res = await this.#link.call((c) => c.revoked(q));
         // Node certificates never reach a proxy (they are not svc identities): leaves only.
-        const next = res.revoked
+        const view = res.revoked
           .filter((r) => r.kind === 'leaf')
           .map((r) => normalizeSerial(r.serial))
           .sort();
-        if (JSON.stringify(next) !== JSON.stringify(this.#revoked)) {
-          this.#revoked = next;
-          this.#onChange();
-        }
-        return res.revision;
+        return { view, revision: res.revision };
       },
-      this.#log,
-      'revoked certificates',
+      () => this.#revoked,
+      (view) => (this.#revoked = view),
     );
-    this.#revokedLoop.start();
-    this.#configLoop = new WatchLoop(
-      async (index, signal) => {
-        const res = await this.#link.call((c) => c.configEntries({}, { index, wait: `${this.#waitSeconds}s`, signal }));
-        const next = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
-        if (JSON.stringify(next) !== JSON.stringify(this.#config)) {
-          this.#config = next;
-          this.#onChange();
-        }
-        return res.revision;
-      },
-      this.#log,
+    this.#configLoop = this.#follow(
       'config entries',
+      async (q) => {
+        const res = await this.#link.call((c) => c.configEntries({}, q));
+        const view = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
+        return { view, revision: res.revision };
+      },
+      () => this.#config,
+      (view) => (this.#config = view),
     );
-    this.#configLoop.start();
+  }
+
+  /**
+   * Starts a loop over one registry read: `read` asks (blocking from the query's index) and
+   * gives this watch's view of the answer; a view unlike the last one (as `key` sees it) is
+   * kept and announced, so an answer that changes nothing a proxy uses pushes nothing.
+   */
+  #follow<T>(
+    what: string,
+    read: (q: { index: number; wait: string; signal: AbortSignal }) => Promise<{ view: T; revision: number }>,
+    last: () => T | undefined,
+    keep: (view: T) => void,
+    key: (view: T) => unknown = (view) => view,
+  ): WatchLoop {
+    const loop = new WatchLoop(
+      async (index, signal) => {
+        const { view, revision } = await read({ index, wait: `${this.#waitSeconds}s`, signal });
+        const prev = last();
+        if (prev === undefined || JSON.stringify(key(prev)) !== JSON.stringify(key(view))) {
+          keep(view);
+          this.#onChange();
+        }
+        return revision;
+      },
+      this.#log,
+      what,
+    );
+    loop.start();
+    return loop;
   }
 
   /** Config entries (routers, splitters, resolvers, defaults); undefined until the registry answered. */
@@ -173,23 +190,17 @@ export class CatalogWatch {
     }
     for (const name of names) {
       if (this.#loops.has(name)) continue;
-      const loop = new WatchLoop(
-        async (index, signal) => {
-          const res = await this.#link.call((c) =>
-            c.instances(name, { healthyOnly: true, index, wait: `${this.#waitSeconds}s`, signal }),
-          );
-          const prev = this.#endpoints.get(name);
-          if (!prev || JSON.stringify(endpointKey(prev)) !== JSON.stringify(endpointKey(res.instances))) {
-            this.#endpoints.set(name, res.instances);
-            this.#onChange();
-          }
-          return res.revision;
-        },
-        this.#log,
+      const loop = this.#follow(
         `service ${name}`,
+        async (q) => {
+          const res = await this.#link.call((c) => c.instances(name, { healthyOnly: true, ...q }));
+          return { view: res.instances, revision: res.revision };
+        },
+        () => this.#endpoints.get(name),
+        (view) => this.#endpoints.set(name, view),
+        endpointKey,
       );
       this.#loops.set(name, loop);
-      loop.start();
     }
   }
 
