@@ -7,19 +7,27 @@ import type { Intention, IntentionAction } from './schemas.js';
 
 export interface IntentionDecision {
   action: IntentionAction;
-  /** The intention that decided, or undefined when the default did. */
-  matched?: Pick<Intention, 'source' | 'destination' | 'action'>;
+  /**
+   * The intention that decided, or undefined when the default did. `permissions`: how many L7
+   * permissions it has, when it has any: the connection is let in and they decide each request.
+   */
+  matched?: Pick<Intention, 'source' | 'destination' | 'action'> & { permissions?: number };
 }
 
 export function decideIntention(
-  intentions: readonly Pick<Intention, 'source' | 'destination' | 'action'>[],
+  intentions: readonly Pick<Intention, 'source' | 'destination' | 'action' | 'permissions'>[],
   source: string,
   destination: string,
   defaultAction: IntentionAction,
 ): IntentionDecision {
   const hit = decidingIntention(intentions, source, destination);
-  if (hit)
-    return { action: hit.action, matched: { source: hit.source, destination: hit.destination, action: hit.action } };
+  if (hit) {
+    const l7 = hit.permissions === undefined ? {} : { permissions: hit.permissions.length };
+    return {
+      action: hit.action,
+      matched: { source: hit.source, destination: hit.destination, action: hit.action, ...l7 },
+    };
+  }
   return { action: defaultAction };
 }
 

@@ -202,6 +202,12 @@ export interface Intention {
   description: string;
   createdAt: string;
   updatedAt: string;
+  /**
+   * L7 permissions (service-intentions, src/api/config-entries.ts): when present, `action` lets
+   * the connection in and these decide each request. Typed loosely here to keep schemas.ts free
+   * of the config-entry schemas; the registry validated them when written.
+   */
+  permissions?: readonly unknown[];
 }
 
 export const signRequestSchema = z

@@ -1,10 +1,11 @@
 /**
- * Small CLI answers (#11.6): `intention check` exits 2 when denied; a malformed
+ * Small CLI answers (#11.6): `intention check` exits 2 when denied, and with `intention list`
+ * says when L7 permissions decide each request (#14); a malformed
  * --ca-fingerprint is refused before anything is contacted; a bad join token's hint is about
  * join tokens.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
@@ -34,6 +35,36 @@ describe('small CLI answers', () => {
     const json = await mesh.admin(['intention', 'check', 'web', 'db', '--json']);
     expect(json.exitCode).toBe(2);
     expect(JSON.parse(json.stdout)).toMatchObject({ action: 'deny' });
+  });
+
+  it('intention list and check say when L7 permissions decide each request, not a bare allow', async () => {
+    const file = join(scratch, 'intentions.yaml');
+    await writeFile(
+      file,
+      `kind: service-intentions
+name: billing
+sources:
+  - name: web
+    permissions:
+      - { action: deny, http: { path_prefix: /admin } }
+      - { action: allow, http: { path_prefix: /api/, methods: [GET] } }
+  - name: batch
+    action: allow
+`,
+    );
+    expect((await mesh.admin(['apply', '-f', file])).exitCode).toBe(0);
+    const list = await mesh.admin(['intention', 'list']);
+    expect(list.stdout).toMatch(/^web\s+billing\s+allow, 2 L7 permissions\s*$/m);
+    expect(list.stdout).toMatch(/^batch\s+billing\s+allow\s*$/m);
+    const check = await mesh.admin(['intention', 'check', 'web', 'billing']);
+    expect(check.exitCode).toBe(0);
+    expect(check.stdout).toContain(
+      'Allowed: web -> billing (decided by intention web -> billing; 2 L7 permissions decide each request)',
+    );
+    const json = await mesh.admin(['intention', 'check', 'web', 'billing', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ matched: { source: 'web', permissions: 2 } });
+    const plain = await mesh.admin(['intention', 'check', 'batch', 'billing', '--json']);
+    expect(JSON.parse(plain.stdout).matched).toEqual({ source: 'batch', destination: 'billing', action: 'allow' });
   });
 
   it('refuses a malformed --ca-fingerprint before contacting anyone, and makes nothing', async () => {

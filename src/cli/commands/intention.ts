@@ -34,7 +34,13 @@ export function intentionCommand(): Command {
       emit(opts, res, (r) => [
         ...tableLines(
           ['SOURCE', 'DESTINATION', 'ACTION', 'DESCRIPTION'],
-          r.intentions.map((i) => [i.source, i.destination, i.action, i.description]),
+          // An intention with L7 permissions lets the connection in; its permissions decide each request.
+          r.intentions.map((i) => [
+            i.source,
+            i.destination,
+            actionText(i.action, i.permissions?.length),
+            i.description,
+          ]),
           'no intentions',
         ),
         `default: ${r.defaultAction}`,
@@ -70,9 +76,20 @@ export function intentionCommand(): Command {
     // As `consul intention check`: exit 2 when denied, so scripts can test the answer.
     if (res.action === 'deny') process.exitCode = DENIED_EXIT;
     emit(opts, res, (r) => {
-      const by = r.matched ? `intention ${r.matched.source} -> ${r.matched.destination}` : 'the default policy';
-      return [`${r.action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination} (decided by ${by})`];
+      const m = r.matched;
+      const by = m ? `intention ${m.source} -> ${m.destination}` : 'the default policy';
+      const l7 = m?.permissions === undefined ? '' : `; ${permissionsText(m.permissions)} decide each request`;
+      return [`${r.action === 'allow' ? 'Allowed' : 'Denied'}: ${source} -> ${destination} (decided by ${by}${l7})`];
     });
   });
   return cmd;
+}
+
+function permissionsText(n: number): string {
+  return `${n} L7 permission${n === 1 ? '' : 's'}`;
+}
+
+/** `allow`, `deny`, or `allow, 2 L7 permissions` for an intention whose permissions decide each request. */
+function actionText(action: string, permissions: number | undefined): string {
+  return permissions === undefined ? action : `${action}, ${permissionsText(permissions)}`;
 }
