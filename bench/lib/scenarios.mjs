@@ -25,7 +25,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { CLI_ENTRY, REPO } from './dist.mjs';
+import { CLI_ENTRY, distImport, REPO } from './dist.mjs';
 import { meshMaterial } from './mesh.mjs';
 import { freePort, startProcess, stopProcess, waitForPort } from './procs.mjs';
 
@@ -210,6 +210,8 @@ export function getOnce(url, timeoutMs = 5000) {
  */
 export async function startScenarios(o) {
   const started = [];
+  /** The node flags the agent launches a proxy with (src/proxy/process-flags.ts). */
+  const { PROXY_NODE_FLAGS } = await distImport('proxy/process-flags.js');
   const stop = async () => {
     // meshctl proxies first: with --cpu-prof they write their profile on a clean exit.
     await Promise.all(started.map((p) => stopProcess(p, 5000)));
@@ -352,7 +354,9 @@ export async function startScenarios(o) {
       for (const role of ['in', 'out']) {
         const base = join(o.dir, `${name}-${role}`);
         await writeFile(`${base}.json`, JSON.stringify(snapshots[role]), { mode: 0o600 });
+        // The agent's node flags first: --proxy-node-args after them may override one.
         const nodeArgs = [
+          ...PROXY_NODE_FLAGS,
           ...(o.proxyNodeArgs ?? []),
           ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, `${name}-${role}`)] : []),
         ];

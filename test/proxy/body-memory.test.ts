@@ -17,6 +17,7 @@ import { execa, type ResultPromise } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
 import { HOSTS, PERF_PORTS } from '../helpers/hosts.js';
+import { PROXY_NODE_FLAGS } from '../../src/proxy/process-flags.js';
 import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
 import { defer, snapshot, waitFor } from './harness.js';
 import { ALLOW_WEB, ALLOW_WEB_L7, webApiPki } from './web-api.js';
@@ -74,7 +75,7 @@ async function startStreamApp(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** A sidecar as its own process, serving `snap` from its file; stopped after the test. */
+/** A sidecar as its own process with the agent's node flags, serving `snap` from its file; stopped after the test. */
 async function sidecar(
   dir: string,
   name: string,
@@ -84,7 +85,18 @@ async function sidecar(
   await writeFile(file, JSON.stringify(snap), { mode: 0o600 });
   const proc = execa(
     process.execPath,
-    [CLI, 'proxy', 'run', '--admin-socket', join(dir, `${name}.sock`), '--snapshot', file, '--drain-seconds', '0'],
+    [
+      ...PROXY_NODE_FLAGS,
+      CLI,
+      'proxy',
+      'run',
+      '--admin-socket',
+      join(dir, `${name}.sock`),
+      '--snapshot',
+      file,
+      '--drain-seconds',
+      '0',
+    ],
     { env: { MESHCTL_LOG_LEVEL: 'warn' }, reject: false, stdin: 'ignore', all: true },
   );
   defer(async () => {

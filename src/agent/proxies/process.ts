@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Logger } from '../../util/log.js';
 import { HttpClient } from '../../api/http-client.js';
+import { PROXY_NODE_FLAGS } from '../../proxy/process-flags.js';
 import type { ProxyHealth } from '../../proxy/proxy.js';
 import type { ProxyMetrics } from '../../api/metrics.js';
 import { Backoff } from '../../util/backoff.js';
@@ -230,6 +231,7 @@ export class ProxyProcess {
       const child = execa(
         process.execPath,
         [
+          ...PROXY_NODE_FLAGS,
           this.#o.cliEntry,
           'proxy',
           'run',

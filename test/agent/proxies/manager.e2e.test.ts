@@ -4,7 +4,7 @@
  * a leaf, a snapshot on disk and the registry's view pushed to it; none pushed for a view that
  * did not change; stopped on deregistration; left running across an agent restart and adopted.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import { serviceRegistrationSchema } from '../../../src/api/schemas.js';
 import type { RegistryClient } from '../../../src/api/registry-client.js';
 import { agentPaths } from '../../../src/agent/paths.js';
 import { ProxyManager } from '../../../src/agent/proxies/manager.js';
+import { PROXY_NODE_FLAGS } from '../../../src/proxy/process-flags.js';
 import { RegistryLink } from '../../../src/agent/registry-link.js';
 import type { LocalService } from '../../../src/agent/state.js';
 import { silentLogger } from '../../../src/util/log.js';
@@ -123,6 +124,9 @@ describe('ProxyManager (real sidecars, real registry)', () => {
     );
     pid = info.pid;
     expect(alive(pid)).toBe(true);
+    // Launched with the proxy's node flags (its young generation's size, src/proxy/process-flags.ts).
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    for (const f of PROXY_NODE_FLAGS) expect(argv).toContain(f);
     expect(existsSync(join(dir, 'services', 'web', 'leaf.pem'))).toBe(true);
     const snap = await snapshotOnDisk('web');
     expect(snap.version).toBe(info.snapshotVersion);
