@@ -50,7 +50,10 @@ export interface PipelineInput {
   readonly body: ReplayBody | undefined;
   readonly routes: RouteTable;
   readonly signal: AttemptSignal;
-  /** The upstream's timeouts and retries when not its cluster's (a route's own come on top). */
+  /**
+   * The upstream's timeouts and retries when not its cluster's (a route's own come on top, merged
+   * per request then). Without it, the target's settings merged at push time are used.
+   */
   readonly settings?: RouteSettings;
 }
 
@@ -115,7 +118,11 @@ export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Pro
   const service = target.name ?? cluster.service;
   const request = sendable(input.request, r, target);
   const hash = target.hash === undefined ? undefined : target.hash(input.request);
-  const settings = routeSettings(input.settings ?? cluster.resilience, r.resilience);
+  // Merged at push time (the target's `settings`); only a caller's own base merges here.
+  const settings =
+    input.settings === undefined
+      ? (target.settings ?? cluster.resilience)
+      : routeSettings(input.settings, r.resilience);
   const signal = input.signal;
   if (settings.requestTimeoutMs > 0)
     signal.setDeadline(deps.timer(settings.requestTimeoutMs, () => signal.abort('request-timeout')));

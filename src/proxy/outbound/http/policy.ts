@@ -18,6 +18,7 @@ import type { Endpoint } from '../endpoint.js';
 import { compileHash, type RequestHash } from './hash.js';
 import { compileHeaderMods } from './header-mods.js';
 import { SharedPools } from './shared-pools.js';
+import { routeSettings } from './resilience.js';
 import type { Route, RouteTable } from './route.js';
 import type { SplitTarget } from './split.js';
 
@@ -153,7 +154,10 @@ export class UpstreamPolicy {
   }
 }
 
-/** The snapshot's routes as the pipeline's table, over the sidecar's targets. */
+/**
+ * The snapshot's routes as the pipeline's table, over the sidecar's targets (call it after the
+ * targets' clusters took the push: a route's settings are merged over theirs here).
+ */
 export function buildTable(p: SnapshotPolicy, targets: ReadonlyMap<string, PolicyTarget>): RouteTable {
   const routes = p.routes.map((r): Route => {
     const splits = r.splits.map((s): SplitTarget => {
@@ -169,6 +173,8 @@ export function buildTable(p: SnapshotPolicy, targets: ReadonlyMap<string, Polic
         ...(t.hash ? { hash: t.hash } : {}),
         ...(requestHeaders ? { requestHeaders } : {}),
         ...(responseHeaders ? { responseHeaders } : {}),
+        // The table is rebuilt after every push has updated the targets' clusters: their settings are current.
+        ...(r.resilience ? { settings: routeSettings(t.cluster.resilience, r.resilience) } : {}),
       };
     });
     const prefix = r.match?.pathPrefix ?? r.match?.pathExact;

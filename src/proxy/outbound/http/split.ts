@@ -12,6 +12,7 @@ import type { Endpoint } from '../endpoint.js';
 import type { Traffic } from '../../traffic.js';
 import type { RequestHash } from './hash.js';
 import type { HeaderEdit } from './header-mods.js';
+import type { RouteSettings } from './resilience.js';
 
 export interface SplitTarget {
   /** Relative weight (> 0); the weights of a route need not sum to anything in particular. */
@@ -27,6 +28,11 @@ export interface SplitTarget {
   readonly responseHeaders?: HeaderEdit;
   /** The target's own figures (per-subset), counted on the final answer. */
   readonly traffic?: Traffic;
+  /**
+   * The route's own timeouts and retries merged over this target's cluster's, once per push
+   * (./policy.ts buildTable), so a request does not merge them again. Absent: the cluster's.
+   */
+  readonly settings?: RouteSettings;
 }
 
 /** One target, by weight; undefined only for an empty list. `at`: a fixed point in [0, 1) (sticky). */

@@ -246,4 +246,30 @@ describe('traffic policy in the outbound pipeline', () => {
     expect([...p.targets()].map((t) => [t.name, t.balancer.name])).toEqual([['api/v1', 'least_request']]);
     expect(p.table.routes[0]!.splits[0]!.balancer).toBe([...p.targets()][0]!.balancer);
   });
+
+  it("a route's own timeouts and retries are merged over the upstream's once per push, not per request", async () => {
+    const withRoute = (requestTimeoutMs: number) => {
+      const u = api();
+      u.resilience = { requestTimeoutMs, retry: { numRetries: 3 } };
+      u.policy!.routes[1] = { ...u.policy!.routes[1]!, resilience: { perTryTimeoutMs: 500, retry: { numRetries: 0 } } };
+      return u;
+    };
+    const p = new UpstreamPolicy(withRoute(9000), tls, settings);
+    const merged = p.table.routes[1]!.splits[0]!.settings!;
+    // The route's per-try timeout and retries over the upstream's request timeout.
+    expect(merged).toMatchObject({ requestTimeoutMs: 9000, perTryTimeoutMs: 500, retry: { numRetries: 0 } });
+    // Routes without settings of their own have none merged: the cluster's are used as they are.
+    expect(p.table.routes[2]!.splits[0]!.settings).toBeUndefined();
+    // The pipeline takes the merged object itself (the timer it arms has the upstream's 9 s).
+    const armed: number[] = [];
+    const h = harness();
+    await runPipeline(
+      { request: req('/v2/x'), body: undefined, routes: p.table, signal: new AttemptSignal() },
+      { ...h.deps, timer: (ms) => (armed.push(ms), () => {}) },
+    );
+    expect(armed).toEqual([9000, 500]);
+    // A push that changes the upstream's settings merges again.
+    p.update(withRoute(4000), tls, false);
+    expect(p.table.routes[1]!.splits[0]!.settings).toMatchObject({ requestTimeoutMs: 4000, perTryTimeoutMs: 500 });
+  });
 });
