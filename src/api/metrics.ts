@@ -96,6 +96,8 @@ export interface NodeMetricsReport {
   proxies: ProxyMetrics[];
 }
 
+import type { ResilienceWindow } from './resilience-window.js';
+
 /** Request figures over the window, as callers' sidecars saw them. */
 export interface RequestFigures {
   /** Requests per second. */
@@ -125,6 +127,13 @@ export interface ServiceMetricsView extends RequestFigures {
   meshErrors: Record<string, number>;
   /** Caller sidecars that reported traffic to this service in the window. */
   callers: number;
+  /**
+   * What its callers' resilience did towards it in the window (retries, timeouts, circuit-open,
+   * ejections of its instances), summed over every caller; `ejected`: its instances out now,
+   * summed over the callers that eject them. All zero when nothing happened; absent only from
+   * registries older than these figures.
+   */
+  resilience?: ResilienceWindow;
   /** Open connections into the service's inbound sides. */
   activeConnections: number;
   /** Bytes per second through its inbound sides (received, sent). */
@@ -151,6 +160,8 @@ export interface ServiceMetricsView extends RequestFigures {
     RequestFigures & {
       service: string;
       meshErrors: Record<string, number>;
+      /** What this service's sidecars' resilience did towards that upstream in the window (absent: older registry). */
+      resilience?: ResilienceWindow;
       /** Per endpoint: attempts, so a failed-over attempt shows as a failure there. */
       endpoints: Array<{
         endpoint: string;

@@ -20,6 +20,7 @@ import type {
   ServiceMetricsView,
   TrafficCounters,
 } from '../api/metrics.js';
+import { addResilience, emptyResilience, resilienceWindow, type ResilienceWindow } from '../api/resilience-window.js';
 
 const WINDOW_MS = 10_000;
 /** A node that stopped reporting for this long no longer counts. */
@@ -59,9 +60,14 @@ interface ServiceAcc {
   /** The service's own inbound sides, per instance (`id@node`). */
   inbound: Map<string, { node: string; serviceId: string; d: Delta }>;
   /** What this service's sidecars saw of each of its upstreams, as a caller. */
-  upstreams: Map<string, { total: Delta[]; endpoints: Map<string, { node?: string; ds: Delta[] }> }>;
+  upstreams: Map<
+    string,
+    { total: Delta[]; resilience: ResilienceWindow; endpoints: Map<string, { node?: string; ds: Delta[] }> }
+  >;
   /** Callers' figures per traffic-policy target of this service (`api/v2`). */
   subsets: Map<string, Delta[]>;
+  /** What callers' resilience did towards this service in the window, summed. */
+  resilience: ResilienceWindow;
 }
 
 const acc = (): ServiceAcc => ({
@@ -71,6 +77,7 @@ const acc = (): ServiceAcc => ({
   inbound: new Map(),
   upstreams: new Map(),
   subsets: new Map(),
+  resilience: emptyResilience(),
 });
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
@@ -157,8 +164,13 @@ export class MetricsHub {
           if (total.requests > 0) dest.callerIds.add(`${p.serviceId}@${node}`);
           const slot =
             own.upstreams.get(u.service) ??
-            own.upstreams.set(u.service, { total: [], endpoints: new Map() }).get(u.service)!;
+            own.upstreams
+              .set(u.service, { total: [], resilience: emptyResilience(), endpoints: new Map() })
+              .get(u.service)!;
           slot.total.push(total);
+          const res = resilienceWindow(u.resilience, prevU?.resilience);
+          addResilience(slot.resilience, res);
+          addResilience(dest.resilience, res);
           for (const e of u.endpoints) {
             const prevE = prevU?.endpoints.find(
               (x) => x.endpoint === e.endpoint && x.node === e.node && x.subset === e.subset,
@@ -220,6 +232,7 @@ export class MetricsHub {
         failed: Math.min(callers.requests, callers.errors),
         meshErrors: callers.meshErrors,
         callers: a.callerIds.size,
+        resilience: a.resilience,
         activeConnections: inbound.active,
         bytesInPerSec: Math.round(inbound.bytesIn / inbound.seconds),
         bytesOutPerSec: Math.round(inbound.bytesOut / inbound.seconds),
@@ -247,6 +260,7 @@ export class MetricsHub {
               service,
               ...requestFigures(rates(total)),
               meshErrors: total.meshErrors,
+              resilience: slot.resilience,
               endpoints: [...slot.endpoints].map(([key, ep]) => {
                 const er = rates(merge(ep.ds));
                 return {

@@ -6,6 +6,7 @@ import type { InstanceView, CheckStatus } from '../api/schemas.js';
 import type { ServiceMetricsView } from '../api/metrics.js';
 import type { MeshSnapshot } from './data/source.js';
 import { policyDetail, type PolicyDetail } from './policy.js';
+import { resilienceText } from '../api/resilience-window.js';
 
 /**
  * A service's request figures as its callers' sidecars saw them (once per request, after
@@ -32,6 +33,11 @@ export interface ServiceRow {
   draining: number;
   /** null when the registry has no figures for it (no metrics endpoint, or nobody in the mesh called it). */
   metrics: CallerFigures | null;
+  /**
+   * What its callers' resilience did towards it in the window, in words (`3 retries, 1 out
+   * now`); undefined when nothing happened, so a quiet service has no line for it.
+   */
+  resilience: string | undefined;
 }
 
 export interface NodeRow {
@@ -85,6 +91,8 @@ export interface UpstreamRow {
     meshErrors: Record<string, number>;
   } | null;
   endpoints: EndpointRow[];
+  /** What this service's sidecars' resilience did towards it in the window; undefined when nothing. */
+  resilience: string | undefined;
 }
 
 export interface ServiceDetail {
@@ -92,6 +100,7 @@ export interface ServiceDetail {
   healthy: number;
   total: number;
   metrics: ServiceRow['metrics'];
+  resilience: ServiceRow['resilience'];
   instances: InstanceRow[];
   /** Its routes, splits (configured and live weights) and subsets with their figures; null without policy. */
   policy: PolicyDetail | null;
@@ -135,6 +144,7 @@ export function serviceRows(s: MeshSnapshot): ServiceRow[] {
       total: svc.instances,
       draining: drainingOf(s, svc.name),
       metrics: callerFigures(m),
+      resilience: m?.resilience && resilienceText(m.resilience),
     };
   });
 }
@@ -233,6 +243,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
           p99Ms: e.p99Ms,
         }))
         .sort((a, b) => a.endpoint.localeCompare(b.endpoint)),
+      resilience: um?.resilience && resilienceText(um.resilience, { limits: true }),
     };
   });
   return {
@@ -240,6 +251,7 @@ export function serviceDetail(s: MeshSnapshot, name: string): ServiceDetail | nu
     healthy: summary.healthy,
     total: summary.instances,
     metrics: callerFigures(m),
+    resilience: m?.resilience && resilienceText(m.resilience, { limits: true }),
     instances,
     policy: policyDetail(s.config, name, m),
     upstreams,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as hdr from 'hdr-histogram-js';
 import { MetricsHub } from '../../src/registry/metrics.js';
-import type { NodeMetricsReport, TrafficCounters } from '../../src/api/metrics.js';
+import type { NodeMetricsReport, ResilienceCounters, TrafficCounters } from '../../src/api/metrics.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 function counters(
@@ -61,7 +61,61 @@ function caller(
   };
 }
 
+/** A caller's report with resilience totals on its upstream api. */
+function resilient(node: string, r: ResilienceCounters): NodeMetricsReport {
+  const rep = caller(node, idle());
+  rep.proxies[0]!.upstreams[0]!.resilience = r;
+  return rep;
+}
+
+const totals = (over: Partial<ResilienceCounters> = {}): ResilienceCounters => ({
+  retries: 0,
+  retryBudgetExhausted: 0,
+  timeouts: 0,
+  circuitOpen: {},
+  ejections: 0,
+  ejected: 0,
+  ...over,
+});
+
 describe('metrics hub', () => {
+  it("carries callers' resilience per window: differences of the totals summed over callers, ejected as a gauge", () => {
+    let now = 1_000_000;
+    const hub = new MetricsHub(() => now);
+    hub.ingest('w1', resilient('w1', totals({ retries: 100, timeouts: 7, circuitOpen: { 'max-requests': 50 } })));
+    hub.ingest('w2', resilient('w2', totals({ ejections: 3, ejected: 0 })));
+    now += 5000;
+    hub.ingest(
+      'w1',
+      resilient('w1', totals({ retries: 112, timeouts: 9, circuitOpen: { 'max-requests': 54, 'max-retries': 1 } })),
+    );
+    hub.ingest('w2', resilient('w2', totals({ retries: 1, ejections: 4, ejected: 1 })));
+    const o = hub.overview();
+    const api = o.services.find((s) => s.name === 'api')!;
+    expect(api.resilience).toEqual({
+      retries: 13,
+      retryBudgetExhausted: 0,
+      timeouts: 2,
+      circuitOpen: { 'max-requests': 4, 'max-retries': 1 },
+      ejections: 1,
+      ejected: 1,
+    });
+    // The caller's own view of its upstream: both callers are `web` on two nodes.
+    expect(o.services.find((s) => s.name === 'web')!.upstreams[0]!.resilience).toEqual(api.resilience);
+    // A service nobody's resilience touched carries zeros, not nothing.
+    expect(o.services.find((s) => s.name === 'web')!.resilience).toEqual(totals());
+    // A sidecar that restarted (totals went down) counts its new totals, never a negative; the
+    // other's window still reaches back to the first sample (10 s): 1 retry, 1 ejection.
+    now += 5000;
+    hub.ingest('w1', resilient('w1', totals({ retries: 2 })));
+    hub.ingest('w2', resilient('w2', totals({ retries: 1, ejections: 4, ejected: 0 })));
+    expect(hub.overview().services.find((s) => s.name === 'api')!.resilience).toMatchObject({
+      retries: 3,
+      ejections: 1,
+      ejected: 0,
+    });
+  });
+
   it("computes a service's rate, success and percentiles from its callers' figures over the window, summed across callers", () => {
     let now = 1_000_000;
     const hub = new MetricsHub(() => now);

@@ -7,7 +7,7 @@ import { stripVTControlCharacters } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { render } from 'ink-testing-library';
 import { MetricsHub } from '../../src/registry/metrics.js';
-import type { NodeMetricsReport, TrafficCounters } from '../../src/api/metrics.js';
+import type { NodeMetricsReport, ResilienceCounters, TrafficCounters } from '../../src/api/metrics.js';
 import { DashboardView, type DashboardViewProps } from '../../src/ui/views/DashboardView.js';
 import { demoSnapshot, NOW } from './fixtures.js';
 import { fits } from './terminal.js';
@@ -127,5 +127,51 @@ describe('the dashboard shows what callers experience', () => {
     expect(detail).toMatch(/api@host-b\s+127\.0\.0\.3:21001\s+critical\s+2\.0\s+0\.0%/);
     expect(detail).toMatch(/api@host-a\s+127\.0\.0\.2:21000\s+passing\s+10\s+100%/);
     expect(detail).toContain('as 1 caller saw it; no mesh errors');
+  });
+
+  it("what callers' resilience did shows as a line under the service, only when it did something", () => {
+    const withResilience = (r: Partial<ResilienceCounters>): NodeMetricsReport => {
+      const rep = webReport(counters(100));
+      rep.proxies[0]!.upstreams[0]!.resilience = {
+        retries: 0,
+        retryBudgetExhausted: 0,
+        timeouts: 0,
+        circuitOpen: {},
+        ejections: 0,
+        ejected: 0,
+        ...r,
+      };
+      return rep;
+    };
+    const quiet = frameAfter([['host-a', withResilience({})]], [['host-a', withResilience({})]]);
+    expect(quiet).not.toContain('resilience');
+    const busy = frameAfter(
+      [['host-a', withResilience({ retries: 5 })]],
+      [
+        [
+          'host-a',
+          withResilience({ retries: 17, timeouts: 2, circuitOpen: { 'max-requests': 4 }, ejections: 1, ejected: 1 }),
+        ],
+      ],
+    );
+    const lines = busy.split('\n');
+    const at = lines.findIndex((l) => /^.\s+api\s/.test(l));
+    expect(lines[at + 1]).toMatch(/^ {3}↳ resilience: 12 retries, 2 timeouts, 4 circuit-open, 1 ejection, 1 out now$/);
+    // The next service's row follows: a service nobody's resilience touched has no line.
+    expect(lines[at + 2]).toMatch(/^.\s+db\s/);
+    expect(busy.match(/↳ resilience/g)).toHaveLength(1);
+    // The detail views: callers' resilience towards api, and web's sidecar towards its upstream api.
+    const api = frameAfter(
+      [['host-a', withResilience({ retries: 5 })]],
+      [['host-a', withResilience({ retries: 17, circuitOpen: { 'max-requests': 4 } })]],
+      { mode: 'detail', selected: 'api' },
+    );
+    expect(api).toContain("callers' resilience: 12 retries, 4 circuit-open (max-requests 4)");
+    const web = frameAfter(
+      [['host-a', withResilience({ retries: 5 })]],
+      [['host-a', withResilience({ retries: 17 })]],
+      { mode: 'detail', selected: 'web' },
+    );
+    expect(web).toContain('resilience: 12 retries');
   });
 });

@@ -69,7 +69,9 @@ export function DashboardView(p: DashboardViewProps) {
     );
   } else {
     const bottomNeed = Math.max(1, nodes.length, intentions.length);
-    const [sRows, bRows] = shareRows(body - OVERVIEW_FIXED, Math.max(1, services.length), bottomNeed);
+    // A service's resilience line (ServicesTable) needs its own line when there is room for it.
+    const serviceNeed = services.length + services.filter((r) => r.resilience !== undefined).length;
+    const [sRows, bRows] = shareRows(body - OVERVIEW_FIXED, Math.max(1, serviceNeed), bottomNeed);
     content = (
       <Box flexDirection="column">
         <Text> </Text>

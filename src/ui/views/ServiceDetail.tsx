@@ -64,7 +64,7 @@ export function policyLines(p: PolicyDetail | null): number {
 
 const instanceLines = (i: InstanceRow) => (i.check || i.state === 'draining' ? 2 : 1);
 const upstreamLines = (u: UpstreamRow) =>
-  1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0);
+  1 + u.endpoints.length + (u.metrics && formatReasons(u.metrics.meshErrors) ? 1 : 0) + (u.resilience ? 1 : 0);
 
 export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailProps) {
   if (!detail) {
@@ -82,7 +82,12 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       1,
       xs.reduce((a, b) => a + b, 0),
     );
-  const [iRoom, uRoom] = shareRows(maxLines - FIXED_LINES - policyLines(detail.policy), sum(iHeights), sum(uHeights));
+  const resilienceLines = detail.resilience ? 1 : 0;
+  const [iRoom, uRoom] = shareRows(
+    maxLines - FIXED_LINES - resilienceLines - policyLines(detail.policy),
+    sum(iHeights),
+    sum(uHeights),
+  );
   const iFit = fitBlocks(iHeights, iRoom);
   const uFit = fitBlocks(uHeights, uRoom);
   const m = detail.metrics;
@@ -103,6 +108,11 @@ export function ServiceDetail({ name, detail, maxLines, width }: ServiceDetailPr
       <Text wrap="truncate-end" {...(m && m.meshErrorCount > 0 ? { color: 'red' } : { dimColor: true })}>
         {truncate(callersLine(m), width)}
       </Text>
+      {detail.resilience ? (
+        <Text wrap="truncate-end" color="yellow">
+          {truncate(`  callers' resilience: ${detail.resilience}`, width)}
+        </Text>
+      ) : null}
       <Text> </Text>
       <Title>{`INSTANCES (${detail.instances.length})`}</Title>
       <Line
@@ -232,6 +242,11 @@ function Upstream({ row: u, widths: w, width }: { row: UpstreamRow; widths: numb
       {reasons ? (
         <Text wrap="truncate-end" color="red">
           {truncate(`    mesh errors: ${reasons}`, width)}
+        </Text>
+      ) : null}
+      {u.resilience ? (
+        <Text wrap="truncate-end" color="yellow">
+          {truncate(`    resilience: ${u.resilience}`, width)}
         </Text>
       ) : null}
     </>

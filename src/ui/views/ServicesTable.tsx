@@ -1,11 +1,13 @@
 /**
  * Services across the mesh: healthy/total instances and what their callers experience (requests,
  * success and latency as the calling sidecars saw them, and the mesh's own answers they got);
- * the selected row is marked.
+ * the selected row is marked. Under a service whose callers' resilience did something in the
+ * window (retries, timeouts, circuit-open, ejections) goes one more line saying what, when the
+ * table has the room for every such line (the service's detail view always has it).
  */
 import { Box, Text } from 'ink';
 import { columnWidths, listWindow } from '../layout.js';
-import { DASH, formatMs, formatRate, formatRps } from '../format.js';
+import { DASH, formatMs, formatRate, formatRps, truncate } from '../format.js';
 import type { ServiceRow } from '../model.js';
 import { Line, More, Title } from './Line.js';
 
@@ -47,6 +49,9 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
     0,
     rows.findIndex((r) => r.name === selected),
   );
+  // Resilience lines only when all of them fit (then every row does too): the window stays one line per row.
+  const extra = rows.filter((r) => r.resilience !== undefined).length;
+  const withResilience = rows.length + extra <= maxRows;
   const win = listWindow(rows.length, maxRows, selIndex);
   const header = ['', 'SERVICE', 'HEALTHY', 'RPS', 'OK%', 'MESH ERRORS', 'P50', 'P99'];
   return (
@@ -60,7 +65,8 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
       {rows.slice(win.start, win.end).map((r) => {
         const isSel = interactive && r.name === (selected ?? rows[0]?.name);
         const m = r.metrics;
-        return (
+        const line = withResilience ? r.resilience : undefined;
+        const row = (
           <Line
             key={r.name}
             gap={1}
@@ -91,6 +97,15 @@ export function ServicesTable({ rows, maxRows, width, selected, interactive }: S
               { text: m ? formatMs(m.p99Ms) : DASH, width: w[7]!, align: 'right' },
             ]}
           />
+        );
+        if (line === undefined) return row;
+        return (
+          <Box key={r.name} flexDirection="column">
+            {row}
+            <Text wrap="truncate-end" color="yellow">
+              {truncate(`   ↳ resilience: ${line}`, width)}
+            </Text>
+          </Box>
         );
       })}
       {win.more > 0 ? <More count={win.more} /> : null}
