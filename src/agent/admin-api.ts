@@ -5,6 +5,7 @@
 import type { CheckStatus, ServiceRegistration } from '../api/schemas.js';
 import type { CheckStateView } from './checks/index.js';
 import type { ProxyStats } from './proxies/manager.js';
+import type { SidecarResilience } from './metrics/reporter.js';
 import type { ServiceSource } from './state.js';
 
 export interface ServiceView {
@@ -23,6 +24,12 @@ export interface ServiceView {
   sidecarProblem?: string;
   /** Its sidecar drains (was told to stop): withdrawn from callers while requests in flight finish. */
   draining?: true;
+  /**
+   * What its sidecar's resilience did towards each upstream over the last window (retries,
+   * timeouts, circuit-open, ejections; `ejected`: endpoints out now), zeros included; absent
+   * for a service without a sidecar.
+   */
+  resilience?: SidecarResilience;
 }
 
 export interface DefinitionProblem {

@@ -237,12 +237,14 @@ export class Agent implements AgentAdminApi {
   services(): ServiceView[] {
     const problems = this.#sidecarProblems();
     const draining = new Set(this.proxies.proxies().flatMap((p) => (p.draining ? [p.serviceId] : [])));
+    const sidecars = new Set(this.proxies.proxies().map((p) => p.serviceId));
     return this.#registrations.services().map((s) => {
       const problem = problems.get(s.id);
       return {
         ...s,
         ...(problem ? { sidecarProblem: problem } : {}),
         ...(draining.has(s.id) ? { draining: true } : {}),
+        ...(sidecars.has(s.id) ? { resilience: this.#metrics.resilience(s.id) } : {}),
       };
     });
   }

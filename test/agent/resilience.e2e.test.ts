@@ -2,7 +2,9 @@
  * Resilience as a user sees it (issue 15), with real processes: a registry, three agents on
  * loopback (web, api-1, api-2), their sidecars, and test apps whose behaviour the test sets
  * (answer, fail a share of requests with 503, hang, hold). Settings are changed only with
- * `meshctl apply -f`; figures are read from the web sidecar's `GET /stats` through its agent.
+ * `meshctl apply -f`; figures are read from the web sidecar's `GET /stats` through its agent, and
+ * what a user reads is checked too: `meshctl status` (the registry's window) and `meshctl services`
+ * on web's host (its agent's window) show the timeouts, ejections and circuit-open lines.
  * Assertions are on counts and outcomes, never on how long something took (the request rate
  * of the 100 % failing case is printed, not asserted). Loopback block 127.0.14.0/24.
  */
@@ -143,6 +145,48 @@ describe('resilience through real agents and sidecars', () => {
   }
 
   const figures = async () => (await upstream()).resilience as Record<string, any>;
+
+  /**
+   * Waits until what a user reads shows `want` of api's resilience in the window: `meshctl status
+   * --json` (callers' figures merged by the registry), `meshctl services --json` on web's host
+   * (its sidecar's, by its agent), and the text of both, a line under the service (api in
+   * status, `web → api` in services). Polled: the agent reports every 2 s, the window is 10 s.
+   */
+  async function userSees(want: (w: Record<string, any>) => boolean, words: RegExp): Promise<void> {
+    await eventually(
+      async () => {
+        const st = await mesh.adminJson<{ metrics: { services: Array<{ name: string; resilience: any }> } }>([
+          'status',
+        ]);
+        return want(st.metrics.services.find((x) => x.name === 'api')?.resilience ?? {}) || undefined;
+      },
+      { what: "meshctl status --json showing api's resilience", timeoutMs: 20_000 },
+    );
+    await eventually(
+      async () => {
+        const sv = await web.cli(['services', '--json']);
+        const { services } = JSON.parse(sv.stdout) as { services: Array<{ id: string; resilience?: any }> };
+        const r = services.find((x) => x.id === 'web')?.resilience;
+        return want(r?.upstreams?.find((u: { service: string }) => u.service === 'api') ?? {}) || undefined;
+      },
+      { what: "meshctl services --json showing web's resilience towards api", timeoutMs: 20_000 },
+    );
+    await eventually(
+      async () => {
+        const lines = (await mesh.admin(['status', '--once'])).stdout.split('\n');
+        const at = lines.findIndex((l) => /^\s+api\s/.test(l));
+        return (at >= 0 && words.test(lines[at + 1] ?? '') && lines[at + 1]!.includes('↳ resilience:')) || undefined;
+      },
+      { what: 'meshctl status --once with a resilience line under api', timeoutMs: 20_000 },
+    );
+    await eventually(
+      async () => {
+        const text = (await web.cli(['services'])).stdout;
+        return text.split('\n').some((l) => l.startsWith('  web → api: ') && words.test(l)) || undefined;
+      },
+      { what: 'meshctl services with a web → api resilience line', timeoutMs: 20_000 },
+    );
+  }
   const reset = () => {
     for (const a of apps) {
       a.mode = 'ok';
@@ -289,6 +333,8 @@ describe('resilience through real agents and sidecars', () => {
     expect(f.ejections).toBe(ejectionsBefore + 1);
     const eps = Object.values((await upstream()).endpoints as Record<string, { ejected: boolean; port: number }>);
     expect(eps.filter((e) => e.ejected)).toHaveLength(1);
+    // What the user reads: the two timeouts and the ejection, in the window (the ejection lasts 3 s).
+    await userSees((w) => w.timeouts >= 2 && w.ejections >= 1, /\b\d+ timeouts?\b.*\b\d+ ejections?\b/);
     // It answers again: once its ejection time (3 s) is up it gets requests again.
     apps[0]!.release();
     apps[0]!.mode = 'ok';
@@ -315,6 +361,7 @@ describe('resilience through real agents and sidecars', () => {
     // The apps never saw the refused ones.
     expect(apps[0]!.seen + apps[1]!.seen).toBe(4);
     expect((await figures()).circuitOpen['max-requests']).toBe(before + 6);
+    await userSees((w) => (w.circuitOpen?.['max-requests'] ?? 0) >= 6, /\b\d+ circuit-open\b/);
     for (const a of apps) {
       a.mode = 'ok';
       a.release();

@@ -9,6 +9,8 @@ import { render } from 'ink-testing-library';
 import { MetricsHub } from '../../src/registry/metrics.js';
 import type { NodeMetricsReport, ResilienceCounters, TrafficCounters } from '../../src/api/metrics.js';
 import { DashboardView, type DashboardViewProps } from '../../src/ui/views/DashboardView.js';
+import { renderFrame } from '../../src/ui/run-dashboard.js';
+import { expectGolden } from '../helpers/golden.js';
 import { demoSnapshot, NOW } from './fixtures.js';
 import { fits } from './terminal.js';
 
@@ -129,7 +131,7 @@ describe('the dashboard shows what callers experience', () => {
     expect(detail).toContain('as 1 caller saw it; no mesh errors');
   });
 
-  it("what callers' resilience did shows as a line under the service, only when it did something", () => {
+  it("what callers' resilience did shows as a line under the service, only when it did something", async () => {
     const withResilience = (r: Partial<ResilienceCounters>): NodeMetricsReport => {
       const rep = webReport(counters(100));
       rep.proxies[0]!.upstreams[0]!.resilience = {
@@ -173,5 +175,15 @@ describe('the dashboard shows what callers experience', () => {
       { mode: 'detail', selected: 'web' },
     );
     expect(web).toContain('resilience: 12 retries');
+
+    // `meshctl status --once` prints the same line: its layout pinned (figures fixed here, where
+    // the e2e's depend on when the window is read).
+    let now = 0;
+    const hub = new MetricsHub(() => now);
+    hub.ingest('host-a', withResilience({ retries: 5 }));
+    now += 10_000;
+    hub.ingest('host-a', withResilience({ retries: 17, timeouts: 2, circuitOpen: { 'max-requests': 4 }, ejected: 1 }));
+    const frame = stripVTControlCharacters(renderFrame(demoSnapshot({ metrics: hub.overview() }), 80));
+    await expectGolden('status-resilience.txt', frame.replace(/\d+s ago/g, 'Ns ago'));
   });
 });
