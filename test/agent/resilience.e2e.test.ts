@@ -310,6 +310,60 @@ describe('resilience through real agents and sidecars', () => {
     expect(again.headers['x-meshctl-attempts']).toBe('2');
   }, 60_000);
 
+  it("a route's own request timeout and retries override the service-defaults' (service-router, meshctl apply -f)", async () => {
+    reset();
+    // The service's: a 3 s request timeout, no retries, no ejection (both instances stay in).
+    await applyDefaults(
+      'request_timeout: 3s\nretry: { num_retries: 0 }\npassive_health_check: { max_failures: 0 }\n',
+      (u) => u.settings?.requestTimeoutMs === 3000 && u.settings?.retry?.numRetries === 0,
+    );
+    const router = join(mesh.dir, 'api-router.yaml');
+    await writeFile(
+      router,
+      [
+        'kind: service-router',
+        'name: api',
+        'routes:',
+        '  - match: { http: { path_prefix: /quick } }',
+        '    destination: { request_timeout: 500ms }',
+        '  - match: { http: { path_prefix: /again } }',
+        '    destination: { num_retries: 1, retry_on: [5xx] }',
+        '',
+      ].join('\n'),
+    );
+    const applied = await mesh.admin(['apply', '-f', router]);
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    try {
+      await eventually(async () => ((await upstream()).policy?.routes?.length ?? 0) >= 3 || undefined, {
+        what: "web's sidecar serving the router",
+        timeoutMs: 30_000,
+      });
+      // Retries: the route's one retry against the service's none.
+      for (const a of apps) a.mode = 'fail-all';
+      const again = await request(UP, 'GET', '/again/x');
+      expect([again.status, again.headers['x-meshctl-attempts']]).toEqual([503, '2']);
+      const plain = await request(UP, 'GET', '/x');
+      expect([plain.status, plain.headers['x-meshctl-attempts']]).toEqual([503, '1']);
+      // Timeouts: the route's 500 ms against the service's 3 s, each named in the reason.
+      for (const a of apps) a.mode = 'hang';
+      const quick = await request(UP, 'GET', '/quick/x');
+      expect([quick.status, quick.headers['x-meshctl-reason']]).toEqual([504, 'request-timeout api 500ms']);
+      const slow = await request(UP, 'GET', '/x');
+      expect([slow.status, slow.headers['x-meshctl-reason']]).toEqual([504, 'request-timeout api 3s']);
+    } finally {
+      for (const a of apps) {
+        a.mode = 'ok';
+        a.release();
+      }
+      const del = await mesh.admin(['delete', 'config', 'service-router', 'api']);
+      expect(del.exitCode, del.stderr).toBe(0);
+      await eventually(async () => (await upstream()).policy === undefined || undefined, {
+        what: "web's sidecar without the router",
+        timeoutMs: 30_000,
+      });
+    }
+  }, 120_000);
+
   it('an instance that hangs: its requests time out with 504 and the reason, then it is ejected until it answers again', async () => {
     reset();
     await applyDefaults(
@@ -368,6 +422,28 @@ describe('resilience through real agents and sidecars', () => {
     }
     expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect((await request(UP)).status).toBe(200);
+  }, 90_000);
+
+  it("max_connections is the upstream's across its instances: 2 over two instances is one connection each, the rest wait", async () => {
+    reset();
+    await applyDefaults(
+      'limits: { max_connections: 2 }\n',
+      (u) => u.settings?.limits?.maxConnections === 2 && u.connectionsPerEndpoint === 1,
+    );
+    for (const a of apps) a.mode = 'hold';
+    // Eight at once, on connections of their own to web's sidecar: with one mesh connection per
+    // instance (no pipelining) only two can reach the apps; the others wait for a connection
+    // (max_pending_requests, 1,024, is not reached). A limit per pool would let four through.
+    const replies = Array.from({ length: 8 }, () => requestFresh(UP));
+    await eventually(async () => apps[0]!.seen + apps[1]!.seen >= 2 || undefined, { what: 'two requests held' });
+    // While they are held, nothing more gets through: the next ones wait for a connection.
+    await new Promise((r) => setTimeout(r, 500));
+    expect([apps[0]!.seen, apps[1]!.seen]).toEqual([1, 1]);
+    for (const a of apps) {
+      a.mode = 'ok';
+      a.release();
+    }
+    expect((await Promise.all(replies)).map((r) => r.status)).toEqual(Array(8).fill(200));
   }, 90_000);
 
   it('a black-holed endpoint (its sidecar accepts and never answers) costs one connect timeout, then failover', async () => {

@@ -72,7 +72,20 @@ export class Cluster {
     readonly badResponse: string;
   };
 
-  constructor(upstream: SnapshotUpstream, tls: ClientTls, settings: ClusterSettings, pools?: SharedPools) {
+  /** Instances the upstream's max_connections is shared across (see connectionsPerEndpoint). */
+  #instances = 1;
+
+  /**
+   * `instances`: how many instances the upstream reaches in all, when this cluster holds only
+   * some of them (a traffic policy's target); its own endpoints when absent.
+   */
+  constructor(
+    upstream: SnapshotUpstream,
+    tls: ClientTls,
+    settings: ClusterSettings,
+    pools?: SharedPools,
+    instances?: number,
+  ) {
     this.service = upstream.service;
     this.protocol = upstream.protocol;
     this.#settings = settings;
@@ -94,7 +107,7 @@ export class Cluster {
       upstreamReset: meshReason('upstream-reset', upstream.service),
       badResponse: meshReason('upstream-bad-response', upstream.service),
     };
-    this.update(upstream, tls, false);
+    this.update(upstream, tls, false, instances);
   }
 
   /**
@@ -102,18 +115,26 @@ export class Cluster {
    * counters; endpoints that go have their pools retired; with `tlsRotated` every pool is
    * retired so new connections present the new certificate, while open ones finish.
    */
-  update(upstream: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
+  update(
+    upstream: SnapshotUpstream,
+    tls: ClientTls,
+    tlsRotated: boolean,
+    instances: number = upstream.endpoints.length,
+  ): void {
     if (upstream.loadBalancer !== this.balancer.name)
       this.balancer = createBalancer<Endpoint>(upstream.loadBalancer, this.#settings.random);
     const before = this.resilience;
+    const shareBefore = this.connectionsPerEndpoint;
     this.resilience = resolveResilience(upstream.resilience, this.#defaults);
-    // Pools are made with their connect and idle timeouts: new ones take the new values.
+    // Set on every update but the constructor's first (which makes the breaker after this).
+    this.breaker.limits = this.resilience.limits;
+    this.#instances = Math.max(1, instances);
+    // Pools are made with their connect and idle timeouts and their share of max_connections:
+    // new ones take the new values.
     const poolsChanged =
       before.connectTimeoutMs !== this.resilience.connectTimeoutMs ||
       before.idleTimeoutMs !== this.resilience.idleTimeoutMs ||
-      before.limits.maxConnections !== this.resilience.limits.maxConnections;
-    // Set on every update but the constructor's first (which makes the breaker after this).
-    this.breaker.limits = this.resilience.limits;
+      shareBefore !== this.connectionsPerEndpoint;
     this.outlier.settings = this.resilience.outlier;
     if (tlsRotated) this.#tls = dialTls(this.service, tls);
     if (!sameFields(before.retryBudget, this.resilience.retryBudget))
@@ -137,9 +158,17 @@ export class Cluster {
     this.outlier.setEndpoints(next, performance.now());
   }
 
-  /** Connections of one endpoint's pool: the upstream's max_connections, at most the pool's own bound. */
+  /**
+   * Connections of one endpoint's pool. max_connections is the upstream's, across all its
+   * instances (Envoy's cluster-wide limit, not a per-host one): each instance's pool gets an
+   * equal share of it, at least one connection (as Envoy lets a picked host have one even past
+   * the limit, so the total is at most max_connections, or the number of instances if that is
+   * more), and at most the pool's own bound. A share that changes (another instance count or
+   * limit) gives the pools new ones, while the old ones finish what they carry.
+   */
   get connectionsPerEndpoint(): number {
-    return Math.min(MAX_CONNECTIONS_PER_ENDPOINT, this.breaker.limits.maxConnections);
+    const share = Math.floor(this.breaker.limits.maxConnections / this.#instances);
+    return Math.min(MAX_CONNECTIONS_PER_ENDPOINT, Math.max(1, share));
   }
 
   /** The balancer's choice among the endpoints not yet tried for this request (L4). */
@@ -208,6 +237,8 @@ export class Cluster {
       protocol: this.protocol,
       loadBalancer: this.balancer.name,
       settings: settingsJSON(this.resilience),
+      // Its share of the upstream's max_connections, per instance pool.
+      connectionsPerEndpoint: this.connectionsPerEndpoint,
       endpoints: Object.fromEntries(this.endpoints.map((e) => [e.id, e.toJSON()])),
     };
   }

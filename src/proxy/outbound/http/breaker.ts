@@ -10,7 +10,9 @@
  *                            pool's connections carry)
  *   max_concurrent_retries   retry attempts in flight; past it a retry is not made and the failed
  *                            answer goes to the app
- *   max_connections          connections of each endpoint's pool (at most 256 here)
+ *   max_connections          connections to the upstream, across all its instances: each
+ *                            instance's pool gets an equal share, at least 1, at most 256
+ *                            (Cluster.connectionsPerEndpoint)
  */
 import type { LimitSettings } from './resilience.js';
 

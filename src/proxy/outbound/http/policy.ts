@@ -80,6 +80,10 @@ export class UpstreamPolicy {
   update(u: SnapshotUpstream, tls: ClientTls, tlsRotated: boolean): void {
     const p = u.policy as SnapshotPolicy;
     const keep = new Set<string>();
+    // max_connections is the upstream's across every instance its targets reach (once each: a
+    // pool is shared by the targets that reach one instance), so each target's pools get a share of it.
+    const instances = new Set(p.targets.flatMap((t) => t.endpoints.map((e) => `${t.service} ${e.address} ${e.port}`)))
+      .size;
     for (const t of p.targets) {
       keep.add(t.name);
       const spec = targetUpstream(t, u);
@@ -90,7 +94,7 @@ export class UpstreamPolicy {
           name: t.name,
           service: t.service,
           subset: t.subset,
-          cluster: new Cluster(spec, tls, this.#settings, this.#pools),
+          cluster: new Cluster(spec, tls, this.#settings, this.#pools, instances),
           balancer: createBalancer<Endpoint>(t.loadBalancer, this.#settings.random),
           lbKey: key,
           hash: compileHash(t.loadBalancer.hashPolicies),
@@ -98,7 +102,7 @@ export class UpstreamPolicy {
         };
         this.#targets.set(t.name, s);
       } else {
-        s.cluster.update(spec, tls, tlsRotated);
+        s.cluster.update(spec, tls, tlsRotated, instances);
         if (s.lbKey !== key) {
           s.balancer = createBalancer<Endpoint>(t.loadBalancer, this.#settings.random);
           s.lbKey = key;
