@@ -26,6 +26,8 @@ let state: LocalState;
 let sync: RegistrySync | undefined;
 /** Check states as this host's CheckManager would report them: `${instance}/${check}` → report. */
 let checks: Map<string, CheckReport>;
+/** Instances whose sidecar drains, as this host's ProxyManager would say. */
+let draining: Set<string>;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'meshctl-sync-'));
@@ -34,6 +36,7 @@ beforeEach(async () => {
   state = new LocalState(join(dir, 'state.json'));
   await state.load();
   checks = new Map();
+  draining = new Set();
 });
 
 afterEach(async () => {
@@ -67,6 +70,7 @@ function makeSync(name = NODE, leaseTtlSeconds = 30, fullSyncIntervalMs?: number
     advertise: '127.0.0.1',
     leaseTtlSeconds,
     checkState: (inst, check) => checks.get(`${inst}/${check}`),
+    draining: (inst) => draining.has(inst),
     log: silentLogger(),
   });
   return sync;
@@ -101,6 +105,25 @@ describe('RegistrySync', () => {
     expect((await node.node(NODE)).address).toBe('127.0.0.1');
     expect(sync!.status()).toMatchObject({ registry: reg.url, reachable: true, consecutiveFailures: 0 });
     expect(sync!.status().lastSyncAt).toBeDefined();
+  });
+
+  it('reportDraining withdraws an instance at once, and a full sync puts the draining mark right both ways', async () => {
+    await own(service('api'), service('web', { port: 9001 }));
+    const s = makeSync();
+    await s.syncNow();
+    draining.add('api');
+    expect(await s.reportDraining('api', true)).toBe(true);
+    expect((await reg.admin.instances('api')).instances[0]).toMatchObject({ status: 'critical' });
+    // The registry lost the mark (e.g. another registry took over): the next full sync puts it back.
+    await node.setDraining(NODE, 'api', false);
+    expect(await s.syncNow()).toBe(true);
+    expect((await remote()).find((i) => i.id === 'api')!.drainingSince).toBeDefined();
+    // A new sidecar serves: the full sync clears a mark the registry still has; web was never marked.
+    draining.delete('api');
+    expect(await s.syncNow()).toBe(true);
+    const after = await remote();
+    expect(after.find((i) => i.id === 'api')!.drainingSince).toBeUndefined();
+    expect(after.find((i) => i.id === 'web')!.drainingSince).toBeUndefined();
   });
 
   it('never registers an instance twice, however often it syncs', async () => {

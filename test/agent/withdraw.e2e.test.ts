@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { agentProxies, getStatus, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
@@ -139,6 +141,9 @@ describe('a sidecar told to stop is withdrawn from callers before it drains', ()
     app.release();
     expect(await inFlight).toEqual({ status: 200, body: 'released' });
     await eventually(async () => !alive(pid), { what: 'the drained sidecar to exit', timeoutMs: 40_000 });
+    // It was the sidecar's own notice that withdrew it (not the agent's health tick finding it draining).
+    const sidecarLog = await readFile(join(api.dataDir, 'proxies', 'api.log'), 'utf8');
+    expect(sidecarLog).toContain('the agent withdrew this instance; draining');
     await eventually(
       async () => {
         const i = await apiInstance();
