@@ -288,6 +288,7 @@ describe('golden output of every command (real processes)', () => {
     // --json after it makes the error JSON as for every other command.
     await pinRefusal('error-registry-start', runCli, ['registry', 'start', '--bogus']);
     await pinRefusal('error-agent-start', runCli, ['agent', 'start', '--bogus']);
+    await pinRefusal('error-proxy-run', runCli, ['proxy', 'run', '--drain', '10']);
   });
 
   it('demo: its bad flags, refused before anything starts', async () => {
@@ -379,5 +380,14 @@ describe('golden output of every command (real processes)', () => {
     } finally {
       await etcd.stop();
     }
+  });
+
+  it("registry admin-token (recovery from the registry's own files; last, as it adds tokens)", async () => {
+    const cli = (args: string[]) => runCli(args, mesh.env);
+    const dataDir = ['--data-dir', join(mesh.dir, 'registry')];
+    // It writes the store itself, so it refuses while the registry holds it.
+    await pinRefusal('error-registry-admin-token-running', cli, ['registry', 'admin-token', ...dataDir]);
+    await mesh.stopRegistry();
+    await pin('registry-admin-token', cli, ['registry', 'admin-token', ...dataDir, '--description', 'lost them all']);
   });
 });
