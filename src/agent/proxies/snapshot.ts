@@ -32,13 +32,16 @@ const LOOPBACK = /^127\.|^::1$/;
 export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
   const reg = i.service.registration;
   const entries = indexEntries(i.configEntries);
+  const defaults = (service: string) => entries.get(`service-defaults/${service}`) as ServiceDefaults | undefined;
   return {
     version: i.version,
     trustDomain: i.trustDomain,
     service: {
       name: reg.name,
       id: i.service.id,
-      protocol: reg.protocol,
+      // A service-defaults `protocol` is the service's, as in Consul: its sidecar and its
+      // callers' take it over what the registrations say, so both sides agree.
+      protocol: defaults(reg.name)?.protocol ?? reg.protocol,
       inbound: { address: i.advertise, port: i.meshPort },
       // The app is reached on loopback; a loopback registration address (one host, several "hosts") is kept.
       app: { address: reg.address && LOOPBACK.test(reg.address) ? reg.address : '127.0.0.1', port: reg.port },
@@ -48,8 +51,11 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
     intentions: i.intentions.intentions.map(snapshotIntention),
     revokedSerials: [...i.revokedSerials],
     upstreams: reg.upstreams.map((u) => {
-      // The upstream's own protocol decides L4 vs L7: an http upstream gets HTTP handling.
-      const protocol = (i.instancesOf(u.service) ?? []).some((x) => x.protocol === 'http') ? 'http' : 'tcp';
+      // The upstream's own protocol decides L4 vs L7: an http upstream gets HTTP handling. Its
+      // service-defaults say which, else its registrations (http when any instance says so).
+      const protocol =
+        defaults(u.service)?.protocol ??
+        ((i.instancesOf(u.service) ?? []).some((x) => x.protocol === 'http') ? 'http' : 'tcp');
       // Routes and splits act on HTTP requests: a tcp upstream keeps today's one balancer.
       const policy =
         protocol === 'http'
@@ -62,10 +68,7 @@ export function buildSnapshot(i: SnapshotInputs): ProxySnapshotInput {
             })
           : undefined;
       // Timeouts, retries, limits, ejection: the called service's defaults (HTTP only).
-      const resilience =
-        protocol === 'http'
-          ? compileResilience(entries.get(`service-defaults/${u.service}`) as ServiceDefaults | undefined)
-          : undefined;
+      const resilience = protocol === 'http' ? compileResilience(defaults(u.service)) : undefined;
       return {
         service: u.service,
         protocol,
