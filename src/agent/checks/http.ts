@@ -9,6 +9,7 @@ import type { CheckDefinition, CheckResult, CheckStatus } from './types.js';
 import { OutputCollector, OUTPUT_LIMIT, truncateOutput } from './output.js';
 import { displayUrl, parseHttpTarget } from './target.js';
 import { describeNetError } from './net-error.js';
+import { runProbe } from './probe.js';
 
 const USER_AGENT = 'meshctl-health-check';
 
@@ -24,41 +25,22 @@ export function runHttpCheck(def: CheckDefinition, signal?: AbortSignal): Promis
     return Promise.resolve({ status: 'critical', output: `invalid HTTP check URL '${def.target}': ${parsed.reason}` });
   const url = parsed.value;
   const prefix = `HTTP GET ${displayUrl(url)}`;
-  if (signal?.aborted) return Promise.resolve({ status: 'critical', output: `${prefix}: check cancelled` });
+  let response: http.IncomingMessage | undefined;
+  const body = new OutputCollector(OUTPUT_LIMIT);
+  const fromResponse = (res: http.IncomingMessage, note = ''): CheckResult => {
+    const code = res.statusCode ?? 0;
+    const head = `${prefix}: ${code} ${res.statusMessage ?? ''}`.trimEnd() + note;
+    const text = body.text();
+    return { status: httpStatusToCheckStatus(code), output: truncateOutput(text ? `${head}\n${text}` : head) };
+  };
+  // Headers already in: the status decided, only the body was slow. Report what arrived.
+  const timedOut = (): CheckResult =>
+    response
+      ? fromResponse(response, ` (body cut off after ${def.timeoutMs}ms)`)
+      : { status: 'critical', output: `${prefix}: timed out after ${def.timeoutMs}ms` };
 
-  return new Promise<CheckResult>((resolve) => {
-    let settled = false;
-    let req: http.ClientRequest | undefined;
-    let response: http.IncomingMessage | undefined;
-    const body = new OutputCollector(OUTPUT_LIMIT);
-
-    const fromResponse = (res: http.IncomingMessage, note = ''): CheckResult => {
-      const code = res.statusCode ?? 0;
-      const head = `${prefix}: ${code} ${res.statusMessage ?? ''}`.trimEnd() + note;
-      const text = body.text();
-      return { status: httpStatusToCheckStatus(code), output: truncateOutput(text ? `${head}\n${text}` : head) };
-    };
-
-    const finish = (result: CheckResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      // Always tear the socket down: with agent:false nothing else would reuse it.
-      response?.destroy();
-      req?.destroy();
-      resolve(result);
-    };
-
-    const onAbort = (): void => finish({ status: 'critical', output: `${prefix}: check cancelled` });
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    const timer = setTimeout(() => {
-      // Headers already in: the status decided, only the body was slow. Report what arrived.
-      if (response) finish(fromResponse(response, ` (body cut off after ${def.timeoutMs}ms)`));
-      else finish({ status: 'critical', output: `${prefix}: timed out after ${def.timeoutMs}ms` });
-    }, def.timeoutMs);
-
+  return runProbe({ prefix, timeoutMs: def.timeoutMs, signal, timedOut }, ({ finish, onSettled }) => {
+    let req: http.ClientRequest;
     try {
       const client = url.protocol === 'https:' ? https : http;
       req = client.request(url, {
@@ -70,6 +52,11 @@ export function runHttpCheck(def: CheckDefinition, signal?: AbortSignal): Promis
       finish({ status: 'critical', output: truncateOutput(`${prefix}: ${describeNetError(err)}`) });
       return;
     }
+    // Always tear the socket down: with agent:false nothing else would reuse it.
+    onSettled(() => {
+      response?.destroy();
+      req.destroy();
+    });
 
     req.on('response', (res) => {
       response = res;
