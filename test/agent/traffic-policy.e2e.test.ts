@@ -296,16 +296,22 @@ describe('traffic policy on real agents and sidecars', () => {
     const statuses = new Map<number, number>();
     const after: string[] = [];
     let changed = false;
+    /** When `apply` returned, and the start of the last request after it that v1 still answered. */
+    let appliedAt = 0;
+    let lastV1After = 0;
     const loop = async (): Promise<void> => {
       while (!stop) {
+        const startedAt = performance.now();
         const a = await call('/steady');
         statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
         if (changed) after.push(a.app ?? '?');
+        if (changed && !isV2(a.app) && startedAt > appliedAt) lastV1After = Math.max(lastV1After, startedAt);
       }
     };
     const loops = [loop(), loop(), loop(), loop()];
     await new Promise((r) => setTimeout(r, 300));
     await apply('split-0-100.yaml', SPLITTER(0, 100));
+    appliedAt = performance.now();
     changed = true;
     // The new split is live once v2 alone answers.
     await eventually(
@@ -315,6 +321,11 @@ describe('traffic policy on real agents and sidecars', () => {
       },
       { what: 'the 0/100 split live', timeoutMs: 30_000 },
     );
+    // A figure, not a bound (timings never decide a test here): how long after `apply -f`
+    // returned a request could still start and go by the old split (0: none could). It is
+    // the registry's push through web's agent to its sidecar, less the CLI's own exit.
+    const ms = lastV1After === 0 ? 0 : lastV1After - appliedAt;
+    console.log(`traffic-policy: last request on the old split started ${ms.toFixed(1)} ms after apply -f returned`);
     await apply('split-50-50.yaml', SPLITTER(50, 50));
     await new Promise((r) => setTimeout(r, 1000));
     stop = true;
