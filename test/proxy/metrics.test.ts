@@ -64,7 +64,7 @@ describe('proxy metrics: web → api', () => {
     await b.deny();
     const after = [await get(port, '/x', { agent }), await get(port, '/y', { agent })];
     expect(after.map((r) => r.status).sort()).toEqual([200, 403]);
-    expect(after.find((r) => r.status === 403)!.headers['x-meshctl-reason']).toBe('default-deny web->api');
+    expect(after.find((r) => r.status === 403)!.headers['x-meshctl-reason']).toBe('default-deny web -> api');
 
     const m = metrics(web);
     expect(m).toMatchObject({ service: 'web', serviceId: 'web-1' });
