@@ -22,7 +22,7 @@ async function minorGcsDuring(f: () => void): Promise<number> {
 
 describe('relay-gc', () => {
   it('asks for one scavenge per RELAY_GC_BYTES relayed once enabled, none for fewer, and keeps gc off the global', async () => {
-    enableRelayGc();
+    expect(enableRelayGc()).toBe(true);
     expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
     // Whatever was counted before (other tests in this worker) is flushed by one full count.
     relayed(RELAY_GC_BYTES);
