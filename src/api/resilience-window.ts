@@ -7,18 +7,12 @@
  */
 import type { ResilienceCounters } from './metrics.js';
 
-/** One window's resilience figures. */
-export interface ResilienceWindow {
-  retries: number;
-  retryBudgetExhausted: number;
-  timeouts: number;
-  /** Refusals by limit (max-requests, max-pending, max-retries), only the limits that refused. */
-  circuitOpen: Record<string, number>;
-  /** Ejections that happened in the window. */
-  ejections: number;
-  /** Endpoints out at the newest sample. */
-  ejected: number;
-}
+/**
+ * One window's resilience figures: the fields of ResilienceCounters, each the difference over
+ * the window (circuitOpen only the limits that refused in it), except `ejected`, the endpoints
+ * out at the newest sample.
+ */
+export type ResilienceWindow = ResilienceCounters;
 
 export function emptyResilience(): ResilienceWindow {
   return { retries: 0, retryBudgetExhausted: 0, timeouts: 0, circuitOpen: {}, ejections: 0, ejected: 0 };
