@@ -37,8 +37,8 @@ import type { ReplayBody } from './replay-body.js';
 import { formatTimeout, routeSettings, type RouteSettings } from './resilience.js';
 import { verdictOf } from './outlier.js';
 import { backoffMs, isIdempotent, retryable } from './retry.js';
-import { route, type Route, type RouteRequest, type RouteTable } from './route.js';
-import { split, type SplitTarget } from './split.js';
+import { pickTarget, route, type Route, type RouteRequest, type RouteTable } from './route.js';
+import type { SplitTarget } from './split.js';
 
 /** Why a retry the conditions allowed was not made: the budget was spent, or max_concurrent_retries reached. */
 export type RetryDenied = 'budget' | 'overflow';
@@ -110,8 +110,7 @@ function noTimer(): void {}
 export async function runPipeline(input: PipelineInput, deps: PipelineDeps): Promise<PipelineResult> {
   const r = route(input.routes, input.request);
   if (r === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service: '', attempt: undefined };
-  const sticky = r.stickyHash === undefined ? undefined : r.stickyHash(input.request);
-  const target = split(r.splits, deps.random, sticky === undefined ? undefined : sticky / 4294967296);
+  const target = pickTarget(r, input.request, deps.random);
   if (target === undefined) return { kind: 'answer', reason: 'no-healthy-endpoints', service: '', attempt: undefined };
   const { cluster, balancer } = target;
   // Under a traffic policy the target (`api/v2`) names what answered; without one, the service.

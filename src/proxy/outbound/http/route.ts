@@ -10,7 +10,8 @@ import type { SnapshotRouteResilience } from '../../snapshot.js';
 import type { Cluster } from '../cluster.js';
 import type { RequestHash } from './hash.js';
 import type { HeaderEdit } from './header-mods.js';
-import type { SplitTarget } from './split.js';
+import type { Random } from '../balancers.js';
+import { split, type SplitTarget } from './split.js';
 
 /** What a route may look at. */
 export interface RouteRequest {
@@ -57,4 +58,10 @@ export function route(table: RouteTable, req: RouteRequest): Route | undefined {
   const routes = table.routes;
   for (let i = 0; i < routes.length; i++) if (routes[i]!.matches(req)) return routes[i];
   return undefined;
+}
+
+/** The route's target for this request: by the route's sticky hash when it has one, else at random by weight. */
+export function pickTarget(r: Route, req: RouteRequest, random: Random): SplitTarget | undefined {
+  const sticky = r.stickyHash === undefined ? undefined : r.stickyHash(req);
+  return split(r.splits, random, sticky === undefined ? undefined : sticky / 4294967296);
 }

@@ -34,8 +34,8 @@ import { connectEndpoint } from '../connect.js';
 import type { OutboundContext } from '../context.js';
 import type { Endpoint } from '../endpoint.js';
 import { setForwarded, trace } from './request.js';
-import { route, type RouteRequest, type RouteTable } from './route.js';
-import { split, type SplitTarget } from './split.js';
+import { pickTarget, route, type RouteRequest, type RouteTable } from './route.js';
+import type { SplitTarget } from './split.js';
 
 /** The endpoint's response head must fit in this much, or the upgrade is refused as a bad response. */
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
@@ -104,8 +104,7 @@ export class UpgradeTunnel {
       source: socket.remoteAddress,
     };
     const r = route(routes, request);
-    const sticky = r?.stickyHash === undefined ? undefined : r.stickyHash(request);
-    const target = r && split(r.splits, this.#random, sticky === undefined ? undefined : sticky / 4294967296);
+    const target = r && pickTarget(r, request, this.#random);
     if (r === undefined || target === undefined) {
       this.#refuse(t, 'no-healthy-endpoints', '');
       return;
