@@ -24,6 +24,14 @@ export interface AdminServer {
 const BODY_LIMIT = 256 * 1024;
 const ttlUpdateSchema = z.object({ status: checkStatusSchema, note: z.string().max(4096).default('') }).strict();
 
+/** The `:id` of a route: a service id, or MESH_ERR_BAD_REQUEST naming it. */
+function serviceIdParam(params: unknown): string {
+  const raw = (params as { id: string }).id;
+  const id = nameSchema.safeParse(raw);
+  if (!id.success) throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${raw}'`);
+  return id.data;
+}
+
 /** The admin API's routes over `api`, not listening: tests inject requests, `startAdminServer` listens. */
 export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstance {
   const app = Fastify({
@@ -75,21 +83,16 @@ export function buildAdminServer(api: AgentAdminApi, log: Logger): FastifyInstan
   app.get('/v1/agent/proxies', async () => ({ proxies: await api.proxyStats() }));
   // A sidecar told to stop, before it drains (src/api/sidecar-draining.ts).
   app.post('/v1/agent/proxies/:id/draining', async (req) => {
-    const id = nameSchema.safeParse((req.params as { id: string }).id);
-    if (!id.success)
-      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
+    const id = serviceIdParam(req.params);
     const body = sidecarDrainingSchema.safeParse(req.body ?? {});
     if (!body.success)
       throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid draining notice: ${body.error.issues[0]?.message}`, {
         hint: 'The body is {"pid": N}, the pid of the sidecar that drains.',
       });
-    return api.sidecarDraining(id.data, body.data.pid);
+    return api.sidecarDraining(id, body.data.pid);
   });
   app.delete('/v1/agent/services/:id', async (req) => {
-    const id = nameSchema.safeParse((req.params as { id: string }).id);
-    if (!id.success)
-      throw new MeshError('MESH_ERR_BAD_REQUEST', `invalid service id '${(req.params as { id: string }).id}'`);
-    return api.deregister(id.data);
+    return api.deregister(serviceIdParam(req.params));
   });
   app.put('/v1/agent/checks/:id', async (req) => {
     const body = ttlUpdateSchema.safeParse(req.body ?? {});
