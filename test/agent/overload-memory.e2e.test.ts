@@ -6,7 +6,7 @@
  * requests (the kernel's peak, VmHWM, reset after a warm-up round), because nothing is queued.
  * Real agents, real sidecars; settings with `meshctl apply -f`. Loopback block 127.0.15.0/24.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
 import { agentProxies, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
+import { procStatus, resetPeak } from '../helpers/proc.js';
 
 const [HOST_WEB, HOST_API] = HOSTS.resilienceOverload;
 const UP = 24910;
@@ -52,23 +53,6 @@ async function flood(port: number, n: number, callers: number): Promise<Record<s
     }),
   );
   return out;
-}
-
-async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const s = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(s)?.[1];
-  if (kb === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(kb) / 1024;
-}
-
-/** Resets the process's peak RSS to its current RSS (Linux, needs to own the process or root); false if refused. */
-async function resetPeak(pid: number): Promise<boolean> {
-  try {
-    await writeFile(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('overload past max_concurrent_requests through real agents and sidecars', () => {

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { agentProxies, getStatus, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
 import { HOSTS } from '../helpers/hosts.js';
+import { alive } from '../helpers/proc.js';
 
 const [WEB_HOST, API_HOST] = HOSTS.withdraw;
 const UPSTREAM_PORT = 24020;
@@ -54,15 +55,6 @@ function getHold(port: number): Promise<{ status: number; body: string }> {
     req.on('error', (e) => resolve({ status: 0, body: e.message }));
   });
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('a sidecar told to stop is withdrawn from callers before it drains', () => {
   let mesh: TestMesh;

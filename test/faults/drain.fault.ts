@@ -17,6 +17,7 @@ import { stopAllDaemons } from '../helpers/cli.js';
 import { eventually } from '../helpers/registry.js';
 import { agentProxies } from '../helpers/mesh.js';
 import { HOSTS } from '../helpers/hosts.js';
+import { alive } from '../helpers/proc.js';
 import { startFaultMesh, type FaultMesh } from './mesh.js';
 import { describeLoad, failureSummary, underLoad, type LoadOptions } from './load.js';
 import { recordAndCheck } from './record.js';
@@ -109,15 +110,6 @@ async function sidecarPids(agentDataDir: string): Promise<number[]> {
   }
   return pids;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('SIGTERM drain of a sidecar', () => {
   let f: FaultMesh;

@@ -8,9 +8,8 @@
  * allow intention) and parsing HTTP (an L7 permission). Loopback block 127.0.9.40-41.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -20,6 +19,8 @@ import { HOSTS, PERF_PORTS } from '../helpers/hosts.js';
 import { PROXY_NODE_FLAGS } from '../../src/proxy/process-flags.js';
 import type { ProxySnapshotInput } from '../../src/proxy/snapshot.js';
 import { defer, snapshot, waitFor } from './harness.js';
+import { startStreamApp } from './stream-app.js';
+import { procStatus, resetPeak } from '../helpers/proc.js';
 import { ALLOW_WEB, ALLOW_WEB_L7, webApiPki } from './web-api.js';
 
 const [HOST_WEB, HOST_API] = HOSTS.bodyMemory;
@@ -36,51 +37,6 @@ const BOUND_MB = 20;
 const HTTP_PARSING_INBOUND_BOUND_MB = 32;
 
 const certs = webApiPki();
-
-/**
- * PUT /sink counts the body and answers the count; GET /source?mb=N streams N MiB in 64 KiB
- * chunks with backpressure; anything else answers "ok".
- */
-async function startStreamApp(): Promise<number> {
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname === '/sink') {
-      let n = 0;
-      req.on('data', (c: Buffer) => (n += c.length));
-      req.on('end', () => res.end(String(n)));
-      return;
-    }
-    if (url.pathname === '/source') {
-      const total = Number(url.searchParams.get('mb')) * MB;
-      res.writeHead(200, { 'content-length': total });
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < total) {
-          sent += chunk.length;
-          if (!res.write(chunk)) {
-            res.once('drain', pump);
-            return;
-          }
-        }
-        res.end();
-      };
-      pump();
-      return;
-    }
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
-}
 
 /** A sidecar as its own process with the agent's node flags, serving `snap` from its file; stopped after the test. */
 async function sidecar(
@@ -113,23 +69,6 @@ async function sidecar(
     }
   });
   return { pid: proc.pid!, proc };
-}
-
-async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const s = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(s)?.[1];
-  if (kb === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(kb) / 1024;
-}
-
-/** Resets the process's peak RSS to its current RSS (Linux; the test owns the process); false if refused. */
-async function resetPeak(pid: number): Promise<boolean> {
-  try {
-    await writeFile(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** One request through the web sidecar; an upload of `upload` bytes in 64 KiB writes with backpressure. */
@@ -189,7 +128,10 @@ describe('50 MB bodies through the L7 pair, each sidecar its own process', () =>
         const { pki, apiLeaf, webLeaf } = certs();
         const dir = await mkdtemp(join(tmpdir(), 'meshctl-body-memory-'));
         defer(() => rm(dir, { recursive: true, force: true }));
-        const appPort = await startStreamApp();
+        const appPort = await startStreamApp((req, res) => {
+          req.resume();
+          res.end('ok');
+        });
         const api = await sidecar(
           dir,
           'api',

@@ -21,6 +21,7 @@ import { CLI } from '../../helpers/cli.js';
 import { HOSTS } from '../../helpers/hosts.js';
 import { killProxies } from '../../helpers/mesh.js';
 import { eventually, startTestRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { alive } from '../../helpers/proc.js';
 
 const [HOST] = HOSTS.proxyManager;
 const NODE = 'mgr-node';
@@ -59,16 +60,6 @@ function manager(): ProxyManager {
   managers.push(m);
   return m;
 }
-
-const alive = (pid: number | undefined): boolean => {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 interface SnapshotFile {
   version: number;

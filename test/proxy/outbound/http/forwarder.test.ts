@@ -6,11 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { CLI } from '../../../helpers/cli.js';
 import { HOSTS, L7OUT_PORTS } from '../../../helpers/hosts.js';
 import type { MeshProxy } from '../../../../src/proxy/proxy.js';
 import { defer, outboundPort, startProxy, waitFor } from '../../harness.js';
+import { startStreamApp } from '../../stream-app.js';
 import { webApiFixture } from '../../web-api.js';
 
 const [HOST_A, HOST_B] = HOSTS.l7out;
@@ -32,33 +33,9 @@ const MB = 1024 * 1024;
  * /source?mb=N streams N MiB in 64 KiB chunks with backpressure; /cut sends half a body then
  * resets; /status/N answers N; /echo answers the body back chunked.
  */
-async function startStreamApp(): Promise<number> {
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname === '/sink') {
-      let n = 0;
-      req.on('data', (c: Buffer) => (n += c.length));
-      req.on('end', () => res.end(String(n)));
-      return;
-    }
-    if (url.pathname === '/source') {
-      const total = Number(url.searchParams.get('mb')) * MB;
-      res.writeHead(200, { 'content-length': total });
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < total) {
-          sent += chunk.length;
-          if (!res.write(chunk)) {
-            res.once('drain', pump);
-            return;
-          }
-        }
-        res.end();
-      };
-      pump();
-      return;
-    }
+/** The stream app (../../stream-app.ts) with the forwarder's other cases. */
+function startForwarderApp(): Promise<number> {
+  return startStreamApp((req, res, url) => {
     if (url.pathname === '/cut') {
       res.writeHead(200, { 'content-length': 1000 });
       res.write('x'.repeat(500), () => setTimeout(() => res.socket?.destroy(), 20));
@@ -84,19 +61,10 @@ async function startStreamApp(): Promise<number> {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5 });
     res.end('hello');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
 }
 
 async function pair(opts: { log?: pino.Logger; maxAppConnections?: number } = {}) {
-  const appPort = await startStreamApp();
+  const appPort = await startForwarderApp();
   const a = await apiInstance('api-1', HOST_A, { appPort });
   const web = await startProxy(webSnapshot({ service: 'api', endpoints: [a.endpoint] }), {
     ...(opts.log ? { log: opts.log } : {}),
@@ -144,7 +112,7 @@ function send(
 
 describe('L7 outbound forwarder: bodies', () => {
   it('streams a 50 MB upload and a 50 MB download through the pair; the web sidecar as its own process', async () => {
-    const appPort = await startStreamApp();
+    const appPort = await startForwarderApp();
     const a = await apiInstance('api-1', HOST_A, { appPort });
     const snap = webSnapshot({ service: 'api', endpoints: [a.endpoint] });
     snap.upstreams[0] = { ...snap.upstreams[0]!, localAddress: HOST_B, localPort: WEB_PORT };
