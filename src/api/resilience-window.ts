@@ -5,6 +5,7 @@
  * older, so "12 retries" means in the last 10 s, as the request figures beside it do.
  * `ejected` is a gauge (endpoints out now), not a difference.
  */
+import { addCounts, countsSince } from '../util/counts.js';
 import type { ResilienceCounters } from './metrics.js';
 
 /**
@@ -32,11 +33,7 @@ export function resilienceWindow(
 ): ResilienceWindow {
   if (now === undefined) return emptyResilience();
   const base = before !== undefined && !restarted(now, before) ? before : undefined;
-  const circuitOpen: Record<string, number> = {};
-  for (const [k, v] of Object.entries(now.circuitOpen)) {
-    const d = v - (base?.circuitOpen[k] ?? 0);
-    if (d > 0) circuitOpen[k] = d;
-  }
+  const circuitOpen = countsSince(now.circuitOpen, base?.circuitOpen);
   return {
     retries: now.retries - (base?.retries ?? 0),
     retryBudgetExhausted: now.retryBudgetExhausted - (base?.retryBudgetExhausted ?? 0),
@@ -52,7 +49,7 @@ export function addResilience(into: ResilienceWindow, w: ResilienceWindow): Resi
   into.retries += w.retries;
   into.retryBudgetExhausted += w.retryBudgetExhausted;
   into.timeouts += w.timeouts;
-  for (const [k, v] of Object.entries(w.circuitOpen)) into.circuitOpen[k] = (into.circuitOpen[k] ?? 0) + v;
+  addCounts(into.circuitOpen, w.circuitOpen);
   into.ejections += w.ejections;
   into.ejected += w.ejected;
   return into;

@@ -21,6 +21,7 @@ import type {
   TrafficCounters,
 } from '../api/metrics.js';
 import { addResilience, emptyResilience, resilienceWindow, type ResilienceWindow } from '../api/resilience-window.js';
+import { addCounts, countsSince } from '../util/counts.js';
 
 const WINDOW_MS = 10_000;
 /** A node that stopped reporting for this long no longer counts. */
@@ -314,11 +315,7 @@ function delta(now: TrafficCounters, before: TrafficCounters | undefined, second
     (now.requests < before.requests || now.totalConnections < before.totalConnections || now.bytesIn < before.bytesIn);
   const base = restarted ? undefined : before;
   if (latency && prev && base) latency.subtract(prev);
-  const meshErrors: Record<string, number> = {};
-  for (const [k, v] of Object.entries(now.meshErrors)) {
-    const d = v - (base?.meshErrors[k] ?? 0);
-    if (d > 0) meshErrors[k] = d;
-  }
+  const meshErrors = countsSince(now.meshErrors, base?.meshErrors);
   return {
     requests: Math.max(0, now.requests - (base?.requests ?? 0)),
     errors: Math.max(0, errorsOf(now) - (base ? errorsOf(base) : 0)),
@@ -348,7 +345,7 @@ function merge(ds: Delta[]): Delta {
         });
       out.latency.add(d.latency);
     }
-    for (const [k, v] of Object.entries(d.meshErrors)) out.meshErrors[k] = (out.meshErrors[k] ?? 0) + v;
+    addCounts(out.meshErrors, d.meshErrors);
   }
   return out;
 }
