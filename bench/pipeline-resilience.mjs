@@ -2,7 +2,9 @@
  * The outbound L7 pipeline alone, in process: CPU time per request of `runPipeline` through an
  * UpstreamPolicy, with a send that answers 200 at once (no sockets), for the default resilience
  * with and without a route of its own settings and for resilience off. NOOP_TIMER=1 replaces the
- * request timer by a no-op, to see what it costs. docs/BENCHMARKS.md "Run 4".
+ * request timer by a no-op, to see what it costs. docs/BENCHMARKS.md "Run 4". The last case is
+ * meshctl-l7-policy-pair's traffic policy (50 routes, 10 of them regexes, then a 90/10 split):
+ * what routing and splitting add to the pipeline (issue 14).
  *
  *   npm run build && node bench/pipeline-resilience.mjs [DIST]   (DIST: a build, ./dist by default)
  */
@@ -15,6 +17,7 @@ const { runPipeline } = await import(`${dist}/proxy/outbound/http/pipeline.js`);
 const { UpstreamPolicy } = await import(`${dist}/proxy/outbound/http/policy.js`);
 const { AttemptSignal } = await import(`${dist}/proxy/outbound/http/client.js`);
 const { RevokedServers } = await import(`${dist}/proxy/outbound/revoked-servers.js`);
+const { benchPolicy } = await import('./lib/scenarios.mjs');
 const tls = { secureContext: createSecureContext(), trustDomain: 'test.mesh', revoked: new RevokedServers() };
 const settings = { connectTimeoutMs: 1000, idleTimeoutMs: 1000, random: Math.random };
 const ep = { id: 'api-1.n1', node: 'n1', address: '127.0.0.1', port: 1001, weight: 1 };
@@ -63,7 +66,7 @@ async function measure(p, n) {
     const r = await runPipeline({ request: req, body: undefined, routes: p.table, signal: sig }, d);
     sig.clearDeadline();
     r.attempt.endpoint.inFlight -= 1;
-    p.table.routes[0].splits[0].cluster.breaker.endRequest?.();
+    r.target.cluster.breaker.endRequest?.();
   }
   const u = process.cpuUsage(t0);
   return ((u.user + u.system) * 1000) / n;
@@ -75,6 +78,11 @@ const cases = {
     undefined,
   ),
   'resilience off, route without settings': upstream(undefined, OFF),
+  // meshctl-l7-policy-pair's policy (issue 14): GET / walks past its 50 routes to the 90/10 split.
+  'default resilience, the bench 50 routes + 90/10 split': {
+    ...upstream(undefined, undefined),
+    policy: benchPolicy({ host: ep.address, port: ep.port }),
+  },
 };
 const N = 200_000;
 const out = {};
