@@ -10,10 +10,16 @@
  * timed from the change being acknowledged (the PUT answered) to each watcher's answer.
  * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3] [--store sqlite|memory|etcd] [--profile DIR]
  *   [--etcd-port BASE] (the etcd cluster's first client port; its 6 ports from there, default 23830)
+ *   [--mem-log] (the registries log their JS heap every 100 ms, lib/mem-probe.mjs: heap and RSS per phase in the output)
+ *
+ * Registry RSS is sampled every 100 ms and its maximum kept per phase: `arming` (watchers
+ * connect and ask), `holding` (all N queries held), `fan-out` (from the change until every
+ * watcher has its answer) and `answered` (connections idle until the next round).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { CLI_ENTRY, REPO, distImport } from './lib/dist.mjs';
@@ -81,7 +87,7 @@ function watcherProcess(dir, i) {
  * The mesh under test. sqlite/memory: one registry. etcd: a 3-member etcd cluster of the bench's
  * own and two registries on it (the second joined with the first's mesh key), the way docs/HA.md
  * runs them; the watchers are shared between the two.
- * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number }} o
+ * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean }} o
  */
 async function startMesh(o) {
   const { initServer } = await distImport('registry/bootstrap.js');
@@ -93,13 +99,18 @@ async function startMesh(o) {
   let ca;
   const startRegistry = (name, dataDir, port, extra) => {
     const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, name)] : [];
+    const memLog = o.memLog ? join(o.dir, `mem-${name}.jsonl`) : undefined;
+    if (memLog) nodeArgs.push('--import', pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href);
     const proc = startProcess(
       name,
       process.execPath,
       [...nodeArgs, CLI_ENTRY, 'registry', 'start', '--data-dir', dataDir, ...extra],
-      { logFile: join(o.dir, `cp-${name}.log`), env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn' } },
+      {
+        logFile: join(o.dir, `cp-${name}.log`),
+        env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn', ...(memLog ? { MESHCTL_BENCH_MEM_LOG: memLog } : {}) },
+      },
     );
-    registries.push({ name, port, url: `https://127.0.0.1:${port}`, proc, log: join(o.dir, `cp-${name}.log`) });
+    registries.push({ name, port, url: `https://127.0.0.1:${port}`, proc, log: join(o.dir, `cp-${name}.log`), memLog });
   };
   try {
     if (o.store === 'etcd') {
@@ -159,6 +170,28 @@ async function startMesh(o) {
 }
 
 /**
+ * The larger registry's memory log (lib/mem-probe.mjs) cut by the sampler's phase marks: per
+ * phase the maximum of each figure, in MB. Lines before the first mark (another size's) or
+ * after `end` are left out.
+ * @param {string} file @param {Array<{ t: number, phase: string }>} marks @param {number} end
+ * @param {(bytes: number) => number} mb
+ */
+async function memLogByPhase(file, marks, end, mb) {
+  /** @type {Record<string, Record<string, number>>} */
+  const out = {};
+  const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+  for (const line of lines) {
+    const m = JSON.parse(line);
+    if (m.t < marks[0].t || m.t > end) continue;
+    let phase = marks[0].phase;
+    for (const k of marks) if (k.t <= m.t) phase = k.phase;
+    const acc = (out[phase] ??= {});
+    for (const [k, v] of Object.entries(m)) if (k !== 't' && k !== 'mono') acc[k] = Math.max(acc[k] ?? 0, mb(v));
+  }
+  return out;
+}
+
+/**
  * Node certificates for the simulated agents, signed by the mesh CA directly (a join each would
  * cost a token and a round trip per agent): one per WATCHERS_PER_IDENTITY watchers, so the
  * registry sees as many distinct client certificates as a fleet of that many agents' hosts.
@@ -178,7 +211,7 @@ async function makeIdentities(ca, trustDomain, count, log) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { RegistryClient, FAILOVER_CODES } = await distImport('api/registry-client.js');
@@ -266,6 +299,7 @@ export async function runControlPlane(o) {
             p.catch(() => undefined);
             return p;
           });
+          sampler.mark('arming');
           const armedAt = Date.now();
           await Promise.all(
             procs.map((w) => {
@@ -307,14 +341,17 @@ export async function runControlPlane(o) {
             }
             await sleep(200);
           }
+          sampler.mark('holding');
           holdSec.push((Date.now() - armedAt) / 1000);
           armCpu.push((cpuAll() - cpu0) / 1000);
           await sleep(200);
           const cpu1 = cpuAll();
+          sampler.mark('fan-out');
           const sent = now();
           await change();
           const acked = now();
           const got = await Promise.all(results);
+          sampler.mark('answered');
           const cpu2 = cpuAll();
           const times = got.flatMap((g) => g.times);
           const errors = got.flatMap((g) => g.errors);
@@ -360,7 +397,23 @@ export async function runControlPlane(o) {
               `watches held ${holdSec[2 * r]?.toFixed(1)} s after arming`,
           );
         }
-        const rss = Math.max(...sampler.stop().values());
+        const maxByPid = sampler.stop();
+        const rss = Math.max(...maxByPid.values());
+        // The larger registry's figures (with two, the one nearer the RSS goal).
+        const top = [...maxByPid].sort((a, b) => b[1] - a[1])[0][0];
+        const topRegistry = registries[pids.indexOf(top)];
+        const mb = (x) => Math.round((x / 1048576) * 10) / 10;
+        const rssByPhase = Object.fromEntries(Object.entries(sampler.byPhase(top)).map(([k, v]) => [k, mb(v)]));
+        const memByPhase = topRegistry.memLog
+          ? await memLogByPhase(topRegistry.memLog, sampler.marks, Date.now(), mb)
+          : undefined;
+        if (o.profileDir) {
+          // With --mem-log beside the profile, the probe's mono clock maps these onto the profile's.
+          await mkdir(o.profileDir, { recursive: true });
+          await writeFile(join(o.profileDir, `marks-${o.store}-${n}.json`), JSON.stringify(sampler.marks));
+          if (topRegistry.memLog)
+            await copyFile(topRegistry.memLog, join(o.profileDir, `mem-${topRegistry.name}.jsonl`));
+        }
         const agg = (list) => ({
           p50Ms: median(list.map((x) => x.p50Ms)),
           p99Ms: median(list.map((x) => x.p99Ms)),
@@ -378,6 +431,8 @@ export async function runControlPlane(o) {
           processes: procCount,
           registryRssBeforeMB: rssBefore / 1048576,
           registryRssHoldingMB: rss / 1048576,
+          registryRssByPhaseMB: rssByPhase,
+          ...(memByPhase ? { registryMemByPhaseMB: memByPhase } : {}),
           registryCpuArmMs: median(armCpu),
           // The first arm opens every connection (TLS handshakes); later ones reuse them.
           holdNewSec: holdSec[0],
@@ -432,6 +487,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         store: { type: 'string', default: 'sqlite' },
         profile: { type: 'string' },
         'etcd-port': { type: 'string' },
+        'mem-log': { type: 'boolean', default: false },
       },
     }));
   } catch (e) {
@@ -452,6 +508,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       dir,
       profileDir: values.profile,
       etcdBasePort: etcdPort,
+      memLog: values['mem-log'],
       log: (s) => console.log(s),
     });
     console.log(

@@ -164,14 +164,39 @@ export class RssSampler {
   constructor(pids, intervalMs = 200) {
     /** @type {Map<number, number>} */
     this.max = new Map(pids.map((p) => [p, 0]));
+    /**
+     * Max RSS per phase and pid (see mark): whether a peak comes while connections are taken,
+     * while queries are held or while one change's answers go out.
+     * @type {Map<string, Map<number, number>>}
+     */
+    this.phases = new Map();
+    /** @type {string | undefined} */
+    this.phase = undefined;
+    /** @type {Array<{ t: number, phase: string }>} when each phase began (ms since the epoch) */
+    this.marks = [];
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
+  /**
+   * From now on samples count toward `phase` too (one phase at a time). A sample is taken at
+   * the boundary for both sides, so a phase shorter than the interval still has one.
+   * @param {string} phase
+   */
+  mark(phase) {
+    this.sample();
+    this.phase = phase;
+    this.marks.push({ t: Date.now(), phase });
+    if (!this.phases.has(phase)) this.phases.set(phase, new Map());
+    this.sample();
+  }
   sample() {
+    const ph = this.phase === undefined ? undefined : this.phases.get(this.phase);
     for (const pid of this.max.keys()) {
       const r = rssBytes(pid);
-      if (r !== undefined && r > (this.max.get(pid) ?? 0)) this.max.set(pid, r);
+      if (r === undefined) continue;
+      if (r > (this.max.get(pid) ?? 0)) this.max.set(pid, r);
+      if (ph && r > (ph.get(pid) ?? 0)) ph.set(pid, r);
     }
   }
   /** @returns {Map<number, number>} max RSS in bytes per pid */
@@ -179,6 +204,10 @@ export class RssSampler {
     clearInterval(this.timer);
     this.sample();
     return this.max;
+  }
+  /** @param {number} pid @returns {Record<string, number>} max RSS in bytes per phase for one pid */
+  byPhase(pid) {
+    return Object.fromEntries([...this.phases].map(([phase, m]) => [phase, m.get(pid) ?? 0]));
   }
 }
 

@@ -1,0 +1,126 @@
+/**
+ * What an idle registry holds, per store: `meshctl registry start` on sqlite and on etcd (a
+ * 3-member etcd of its own), in turns, each left alone for `--settle` seconds, then its VmRSS
+ * and JS heap (lib/mem-probe.mjs). The etcd registry's extra is the etcd3/gRPC client and what
+ * it keeps; issue 12's RSS goal (≤ 300 MB holding 2,500 watchers) starts from this figure.
+ *
+ * Runnable alone after a build:
+ *   node bench/registry-idle.mjs [--rounds 3] [--settle 5] [--etcd-port BASE] [--stores sqlite,etcd]
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CLI_ENTRY, REPO, distImport } from './lib/dist.mjs';
+import { startEtcd } from './lib/etcd.mjs';
+import { freePort, rssBytes, sleep, startProcess, stopAll, stopProcess, waitForPort } from './lib/procs.mjs';
+import { median } from './report.mjs';
+
+const MB = 1048576;
+
+/** Makes the mesh for a registry on `store` (once: each round restarts the same registry). */
+async function initStore(store, dir, etcdEndpoints) {
+  const port = await freePort('127.0.0.1');
+  const dataDir = join(dir, `registry-${store}`);
+  const common = { dataDir, bind: `127.0.0.1:${port}`, defaultIntention: 'deny', advertise: '127.0.0.1' };
+  if (store === 'etcd') {
+    const { initEtcdServer } = await distImport('registry/bootstrap-etcd.js');
+    await initEtcdServer({ ...common, etcd: { endpoints: etcdEndpoints } });
+    return { store, port, dataDir, extra: [] };
+  }
+  const { initServer } = await distImport('registry/bootstrap.js');
+  await initServer(common);
+  return { store, port, dataDir, extra: ['--store', store] };
+}
+
+/** The registry made by initStore, started and idle for `settleMs`: its VmRSS and last heap line, in MB. */
+async function idleOnce({ store, port, dataDir, extra }, dir, settleMs) {
+  const memLog = join(dir, `mem-${store}.jsonl`);
+  const proc = startProcess(
+    `registry-${store}`,
+    process.execPath,
+    [
+      '--import',
+      pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href,
+      CLI_ENTRY,
+      'registry',
+      'start',
+      '--data-dir',
+      dataDir,
+      ...extra,
+    ],
+    {
+      logFile: join(dir, `registry-${store}.log`),
+      env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn', MESHCTL_BENCH_MEM_LOG: memLog },
+    },
+  );
+  try {
+    await waitForPort('127.0.0.1', port, 30_000, `registry on ${store}`, proc);
+    await sleep(settleMs);
+    const rss = (rssBytes(proc.pid) ?? 0) / MB;
+    const lines = (await readFile(memLog, 'utf8')).split('\n').filter(Boolean);
+    const last = JSON.parse(lines[lines.length - 1]);
+    return {
+      rss,
+      heapUsed: last.heapUsed / MB,
+      heapTotal: last.heapTotal / MB,
+      external: last.external / MB,
+      newSpace: last.newSpace / MB,
+      oldSpace: last.oldSpace / MB,
+    };
+  } finally {
+    await stopProcess(proc, 5000);
+    await rm(memLog, { force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      settle: { type: 'string', default: '5' },
+      'etcd-port': { type: 'string' },
+      stores: { type: 'string', default: 'sqlite,etcd' },
+    },
+  });
+  const stores = values.stores.split(',');
+  const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-idle-'));
+  let etcd;
+  try {
+    if (stores.includes('etcd')) {
+      etcd = await startEtcd({
+        dir: join(dir, 'etcd'),
+        basePort: values['etcd-port'] === undefined ? undefined : Number(values['etcd-port']),
+      });
+    }
+    /** @type {Record<string, any[]>} */
+    const got = Object.fromEntries(stores.map((s) => [s, []]));
+    const made = [];
+    for (const s of stores) made.push(await initStore(s, dir, etcd?.endpoints));
+    // In turns, so the box's load falls on both stores alike.
+    for (let r = 0; r < Number(values.rounds); r++) {
+      for (const reg of made) {
+        const s = reg.store;
+        const m = await idleOnce(reg, dir, Number(values.settle) * 1000);
+        got[s].push(m);
+        console.log(
+          `${s} round ${r + 1}: VmRSS ${m.rss.toFixed(1)} MB, heap used ${m.heapUsed.toFixed(1)} of ${m.heapTotal.toFixed(1)} MB (new space ${m.newSpace.toFixed(1)}, old ${m.oldSpace.toFixed(1)}), external ${m.external.toFixed(1)} MB`,
+        );
+      }
+    }
+    for (const s of stores) {
+      const med = (k) => median(got[s].map((m) => m[k])).toFixed(1);
+      console.log(
+        `${s} median: VmRSS ${med('rss')} MB, heap used ${med('heapUsed')} MB, heap total ${med('heapTotal')} MB`,
+      );
+    }
+  } catch (e) {
+    console.error(`registry-idle bench failed: ${e instanceof Error ? e.message : String(e)} (logs in ${dir})`);
+    process.exitCode = 1;
+  } finally {
+    await etcd?.stop();
+    await stopAll();
+    if (!process.exitCode) await rm(dir, { recursive: true, force: true });
+  }
+}
