@@ -33,6 +33,14 @@ export function formatRps(rps: number | null | undefined): string {
   return `${Math.round(rps / 1000)}k`;
 }
 
+/** A whole count in at most 6 characters: 880, 12,345 as 12.3k, 4,500,000 as 4.5M. */
+export function formatCount(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return DASH;
+  if (n < 10_000) return String(Math.round(n));
+  if (n < 1_000_000) return `${(Math.floor(n / 100) / 10).toFixed(1)}k`;
+  return `${(Math.floor(n / 100_000) / 10).toFixed(1)}M`;
+}
+
 /** Success rate 0..1 as a percentage; 100% only when nothing failed. */
 export function formatRate(rate: number | null | undefined): string {
   if (rate === null || rate === undefined || !Number.isFinite(rate)) return DASH;

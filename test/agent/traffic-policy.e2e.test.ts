@@ -6,7 +6,7 @@
  * reaches only v2; a prefix route reaches v2 with the rewritten path; a cookie hash keeps one
  * cookie on one instance; a subset without instances answers 503 naming the subset and the
  * route; a WebSocket upgrade takes the same routes; `meshctl status --json` shows the figures
- * per subset; changing the split during a steady loop drops no request.
+ * per subset, and the live dashboard (in tmux) api's routes, split and per-subset counts; changing the split during a steady loop drops no request.
  * Loopback block HOSTS.trafficPolicy (127.0.11.10-14); web's upstream port is in policy's
  * range 24500–24599 (TEAM.md).
  */
@@ -17,6 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
 import { startApp, startMesh, type MeshAgent, type TestApp, type TestMesh } from '../helpers/mesh.js';
 import { eventually } from '../helpers/registry.js';
+import { CLI } from '../helpers/cli.js';
+import { startTerminal } from '../helpers/tmux.js';
 
 const [HOST_WEB, HOST_V1, HOST_V1B, HOST_V2, HOST_V2B] = HOSTS.trafficPolicy;
 const UP = 24510;
@@ -290,6 +292,61 @@ describe('traffic policy on real agents and sidecars', () => {
     expect(subsets.get('api/v2')!.failed).toBe(0);
     expect(subsets.get('api/v3')!.failed).toBe(subsets.get('api/v3')!.requests);
   });
+
+  it("meshctl status, live in a terminal: api's detail shows the applied routes, split and subsets, and what each subset served", async () => {
+    // The registry's figures cover the last 10 s: traffic runs while the dashboard is read, one
+    // request each by the split (v1 or v2), by the header route (v2) and to the empty v3.
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) await Promise.all([call('/split'), call('/dash', { 'x-canary': '1' }), call('/v3/dash')]);
+    })();
+    const tty = await startTerminal({
+      name: 'traffic-policy',
+      command: [process.execPath, CLI, 'status', '--interval', '300ms'],
+      env: {
+        ...mesh.env,
+        MESHCTL_REGISTRY: mesh.registryUrl,
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: mesh.dir,
+        LANG: 'C.UTF-8',
+        TERM: 'xterm-256color',
+      },
+      columns: 120,
+      rows: 50,
+    });
+    try {
+      await tty.waitScreen((s) => /›\s+api\s/.test(s), 'api selected in the overview');
+      await tty.keys('Enter');
+      /** A subset's row: RPS, OK%, P99, REQS (requests in the window). */
+      const row = (s: string, label: string) =>
+        new RegExp(
+          `^\\s*${label.replace(/[()]/g, '\\$&')}\\s+Service\\.Meta\\.version == v\\d\\s+(\\S+)\\s+(\\S+)\\s+(\\S+)\\s+(\\d\\S*)\\s*$`,
+          'm',
+        ).exec(s);
+      const served = (s: string, label: string) => (row(s, label)?.[4] ?? '0') !== '0';
+      const screen = await tty.waitScreen(
+        (s) => served(s, 'v1 (default)') && served(s, 'v2') && served(s, 'v3'),
+        "api's detail with requests counted on v1, v2 and v3",
+        30_000,
+      );
+      expect(screen).toContain('TRAFFIC POLICY  balancer ring_hash (cookie session)');
+      expect(screen).toMatch(/^\s*1\s+header x-canary = 1\s+→ v2\s*$/m);
+      expect(screen).toMatch(/^\s*2\s+path \/v2\/\*\s+→ v2, rewrite to \/\s*$/m);
+      expect(screen).toMatch(/^\s*3\s+path \/v3\/\*\s+→ v3\s*$/m);
+      // Configured weights beside the share each target really got (here also the routes' traffic).
+      expect(screen).toMatch(/SPLIT {2}v1 90% \(live [\d.]+%\) {3}v2 10% \(live [\d.]+%\)/);
+      // v1 and v2 answered everything; every request to v3 got the mesh's 503.
+      expect(row(screen, 'v1 (default)')?.[2]).toBe('100%');
+      expect(row(screen, 'v2')?.[2]).toBe('100%');
+      expect(row(screen, 'v3')?.[2]).toBe('0.0%');
+      await tty.keys('q');
+      await eventually(async () => !(await tty.running()), { timeoutMs: 10_000, what: 'the dashboard to quit on q' });
+    } finally {
+      stop = true;
+      await traffic;
+      await tty.close();
+    }
+  }, 60_000);
 
   it('changing the split with apply -f during a steady loop drops no request', async () => {
     let stop = false;

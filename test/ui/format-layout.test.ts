@@ -3,6 +3,7 @@ import {
   cell,
   firstLine,
   formatAgo,
+  formatCount,
   formatExpiry,
   formatMs,
   formatRate,
@@ -36,6 +37,16 @@ describe('format', () => {
       formatRps(1234),
       formatRps(null),
     ]).toEqual(['0', '0.3', '12', '1000', '1.2k', '—']);
+    // Floored, as the success rate: 9,999 is never shown as 10.0k nor 12,399 as 12.4k.
+    expect([0, 880, 9999, 12_399, 999_999, 4_560_000, null].map(formatCount)).toEqual([
+      '0',
+      '880',
+      '9999',
+      '12.3k',
+      '999.9k',
+      '4.5M',
+      '—',
+    ]);
     expect([formatRate(1), formatRate(0.99999), formatRate(0.9), formatRate(0), formatRate(null)]).toEqual([
       '100%',
       '99.9%',

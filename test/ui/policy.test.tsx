@@ -84,8 +84,8 @@ describe('the service detail shows its traffic policy', () => {
     expect(f).toMatch(/1\s+header x-canary = 1\s+→ v2/);
     expect(f).toMatch(/2\s+path \/v2\/\*, GET\s+→ v2, rewrite to \//);
     expect(f).toContain('SPLIT  v1 90% (live 88%)   v2 10% (live 12%)');
-    expect(f).toMatch(/v1 \(default\)\s+Service\.Meta\.version == v1\s+88\s+100%\s+9\.0ms/);
-    expect(f).toMatch(/v2\s+Service\.Meta\.version == v2\s+12\s+75\.0%\s+40ms/);
+    expect(f).toMatch(/v1 \(default\)\s+Service\.Meta\.version == v1\s+88\s+100%\s+9\.0ms\s+880/);
+    expect(f).toMatch(/v2\s+Service\.Meta\.version == v2\s+12\s+75\.0%\s+40ms\s+120/);
     expect(f.indexOf('TRAFFIC POLICY')).toBeGreaterThan(f.indexOf('INSTANCES'));
     expect(f.indexOf('TRAFFIC POLICY')).toBeLessThan(f.indexOf('UPSTREAMS'));
   });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { eventually, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startMesh, type TestMesh } from '../helpers/mesh.js';
+import { sh, startTerminal, type Terminal } from '../helpers/tmux.js';
 import { ensureBuilt, statusEntry } from './built.js';
 
 let entry: string[];
@@ -44,8 +45,6 @@ async function status(args: string[], extraEnv: Record<string, string> = {}) {
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 describe('meshctl status against a real registry', () => {
   let t: TestRegistry;
   let flags: string[];
@@ -74,49 +73,24 @@ describe('meshctl status against a real registry', () => {
   });
 
   describe('in a real terminal (tmux, 80×24)', () => {
-    const server = `meshctl-ui-${process.pid}`;
-    const session = 'status';
-    const tmux = (args: string[]) =>
-      execa('tmux', ['-L', server, ...args], { reject: false, env: { ...env, TMUX: '' }, extendEnv: false });
-    const screen = async () => String((await tmux(['capture-pane', '-p', '-t', session])).stdout);
-    const waitScreen = async (pred: (s: string) => boolean, what: string) => {
-      let last = '';
-      try {
-        return await eventually(
-          async () => {
-            last = await screen();
-            return pred(last) ? last : undefined;
-          },
-          { timeoutMs: 20_000, intervalMs: 100, what },
-        );
-      } catch (e) {
-        throw new Error(`${(e as Error).message}; screen:\n${last}`, { cause: e });
-      }
-    };
-
+    let term: Terminal | undefined;
     afterAll(async () => {
-      await tmux(['kill-server']);
+      await term?.close();
     });
 
     it('shows the mesh, follows the keys, turns red while the registry is away, redraws on resize and quits on q', async () => {
       const exitFile = join(dir, 'exit-code');
-      const cmd = [process.execPath, ...entry, ...flags, '--interval', '300ms'].map(sh).join(' ');
-      // CI=true on purpose: Ink alone would then draw only the last frame; the dashboard must still be live.
-      const envs = Object.entries({ ...env, TERM: 'xterm-256color', CI: 'true' })
-        .map(([k, v]) => `${k}=${sh(v)}`)
-        .join(' ');
-      const started = await tmux([
-        'new-session',
-        '-d',
-        '-s',
-        session,
-        '-x',
-        '80',
-        '-y',
-        '24',
-        `env -i ${envs} ${cmd}; echo $? > ${sh(exitFile)}`,
-      ]);
-      expect(started.exitCode, String(started.stderr)).toBe(0);
+      const tty = await startTerminal({
+        name: 'status',
+        command: [process.execPath, ...entry, ...flags, '--interval', '300ms'],
+        // CI=true on purpose: Ink alone would then draw only the last frame; the dashboard must still be live.
+        env: { ...env, TERM: 'xterm-256color', CI: 'true' },
+        columns: 80,
+        rows: 24,
+        after: `echo $? > ${sh(exitFile)}`,
+      });
+      term = tty;
+      const waitScreen = (pred: (s: string) => boolean, what: string) => tty.waitScreen(pred, what);
 
       const first = await waitScreen((s) => s.includes('SERVICES (2)') && s.includes('● reachable'), 'the dashboard');
       // The frame sits at the top of the screen with the key line on row 23: nothing shifted or left over.
@@ -134,13 +108,13 @@ describe('meshctl status against a real registry', () => {
       expect(first).toContain('q quit');
       expect(first.split('\n').every((l) => [...l].length <= 80)).toBe(true);
 
-      await tmux(['send-keys', '-t', session, 'Enter']);
+      await tty.keys('Enter');
       const detail = await waitScreen((s) => s.includes('INSTANCES (2)'), "api's detail");
       expect(detail).toMatch(/api@host-b\s+127\.0\.0\.3:9000\s+critical/);
       expect(detail).toContain('↳ api-ttl: app stopped');
-      await tmux(['send-keys', '-t', session, 'Escape']);
+      await tty.keys('Escape');
       await waitScreen((s) => s.includes('SERVICES (2)'), 'the overview again');
-      await tmux(['send-keys', '-t', session, 'Down']);
+      await tty.keys('Down');
       await waitScreen((s) => /›\s+web/.test(s), 'web selected');
 
       await t.registry.close();
@@ -154,7 +128,7 @@ describe('meshctl status against a real registry', () => {
         'the registry reachable again, on the top line',
       );
 
-      await tmux(['resize-window', '-t', session, '-x', '100', '-y', '30']);
+      await tty.resize(100, 30);
       const wide = await waitScreen(
         (s) => s.split('\n').some((l) => [...l].length > 80),
         'a frame drawn for 100 columns',
@@ -162,8 +136,8 @@ describe('meshctl status against a real registry', () => {
       expect(wide.split('\n')[0]).toMatch(/^meshctl {2}/);
       expect(wide.split('\n')[28]).toContain('q quit');
 
-      await tmux(['send-keys', '-t', session, 'q']);
-      await eventually(async () => (await tmux(['has-session', '-t', session])).exitCode !== 0, {
+      await tty.keys('q');
+      await eventually(async () => !(await tty.running()), {
         timeoutMs: 10_000,
         what: 'the session to end after q',
       });

@@ -6,7 +6,7 @@
  */
 import { Box, Text } from 'ink';
 import { columnWidths, fitBlocks, shareRows } from '../layout.js';
-import { DASH, firstLine, formatMs, formatRate, formatReasons, formatRps, truncate } from '../format.js';
+import { DASH, firstLine, formatCount, formatMs, formatRate, formatReasons, formatRps, truncate } from '../format.js';
 import type { InstanceRow, InstanceState, ServiceDetail as Detail, UpstreamRow } from '../model.js';
 import type { PolicyDetail } from '../policy.js';
 import { Line, More, Title } from './Line.js';
@@ -48,7 +48,14 @@ const UPSTREAM_SPECS = [
   { width: 7 },
 ];
 
-const SUBSET_SPECS = [{ width: 12 }, { width: 'flex' as const, min: 8 }, { width: 6 }, { width: 6 }, { width: 7 }];
+const SUBSET_SPECS = [
+  { width: 12 },
+  { width: 'flex' as const, min: 8 },
+  { width: 6 },
+  { width: 6 },
+  { width: 7 },
+  { width: 7 },
+];
 
 /** Lines the policy section takes: title, route header + routes, one split line, subset header + subsets, blank. */
 export function policyLines(p: PolicyDetail | null): number {
@@ -287,7 +294,7 @@ function Policy({ policy: p, width }: { policy: PolicyDetail; width: number }) {
       {p.subsets.length > 0 ? (
         <Line
           gap={1}
-          cells={['SUBSET', 'FILTER', 'RPS', 'OK%', 'P99'].map((h, i) => ({
+          cells={['SUBSET', 'FILTER', 'RPS', 'OK%', 'P99', 'REQS'].map((h, i) => ({
             text: h,
             width: sw[i]!,
             align: i >= 2 ? 'right' : 'left',
@@ -310,6 +317,8 @@ function Policy({ policy: p, width }: { policy: PolicyDetail; width: number }) {
               ...(rateColor(s.successRate) ? { color: rateColor(s.successRate)! } : {}),
             },
             { text: formatMs(s.p99Ms), width: sw[4]!, align: 'right' },
+            // Requests in the window, not a rate: a canary's few requests still show as a count.
+            { text: s.requests === null ? DASH : formatCount(s.requests), width: sw[5]!, align: 'right' },
           ]}
         />
       ))}
