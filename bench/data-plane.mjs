@@ -106,8 +106,16 @@ async function withResources(hops, fn) {
   };
 }
 
+/** Now on CLOCK_MONOTONIC in µs: the clock of the proxies' --cpu-prof profiles (profile-summary.mjs --results). */
+function monotonicUs() {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
 async function measureScenario(s, o) {
+  const fromUs = monotonicUs();
   const tp = await withResources(s.hops, () => runWrk(s.url, o, o.durationSec, s.close === true));
+  // When the throughput run ran, so a profile can be cut to it (the latency run follows in the same processes).
+  const throughputWindowUs = [fromUs, monotonicUs()];
   const requests = tp.result.requests;
   await sleep(500);
   // A Connection: close scenario measures the cost of new connections at saturation only.
@@ -119,6 +127,7 @@ async function measureScenario(s, o) {
       wrkErrorDetail: tp.result.errorDetail,
       wrkLatencyUs: tp.result.latencyUs,
       cpuPressurePct: tp.cpuPressurePct,
+      throughputWindowUs,
       latency: undefined,
       hops: s.hops.map((h, i) => ({
         role: h.role,
@@ -144,6 +153,7 @@ async function measureScenario(s, o) {
     wrkErrorDetail: tp.result.errorDetail,
     wrkLatencyUs: tp.result.latencyUs,
     cpuPressurePct: tp.cpuPressurePct,
+    throughputWindowUs,
     latency: lat.result,
     hops,
   };

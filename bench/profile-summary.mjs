@@ -9,6 +9,12 @@
  * contains NAME, by time, to see who asks for a hot function.
  * --from/--to keep only the samples taken in that window, in the profile's own clock
  * (monotonic µs, the clock of `process.hrtime()`), to see what ran during one event-loop stall.
+ * --results FILE.json --scenario NAME keep only the samples taken during that scenario's
+ * throughput runs (wrk at saturation, every round; the bench records each run's window): the
+ * proxies also serve the fixed-rate latency run, which would otherwise blur the saturation
+ * figures. E.g. on vs off over the same phase:
+ *
+ *   node bench/profile-summary.mjs DIR/meshctl-l7-pair-out/*.cpuprofile --results bench/results/latest.json --scenario meshctl-l7-pair
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -64,17 +70,46 @@ export function summarizeProfile(profile, top = 25) {
  * `startTime` clock); each kept sample keeps its own duration.
  */
 export function sliceProfile(profile, fromUs, toUs) {
+  return { ...sliceProfileWindows(profile, [[fromUs, toUs]]), startTime: fromUs, endTime: toUs };
+}
+
+/**
+ * The profile cut to the samples taken within any of `windows` ([fromUs, toUs] pairs, the
+ * profile's clock); each kept sample keeps its own duration.
+ * @param {any} profile
+ * @param {Array<[number, number]>} windows
+ */
+export function sliceProfileWindows(profile, windows) {
   const deltas = profile.timeDeltas ?? [];
   const samples = [];
   const timeDeltas = [0];
   let t = profile.startTime;
   profile.samples.forEach((id, i) => {
     t += deltas[i] ?? 0;
-    if (t < fromUs || t > toUs) return;
+    if (!windows.some(([from, to]) => t >= from && t <= to)) return;
     samples.push(id);
     timeDeltas.push(deltas[i + 1] ?? 0);
   });
-  return { ...profile, startTime: fromUs, endTime: toUs, samples, timeDeltas };
+  return { ...profile, samples, timeDeltas };
+}
+
+/**
+ * The throughput-run windows of one scenario in a bench results file (bench/results/*.json),
+ * one per round. An unknown scenario, or results from before the bench recorded them, is an error.
+ * @param {any} results
+ * @param {string} scenario
+ * @returns {Array<[number, number]>}
+ */
+export function throughputWindows(results, scenario) {
+  const rounds = results?.dataPlane?.rounds ?? [];
+  const windows = rounds.map((r) => r[scenario]?.throughputWindowUs).filter((w) => Array.isArray(w));
+  if (windows.length === 0)
+    throw new Error(
+      `no throughput windows for scenario ${scenario} in the results (scenarios: ${
+        Object.keys(rounds[0] ?? {}).join(', ') || 'none'
+      }; results from before the bench recorded them have none)`,
+    );
+  return windows;
 }
 
 /** Where a frame's code lives, coarsely: whose code the time is spent in. */
@@ -158,17 +193,35 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       callers: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
+      results: { type: 'string' },
+      scenario: { type: 'string' },
     },
   });
   if (positionals.length !== 1) {
     process.stderr.write(
-      'usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--callers NAME] [--from US --to US]\n',
+      'usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--callers NAME] [--from US --to US]\n' +
+        '       [--results RESULTS.json --scenario NAME]\n',
     );
+    process.exit(2);
+  }
+  if ((values.results === undefined) !== (values.scenario === undefined)) {
+    process.stderr.write('--results and --scenario go together\n');
     process.exit(2);
   }
   let profile = JSON.parse(readFileSync(positionals[0], 'utf8'));
   if (values.from !== undefined || values.to !== undefined)
     profile = sliceProfile(profile, Number(values.from ?? -Infinity), Number(values.to ?? Infinity));
+  if (values.results !== undefined && values.scenario !== undefined) {
+    let windows;
+    try {
+      windows = throughputWindows(JSON.parse(readFileSync(values.results, 'utf8')), values.scenario);
+    } catch (e) {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(2);
+    }
+    profile = sliceProfileWindows(profile, windows);
+    process.stdout.write(`throughput runs of ${values.scenario}: ${windows.length} windows\n`);
+  }
   if (values.callers) {
     for (const c of callersOf(profile, values.callers, Number(values.top)))
       process.stdout.write(`${c.ms.toFixed(1).padStart(9)} ms  ${c.path}\n`);
