@@ -66,6 +66,8 @@ export class ConnectionCounter {
   }
 
   track(socket: Socket): void {
+    // A shared pool's holder may be handed a socket it already counts (./outbound/http/shared-pools.ts).
+    if (this.open.has(socket)) return;
     this.total += 1;
     this.open.add(socket);
     socket.once('close', () => {

@@ -60,8 +60,17 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
     'Mesh-made answers (endpoint="": what the caller got; per endpoint: failed attempts), by reason',
     [...labelsUp, 'reason'],
   );
-  const connUp = g('meshctl_upstream_connections_active', 'Open connections to an upstream', labelsUp);
-  const bytesUp = g('meshctl_upstream_bytes_total', 'Bytes to and from an upstream', [...labelsUp, 'direction']);
+  // Subsets that reach one instance share its pool: its connections show under each subset's endpoint row.
+  const connUp = g(
+    'meshctl_upstream_connections_active',
+    'Open connections to an upstream; a pool shared by subsets shows under each (max by endpoint across subsets, not sum)',
+    labelsUp,
+  );
+  const bytesUp = g(
+    'meshctl_upstream_bytes_total',
+    'Bytes to and from an upstream; a pool shared by subsets shows under each (max by endpoint across subsets, not sum)',
+    [...labelsUp, 'direction'],
+  );
   const latUp = g('meshctl_upstream_latency_seconds', 'Upstream request latency quantiles since the sidecar started', [
     ...labelsUp,
     'quantile',

@@ -221,7 +221,7 @@ export class Cluster {
     if (client === undefined) return;
     e.client = undefined;
     if (this.#pools === undefined) client.retire();
-    else this.#pools.release(client);
+    else this.#pools.release(client, e);
   }
 
   /** Destroys every pooled connection, in use or not (shutdown after the drain). */

@@ -7,7 +7,6 @@
  */
 import { connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { connectFailureReason } from '../tls-reasons.js';
-import type { Endpoint } from './endpoint.js';
 import type { TlsSessions } from './tls-sessions.js';
 import type { RevokedServers } from './revoked-servers.js';
 import { REVOKED_CERTIFICATE } from '../revoked.js';
@@ -27,6 +26,22 @@ export interface DialTls {
   readonly revoked: RevokedServers;
 }
 
+/**
+ * What a dial goes to and where it counts what happened: an endpoint (./endpoint.ts), or a
+ * pool shared by several targets' endpoints for one instance, which counts on each of them
+ * (./http/shared-pools.ts). Called once per connection, never per request.
+ */
+export interface DialTarget {
+  readonly id: string;
+  /** As dialled: brackets of an IPv6 literal removed. */
+  readonly host: string;
+  readonly port: number;
+  /** A verified connection is open (`resumed`: by an earlier session's ticket); the socket is tracked until it closes. */
+  connected(socket: TLSSocket, resumed: boolean): void;
+  /** The dial failed with this reason (a stable reason string). */
+  failed(reason: string): void;
+}
+
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /** A connection to an endpoint could not be made; `reason` is a stable reason string. */
@@ -34,7 +49,7 @@ export class ConnectFailure extends Error {
   readonly reason: string;
   readonly endpointId: string;
 
-  constructor(endpoint: Endpoint, reason: string, cause?: unknown) {
+  constructor(endpoint: DialTarget, reason: string, cause?: unknown) {
     super(
       `connect to ${endpoint.id} (${endpoint.host}:${endpoint.port}) failed: ${reason}`,
       cause === undefined ? undefined : { cause },
@@ -57,7 +72,7 @@ export type DialCallback = (err: ConnectFailure | null, socket?: TLSSocket) => v
  * a ConnectFailure (the socket is already destroyed).
  */
 export function dialEndpoint(
-  endpoint: Endpoint,
+  endpoint: DialTarget,
   tls: DialTls,
   timeoutMs: number,
   halfOpen: boolean,
@@ -103,7 +118,7 @@ export function dialEndpoint(
     socket.destroy();
     socket.off('session', onSession);
     if (offered !== undefined) sessions!.delete(target);
-    endpoint.connectFailures.add(reason);
+    endpoint.failed(reason);
     cb(new ConnectFailure(endpoint, reason, cause));
   };
   const onError = (err: Error) => fail(connectFailureReason(err), err);
@@ -130,9 +145,8 @@ export function dialEndpoint(
     cleanup();
     verified = true;
     if (sessions && early !== undefined) sessions.set(target, early, serverNotAfter, serverSerial);
-    if (resumed) endpoint.tlsResumed += 1;
     socket.setTimeout(0);
-    endpoint.connections.track(socket);
+    endpoint.connected(socket, resumed);
     tls.revoked.track(socket, serverSerial);
     cb(null, socket);
   };

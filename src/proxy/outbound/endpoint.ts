@@ -2,14 +2,16 @@
  * One instance of an upstream as the outbound side sees it: where it is, what it weighs,
  * what is in flight to it, its counters, and (L7) its keep-alive connection pool.
  */
+import type { TLSSocket } from 'node:tls';
 import { ConnectionCounter, ReasonCounter } from '../stats.js';
 import type { SnapshotEndpoint } from '../snapshot.js';
 import { Traffic } from '../traffic.js';
 import type { Balanceable } from './balancers.js';
+import type { DialTarget } from './dial.js';
 import type { EndpointClient } from './http/client.js';
 import { newOutlierState, type OutlierState } from './http/outlier.js';
 
-export class Endpoint implements Balanceable {
+export class Endpoint implements Balanceable, DialTarget {
   readonly id: string;
   readonly node: string;
   /** As dialled: brackets of an IPv6 literal removed. */
@@ -37,6 +39,15 @@ export class Endpoint implements Balanceable {
     this.port = e.port;
     this.weight = e.weight;
     this.traffic = new Traffic(this.connections, { compact });
+  }
+
+  connected(socket: TLSSocket, resumed: boolean): void {
+    if (resumed) this.tlsResumed += 1;
+    this.connections.track(socket);
+  }
+
+  failed(reason: string): void {
+    this.connectFailures.add(reason);
   }
 
   /** Same place: a pool (and its counters) can be kept across snapshots. */

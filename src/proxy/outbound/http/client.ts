@@ -16,8 +16,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { ignore } from '../../../util/async.js';
 import { relayed } from '../../relay-gc.js';
-import { ConnectFailure, dialEndpoint, type DialTls } from '../dial.js';
-import type { Endpoint } from '../endpoint.js';
+import { ConnectFailure, dialEndpoint, type DialTarget, type DialTls } from '../dial.js';
 import { peerReasonOf, type Outcome, type ResponseBody } from './outcome.js';
 
 // undici's index also loads fetch, WebSocket, caches, mocks and the proxy agents: ≈ 9.5 MB of
@@ -257,7 +256,7 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
 export class EndpointClient {
   readonly #pool: UndiciPool;
 
-  constructor(endpoint: Endpoint, tls: DialTls, settings: ClientSettings) {
+  constructor(endpoint: DialTarget, tls: DialTls, settings: ClientSettings) {
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
     this.#pool = new Pool(`https://${host}:${endpoint.port}`, {
       connections: settings.connections ?? MAX_CONNECTIONS_PER_ENDPOINT,

@@ -135,6 +135,8 @@ export class UpstreamPolicy {
   }
 
   toJSON(): Record<string, unknown> {
+    const holders = new Map<Endpoint, string>();
+    for (const t of this.#targets.values()) for (const e of t.cluster.endpoints) holders.set(e, t.name);
     return {
       routes: this.#table.routes.map((r) => ({
         name: r.name,
@@ -150,10 +152,12 @@ export class UpstreamPolicy {
             requests: t.traffic.requests,
             responses: t.traffic.allResponses(),
             meshErrors: t.traffic.meshErrors.toJSON(),
+            // A pool shared with other targets shows here too (see `pools`, where it counts once).
             endpoints: Object.fromEntries(t.cluster.endpoints.map((e) => [e.id, e.toJSON()])),
           },
         ]),
       ),
+      pools: this.#pools.pools((holder) => holders.get(holder)),
     };
   }
 }

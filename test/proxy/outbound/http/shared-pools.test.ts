@@ -42,13 +42,31 @@ function overlapping(v1: Endpoints, v2: Endpoints = v1): SnapshotPolicy {
   };
 }
 
+interface Connections {
+  active: number;
+  total: number;
+}
 interface TargetStats {
   requests: number;
-  endpoints: Record<string, { requests: number; connections: { total: number } }>;
+  endpoints: Record<string, { requests: number; connections: Connections }>;
 }
-function targets(web: MeshProxy): Record<string, TargetStats> {
-  return (web.stats() as { upstreams: { api: { policy: { targets: Record<string, TargetStats> } } } }).upstreams.api
-    .policy.targets;
+interface PoolStats {
+  service: string;
+  targets: string[];
+  current: boolean;
+  connections: Connections;
+}
+function policyStats(web: MeshProxy): { targets: Record<string, TargetStats>; pools: PoolStats[] } {
+  return (
+    web.stats() as { upstreams: { api: { policy: { targets: Record<string, TargetStats>; pools: PoolStats[] } } } }
+  ).upstreams.api.policy;
+}
+const targets = (web: MeshProxy) => policyStats(web).targets;
+/** Each target's connections to its one endpoint (`GET /stats`), by target name. */
+function connectionsByTarget(web: MeshProxy): Record<string, Connections> {
+  return Object.fromEntries(
+    Object.entries(targets(web)).map(([name, t]) => [name, Object.values(t.endpoints)[0]!.connections]),
+  );
 }
 
 async function sequential(web: MeshProxy, n: number): Promise<void> {
@@ -70,11 +88,19 @@ describe('shared pools under a traffic policy', () => {
     expect(t['api/v1']!.requests).toBeGreaterThan(0);
     expect(t['api/v2']!.requests).toBeGreaterThan(0);
     expect(t['api/v1']!.requests + t['api/v2']!.requests).toBe(30);
-    // ...through one connection: the app (behind a piping inbound) saw one, and the web sidecar
-    // counts one, once, on the endpoint of the target that opened it.
+    // ...through one connection: the app (behind a piping inbound) saw one. The web sidecar
+    // shows it under each target whose requests ride it, and once in the pool's own row.
     expect(api.app!.connections).toBe(1);
-    const opened = Object.values(t).flatMap((x) => Object.values(x.endpoints).map((e) => e.connections.total));
-    expect(opened.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(connectionsByTarget(web)).toEqual({ 'api/v1': { active: 1, total: 1 }, 'api/v2': { active: 1, total: 1 } });
+    expect(policyStats(web).pools).toMatchObject([
+      { service: 'api', targets: ['api/v1', 'api/v2'], current: true, connections: { active: 1, total: 1 } },
+    ]);
+    // The agent's report (and its Prometheus series) take the same rows, one per subset.
+    const rows = web.metrics()!.upstreams[0]!.endpoints.map((e) => [e.subset, e.activeConnections, e.totalConnections]);
+    expect(rows).toEqual([
+      ['api/v1', 1, 1],
+      ['api/v2', 1, 1],
+    ]);
   });
 
   it('a push that drops the target which opened the pool keeps it for the targets still holding it', async () => {
@@ -93,6 +119,27 @@ describe('shared pools under a traffic policy', () => {
     await sequential(web, 10);
     expect(Object.keys(targets(web))).toEqual(['api/v2']);
     expect(api.app!.connections).toBe(1);
+  });
+
+  it('the target that opened a shared pool leaves: the one still riding it shows its connection', async () => {
+    const api = await apiInstance('api-1', '127.0.0.1');
+    const upstream = { service: 'api', endpoints: [api.endpoint], policy: overlapping([api.endpoint]) };
+    const web = await webProxy(upstream);
+    // The first request takes the x-canary route: api/v2 opens the pool, api/v1 joins it.
+    await sequential(web, 10);
+    expect(connectionsByTarget(web)).toEqual({ 'api/v1': { active: 1, total: 1 }, 'api/v2': { active: 1, total: 1 } });
+    // Only v1 is left: the pool stays (v1 holds it), and v1's row still shows the open connection.
+    const only = overlapping([api.endpoint]);
+    const v1only: SnapshotPolicy = {
+      routes: [{ name: 'service-splitter api', splits: [{ weight: 100, target: 'api/v1' }] }],
+      targets: only.targets.filter((x) => x.name === 'api/v1'),
+    };
+    await web.apply(webSnapshot({ ...upstream, policy: v1only }, 2));
+    await sequential(web, 10);
+    expect(targets(web)['api/v1']!.requests).toBeGreaterThanOrEqual(13);
+    expect(api.app!.connections).toBe(1);
+    expect(connectionsByTarget(web)).toEqual({ 'api/v1': { active: 1, total: 1 } });
+    expect(policyStats(web).pools).toMatchObject([{ targets: ['api/v1'], connections: { active: 1, total: 1 } }]);
   });
 
   it('subsets of different instances keep a pool each', async () => {
@@ -131,19 +178,30 @@ describe('SharedPools', () => {
 
   it('a pool lives while a holder does; a newer pool for the same key does not end the older one early', () => {
     const pools = new SharedPools();
-    const c = pools.acquire('api', endpoint('a'), tls, settings);
-    pools.acquire('api', endpoint('a'), tls, settings);
-    pools.release(c);
+    const [v1, v2, v1b, v2b] = [endpoint('a'), endpoint('a'), endpoint('a'), endpoint('a')];
+    const c = pools.acquire('api', v1, tls, settings);
+    pools.acquire('api', v2, tls, settings);
+    pools.release(c, v1);
+    // A holder letting go twice does not end the pool for the other.
+    pools.release(c, v1);
     expect(pools.size).toBe(1);
     // Rotated material: newcomers get a new pool, the old one stays with its last holder.
     const rotated = { ...tls, secureContext: createSecureContext() };
-    const d = pools.acquire('api', endpoint('a'), rotated, settings);
+    const d = pools.acquire('api', v1b, rotated, settings);
     expect(pools.size).toBe(2);
-    pools.release(c);
+    const names = new Map([
+      [v2, 'api/v2'],
+      [v1b, 'api/v1'],
+    ]);
+    expect(pools.pools((h) => names.get(h)).map((p) => [p.targets, p.current])).toEqual([
+      [['api/v2'], false],
+      [['api/v1'], true],
+    ]);
+    pools.release(c, v2);
     expect(pools.size).toBe(1);
-    expect(pools.acquire('api', endpoint('a'), rotated, settings)).toBe(d);
-    pools.release(d);
-    pools.release(d);
+    expect(pools.acquire('api', v2b, rotated, settings)).toBe(d);
+    pools.release(d, v1b);
+    pools.release(d, v2b);
     expect(pools.size).toBe(0);
   });
 });
