@@ -2,6 +2,7 @@
  * A command in a real terminal: a tmux session on a tmux server of its own (so a test never
  * touches anyone's tmux), read off the screen as a user would see it.
  */
+import { rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import { eventually } from './registry.js';
 
@@ -14,7 +15,7 @@ export interface Terminal {
   resize(columns: number, rows: number): Promise<void>;
   /** Whether the command still runs (the session ends with it). */
   running(): Promise<boolean>;
-  /** Ends the tmux server and with it the command, if it still runs. */
+  /** Ends the tmux server and with it the command, if it still runs; removes the server's socket file. */
   close(): Promise<void>;
 }
 
@@ -57,6 +58,8 @@ export async function startTerminal(opts: {
     line,
   ]);
   if (started.exitCode !== 0) throw new Error(`tmux new-session failed: ${String(started.stderr)}`);
+  // tmux leaves its socket file behind when its server ends: close() removes it, so runs leave nothing in /tmp.
+  const socketPath = String((await tmux(['display-message', '-p', '#{socket_path}'])).stdout).trim();
   const screen = async () => String((await tmux(['capture-pane', '-p', '-t', session])).stdout);
   return {
     screen,
@@ -85,6 +88,7 @@ export async function startTerminal(opts: {
     },
     async close() {
       await tmux(['kill-server']);
+      if (socketPath.includes(server)) await rm(socketPath, { force: true });
     },
   };
 }
