@@ -11,12 +11,17 @@
  * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3] [--store sqlite|memory|etcd] [--profile DIR]
  *   [--etcd-port BASE] (the etcd cluster's first client port; its 6 ports from there, default 23830)
  *   [--mem-log] (the registries log their JS heap every 100 ms, lib/mem-probe.mjs: heap and RSS per phase in the output)
+ *   [--heap-snapshots DIR] (the first registry writes a V8 heap snapshot there before the first change's
+ *   watchers connect, while it holds their N queries and once they are answered: read them with
+ *   bench/heap-summary.mjs; slows that round)
+ *   [--hold-pause SEC] (wait SEC seconds while the queries are held, printing the registries' PIDs: to
+ *   look at them from outside, e.g. /proc/PID/smaps_rollup; each wait must stay under the watchers' 60 s)
  *
  * Registry RSS is sampled every 100 ms and its maximum kept per phase: `arming` (watchers
  * connect and ask), `holding` (all N queries held), `fan-out` (from the change until every
  * watcher has its answer) and `answered` (connections idle until the next round).
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -41,6 +46,15 @@ const PER_PROCESS = 500;
 /** Simulated agents per node certificate (see makeIdentities). */
 const WATCHERS_PER_IDENTITY = 10;
 const now = () => performance.timeOrigin + performance.now();
+
+/** A process's CPU so far (µs), 0 once it is gone. */
+function cpuMicrosOrZero(pid) {
+  try {
+    return cpuMicros(pid);
+  } catch {
+    return 0;
+  }
+}
 
 function percentile(sorted, q) {
   if (sorted.length === 0) return undefined;
@@ -87,7 +101,7 @@ function watcherProcess(dir, i) {
  * The mesh under test. sqlite/memory: one registry. etcd: a 3-member etcd cluster of the bench's
  * own and two registries on it (the second joined with the first's mesh key), the way docs/HA.md
  * runs them; the watchers are shared between the two.
- * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean }} o
+ * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, heapSnapshotDir?: string }} o
  */
 async function startMesh(o) {
   const { initServer } = await distImport('registry/bootstrap.js');
@@ -101,6 +115,9 @@ async function startMesh(o) {
     const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, name)] : [];
     const memLog = o.memLog ? join(o.dir, `mem-${name}.jsonl`) : undefined;
     if (memLog) nodeArgs.push('--import', pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href);
+    if (o.heapSnapshotDir) {
+      nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(o.heapSnapshotDir, name)}`);
+    }
     const proc = startProcess(
       name,
       process.execPath,
@@ -192,6 +209,46 @@ async function memLogByPhase(file, marks, end, mb) {
 }
 
 /**
+ * Has `registry` write a heap snapshot (SIGUSR2, --heapsnapshot-signal) into its diagnostic dir
+ * and renames it to `label`.heapsnapshot once written: V8 writes it on the main thread, so the
+ * registry answers nothing meanwhile.
+ */
+async function heapSnapshot(registry, dir, label, log) {
+  const where = join(dir, registry.name);
+  await mkdir(where, { recursive: true });
+  const before = new Set(await readdir(where));
+  const t0 = Date.now();
+  process.kill(registry.proc.pid, 'SIGUSR2');
+  for (;;) {
+    await sleep(500);
+    const made = (await readdir(where)).filter((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (made.length > 0) {
+      // Node writes the file and closes it before it answers anything again: the status call
+      // returning says the snapshot is complete.
+      const file = join(where, made[0]);
+      await waitUntilAnswering(registry);
+      const to = join(dir, `${label}.heapsnapshot`);
+      await rename(file, to);
+      log(`  heap snapshot of ${registry.name} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${to}`);
+      return;
+    }
+    if (Date.now() - t0 > 120_000) throw new Error(`${registry.name} wrote no heap snapshot within 120 s`);
+  }
+}
+
+/** Resolves once `registry` accepts a TCP connection and answers (its event loop runs again). */
+async function waitUntilAnswering(registry) {
+  for (;;) {
+    const ok = await fetch(`${registry.url}/v1/status`, { signal: AbortSignal.timeout(2_000) }).then(
+      () => true,
+      (e) => e?.cause?.code !== undefined && e?.name !== 'TimeoutError',
+    );
+    if (ok) return;
+    await sleep(200);
+  }
+}
+
+/**
  * Node certificates for the simulated agents, signed by the mesh CA directly (a join each would
  * cost a token and a round trip per agent): one per WATCHERS_PER_IDENTITY watchers, so the
  * registry sees as many distinct client certificates as a fleet of that many agents' hosts.
@@ -211,7 +268,7 @@ async function makeIdentities(ca, trustDomain, count, log) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, heapSnapshotDir?: string, holdPauseSec?: number, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { RegistryClient, FAILOVER_CODES } = await distImport('api/registry-client.js');
@@ -284,6 +341,12 @@ export async function runControlPlane(o) {
             return ready;
           }),
         );
+        // What else one change costs on this box: the simulated agents (on their own hosts in a
+        // real mesh, here on the registries' 2 cores) and etcd, to read the latencies against.
+        const othersCpu = () => ({
+          watchers: procs.reduce((sum, w) => sum + cpuMicrosOrZero(w.proc.pid), 0),
+          etcd: (mesh.etcd?.pids ?? []).reduce((sum, pid) => sum + cpuMicrosOrZero(pid), 0),
+        });
         const rssBefore = Math.max(...pids.map((pid) => rssBytes(pid) ?? 0));
         const sampler = new RssSampler(pids, 100);
         const armCpu = [];
@@ -299,6 +362,8 @@ export async function runControlPlane(o) {
             p.catch(() => undefined);
             return p;
           });
+          const snapshotting = o.heapSnapshotDir !== undefined && kind === 'catalog' && index === firstIndex;
+          if (snapshotting) await heapSnapshot(registries[0], o.heapSnapshotDir, `${o.store}-${n}-before`, o.log);
           sampler.mark('arming');
           const armedAt = Date.now();
           await Promise.all(
@@ -343,9 +408,18 @@ export async function runControlPlane(o) {
           }
           sampler.mark('holding');
           holdSec.push((Date.now() - armedAt) / 1000);
+          if (snapshotting) await heapSnapshot(registries[0], o.heapSnapshotDir, `${o.store}-${n}-holding`, o.log);
+          if (o.holdPauseSec) {
+            // Time to look at the registries from outside (gdb, /proc/PID/smaps) while they hold N queries.
+            o.log(
+              `  holding ${n} (${registries.map((r) => `${r.name} pid ${r.proc.pid}`).join(', ')}): pausing ${o.holdPauseSec} s`,
+            );
+            await sleep(o.holdPauseSec * 1000);
+          }
           armCpu.push((cpuAll() - cpu0) / 1000);
           await sleep(200);
           const cpu1 = cpuAll();
+          const others1 = othersCpu();
           sampler.mark('fan-out');
           const sent = now();
           await change();
@@ -353,6 +427,8 @@ export async function runControlPlane(o) {
           const got = await Promise.all(results);
           sampler.mark('answered');
           const cpu2 = cpuAll();
+          const others2 = othersCpu();
+          if (snapshotting) await heapSnapshot(registries[0], o.heapSnapshotDir, `${o.store}-${n}-answered`, o.log);
           const times = got.flatMap((g) => g.times);
           const errors = got.flatMap((g) => g.errors);
           const errorCount = got.reduce((sum, g) => sum + (g.errorCount ?? 0), 0);
@@ -370,9 +446,12 @@ export async function runControlPlane(o) {
             p99Ms: percentile(lat, 99),
             maxMs: lat[lat.length - 1],
             registryCpuMs: (cpu2 - cpu1) / 1000,
+            watchersCpuMs: (others2.watchers - others1.watchers) / 1000,
+            etcdCpuMs: (others2.etcd - others1.etcd) / 1000,
           };
         };
 
+        const firstIndex = (await admin.instances('api')).revision;
         for (let r = 0; r < o.rounds; r++) {
           const { revision } = await admin.instances('api');
           const id = `api-${n}-${r + 1}`;
@@ -422,6 +501,8 @@ export async function runControlPlane(o) {
           ackMs: median(list.map((x) => x.ackMs)),
           p99FromSentMs: median(list.map((x) => x.p99FromSentMs)),
           registryCpuMs: median(list.map((x) => x.registryCpuMs)),
+          watchersCpuMs: median(list.map((x) => x.watchersCpuMs)),
+          etcdCpuMs: median(list.map((x) => x.etcdCpuMs)),
           errors: list.flatMap((x) => x.errors).slice(0, 5),
           errorCount: list.reduce((sum, x) => sum + x.errorCount, 0),
           rounds: list,
@@ -488,6 +569,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         profile: { type: 'string' },
         'etcd-port': { type: 'string' },
         'mem-log': { type: 'boolean', default: false },
+        'heap-snapshots': { type: 'string' },
+        'hold-pause': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -509,6 +592,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       profileDir: values.profile,
       etcdBasePort: etcdPort,
       memLog: values['mem-log'],
+      heapSnapshotDir: values['heap-snapshots'],
+      holdPauseSec: values['hold-pause'] === undefined ? undefined : Number(values['hold-pause']),
       log: (s) => console.log(s),
     });
     console.log(

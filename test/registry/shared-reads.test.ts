@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SharedReads } from '../../src/registry/shared-reads.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { RegistryClient } from '../../src/api/registry-client.js';
+import { eventually, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /** A read the test finishes by hand, counting how often it ran. */
 function manualRead(revision: number) {
@@ -103,9 +104,39 @@ describe('blocking queries woken by one change (real registry)', () => {
     }
     for (const g of await Promise.all(plain)) expect(g.services.map((s) => s.name)).toContain('api');
     // A read right after a write sees it, whatever reads are in flight.
+    await expectFreshReadAfterWrite(client);
+  });
+
+  it('wakes 200 watchers of one query with one store read between them, not one each', async () => {
+    const { client } = await t.joinNode('fanout-node');
+    const first = await t.admin.instances('web');
+    const n = 200;
+    const watchers = Array.from({ length: n }, () => t.admin.instances('web', { index: first.revision, wait: '30s' }));
+    await eventually(async () => (await t.admin.status()).blockingQueries >= n, { what: `${n} held queries` });
+    // The real store, counted: every catalog read and every write goes through txn().
+    const store = t.registry.store;
+    const txn = store.txn.bind(store);
+    let txns = 0;
+    store.txn = (req) => {
+      txns += 1;
+      return txn(req);
+    };
+    try {
+      await client.register({ name: 'web', port: 9200 });
+      const got = await Promise.all(watchers);
+      expect(got.every((g) => g.instances.some((i) => i.name === 'web'))).toBe(true);
+    } finally {
+      store.txn = txn;
+    }
+    // The registration's own writes and reads, and one shared read for the 200 (a second one
+    // at most, for a watcher woken while the first was finishing): far from one per watcher.
+    expect(txns).toBeLessThan(12);
+  });
+
+  async function expectFreshReadAfterWrite(client: RegistryClient) {
     const again = await client.register({ name: 'api', id: 'api-2', port: 9101 });
     const after = await t.admin.instances('api');
     expect(after.revision).toBeGreaterThanOrEqual(again.revision);
     expect(after.instances.map((i) => i.id).sort()).toEqual(['api', 'api-2']);
-  });
+  }
 });
