@@ -254,6 +254,14 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     expect(
       (JSON.parse(withADead.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name),
     ).toContain('api');
+    // The agents' blocking watches resumed on B from the revision they had: a change made
+    // there now reaches the sidecars (web's agent hears the intention, its sidecar refuses),
+    // and so does the change back.
+    const b = admin(url(REG_B!));
+    await b.putIntention('web', 'api', 'deny', 'failover test');
+    await eventually(async () => (await get(UP)) === 403, { what: 'a deny made on B reaches the sidecar' });
+    await b.deleteIntention('web', 'api');
+    await eventually(async () => (await get(UP)) === 200, { what: 'the deny removed on B reaches the sidecar' });
     // The killed registry, restarted, rejoins without a manual step: it is among the peers
     // again and answers the CLI itself.
     await startRegistry('reg-a');
