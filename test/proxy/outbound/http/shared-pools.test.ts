@@ -123,20 +123,27 @@ describe('shared pools under a traffic policy', () => {
 
   it('the target that opened a shared pool leaves: the one still riding it shows its connection', async () => {
     const api = await apiInstance('api-1', '127.0.0.1');
-    const upstream = { service: 'api', endpoints: [api.endpoint], policy: overlapping([api.endpoint]) };
+    // No random split here: x-canary goes to api/v2, everything else to api/v1, so which target
+    // opens the pool and how many requests each serves are fixed.
+    const both = overlapping([api.endpoint]);
+    const canaryOrV1: SnapshotPolicy = {
+      routes: [both.routes[0]!, { name: 'service-splitter api', splits: [{ weight: 100, target: 'api/v1' }] }],
+      targets: both.targets,
+    };
+    const upstream = { service: 'api', endpoints: [api.endpoint], policy: canaryOrV1 };
     const web = await webProxy(upstream);
     // The first request takes the x-canary route: api/v2 opens the pool, api/v1 joins it.
     await sequential(web, 10);
+    expect(targets(web)['api/v1']!.requests).toBe(6);
     expect(connectionsByTarget(web)).toEqual({ 'api/v1': { active: 1, total: 1 }, 'api/v2': { active: 1, total: 1 } });
     // Only v1 is left: the pool stays (v1 holds it), and v1's row still shows the open connection.
-    const only = overlapping([api.endpoint]);
     const v1only: SnapshotPolicy = {
       routes: [{ name: 'service-splitter api', splits: [{ weight: 100, target: 'api/v1' }] }],
-      targets: only.targets.filter((x) => x.name === 'api/v1'),
+      targets: both.targets.filter((x) => x.name === 'api/v1'),
     };
     await web.apply(webSnapshot({ ...upstream, policy: v1only }, 2));
     await sequential(web, 10);
-    expect(targets(web)['api/v1']!.requests).toBeGreaterThanOrEqual(13);
+    expect(targets(web)['api/v1']!.requests).toBe(16);
     expect(api.app!.connections).toBe(1);
     expect(connectionsByTarget(web)).toEqual({ 'api/v1': { active: 1, total: 1 } });
     expect(policyStats(web).pools).toMatchObject([{ targets: ['api/v1'], connections: { active: 1, total: 1 } }]);
