@@ -4,7 +4,8 @@
  * (answer, fail a share of requests with 503, hang, hold). Settings are changed only with
  * `meshctl apply -f`; figures are read from the web sidecar's `GET /stats` through its agent, and
  * what a user reads is checked too: `meshctl status` (the registry's window) and `meshctl services`
- * on web's host (its agent's window) show the timeouts, ejections and circuit-open lines.
+ * on web's host (its agent's window) show the timeouts, ejections and circuit-open lines, and
+ * web's agent serves the same totals on `/metrics` (`--metrics-bind`) as Prometheus text.
  * Assertions are on counts and outcomes, never on how long something took (the request rate
  * of the 100 % failing case is printed, not asserted). Loopback block 127.0.14.0/24.
  */
@@ -12,6 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTS } from '../helpers/hosts.js';
 import { agentProxies, startMesh, type MeshAgent, type TestMesh } from '../helpers/mesh.js';
@@ -126,6 +128,8 @@ describe('resilience through real agents and sidecars', () => {
   let web: MeshAgent;
   const apps: SteeredApp[] = [];
   const UP = 24810;
+  /** web's agent serves Prometheus metrics here. */
+  const METRICS = 24811;
 
   /** web's sidecar figures for the api upstream, as its agent reports them. */
   async function upstream(): Promise<Record<string, any>> {
@@ -187,6 +191,48 @@ describe('resilience through real agents and sidecars', () => {
       { what: 'meshctl services with a web → api resilience line', timeoutMs: 20_000 },
     );
   }
+  /** web's agent's /metrics, parsed: the value of `family` for the api upstream as a whole (endpoint=""). */
+  async function scrapeApi(family: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+    const text = await new Promise<string>((resolve, reject) => {
+      http
+        .get(`http://${HOST_WEB}:${METRICS}/metrics`, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', reject);
+    });
+    const families = parsePrometheusTextFormat(text) as Array<{
+      name: string;
+      metrics: Array<{ value: string; labels: Record<string, string> }>;
+    }>;
+    const m = families
+      .find((f) => f.name === family)
+      ?.metrics.find(
+        (x) =>
+          x.labels.service === 'web' &&
+          x.labels.upstream === 'api' &&
+          x.labels.endpoint === '' &&
+          Object.entries(labels).every(([k, v]) => x.labels[k] === v),
+      );
+    return m === undefined ? undefined : Number(m.value);
+  }
+
+  /** Waits until /metrics shows at least `want` for each family (the agent reports every 2 s). */
+  async function metricsShow(want: Array<[family: string, atLeast: number, labels?: Record<string, string>]>) {
+    await eventually(
+      async () => {
+        for (const [family, atLeast, labels] of want) {
+          const v = await scrapeApi(family, labels);
+          if (v === undefined || v < atLeast) return undefined;
+        }
+        return true;
+      },
+      { what: `web's agent's /metrics showing ${want.map(([f, n]) => `${f} >= ${n}`).join(', ')}`, timeoutMs: 20_000 },
+    );
+  }
+
   const reset = () => {
     for (const a of apps) {
       a.mode = 'ok';
@@ -197,7 +243,10 @@ describe('resilience through real agents and sidecars', () => {
 
   beforeAll(async () => {
     mesh = await startMesh({ defaultIntention: 'allow' });
-    web = await mesh.addAgent('web-host', HOST_WEB!, { services: ['web'] });
+    web = await mesh.addAgent('web-host', HOST_WEB!, {
+      services: ['web'],
+      agentArgs: ['--metrics-bind', `${HOST_WEB}:${METRICS}`],
+    });
     for (const [name, host] of [
       ['api-1', HOST_A!],
       ['api-2', HOST_B!],
@@ -254,6 +303,11 @@ describe('resilience through real agents and sidecars', () => {
     expect(replies.filter((r) => r.headers['x-meshctl-reason'] === 'retry-budget-exhausted api').length).toBe(
       exhausted,
     );
+    // The same totals on /metrics, as Prometheus reads them.
+    await metricsShow([
+      ['meshctl_upstream_retries_total', after.retries],
+      ['meshctl_upstream_retry_budget_exhausted_total', after.retryBudgetExhausted],
+    ]);
   }, 120_000);
 
   it('apps failing 10 % of GETs with 503: callers see >= 98 % success over 2,000 requests, retries inside the budget', async () => {
@@ -389,6 +443,10 @@ describe('resilience through real agents and sidecars', () => {
     expect(eps.filter((e) => e.ejected)).toHaveLength(1);
     // What the user reads: the two timeouts and the ejection, in the window (the ejection lasts 3 s).
     await userSees((w) => w.timeouts >= 2 && w.ejections >= 1, /\b\d+ timeouts?\b.*\b\d+ ejections?\b/);
+    await metricsShow([
+      ['meshctl_upstream_timeouts_total', f.timeouts],
+      ['meshctl_upstream_ejections_total', f.ejections],
+    ]);
     // It answers again: once its ejection time (3 s) is up it gets requests again.
     apps[0]!.release();
     apps[0]!.mode = 'ok';
@@ -416,6 +474,7 @@ describe('resilience through real agents and sidecars', () => {
     expect(apps[0]!.seen + apps[1]!.seen).toBe(4);
     expect((await figures()).circuitOpen['max-requests']).toBe(before + 6);
     await userSees((w) => (w.circuitOpen?.['max-requests'] ?? 0) >= 6, /\b\d+ circuit-open\b/);
+    await metricsShow([['meshctl_upstream_circuit_open_total', before + 6, { limit: 'max-requests' }]]);
     for (const a of apps) {
       a.mode = 'ok';
       a.release();

@@ -45,7 +45,7 @@ export const HOSTS = {
   l7Permissions: ['127.0.9.30', '127.0.9.31'],
   /** policy (#14): routes, splits, subsets and hash policies on real agents: web, api v1, v1b, v2, v2b. */
   trafficPolicy: ['127.0.11.10', '127.0.11.11', '127.0.11.12', '127.0.11.13', '127.0.11.14'],
-  /** resil (#15, 127.0.14.0/24): retries, timeouts, breakers, ejection on real agents. */
+  /** resil (#15, 127.0.14.0/24): retries, timeouts, breakers, ejection on real agents (web upstream 24810, web agent /metrics 24811). */
   resilience: ['127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'],
   resilienceBlackhole: ['127.0.14.10', '127.0.14.11'],
   /** resil2 (#15, 127.0.15.0/24): the web sidecar's memory under overload past max_concurrent_requests. */

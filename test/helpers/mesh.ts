@@ -126,8 +126,11 @@ export interface TestMesh {
     args: string[],
     opts?: { services?: string[]; env?: Record<string, string> },
   ): Promise<CliResult>;
-  /** Joins and starts an agent, with a join token of its own: any service unless `services` scopes it. */
-  addAgent(name: string, address: string, opts?: { services?: string[] }): Promise<MeshAgent>;
+  /**
+   * Joins and starts an agent, with a join token of its own: any service unless `services` scopes
+   * it; `agentArgs` go to `meshctl agent start` (e.g. `--metrics-bind`), on every start.
+   */
+  addAgent(name: string, address: string, opts?: { services?: string[]; agentArgs?: string[] }): Promise<MeshAgent>;
   close(): Promise<void>;
 }
 
@@ -239,7 +242,7 @@ export async function startMesh(
           return r;
         },
         async start() {
-          const d = startCli(['agent', 'start', '--data-dir', dataDir], env);
+          const d = startCli(['agent', 'start', '--data-dir', dataDir, ...(agentOpts.agentArgs ?? [])], env);
           await d.waitFor(/agent started/);
           agent.daemon = d;
         },
