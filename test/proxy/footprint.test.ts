@@ -1,8 +1,9 @@
 /**
  * A proxy loads only what it runs: the real `meshctl proxy run` process, serving a snapshot,
  * must not load the CA's certificate library (@peculiar/x509, asn1js and their set-up), zod,
- * yaml (the CLI's config commands load it when they run) nor undici's index (docs/BENCHMARKS.md
- * "RSS"). Peer identities come from Node's own parsed certificate (src/ca/peer.ts), snapshots
+ * yaml (the CLI's config commands load it when they run), undici's index, re2js (loaded by the
+ * first regex a snapshot compiles) nor http-proxy (by the first request the inbound parses)
+ * (docs/BENCHMARKS.md "RSS"). Peer identities come from Node's own parsed certificate (src/ca/peer.ts), snapshots
  * are checked with valibot. Every module the process loads is recorded by a module hook.
  */
 import { existsSync } from 'node:fs';
@@ -44,7 +45,7 @@ function status(socketPath: string): Promise<string | undefined> {
 
 describe('the proxy process footprint', () => {
   it.skipIf(!existsSync(CLI))(
-    "serves without loading @peculiar/x509, asn1js, reflect-metadata, zod, yaml or undici's index (needs `npx tsc -p tsconfig.build.json`)",
+    "serves without loading @peculiar/x509, asn1js, reflect-metadata, zod, yaml, undici's index, re2js or http-proxy (needs `npx tsc -p tsconfig.build.json`)",
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'meshctl-footprint-'));
       defer(() => rm(dir, { recursive: true, force: true }));
@@ -80,7 +81,9 @@ describe('the proxy process footprint', () => {
       expect(urls.some((u) => u.endsWith('/dist/proxy/proxy.js'))).toBe(true);
       expect(urls.some((u) => u.endsWith('/dist/ca/peer.js'))).toBe(true);
       const heavy = urls.filter((u) =>
-        /\/node_modules\/(@peculiar|asn1js|reflect-metadata|tsyringe|zod|yaml)\//.test(u),
+        /\/node_modules\/(@peculiar|asn1js|reflect-metadata|tsyringe|zod|yaml|re2js|http-proxy|follow-redirects)\//.test(
+          u,
+        ),
       );
       // undici's index (fetch, WebSocket, mocks…): the client loads its Pool module alone.
       expect(urls.filter((u) => /\/node_modules\/undici\/index\.js$/.test(u))).toEqual([]);

@@ -1,6 +1,7 @@
 /** Small HTTP helpers both sides of the proxy use (src/proxy/http/: inbound and outbound import it, never each other). */
 import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import httpProxy from 'http-proxy';
+import { createRequire } from 'node:module';
+import type httpProxy from 'http-proxy';
 import type { Socket } from 'node:net';
 import { meshReason, REASONS, type ReasonKind } from '../../errors/reasons.js';
 import { writeRawMeshAnswer } from './answer.js';
@@ -66,14 +67,15 @@ export function fedServer(
 /**
  * http-proxy set up the way both sides use it: x-forwarded-* set by the caller once per
  * request (xfwd would append again on every failover attempt), errors taken through per-call
- * callbacks (the 'error' listener only keeps a stray one from throwing).
+ * callbacks (the 'error' listener only keeps a stray one from throwing). Loaded on the first
+ * call: a proxy whose inbound only pipes never needs http-proxy (nor follow-redirects).
  */
 export function forwarder(hooks: {
   proxyReq: (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void;
   proxyRes: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void;
   proxyReqWs: (proxyReq: ClientRequest, req: IncomingMessage) => void;
 }): httpProxy {
-  const proxy = httpProxy.createProxyServer({ xfwd: false });
+  const proxy = (createRequire(import.meta.url)('http-proxy') as typeof httpProxy).createProxyServer({ xfwd: false });
   proxy.on('error', ignore);
   proxy.on('proxyReq', hooks.proxyReq);
   proxy.on('proxyRes', hooks.proxyRes);

@@ -15,7 +15,7 @@ import { Agent, type ClientRequest, type IncomingMessage, type Server, type Serv
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
-import httpProxy from 'http-proxy';
+import type httpProxy from 'http-proxy';
 import { meshReason, type MeshErrorKind, type ReasonKind } from '../../errors/reasons.js';
 import { pathOf, roundMs, type AccessLog } from '../access-log.js';
 import { REASON_HEADER, relayResponse, writeMeshAnswer, writeRawMeshAnswer } from '../http/answer.js';
@@ -123,7 +123,8 @@ export class InboundHttp {
   readonly server: Server;
   readonly #deps: InboundHttpDeps;
   readonly #agent: Agent;
-  readonly #proxy: httpProxy;
+  /** Made on the first request parsed (forwarder() loads http-proxy): a piping inbound never needs it. */
+  #proxy: httpProxy | undefined;
   #service = '';
   #reasons = { unavailable: '', reset: '', badResponse: '' };
   #target = { host: '127.0.0.1', port: 0, protocol: 'http:' };
@@ -141,7 +142,14 @@ export class InboundHttp {
     // The parser's refusals (a head over the limit, too slow, not HTTP) get their answer and a log line.
     this.server.off('clientError', onClientError);
     this.server.on('clientError', this.#onClientError);
-    this.#proxy = forwarder({ proxyReq: this.#onProxyReq, proxyRes: this.#onProxyRes, proxyReqWs: this.#onProxyReqWs });
+  }
+
+  #forwarder(): httpProxy {
+    return (this.#proxy ??= forwarder({
+      proxyReq: this.#onProxyReq,
+      proxyRes: this.#onProxyRes,
+      proxyReqWs: this.#onProxyReqWs,
+    }));
   }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
@@ -195,7 +203,7 @@ export class InboundHttp {
       this.#denyRequest(res, ex);
       return;
     }
-    this.#proxy.web(req, res, this.#web, this.#onError);
+    this.#forwarder().web(req, res, this.#web, this.#onError);
     // http-proxy has piped the body by now, so counting it cannot start the flow early.
     if (ex.hasBody) {
       req.on('data', countChunk);
@@ -278,7 +286,7 @@ export class InboundHttp {
     if (proxyReq?.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && !ex.hasBody && !ex.retriedStale) {
       // A pooled connection the app closed as we reused it: the app never got the request.
       ex.retriedStale = true;
-      this.#proxy.web(req, res, this.#web, this.#onError);
+      this.#forwarder().web(req, res, this.#web, this.#onError);
       return;
     }
     if (this.#notConnected(err, code)) {
@@ -350,7 +358,7 @@ export class InboundHttp {
       return;
     }
     stripRequestHopByHop(req.headers, true);
-    this.#proxy.ws(req, socket, head, this.#ws, this.#onWsError);
+    this.#forwarder().ws(req, socket, head, this.#ws, this.#onWsError);
   };
 
   readonly #onProxyReqWs = (proxyReq: ClientRequest, req: IncomingMessage): void => {
