@@ -49,6 +49,8 @@ export interface DemoSummary {
  * 127.0.0.3, … pick their mesh ports from the same range, and must never meet the demo's.
  */
 const [API_HOST_1, API_HOST_2, WEB_HOST] = ['127.0.100.2', '127.0.100.3', '127.0.100.4'] as const;
+/** The api instances' ids, as their answers (and the summary's "api (api-1)" rows) name them. */
+const API_INSTANCES = ['api-1', 'api-2'] as const;
 // web's sidecar listens for api on web's own host address, so a sidecar of another mesh on this
 // machine (on 127.0.0.1:18000, say) is never in the way.
 const PREFERRED_UPSTREAM_PORT = 18000;
@@ -64,8 +66,9 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
   const dir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshctl-demo-')));
   await ensurePrivateDir(dir);
   const mesh = new LocalMesh(dir, opts.cliEntry ? { cliEntry: opts.cliEntry } : {});
-  const apiA = apiApp('api-1', API_HOST_1);
-  const apiB = apiApp('api-2', API_HOST_2);
+  const [idA, idB] = API_INSTANCES;
+  const apiA = apiApp(idA, API_HOST_1);
+  const apiB = apiApp(idB, API_HOST_2);
   const upstreamPort = await freePort(WEB_HOST, PREFERRED_UPSTREAM_PORT);
   const web = webApp(WEB_HOST, { address: WEB_HOST, port: upstreamPort });
   let traffic: TrafficGenerator | undefined;
@@ -133,7 +136,9 @@ export async function startDemo(opts: DemoOptions = {}): Promise<RunningDemo> {
     await step('allowing web → api (the default is deny)', async () => {
       await mesh.admin!.putIntention('web', 'api', 'allow', 'made by meshctl demo');
     });
-    await step('waiting for the sidecars to carry traffic', () => waitForMesh(WEB_HOST, upstreamPort, opts.signal));
+    await step('waiting for the sidecars to carry traffic', () =>
+      waitForMesh(WEB_HOST, upstreamPort, API_INSTANCES, opts.signal),
+    );
     traffic = new TrafficGenerator({ host: web.address, port: web.port }, opts.rps ?? 20);
     traffic.start();
     return {
@@ -163,28 +168,44 @@ export function summarize(demo: RunningDemo, durationSeconds: number): DemoSumma
   };
 }
 
-/** The outbound listener answers once the sidecar has its snapshot, and 200 once an endpoint is healthy and allowed. */
+/**
+ * The outbound listener answers once the sidecar has its snapshot, and 200 once an endpoint is
+ * healthy and allowed. Traffic starts only once every api instance has answered through it: on
+ * a slow host the second instance's check can pass after the first, and a short run would then
+ * see one instance and report that the mesh did not work.
+ */
 async function waitForMesh(
   host: string,
   port: number,
+  instances: readonly string[],
   signal: AbortSignal | undefined,
   timeoutMs = 60_000,
 ): Promise<void> {
   const http = await import('node:http');
   const deadline = Date.now() + timeoutMs;
+  const seen = new Set<string>();
   let last = 'no answer';
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
-    const status = await new Promise<number>((resolve) => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve) => {
       const req = http.get({ host, port, path: '/', timeout: 2000, agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', () => resolve({ status: 0, body: '' }));
       });
       req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(0));
+      req.on('error', () => resolve({ status: 0, body: '' }));
     });
-    if (status === 200) return;
-    last = status === 0 ? 'no answer' : `HTTP ${status}`;
+    if (answer.status === 200) {
+      seen.add(instanceOf(answer.body));
+      if (instances.every((i) => seen.has(i))) return;
+      last = `only ${[...seen].sort().join(', ')} answered`;
+      await sleep(50);
+      continue;
+    }
+    last = answer.status === 0 ? 'no answer' : `HTTP ${answer.status}`;
     await sleep(250);
   }
   throw new MeshError(
@@ -192,4 +213,12 @@ async function waitForMesh(
     `the mesh did not carry web → api within ${timeoutMs / 1000}s (last: ${last})`,
     { hint: 'See the logs in the demo directory.' },
   );
+}
+
+function instanceOf(body: string): string {
+  try {
+    return String((JSON.parse(body) as { instance?: unknown }).instance ?? '');
+  } catch {
+    return '';
+  }
 }
