@@ -79,9 +79,12 @@ export const FAILOVER_CODES: ReadonlySet<string> = new Set([
 
 export class RegistryClient {
   readonly http: HttpClient;
+  /** The registry this client asks, as given. */
+  readonly baseUrl: string;
 
   constructor(opts: HttpClientOptions) {
     this.http = new HttpClient(opts);
+    this.baseUrl = opts.baseUrl;
   }
 
   close(): void {

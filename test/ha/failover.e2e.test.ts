@@ -4,6 +4,10 @@
  * agents use, then of the etcd leader, each under a loop of registrations and a loop of
  * requests: nothing acknowledged is lost, agents move, no request fails. Without a quorum a
  * registry answers reads with an error (503 MESH_ERR_STORE_UNAVAILABLE), never old data.
+ * Last, `kill -9` of the registry an agent watches through while changes stream in, then of
+ * the other while the first is down (and the first started again): every watch asks from the
+ * revision it had, and the views the agents applied are the store's at the revisions
+ * acknowledged, each change once, in order.
  */
 import http from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/api/registry-client.js';
+import { AgentClient } from '../../src/agent/client.js';
 import { createKeyAndCsr, nodeId } from '../../src/ca/index.js';
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
@@ -24,6 +29,32 @@ const LOOP_NODE = 'loop-node';
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
 const get = (port: number) => getStatus(port, { agent: httpAgent });
+
+/** One answer of an agent's blocking watch, from its debug log ('watch answered'). */
+interface WatchAnswer {
+  watch: string;
+  index: number;
+  revision: number;
+  changed: boolean;
+  size: number;
+  registry: string;
+}
+
+/** Every watch answer an agent has logged so far, in order. */
+function watchAnswers(output: string, watch?: string): WatchAnswer[] {
+  const out: WatchAnswer[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.includes('"watch answered"')) continue;
+    let rec: WatchAnswer & { msg?: string };
+    try {
+      rec = JSON.parse(line) as WatchAnswer & { msg?: string };
+    } catch {
+      continue;
+    }
+    if (rec.msg === 'watch answered' && (watch === undefined || rec.watch === watch)) out.push(rec);
+  }
+  return out;
+}
 
 interface Made {
   adminToken?: string;
@@ -131,7 +162,9 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
         env,
       );
       expect(j.exitCode, j.stderr).toBe(0);
-      const daemon = startCli(['agent', 'start', '--data-dir', dataDir], env);
+      // At debug level each agent logs every watch answer ('watch answered'), which the
+      // watch-resume test follows across a failover.
+      const daemon = startCli(['agent', 'start', '--data-dir', dataDir], { ...env, MESHCTL_LOG_LEVEL: 'debug' });
       await daemon.waitFor(/agent started/, 30_000);
       agents.push({ name, dataDir, daemon });
     }
@@ -313,4 +346,128 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     }
     await eventually(async () => (await b.services()).services.length > 0, { what: 'reads back with the quorum' });
   }, 120_000);
+
+  it('kill -9 of the registry an agent watches through, mid-stream under a loop of changes, then of the other while the first is down: its watches resume from the revision they had, every change applied once, in order', async () => {
+    const web = agents.find((a) => a.name === 'node-2')!;
+    // The registry web's agent is on (X), as the agent itself says, and the other (Y).
+    const agentClient = new AgentClient(join(web.dataDir, 'agent.sock'));
+    const x = ((await agentClient.self()) as { sync: { registry: string } }).sync.registry;
+    agentClient.close();
+    const [xName, yName] = x === url(REG_A!) ? ['reg-a', 'reg-b'] : ['reg-b', 'reg-a'];
+    const y = x === url(REG_A!) ? url(REG_B!) : url(REG_A!);
+    // The store's intentions before the loop; nothing else changes them during it.
+    const before = await admin(y).intentions();
+    const acked: number[] = [];
+    // Changes go through a registry that is not being killed, so every one is acknowledged with
+    // its revision; the loop pauses (nothing in flight) while no registry is up.
+    const loop = { running: true, paused: false, idle: false, through: admin(y) };
+    const changes = (async () => {
+      for (let i = 0; loop.running && i < 2_000; i++) {
+        while (loop.paused && loop.running) {
+          loop.idle = true;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        loop.idle = false;
+        if (!loop.running) break;
+        const res = await loop.through.putIntention(`resume-src-${i}`, `resume-dst-${i}`, 'allow', 'watch resume');
+        acked.push(res.revision);
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    const webApplied = (through: string, after = 0) =>
+      watchAnswers(web.daemon.output(), 'intentions').filter(
+        (a) => a.changed && a.registry === through && a.revision > after,
+      ).length;
+    const moreChanges = async (n: number) => {
+      const from = acked.length;
+      await eventually(async () => acked.length >= from + n, { what: `${n} more changes` });
+    };
+    const marks = { firstKill: 0, secondKill: 0, back: 0 };
+    try {
+      // 1. Mid-stream: web's agent has applied some of the loop's changes through X; kill -9 X.
+      await eventually(async () => acked.length > 0 && webApplied(x, acked[0]! - 1) >= 3, {
+        what: `web's agent applying changes through ${x}`,
+      });
+      await registries.get(xName)!.kill('SIGKILL');
+      registries.delete(xName);
+      marks.firstKill = acked.length;
+      await eventually(async () => webApplied(y) > 0, {
+        what: `web's agent applying changes through ${y}`,
+        timeoutMs: 30_000,
+      });
+      await moreChanges(10);
+      // 2. No registry at all for a moment: kill -9 Y too (the loop paused, nothing in flight),
+      // then start X again. The agents' watches fail, back off and ask X from where they were.
+      loop.paused = true;
+      await eventually(async () => loop.idle, { what: 'the change loop paused' });
+      await registries.get(yName)!.kill('SIGKILL');
+      registries.delete(yName);
+      marks.secondKill = acked.length;
+      await startRegistry(xName);
+      loop.through = admin(x);
+      loop.paused = false;
+      await eventually(async () => webApplied(x, acked[marks.secondKill - 1]!) > 0, {
+        what: `web's agent applying changes through ${x} again`,
+        timeoutMs: 45_000,
+      });
+      marks.back = acked.length;
+      await moreChanges(10);
+    } finally {
+      loop.running = false;
+      await changes;
+    }
+    const last = acked.at(-1)!;
+    const total = before.intentions.length + acked.length;
+    // The intentions in the store at revision r: those before the loop and the changes acknowledged by r.
+    const expected = (r: number) => before.intentions.length + acked.filter((v) => v <= r).length;
+    // No change missed: every agent ends with the view at the last acknowledged revision.
+    for (const a of agents) {
+      await eventually(
+        async () => {
+          const l = watchAnswers(a.daemon.output(), 'intentions').at(-1);
+          return l !== undefined && l.revision >= last && l.size === total;
+        },
+        { what: `${a.name} has every change`, timeoutMs: 30_000 },
+      );
+    }
+    for (const a of agents) {
+      const output = a.daemon.output();
+      // Every watch resumed from the revision it had, on whichever registry answered, through
+      // every failure since the agent started (these kills, the first test's, the etcd faults):
+      // each question asks from the revision of the answer before it.
+      for (const watch of ['intentions', 'config entries', 'revoked certificates']) {
+        const chain = watchAnswers(output, watch);
+        expect(chain.length, `${a.name} ${watch}`).toBeGreaterThan(0);
+        expect(chain[0]!.index, `${a.name} ${watch}`).toBe(0);
+        const broken = chain
+          .slice(1)
+          .map((v, i) => ({ asked: v.index, had: chain[i]!.revision, registry: v.registry }))
+          .filter((v) => v.asked !== v.had);
+        expect(broken, `${a.name} ${watch}: questions not asked from the revision the agent had`).toEqual([]);
+      }
+      // Every view the agent got is the store's at the revision it was answered for, and the
+      // views it applied during the loop go forward one or more acknowledged changes at a time:
+      // each change is applied once, in the order the store acknowledged them.
+      const answers = watchAnswers(output, 'intentions').filter((v) => v.revision >= before.revision);
+      expect(
+        answers.filter((v) => v.size !== expected(v.revision)).map((v) => ({ ...v, expected: expected(v.revision) })),
+        `${a.name}: views unlike the store's at their revision`,
+      ).toEqual([]);
+      const applied = answers.filter((v) => v.changed);
+      for (let i = 1; i < applied.length; i++) {
+        expect(applied[i]!.revision, a.name).toBeGreaterThan(applied[i - 1]!.revision);
+        expect(applied[i]!.size, a.name).toBeGreaterThan(applied[i - 1]!.size);
+      }
+      expect(applied.at(-1)!.size, a.name).toBe(total);
+    }
+    // web's agent answered from X, then Y, then X again, each while changes went on.
+    expect(marks.firstKill).toBeGreaterThan(0);
+    expect(marks.secondKill).toBeGreaterThan(marks.firstKill);
+    expect(acked.length).toBeGreaterThan(marks.back);
+    const runs = watchAnswers(web.daemon.output(), 'intentions')
+      .filter((v) => v.revision >= before.revision)
+      .map((v) => v.registry)
+      .filter((r, i, all) => i === 0 || all[i - 1] !== r);
+    expect(runs).toEqual([x, y, x]);
+  }, 150_000);
 });

@@ -8,6 +8,7 @@ import type { Logger } from '../../util/log.js';
 import type { InstanceView, Intention, IntentionAction } from '../../api/schemas.js';
 import type { ConfigEntry, IntentionPermission } from '../../api/config-entries.js';
 import type { RegistryLink } from '../registry-link.js';
+import type { Blocking, RegistryClient } from '../../api/registry-client.js';
 import { Backoff } from '../../util/backoff.js';
 import { normalizeSerial } from '../../ca/serial.js';
 
@@ -105,8 +106,8 @@ export class CatalogWatch {
   start(): void {
     this.#intentionLoop = this.#follow(
       'intentions',
-      async (q) => {
-        const res = await this.#link.call((c) => c.intentions(q));
+      async (c, q) => {
+        const res = await c.intentions(q);
         const view: IntentionsView = {
           defaultAction: res.defaultAction,
           intentions: res.intentions.map((i) => {
@@ -118,11 +119,12 @@ export class CatalogWatch {
       },
       () => this.#intentions,
       (view) => (this.#intentions = view),
+      (view) => view.intentions.length,
     );
     this.#revokedLoop = this.#follow(
       'revoked certificates',
-      async (q) => {
-        const res = await this.#link.call((c) => c.revoked(q));
+      async (c, q) => {
+        const res = await c.revoked(q);
         // Node certificates never reach a proxy (they are not svc identities): leaves only.
         const view = res.revoked
           .filter((r) => r.kind === 'leaf')
@@ -132,36 +134,58 @@ export class CatalogWatch {
       },
       () => this.#revoked,
       (view) => (this.#revoked = view),
+      (view) => view.length,
     );
     this.#configLoop = this.#follow(
       'config entries',
-      async (q) => {
-        const res = await this.#link.call((c) => c.configEntries({}, q));
+      async (c, q) => {
+        const res = await c.configEntries({}, q);
         const view = res.entries.map((e) => e.entry).filter((e) => e.kind !== 'service-intentions');
         return { view, revision: res.revision };
       },
       () => this.#config,
       (view) => (this.#config = view),
+      (view) => view.length,
     );
   }
 
   /**
-   * Starts a loop over one registry read: `read` asks (blocking from the query's index) and
+   * Starts a loop over one registry read: `read` asks one registry (blocking from the query's
+   * index; the link moves to another registry with the very same question when one fails) and
    * gives this watch's view of the answer; a view unlike the last one (as `key` sees it) is
-   * kept and announced, so an answer that changes nothing a proxy uses pushes nothing.
+   * kept and announced, so an answer that changes nothing a proxy uses pushes nothing. At
+   * debug level each answer is logged ('watch answered': the index it was asked from, the
+   * revision answered, whether the view changed, its `size`, the registry that answered).
    */
   #follow<T>(
     what: string,
-    read: (q: { index: number; wait: string; signal: AbortSignal }) => Promise<{ view: T; revision: number }>,
+    read: (
+      c: RegistryClient,
+      q: Required<Pick<Blocking, 'index' | 'wait' | 'signal'>>,
+    ) => Promise<{ view: T; revision: number }>,
     last: () => T | undefined,
     keep: (view: T) => void,
+    size: (view: T) => number,
     key: (view: T) => unknown = (view) => view,
   ): WatchLoop {
     const loop = new WatchLoop(
       async (index, signal) => {
-        const { view, revision } = await read({ index, wait: `${this.#waitSeconds}s`, signal });
+        const q = { index, wait: `${this.#waitSeconds}s`, signal };
+        // Whichever registry answers was asked the same question (its index included).
+        const { view, revision, asked, registry } = await this.#link.call(async (c) => ({
+          ...(await read(c, q)),
+          asked: q.index,
+          registry: c.baseUrl,
+        }));
         const prev = last();
-        if (prev === undefined || JSON.stringify(key(prev)) !== JSON.stringify(key(view))) {
+        const changed = prev === undefined || JSON.stringify(key(prev)) !== JSON.stringify(key(view));
+        // What each answer was asked from and gave (the HA tests follow a watch across a failover with it).
+        if (this.#log.isLevelEnabled('debug'))
+          this.#log.debug(
+            { watch: what, index: asked, revision, changed, size: size(view), registry },
+            'watch answered',
+          );
+        if (changed) {
           keep(view);
           this.#onChange();
         }
@@ -192,12 +216,13 @@ export class CatalogWatch {
       if (this.#loops.has(name)) continue;
       const loop = this.#follow(
         `service ${name}`,
-        async (q) => {
-          const res = await this.#link.call((c) => c.instances(name, { healthyOnly: true, ...q }));
+        async (c, q) => {
+          const res = await c.instances(name, { healthyOnly: true, ...q });
           return { view: res.instances, revision: res.revision };
         },
         () => this.#endpoints.get(name),
         (view) => this.#endpoints.set(name, view),
+        (view) => view.length,
         endpointKey,
       );
       this.#loops.set(name, loop);
