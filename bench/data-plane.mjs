@@ -9,12 +9,36 @@
  *               of each proxy at that rate
  *
  * Medians over rounds are reported by report.mjs; the raw rounds stay in the JSON.
+ *
+ * The fixed-rate run is the one a shared machine moves most: a p99 is the 1 % slowest requests,
+ * and a few seconds of someone else's work on the 2 CPUs the whole path shares sets it. So the
+ * bench measures, during each fixed-rate run, the CPU the machine spent outside the bench (every
+ * process's time from /proc/stat less the bench's own processes, the load generator and the
+ * bench itself), and takes a run again, up to `latencyRetakes` times, while that outside work
+ * was above OUTSIDE_LIMIT_CPUS; the first run under the limit is kept, else the least disturbed,
+ * marked `disturbed` (report.mjs then does not call the +p99 target met or missed on it alone).
  */
+
+/**
+ * CPUs' worth of work by other processes during a fixed-rate run above which the run measured the
+ * machine rather than the scenario (0.15: 7.5 % of this 2-CPU box). On a box with nothing else
+ * running the estimate reads −0.05 to 0.1 (clock-tick rounding, kernel threads); another
+ * engineer's test or bench reads 0.6–1.7 (docs/BENCHMARKS.md "The L7 tail").
+ */
+export const OUTSIDE_LIMIT_CPUS = 0.15;
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { REPO } from './lib/dist.mjs';
 import { startScenarios } from './lib/scenarios.mjs';
-import { cpuMicros, cpuPressureMicros, RssSampler, runToEnd, sleep } from './lib/procs.mjs';
+import {
+  cpuMicros,
+  cpuMicrosOrZero,
+  cpuPressureMicros,
+  machineCpuMicros,
+  RssSampler,
+  runToEnd,
+  sleep,
+} from './lib/procs.mjs';
 
 /** Run by default, in this order. */
 export const DEFAULT_SCENARIOS = [
@@ -41,7 +65,7 @@ export const ALL_SCENARIOS = [
 
 /**
  * @typedef {{ rounds: number, durationSec: number, connections: number, threads: number, rate: number,
- *   latencySec: number, warmupSec: number, scenarios: string[], dir: string, profileDir?: string, proxyNodeArgs?: string[],
+ *   latencySec: number, latencyRetakes: number, warmupSec: number, scenarios: string[], dir: string, profileDir?: string, proxyNodeArgs?: string[],
  *   log: (s: string) => void }} DataPlaneOptions
  */
 
@@ -85,19 +109,34 @@ async function runLoadgen(url, o) {
   return JSON.parse(line.slice('LOADGEN '.length));
 }
 
-/** CPU µs per request of each hop over a run, and peak RSS of each, around `fn`. */
-async function withResources(hops, fn) {
+/**
+ * CPU µs per request of each hop over a run, and peak RSS of each, around `fn`. With `benchPids`
+ * (every process the bench started), also the CPUs' worth of work the rest of the machine did
+ * meanwhile: `fn`'s result may give its own process's CPU as `cpuUs` (the load generator's).
+ */
+async function withResources(hops, fn, benchPids = undefined) {
   const sampler = new RssSampler(hops.map((h) => h.pid));
   const before = hops.map((h) => cpuMicros(h.pid));
   const psi0 = cpuPressureMicros();
+  const machine0 = benchPids ? machineCpuMicros() : undefined;
+  const bench0 = benchPids?.map(cpuMicrosOrZero) ?? [];
+  const self0 = process.cpuUsage();
   const t0 = performance.now();
   const result = await fn();
   const after = hops.map((h) => cpuMicros(h.pid));
   const psi1 = cpuPressureMicros();
+  const machine1 = benchPids ? machineCpuMicros() : undefined;
+  const benchUs = (benchPids ?? []).reduce((a, pid, i) => a + cpuMicrosOrZero(pid) - bench0[i], 0);
+  const self = process.cpuUsage(self0);
   const wallUs = (performance.now() - t0) * 1000;
   const rss = sampler.stop();
+  const outsideUs =
+    machine0 === undefined || machine1 === undefined
+      ? undefined
+      : machine1 - machine0 - benchUs - self.user - self.system - (result?.cpuUs ?? 0);
   return {
     result,
+    outsideCpus: outsideUs === undefined ? undefined : outsideUs / wallUs,
     // Share of the run during which some runnable task waited for a CPU (Linux PSI): how
     // contended the machine was while this figure was taken.
     cpuPressurePct:
@@ -111,7 +150,39 @@ function monotonicUs() {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-async function measureScenario(s, o) {
+/**
+ * The fixed-rate run, taken again while the machine's other work disturbed it (see the top of
+ * this file). RSS at the rate: the peak over every take.
+ */
+async function fixedRate(s, o, benchPids) {
+  const takes = [];
+  for (let i = 0; i <= o.latencyRetakes; i++) {
+    const t = await withResources(s.hops, () => runLoadgen(s.url, o), benchPids);
+    takes.push(t);
+    if (!(t.outsideCpus > OUTSIDE_LIMIT_CPUS)) break;
+    o.log(
+      `  ${s.name}: other processes used ${t.outsideCpus.toFixed(2)} CPUs during the fixed-rate run` +
+        (i < o.latencyRetakes ? '; taking it again' : '; kept the least disturbed take'),
+    );
+    if (i < o.latencyRetakes) await sleep(500);
+  }
+  const kept =
+    takes.find((t) => !(t.outsideCpus > OUTSIDE_LIMIT_CPUS)) ??
+    takes.reduce((a, b) => ((b.outsideCpus ?? Infinity) < (a.outsideCpus ?? Infinity) ? b : a));
+  const rssBytes = s.hops.map((_, i) => Math.max(...takes.map((t) => t.perHop[i].rssBytes)));
+  return {
+    ...kept,
+    result: {
+      ...kept.result,
+      outsideCpus: kept.outsideCpus,
+      disturbed: kept.outsideCpus > OUTSIDE_LIMIT_CPUS,
+      takes: takes.map((t) => ({ outsideCpus: t.outsideCpus, p99: t.result.latencyMs.p99 })),
+    },
+    perHop: kept.perHop.map((h, i) => ({ ...h, rssBytes: rssBytes[i] })),
+  };
+}
+
+async function measureScenario(s, o, benchPids) {
   const fromUs = monotonicUs();
   const tp = await withResources(s.hops, () => runWrk(s.url, o, o.durationSec, s.close === true));
   // When the throughput run ran, so a profile can be cut to it (the latency run follows in the same processes).
@@ -136,7 +207,7 @@ async function measureScenario(s, o) {
       })),
     };
   }
-  const lat = await withResources(s.hops, () => runLoadgen(s.url, o));
+  const lat = await fixedRate(s, o, benchPids);
   // The latency run's CPU counts its 1 s warm-up too; divide by every request it sent.
   const latRequests = Math.max(1, Math.round(lat.result.issued * (1 + 1000 / (o.latencySec * 1000))));
   const hops = s.hops.map((h, i) => ({
@@ -178,6 +249,7 @@ export async function runDataPlane(o) {
       o.log(`warm-up: ${o.warmupSec} s of wrk on each scenario`);
       for (const s of list) await runWrk(s.url, o, o.warmupSec);
     }
+    const benchPids = [env.upstreamPid, ...list.flatMap((s) => s.hops.map((h) => h.pid))];
     const rounds = [];
     for (let r = 0; r < o.rounds; r++) {
       // Rotated each round, but the Connection: close runs last: they share the L4 pair's
@@ -187,14 +259,16 @@ export async function runDataPlane(o) {
       const order = [...keep.map((_, i) => keep[(i + r) % keep.length]), ...list.filter((s) => s.close)];
       const round = {};
       for (const s of order) {
-        const m = await measureScenario(s, o);
+        const m = await measureScenario(s, o, benchPids);
         round[s.name] = m;
         const errs = m.wrkErrors + (m.latency ? m.latency.errors + m.latency.non200 : 0);
         o.log(
           `round ${r + 1}/${o.rounds} ${s.name.padEnd(21)} ${Math.round(m.rps).toString().padStart(6)} req/s` +
             (m.cpuPressurePct !== undefined ? ` (cpu pressure ${Math.round(m.cpuPressurePct)}%)` : '') +
             (m.latency
-              ? `  p50 ${m.latency.latencyMs.p50.toFixed(3)} ms  p99 ${m.latency.latencyMs.p99.toFixed(3)} ms`
+              ? `  p50 ${m.latency.latencyMs.p50.toFixed(3)} ms  p99 ${m.latency.latencyMs.p99.toFixed(3)} ms` +
+                (m.latency.outsideCpus !== undefined ? ` (others ${m.latency.outsideCpus.toFixed(2)} CPUs)` : '') +
+                (m.latency.disturbed ? ' DISTURBED' : '')
               : '') +
             (m.hops.length ? `  cpu ${m.hops.map((h) => h.cpuUsPerReq.toFixed(1)).join('/')} µs/req` : '') +
             (errs ? `  ERRORS ${errs}` : ''),

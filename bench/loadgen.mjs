@@ -93,6 +93,11 @@ function tick() {
   setTimeout(tick, Math.max(0, t0 + n * intervalMs - performance.now()));
 }
 
+function cpuUsedUs() {
+  const c = process.cpuUsage();
+  return Math.round(c.user + c.system);
+}
+
 async function finishRun() {
   const deadline = performance.now() + REQUEST_TIMEOUT_MS + 1000;
   while (outstanding > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -115,6 +120,8 @@ async function finishRun() {
       mean: Math.round(latency.mean) / 1000,
     },
     latenessMs: { p50: ms(lateness, 50), p99: ms(lateness, 99), max: lateness.maxValue / 1000 },
+    // All the CPU this process used, start-up included: the bench counts it as its own, not the machine's other work.
+    cpuUs: cpuUsedUs(),
   };
   process.stdout.write(`LOADGEN ${JSON.stringify(result)}\n`);
   agent.destroy();

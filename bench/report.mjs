@@ -55,11 +55,23 @@ export function summarizeDataPlane(dp) {
         both.filter((r) => r.direct && r[name]?.latency).map((r) => p99(r[name]) - p99(r.direct));
       const baseAdded = Math.max(P99_FLOOR_MS, median(addedOf(base)) ?? 0);
       const mine = addedOf(s.name);
+      // Rounds in which the machine's other work disturbed one of the three fixed-rate runs the
+      // ratio is made of, even after its retakes (bench/data-plane.mjs), and the same ratio over
+      // the undisturbed rounds alone (haproxy's median of those rounds too).
+      const withLatency = both.filter((r) => r.direct && r[s.name]?.latency && r[base]?.latency);
+      const disturbed = (r) => [r.direct, r[base], r[s.name]].some((m) => m.latency?.disturbed === true);
+      const cleanRounds = withLatency.filter((r) => !disturbed(r));
+      const addedIn = (rounds, name) => rounds.map((r) => p99(r[name]) - p99(r.direct));
+      const clean = addedIn(cleanRounds, s.name);
+      const cleanBase = Math.max(P99_FLOOR_MS, median(addedIn(cleanRounds, base)) ?? 0);
       ratios[base] = {
         rps: median(both.map((r) => rps(r[s.name]) / rps(r[base]))),
         cpu: s.name === 'direct' ? undefined : median(both.map((r) => cpuSum(r[s.name]) / cpuSum(r[base]))),
         p99Added: mine.length ? median(mine) / baseAdded : undefined,
         p99AddedWorst: mine.length ? Math.max(...mine) / baseAdded : undefined,
+        p99Rounds: withLatency.length,
+        p99DisturbedRounds: withLatency.length - clean.length,
+        p99AddedWorstClean: clean.length ? Math.max(...clean) / cleanBase : undefined,
       };
     }
     out[s.name] = {
@@ -84,6 +96,11 @@ export function summarizeDataPlane(dp) {
       p99VsHaproxy: ratio('haproxy-pair', p99),
       achievedRps: per((r) => r.latency?.achievedRps),
       generatorLateP99Ms: per((r) => r.latency?.latenessMs.p99),
+      // CPUs' worth of other processes' work during the fixed-rate run, and how many of the
+      // rounds' runs stayed disturbed after their retakes (bench/data-plane.mjs).
+      outsideCpusAtRate: per((r) => r.latency?.outsideCpus),
+      disturbedRounds: rs.filter((r) => r.latency?.disturbed === true).length,
+      latencyRetakes: rs.reduce((a, r) => a + Math.max(0, (r.latency?.takes?.length ?? 1) - 1), 0),
       hops,
       cpuUsPerReqPerHop: hops.length ? hops.reduce((a, h) => a + h.cpuUsPerReq, 0) / hops.length : undefined,
       cpuVsHaproxy: hops.length
@@ -102,8 +119,8 @@ export function summarizeDataPlane(dp) {
  */
 export function evaluateTargets(dpSummary, cp) {
   const t = [];
-  const add = (name, target, value, unit, met, note = '') =>
-    t.push({ name, target, value, unit, met: value === undefined ? null : met, note });
+  const add = (name, target, value, unit, met, note = '', status = undefined) =>
+    t.push({ name, target, value, unit, met: value === undefined ? null : met, note, ...(status ? { status } : {}) });
   const l4 = dpSummary?.['meshctl-l4-pair'];
   const l7 = dpSummary?.['meshctl-l7-pair'];
   const l4close = dpSummary?.['meshctl-l4-pair-close'];
@@ -119,13 +136,27 @@ export function evaluateTargets(dpSummary, cp) {
       (vsHttp?.cpu ?? Infinity) <= 3,
       l7 ? `${fmt(l7.hops[0]?.cpuUsPerReq, 1)} + ${fmt(l7.hops[1]?.cpuUsPerReq, 1)} µs` : '',
     );
+    // Worst of the rounds, as the issue defines it. A round whose fixed-rate runs the machine's
+    // other work disturbed (after retakes) cannot decide it either way (a disturbed haproxy run
+    // makes the divisor larger): then it is missed if the undisturbed rounds alone are over the
+    // bar, and otherwise "box busy".
+    const p99 = p99Target(vsHttp);
     add(
       "L7 pair +p99 at the fixed rate / haproxy-http-pair's +p99, worst of the rounds",
       '≤ 2×',
       vsHttp?.p99AddedWorst,
       '×',
-      (vsHttp?.p99AddedWorst ?? Infinity) <= 2,
-      l7 ? `median ${fmt(vsHttp?.p99Added)}×; L7 +p99 ${fmt(l7.p99AddedMs, 2)} ms` : '',
+      p99.met,
+      l7
+        ? `median ${fmt(vsHttp?.p99Added)}×; L7 +p99 ${fmt(l7.p99AddedMs, 2)} ms` +
+            (vsHttp?.p99DisturbedRounds
+              ? `; ${vsHttp.p99DisturbedRounds} of ${vsHttp.p99Rounds} rounds disturbed by other processes` +
+                (vsHttp.p99AddedWorstClean !== undefined
+                  ? ` (the undisturbed ones: ${fmt(vsHttp.p99AddedWorstClean)}×)`
+                  : '')
+              : '')
+        : '',
+      p99.status,
     );
     const pol = dpSummary['meshctl-l7-policy-pair'];
     if (pol)
@@ -210,6 +241,20 @@ export function evaluateTargets(dpSummary, cp) {
   return t;
 }
 
+/**
+ * The +p99 target's verdict from a `ratios[base]` entry: on the worst round when no round was
+ * disturbed (bench/data-plane.mjs); else missed if the undisturbed rounds alone miss it, and
+ * neither met nor missed otherwise (status 'box busy').
+ * @param {any} r
+ * @returns {{ met: boolean | null, status?: string }}
+ */
+export function p99Target(r) {
+  if (r?.p99AddedWorst === undefined) return { met: null };
+  if (!r.p99DisturbedRounds) return { met: r.p99AddedWorst <= 2 };
+  if ((r.p99AddedWorstClean ?? 0) > 2) return { met: false };
+  return { met: null, status: 'box busy' };
+}
+
 // --- formatting ----------------------------------------------------------------------------
 
 export function fmt(v, digits = 2) {
@@ -233,6 +278,7 @@ export function dataPlaneRows(summary) {
     '+p99 ms vs direct',
     'p99 × haproxy',
     'generator late p99 ms',
+    "others' CPUs @rate",
     'CPU µs/req/hop (out | in)',
     'CPU × haproxy',
     'CPU µs/req @rate (out | in)',
@@ -251,6 +297,7 @@ export function dataPlaneRows(summary) {
     name === 'direct' ? '—' : fmt(s.p99AddedMs, 3),
     fmt(s.p99VsHaproxy),
     fmt(s.generatorLateP99Ms, 1),
+    fmt(s.outsideCpusAtRate, 2) + (s.disturbedRounds ? ` (${s.disturbedRounds} disturbed)` : ''),
     hopsText(s.hops, 'cpuUsPerReq', 1),
     fmt(s.cpuVsHaproxy),
     hopsText(s.hops, 'cpuUsPerReqAtRate', 1),
@@ -321,7 +368,7 @@ export function targetRows(targets) {
       t.name,
       t.target,
       t.value === undefined ? '—' : `${fmt(t.value, t.unit === '×' ? 2 : 1)} ${t.unit}`,
-      t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met',
+      t.status ?? (t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met'),
       t.note,
     ]),
   ];
@@ -365,7 +412,8 @@ export function markdownReport(result) {
       `wrk -t${o.threads} -c${o.connections} -d${o.durationSec}s (keep-alive) for throughput; open-loop ${o.rate} req/s for ${o.latencySec} s for latency; ${o.rounds} rounds, medians (RSS: peak over rounds). ` +
         'CPU is user+system time of each proxy process from /proc per request served; "out" is the web-side (outbound) proxy, "in" the api-side (inbound) one. ' +
         '"CPU pressure" is the share of the throughput run during which some task on the machine waited for a CPU (Linux PSI): the higher, the noisier the row. ' +
-        '"generator late" is how far behind schedule the load generator itself sent its requests: when it is high, the machine starved the generator too and that row\'s latencies say more about the machine than about the proxy.',
+        '"generator late" is how far behind schedule the load generator itself sent its requests: when it is high, the machine starved the generator too and that row\'s latencies say more about the machine than about the proxy. ' +
+        '"others\' CPUs @rate" is the CPU that processes outside the bench used during the fixed-rate run (/proc/stat less the bench\'s own processes, in CPUs): a run over 0.15 is taken again (--latency-retakes), and one still over it after the retakes is counted as disturbed.',
       '',
       markdownTable(dataPlaneRows(result.dataPlane.summary)),
       '',

@@ -135,6 +135,32 @@ export function cpuMicros(pid) {
   return (ticks * 1e6) / clockTicksPerSecond();
 }
 
+/**
+ * CPU time the whole machine has been busy so far (user, nice, system, irq and softirq over all
+ * CPUs, from /proc/stat), in microseconds, or undefined where there is no /proc/stat. Interrupt
+ * time is in: the loopback traffic of the bench's own processes is counted there by the
+ * machine and in their own system time by /proc/PID/stat.
+ */
+export function machineCpuMicros() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    // cpu  user nice system idle iowait irq softirq steal …
+    const busy = Number(f[1]) + Number(f[2]) + Number(f[3]) + Number(f[6]) + Number(f[7]);
+    return (busy * 1e6) / clockTicksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU time of a process so far in µs, or 0 once it is gone. */
+export function cpuMicrosOrZero(pid) {
+  try {
+    return cpuMicros(pid);
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident set size in bytes (VmRSS), or undefined once the process is gone. */
 export function rssBytes(pid) {
   try {
