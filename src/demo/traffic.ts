@@ -1,7 +1,8 @@
 /** A steady trickle of requests with latency recorded in an HDR histogram (open loop: fixed rate). */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import * as hdr from 'hdr-histogram-js';
+// One module of hdr-histogram-js rather than its index (see registry/metrics.ts).
+import { build } from 'hdr-histogram-js/dist/HistogramBuilder.js';
 import { sleep } from '../util/async.js';
 
 export interface TrafficSummary {
@@ -17,7 +18,7 @@ export interface TrafficSummary {
 
 export class TrafficGenerator {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  readonly #histogram = hdr.build({
+  readonly #histogram = build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 60_000_000,
     numberOfSignificantValueDigits: 3,

@@ -11,7 +11,8 @@
  * byte series are the destination side's own.
  */
 import http from 'node:http';
-import * as hdr from 'hdr-histogram-js';
+// One module of hdr-histogram-js rather than its index (see registry/metrics.ts).
+import { decodeFromCompressedBase64 } from 'hdr-histogram-js/dist/encoding.js';
 import { Registry, Gauge } from 'prom-client';
 import type { NodeMetricsReport, TrafficCounters } from '../../api/metrics.js';
 import { MeshError } from '../../errors/index.js';
@@ -113,7 +114,7 @@ export function buildPromRegistry(latest: () => NodeMetricsReport | undefined): 
     m.bytes.set({ ...labels, direction: 'out' }, c.bytesOut);
     if (c.latency) {
       try {
-        const h = hdr.decodeFromCompressedBase64(c.latency);
+        const h = decodeFromCompressedBase64(c.latency);
         if (h.totalCount > 0)
           for (const q of QUANTILES)
             m.lat.set({ ...labels, quantile: String(q) }, h.getValueAtPercentile(q * 100) / 1e6);
