@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { AccessLog } from './access-log.js';
 import { DEFAULT_DRAIN_SECONDS } from './limits.js';
 import { LoopDelay } from './loop-delay.js';
+import { IdleGc } from './idle-gc.js';
 import { Inbound, type InboundLimits } from './inbound/index.js';
 import { Outbound, type Random } from './outbound/index.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './outbound/dial.js';
@@ -77,6 +78,8 @@ export class MeshProxy {
   readonly accessLog: AccessLog;
   /** Event-loop delay of this process (GET /stats `eventLoop`). */
   readonly loopDelay: LoopDelay;
+  /** Collects the old generation while the proxy is idle (./idle-gc.ts). */
+  readonly #idleGc: IdleGc;
   readonly #log: Logger;
   #snapshot: ProxySnapshot | undefined;
   #appliedAt: Date | undefined;
@@ -95,6 +98,7 @@ export class MeshProxy {
     this.#log = opts.log ?? silentLogger();
     this.accessLog = new AccessLog(this.#log.child({ side: 'access-log' }));
     this.loopDelay = new LoopDelay(this.#log);
+    this.#idleGc = new IdleGc();
     this.inbound = new Inbound(this.#log.child({ side: 'inbound' }), this.accessLog, {
       ...opts.inboundLimits,
       ...(opts.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: opts.handshakeTimeoutMs }),
@@ -296,6 +300,7 @@ export class MeshProxy {
     await Promise.all([this.inbound.close(drainMs), this.outbound.close(drainMs)]);
     await this.accessLog.close();
     this.loopDelay.close();
+    this.#idleGc.close();
     this.#stopped = true;
     this.#log.info('proxy stopped');
   }

@@ -63,6 +63,16 @@ export function relayed(n: number): void {
   } else floor = Math.min(floor, held);
 }
 
+/**
+ * A full collection now, when enableRelayGc has made V8's gc available (false, and nothing done,
+ * otherwise): for ./idle-gc.ts.
+ */
+export function fullCollection(): boolean {
+  if (gc === undefined) return false;
+  gc();
+  return true;
+}
+
 /** A 'data' listener that counts the chunk: for sockets and messages whose flow is piped. */
 export function countChunk(chunk: Buffer): void {
   relayed(chunk.length);
