@@ -32,9 +32,10 @@ import { REPO } from './lib/dist.mjs';
 import { startScenarios } from './lib/scenarios.mjs';
 import {
   cpuMicros,
-  cpuMicrosOrZero,
+  cpuByPid,
   cpuPressureMicros,
-  machineCpuMicros,
+  machineIdle,
+  outsideCpus,
   RssSampler,
   runToEnd,
   sleep,
@@ -118,25 +119,33 @@ async function withResources(hops, fn, benchPids = undefined) {
   const sampler = new RssSampler(hops.map((h) => h.pid));
   const before = hops.map((h) => cpuMicros(h.pid));
   const psi0 = cpuPressureMicros();
-  const machine0 = benchPids ? machineCpuMicros() : undefined;
-  const bench0 = benchPids?.map(cpuMicrosOrZero) ?? [];
+  const machine0 = benchPids ? machineIdle() : undefined;
+  const bench0 = cpuByPid(benchPids ?? []);
   const self0 = process.cpuUsage();
   const t0 = performance.now();
   const result = await fn();
   const after = hops.map((h) => cpuMicros(h.pid));
   const psi1 = cpuPressureMicros();
-  const machine1 = benchPids ? machineCpuMicros() : undefined;
-  const benchUs = (benchPids ?? []).reduce((a, pid, i) => a + cpuMicrosOrZero(pid) - bench0[i], 0);
+  const machine1 = benchPids ? machineIdle() : undefined;
+  const bench1 = cpuByPid(benchPids ?? []);
   const self = process.cpuUsage(self0);
   const wallUs = (performance.now() - t0) * 1000;
   const rss = sampler.stop();
-  const outsideUs =
-    machine0 === undefined || machine1 === undefined
-      ? undefined
-      : machine1 - machine0 - benchUs - self.user - self.system - (result?.cpuUs ?? 0);
   return {
     result,
-    outsideCpus: outsideUs === undefined ? undefined : outsideUs / wallUs,
+    outsideCpus:
+      machine0 === undefined || machine1 === undefined
+        ? undefined
+        : outsideCpus({
+            idle0: machine0.idleUs,
+            idle1: machine1.idleUs,
+            cpus: machine1.cpus,
+            bench0,
+            bench1,
+            selfUs: self.user + self.system,
+            generatorUs: result?.cpuUs ?? 0,
+            wallUs,
+          }),
     // Share of the run during which some runnable task waited for a CPU (Linux PSI): how
     // contended the machine was while this figure was taken.
     cpuPressurePct:

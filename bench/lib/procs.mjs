@@ -136,20 +136,44 @@ export function cpuMicros(pid) {
 }
 
 /**
- * CPU time the whole machine has been busy so far (user, nice, system, irq and softirq over all
- * CPUs, from /proc/stat), in microseconds, or undefined where there is no /proc/stat. Interrupt
- * time is in: the loopback traffic of the bench's own processes is counted there by the
- * machine and in their own system time by /proc/PID/stat.
+ * Idle time of the whole machine so far (idle + iowait over all CPUs, from /proc/stat), in
+ * microseconds, and the number of CPUs, or undefined where there is no /proc/stat. The busy time of
+ * a window is then CPUs × wall − idle: /proc/stat's idle is measured exactly on a tickless kernel,
+ * while its user and system times are sampled at the timer tick and miss much of a fixed-rate
+ * run's short bursts of work (they read 10-20 % under the processes' own times there).
+ * @returns {{ idleUs: number, cpus: number } | undefined}
  */
-export function machineCpuMicros() {
+export function machineIdle() {
   try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+    const f = lines[0].trim().split(/\s+/);
     // cpu  user nice system idle iowait irq softirq steal …
-    const busy = Number(f[1]) + Number(f[2]) + Number(f[3]) + Number(f[6]) + Number(f[7]);
-    return (busy * 1e6) / clockTicksPerSecond();
+    const cpus = lines.filter((l) => /^cpu\d/.test(l)).length;
+    return { idleUs: ((Number(f[4]) + Number(f[5])) * 1e6) / clockTicksPerSecond(), cpus };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPUs' worth of work other processes did over a window: the machine's busy time (CPUs × wall
+ * less its idle time, machineIdle) less the bench's own processes' (each PID once: a `-close`
+ * scenario runs on its base scenario's processes, so a list of every scenario's hops names those
+ * twice), the bench's and the load generator's. All in µs; `bench0`/`bench1` map a PID to its CPU
+ * at the start and the end.
+ * @param {{ idle0: number, idle1: number, cpus: number, bench0: Map<number, number>, bench1: Map<number, number>,
+ *   selfUs: number, generatorUs: number, wallUs: number }} w
+ */
+export function outsideCpus(w) {
+  let benchUs = 0;
+  for (const [pid, before] of w.bench0) benchUs += (w.bench1.get(pid) ?? before) - before;
+  const busyUs = w.cpus * w.wallUs - (w.idle1 - w.idle0);
+  return (busyUs - benchUs - w.selfUs - w.generatorUs) / w.wallUs;
+}
+
+/** CPU so far of each PID, once each (a Map keyed by PID; 0 for one that is gone). */
+export function cpuByPid(pids) {
+  return new Map([...new Set(pids)].map((pid) => [pid, cpuMicrosOrZero(pid)]));
 }
 
 /** User + system CPU time of a process so far in µs, or 0 once it is gone. */
