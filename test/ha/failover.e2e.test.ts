@@ -396,6 +396,19 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
       // 1. Mid-stream: web's agent has applied some of the loop's changes through X; kill -9 X.
       await eventually(async () => acked.length > 0 && webApplied(x, acked[0]! - 1) >= 3, {
         what: `web's agent applying changes through ${x}`,
+      }).catch(async (e: unknown) => {
+        // Seen once in ~7 runs after the quorum test: say what the agent and registries were doing.
+        const status = await Promise.all(
+          [x, y].map((u) =>
+            admin(u)
+              .status()
+              .then((st) => JSON.stringify(st), String),
+          ),
+        );
+        const tail = watchAnswers(web.daemon.output()).slice(-6);
+        throw new Error(
+          `${(e as Error).message}; acked ${acked.length} (first at ${acked[0]}); web's last answers ${JSON.stringify(tail)}; registries ${status.join(' ')}`,
+        );
       });
       await registries.get(xName)!.kill('SIGKILL');
       registries.delete(xName);
