@@ -54,6 +54,10 @@ export const HOSTS = {
   faultsDrain: ['127.0.8.10', '127.0.8.11', '127.0.8.12'],
   /** rel (#12): figures merged across two registries. */
   haMetrics: ['127.0.13.2', '127.0.13.3', '127.0.13.4', '127.0.13.5'],
+  /** ha (#12, 127.0.13.10-60): the agent's RegistryLink against three small registries of HTTPS servers. */
+  registryLink: ['127.0.13.10', '127.0.13.11', '127.0.13.12'],
+  /** ha (#12): three registries (first three) and three agents on one 3-member etcd. */
+  haThree: ['127.0.13.20', '127.0.13.21', '127.0.13.22', '127.0.13.23', '127.0.13.24', '127.0.13.25'],
 } as const;
 
 /**
@@ -72,6 +76,8 @@ export const ETCD_PORTS = {
   configEntries: 23860,
   /** rel (#12): two registries on one etcd, figures merged. */
   haMetrics: 23880,
+  /** ha (#12, its block 23890-23899): three registries on one etcd, agents failing over. */
+  haThree: 23890,
   /** structure (#10, its block 24600–24699): the golden files of `init --server --store etcd`. */
   golden: 24690,
   /** Nothing listens here: the golden of the refusal of an etcd nobody answers on. */
@@ -90,6 +96,14 @@ export const PROXY_PORTS = {
 export const PERF_PORTS = {
   bodyMemoryWeb: 24300,
   bodyMemoryApi: 24310,
+} as const;
+
+/** ha's ports (#12, block 24700-24799). */
+export const HA_PORTS = {
+  /** test/agent/registry-link.test.ts: each small registry on its own address, this port. */
+  registryLink: 24700,
+  /** test/ha/three-registries.e2e.test.ts: each registry on its own address, this port. */
+  threeRegistries: 24710,
 } as const;
 
 export const L7OUT_PORTS = {

@@ -151,7 +151,8 @@ export class CatalogWatch {
 
   /**
    * Starts a loop over one registry read: `read` asks one registry (blocking from the query's
-   * index; the link moves to another registry with the very same question when one fails) and
+   * index, held on the registry the link is on; the link asks the very same question on another
+   * registry when one fails or it moved) and
    * gives this watch's view of the answer; a view unlike the last one (as `key` sees it) is
    * kept and announced, so an answer that changes nothing a proxy uses pushes nothing. At
    * debug level each answer is logged ('watch answered': the index it was asked from, the
@@ -170,13 +171,17 @@ export class CatalogWatch {
   ): WatchLoop {
     const loop = new WatchLoop(
       async (index, signal) => {
-        const q = { index, wait: `${this.#waitSeconds}s`, signal };
-        // Whichever registry answers was asked the same question (its index included).
-        const { view, revision, asked, registry } = await this.#link.call(async (c) => ({
-          ...(await read(c, q)),
-          asked: q.index,
-          registry: c.baseUrl,
-        }));
+        const wait = `${this.#waitSeconds}s`;
+        // Whichever registry answers was asked the same question (its index included); the
+        // link holds it on the registry it is on and asks again there when it moves.
+        const { view, revision, asked, registry } = await this.#link.watch(
+          async (c, held) => ({
+            ...(await read(c, { index, wait, signal: held })),
+            asked: index,
+            registry: c.baseUrl,
+          }),
+          signal,
+        );
         const prev = last();
         const changed = prev === undefined || JSON.stringify(key(prev)) !== JSON.stringify(key(view));
         // What each answer was asked from and gave (the HA tests follow a watch across a failover with it).
