@@ -94,6 +94,7 @@ export class RegistryLink {
     const urls = peers.map((p) => p.url).sort();
     if (JSON.stringify(urls) === JSON.stringify([...this.#discovered].sort())) return;
     this.#relist(() => (this.#discovered = urls));
+    this.#log?.info({ registries: this.registries, on: this.#current }, 'registries changed');
   }
 
   /** Runs `fn` against the current registry, trying the others in turn when it is unreachable. */
