@@ -9,7 +9,15 @@
  *
  * timed from the change being acknowledged (the PUT answered) to each watcher's answer.
  * Runnable alone after a build: node bench/control-plane.mjs [--watchers 100,1000] [--rounds 3] [--store sqlite|memory|etcd] [--profile DIR]
+ *   (--profile: --cpu-prof of the registries and of the watcher processes; the phase marks, with the
+ *   profiles' monotonic clock, in DIR/marks-STORE-N.json: cut one phase with profile-summary.mjs --from/--to)
  *   [--etcd-port BASE] (the etcd cluster's first client port; its 6 ports from there, default 23830)
+ *   [--host ADDR] (the loopback address the registries listen on and the watchers dial, default 127.0.0.1)
+ *   [--ports BASE] (the registries listen on BASE and BASE+1; default: free ports the kernel picks),
+ *   so a bench stays inside one engineer's address and port block (TEAM.md)
+ *   [--watch-client minimal|node] (the simulated agents' HTTP client: lib/watch-client.mjs, the
+ *   default, or the agent's own RegistryClient over Node's https agent, about twice the CPU per
+ *   answer on the registries' cores; see watchers.mjs)
  *   [--mem-log] (the registries log their JS heap every 100 ms, lib/mem-probe.mjs: heap and RSS per phase in the output)
  *   [--heap-snapshots DIR] (the first registry writes a V8 heap snapshot there before the first change's
  *   watchers connect, while it holds their N queries and once they are answered: read them with
@@ -22,6 +30,7 @@
  * watcher has its answer) and `answered` (connections idle until the next round).
  */
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { CLI_ENTRY, REPO, distImport } from './lib/dist.mjs';
 import {
   cpuMicros,
+  cpuSplitMicros,
   freePort,
   rssBytes,
   RssSampler,
@@ -61,9 +71,13 @@ function percentile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
 }
 
-/** One watcher process: a promise-based face over its IPC messages. */
-function watcherProcess(dir, i) {
-  const p = startProcess(`watchers-${i}`, process.execPath, [join(REPO, 'bench', 'watchers.mjs')], {
+/**
+ * One watcher process: a promise-based face over its IPC messages. With `profileDir` it runs
+ * under --cpu-prof (written when it exits), to read the simulated agents' share of a change.
+ */
+function watcherProcess(dir, i, profileDir) {
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `watchers-${i}`)] : [];
+  const p = startProcess(`watchers-${i}`, process.execPath, [...nodeArgs, join(REPO, 'bench', 'watchers.mjs')], {
     logFile: join(dir, `watchers-${i}.log`),
     ipc: true,
   });
@@ -101,9 +115,11 @@ function watcherProcess(dir, i) {
  * The mesh under test. sqlite/memory: one registry. etcd: a 3-member etcd cluster of the bench's
  * own and two registries on it (the second joined with the first's mesh key), the way docs/HA.md
  * runs them; the watchers are shared between the two.
- * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, heapSnapshotDir?: string }} o
+ * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, memLog?: boolean, heapSnapshotDir?: string }} o
  */
 async function startMesh(o) {
+  const host = o.host ?? '127.0.0.1';
+  const portOf = async (i) => (o.basePort === undefined ? await freePort(host) : o.basePort + i);
   const { initServer } = await distImport('registry/bootstrap.js');
   const { CertificateAuthority } = await distImport('ca/index.js');
   const { registryPaths } = await distImport('registry/config.js');
@@ -127,7 +143,7 @@ async function startMesh(o) {
         env: { ...process.env, MESHCTL_LOG_LEVEL: 'warn', ...(memLog ? { MESHCTL_BENCH_MEM_LOG: memLog } : {}) },
       },
     );
-    registries.push({ name, port, url: `https://127.0.0.1:${port}`, proc, log: join(o.dir, `cp-${name}.log`), memLog });
+    registries.push({ name, port, url: `https://${host}:${port}`, proc, log: join(o.dir, `cp-${name}.log`), memLog });
   };
   try {
     if (o.store === 'etcd') {
@@ -135,13 +151,13 @@ async function startMesh(o) {
       const { openMeshStore, readMesh, openCaKey } = await distImport('registry/shared-mesh.js');
       const { readMeshKey } = await distImport('registry/mesh-key.js');
       etcd = await startEtcd({ dir: join(o.dir, 'cp-etcd'), basePort: o.etcdBasePort });
-      const ports = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
-      const common = { advertise: '127.0.0.1', defaultIntention: 'deny', etcd: { endpoints: etcd.endpoints } };
-      init = await initEtcdServer({ ...common, dataDir: join(o.dir, 'cp-registry-a'), bind: `127.0.0.1:${ports[0]}` });
+      const ports = [await portOf(0), await portOf(1)];
+      const common = { advertise: host, defaultIntention: 'deny', etcd: { endpoints: etcd.endpoints } };
+      init = await initEtcdServer({ ...common, dataDir: join(o.dir, 'cp-registry-a'), bind: `${host}:${ports[0]}` });
       await initEtcdServer({
         ...common,
         dataDir: join(o.dir, 'cp-registry-b'),
-        bind: `127.0.0.1:${ports[1]}`,
+        bind: `${host}:${ports[1]}`,
         meshKeyFile: init.meshKeyPath,
       });
       const store = await openMeshStore({ endpoints: etcd.endpoints });
@@ -156,9 +172,9 @@ async function startMesh(o) {
       startRegistry('registry-a', join(o.dir, 'cp-registry-a'), ports[0], []);
       startRegistry('registry-b', join(o.dir, 'cp-registry-b'), ports[1], []);
     } else {
-      const port = await freePort('127.0.0.1');
+      const port = await portOf(0);
       const dataDir = join(o.dir, 'cp-registry');
-      init = await initServer({ dataDir, bind: `127.0.0.1:${port}`, defaultIntention: 'deny', advertise: '127.0.0.1' });
+      init = await initServer({ dataDir, bind: `${host}:${port}`, defaultIntention: 'deny', advertise: host });
       const paths = registryPaths(dataDir);
       ca = await CertificateAuthority.load({
         certPem: await readFile(paths.caCert, 'utf8'),
@@ -167,7 +183,7 @@ async function startMesh(o) {
       });
       startRegistry('registry', dataDir, port, ['--store', o.store]);
     }
-    for (const r of registries) await waitForPort('127.0.0.1', r.port, 30_000, `${r.name} (log: ${r.log})`, r.proc);
+    for (const r of registries) await waitForPort(host, r.port, 30_000, `${r.name} (log: ${r.log})`, r.proc);
   } catch (e) {
     await Promise.all(registries.map((r) => stopProcess(r.proc, 5000)));
     await etcd?.stop();
@@ -268,7 +284,7 @@ async function makeIdentities(ca, trustDomain, count, log) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, memLog?: boolean, heapSnapshotDir?: string, holdPauseSec?: number, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, watchClient?: 'minimal' | 'node', memLog?: boolean, heapSnapshotDir?: string, holdPauseSec?: number, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { RegistryClient, FAILOVER_CODES } = await distImport('api/registry-client.js');
@@ -284,6 +300,8 @@ export async function runControlPlane(o) {
     return c;
   };
   const cpuAll = () => pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  // The registries' kernel share (TCP and TLS socket writes, wake-ups of the readers).
+  const sysAll = () => pids.reduce((sum, pid) => sum + cpuSplitMicros(pid).sys, 0);
   try {
     const first = registries[0].url;
     const admins = registries.map((r) => client(r.url, { token: init.adminToken }));
@@ -320,7 +338,7 @@ export async function runControlPlane(o) {
       o.log(
         `control plane (${o.store}): ${n} watchers in ${procCount} process(es) on ${registries.length} registr${registries.length > 1 ? 'ies' : 'y'}`,
       );
-      const procs = counts.map((_, i) => watcherProcess(o.dir, `${o.store}-${n}-${i}`));
+      const procs = counts.map((_, i) => watcherProcess(o.dir, `${o.store}-${n}-${i}`, o.profileDir));
       const alive = () => registries.every((r) => r.proc.child.exitCode === null && r.proc.child.signalCode === null);
       try {
         let next = 0;
@@ -336,6 +354,7 @@ export async function runControlPlane(o) {
               identities: identities.slice(next, next + ids),
               perIdentity: WATCHERS_PER_IDENTITY,
               count: counts[i],
+              client: o.watchClient ?? 'minimal',
             });
             next += ids;
             return ready;
@@ -419,6 +438,7 @@ export async function runControlPlane(o) {
           armCpu.push((cpuAll() - cpu0) / 1000);
           await sleep(200);
           const cpu1 = cpuAll();
+          const sys1 = sysAll();
           const others1 = othersCpu();
           sampler.mark('fan-out');
           const sent = now();
@@ -427,6 +447,7 @@ export async function runControlPlane(o) {
           const got = await Promise.all(results);
           sampler.mark('answered');
           const cpu2 = cpuAll();
+          const sys2 = sysAll();
           const others2 = othersCpu();
           if (snapshotting) await heapSnapshot(registries[0], o.heapSnapshotDir, `${o.store}-${n}-answered`, o.log);
           const times = got.flatMap((g) => g.times);
@@ -446,6 +467,7 @@ export async function runControlPlane(o) {
             p99Ms: percentile(lat, 99),
             maxMs: lat[lat.length - 1],
             registryCpuMs: (cpu2 - cpu1) / 1000,
+            registrySysCpuMs: (sys2 - sys1) / 1000,
             watchersCpuMs: (others2.watchers - others1.watchers) / 1000,
             etcdCpuMs: (others2.etcd - others1.etcd) / 1000,
           };
@@ -501,6 +523,7 @@ export async function runControlPlane(o) {
           ackMs: median(list.map((x) => x.ackMs)),
           p99FromSentMs: median(list.map((x) => x.p99FromSentMs)),
           registryCpuMs: median(list.map((x) => x.registryCpuMs)),
+          registrySysCpuMs: median(list.map((x) => x.registrySysCpuMs)),
           watchersCpuMs: median(list.map((x) => x.watchersCpuMs)),
           etcdCpuMs: median(list.map((x) => x.etcdCpuMs)),
           errors: list.flatMap((x) => x.errors).slice(0, 5),
@@ -532,6 +555,8 @@ export async function runControlPlane(o) {
         for (const w of procs) {
           if (w.proc.child.connected) w.send({ cmd: 'close' });
         }
+        // Time to exit of their own first (a --cpu-prof profile is written at exit, not on SIGTERM).
+        await Promise.all(procs.map((w) => Promise.race([w.proc.exited, sleep(o.profileDir ? 10_000 : 1_000)])));
         await Promise.all(procs.map((w) => stopProcess(w.proc, 3000)));
       }
     }
@@ -568,6 +593,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         store: { type: 'string', default: 'sqlite' },
         profile: { type: 'string' },
         'etcd-port': { type: 'string' },
+        host: { type: 'string' },
+        ports: { type: 'string' },
+        'watch-client': { type: 'string', default: 'minimal' },
         'mem-log': { type: 'boolean', default: false },
         'heap-snapshots': { type: 'string' },
         'hold-pause': { type: 'string' },
@@ -582,6 +610,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error(`error: --etcd-port takes a port from 1024 to 65530 (got '${values['etcd-port']}')`);
     process.exit(2);
   }
+  const basePort = values.ports === undefined ? undefined : Number(values.ports);
+  if (basePort !== undefined && !(Number.isInteger(basePort) && basePort >= 1024 && basePort <= 65534)) {
+    console.error(`error: --ports takes a port from 1024 to 65534 (got '${values.ports}')`);
+    process.exit(2);
+  }
+  if (values.host !== undefined && isIP(values.host) === 0) {
+    console.error(`error: --host takes an IP address (got '${values.host}')`);
+    process.exit(2);
+  }
+  if (values['watch-client'] !== 'minimal' && values['watch-client'] !== 'node') {
+    console.error(`error: --watch-client takes minimal or node (got '${values['watch-client']}')`);
+    process.exit(2);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-cp-'));
   try {
     const r = await runControlPlane({
@@ -591,6 +632,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       dir,
       profileDir: values.profile,
       etcdBasePort: etcdPort,
+      host: values.host,
+      basePort,
+      watchClient: values['watch-client'],
       memLog: values['mem-log'],
       heapSnapshotDir: values['heap-snapshots'],
       holdPauseSec: values['hold-pause'] === undefined ? undefined : Number(values['hold-pause']),

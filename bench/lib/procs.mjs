@@ -125,6 +125,14 @@ export function clockTicksPerSecond() {
   return clkTck;
 }
 
+/** A process's CPU so far (µs) in user and in kernel mode (utime, stime of /proc/PID/stat). */
+export function cpuSplitMicros(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  const hz = clockTicksPerSecond();
+  return { user: (Number(f[11]) * 1e6) / hz, sys: (Number(f[12]) * 1e6) / hz };
+}
+
 /** User + system CPU time of a process so far, in microseconds. */
 export function cpuMicros(pid) {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -236,7 +244,8 @@ export class RssSampler {
   mark(phase) {
     this.sample();
     this.phase = phase;
-    this.marks.push({ t: Date.now(), phase });
+    // mono: the clock of a --cpu-prof profile (monotonic µs), to cut a profile to one phase.
+    this.marks.push({ t: Date.now(), mono: Number(process.hrtime.bigint() / 1000n), phase });
     if (!this.phases.has(phase)) this.phases.set(phase, new Map());
     this.sample();
   }
