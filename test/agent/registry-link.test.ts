@@ -271,6 +271,35 @@ describe('RegistryLink: the registry it is on, across peer list changes and fail
     ac.abort();
   });
 
+  it('a query held on the registry the link is on stays held when the peer list changes, and is asked again on the new client after a new certificate', async () => {
+    await startAll([A, B]);
+    const l = await newLink([A]);
+    await l.refreshPeers();
+    const index = store.revision;
+    const ac = new AbortController();
+    const watch = l.watch((c, signal) => c.intentions({ index, wait: '60s', signal }), ac.signal);
+    const intentionQueries = (u: string) => reg(u).asked.filter((p) => p.startsWith('/v1/intentions'));
+    await eventually(() => reg(A).held === 1, { what: 'the query held on A' });
+    // C joins: the list grows, A keeps its client, and the query is not touched.
+    reg(A).peers = [A, B, C];
+    await l.refreshPeers();
+    expect(l.registries).toEqual([A, B, C]);
+    expect(await answering(l)).toBe(A);
+    expect(reg(A).held).toBe(1);
+    expect(intentionQueries(A)).toEqual([`/v1/intentions?index=${index}`]);
+    // A renewed certificate (load) replaces every client: the query is asked again on A's new
+    // client from the same index, not left on a pool that will be closed.
+    await l.load();
+    await eventually(() => intentionQueries(A).length === 2 && reg(A).held === 1, {
+      what: "the query asked again on A's new client",
+    });
+    expect(intentionQueries(A)).toEqual([`/v1/intentions?index=${index}`, `/v1/intentions?index=${index}`]);
+    const revision = store.change();
+    expect((await watch).revision).toBe(revision);
+    expect([...intentionQueries(B), ...intentionQueries(C)]).toEqual([]);
+    expect(l.url).toBe(A);
+  });
+
   it('a blocking query on a registry that dies is asked again on the next one from the same index; stopping the watch ends it', async () => {
     await startAll([A, B, C]);
     const l = await newLink([A, B, C]);
