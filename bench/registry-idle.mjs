@@ -6,6 +6,9 @@
  *
  * Runnable alone after a build:
  *   node bench/registry-idle.mjs [--rounds 3] [--settle 5] [--etcd-port BASE] [--stores sqlite,etcd]
+ *     [--host ADDR] [--ports BASE] (the registries' address, default 127.0.0.1, and ports BASE, BASE+1, …;
+ *     default free ones) [--cli A.js,B.js] (compare builds: each round starts each store's registry from
+ *     each of these CLI entries in turns, e.g. a copy of dist/ made before a change; default this build's)
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,22 +23,21 @@ import { median } from './report.mjs';
 const MB = 1048576;
 
 /** Makes the mesh for a registry on `store` (once: each round restarts the same registry). */
-async function initStore(store, dir, etcdEndpoints) {
-  const port = await freePort('127.0.0.1');
+async function initStore(store, dir, etcdEndpoints, host, port) {
   const dataDir = join(dir, `registry-${store}`);
-  const common = { dataDir, bind: `127.0.0.1:${port}`, defaultIntention: 'deny', advertise: '127.0.0.1' };
+  const common = { dataDir, bind: `${host}:${port}`, defaultIntention: 'deny', advertise: host };
   if (store === 'etcd') {
     const { initEtcdServer } = await distImport('registry/bootstrap-etcd.js');
     await initEtcdServer({ ...common, etcd: { endpoints: etcdEndpoints } });
-    return { store, port, dataDir, extra: [] };
+    return { store, host, port, dataDir, extra: [] };
   }
   const { initServer } = await distImport('registry/bootstrap.js');
   await initServer(common);
-  return { store, port, dataDir, extra: ['--store', store] };
+  return { store, host, port, dataDir, extra: ['--store', store] };
 }
 
 /** The registry made by initStore, started and idle for `settleMs`: its VmRSS and last heap line, in MB. */
-async function idleOnce({ store, port, dataDir, extra }, dir, settleMs) {
+async function idleOnce({ store, host, port, dataDir, extra }, dir, settleMs, cli) {
   const memLog = join(dir, `mem-${store}.jsonl`);
   const proc = startProcess(
     `registry-${store}`,
@@ -43,7 +45,7 @@ async function idleOnce({ store, port, dataDir, extra }, dir, settleMs) {
     [
       '--import',
       pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href,
-      CLI_ENTRY,
+      cli,
       'registry',
       'start',
       '--data-dir',
@@ -56,7 +58,7 @@ async function idleOnce({ store, port, dataDir, extra }, dir, settleMs) {
     },
   );
   try {
-    await waitForPort('127.0.0.1', port, 30_000, `registry on ${store}`, proc);
+    await waitForPort(host, port, 30_000, `registry on ${store}`, proc);
     await sleep(settleMs);
     const rss = (rssBytes(proc.pid) ?? 0) / MB;
     const lines = (await readFile(memLog, 'utf8')).split('\n').filter(Boolean);
@@ -82,9 +84,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       settle: { type: 'string', default: '5' },
       'etcd-port': { type: 'string' },
       stores: { type: 'string', default: 'sqlite,etcd' },
+      host: { type: 'string', default: '127.0.0.1' },
+      ports: { type: 'string' },
+      cli: { type: 'string' },
     },
   });
   const stores = values.stores.split(',');
+  const clis = values.cli === undefined ? [CLI_ENTRY] : values.cli.split(',');
+  const basePort = values.ports === undefined ? undefined : Number(values.ports);
+  if (basePort !== undefined && !(Number.isInteger(basePort) && basePort >= 1024 && basePort < 65500)) {
+    console.error(`error: --ports takes a port from 1024 to 65499 (got '${values.ports}')`);
+    process.exit(2);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'meshctl-bench-idle-'));
   let etcd;
   try {
@@ -94,22 +105,29 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         basePort: values['etcd-port'] === undefined ? undefined : Number(values['etcd-port']),
       });
     }
+    // A build's label in the output: its CLI entry, when there are several to compare.
+    const label = (s, cli) => (clis.length > 1 ? `${s} (${cli})` : s);
     /** @type {Record<string, any[]>} */
-    const got = Object.fromEntries(stores.map((s) => [s, []]));
+    const got = {};
     const made = [];
-    for (const s of stores) made.push(await initStore(s, dir, etcd?.endpoints));
-    // In turns, so the box's load falls on both stores alike.
+    for (const [i, s] of stores.entries()) {
+      const port = basePort === undefined ? await freePort(values.host) : basePort + i;
+      made.push(await initStore(s, dir, etcd?.endpoints, values.host, port));
+    }
+    // In turns, so the box's load falls on every store and build alike.
     for (let r = 0; r < Number(values.rounds); r++) {
       for (const reg of made) {
-        const s = reg.store;
-        const m = await idleOnce(reg, dir, Number(values.settle) * 1000);
-        got[s].push(m);
-        console.log(
-          `${s} round ${r + 1}: VmRSS ${m.rss.toFixed(1)} MB, heap used ${m.heapUsed.toFixed(1)} of ${m.heapTotal.toFixed(1)} MB (new space ${m.newSpace.toFixed(1)}, old ${m.oldSpace.toFixed(1)}), external ${m.external.toFixed(1)} MB`,
-        );
+        for (const cli of clis) {
+          const s = label(reg.store, cli);
+          const m = await idleOnce(reg, dir, Number(values.settle) * 1000, cli);
+          (got[s] ??= []).push(m);
+          console.log(
+            `${s} round ${r + 1}: VmRSS ${m.rss.toFixed(1)} MB, heap used ${m.heapUsed.toFixed(1)} of ${m.heapTotal.toFixed(1)} MB (new space ${m.newSpace.toFixed(1)}, old ${m.oldSpace.toFixed(1)}), external ${m.external.toFixed(1)} MB`,
+          );
+        }
       }
     }
-    for (const s of stores) {
+    for (const s of Object.keys(got)) {
       const med = (k) => median(got[s].map((m) => m[k])).toFixed(1);
       console.log(
         `${s} median: VmRSS ${med('rss')} MB, heap used ${med('heapUsed')} MB, heap total ${med('heapTotal')} MB`,

@@ -1,8 +1,9 @@
 /**
  * What the CLI and the registry both say about a config entry: a one-line summary (history,
- * `get config`) and its YAML form. Type-only imports of the schemas, so the CLI loads no zod.
+ * `get config`). Its YAML form is in config-yaml.ts, apart, so a registry that writes history
+ * lines loads no YAML library until an apply asks for a diff. Type-only imports of the
+ * schemas, so the CLI loads no zod.
  */
-import { stringify } from 'yaml';
 import type { ConfigEntry } from './config-entries.js';
 
 /** One line saying what an entry does, for history and `get config`. */
@@ -39,9 +40,4 @@ export function summarize(e: ConfigEntry): string {
         )
         .join(', ');
   }
-}
-
-/** The YAML of one entry as `get config -o yaml` prints it. */
-export function entryYaml(e: ConfigEntry): string {
-  return stringify(e, { lineWidth: 0 });
 }

@@ -8,7 +8,6 @@
  * and a bump of `meta/config-version`, which every write compares: an apply validated
  * against one state can never commit over another (it re-reads and validates again).
  */
-import { createPatch } from 'diff';
 import { MeshError } from '../errors/index.js';
 import type { KeyValue, Op, Store } from '../store/types.js';
 import {
@@ -25,7 +24,7 @@ import {
 } from '../api/config-entries.js';
 import type { Intention, IntentionAction } from '../api/schemas.js';
 import { validateConfigSet, type ConfigIssue } from './config-validate.js';
-import { entryYaml, summarize } from '../api/config-summary.js';
+import { summarize } from '../api/config-summary.js';
 import { PREFIX, keys } from './keys.js';
 import type { Principal } from './auth.js';
 
@@ -116,7 +115,7 @@ export class ConfigEntries {
       const labels = new Map(docs.map((d) => [entryRef(d.entry), d.label]));
       const issues = relevant(validateConfigSet([...next.values()]), new Set(changed.map(entryRef)));
       if (issues.length > 0) throw invalidIssues(issues, labels);
-      const diff = changed.map((e) => entryDiff(live.entries.get(entryRef(e))?.entry, e)).join('');
+      const diff = await entryDiffs(changed.map((e) => [live.entries.get(entryRef(e))?.entry, e]));
       if (opts.dryRun || changed.length === 0) return { dryRun: opts.dryRun, revision: live.revision, changes, diff };
       const ops = changed.flatMap((e) =>
         this.#writeOps(e, live, opts.who, live.entries.has(entryRef(e)) ? 'update' : 'create'),
@@ -350,9 +349,25 @@ export function normalize<E extends ConfigEntry>(e: E): E {
   return { ...e, sources };
 }
 
-function entryDiff(before: ConfigEntry | undefined, after: ConfigEntry): string {
-  const ref = entryRef(after);
-  return createPatch(ref, before ? entryYaml(before) : '', entryYaml(after), before ? 'live' : '(none)', 'applied');
+/**
+ * The unified diff of each entry's YAML, live against applied. The diff and YAML libraries are
+ * loaded here, at the first apply, not when the registry starts: most registries never take an
+ * apply, and every MB an idle registry holds counts against its RSS goal (issue 12).
+ */
+async function entryDiffs(pairs: Array<[before: ConfigEntry | undefined, after: ConfigEntry]>): Promise<string> {
+  if (pairs.length === 0) return '';
+  const [{ createPatch }, { entryYaml }] = await Promise.all([import('diff'), import('../api/config-yaml.js')]);
+  return pairs
+    .map(([before, after]) =>
+      createPatch(
+        entryRef(after),
+        before ? entryYaml(before) : '',
+        entryYaml(after),
+        before ? 'live' : '(none)',
+        'applied',
+      ),
+    )
+    .join('');
 }
 
 function relevant(issues: ConfigIssue[], changed: Set<string>): ConfigIssue[] {

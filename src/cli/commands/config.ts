@@ -99,10 +99,11 @@ export function getCommand(): Command {
           hint: 'List what is live with `meshctl get config`.',
         });
       const entries: ConfigEntry[] = res.entries.map((e) => e.entry);
-      const { entryYaml, summarize } = await import('../../api/config-summary.js');
+      const { summarize } = await import('../../api/config-summary.js');
       // -o prints the entries as files (re-appliable); --json the API's answer with revisions.
       if (!opts.json && opts.output === 'json') return printJson({ revision: res.revision, entries });
       if (!opts.json && opts.output === 'yaml') {
+        const { entryYaml } = await import('../../api/config-yaml.js');
         process.stdout.write(entries.map(entryYaml).join('---\n'));
         return;
       }
