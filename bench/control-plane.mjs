@@ -495,7 +495,8 @@ export async function runControlPlane(o) {
           o.log(
             `  round ${r + 1}/${o.rounds}: registration p50 ${last.p50Ms?.toFixed(1)} p99 ${last.p99Ms?.toFixed(1)} ms (${last.answered}/${n}); ` +
               `intention p50 ${lastI.p50Ms?.toFixed(1)} p99 ${lastI.p99Ms?.toFixed(1)} ms (${lastI.answered}/${n}); ` +
-              `watches held ${holdSec[2 * r]?.toFixed(1)} s after arming`,
+              `watches held ${holdSec[2 * r]?.toFixed(1)} s after arming; ` +
+              `CPU ms per registration: registries ${last.registryCpuMs} (kernel ${last.registrySysCpuMs}), watchers ${last.watchersCpuMs}`,
           );
         }
         const maxByPid = sampler.stop();
