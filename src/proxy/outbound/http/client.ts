@@ -120,7 +120,22 @@ diagnostics.subscribe('undici:client:sendHeaders', (message) => {
   d.socket = socket;
   d.reused = socket[SERVED] === true;
   socket[SERVED] = true;
+  if (d.chunked) holdWrites(socket);
 });
+
+// undici writes a chunked request body's head with its first chunk, uncorked at once, and the
+// terminating `0\r\n\r\n` alone once the body stream ends: two TLS records, two writes and two
+// wake-ups of the peer for a small body, where one would do (docs/BENCHMARKS.md, "The L7
+// outbound's socket writes"). Corked until the event loop's check phase, what the body's first
+// read brought (its end too, for a body that came with its head) leaves in one write; a body
+// that comes later is not held, and the cork holds at most one turn of the loop.
+function holdWrites(socket: Socket): void {
+  socket.cork();
+  setImmediate(release, socket);
+}
+function release(socket: Socket): void {
+  socket.uncork();
+}
 
 const ABORTED = new Error('the caller went away');
 const TIMED_OUT = new Error('the attempt timed out');
@@ -135,6 +150,8 @@ class Dispatch implements Dispatcher.DispatchHandler, ResponseBody {
   #ended = false;
   #cut: Error | undefined;
   reused = false;
+  /** The request has a body of no stated length (undici sends it chunked). */
+  chunked = false;
   /** The connection this attempt's request went out on: a peer's mesh answer is proven against it. */
   socket: Socket | undefined;
   bytes = 0;
@@ -284,6 +301,7 @@ export class EndpointClient {
         return;
       }
       const d = new Dispatch(signal, resolve);
+      d.chunked = body !== null && request.headers['content-length'] === undefined;
       this.#pool.dispatch({ method: request.method, path: request.path, headers: request.headers, body }, d);
     });
   }
