@@ -15,6 +15,8 @@
  *   [--host ADDR] (the loopback address the registries listen on and the watchers dial, default 127.0.0.1)
  *   [--ports BASE] (the registries listen on BASE and BASE+1; default: free ports the kernel picks),
  *   so a bench stays inside one engineer's address and port block (TEAM.md)
+ *   [--registry-node-flags 'FLAGS'] (node's flags for the registries; default those of the registry's
+ *   systemd unit, src/systemd/process-flags.ts; '' for node's defaults)
  *   [--watch-client minimal|node] (the simulated agents' HTTP client: lib/watch-client.mjs, the
  *   default, or the agent's own RegistryClient over Node's https agent, about twice the CPU per
  *   answer on the registries' cores; see watchers.mjs)
@@ -115,7 +117,7 @@ function watcherProcess(dir, i, profileDir) {
  * The mesh under test. sqlite/memory: one registry. etcd: a 3-member etcd cluster of the bench's
  * own and two registries on it (the second joined with the first's mesh key), the way docs/HA.md
  * runs them; the watchers are shared between the two.
- * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, memLog?: boolean, heapSnapshotDir?: string }} o
+ * @param {{ store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, registryNodeFlags?: string[], memLog?: boolean, heapSnapshotDir?: string }} o
  */
 async function startMesh(o) {
   const host = o.host ?? '127.0.0.1';
@@ -127,8 +129,12 @@ async function startMesh(o) {
   let etcd;
   let init;
   let ca;
+  // The node flags the registry's systemd unit runs it with, unless the run asks for others.
+  const { REGISTRY_NODE_FLAGS } = await distImport('systemd/process-flags.js');
+  const registryFlags = o.registryNodeFlags ?? [...REGISTRY_NODE_FLAGS];
   const startRegistry = (name, dataDir, port, extra) => {
-    const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(o.profileDir, name)] : [];
+    const nodeArgs = [...registryFlags];
+    if (o.profileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(o.profileDir, name));
     const memLog = o.memLog ? join(o.dir, `mem-${name}.jsonl`) : undefined;
     if (memLog) nodeArgs.push('--import', pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href);
     if (o.heapSnapshotDir) {
@@ -284,7 +290,7 @@ async function makeIdentities(ca, trustDomain, count, log) {
 }
 
 /**
- * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, watchClient?: 'minimal' | 'node', memLog?: boolean, heapSnapshotDir?: string, holdPauseSec?: number, log: (s: string) => void }} o
+ * @param {{ watchers: number[], rounds: number, store: 'sqlite' | 'memory' | 'etcd', dir: string, profileDir?: string, etcdBasePort?: number, host?: string, basePort?: number, registryNodeFlags?: string[], watchClient?: 'minimal' | 'node', memLog?: boolean, heapSnapshotDir?: string, holdPauseSec?: number, log: (s: string) => void }} o
  */
 export async function runControlPlane(o) {
   const { RegistryClient, FAILOVER_CODES } = await distImport('api/registry-client.js');
@@ -597,6 +603,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         host: { type: 'string' },
         ports: { type: 'string' },
         'watch-client': { type: 'string', default: 'minimal' },
+        'registry-node-flags': { type: 'string' },
         'mem-log': { type: 'boolean', default: false },
         'heap-snapshots': { type: 'string' },
         'hold-pause': { type: 'string' },
@@ -636,6 +643,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       host: values.host,
       basePort,
       watchClient: values['watch-client'],
+      registryNodeFlags:
+        values['registry-node-flags'] === undefined
+          ? undefined
+          : values['registry-node-flags'].split(' ').filter(Boolean),
       memLog: values['mem-log'],
       heapSnapshotDir: values['heap-snapshots'],
       holdPauseSec: values['hold-pause'] === undefined ? undefined : Number(values['hold-pause']),

@@ -9,6 +9,8 @@
  *     [--host ADDR] [--ports BASE] (the registries' address, default 127.0.0.1, and ports BASE, BASE+1, …;
  *     default free ones) [--cli A.js,B.js] (compare builds: each round starts each store's registry from
  *     each of these CLI entries in turns, e.g. a copy of dist/ made before a change; default this build's)
+ *     [--registry-node-flags 'FLAGS'] (node's flags for the registry; default its systemd unit's,
+ *     src/systemd/process-flags.ts; '' for node's defaults)
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,12 +39,13 @@ async function initStore(store, dir, etcdEndpoints, host, port) {
 }
 
 /** The registry made by initStore, started and idle for `settleMs`: its VmRSS and last heap line, in MB. */
-async function idleOnce({ store, host, port, dataDir, extra }, dir, settleMs, cli) {
+async function idleOnce({ store, host, port, dataDir, extra }, dir, settleMs, cli, nodeFlags) {
   const memLog = join(dir, `mem-${store}.jsonl`);
   const proc = startProcess(
     `registry-${store}`,
     process.execPath,
     [
+      ...nodeFlags,
       '--import',
       pathToFileURL(join(REPO, 'bench', 'lib', 'mem-probe.mjs')).href,
       cli,
@@ -87,8 +90,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       host: { type: 'string', default: '127.0.0.1' },
       ports: { type: 'string' },
       cli: { type: 'string' },
+      'registry-node-flags': { type: 'string' },
     },
   });
+  // The node flags the registry's systemd unit runs it with, unless asked for others ('' for none).
+  const { REGISTRY_NODE_FLAGS } = await distImport('systemd/process-flags.js');
+  const nodeFlags =
+    values['registry-node-flags'] === undefined
+      ? [...REGISTRY_NODE_FLAGS]
+      : values['registry-node-flags'].split(' ').filter(Boolean);
   const stores = values.stores.split(',');
   const clis = values.cli === undefined ? [CLI_ENTRY] : values.cli.split(',');
   const basePort = values.ports === undefined ? undefined : Number(values.ports);
@@ -119,7 +129,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       for (const reg of made) {
         for (const cli of clis) {
           const s = label(reg.store, cli);
-          const m = await idleOnce(reg, dir, Number(values.settle) * 1000, cli);
+          const m = await idleOnce(reg, dir, Number(values.settle) * 1000, cli, nodeFlags);
           (got[s] ??= []).push(m);
           console.log(
             `${s} round ${r + 1}: VmRSS ${m.rss.toFixed(1)} MB, heap used ${m.heapUsed.toFixed(1)} of ${m.heapTotal.toFixed(1)} MB (new space ${m.newSpace.toFixed(1)}, old ${m.oldSpace.toFixed(1)}), external ${m.external.toFixed(1)} MB`,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { posix } from 'node:path';
 import { MeshError } from '../errors/index.js';
+import { REGISTRY_NODE_FLAGS } from './process-flags.js';
 
 export type UnitKind = 'agent' | 'registry';
 
@@ -16,6 +17,11 @@ export const UNIT_KINDS: readonly UnitKind[] = ['agent', 'registry'];
 export interface UnitVars {
   /** Absolute path of the node binary that runs meshctl. */
   readonly node: string;
+  /**
+   * node's own flags before the launcher, space-separated (the registry's REGISTRY_NODE_FLAGS:
+   * V8's heap is sized as the process starts, so they cannot be set from inside); may be empty.
+   */
+  readonly nodeFlags: string;
   /** Absolute path of the meshctl launcher (`bin/meshctl` in the install directory). */
   readonly meshctlBin: string;
   readonly dataDir: string;
@@ -32,6 +38,7 @@ export interface UnitVars {
 /** Which template placeholder each value fills. */
 const PLACEHOLDERS = {
   NODE: 'node',
+  NODE_FLAGS: 'nodeFlags',
   MESHCTL_BIN: 'meshctlBin',
   DATA_DIR: 'dataDir',
   CONFIG_DIR: 'configDir',
@@ -50,6 +57,8 @@ const UNSAFE_PATH_CHAR = /[^A-Za-z0-9._@+,:~/-]/;
 // Unit names (systemd.unit(5)) joined by single spaces.
 const UNIT_LIST =
   /^[A-Za-z0-9:_.@-]+\.(?:service|target|socket|mount)(?: [A-Za-z0-9:_.@-]+\.(?:service|target|socket|mount))*$/;
+// node flags as this code sets them: --name or --name=value of letters, digits and - . _, space-separated.
+const NODE_FLAGS = /^(?:--[a-z0-9-]+(?:=[A-Za-z0-9._-]+)?(?: --[a-z0-9-]+(?:=[A-Za-z0-9._-]+)?)*)?$/;
 // Names useradd/groupadd accept (and numeric ids, which systemd also takes).
 const SAFE_ACCOUNT = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10})$/;
 
@@ -91,6 +100,7 @@ export function defaultUnitVars(
   const user = opts.user ?? DEFAULT_USER;
   return {
     node: process.execPath,
+    nodeFlags: kind === 'registry' ? REGISTRY_NODE_FLAGS.join(' ') : '',
     meshctlBin: posix.join(packageRoot(), 'bin', 'meshctl'),
     dataDir: opts.dataDir ?? DEFAULT_DATA_DIR,
     configDir,
@@ -106,6 +116,9 @@ export function defaultUnitVars(
 export function validateUnitVars(vars: UnitVars): void {
   for (const key of PATH_VARS) checkPath(key, vars[key]);
   for (const key of ACCOUNT_VARS) checkAccount(key, vars[key]);
+  if (typeof vars.nodeFlags !== 'string' || !NODE_FLAGS.test(vars.nodeFlags)) {
+    invalid('nodeFlags', vars.nodeFlags, 'is not a space-separated list of --flag or --flag=value');
+  }
   if (typeof vars.after !== 'string' || !UNIT_LIST.test(vars.after)) {
     invalid('after', vars.after, 'is not a space-separated list of unit names');
   }

@@ -89,7 +89,10 @@ describe('systemd unit rendering', () => {
 
       const unit = parseUnit(text);
       const service = unit.get('Service')!;
-      expect(service.get('ExecStart')).toEqual([`${vars.node} ${vars.meshctlBin} ${kind} start --data-dir ${dataDir}`]);
+      // The registry's node flags (a smaller young generation) go before the launcher; the agent has none.
+      const node = kind === 'registry' ? `${vars.node} --max-semi-space-size=4` : vars.node;
+      expect(vars.nodeFlags).toBe(kind === 'registry' ? '--max-semi-space-size=4' : '');
+      expect(service.get('ExecStart')).toEqual([`${node} ${vars.meshctlBin} ${kind} start --data-dir ${dataDir}`]);
       expect(service.get('Type')).toEqual(['simple']);
       expect(service.get('User')).toEqual(['meshctl']);
       expect(service.get('Group')).toEqual(['meshctl']);
@@ -145,7 +148,7 @@ describe('systemd unit rendering', () => {
     expect(unit.get('Unit')!.get('Wants')).toEqual(['network-online.target']);
     expect(unit.get('Unit')!.get('Requires')).toBeUndefined();
     expect(unit.get('Service')!.get('ExecStart')).toEqual([
-      `${vars.node} ${vars.meshctlBin} registry start --data-dir ${dataDir}`,
+      `${vars.node} --max-semi-space-size=4 ${vars.meshctlBin} registry start --data-dir ${dataDir}`,
     ]);
     // The agent's unit has no etcd, whatever is asked.
     expect(defaultUnitVars('agent', { dataDir, etcd: true }).after).toBe('network-online.target');
@@ -192,6 +195,10 @@ describe('systemd unit rendering', () => {
       ['after', 'etcd.service\nExecStartPre=/bin/sh', /unit names/],
       ['after', 'etcd', /unit names/],
       ['after', '', /unit names/],
+      ['nodeFlags', '--max-semi-space-size=4\nExecStartPre=/bin/sh', /--flag/],
+      ['nodeFlags', '--inspect=0.0.0.0:9229', /--flag/],
+      ['nodeFlags', '-e process.exit()', /--flag/],
+      ['nodeFlags', '--a  --b', /--flag/],
     ];
     for (const [field, value, why] of cases) {
       it(`${field}=${JSON.stringify(value)}`, () => {
