@@ -350,13 +350,24 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
   it('kill -9 of the registry an agent watches through, mid-stream under a loop of changes, then of the other while the first is down: its watches resume from the revision they had, every change applied once, in order', async () => {
     const web = agents.find((a) => a.name === 'node-2')!;
     // The registry web's agent is on (X), as it reports it (/v1/agent/self): its watches are
-    // held there (the link cuts a query held anywhere else and asks it there, e.g. after the
-    // quorum test moved it), and the other (Y).
-    const self = await runCli(['agent', 'info', '--json', '--data-dir', web.dataDir], env);
-    expect(self.exitCode, self.stderr).toBe(0);
-    const x = (JSON.parse(self.stdout) as { sync: { registry: string } }).sync.registry;
-    const [xName, yName] = x === url(REG_A!) ? ['reg-a', 'reg-b'] : ['reg-b', 'reg-a'];
-    const y = x === url(REG_A!) ? url(REG_B!) : url(REG_A!);
+    // held there (the link cuts a query held anywhere else and asks it there), and the other
+    // (Y). The agent may still move while etcd settles after the quorum test (a heartbeat that
+    // met a 503 fails over, as it should), so X is read again until the agent stays on it.
+    const onNow = async (): Promise<string> => {
+      const self = await runCli(['agent', 'info', '--json', '--data-dir', web.dataDir], env);
+      expect(self.exitCode, self.stderr).toBe(0);
+      return (JSON.parse(self.stdout) as { sync: { registry: string } }).sync.registry;
+    };
+    let x = '';
+    let y = '';
+    let xName = '';
+    let yName = '';
+    const pick = (on: string): void => {
+      x = on;
+      [xName, yName] = on === url(REG_A!) ? ['reg-a', 'reg-b'] : ['reg-b', 'reg-a'];
+      y = on === url(REG_A!) ? url(REG_B!) : url(REG_A!);
+    };
+    pick(await onNow());
     // The store's intentions before the loop; nothing else changes them during it.
     const before = await admin(y).intentions();
     const acked: number[] = [];
@@ -392,12 +403,24 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
       const from = acked.length;
       await eventually(async () => acked.length >= from + n, { what: `${n} more changes` });
     };
-    const marks = { firstKill: 0, secondKill: 0, back: 0 };
+    // From this revision on, web's agent answers from X until X is killed (the runs at the end).
+    const marks = { settled: 0, firstKill: 0, secondKill: 0, back: 0 };
     try {
-      // 1. Mid-stream: web's agent has applied some of the loop's changes through X; kill -9 X.
-      await eventually(async () => acked.length > 0 && webApplied(x, acked[0]! - 1) >= 3, {
-        what: `web's agent applying changes through ${x}`,
-      }).catch(async (e: unknown) => {
+      // 1. Mid-stream: web's agent is on X and has applied some of the loop's changes through
+      // it; kill -9 X. Y, the registry the loop writes through, is the other.
+      await eventually(
+        async () => {
+          const on = await onNow();
+          if (on !== x) {
+            pick(on);
+            loop.through = admin(y);
+          }
+          if (!(acked.length > 0 && webApplied(x, acked[0]! - 1) >= 3)) return false;
+          marks.settled = acked.at(-1)!;
+          return (await onNow()) === x;
+        },
+        { what: `web's agent applying changes through the registry it is on` },
+      ).catch(async (e: unknown) => {
         // Seen once in ~7 runs after the quorum test: say what the agent and registries were doing.
         const status = await Promise.all(
           [x, y].map((u) =>
@@ -494,7 +517,7 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     expect(marks.secondKill).toBeGreaterThan(marks.firstKill);
     expect(acked.length).toBeGreaterThan(marks.back);
     const runs = watchAnswers(web.daemon.output(), 'intentions')
-      .filter((v) => v.revision >= before.revision)
+      .filter((v) => v.revision > marks.settled)
       .map((v) => v.registry)
       .filter((r, i, all) => i === 0 || all[i - 1] !== r);
     expect(runs).toEqual([x, y, x]);
