@@ -18,6 +18,7 @@ import { FAILOVER_CODES, RegistryClient } from '../../src/api/registry-client.js
 import { MeshError } from '../../src/errors/index.js';
 import { createKeyAndCsr, nodeId } from '../../src/ca/index.js';
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
+import { initEtcdRegistry } from '../helpers/ha-mesh.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { ETCD_PORTS, HOSTS } from '../helpers/hosts.js';
 import { getStatus, killProxies, registerArgs, startApp, type TestApp } from '../helpers/mesh.js';
@@ -88,35 +89,15 @@ describe('HA: two registries on a 3-member etcd, three agents', () => {
     dir = await mkdtemp(join(tmpdir(), 'meshctl-ha-'));
     env = { MESHCTL_CONFIG_DIR: join(dir, 'cli') };
     etcd = await startEtcdCluster({ basePort: ETCD_PORTS.ha, dir: join(dir, 'etcd') });
-    const endpoints = etcd.endpoints.join(',');
-    const init = async (name: string, host: string, extra: string[]): Promise<Made> => {
-      const r = await runCli(
-        [
-          'init',
-          '--server',
-          '--store',
-          'etcd',
-          '--etcd-endpoints',
-          endpoints,
-          '--data-dir',
-          join(dir, name),
-          '--bind',
-          `${host}:7443`,
-          '--advertise',
-          host,
-          '--lease-ttl',
-          '5s',
-          '--default-intention',
-          'allow',
-          '--json',
-          '--no-save',
-          ...extra,
-        ],
+    const init = (name: string, host: string, extra: string[]): Promise<Made> =>
+      initEtcdRegistry<Made>({
+        endpoints: etcd.endpoints,
+        dataDir: join(dir, name),
+        bind: `${host}:7443`,
+        advertise: host,
+        extra: ['--lease-ttl', '5s', ...extra],
         env,
-      );
-      expect(r.exitCode, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as Made;
-    };
+      });
     made = await init('reg-a', REG_A!, []);
     await init('reg-b', REG_B!, ['--mesh-key', made.meshKeyPath]);
     caPem = await readFile(made.caCertPath, 'utf8');

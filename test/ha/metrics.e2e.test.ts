@@ -15,6 +15,7 @@ import { RegistryClient } from '../../src/api/registry-client.js';
 import { HttpClient } from '../../src/api/http-client.js';
 import type { MetricsOverview, ServiceMetricsView } from '../../src/api/metrics.js';
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
+import { initEtcdRegistry } from '../helpers/ha-mesh.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { ETCD_PORTS, HOSTS } from '../helpers/hosts.js';
 import { getStatus, killProxies, registerArgs, startApp, type TestApp } from '../helpers/mesh.js';
@@ -65,32 +66,15 @@ describe('HA: figures merged across two registries on etcd', () => {
     dir = await mkdtemp(join(tmpdir(), 'meshctl-ha-metrics-'));
     env = { MESHCTL_CONFIG_DIR: join(dir, 'cli') };
     etcd = await startEtcdCluster({ basePort: ETCD_PORTS.haMetrics, dir: join(dir, 'etcd'), size: 1 });
-    const init = async (name: string, host: string, port: number, extra: string[]): Promise<Made> => {
-      const r = await runCli(
-        [
-          'init',
-          '--server',
-          '--store',
-          'etcd',
-          '--etcd-endpoints',
-          etcd.endpoints.join(','),
-          '--data-dir',
-          join(dir, name),
-          '--bind',
-          `${host}:${port}`,
-          '--advertise',
-          host,
-          '--default-intention',
-          'allow',
-          '--json',
-          '--no-save',
-          ...extra,
-        ],
+    const init = (name: string, host: string, port: number, extra: string[]): Promise<Made> =>
+      initEtcdRegistry<Made>({
+        endpoints: etcd.endpoints,
+        dataDir: join(dir, name),
+        bind: `${host}:${port}`,
+        advertise: host,
+        extra,
         env,
-      );
-      expect(r.exitCode, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as Made;
-    };
+      });
     made = await init('reg-a', REG_A, PORT_A, []);
     await init('reg-b', REG_B, PORT_B, ['--mesh-key', made.meshKeyPath]);
     caPem = await readFile(made.caCertPath, 'utf8');

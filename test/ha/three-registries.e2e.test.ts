@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAILOVER_CODES, RegistryClient } from '../../src/api/registry-client.js';
 import { MeshError } from '../../src/errors/index.js';
 import { runCli, startCli, type CliDaemon } from '../helpers/cli.js';
+import { initEtcdRegistry } from '../helpers/ha-mesh.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { ETCD_PORTS, HA_PORTS, HOSTS } from '../helpers/hosts.js';
 import { eventually } from '../helpers/registry.js';
@@ -124,34 +125,15 @@ describe('HA: three registries on a 3-member etcd, agents that learn them and fa
     dir = await mkdtemp(join(tmpdir(), 'meshctl-ha3-'));
     env = { MESHCTL_CONFIG_DIR: join(dir, 'cli') };
     etcd = await startEtcdCluster({ basePort: ETCD_PORTS.haThree, dir: join(dir, 'etcd') });
-    const init = async (u: string, host: string, extra: string[]): Promise<Made> => {
-      const r = await runCli(
-        [
-          'init',
-          '--server',
-          '--store',
-          'etcd',
-          '--etcd-endpoints',
-          etcd.endpoints.join(','),
-          '--data-dir',
-          join(dir, NAME[u]!),
-          '--bind',
-          `${host}:${HA_PORTS.threeRegistries}`,
-          '--advertise',
-          host,
-          '--lease-ttl',
-          '5s',
-          '--default-intention',
-          'allow',
-          '--json',
-          '--no-save',
-          ...extra,
-        ],
+    const init = (u: string, host: string, extra: string[]): Promise<Made> =>
+      initEtcdRegistry<Made>({
+        endpoints: etcd.endpoints,
+        dataDir: join(dir, NAME[u]!),
+        bind: `${host}:${HA_PORTS.threeRegistries}`,
+        advertise: host,
+        extra: ['--lease-ttl', '5s', ...extra],
         env,
-      );
-      expect(r.exitCode, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as Made;
-    };
+      });
     made = await init(R1, H_R1!, []);
     await init(R2, H_R2!, ['--mesh-key', made.meshKeyPath]);
     await init(R0, H_R0!, ['--mesh-key', made.meshKeyPath]);
